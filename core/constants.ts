@@ -1,0 +1,60 @@
+/**
+ * Every annotation, label, env var, header and well-known name Warden uses, in one place.
+ * Other modules import these instead of repeating string literals.
+ */
+
+/** API group of Warden's custom resources. */
+export const GROUP = 'warden.dev';
+/** API version served by the CRDs. */
+export const VERSION = 'v1alpha1';
+/** apiVersion string for Warden objects. */
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Plural resource names, as used in API paths. */
+export const PLURAL = {
+  AgentIdentity: 'agentidentities',
+  AccessPolicy: 'accesspolicies',
+  CredentialProvider: 'credentialproviders',
+  AuditRecord: 'auditrecords',
+} as const;
+
+/** Pod annotation naming the AgentIdentity the pod runs as (pod → AgentIdentity). */
+export const ANNOTATION_AGENT = 'warden.dev/agent';
+/** Pod label mirroring ANNOTATION_AGENT so the control plane can watch agent pods with a selector. */
+export const LABEL_AGENT = 'warden.dev/agent';
+/** Pod annotation written by the webhook recording what was injected and by which Warden version. */
+export const ANNOTATION_INJECTED = 'warden.dev/injected';
+/** Pod annotation to opt out of injection: `warden.dev/inject: "false"`. */
+export const ANNOTATION_INJECT = 'warden.dev/inject';
+/** Namespace label that excludes a whole namespace from the webhook (Warden's own namespace carries it). */
+export const LABEL_WEBHOOK_IGNORE = 'warden.dev/webhook';
+
+/** Default audience of the projected service-account token the broker presents to the authority. */
+export const DEFAULT_BROKER_AUDIENCE = 'warden.dev/broker';
+/** Name of the injected broker container. */
+export const BROKER_CONTAINER_NAME = 'warden-broker';
+/** Name of the projected token volume mounted only into the broker. */
+export const BROKER_TOKEN_VOLUME = 'warden-broker-token';
+/** Mount path of the projected token inside the broker. */
+export const BROKER_TOKEN_DIR = '/var/run/secrets/warden.dev/broker';
+
+/** Env var in agent containers: base URL of the broker's MCP gateway (`<base>/<provider>`). */
+export const ENV_MCP_BASE = 'WARDEN_MCP_BASE';
+/** Env var in agent containers: base URL of the broker's HTTP proxy (`<base>/<provider>/<path>`). */
+export const ENV_HTTP_BASE = 'WARDEN_HTTP_BASE';
+/** Env var in agent containers: the header name to forward the human user's token in. */
+export const ENV_USER_TOKEN_HEADER = 'WARDEN_USER_TOKEN_HEADER';
+
+/** Header the agent uses to forward its human user's token to the broker. */
+export const HEADER_USER_TOKEN = 'x-warden-user-token';
+/** Header carrying request metadata (JSON) that becomes CEL `context`. */
+export const HEADER_CONTEXT = 'x-warden-context';
+/** Header carrying a request id for audit correlation. */
+export const HEADER_REQUEST_ID = 'x-request-id';
+
+/** Field manager name for server-side apply and status writes. */
+export const FIELD_MANAGER = 'warden-controller';
+/** Name of the leader-election Lease. */
+export const LEADER_LEASE_NAME = 'warden-controller-leader';
+/** Event reporting controller (events.k8s.io/v1 reportingController). */
+export const REPORTING_CONTROLLER = 'warden.dev/controller';
