@@ -1,0 +1,71 @@
+# Warden — `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+NPM_STAMP := node_modules/.package-lock.json
+
+##@ Getting started
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: deps controlplane-build ## Run the whole story on an embedded local control plane
+	npx tsx e2e/demo/demo.ts
+
+.PHONY: controlplane
+controlplane: deps controlplane-build ## Start a local kube-apiserver + etcd in the foreground and print KUBECONFIG
+	npx tsx e2e/controlplane/cli.ts
+
+##@ Development
+
+deps: $(NPM_STAMP) ## Install npm dependencies (npm ci) when the lockfile changed
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: controlplane-build
+controlplane-build: ## Build kube-apiserver and etcd from their Go modules (cached in ~/.cache/warden)
+	e2e/controlplane/build.sh >/dev/null
+
+.PHONY: generate
+generate: deps ## Generate TypeScript types (and chart CRDs) from crds/
+	npx tsx scripts/generate.ts
+
+.PHONY: verify
+verify: deps ## Regenerate and fail if generated files differ from what is committed
+	scripts/verify-generated.sh
+
+.PHONY: format
+format: deps ## Format and apply safe lint fixes
+	npx biome check --write .
+
+.PHONY: build
+build: deps ## Compile TypeScript to dist/
+	npx tsc -p tsconfig.build.json
+
+##@ Testing
+
+.PHONY: test
+test: deps controlplane-build typecheck lint verify test-unit test-integration ## Typecheck, lint, verify generated files, unit and integration/e2e tests
+
+.PHONY: typecheck
+typecheck: deps ## tsc --noEmit
+	npx tsc --noEmit
+
+.PHONY: lint
+lint: deps ## Lint and check formatting (biome)
+	npx biome check .
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests (no control plane)
+	npx vitest run --project unit
+
+.PHONY: test-integration
+test-integration: deps controlplane-build ## Integration and e2e tests against a real local control plane
+	npx vitest run --project integration
+
+.PHONY: bench
+bench: deps controlplane-build ## Run the benchmarks and write bench/results/latest.json
+	npx tsx bench/run.ts
