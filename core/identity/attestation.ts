@@ -1,0 +1,72 @@
+/**
+ * Attestation conditions of an AgentIdentity (spec.attestation) checked against a pod.
+ * Pure: the caller fetches the pod; this says whether it qualifies and, if not, exactly why.
+ */
+import { type PodLike, podImages } from './agent.js';
+
+/** spec.attestation, as far as pod checks go. */
+export interface AttestationConditions {
+  requiredPodLabels?: Record<string, string>;
+  allowedImages?: string[];
+}
+
+export type ConditionCheck = { ok: true } | { ok: false; reason: string; message: string };
+
+/**
+ * Image glob: `*` matches any run of characters except `/` and `@`, `**` matches anything.
+ * So "ghcr.io/acme/*@sha256:*" accepts any acme repository pinned by digest but neither a nested
+ * path nor a tag-only reference.
+ */
+export function imageGlobToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i]!;
+    if (ch === '*') {
+      if (glob[i + 1] === '*') {
+        source += '.*';
+        i++;
+      } else {
+        source += '[^/@]*';
+      }
+    } else if (ch === '?') {
+      source += '[^/@]';
+    } else {
+      source += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${source}$`);
+}
+
+export function imageAllowed(image: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => imageGlobToRegExp(p).test(image));
+}
+
+/** Checks required labels and allowed images; the message names the first failing label/image. */
+export function checkAttestationConditions(
+  pod: PodLike,
+  conditions: AttestationConditions | undefined,
+): ConditionCheck {
+  const labels = pod.metadata?.labels ?? {};
+  for (const [key, want] of Object.entries(conditions?.requiredPodLabels ?? {})) {
+    if (labels[key] !== want) {
+      return {
+        ok: false,
+        reason: 'PodLabelMismatch',
+        message: `pod label ${key} must be "${want}" (spec.attestation.requiredPodLabels)`,
+      };
+    }
+  }
+  const allowed = conditions?.allowedImages ?? [];
+  if (allowed.length > 0) {
+    for (const image of podImages(pod)) {
+      if (!imageAllowed(image, allowed)) {
+        return {
+          ok: false,
+          reason: 'ImageNotAllowed',
+          message: `container image ${image} matches none of spec.attestation.allowedImages`,
+        };
+      }
+    }
+  }
+  return { ok: true };
+}
