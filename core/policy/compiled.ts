@@ -1,0 +1,53 @@
+import type { CompiledExpression } from './expression.js';
+import type { GlobMatcher } from './glob.js';
+import type { Effect } from './types.js';
+
+/** A policy after compilation: matchers and programs ready to run, no source re-parsing. */
+export interface CompiledPolicy {
+  /** `namespace/name`. */
+  readonly id: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly effect: Effect;
+  readonly description: string | undefined;
+  readonly selector: CompiledSelector;
+  readonly rules: readonly CompiledRule[];
+}
+
+export interface CompiledSelector {
+  /** null = any name. */
+  readonly names: ReadonlySet<string> | null;
+  /** Empty = any labels. */
+  readonly matchLabels: readonly (readonly [string, string])[];
+}
+
+export interface CompiledRule {
+  /** Index in `spec.rules`. */
+  readonly index: number;
+  readonly targets: readonly string[];
+  /** Patterns as written, for explain output. */
+  readonly tools: readonly string[] | null;
+  readonly toolMatchers: readonly GlobMatcher[] | null;
+  readonly http: CompiledHttpMatch | null;
+  readonly conditions: readonly CompiledCondition[];
+  readonly credential: CompiledCredential | null;
+}
+
+export interface CompiledHttpMatch {
+  /** null = any method. */
+  readonly methods: ReadonlySet<string> | null;
+  readonly paths: readonly string[];
+  /** null = any path. */
+  readonly pathMatchers: readonly GlobMatcher[] | null;
+}
+
+export interface CompiledCondition {
+  readonly name: string;
+  readonly expression: CompiledExpression;
+}
+
+export interface CompiledCredential {
+  readonly ttl: string | undefined;
+  readonly scopes: readonly string[];
+  readonly claims: readonly { readonly name: string; readonly expression: CompiledExpression }[];
+}

@@ -1,0 +1,19 @@
+/** Public surface of the policy engine (pure: no I/O, no clock reads except evaluation timing). */
+export { DEFAULT_BOUNDS, type PolicyBounds } from './bounds.js';
+export {
+  type CompileOptions,
+  type CompilePolicyInput,
+  type CompilePolicyResult,
+  compileAccessPolicy,
+  formatCompileError,
+} from './compile.js';
+export type {
+  CompiledCondition,
+  CompiledCredential,
+  CompiledHttpMatch,
+  CompiledPolicy,
+  CompiledRule,
+  CompiledSelector,
+} from './compiled.js';
+export { enableLinearRegexFallback } from './regex-safety.js';
+export type * from './types.js';
