@@ -29,6 +29,7 @@ export interface ProcessContext {
   signal: AbortSignal;
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: most handlers return nothing; `async () => {}` is Promise<void>.
 export type ProcessFn<K> = (key: K, ctx: ProcessContext) => Promise<ProcessResult | undefined | void>;
 
 export type Outcome = 'success' | 'requeue' | 'conflict' | 'error';
