@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type AttestationFacts,
+  CachedTokenReviewer,
+  decideAttestation,
+  parseServiceAccountUsername,
+  type TokenReviewResult,
+} from './attest.js';
+import { b64 } from './testing.js';
+
+const review: TokenReviewResult = {
+  authenticated: true,
+  username: 'system:serviceaccount:ns:bot-sa',
+  audiences: ['warden.dev/broker'],
+  podName: 'bot-1',
+  podUID: 'uid-1',
+};
+const pod = {
+  metadata: {
+    name: 'bot-1',
+    namespace: 'ns',
+    uid: 'uid-1',
+    labels: { app: 'bot' },
+    annotations: { 'warden.dev/agent': 'support-bot' },
+  },
+  spec: { serviceAccountName: 'bot-sa', containers: [{ image: 'ghcr.io/acme/bot@sha256:1' }] },
+};
+const identity = {
+  metadata: { name: 'support-bot', namespace: 'ns' },
+  spec: { serviceAccountName: 'bot-sa' },
+};
+const facts = (o: Partial<AttestationFacts> = {}): AttestationFacts => ({ review, pod, identity, ...o });
+
+describe('decideAttestation', () => {
+  it('issues a session subject for a matching pod and identity', () => {
+    expect(decideAttestation(facts())).toEqual({
+      ok: true,
+      subject: {
+        namespace: 'ns',
+        agent: 'support-bot',
+        serviceAccount: 'bot-sa',
+        pod: 'bot-1',
+        podUID: 'uid-1',
+      },
+    });
+  });
+
+  it('accepts a matching resource and meets attestation conditions', () => {
+    const id = {
+      ...identity,
+      spec: {
+        ...identity.spec,
+        attestation: { requiredPodLabels: { app: 'bot' }, allowedImages: ['ghcr.io/acme/*@sha256:*'] },
+      },
+    };
+    expect(decideAttestation(facts({ identity: id, resource: 'urn:warden:agent:ns:support-bot' })).ok).toBe(
+      true,
+    );
+  });
+
+  const cases: Array<[string, Partial<AttestationFacts>, string, string]> = [
+    [
+      'a token the API server rejected',
+      { review: { authenticated: false, error: 'pods "x" not found' } },
+      'invalid_grant',
+      'rejected by the Kubernetes API server',
+    ],
+    [
+      'a user (not SA) token',
+      { review: { ...review, username: 'alice' } },
+      'invalid_grant',
+      'not a service-account token',
+    ],
+    [
+      'a token not bound to a pod',
+      { review: { ...review, podName: undefined } },
+      'invalid_grant',
+      'not bound to a pod',
+    ],
+    ['a valid token of a deleted pod', { pod: null }, 'invalid_grant', 'no longer exists'],
+    [
+      'a token of pod A whose name now belongs to pod B (UID differs)',
+      { pod: { ...pod, metadata: { ...pod.metadata, uid: 'uid-B' } } },
+      'invalid_grant',
+      'different UID',
+    ],
+    [
+      'a pod running as another SA',
+      { pod: { ...pod, spec: { ...pod.spec, serviceAccountName: 'other' } } },
+      'invalid_grant',
+      'service account',
+    ],
+    [
+      'a pod without the agent annotation',
+      { pod: { ...pod, metadata: { ...pod.metadata, annotations: {} } } },
+      'unauthorized_client',
+      'no warden.dev/agent annotation',
+    ],
+    [
+      'an annotation naming a missing AgentIdentity',
+      { identity: null },
+      'unauthorized_client',
+      'does not exist in namespace ns',
+    ],
+    [
+      'an AgentIdentity for another SA',
+      { identity: { ...identity, spec: { serviceAccountName: 'x' } } },
+      'unauthorized_client',
+      'requires service account "x"',
+    ],
+    [
+      'a token for another audience',
+      { review: { ...review, audiences: ['https://kubernetes.default.svc'] } },
+      'invalid_grant',
+      'audience must include "warden.dev/broker"',
+    ],
+    [
+      'pod A token claiming pod B agent (resource)',
+      { resource: 'urn:warden:agent:ns:admin-bot' },
+      'invalid_target',
+      'different agent',
+    ],
+    [
+      'a missing required label',
+      {
+        identity: {
+          ...identity,
+          spec: { ...identity.spec, attestation: { requiredPodLabels: { tier: 'x' } } },
+        },
+      },
+      'unauthorized_client',
+      'pod label tier',
+    ],
+    [
+      'an image that is not allowed',
+      {
+        identity: {
+          ...identity,
+          spec: { ...identity.spec, attestation: { allowedImages: ['docker.io/*'] } },
+        },
+      },
+      'unauthorized_client',
+      'allowedImages',
+    ],
+    [
+      'a suspended agent',
+      {
+        identity: { ...identity, spec: { ...identity.spec, suspended: true, suspendReason: 'incident 42' } },
+      },
+      'access_denied',
+      'suspended',
+    ],
+  ];
+  it.each(cases)('refuses %s', (_name, overrides, code, message) => {
+    const d = decideAttestation(facts(overrides));
+    expect(d.ok).toBe(false);
+    if (d.ok) return;
+    expect(d.error.code).toBe(code);
+    expect(d.error.description).toContain(message);
+  });
+
+  it('never returns API server or suspension detail to the caller', () => {
+    const d1 = decideAttestation(
+      facts({ review: { authenticated: false, error: 'pods "secret" not found' } }),
+    );
+    const d2 = decideAttestation(
+      facts({
+        identity: { ...identity, spec: { ...identity.spec, suspended: true, suspendReason: 'incident 42' } },
+      }),
+    );
+    for (const d of [d1, d2]) {
+      expect(d.ok).toBe(false);
+      if (!d.ok) expect(JSON.stringify(d.error.body())).not.toMatch(/secret|incident/);
+    }
+  });
+
+  it('skips the audience check on refresh (checked at the first exchange)', () => {
+    expect(decideAttestation(facts({ review: { ...review, audiences: [] }, refresh: true })).ok).toBe(true);
+  });
+
+  it('uses a custom AgentIdentity audience', () => {
+    const id = { ...identity, spec: { ...identity.spec, attestation: { audience: 'custom' } } };
+    expect(decideAttestation(facts({ identity: id })).ok).toBe(false);
+    expect(decideAttestation(facts({ identity: id, review: { ...review, audiences: ['custom'] } })).ok).toBe(
+      true,
+    );
+  });
+});
+
+describe('parseServiceAccountUsername', () => {
+  it.each([
+    ['system:serviceaccount:ns:sa', { namespace: 'ns', name: 'sa' }],
+    ['system:serviceaccount:ns', undefined],
+    ['system:serviceaccount:ns:sa:x', undefined],
+    ['alice', undefined],
+    [undefined, undefined],
+  ])('%s', (username, want) => {
+    expect(parseServiceAccountUsername(username)).toEqual(want);
+  });
+});
+
+describe('CachedTokenReviewer', () => {
+  const jwt = (exp: number) => `${b64({ alg: 'RS256' })}.${b64({ aud: ['warden.dev/broker'], exp })}.sig`;
+
+  class CountingReviewer {
+    calls = 0;
+    constructor(private readonly result: TokenReviewResult) {}
+    async review(): Promise<TokenReviewResult> {
+      this.calls++;
+      return this.result;
+    }
+  }
+
+  it('reviews a token once until it expires', async () => {
+    let now = 1_000_000;
+    const inner = new CountingReviewer(review);
+    const cached = new CachedTokenReviewer(inner, { now: () => now });
+    const token = jwt(now / 1000 + 600);
+    await cached.review(token);
+    await cached.review(token);
+    expect(inner.calls).toBe(1);
+    expect(cached.knownGood(token)).toBe(true);
+    now += 601_000;
+    expect(cached.knownGood(token)).toBe(false);
+    await cached.review(token);
+    expect(inner.calls).toBe(2);
+  });
+
+  it('never caches a rejection', async () => {
+    const inner = new CountingReviewer({ authenticated: false, error: 'x' });
+    const cached = new CachedTokenReviewer(inner);
+    const token = jwt(Date.now() / 1000 + 600);
+    await cached.review(token);
+    await cached.review(token);
+    expect(inner.calls).toBe(2);
+    expect(cached.knownGood(token)).toBe(false);
+  });
+
+  it('bounds the cache size', async () => {
+    const cached = new CachedTokenReviewer(new CountingReviewer(review), { maxEntries: 2 });
+    const tokens = [1, 2, 3].map((i) => jwt(Date.now() / 1000 + 600 + i));
+    for (const t of tokens) await cached.review(t);
+    expect(cached.knownGood(tokens[0]!)).toBe(false);
+    expect(cached.knownGood(tokens[2]!)).toBe(true);
+  });
+});

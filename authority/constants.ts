@@ -1,0 +1,30 @@
+/** Names used only by the authority (shared names live in core/constants.ts). */
+
+/** Secret (in the authority's namespace) holding the signing key ring as data["keys.json"]. */
+export const SIGNING_KEYS_SECRET = 'warden-authority-signing-keys';
+/** Key of the key ring inside the Secret. */
+export const SIGNING_KEYS_SECRET_KEY = 'keys.json';
+
+/** RFC 8693 grant type. */
+export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 8693 token type of a projected service-account token. */
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+/** RFC 8693 token type of a Warden session token (used to refresh a session). */
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+/** `resource` value a broker may send to name the agent it expects to be: urn:warden:agent:<ns>:<name>. */
+export const AGENT_RESOURCE_PREFIX = 'urn:warden:agent:';
+
+/** JOSE `typ` of session tokens, so no other Warden-signed JWT can be used as a session. */
+export const SESSION_TOKEN_TYP = 'warden-session+jwt';
+/** Session lifetime: short, so a stolen session is worth little; brokers refresh at ~80 %. */
+export const SESSION_TTL_SECONDS = 600;
+
+/** Clock skew accepted on Warden's own tokens (replicas share NTP). */
+export const SESSION_CLOCK_SKEW_SECONDS = 30;
+/** Clock skew accepted on human user tokens from external IdPs. */
+export const USER_TOKEN_CLOCK_SKEW_SECONDS = 60;
+
+/** Pod and ServiceAccount facts the API server adds to a TokenReview of a pod-bound token. */
+export const EXTRA_POD_NAME = 'authentication.kubernetes.io/pod-name';
+export const EXTRA_POD_UID = 'authentication.kubernetes.io/pod-uid';
+export const EXTRA_NODE_NAME = 'authentication.kubernetes.io/node-name';

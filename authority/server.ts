@@ -1,0 +1,153 @@
+/**
+ * The authority's HTTP surface (node:http): routing, rate limiting of failures, OAuth error
+ * bodies, and one audit event per request outcome.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
+import type { Logger } from 'pino';
+import type { AuditSink } from './audit.js';
+import { OAuthError, toOAuthError } from './errors.js';
+import type { KeySource } from './keystore.js';
+import type { FailureRateLimiter } from './ratelimit.js';
+import { type RequestContext, slowDownError } from './request.js';
+import { authorizationServerMetadata, openIdConfiguration } from './wellknown.js';
+
+/** A route handler: returns the JSON body of a 200, throws OAuthError, or streams itself. */
+export type Handler = (ctx: RequestContext) => Promise<Record<string, unknown> | undefined>;
+
+export interface AuthorityServerOptions {
+  issuer: string;
+  keys: KeySource;
+  audit: AuditSink;
+  limiter: FailureRateLimiter;
+  log: Logger;
+  /** POST /v1/token */
+  token: Handler;
+  /** POST /v1/credentials */
+  credentials?: Handler;
+  /** GET /v1/stream */
+  stream?: Handler;
+  /** Serve HTTPS with these options (production); plain HTTP when absent (tests, behind a TLS proxy). */
+  tls?: HttpsOptions;
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
+  res.end(payload);
+}
+
+/** The remote address; Warden does not trust X-Forwarded-For (brokers connect directly). */
+function sourceOf(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export function createAuthorityServer(opts: AuthorityServerOptions): Server {
+  const routes = new Map<string, Handler>([['/v1/token', opts.token]]);
+  if (opts.credentials) routes.set('/v1/credentials', opts.credentials);
+  if (opts.stream) routes.set('/v1/stream', opts.stream);
+  const discovery = {
+    '/.well-known/openid-configuration': () => openIdConfiguration(opts.issuer),
+    '/.well-known/oauth-authorization-server': () => authorizationServerMetadata(opts.issuer),
+    '/.well-known/jwks.json': () => opts.keys.jwks(),
+    '/healthz': () => ({ ok: true }),
+  } as Record<string, () => unknown>;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const doc = discovery[path];
+    if (doc) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 405, { error: 'invalid_request', error_description: 'use GET' }, { allow: 'GET' });
+        return;
+      }
+      // Targets cache these; keys are pre-published an hour before use, so 5 minutes is safe.
+      sendJson(res, 200, doc(), { 'cache-control': 'public, max-age=300' });
+      return;
+    }
+    const handler = routes.get(path);
+    const source = sourceOf(req);
+    const requestIdHeader = req.headers['x-request-id'];
+    const requestId =
+      typeof requestIdHeader === 'string' && /^[\w.:-]{1,128}$/.test(requestIdHeader)
+        ? requestIdHeader
+        : randomUUID();
+    const limited = opts.limiter.limited(source);
+    const retryAfter = opts.limiter.retryAfterSeconds(source);
+    const ctx: RequestContext = {
+      req,
+      res,
+      requestId,
+      source,
+      limited,
+      retryAfter,
+      audit: { kind: 'Session' },
+      slowDown: () => slowDownError(retryAfter),
+    };
+    try {
+      if (!handler)
+        throw new OAuthError('invalid_request', `no endpoint ${path.slice(0, 100)}`, undefined, 404);
+      const body = await handler(ctx);
+      if (ctx.streaming) return; // the handler audits and writes the stream itself
+      record(ctx, 'Allow');
+      sendJson(res, 200, body ?? {}, ctx.noStore ? { 'cache-control': 'no-store', pragma: 'no-cache' } : {});
+    } catch (err) {
+      const e = toOAuthError(err);
+      if (e.code === 'server_error') opts.log.error({ err, requestId, path }, 'authority request failed');
+      // Failures caused by the caller count against its budget; our own faults and 429s do not.
+      if (e.code !== 'server_error' && e.code !== 'slow_down' && e.code !== 'temporarily_unavailable') {
+        opts.limiter.fail(source);
+      }
+      record(ctx, 'Deny', e);
+      const headers: Record<string, string> = { 'cache-control': 'no-store' };
+      if (e.code === 'slow_down') headers['retry-after'] = String(Math.max(1, retryAfter));
+      if (e.code === 'invalid_token') {
+        headers['www-authenticate'] =
+          `Bearer error="invalid_token", error_description="${e.description.replace(/["\\]/g, '')}"`;
+      }
+      // A body that was not read (oversize, early error) must not leave the socket half-open.
+      if (!req.complete) headers.connection = 'close';
+      sendJson(res, e.status, e.body(), headers);
+      if (!req.complete) req.resume();
+    }
+  };
+
+  const record = (ctx: RequestContext, decision: 'Allow' | 'Deny', err?: OAuthError): void => {
+    opts.audit.record({
+      ...ctx.audit,
+      time: new Date().toISOString(),
+      decision,
+      endpoint: (ctx.req.url ?? '').split('?')[0]!.slice(0, 100),
+      source: ctx.source,
+      requestId: ctx.requestId,
+      ...(err ? { error: err.code, message: err.description, detail: err.detail } : {}),
+    });
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((err: unknown) => {
+      opts.log.error({ err }, 'authority handler crashed');
+      if (!res.headersSent)
+        sendJson(res, 500, { error: 'server_error', error_description: 'internal error' });
+    });
+  };
+  const server = opts.tls ? createHttpsServer(opts.tls, listener) : createServer(listener);
+  // Slow-loris protection: a request must arrive complete within 10 s.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  return server;
+}
