@@ -40,7 +40,7 @@ export class CelUser {
     readonly issuer: string | undefined,
     readonly groups: readonly string[],
     readonly department: string | undefined,
-    readonly claims: Readonly<Record<string, unknown>>,
+    readonly claims: ReadonlyMap<string, unknown>,
   ) {}
 }
 
@@ -49,7 +49,7 @@ export class CelRequest {
     readonly kind: string,
     readonly target: string,
     readonly tool: string | undefined,
-    readonly args: Readonly<Record<string, unknown>>,
+    readonly args: ReadonlyMap<string, unknown>,
     readonly method: string | undefined,
     readonly path: string | undefined,
     readonly time: Date,

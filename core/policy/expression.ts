@@ -35,6 +35,8 @@ export interface CompiledExpression {
   /** Estimated worst-case cost under the input bounds (abstract units, roughly AST-node visits). */
   readonly cost: number;
   readonly resultType: string;
+  /** Root variables the expression reads (agent, user, request, context). */
+  readonly variables: ReadonlySet<string>;
 }
 
 export interface ExpressionProblem {
@@ -225,6 +227,15 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+const VARIABLE_SET = new Set<string>(VARIABLE_NAMES);
+
+/** Root variables referenced anywhere in the AST (comprehension variables that shadow one count too: an over-approximation). */
+function referencedVariables(node: ASTNode, out: Set<string> = new Set()): Set<string> {
+  if (node.op === 'id' && VARIABLE_SET.has(node.args)) out.add(node.args);
+  for (const child of children(node)) referencedVariables(child, out);
+  return out;
+}
+
 /**
  * Worst-case cost under the input bounds: one unit per node; a comprehension
  * costs its body once per element of the longest list; linear string and list
@@ -313,5 +324,8 @@ export function compileExpression(source: string, expectBool: boolean, bounds: C
   // The library's parse result is a function of the activation; the cast documents that
   // it accepts our typed activation (its declared parameter type is Record<string, any>).
   const evaluate = parsed as unknown as (activation: CelActivation) => unknown;
-  return { ok: true, expression: { source, evaluate, cost, resultType } };
+  return {
+    ok: true,
+    expression: { source, evaluate, cost, resultType, variables: referencedVariables(parsed.ast) },
+  };
 }

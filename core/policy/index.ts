@@ -15,5 +15,16 @@ export type {
   CompiledRule,
   CompiledSelector,
 } from './compiled.js';
+export { couldAllowTool, type DecideOptions, decide } from './decide.js';
+export {
+  type ConditionExplanation,
+  type ConditionResult,
+  type Explanation,
+  explain,
+  type PolicyExplanation,
+  type RuleExplanation,
+  type RuleOutcome,
+} from './explain.js';
+export { buildPolicySet, type PolicySet, type PolicySetAgent, type PolicySetOptions } from './policy-set.js';
 export { enableLinearRegexFallback } from './regex-safety.js';
 export type * from './types.js';

@@ -123,6 +123,7 @@ export type DecisionReason =
   | 'ConditionFailed'
   | 'EvaluationError'
   | 'InputTooLarge'
+  | 'InvalidInput'
   | 'CostExceeded'
   | 'AgentSuspended';
 
