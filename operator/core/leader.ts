@@ -12,7 +12,10 @@
  * Lease cannot both win: the loser gets a 409 and waits.
  */
 import type { Logger } from 'pino';
-import { type Clock, realClock, sleep } from './clock.js';
+import { type Clock, microTime, realClock, sleep } from './clock.js';
+
+export { microTime };
+
 import { describeError, isConflict, isNotFound } from './errors.js';
 import type { KubeApi } from './kube.js';
 
@@ -48,11 +51,6 @@ export type LeaderDecision =
 export interface ElectionTiming {
   /** How long a Lease is valid without renewal. */
   leaseDurationMs: number;
-}
-
-/** Kubernetes MicroTime wants exactly six fractional digits. */
-export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 /** Update the observation: a new holder or renewTime restarts the local expiry clock. */
