@@ -148,8 +148,8 @@ describe('ApiEventRecorder', () => {
         uid: 'uid-1',
       },
     });
-    expect((w?.body as { eventTime: string }).eventTime).toMatch(/\.\d{6}Z$/);
-    expect((w?.body as { metadata: { name: string } }).metadata.name).toMatch(/^bot\./);
+    expect((w?.body as { eventTime?: string } | undefined)?.eventTime).toMatch(/\.\d{6}Z$/);
+    expect((w?.body as unknown as { metadata: { name: string } }).metadata.name).toMatch(/^bot\./);
   });
 
   it('aggregates repeats into one Event with a growing series count', async () => {
@@ -209,7 +209,7 @@ describe('ApiEventRecorder', () => {
     const { api, rec } = recorder();
     rec.record(agent, { ...notFound, note: 'x'.repeat(5_000) });
     await rec.flush();
-    expect((api.writes[0]?.body as { note: string }).note).toHaveLength(1024);
+    expect((api.writes[0]?.body as { note?: string } | undefined)?.note).toHaveLength(1024);
   });
 
   it('ignores objects without a namespace or name', async () => {
