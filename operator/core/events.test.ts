@@ -149,7 +149,7 @@ describe('ApiEventRecorder', () => {
       },
     });
     expect((w?.body as { eventTime?: string } | undefined)?.eventTime).toMatch(/\.\d{6}Z$/);
-    expect((w?.body as unknown as { metadata: { name: string } }).metadata.name).toMatch(/^bot\./);
+    expect((w?.body as { metadata?: { name?: string } } | undefined)?.metadata?.name).toMatch(/^bot\./);
   });
 
   it('aggregates repeats into one Event with a growing series count', async () => {
