@@ -115,12 +115,12 @@ done
 wait "$child"; exit $?
 `;
 
-interface Supervised {
+export interface Supervised {
   child: ChildProcess;
   exited: Promise<number | null>;
 }
 
-function supervise(name: string, args: string[], logPath: string, cleanupDir = ''): Supervised {
+export function supervise(name: string, args: string[], logPath: string, cleanupDir = ''): Supervised {
   const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn('bash', ['-c', WATCHDOG, 'watchdog', String(process.pid), cleanupDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -132,7 +132,7 @@ function supervise(name: string, args: string[], logPath: string, cleanupDir = '
   return { child, exited };
 }
 
-async function stopSupervised(s: Supervised | undefined): Promise<void> {
+export async function stopSupervised(s: Supervised | undefined): Promise<void> {
   if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
   s.child.kill('SIGTERM');
   await s.exited;
@@ -147,7 +147,7 @@ async function tail(path: string, lines = 20): Promise<string> {
   }
 }
 
-async function waitFor(
+export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   timeoutMs: number,
