@@ -1,0 +1,211 @@
+/**
+ * A real PostgreSQL server for integration tests, started from Debian's package binaries
+ * (/usr/lib/postgresql/<version>/bin) as a child process on a free loopback port.
+ *
+ * - initdb with scram-sha-256 for every connection and a random superuser password, so tests
+ *   exercise the same authentication the broker performs against production databases;
+ * - data and unix socket in a fresh temp dir; fsync off (throwaway data);
+ * - postgres refuses to run as root, so as root it runs as `nobody` through setpriv (an exec,
+ *   not a fork: the supervised pid *is* the postmaster);
+ * - supervised by the control plane's watchdog: when this Node process dies, even by SIGKILL,
+ *   the server is stopped and the temp dir removed — nothing is left listening.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import {
+  freePort,
+  type Supervised,
+  stopSupervised,
+  supervise,
+  waitFor,
+} from '../controlplane/controlplane.js';
+
+const execFileP = promisify(execFile);
+
+const PG_ROOT = '/usr/lib/postgresql';
+/** Overrides the binary directory (e.g. a non-Debian install). */
+export const ENV_PG_BINDIR = 'WARDEN_PG_BINDIR';
+
+export interface PostgresServer {
+  host: string;
+  port: number;
+  superuser: string;
+  password: string;
+  /** postgres://superuser:password@127.0.0.1:port/postgres */
+  connectionString: string;
+  /** Temp dir holding data, socket and server log; removed by stop(). */
+  dir: string;
+  /** PostgreSQL major version of the binaries used. */
+  version: string;
+  /** Fast shutdown (active sessions are terminated), then removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /** Progress lines; defaults to silence. */
+  log?: (line: string) => void;
+  /** Keep the temp dir after stop (debugging). */
+  keepDir?: boolean;
+}
+
+/**
+ * Finds initdb and postgres: $WARDEN_PG_BINDIR, else the highest version under
+ * /usr/lib/postgresql. Throws a message that says how to install them.
+ */
+export function findPostgresBinaries(root = PG_ROOT): { binDir: string; version: string } {
+  const override = process.env[ENV_PG_BINDIR];
+  const candidates: { binDir: string; version: string }[] = [];
+  if (override) candidates.push({ binDir: override, version: 'custom' });
+  else if (existsSync(root)) {
+    const versions = readdirSync(root)
+      .filter((v) => /^\d+(\.\d+)?$/.test(v))
+      .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+    for (const v of versions) candidates.push({ binDir: join(root, v, 'bin'), version: v });
+  }
+  const found = candidates.find(
+    (c) => existsSync(join(c.binDir, 'initdb')) && existsSync(join(c.binDir, 'postgres')),
+  );
+  if (!found) {
+    const where = override ? `${ENV_PG_BINDIR}=${override}` : `${root}/<version>/bin`;
+    throw new Error(
+      `PostgreSQL server binaries (initdb, postgres) not found in ${where}; ` +
+        'install them with `apt-get install postgresql` (.ci/run does this on CI)',
+    );
+  }
+  return found;
+}
+
+/** As root, the command prefix that drops to `nobody` (postgres will not run as root). */
+async function unprivileged(): Promise<{ prefix: string[]; uid: number; gid: number } | null> {
+  if (process.getuid?.() !== 0) return null;
+  const id = async (flag: string) => Number((await execFileP('id', [flag, 'nobody'])).stdout.trim());
+  const [uid, gid] = [await id('-u'), await id('-g')];
+  return { prefix: ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'], uid, gid };
+}
+
+async function canQuery(connectionString: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 1000 });
+  // A refused connection also emits 'error' on the client; the rejected connect() reports it.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Starts a fresh PostgreSQL server; resolves once it accepts an authenticated query. */
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const log = opts.log ?? (() => {});
+  const { binDir, version } = findPostgresBinaries();
+  const drop = await unprivileged();
+  const dir = mkdtempSync(join(tmpdir(), 'warden-pg-'));
+  const own = (path: string) => {
+    if (drop) chownSync(path, drop.uid, drop.gid);
+  };
+  own(dir);
+  const superuser = 'postgres';
+  const password = randomBytes(18).toString('base64url');
+  const host = '127.0.0.1';
+  let server: Supervised | undefined;
+  let stopped = false;
+  const dataDir = join(dir, 'data');
+  const logPath = join(dir, 'postgres.log');
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (server && server.child.exitCode === null) {
+      // SIGINT is postgres's "fast" shutdown; the watchdog's SIGTERM would be "smart" and wait
+      // for every client to disconnect. The postmaster pid is the first line of postmaster.pid.
+      try {
+        const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+        if (pid > 0) process.kill(pid, 'SIGINT');
+      } catch {
+        // Not started far enough to write its pid file: the watchdog's stop handles it.
+      }
+      const exited = await Promise.race([
+        server.exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref()),
+      ]);
+      if (!exited) await stopSupervised(server);
+    }
+    if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const pwfile = join(dir, 'pwfile');
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    own(pwfile);
+    const socketDir = join(dir, 'socket');
+    mkdirSync(socketDir, { mode: 0o700 });
+    own(socketDir);
+    const run = (bin: string, args: string[]) => [...(drop?.prefix ?? []), join(binDir, bin), ...args];
+
+    log(`initdb (PostgreSQL ${version}) in ${dataDir}`);
+    const [initCmd, ...initArgs] = run('initdb', [
+      `--pgdata=${dataDir}`,
+      `--username=${superuser}`,
+      `--pwfile=${pwfile}`,
+      '--auth=scram-sha-256',
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+      '--no-instructions',
+    ]);
+    await execFileP(initCmd as string, initArgs, { env: { ...process.env, LC_ALL: 'C' } }).catch(
+      (err: Error & { stderr?: string }) => {
+        throw new Error(`initdb failed: ${err.stderr?.trim() || err.message}`);
+      },
+    );
+    rmSync(pwfile);
+
+    const port = await freePort();
+    log(`starting postgres on ${host}:${port}`);
+    const proc = supervise(
+      'postgres',
+      run('postgres', [
+        `-D${dataDir}`,
+        `-p${port}`,
+        `-k${socketDir}`,
+        `-clisten_addresses=${host}`,
+        '-cfsync=off',
+        '-csynchronous_commit=off',
+        '-cfull_page_writes=off',
+        '-cmax_connections=200',
+      ]),
+      logPath,
+      opts.keepDir ? '' : dir,
+    );
+    server = proc;
+    const connectionString = `postgres://${superuser}:${encodeURIComponent(password)}@${host}:${port}/postgres`;
+    await waitFor(
+      'postgres',
+      () => canQuery(connectionString),
+      30_000,
+      () => proc.child.exitCode !== null,
+      logPath,
+    );
+    log('postgres ready');
+    return { host, port, superuser, password, connectionString, dir, version, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
