@@ -1,0 +1,91 @@
+/**
+ * The objects the webhook injects: the broker native sidecar, its projected
+ * service-account token volume, and the env vars that tell agent containers
+ * where the broker listens. Pure builders; no I/O.
+ */
+import type { V1Container, V1EnvVar, V1Volume } from '@kubernetes/client-node';
+import {
+  BROKER_CONTAINER_NAME,
+  BROKER_TOKEN_DIR,
+  BROKER_TOKEN_VOLUME,
+  ENV_HTTP_BASE,
+  ENV_MCP_BASE,
+  ENV_USER_TOKEN_HEADER,
+  HEADER_USER_TOKEN,
+} from '../core/constants.js';
+import type { BrokerConfig } from './types.js';
+
+/** File name of the token inside BROKER_TOKEN_DIR. */
+export const BROKER_TOKEN_FILE = 'token';
+/** Name of the broker's health port (the startup probe refers to it by name). */
+export const BROKER_HEALTH_PORT_NAME = 'warden-health';
+/** Broker endpoint that answers 200 only once the broker has attested and holds a session. */
+export const BROKER_READY_PATH = '/readyz';
+
+const PROBE_PERIOD_SECONDS = 1;
+
+/** The native sidecar (init container with restartPolicy Always) running the broker. */
+export function brokerContainer(config: BrokerConfig): V1Container {
+  return {
+    name: BROKER_CONTAINER_NAME,
+    image: config.image,
+    imagePullPolicy: config.imagePullPolicy ?? 'IfNotPresent',
+    // Native sidecar: starts before later init containers and the agent, keeps
+    // running alongside them, and is stopped after them.
+    restartPolicy: 'Always',
+    args: [
+      'broker',
+      `--token-file=${BROKER_TOKEN_DIR}/${BROKER_TOKEN_FILE}`,
+      `--authority-url=${config.authorityUrl}`,
+      // MCP and HTTP listen on loopback only: other pods must not be able to
+      // reach a broker and act with this agent's identity.
+      `--mcp-listen=127.0.0.1:${config.mcpPort}`,
+      `--http-listen=127.0.0.1:${config.httpPort}`,
+      // The kubelet probes the pod IP, so the health port listens on all interfaces.
+      `--health-listen=0.0.0.0:${config.healthPort}`,
+    ],
+    ports: [{ name: BROKER_HEALTH_PORT_NAME, containerPort: config.healthPort, protocol: 'TCP' }],
+    // The kubelet starts the next init container (and the agent) only after this
+    // passes, so the agent never runs before its broker has attested.
+    startupProbe: {
+      httpGet: { path: BROKER_READY_PATH, port: BROKER_HEALTH_PORT_NAME, scheme: 'HTTP' },
+      periodSeconds: PROBE_PERIOD_SECONDS,
+      timeoutSeconds: 1,
+      failureThreshold: Math.max(1, Math.ceil(config.startupTimeoutSeconds / PROBE_PERIOD_SECONDS)),
+    },
+    resources: {
+      requests: { ...config.resources.requests },
+      limits: { ...config.resources.limits },
+    },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: config.runAsUser,
+      runAsGroup: config.runAsUser,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [{ name: BROKER_TOKEN_VOLUME, mountPath: BROKER_TOKEN_DIR, readOnly: true }],
+  };
+}
+
+/** The projected service-account token the broker presents to the authority. */
+export function brokerTokenVolume(audience: string, expirationSeconds: number): V1Volume {
+  return {
+    name: BROKER_TOKEN_VOLUME,
+    projected: {
+      sources: [{ serviceAccountToken: { audience, expirationSeconds, path: BROKER_TOKEN_FILE } }],
+    },
+  };
+}
+
+/** Where the broker is, for agent containers. Addresses and a header name only: never a credential. */
+export function agentEnv(config: BrokerConfig): V1EnvVar[] {
+  return [
+    { name: ENV_MCP_BASE, value: `http://127.0.0.1:${config.mcpPort}` },
+    { name: ENV_HTTP_BASE, value: `http://127.0.0.1:${config.httpPort}` },
+    { name: ENV_USER_TOKEN_HEADER, value: HEADER_USER_TOKEN },
+  ];
+}

@@ -1,0 +1,165 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import {
+  ANNOTATION_INJECT,
+  BROKER_CONTAINER_NAME,
+  BROKER_TOKEN_VOLUME,
+  LABEL_AGENT,
+} from '../core/constants.js';
+import { checkPod, podServiceAccount, rejectionMessage, selectAgent } from './checks.js';
+import { mutatePod } from './mutate.js';
+import { agentIdentity, agentPod, TEST_BROKER } from './test-builders.js';
+
+function withPod(edit: (p: V1Pod) => void): V1Pod {
+  const p = agentPod();
+  edit(p);
+  return p;
+}
+
+describe('selectAgent', () => {
+  it('reads the agent from the annotation', () => {
+    expect(selectAgent(agentPod())).toEqual({ kind: 'agent', name: 'support-bot' });
+  });
+  it('uses the label when there is no annotation', () => {
+    const pod = withPod((p) => {
+      p.metadata!.annotations = {};
+      p.metadata!.labels = { [LABEL_AGENT]: 'bot-2' };
+    });
+    expect(selectAgent(pod)).toEqual({ kind: 'agent', name: 'bot-2' });
+  });
+  it('ignores pods with neither', () => {
+    expect(selectAgent({ metadata: { name: 'x' }, spec: { containers: [] } })).toEqual({ kind: 'none' });
+  });
+  it('honours the opt-out annotation', () => {
+    const pod = withPod((p) => {
+      p.metadata!.annotations![ANNOTATION_INJECT] = 'false';
+    });
+    expect(selectAgent(pod)).toEqual({ kind: 'opted-out' });
+  });
+  it('rejects a label that disagrees with the annotation', () => {
+    const pod = withPod((p) => {
+      p.metadata!.labels = { [LABEL_AGENT]: 'other' };
+    });
+    const sel = selectAgent(pod);
+    expect(sel.kind).toBe('invalid');
+    expect(sel.kind === 'invalid' && sel.problem.reason).toBe('AgentLabelMismatch');
+  });
+  it.each(['', 'Upper', 'has space', 'x'.repeat(254)])('rejects the invalid name %j', (name) => {
+    const sel = selectAgent(agentPod({ agent: name }));
+    expect(sel.kind === 'invalid' && sel.problem.reason).toBe('InvalidAgentName');
+  });
+});
+
+describe('podServiceAccount', () => {
+  it('defaults to "default"', () => {
+    expect(podServiceAccount({ spec: { containers: [] } })).toBe('default');
+  });
+});
+
+describe('checkPod', () => {
+  const ns = 'team-a';
+
+  it('accepts a well-formed agent pod', () => {
+    expect(checkPod(agentPod(), ns, 'support-bot', agentIdentity())).toEqual([]);
+  });
+
+  it('accepts a pod it already injected (reinvocation)', () => {
+    const injected = mutatePod(agentPod(), 'support-bot', agentIdentity(), TEST_BROKER);
+    expect(checkPod(injected, ns, 'support-bot', agentIdentity())).toEqual([]);
+  });
+
+  it.each<[string, V1Pod, ReturnType<typeof agentIdentity> | undefined, string, RegExp]>([
+    [
+      'missing AgentIdentity',
+      agentPod(),
+      undefined,
+      'AgentIdentityNotFound',
+      /AgentIdentity "support-bot" not found in namespace "team-a"/,
+    ],
+    [
+      'service account mismatch',
+      agentPod({ sa: 'default' }),
+      agentIdentity(),
+      'ServiceAccountMismatch',
+      /runs as service account "default" but AgentIdentity "support-bot" requires "support-bot"/,
+    ],
+    [
+      'suspended agent',
+      agentPod(),
+      agentIdentity({ suspended: true, suspendReason: 'incident 42' }),
+      'AgentSuspended',
+      /the agent is suspended \(reason: incident 42\)/,
+    ],
+    [
+      'hostNetwork',
+      withPod((p) => {
+        p.spec!.hostNetwork = true;
+      }),
+      agentIdentity(),
+      'HostNetwork',
+      /cannot use the host network/,
+    ],
+    [
+      'no containers',
+      withPod((p) => {
+        p.spec!.containers = [];
+      }),
+      agentIdentity(),
+      'NoContainers',
+      /no containers/,
+    ],
+    [
+      'a container named like the broker',
+      withPod((p) => {
+        p.spec!.containers.push({ name: BROKER_CONTAINER_NAME, image: 'evil' });
+      }),
+      agentIdentity(),
+      'ReservedContainerName',
+      /spec\.containers\[1\]\.name.*reserved/,
+    ],
+    [
+      'an init container named like the broker on a pod not yet injected',
+      withPod((p) => {
+        p.spec!.initContainers = [{ name: BROKER_CONTAINER_NAME, image: 'evil' }];
+      }),
+      agentIdentity(),
+      'ReservedContainerName',
+      /spec\.initContainers\[0\]\.name/,
+    ],
+    [
+      'a volume with the token volume name',
+      withPod((p) => {
+        p.spec!.volumes = [{ name: BROKER_TOKEN_VOLUME, emptyDir: {} }];
+      }),
+      agentIdentity(),
+      'ReservedVolumeName',
+      /spec\.volumes\[0\]\.name.*reserved/,
+    ],
+    [
+      'an agent container mounting the token volume',
+      withPod((p) => {
+        p.spec!.containers[0]!.volumeMounts = [{ name: BROKER_TOKEN_VOLUME, mountPath: '/steal' }];
+      }),
+      agentIdentity(),
+      'TokenVolumeMounted',
+      /spec\.containers\[0\]\.volumeMounts\[0\].*only the broker/,
+    ],
+  ])('rejects %s', (_name, pod, agent, reason, message) => {
+    const problems = checkPod(pod, ns, 'support-bot', agent);
+    expect(problems.map((p) => p.reason)).toContain(reason);
+    expect(rejectionMessage('p', 'support-bot', problems)).toMatch(message);
+  });
+
+  it('reports every problem at once, each with its field path', () => {
+    const pod = withPod((p) => {
+      p.spec!.hostNetwork = true;
+      p.spec!.serviceAccountName = 'default';
+    });
+    const problems = checkPod(pod, ns, 'support-bot', agentIdentity({ suspended: true }));
+    expect(problems.map((p) => p.field)).toEqual([
+      'AgentIdentity team-a/support-bot spec.suspended',
+      'spec.serviceAccountName',
+      'spec.hostNetwork',
+    ]);
+  });
+});
