@@ -94,7 +94,9 @@ export function regexProblem(pattern: string): RegexProblem | null {
       }
       stack.push({ start: i, hasQuantifier: false, hasAlternation: false });
       lastClosed = null;
-      i++;
+      // Skip a group prefix — `(?:`, `(?<name>`, `(?i:` — so its '?' is not read as a quantifier.
+      const prefix = /^\(\?(<[A-Za-z_$][\w$]*>|[a-z-]*:)/.exec(pattern.slice(i, i + 64));
+      i += prefix ? prefix[0].length : 1;
       continue;
     }
     if (c === ')') {
