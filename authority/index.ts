@@ -1,0 +1,108 @@
+/**
+ * Builds the authority from a KubeConfig: key store, token reviewer, sessions, user-token verifier,
+ * handlers and the HTTP server. The `warden controller` entry point calls createAuthority().
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { type Logger, pino } from 'pino';
+import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
+import { type AuditSink, PinoAuditSink } from './audit.js';
+import type { FetchLike } from './fetch.js';
+import type { RotationPolicy } from './keys.js';
+import { SecretKeyStore } from './keystore.js';
+import { type AgentIdentityGetter, LiveKube, type PodGetter } from './kube.js';
+import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
+import { createAuthorityServer, type Handler } from './server.js';
+import { Sessions } from './session.js';
+import { handleTokenExchange } from './token.js';
+import { UserTokenVerifier } from './user-token.js';
+
+export interface AuthorityOptions {
+  kubeConfig: KubeConfig;
+  /** Namespace of the signing-key Secret (Warden's own namespace). */
+  namespace: string;
+  /** Issuer URL: how brokers and targets reach the authority (https in production). */
+  issuer: string;
+  log?: Logger;
+  audit?: AuditSink;
+  rateLimit?: RateLimitOptions;
+  keyRotation?: RotationPolicy;
+  /** HTTP client for identity providers (e.g. httpsFetch({ca}) for a private CA). */
+  idpFetch?: FetchLike;
+  tls?: Parameters<typeof createAuthorityServer>[0]['tls'];
+  /** Extra endpoints wired by later modules (credentials, stream). */
+  handlers?: (parts: AuthorityParts) => { credentials?: Handler; stream?: Handler };
+}
+
+/** The pieces other endpoints build on. */
+export interface AuthorityParts {
+  issuer: string;
+  sessions: Sessions;
+  keys: SecretKeyStore;
+  reviewer: CachedTokenReviewer;
+  pods: PodGetter;
+  identities: AgentIdentityGetter;
+  userTokens: UserTokenVerifier;
+  audit: AuditSink;
+  limiter: FailureRateLimiter;
+  log: Logger;
+  kubeConfig: KubeConfig;
+}
+
+export interface Authority extends AuthorityParts {
+  server: Server;
+  /** Listens on host:port (0 = any free port) and returns the bound port. */
+  listen(port: number, host?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function createAuthority(opts: AuthorityOptions): Promise<Authority> {
+  const log =
+    opts.log ??
+    pino({ name: 'warden-authority', redact: ['*.token', '*.subject_token', 'req.headers.authorization'] });
+  const core = opts.kubeConfig.makeApiClient(CoreV1Api);
+  const keys = new SecretKeyStore({ core, namespace: opts.namespace, policy: opts.keyRotation, log });
+  await keys.start();
+  const kube = new LiveKube(core, opts.kubeConfig.makeApiClient(CustomObjectsApi));
+  const parts: AuthorityParts = {
+    issuer: opts.issuer,
+    sessions: new Sessions({ issuer: opts.issuer, keys }),
+    keys,
+    reviewer: new CachedTokenReviewer(
+      new ApiTokenReviewer(opts.kubeConfig.makeApiClient(AuthenticationV1Api)),
+    ),
+    pods: kube,
+    identities: kube,
+    userTokens: new UserTokenVerifier({ fetch: opts.idpFetch }),
+    audit: opts.audit ?? new PinoAuditSink(log),
+    limiter: new FailureRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT),
+    log,
+    kubeConfig: opts.kubeConfig,
+  };
+  const extra = opts.handlers?.(parts) ?? {};
+  const server = createAuthorityServer({
+    issuer: opts.issuer,
+    keys,
+    audit: parts.audit,
+    limiter: parts.limiter,
+    log,
+    tls: opts.tls,
+    token: (ctx) => handleTokenExchange(ctx, parts),
+    ...extra,
+  });
+  return {
+    ...parts,
+    server,
+    listen: (port, host = '0.0.0.0') =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      }),
+    close: async () => {
+      keys.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

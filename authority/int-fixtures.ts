@@ -1,0 +1,151 @@
+/**
+ * Builders for integration tests against the real API server: ServiceAccounts, AgentIdentities,
+ * Pods (no kubelet runs, so pods stay Pending — they exist, which is all attestation needs) and
+ * the pod-bound projected token the kubelet would mount into the broker.
+ */
+import { request as httpRequest } from 'node:http';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GROUP, PLURAL, VERSION } from '../core/constants.js';
+
+export interface Fixture {
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  namespace: string;
+}
+
+export function fixture(kc: KubeConfig, namespace: string): Fixture {
+  return { core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), namespace };
+}
+
+export async function createServiceAccount(f: Fixture, name: string): Promise<void> {
+  await f.core.createNamespacedServiceAccount({ namespace: f.namespace, body: { metadata: { name } } });
+}
+
+export async function createAgentIdentity(
+  f: Fixture,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await f.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: f.namespace,
+    plural: PLURAL.AgentIdentity,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'AgentIdentity', metadata: { name }, spec },
+  });
+}
+
+export async function patchAgentIdentity(
+  f: Fixture,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  const cur = (await f.custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: f.namespace,
+    plural: PLURAL.AgentIdentity,
+    name,
+  })) as { spec: Record<string, unknown> };
+  await f.custom.replaceNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: f.namespace,
+    plural: PLURAL.AgentIdentity,
+    name,
+    body: { ...cur, spec: { ...cur.spec, ...spec } },
+  });
+}
+
+export async function createPod(
+  f: Fixture,
+  name: string,
+  opts: { serviceAccount: string; agent?: string; labels?: Record<string, string>; image?: string },
+): Promise<V1Pod> {
+  return f.core.createNamespacedPod({
+    namespace: f.namespace,
+    body: {
+      metadata: {
+        name,
+        labels: opts.labels,
+        annotations: opts.agent ? { [ANNOTATION_AGENT]: opts.agent } : {},
+      },
+      spec: {
+        serviceAccountName: opts.serviceAccount,
+        automountServiceAccountToken: false,
+        containers: [{ name: 'agent', image: opts.image ?? 'ghcr.io/acme/agent@sha256:0000' }],
+      },
+    },
+  });
+}
+
+export async function deletePod(f: Fixture, name: string): Promise<void> {
+  await f.core.deleteNamespacedPod({ namespace: f.namespace, name, gracePeriodSeconds: 0 });
+}
+
+/** What the kubelet mounts into the broker: a TokenRequest bound to the pod. */
+export async function projectedToken(
+  f: Fixture,
+  serviceAccount: string,
+  pod: V1Pod,
+  audience = DEFAULT_BROKER_AUDIENCE,
+  expirationSeconds = 600,
+): Promise<string> {
+  const res = await f.core.createNamespacedServiceAccountToken({
+    namespace: f.namespace,
+    name: serviceAccount,
+    body: {
+      spec: {
+        audiences: [audience],
+        expirationSeconds,
+        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata!.name!, uid: pod.metadata!.uid! },
+      },
+    },
+  });
+  return res.status!.token;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Record<string, unknown>;
+  text: string;
+}
+
+/** A plain HTTP request (optionally from a given local address, to act as another source). */
+export function httpCall(
+  url: string,
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    localAddress?: string;
+  } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, localAddress: opts.localAddress },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let body: Record<string, unknown> = {};
+          try {
+            body = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            // not JSON: callers look at text
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+
+export const form = (params: Record<string, string>): string => new URLSearchParams(params).toString();
