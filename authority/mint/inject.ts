@@ -25,7 +25,7 @@ export function injectHeader(
   if (!HEADER_NAME.test(header)) {
     throw new MintError(
       'InvalidProvider',
-      `${where} spec.inject.header: '${header}' is not a valid HTTP header name`,
+      `${where} spec.inject.header: ${JSON.stringify(header)} is not a valid HTTP header name`,
     );
   }
   if (!format.includes('{token}')) {
@@ -44,7 +44,7 @@ export function injectHeader(
     // Never echo the value: it is the secret.
     throw new MintError(
       'InvalidProvider',
-      `${where}: the credential is empty or contains control/non-ASCII characters (e.g. a trailing newline in the Secret); fix the Secret value`,
+      `${where}: ${tokenSource} is empty or contains control/non-ASCII characters (e.g. a trailing newline in a Secret); fix the value`,
     );
   }
   return { [header]: format.replaceAll('{token}', token) };

@@ -4,7 +4,7 @@ import { agent, NOW, policy, provider, request, secrets } from './testing.js';
 
 const store = secrets({
   'agents/jira-key': { key: 'k-123' },
-  'agents/jira-basic': { username: 'svc', password: 'p@ss:word', user2: 'a:b', nl: 'oops\n' },
+  'agents/jira-basic': { username: 'svc', password: 'p@ss:word', user2: 'a:b', nl: 'oops\n', alt: 'bob' },
 });
 
 const apiKey = (inject?: { header?: string; format?: string }, key = 'key') =>
@@ -66,10 +66,10 @@ describe('BasicAuthMinter', () => {
 
   it('reads custom username/password keys', async () => {
     const { credential } = await minter.mint(
-      request({ provider: basic({ usernameKey: 'password', passwordKey: 'username' }), secrets: store }),
+      request({ provider: basic({ usernameKey: 'alt', passwordKey: 'username' }), secrets: store }),
     );
     expect(credential.kind === 'headers' && credential.headers.Authorization).toBe(
-      `Basic ${Buffer.from('p@ss:word:svc').toString('base64')}`,
+      `Basic ${Buffer.from('bob:svc').toString('base64')}`,
     );
   });
 
@@ -85,7 +85,7 @@ describe('header values', () => {
     const err = await new ApiKeyMinter(() => NOW)
       .mint(request({ provider: provider({ type: 'APIKey', apiKey: { secretRef: { name: 'jira-basic', key: 'nl' } } }), secrets: store }))
       .catch((e: Error) => e);
-    expect(String(err)).toMatch(/control\/non-ASCII characters .*fix the Secret value/);
+    expect(String(err)).toMatch(/Secret jira-basic key nl is empty or contains control\/non-ASCII characters .*fix the value/);
     expect(String(err)).not.toContain('oops');
   });
 });

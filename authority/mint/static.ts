@@ -33,7 +33,7 @@ export class ApiKeyMinter implements Minter {
     return {
       credential: {
         kind: 'headers',
-        headers: injectHeader(req.provider.spec.inject, key, `${where} (Secret ${ref.name} key ${ref.key})`),
+        headers: injectHeader(req.provider.spec.inject, key, where, `Secret ${ref.name} key ${ref.key}`),
         expiresAt: cacheUntil(req, now),
         id: secretId('apikey', req.provider.namespace, ref.name, key),
         standing: true,
@@ -75,7 +75,7 @@ export class BasicAuthMinter implements Minter {
     return {
       credential: {
         kind: 'headers',
-        headers: injectHeader(inject, token, `${where} (Secret ${ref.name})`),
+        headers: injectHeader(inject, token, where, `Secret ${ref.name}`),
         expiresAt: cacheUntil(req, now),
         id: secretId('basic', req.provider.namespace, ref.name, token),
         standing: true,
