@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from their Go modules into a cache outside the
+# Builds kube-apiserver, kubectl and etcd from their Go modules into a cache outside the
 # repository, keyed by version. Rebuilds only what is missing.
 #   e2e/controlplane/build.sh            build if missing, print the bin dir
 # Environment: WARDEN_CACHE_DIR (default ~/.cache/warden)
@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KUBE_VERSION="v1.36.3"
 ETCD_VERSION="$(awk '/go.etcd.io\/etcd\/server\/v3 v/ {print $NF; exit}' "$here/etcd/go.mod")"
 cache="${WARDEN_CACHE_DIR:-$HOME/.cache/warden}/controlplane"
-kdir="$cache/kube-apiserver-$KUBE_VERSION"
+kdir="$cache/kubernetes-$KUBE_VERSION"
 edir="$cache/etcd-$ETCD_VERSION"
 
 log() { printf '[controlplane] %s\n' "$*" >&2; }
@@ -40,4 +40,8 @@ build etcd "$edir" "$here/etcd" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$kdir" "$here/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
   "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 
-printf 'KUBE_APISERVER=%s\nETCD=%s\n' "$kdir/kube-apiserver" "$edir/etcd"
+# kubectl of the same version, so tests and the demo use a client without version skew.
+build kubectl "$kdir" "$here/kube-apiserver" k8s.io/kubernetes/cmd/kubectl \
+  "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+
+printf 'KUBE_APISERVER=%s\nETCD=%s\nKUBECTL=%s\n' "$kdir/kube-apiserver" "$edir/etcd" "$kdir/kubectl"

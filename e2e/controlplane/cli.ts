@@ -3,6 +3,7 @@
  * prints the KUBECONFIG line so a person can use kubectl against it. Ctrl-C stops
  * everything and removes the temp dir.
  */
+import { dirname } from 'node:path';
 import { startControlPlane } from './controlplane.js';
 
 const log = (line: string) => process.stderr.write(`[controlplane] ${line}\n`);
@@ -15,6 +16,7 @@ process.stdout.write(
     'In another shell:',
     '',
     `  export KUBECONFIG=${cp.kubeconfigPath}`,
+    `  export PATH=${dirname(cp.binaries.kubectl)}:$PATH   # optional: the kubectl built with it (same version)`,
     '  kubectl get --raw /openid/v1/jwks',
     '',
     'Press Ctrl-C to stop it (its state is discarded).',

@@ -23,6 +23,8 @@ const execFileP = promisify(execFile);
 export interface Binaries {
   kubeApiserver: string;
   etcd: string;
+  /** kubectl of the same version as kube-apiserver. */
+  kubectl: string;
 }
 
 export interface ControlPlane {
@@ -37,6 +39,8 @@ export interface ControlPlane {
   /** Admin client certificate and key, PEM. */
   adminCertPem: string;
   adminKeyPem: string;
+  /** The binaries it runs (kubectl included). */
+  binaries: Binaries;
   /** Temp dir holding certs, keys, etcd data and logs; removed by stop(). */
   dir: string;
   /** Stops kube-apiserver and starts it again on the same port (etcd keeps the data). */
@@ -80,8 +84,20 @@ export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  if (!vars.KUBE_APISERVER || !vars.ETCD) throw new Error(`${script} did not print the binary paths`);
-  return { kubeApiserver: vars.KUBE_APISERVER, etcd: vars.ETCD };
+  if (!vars.KUBE_APISERVER || !vars.ETCD || !vars.KUBECTL) {
+    throw new Error(`${script} did not print the binary paths`);
+  }
+  return { kubeApiserver: vars.KUBE_APISERVER, etcd: vars.ETCD, kubectl: vars.KUBECTL };
+}
+
+/**
+ * Puts the built kubectl first on PATH for this process and its children, so tests,
+ * the demo and the CLI talk to the API server with a client of the same version.
+ */
+export function useBuiltKubectl(bins: Binaries): void {
+  const dir = dirname(bins.kubectl);
+  const path = process.env.PATH ?? '';
+  if (!path.split(':').includes(dir)) process.env.PATH = `${dir}:${path}`;
 }
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
@@ -323,6 +339,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       caPem: ca.certPem,
       adminCertPem: admin.certPem,
       adminKeyPem: admin.keyPem,
+      binaries: bins,
       dir,
       stopApiServer: async () => {
         await stopSupervised(apiserver);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane } from '../controlplane/controlplane.js';
+import { startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
 
@@ -17,6 +17,7 @@ const show = (text: string) => process.stdout.write(text.replace(/^/gm, '    '))
 const t0 = Date.now();
 say('Starting a local Kubernetes control plane (kube-apiserver + etcd built from source)');
 const cp = await startControlPlane({ log: (l) => process.stdout.write(`    ${l}\n`) });
+useBuiltKubectl(cp.binaries);
 let failed = false;
 try {
   const k = (args: string[]) => kubectlAt(cp.kubeconfigPath, args);

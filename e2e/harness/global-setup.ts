@@ -4,7 +4,7 @@
  * `provide('kubeconfig')`. Each test file works in its own namespace.
  */
 import type { TestProject } from 'vitest/node';
-import { startControlPlane } from '../controlplane/controlplane.js';
+import { startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from './crds.js';
 
 declare module 'vitest' {
@@ -17,6 +17,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (line: string) => process.stderr.write(`[controlplane] ${line}\n`);
   const cp = await startControlPlane({ log });
+  useBuiltKubectl(cp.binaries);
   try {
     await installCrds(cp.kubeconfigPath);
   } catch (err) {
