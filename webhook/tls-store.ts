@@ -82,7 +82,7 @@ export class TlsStore {
       const secret = await this.readSecret(path);
       const stored = materialFromSecretData(secret?.data);
       const now = this.now();
-      const plan = planTls(stored, names, now);
+      const plan = await planTls(stored, names, now);
       if (plan.action === 'use') return plan.material;
 
       const material = await issueMaterial(

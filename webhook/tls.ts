@@ -9,6 +9,7 @@
  * API server trusts both certificates while replicas switch over.
  */
 import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { createCertificateAuthority } from '../core/x509.js';
 
@@ -78,7 +79,7 @@ export function rotationTime(notBefore: Date, notAfter: Date): Date {
 }
 
 /** Decides whether the stored material can be served as is. */
-export function planTls(stored: TlsMaterial | undefined, names: TlsNames, now: Date): TlsPlan {
+export async function planTls(stored: TlsMaterial | undefined, names: TlsNames, now: Date): Promise<TlsPlan> {
   if (stored === undefined) return { action: 'issue', reason: 'missing' };
   let cert: x509.X509Certificate;
   let cas: x509.X509Certificate[];
@@ -89,7 +90,10 @@ export function planTls(stored: TlsMaterial | undefined, names: TlsNames, now: D
     return { action: 'issue', reason: 'unreadable' };
   }
   // The serving certificate must chain to a CA in the bundle, or the API server will refuse it.
-  if (!cas.some((ca) => ca.subject === cert.issuer)) return { action: 'issue', reason: 'untrusted' };
+  const signedBy = await Promise.all(
+    cas.map((ca) => cert.verify({ publicKey: ca, signatureOnly: true }).catch(() => false)),
+  );
+  if (!signedBy.includes(true)) return { action: 'issue', reason: 'untrusted' };
   const rotateAt = rotationTime(cert.notBefore, cert.notAfter);
   if (now.getTime() >= rotateAt.getTime()) return { action: 'issue', reason: 'due' };
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
@@ -110,7 +114,9 @@ export async function issueMaterial(
   validityMs = DEFAULT_VALIDITY_MS,
   previousCaBundlePem = '',
 ): Promise<TlsMaterial> {
-  const ca = await createCertificateAuthority(`warden-webhook-ca-${now.toISOString()}`, validityMs, now);
+  // A unique CA name, so CAs in the bundle are told apart in logs and by `openssl`.
+  const caName = `warden-webhook-ca-${now.toISOString()}-${randomBytes(4).toString('hex')}`;
+  const ca = await createCertificateAuthority(caName, validityMs, now);
   const leaf = await ca.issue({
     commonName: names.dnsNames[0] ?? names.ipAddresses[0] ?? 'warden-webhook',
     dnsNames: names.dnsNames,

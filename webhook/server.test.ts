@@ -1,0 +1,111 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admissionHandler, MUTATE_PATH, WebhookServer } from './server.js';
+import { admissionReview, agentPod, testDeps } from './test-builders.js';
+import { issueMaterial } from './tls.js';
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+function post(port: number, path: string, body: string | Buffer, method = 'POST'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, method, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('admissionHandler over HTTP', () => {
+  let server: Server;
+  let port: number;
+  const LIMIT = 64 * 1024;
+
+  beforeAll(async () => {
+    server = createServer(admissionHandler(testDeps(), { maxBodyBytes: LIMIT }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+  });
+
+  it('answers a pod review with a JSON patch', async () => {
+    const res = await post(port, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())));
+    expect(res.status).toBe(200);
+    const out = JSON.parse(res.body);
+    expect(out).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' });
+    expect(out.response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+  });
+
+  it('rejects a body that is not JSON with 400 and says so', async () => {
+    const res = await post(port, MUTATE_PATH, '{"apiVersion": "admission.k8s.io/v1", ');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/^malformed AdmissionReview: body is not JSON/);
+  });
+
+  it('rejects JSON that is not an AdmissionReview with 400', async () => {
+    const res = await post(port, MUTATE_PATH, JSON.stringify({ hello: 'world' }));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/malformed AdmissionReview: apiVersion\/kind must be admission.k8s.io\/v1/);
+  });
+
+  it('refuses an oversized request with 413 without reading it', async () => {
+    const pod = agentPod();
+    pod.metadata!.annotations!['example.com/blob'] = 'x'.repeat(LIMIT);
+    const res = await post(port, MUTATE_PATH, JSON.stringify(admissionReview(pod)));
+    expect(res.status).toBe(413);
+    expect(res.body).toMatch(`larger than ${LIMIT} bytes`);
+  });
+
+  it('answers 405 to GET on /mutate and 404 elsewhere', async () => {
+    expect((await post(port, MUTATE_PATH, '', 'GET')).status).toBe(405);
+    expect((await post(port, '/validate', '{}')).status).toBe(404);
+  });
+
+  it('serves /healthz', async () => {
+    const res = await post(port, '/healthz', '', 'GET');
+    expect(res).toEqual({ status: 200, body: 'ok\n' });
+  });
+});
+
+describe('WebhookServer over HTTPS', () => {
+  it('serves with the issued certificate and trusts only the CA bundle', async () => {
+    const names = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
+    const m1 = await issueMaterial(names, new Date());
+    const m2 = await issueMaterial(names, new Date(), undefined, m1.caBundlePem);
+    const server = new WebhookServer(testDeps(), m1);
+    const port = await server.listen(0, '127.0.0.1');
+    const call = (ca: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port, path: '/healthz', ca, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await call(m1.caBundlePem)).toBe(200);
+      server.setCertificate(m2);
+      // The new bundle holds the new and the old CA, so it trusts the new certificate.
+      expect(await call(m2.caBundlePem)).toBe(200);
+      // The old bundle does not know the new CA.
+      await expect(call(m1.caBundlePem)).rejects.toThrow();
+    } finally {
+      await server.close();
+    }
+  });
+});
