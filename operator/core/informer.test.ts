@@ -337,3 +337,43 @@ describe('Informer', () => {
     await t.informer.stop();
   });
 });
+
+describe('Informer transform', () => {
+  it('caches and delivers only what the transform keeps (e.g. Secret key names, never values)', async () => {
+    const clock = new FakeClock();
+    const watch = new FakeWatch();
+    type Secret = KubeObject & { data?: Record<string, string> };
+    const seen: Secret[] = [];
+    const keysOnly = (s: Secret): Secret => ({
+      metadata: s.metadata,
+      data: Object.fromEntries(Object.keys(s.data ?? {}).map((k) => [k, ''])),
+    });
+    const informer = new Informer<Secret>({
+      name: 'secrets',
+      path: '/api/v1/namespaces/ns/secrets',
+      list: async () => ({
+        items: [
+          { metadata: { name: 's', namespace: 'ns', resourceVersion: '1' }, data: { token: 'c2VjcmV0' } },
+        ],
+        metadata: { resourceVersion: '1' },
+      }),
+      watch,
+      logger: silent,
+      clock,
+      resyncPeriodMs: 0,
+      transform: keysOnly,
+    });
+    informer.on({ add: (s) => seen.push(s), update: (_o, s) => seen.push(s) });
+    informer.start();
+    await informer.waitForSync();
+    await flushPromises();
+    watch.last().send('MODIFIED', {
+      metadata: { name: 's', namespace: 'ns', resourceVersion: '2' },
+      data: { token: 'bmV3', extra: 'eA==' },
+    });
+    expect(JSON.stringify(informer.list())).not.toContain('c2VjcmV0');
+    expect(JSON.stringify(seen)).not.toMatch(/c2VjcmV0|bmV3|eA==/);
+    expect(informer.get('s', 'ns')?.data).toEqual({ token: '', extra: '' });
+    await informer.stop();
+  });
+});

@@ -54,6 +54,11 @@ export interface InformerOptions<T extends KubeObject> {
   labelSelector?: string;
   /** Server-side watch timeout in seconds; default 5-10 min (random), like client-go. */
   watchTimeoutSeconds?: number;
+  /**
+   * Applied to every object before it is cached or handed to handlers, e.g. to
+   * keep only a Secret's key names so secret values never sit in the cache.
+   */
+  transform?: (obj: T) => T;
   /** Observability hook: every (re)list and watch (re)connect or failure. */
   onLifecycle?: (event: InformerLifecycleEvent) => void;
 }
@@ -197,7 +202,8 @@ export class Informer<T extends KubeObject> {
     const list = await this.opts.list(stop);
     if (stop.aborted) return; // stopped while listing: do not touch the cache or open a watch
     const fresh = new Map<string, Map<string, T>>();
-    for (const obj of list.items ?? []) {
+    for (const raw of list.items ?? []) {
+      const obj = this.opts.transform ? this.opts.transform(raw) : raw;
       const ns = obj.metadata?.namespace ?? '';
       let m = fresh.get(ns);
       if (!m) {
@@ -278,7 +284,11 @@ export class Informer<T extends KubeObject> {
           );
           return;
         }
-        this.applyWatchEvent(phase, obj as T);
+        const typed = obj as T;
+        this.applyWatchEvent(
+          phase,
+          this.opts.transform && phase !== 'BOOKMARK' ? this.opts.transform(typed) : typed,
+        );
       };
       const onDone = (err: unknown) => {
         if (stop.aborted) {
