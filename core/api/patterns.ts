@@ -1,0 +1,103 @@
+/**
+ * Regular expressions the CRDs (crds/*.yaml) use in `pattern`, mirrored for runtime
+ * validation. Each comes with the sentence an error shows. The agreement test
+ * (schemas.agreement.test.ts) checks every one here appears verbatim in a CRD.
+ */
+
+export interface NamedPattern {
+  /** The regex, anchored, identical to the CRD's `pattern`. */
+  re: RegExp;
+  /** What a value must look like, for error messages ("must be ..."). */
+  description: string;
+}
+
+const p = (source: string, description: string): NamedPattern => ({ re: new RegExp(source), description });
+
+/** A lowercase RFC 1123 subdomain: object names (ServiceAccount, Secret, AgentIdentity, provider). */
+export const DNS_SUBDOMAIN = p(
+  '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+  'a lowercase RFC 1123 name: a-z, 0-9, "-" and ".", starting and ending with a letter or digit (e.g. "support-bot")',
+);
+/** A policy rule target: a CredentialProvider name or "*". */
+export const TARGET = p(
+  '^(\\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$',
+  'a CredentialProvider name (lowercase RFC 1123, e.g. "jira") or "*"',
+);
+/** A Go-style duration: one or more number+unit pairs. */
+export const DURATION = p(
+  '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$',
+  'a duration such as "90s", "5m", "1h" or "1h30m" (units ms, s, m, h)',
+);
+/** An https URL (OIDC issuers, JWKS). */
+export const HTTPS_URL = p('^https://[^\\s]+$', 'an https:// URL without spaces');
+/** An http(s) URL (token and revocation endpoints). */
+export const HTTP_URL = p('^https?://[^\\s]+$', 'an http:// or https:// URL without spaces');
+/** A CredentialProvider target URL. */
+export const TARGET_URL = p(
+  '^(https?|postgres(ql)?)://[^\\s]+$',
+  'an http://, https:// or postgres:// URL without spaces',
+);
+/** A key in a Secret's data. */
+export const SECRET_KEY = p('^[-._a-zA-Z0-9]+$', 'a Secret key: letters, digits, "-", "_" and "."');
+/** A `when` condition name. */
+export const CONDITION_NAME = p(
+  '^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$',
+  'a name of letters, digits, "-", "_" and ".", starting and ending with a letter or digit (e.g. "support-staff")',
+);
+/** An HTTP path glob. */
+export const PATH_GLOB = p(
+  '^(/[^\\s]*|\\*\\*)$',
+  'a path glob starting with "/" (e.g. "/api/v1/tickets/*") or "**"',
+);
+/** A PostgreSQL role name that needs no quoting. */
+export const PG_ROLE = p(
+  '^[A-Za-z_][A-Za-z0-9_$]*$',
+  'a PostgreSQL role name: a letter or "_" followed by letters, digits, "_" or "$"',
+);
+/** An HTTP header name (RFC 9110 token). */
+export const HEADER_NAME = p("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 'an HTTP header name (e.g. "Authorization")');
+/** A sha256 digest in hex. */
+export const SHA256_HEX = p('^[0-9a-f]{64}$', '64 lowercase hex digits (a sha256 digest)');
+/** A sha256 digest in hex, or empty. */
+export const SHA256_HEX_OR_EMPTY = p(
+  '^([0-9a-f]{64})?$',
+  'empty or 64 lowercase hex digits (a sha256 digest)',
+);
+/** metav1.Condition type. */
+export const CONDITION_TYPE = p(
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+  'a condition type in CamelCase, optionally prefixed with a DNS subdomain and "/"',
+);
+/** metav1.Condition reason. */
+export const CONDITION_REASON = p(
+  '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+  'a CamelCase reason (letters, digits, "_", "," and ":"), e.g. "SecretNotFound"',
+);
+
+/** Every pattern, for the agreement test. */
+export const ALL_PATTERNS: Record<string, NamedPattern> = {
+  DNS_SUBDOMAIN,
+  TARGET,
+  DURATION,
+  HTTPS_URL,
+  HTTP_URL,
+  TARGET_URL,
+  SECRET_KEY,
+  CONDITION_NAME,
+  PATH_GLOB,
+  PG_ROLE,
+  HEADER_NAME,
+  SHA256_HEX,
+  SHA256_HEX_OR_EMPTY,
+  CONDITION_TYPE,
+  CONDITION_REASON,
+};
+
+/**
+ * A Kubernetes label key: optional DNS-subdomain prefix and "/", then a name of at
+ * most 63 characters. The CRDs cannot check map keys cheaply, so this is a warning.
+ */
+export const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+/** A Kubernetes label value (≤63 characters). */
+export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
