@@ -95,6 +95,19 @@ export class UserTokenVerifier {
     } catch (err) {
       throw userTokenError(err, where);
     }
+    // jose accepts an iat in the future; a token "issued" later than now (beyond the skew) is
+    // not valid yet, whether or not the IdP also set nbf.
+    const nowS = (this.opts.now?.() ?? new Date()).getTime() / 1000;
+    if (
+      typeof payload.iat === 'number' &&
+      payload.iat > nowS + (this.opts.clockSkewSeconds ?? USER_TOKEN_CLOCK_SKEW_SECONDS)
+    ) {
+      throw new OAuthError(
+        'invalid_grant',
+        'user token was issued in the future (iat); check the clocks',
+        `iat ${payload.iat}`,
+      );
+    }
     return userFromClaims(payload, trusted.issuer, trusted);
   }
 
