@@ -21,8 +21,9 @@ export interface ObjectMeta {
   generation?: number;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
+  /** A string on the wire; `unknown` so client-node's typed metadata (Date) also fits. */
+  deletionTimestamp?: unknown;
+  creationTimestamp?: unknown;
 }
 
 export interface KubeObject {
