@@ -21,7 +21,7 @@ function agent(
 }
 
 /** Run decide once and feed its status back in, as the API server would. */
-function after(a: AgentIdentity, saExists: boolean, now = T1): AgentIdentity {
+function reconciledOnce(a: AgentIdentity, saExists: boolean, now = T1): AgentIdentity {
   return { ...a, status: decideAgentIdentity({ agent: a, serviceAccountExists: saExists }, now).status };
 }
 
@@ -54,7 +54,7 @@ describe('decideAgentIdentity', () => {
   });
 
   it('becomes Ready when the ServiceAccount appears later, moving lastTransitionTime and emitting Ready', () => {
-    const missing = after(agent(), false, T1);
+    const missing = reconciledOnce(agent(), false, T1);
     const d = decideAgentIdentity({ agent: missing, serviceAccountExists: true }, T2);
     expect(getCondition(d.status.conditions, 'Ready')).toMatchObject({
       status: 'True',
@@ -65,14 +65,14 @@ describe('decideAgentIdentity', () => {
   });
 
   it('a steady state produces no Events and an identical status (so no write)', () => {
-    const ready = after(agent(), true);
+    const ready = reconciledOnce(agent(), true);
     const d = decideAgentIdentity({ agent: ready, serviceAccountExists: true }, T2);
     expect(d.events).toEqual([]);
     expect(d.status).toEqual(ready.status);
   });
 
   it('suspension: Suspended=True with the reason, Ready=False Suspended, and one Warning Event', () => {
-    const ready = after(agent(), true);
+    const ready = reconciledOnce(agent(), true);
     const killed = {
       ...ready,
       spec: { ...ready.spec, suspended: true, suspendReason: 'exfiltration suspected (INC-42)' },
@@ -108,7 +108,7 @@ describe('decideAgentIdentity', () => {
   });
 
   it('resuming emits Resumed and Ready', () => {
-    const killed = after(agent({ suspended: true }), true);
+    const killed = reconciledOnce(agent({ suspended: true }), true);
     const revived = { ...killed, spec: { ...killed.spec, suspended: false } };
     const d = decideAgentIdentity({ agent: revived, serviceAccountExists: true }, T2);
     expect(d.events.map((e) => `${e.type}/${e.reason}`)).toEqual(['Normal/Resumed', 'Normal/Ready']);
@@ -122,7 +122,7 @@ describe('decideAgentIdentity', () => {
   });
 
   it('a spec edit bumps observedGeneration on status and conditions without an Event', () => {
-    const ready = after(agent(), true);
+    const ready = reconciledOnce(agent(), true);
     const edited = { ...ready, metadata: { ...ready.metadata, generation: 4 } };
     const d = decideAgentIdentity({ agent: edited, serviceAccountExists: true }, T2);
     expect(d.status.observedGeneration).toBe(4);
