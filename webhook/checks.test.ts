@@ -144,10 +144,30 @@ describe('checkPod', () => {
       'TokenVolumeMounted',
       /spec\.containers\[0\]\.volumeMounts\[0\].*only the broker/,
     ],
+    [
+      'a missing required pod label',
+      agentPod(),
+      agentIdentity({ attestation: { requiredPodLabels: { tier: 'agents' } } }),
+      'PodLabelMismatch',
+      /metadata\.labels: pod label tier must be "agents"/,
+    ],
+    [
+      'an image outside allowedImages',
+      agentPod(),
+      agentIdentity({ attestation: { allowedImages: ['ghcr.io/acme/*@sha256:*'] } }),
+      'ImageNotAllowed',
+      /ghcr\.io\/acme\/support-bot:1\.2\.3 matches none of spec\.attestation\.allowedImages/,
+    ],
   ])('rejects %s', (_name, pod, agent, reason, message) => {
     const problems = checkPod(pod, ns, 'support-bot', agent);
     expect(problems.map((p) => p.reason)).toContain(reason);
     expect(rejectionMessage('p', 'support-bot', problems)).toMatch(message);
+  });
+
+  it('leaves the injected broker image out of the allowedImages check on reinvocation', () => {
+    const agent = agentIdentity({ attestation: { allowedImages: ['ghcr.io/acme/**'] } });
+    const injected = mutatePod(agentPod(), 'support-bot', agent, TEST_BROKER);
+    expect(checkPod(injected, ns, 'support-bot', agent)).toEqual([]);
   });
 
   it('reports every problem at once, each with its field path', () => {

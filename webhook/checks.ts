@@ -12,6 +12,7 @@ import {
   BROKER_TOKEN_VOLUME,
   LABEL_AGENT,
 } from '../core/constants.js';
+import { checkAttestationConditions } from '../core/identity/attestation.js';
 import type { AgentIdentityView } from './types.js';
 
 /** Machine-readable reasons; they end up in Events and logs. */
@@ -25,7 +26,9 @@ export type RejectionReason =
   | 'NoContainers'
   | 'ReservedContainerName'
   | 'ReservedVolumeName'
-  | 'TokenVolumeMounted';
+  | 'TokenVolumeMounted'
+  | 'PodLabelMismatch'
+  | 'ImageNotAllowed';
 
 export interface Problem {
   reason: RejectionReason;
@@ -121,6 +124,25 @@ export function checkPod(
         message: `the agent is suspended${why}; its pods cannot start until it is revived (kubectl warden revive ${agentName} -n ${namespace})`,
       });
     }
+    // The same conditions the authority applies at attestation, checked early so
+    // the app team sees them at `kubectl apply` rather than as a broker that never
+    // becomes ready. The injected broker is Warden's image, not the agent's, so
+    // it is left out (it is only present on reinvocation).
+    const att = agent.spec.attestation;
+    const requiredPodLabels = Object.fromEntries(
+      Object.entries(att?.requiredPodLabels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+    );
+    const conditions = checkAttestationConditions(withoutBroker(pod), {
+      requiredPodLabels,
+      allowedImages: att?.allowedImages,
+    });
+    if (!conditions.ok) {
+      problems.push({
+        reason: conditions.reason === 'ImageNotAllowed' ? 'ImageNotAllowed' : 'PodLabelMismatch',
+        field: conditions.reason === 'ImageNotAllowed' ? 'spec.containers[*].image' : 'metadata.labels',
+        message: `${conditions.message} of AgentIdentity "${agentName}"`,
+      });
+    }
     const sa = podServiceAccount(pod);
     if (sa !== agent.spec.serviceAccountName) {
       problems.push({
@@ -140,6 +162,15 @@ export function checkPod(
   }
   problems.push(...structuralProblems(pod));
   return problems;
+}
+
+function withoutBroker(pod: V1Pod): V1Pod {
+  const init = pod.spec?.initContainers;
+  if (!pod.spec || !init?.some((c) => c.name === BROKER_CONTAINER_NAME)) return pod;
+  return {
+    ...pod,
+    spec: { ...pod.spec, initContainers: init.filter((c) => c.name !== BROKER_CONTAINER_NAME) },
+  };
 }
 
 /** Problems with the pod's own shape: missing containers, names Warden reserves. */

@@ -2,11 +2,10 @@
  * Recording admission outcomes as Events on the AgentIdentity, so
  * `kubectl describe agentidentity <name>` shows which pods were injected or
  * rejected and why. The webhook depends only on the AdmissionEvents interface;
- * the Kubernetes-backed implementation is below.
+ * the Kubernetes-backed one adapts the controller's recorder.
  */
-import { randomBytes } from 'node:crypto';
-import { API_VERSION, REPORTING_CONTROLLER } from '../core/constants.js';
-import { type KubeApi, resourcePath } from '../operator/core/kube.js';
+import { API_VERSION } from '../core/constants.js';
+import type { EventRecorder } from '../operator/core/events.js';
 
 export interface AdmissionEvent {
   agent: { name: string; namespace: string; uid?: string };
@@ -32,47 +31,18 @@ export class MemoryEvents implements AdmissionEvents {
   }
 }
 
-/** Writes core/v1 Events (shown by `kubectl describe` and `kubectl events`). */
-export class KubeAdmissionEvents implements AdmissionEvents {
-  constructor(
-    private readonly api: KubeApi,
-    private readonly instance: string,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
-
-  async record(e: AdmissionEvent): Promise<void> {
-    const t = this.now().toISOString();
-    await this.api.request(
-      'POST',
-      resourcePath({ group: '', version: 'v1', plural: 'events' }, e.agent.namespace),
-      {
-        body: {
-          apiVersion: 'v1',
-          kind: 'Event',
-          metadata: {
-            name: `${e.agent.name}.${randomBytes(8).toString('hex')}`,
-            namespace: e.agent.namespace,
-          },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: 'AgentIdentity',
-            name: e.agent.name,
-            namespace: e.agent.namespace,
-            uid: e.agent.uid,
-          },
-          type: e.type,
-          reason: e.reason,
-          // core/v1 Event messages are limited to 1 KiB by convention; keep them short.
-          message: e.note.length > 1024 ? `${e.note.slice(0, 1021)}...` : e.note,
-          action: 'Admit',
-          source: { component: REPORTING_CONTROLLER },
-          reportingComponent: REPORTING_CONTROLLER,
-          reportingInstance: this.instance,
-          firstTimestamp: t,
-          lastTimestamp: t,
-          count: 1,
-        },
-      },
-    );
-  }
+/**
+ * Writes through the controller's Event recorder (operator/core/events.ts):
+ * events.k8s.io/v1 Events, aggregated and rate-limited, so a ReplicaSet
+ * retrying a rejected pod cannot flood the API server.
+ */
+export function recorderEvents(recorder: EventRecorder): AdmissionEvents {
+  return {
+    record: async (e) => {
+      recorder.record(
+        { apiVersion: API_VERSION, kind: 'AgentIdentity', metadata: { ...e.agent } },
+        { type: e.type, reason: e.reason, action: 'Admit', note: e.note },
+      );
+    },
+  };
 }

@@ -2,23 +2,21 @@
  * The inputs the webhook decides on: the fields of an AgentIdentity it reads,
  * and the broker configuration the controller passes in.
  */
+import type { AgentAttestation, AgentIdentitySpec } from '../core/api/index.js';
 import { DEFAULT_BROKER_AUDIENCE } from '../core/constants.js';
 
 /**
- * The AgentIdentity fields the webhook reads. A structural subset of the
- * generated core/api type, so either that type or a raw object from the API
- * server can be passed.
+ * The AgentIdentity fields the webhook reads: a structural subset of the
+ * generated core/api AgentIdentity, so that type (or a raw object from the API
+ * server) can be passed, and tests can build small ones.
  */
 export interface AgentIdentityView {
   metadata: { name?: string; namespace?: string; uid?: string };
-  spec: {
-    serviceAccountName: string;
-    suspended?: boolean;
-    suspendReason?: string;
-    attestation?: {
-      audience?: string;
-      tokenExpirationSeconds?: number;
-    };
+  spec: Pick<AgentIdentitySpec, 'serviceAccountName' | 'suspended' | 'suspendReason'> & {
+    attestation?: Pick<
+      AgentAttestation,
+      'audience' | 'tokenExpirationSeconds' | 'requiredPodLabels' | 'allowedImages'
+    >;
   };
 }
 
