@@ -5,13 +5,19 @@
  */
 
 export interface NamedPattern {
-  /** The regex, anchored, identical to the CRD's `pattern`. */
+  /** The pattern text, identical to the CRD's `pattern`. */
+  source: string;
+  /** The same, compiled. */
   re: RegExp;
   /** What a value must look like, for error messages ("must be ..."). */
   description: string;
 }
 
-const p = (source: string, description: string): NamedPattern => ({ re: new RegExp(source), description });
+const p = (source: string, description: string): NamedPattern => ({
+  source,
+  re: new RegExp(source),
+  description,
+});
 
 /** A lowercase RFC 1123 subdomain: object names (ServiceAccount, Secret, AgentIdentity, provider). */
 export const DNS_SUBDOMAIN = p(

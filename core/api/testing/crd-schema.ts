@@ -170,6 +170,8 @@ function walk(schema: CrdSchema, v: unknown, path: string, issues: CrdIssue[]): 
 /** Defaults then validates `value` against `schema`; returns every issue (empty = accepted). */
 export function checkWithCrdSchema(schema: CrdSchema, value: unknown, path = ''): CrdIssue[] {
   const issues: CrdIssue[] = [];
-  walk(schema, applyDefaults(schema, value), path, issues);
+  // What the API server sees is JSON: a key set to undefined is absent.
+  const json: unknown = value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+  walk(schema, applyDefaults(schema, json), path, issues);
   return issues;
 }
