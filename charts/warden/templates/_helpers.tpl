@@ -1,0 +1,123 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "warden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full resource name prefix: "<release>-warden", or the release name if it already contains the chart name. */}}
+{{- define "warden.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels on every object, without the component (see warden.labels). */}}
+{{- define "warden.baseLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "warden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: warden
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels on the controller's objects. */}}
+{{- define "warden.labels" -}}
+{{ include "warden.baseLabels" . }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/* Labels that select the controller pods (never change them between upgrades: Deployment selectors are immutable). */}}
+{{- define "warden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "warden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "warden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "warden.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository[:tag][@digest] — a digest wins over the tag. Args: dict "repo" "tag" "digest". */}}
+{{- define "warden.imageRef" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repo .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repo .tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "warden.image" -}}
+{{- include "warden.imageRef" (dict "repo" .Values.image.repository "tag" (default .Chart.AppVersion .Values.image.tag) "digest" .Values.image.digest) -}}
+{{- end -}}
+
+{{/* The broker defaults to the controller's image: one image, two entry points. */}}
+{{- define "warden.brokerImage" -}}
+{{- $b := .Values.broker.image -}}
+{{- include "warden.imageRef" (dict
+  "repo" (default .Values.image.repository $b.repository)
+  "tag" (default (default .Chart.AppVersion .Values.image.tag) $b.tag)
+  "digest" (ternary $b.digest .Values.image.digest (or (not (empty $b.digest)) (not (empty $b.repository)))) ) -}}
+{{- end -}}
+
+{{- define "warden.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "warden.fullname" .)) .Values.certificates.secretName -}}
+{{- end -}}
+
+{{- define "warden.webhookConfigurationName" -}}
+{{- printf "%s-pod-injector" (include "warden.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "warden.certificateName" -}}
+{{- printf "%s-serving" (include "warden.fullname" .) -}}
+{{- end -}}
+
+{{- define "warden.authorityUrl" -}}
+{{- printf "https://%s.%s.svc:%d" (include "warden.fullname" .) .Release.Namespace (int .Values.service.authorityPort) -}}
+{{- end -}}
+
+{{- define "warden.issuer" -}}
+{{- default (include "warden.authorityUrl" .) .Values.authority.issuer -}}
+{{- end -}}
+
+{{/* Fails rendering with a readable message when values contradict each other. */}}
+{{- define "warden.validate" -}}
+{{- $src := .Values.certificates.source -}}
+{{- if not (has $src (list "selfManaged" "certManager")) -}}
+{{- fail (printf "certificates.source: %q is not supported; use selfManaged or certManager" $src) -}}
+{{- end -}}
+{{- if not (has .Values.webhook.failurePolicy (list "Fail" "Ignore")) -}}
+{{- fail (printf "webhook.failurePolicy: %q is not supported; use Fail or Ignore" .Values.webhook.failurePolicy) -}}
+{{- end -}}
+{{- $t := int .Values.webhook.timeoutSeconds -}}
+{{- if or (lt $t 1) (gt $t 5) -}}
+{{- fail (printf "webhook.timeoutSeconds: %d is out of range; use 1..5 (admission latency adds to every agent pod create)" $t) -}}
+{{- end -}}
+{{- $n := int .Values.audit.batchSize -}}
+{{- if or (lt $n 1) (gt $n 500) -}}
+{{- fail (printf "audit.batchSize: %d is out of range; use 1..500 (an AuditRecord holds at most 500 entries)" $n) -}}
+{{- end -}}
+{{- $e := int .Values.broker.tokenExpirationSeconds -}}
+{{- if or (lt $e 600) (gt $e 86400) -}}
+{{- fail (printf "broker.tokenExpirationSeconds: %d is out of range; use 600..86400 (the kubelet refuses shorter projected tokens)" $e) -}}
+{{- end -}}
+{{- if not (has .Values.controller.podAntiAffinity (list "soft" "hard" "none")) -}}
+{{- fail (printf "controller.podAntiAffinity: %q is not supported; use soft, hard or none" .Values.controller.podAntiAffinity) -}}
+{{- end -}}
+{{- if and (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
+{{- fail "controller.leaderElection.enabled: must be true when controller.replicas > 1, or replicas would reconcile the same objects concurrently" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,444 @@
+/**
+ * The Helm chart against a real helm (built from its Go module) and the real local
+ * kube-apiserver: lint, render several value sets, check what the rendered objects
+ * promise (security context, webhook scoping, RBAC), and have the API server accept
+ * every object with `kubectl apply --dry-run=server`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type {
+  V1Deployment,
+  V1LabelSelector,
+  V1MutatingWebhookConfiguration,
+  V1PolicyRule,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webhookConfiguration } from '../webhook/config.js';
+import { freshNamespace, kubeconfigPath, kubectl } from './harness/index.js';
+import {
+  CHART_DIR,
+  ensureHelm,
+  helmAt,
+  objectKeys,
+  parseManifests,
+  type RenderedObject,
+  type RunResult,
+} from './tools/helm.js';
+
+const THIRD_PARTY_CRDS = join(import.meta.dirname, 'tools', 'testdata', 'third-party-crds.yaml');
+
+interface ValueSet {
+  name: string;
+  /** Values files under charts/warden/ci/ (also what `ct lint` would use). */
+  files: string[];
+  /** Extra helm flags (e.g. namespaces only known at run time). */
+  extra?: (ctx: { secretNamespaces: string[] }) => string[];
+}
+
+const VALUE_SETS: ValueSet[] = [
+  { name: 'default', files: [] },
+  { name: 'certmanager', files: ['certmanager-values.yaml'] },
+  { name: 'certmanager-issuer', files: ['certmanager-issuer-values.yaml'] },
+  { name: 'no-networkpolicy', files: ['no-networkpolicy-values.yaml'] },
+  { name: 'servicemonitor', files: ['servicemonitor-values.yaml'] },
+  {
+    name: 'hardened',
+    files: ['hardened-values.yaml'],
+    // The RoleBindings go into namespaces that must exist for the dry run.
+    extra: ({ secretNamespaces }) => [
+      '--set-json',
+      `rbac.secretNamespaces=${JSON.stringify(secretNamespaces)}`,
+    ],
+  },
+];
+
+let helm = '';
+let home = '';
+let namespace = '';
+let secretNamespaces: string[] = [];
+const rendered = new Map<string, RenderedObject[]>();
+
+function valuesArgs(set: ValueSet): string[] {
+  return [
+    ...set.files.flatMap((f) => ['--values', join(CHART_DIR, 'ci', f)]),
+    ...(set.extra?.({ secretNamespaces }) ?? []),
+  ];
+}
+
+function releaseOf(set: ValueSet): string {
+  return `w-${set.name}`;
+}
+
+async function template(set: ValueSet, more: string[] = []): Promise<RunResult> {
+  return helmAt(helm, home, [
+    'template',
+    releaseOf(set),
+    CHART_DIR,
+    '--namespace',
+    namespace,
+    '--include-crds',
+    ...valuesArgs(set),
+    ...more,
+  ]);
+}
+
+function find<T = RenderedObject>(objects: RenderedObject[], kind: string, nameSuffix = ''): T {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name.endsWith(nameSuffix));
+  if (!found) throw new Error(`no ${kind} *${nameSuffix} among ${objectKeys(objects).join(', ')}`);
+  return found as unknown as T;
+}
+
+function all(set: string): RenderedObject[] {
+  const objects = rendered.get(set);
+  if (!objects) throw new Error(`value set ${set} was not rendered`);
+  return objects;
+}
+
+/**
+ * A NetworkPolicy as parsed from YAML: client-node's V1NetworkPolicy names the peer
+ * list `_from` (a TypeScript keyword workaround), the wire format says `from`.
+ */
+interface NetworkPolicyJson {
+  spec: {
+    policyTypes: string[];
+    ingress: { ports?: { port: string | number }[]; from?: { podSelector?: V1LabelSelector }[] }[];
+  };
+}
+
+/** Strips undefined fields so an object built in TypeScript compares equal to parsed YAML. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+beforeAll(async () => {
+  helm = await ensureHelm();
+  home = mkdtempSync(join(tmpdir(), 'warden-helm-'));
+  namespace = await freshNamespace('chart');
+  secretNamespaces = [await freshNamespace('chart-agents'), await freshNamespace('chart-payments')];
+  // cert-manager and Prometheus Operator CRDs do not exist on the local control plane.
+  const crds = await kubectl(['apply', '--server-side', '-f', THIRD_PARTY_CRDS]);
+  if (crds.code !== 0) throw new Error(`installing stand-in CRDs failed:\n${crds.stderr}`);
+  const wait = await kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    '-f',
+    THIRD_PARTY_CRDS,
+  ]);
+  if (wait.code !== 0) throw new Error(`stand-in CRDs not established:\n${wait.stderr}`);
+  for (const set of VALUE_SETS) {
+    const out = await template(set);
+    if (out.code !== 0) throw new Error(`helm template (${set.name}) failed:\n${out.stderr}`);
+    rendered.set(set.name, parseManifests(out.stdout));
+  }
+  const counts = VALUE_SETS.map((s) => `${s.name}=${all(s.name).length}`).join(', ');
+  process.stderr.write(`[chart] rendered objects per value set (CRDs included): ${counts}\n`);
+}, 25 * 60_000);
+
+afterAll(() => {
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+describe('helm lint', () => {
+  it.each(VALUE_SETS.map((s) => [s.name, s] as const))(
+    'passes --strict with the %s values',
+    async (_name, set) => {
+      const out = await helmAt(helm, home, [
+        'lint',
+        '--strict',
+        CHART_DIR,
+        '--namespace',
+        'warden-system',
+        ...valuesArgs(set),
+      ]);
+      expect(out.stderr + out.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(out.code).toBe(0);
+    },
+  );
+});
+
+describe('kubectl apply --dry-run=server accepts every rendered object', () => {
+  it.each(VALUE_SETS.map((s) => [s.name, s] as const))('%s', async (name) => {
+    const objects = all(name);
+    const input = objects.map((o) => JSON.stringify(o)).join('\n');
+    // Server-side apply: every namespaced template names its namespace, and the CRDs
+    // the global setup installed are compared field by field with the chart's copies.
+    const out = await kubectl(
+      ['apply', '--server-side', '--dry-run=server', '--field-manager=chart-test', '-f', '-'],
+      {
+        input,
+      },
+    );
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    // One line per object: "<kind>/<name> serverside-applied (server dry run)".
+    const applied = out.stdout.split('\n').filter((l) => /\(server dry run\)$/.test(l));
+    expect(applied).toHaveLength(objects.length);
+  });
+});
+
+describe('what the default values render', () => {
+  it('renders the expected objects, CRDs included', () => {
+    expect(objectKeys(all('default'))).toEqual(
+      [
+        'ClusterRole/w-default-warden-controller',
+        'ClusterRole/w-default-warden-provider-secrets',
+        'ClusterRoleBinding/w-default-warden-controller',
+        'ClusterRoleBinding/w-default-warden-provider-secrets',
+        'ConfigMap/w-default-warden-config',
+        'CustomResourceDefinition/accesspolicies.warden.dev',
+        'CustomResourceDefinition/agentidentities.warden.dev',
+        'CustomResourceDefinition/auditrecords.warden.dev',
+        'CustomResourceDefinition/credentialproviders.warden.dev',
+        'Deployment/w-default-warden-controller',
+        'MutatingWebhookConfiguration/w-default-warden-pod-injector',
+        'NetworkPolicy/w-default-warden-controller',
+        'PodDisruptionBudget/w-default-warden-controller',
+        'Role/w-default-warden-controller',
+        'RoleBinding/w-default-warden-controller',
+        'Service/w-default-warden',
+        'ServiceAccount/w-default-warden',
+      ].sort(),
+    );
+  });
+
+  it('runs two locked-down controller replicas with probes, spread over nodes', () => {
+    const deploy = find<V1Deployment>(all('default'), 'Deployment');
+    expect(deploy.spec?.replicas).toBe(2);
+    const pod = deploy.spec?.template.spec;
+    const [container] = pod?.containers ?? [];
+    expect(container?.args?.[0]).toBe('controller');
+    expect(pod?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container?.livenessProbe?.httpGet?.port).toBe('health');
+    expect(container?.readinessProbe?.httpGet?.port).toBe('health');
+    expect(container?.resources?.limits).toHaveProperty('memory');
+    expect(pod?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    expect(deploy.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+  });
+
+  it('registers the same webhook as webhook/config.ts, scoped away from kube-system and its own namespace', () => {
+    const mwc = find<V1MutatingWebhookConfiguration>(all('default'), 'MutatingWebhookConfiguration');
+    const [entry] = mwc.webhooks ?? [];
+    const [expected] =
+      webhookConfiguration({
+        wardenNamespace: namespace,
+        clientConfig: { service: { name: 'w-default-warden', namespace } },
+      }).webhooks ?? [];
+    expect(plain(entry)).toEqual(plain(expected));
+    expect(entry?.failurePolicy).toBe('Fail');
+    expect(entry?.timeoutSeconds).toBe(5);
+    expect(entry?.reinvocationPolicy).toBe('IfNeeded');
+    expect(entry?.clientConfig.caBundle).toBeUndefined(); // selfManaged: the controller patches it
+  });
+
+  it('grants no write access to Warden specs, no wildcards, and no Secret writes outside its namespace', () => {
+    const objects = all('default');
+    const clusterRules = objects
+      .filter((o) => o.kind === 'ClusterRole')
+      .flatMap((o) => (o as unknown as { rules: V1PolicyRule[] }).rules);
+    for (const rule of clusterRules) {
+      expect(rule.verbs).not.toContain('*');
+      expect(rule.resources).not.toContain('*');
+      if (rule.resources?.includes('secrets')) expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
+      if (rule.resources?.includes('agentidentities'))
+        expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
+      if (rule.resources?.includes('auditrecords')) expect(rule.verbs).not.toContain('update');
+    }
+    const mwcRule = clusterRules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
+    expect(mwcRule?.resourceNames).toEqual(['w-default-warden-pod-injector']);
+  });
+
+  it('lets only agent pods reach the authority port', () => {
+    const np = find<NetworkPolicyJson>(all('default'), 'NetworkPolicy');
+    const authority = np.spec.ingress.find((r) => r.ports?.some((p) => p.port === 'authority'));
+    expect(authority?.from?.[0]?.podSelector?.matchExpressions?.[0]).toEqual({
+      key: 'warden.dev/agent',
+      operator: 'Exists',
+    });
+  });
+});
+
+describe('value sets change what they say', () => {
+  it('certManager: Issuer + Certificate, CA injection annotation, Secret mounted, no caBundle RBAC', () => {
+    const objects = all('certmanager');
+    const cert = find<RenderedObject & { spec: { secretName: string; issuerRef: { name: string } } }>(
+      objects,
+      'Certificate',
+    );
+    expect(cert.spec.secretName).toBe('w-certmanager-warden-tls');
+    expect(cert.spec.issuerRef.name).toBe('w-certmanager-warden-selfsigned');
+    expect(find(objects, 'Issuer').metadata.name).toBe('w-certmanager-warden-selfsigned');
+    const mwc = find<V1MutatingWebhookConfiguration>(objects, 'MutatingWebhookConfiguration');
+    expect(mwc.metadata?.annotations?.['cert-manager.io/inject-ca-from']).toBe(
+      `${namespace}/${cert.metadata.name}`,
+    );
+    const deploy = find<V1Deployment>(objects, 'Deployment');
+    expect(deploy.spec?.template.spec?.volumes?.find((v) => v.name === 'tls')?.secret?.secretName).toBe(
+      'w-certmanager-warden-tls',
+    );
+    const rules = objects
+      .filter((o) => o.kind === 'ClusterRole')
+      .flatMap((o) => (o as unknown as { rules: V1PolicyRule[] }).rules);
+    expect(rules.some((r) => r.resources?.includes('mutatingwebhookconfigurations'))).toBe(false);
+  });
+
+  it('certManager with an issuerRef uses it and creates no Issuer', () => {
+    const objects = all('certmanager-issuer');
+    expect(objects.some((o) => o.kind === 'Issuer')).toBe(false);
+    expect(
+      find<RenderedObject & { spec: { issuerRef: unknown } }>(objects, 'Certificate').spec.issuerRef,
+    ).toEqual({
+      kind: 'ClusterIssuer',
+      name: 'corporate-ca',
+      group: 'cert-manager.io',
+    });
+  });
+
+  it('networkPolicy and PDB off: neither is rendered', () => {
+    const kinds = all('no-networkpolicy').map((o) => o.kind);
+    expect(kinds).not.toContain('NetworkPolicy');
+    expect(kinds).not.toContain('PodDisruptionBudget');
+  });
+
+  it('serviceMonitor on: scrapes the metrics port of the Service', () => {
+    const sm = find<RenderedObject & { spec: { endpoints: { port: string }[] } }>(
+      all('servicemonitor'),
+      'ServiceMonitor',
+    );
+    expect(sm.spec.endpoints[0]?.port).toBe('metrics');
+    expect(sm.metadata.labels?.release).toBe('prometheus');
+    expect(all('default').some((o) => o.kind === 'ServiceMonitor')).toBe(false);
+  });
+
+  it('hardened: digests pinned, hard anti-affinity, egress restricted, Secrets readable only in listed namespaces', () => {
+    const objects = all('hardened');
+    const deploy = find<V1Deployment>(objects, 'Deployment');
+    expect(deploy.spec?.template.spec?.containers[0]?.image).toBe(
+      'ghcr.io/warden-dev/warden@sha256:0000000000000000000000000000000000000000000000000000000000000001',
+    );
+    expect(
+      deploy.spec?.template.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution,
+    ).toHaveLength(1);
+    const config = find<RenderedObject & { data: Record<string, string> }>(objects, 'ConfigMap');
+    expect(config.data['config.yaml']).toContain(
+      'image: "registry.example.com/warden@sha256:0000000000000000000000000000000000000000000000000000000000000002"',
+    );
+    expect(find<NetworkPolicyJson>(objects, 'NetworkPolicy').spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    const secretBindings = objects.filter(
+      (o) => o.kind === 'RoleBinding' && o.metadata.name.endsWith('-provider-secrets'),
+    );
+    expect(secretBindings.map((b) => b.metadata.namespace).sort()).toEqual([...secretNamespaces].sort());
+    expect(
+      objects.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.endsWith('-provider-secrets')),
+    ).toBe(false);
+  });
+});
+
+describe('contradictory values fail rendering with a message naming the option', () => {
+  it.each([
+    [
+      'an unknown certificate source',
+      ['--set', 'certificates.source=vault'],
+      'certificates.source: "vault" is not supported',
+    ],
+    [
+      'a webhook timeout over 5 s',
+      ['--set', 'webhook.timeoutSeconds=10'],
+      'webhook.timeoutSeconds: 10 is out of range',
+    ],
+    ['an audit batch over 500', ['--set', 'audit.batchSize=1000'], 'audit.batchSize: 1000 is out of range'],
+    [
+      'a projected token shorter than the kubelet allows',
+      ['--set', 'broker.tokenExpirationSeconds=60'],
+      'broker.tokenExpirationSeconds: 60 is out of range',
+    ],
+    [
+      'two replicas without leader election',
+      ['--set', 'controller.leaderElection.enabled=false'],
+      'controller.leaderElection.enabled: must be true',
+    ],
+    [
+      'an unknown anti-affinity mode',
+      ['--set', 'controller.podAntiAffinity=always'],
+      'controller.podAntiAffinity',
+    ],
+    [
+      'an existing ServiceAccount without a name',
+      ['--set', 'serviceAccount.create=false'],
+      'serviceAccount.name is required',
+    ],
+  ])('%s', async (_name, args, message) => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, args);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain(message);
+  });
+});
+
+describe('upgrades keep the webhook trusted (selfManaged)', () => {
+  it('carries the live caBundle over when rendering against the cluster', async () => {
+    const set: ValueSet = { name: 'upgrade', files: [] };
+    const name = `${releaseOf(set)}-warden-pod-injector`;
+    const caBundle = Buffer.from(
+      '-----BEGIN CERTIFICATE-----\nfixture\n-----END CERTIFICATE-----\n',
+    ).toString('base64');
+    // What the controller would have patched in. The fixture can never be called:
+    // it selects no namespace and fails open.
+    const live = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name },
+      webhooks: [
+        {
+          name: 'inject.pods.warden.dev',
+          admissionReviewVersions: ['v1'],
+          clientConfig: { url: 'https://127.0.0.1:1/mutate', caBundle },
+          rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+          namespaceSelector: { matchLabels: { 'warden.dev/chart-test': 'never-matches' } },
+          failurePolicy: 'Ignore',
+          sideEffects: 'None',
+        },
+      ],
+    };
+    const created = await kubectl(['create', '-f', '-'], { input: JSON.stringify(live) });
+    expect(created.stderr).toBe('');
+    try {
+      const out = await helmAt(
+        helm,
+        home,
+        ['template', releaseOf(set), CHART_DIR, '--namespace', namespace, '--dry-run=server'],
+        kubeconfigPath(),
+      );
+      expect(out.stderr).toBe('');
+      const mwc = find<V1MutatingWebhookConfiguration>(
+        parseManifests(out.stdout),
+        'MutatingWebhookConfiguration',
+      );
+      expect(mwc.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+    } finally {
+      await kubectl(['delete', 'mutatingwebhookconfiguration', name, '--ignore-not-found']);
+    }
+  });
+});
+
+describe('the chart ships the CRDs from crds/ unchanged', () => {
+  it.each(['agentidentity.yaml', 'accesspolicy.yaml', 'credentialprovider.yaml', 'auditrecord.yaml'])(
+    '%s',
+    (file) => {
+      const source = readFileSync(join(CHART_DIR, '..', '..', 'crds', file), 'utf8');
+      const copy = readFileSync(join(CHART_DIR, 'crds', file), 'utf8');
+      expect(copy).toBe(source);
+    },
+  );
+});
