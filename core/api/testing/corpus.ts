@@ -1,0 +1,397 @@
+/**
+ * Specs every validator of Warden objects must agree on — zod (schemas.ts), the
+ * CRD schemas as checked offline (crd-schema.ts) and the real API server
+ * (crds/crds.int.test.ts) — each named for what it exercises.
+ */
+import type { WardenKind } from '../schemas.js';
+import {
+  agentSpec,
+  apiKeyProviderSpec,
+  auditSpec,
+  DIGEST,
+  jwtProviderSpec,
+  policySpec,
+  postgresProviderSpec,
+  rule,
+} from './builders.js';
+
+export interface CorpusCase {
+  name: string;
+  kind: WardenKind;
+  spec: unknown;
+  /** true: every validator accepts it; false: every validator rejects it. */
+  ok: boolean;
+}
+
+/** Objects both validators must accept (ok) or reject, named for what they exercise. */
+export const CORPUS: CorpusCase[] = [
+  { name: 'minimal agent', kind: 'AgentIdentity', spec: agentSpec(), ok: true },
+  { name: 'agent: unknown field', kind: 'AgentIdentity', spec: agentSpec({ suspend: true }), ok: false },
+  {
+    name: 'agent: bad SA name',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ serviceAccountName: 'Bot' }),
+    ok: false,
+  },
+  {
+    name: 'agent: SA name too long',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ serviceAccountName: 'a'.repeat(254) }),
+    ok: false,
+  },
+  {
+    name: 'agent: token lifetime at the minimum',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ attestation: { tokenExpirationSeconds: 600 } }),
+    ok: true,
+  },
+  {
+    name: 'agent: token lifetime below the minimum',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ attestation: { tokenExpirationSeconds: 599 } }),
+    ok: false,
+  },
+  {
+    name: 'agent: token lifetime above the maximum',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ attestation: { tokenExpirationSeconds: 86401 } }),
+    ok: false,
+  },
+  {
+    name: 'agent: 33 allowed images',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ attestation: { allowedImages: Array.from({ length: 33 }, (_, i) => `img${i}`) } }),
+    ok: false,
+  },
+  {
+    name: 'agent: 33 pod labels',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      attestation: {
+        requiredPodLabels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])),
+      },
+    }),
+    ok: false,
+  },
+  {
+    name: 'agent: mode Required with an issuer',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      userContext: { mode: 'Required', trustedIssuers: [{ issuer: 'https://idp', audiences: ['a'] }] },
+    }),
+    ok: true,
+  },
+  {
+    name: 'agent: mode Required without issuers',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ userContext: { mode: 'Required' } }),
+    ok: false,
+  },
+  {
+    name: 'agent: mode lowercase',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ userContext: { mode: 'required' } }),
+    ok: false,
+  },
+  {
+    name: 'agent: issuer without audiences',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ userContext: { trustedIssuers: [{ issuer: 'https://idp', audiences: [] }] } }),
+    ok: false,
+  },
+  {
+    name: 'agent: duplicate issuer',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      userContext: {
+        trustedIssuers: [
+          { issuer: 'https://idp', audiences: ['a'] },
+          { issuer: 'https://idp', audiences: ['b'] },
+        ],
+      },
+    }),
+    ok: false,
+  },
+  {
+    name: 'agent: duration with days',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ maxCredentialTTL: '1d' }),
+    ok: false,
+  },
+  {
+    name: 'agent: compound duration',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ maxCredentialTTL: '1h30m' }),
+    ok: true,
+  },
+  { name: 'policy: DESIGN.md example', kind: 'AccessPolicy', spec: policySpec(), ok: true },
+  { name: 'policy: no rules', kind: 'AccessPolicy', spec: policySpec({ rules: [] }), ok: false },
+  {
+    name: 'policy: 65 rules',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: Array.from({ length: 65 }, () => rule()) }),
+    ok: false,
+  },
+  {
+    name: 'policy: rule without targets',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [{ tools: ['x'] }] }),
+    ok: false,
+  },
+  {
+    name: 'policy: * with another target',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ targets: ['*', 'jira'] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: uppercase target',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ targets: ['Jira'] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: http rule',
+    kind: 'AccessPolicy',
+    spec: policySpec({
+      rules: [rule({ tools: undefined, http: { methods: ['GET', '*'], paths: ['/api/**', '**'] } })],
+    }),
+    ok: true,
+  },
+  {
+    name: 'policy: lowercase method',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ http: { methods: ['get'] } })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: relative path',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ http: { paths: ['api/*'] } })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: duplicate condition name',
+    kind: 'AccessPolicy',
+    spec: policySpec({
+      rules: [
+        rule({
+          when: [
+            { name: 'a', expression: 'true' },
+            { name: 'a', expression: 'true' },
+          ],
+        }),
+      ],
+    }),
+    ok: false,
+  },
+  {
+    name: 'policy: condition without expression',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ when: [{ name: 'a' }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: expression too long',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ when: [{ name: 'a', expression: 'x'.repeat(4097) }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: 17 conditions',
+    kind: 'AccessPolicy',
+    spec: policySpec({
+      rules: [rule({ when: Array.from({ length: 17 }, (_, i) => ({ name: `c${i}`, expression: 'true' })) })],
+    }),
+    ok: false,
+  },
+  {
+    name: 'policy: bad credential ttl',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ credential: { ttl: '5' } })] }),
+    ok: false,
+  },
+  { name: 'policy: effect Deny', kind: 'AccessPolicy', spec: policySpec({ effect: 'Deny' }), ok: true },
+  { name: 'policy: effect lowercase', kind: 'AccessPolicy', spec: policySpec({ effect: 'deny' }), ok: false },
+  {
+    name: 'policy: 101 selected names',
+    kind: 'AccessPolicy',
+    spec: policySpec({ agentSelector: { names: Array.from({ length: 101 }, (_, i) => `a${i}`) } }),
+    ok: false,
+  },
+  { name: 'provider: JWT', kind: 'CredentialProvider', spec: jwtProviderSpec(), ok: true },
+  {
+    name: 'provider: JWT without block',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: undefined }),
+    ok: false,
+  },
+  {
+    name: 'provider: JWT plus apiKey block',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ apiKey: { secretRef: { name: 'a', key: 'b' } } }),
+    ok: false,
+  },
+  {
+    name: 'provider: only the wrong block',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: undefined, basicAuth: { secretRef: { name: 'a' } } }),
+    ok: false,
+  },
+  {
+    name: 'provider: unknown type',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ type: 'Kerberos' }),
+    ok: false,
+  },
+  { name: 'provider: PostgreSQL', kind: 'CredentialProvider', spec: postgresProviderSpec(), ok: true },
+  {
+    name: 'provider: PostgreSQL over default protocol',
+    kind: 'CredentialProvider',
+    spec: postgresProviderSpec({ target: { url: 'postgres://db/x' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: PostgreSQL protocol for JWT',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ target: { url: 'postgres://db/x', protocol: 'PostgreSQL' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: http URL for PostgreSQL',
+    kind: 'CredentialProvider',
+    spec: postgresProviderSpec({ target: { url: 'https://db', protocol: 'PostgreSQL' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: no grant roles',
+    kind: 'CredentialProvider',
+    spec: postgresProviderSpec({ postgresql: { ...postgresProviderSpec().postgresql, grantRoles: [] } }),
+    ok: false,
+  },
+  {
+    name: 'provider: port 0',
+    kind: 'CredentialProvider',
+    spec: postgresProviderSpec({ postgresql: { ...postgresProviderSpec().postgresql, port: 0 } }),
+    ok: false,
+  },
+  { name: 'provider: APIKey', kind: 'CredentialProvider', spec: apiKeyProviderSpec(), ok: true },
+  {
+    name: 'provider: APIKey without key',
+    kind: 'CredentialProvider',
+    spec: apiKeyProviderSpec({ apiKey: { secretRef: { name: 'a' } } }),
+    ok: false,
+  },
+  {
+    name: 'provider: inject without {token}',
+    kind: 'CredentialProvider',
+    spec: apiKeyProviderSpec({ inject: { format: 'Token abc' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: inject bare {token}',
+    kind: 'CredentialProvider',
+    spec: apiKeyProviderSpec({ inject: { header: 'X-API-Key', format: '{token}' } }),
+    ok: true,
+  },
+  {
+    name: 'provider: header with a space',
+    kind: 'CredentialProvider',
+    spec: apiKeyProviderSpec({ inject: { header: 'X API Key' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: OAuth2 token exchange',
+    kind: 'CredentialProvider',
+    spec: {
+      target: { url: 'https://api', protocol: 'HTTP' },
+      type: 'OAuth2TokenExchange',
+      oauth2TokenExchange: {
+        tokenUrl: 'https://idp/token',
+        clientId: 'warden',
+        clientSecretRef: { name: 's', key: 'k' },
+        scopes: ['read'],
+      },
+    },
+    ok: true,
+  },
+  {
+    name: 'provider: OAuth2 client credentials without secret',
+    kind: 'CredentialProvider',
+    spec: {
+      target: { url: 'https://api' },
+      type: 'OAuth2ClientCredentials',
+      oauth2ClientCredentials: { tokenUrl: 'https://idp/token', clientId: 'warden' },
+    },
+    ok: false,
+  },
+  {
+    name: 'provider: BasicAuth',
+    kind: 'CredentialProvider',
+    spec: {
+      target: { url: 'https://api', protocol: 'HTTP' },
+      type: 'BasicAuth',
+      basicAuth: { secretRef: { name: 's' } },
+    },
+    ok: true,
+  },
+  { name: 'audit: first record', kind: 'AuditRecord', spec: auditSpec(), ok: true },
+  {
+    name: 'audit: later record',
+    kind: 'AuditRecord',
+    spec: auditSpec({ sequence: 1, previousDigest: DIGEST }),
+    ok: true,
+  },
+  {
+    name: 'audit: first record with previous digest',
+    kind: 'AuditRecord',
+    spec: auditSpec({ previousDigest: DIGEST }),
+    ok: false,
+  },
+  {
+    name: 'audit: later record without previous digest',
+    kind: 'AuditRecord',
+    spec: auditSpec({ sequence: 1 }),
+    ok: false,
+  },
+  { name: 'audit: negative sequence', kind: 'AuditRecord', spec: auditSpec({ sequence: -1 }), ok: false },
+  { name: 'audit: no entries', kind: 'AuditRecord', spec: auditSpec({ entries: [] }), ok: false },
+  {
+    name: 'audit: 501 entries',
+    kind: 'AuditRecord',
+    spec: auditSpec({ entries: Array.from({ length: 501 }, () => auditSpec().entries[0]) }),
+    ok: false,
+  },
+  {
+    name: 'audit: 500 entries',
+    kind: 'AuditRecord',
+    spec: auditSpec({ entries: Array.from({ length: 500 }, () => auditSpec().entries[0]) }),
+    ok: true,
+  },
+  {
+    name: 'audit: end before start',
+    kind: 'AuditRecord',
+    spec: auditSpec({ endTime: '2026-01-01T00:00:00Z' }),
+    ok: false,
+  },
+  {
+    name: 'audit: unknown entry kind',
+    kind: 'AuditRecord',
+    spec: auditSpec({ entries: [{ time: '2026-01-02T15:04:05Z', kind: 'Login' }] }),
+    ok: false,
+  },
+  {
+    name: 'audit: uppercase digest',
+    kind: 'AuditRecord',
+    spec: auditSpec({ digest: 'A'.repeat(64) }),
+    ok: false,
+  },
+  {
+    name: 'audit: rule index out of range',
+    kind: 'AuditRecord',
+    spec: auditSpec({
+      entries: [{ time: '2026-01-02T15:04:05Z', kind: 'Decision', reasons: [{ rule: 64 }] }],
+    }),
+    ok: false,
+  },
+];
