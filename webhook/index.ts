@@ -1,0 +1,89 @@
+/**
+ * Wiring for `warden controller`: TLS from the shared Secret (caBundle kept in
+ * step), the HTTPS admission server, and a periodic refresh that rotates the
+ * certificate or picks up another replica's rotation.
+ */
+import type { KubeApi } from '../operator/core/kube.js';
+import type { AdmissionLogger, AgentIdentityLookup } from './admission.js';
+import { DEFAULT_CONFIGURATION_NAME } from './config.js';
+import type { AdmissionEvents } from './events.js';
+import { apiLookup } from './lookup.js';
+import { type HandlerOptions, WebhookServer } from './server.js';
+import type { TlsMaterial, TlsNames } from './tls.js';
+import { TlsStore, watchTls } from './tls-store.js';
+import type { BrokerConfig } from './types.js';
+
+export { webhookConfiguration } from './config.js';
+export { DEFAULT_BROKER_CONFIG } from './types.js';
+
+/** Default name of the Secret holding the webhook's serving certificate and CA bundle. */
+export const DEFAULT_TLS_SECRET_NAME = 'warden-webhook-tls';
+
+export interface WebhookOptions extends HandlerOptions {
+  api: KubeApi;
+  /** Warden's namespace: where the TLS Secret lives. */
+  namespace: string;
+  secretName?: string;
+  /** The MutatingWebhookConfiguration whose caBundle is kept in step (default warden-pod-injector); null leaves it alone. */
+  configurationName?: string | null;
+  /** Names the serving certificate is valid for (Service DNS names; 127.0.0.1 in tests). */
+  names: TlsNames;
+  broker: BrokerConfig;
+  port: number;
+  host?: string;
+  logger: AdmissionLogger;
+  events: AdmissionEvents;
+  /** Defaults to a GET per admission; pass an informer-cache lookup to avoid it. */
+  lookup?: AgentIdentityLookup;
+  /** How often to re-check the Secret for rotation. Default 1 minute. */
+  refreshIntervalMs?: number;
+  now?: () => Date;
+}
+
+export interface RunningWebhook {
+  port: number;
+  store: TlsStore;
+  /** The material currently served. */
+  material(): TlsMaterial;
+  stop(): Promise<void>;
+}
+
+export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
+  const store = new TlsStore({
+    api: o.api,
+    namespace: o.namespace,
+    secretName: o.secretName ?? DEFAULT_TLS_SECRET_NAME,
+    webhookConfigurationName:
+      o.configurationName === null ? undefined : (o.configurationName ?? DEFAULT_CONFIGURATION_NAME),
+    names: o.names,
+    logger: o.logger,
+    ...(o.now ? { now: o.now } : {}),
+  });
+  let current = await store.ensure();
+  const server = new WebhookServer(
+    { broker: o.broker, lookup: o.lookup ?? apiLookup(o.api), events: o.events, logger: o.logger },
+    current,
+    { maxBodyBytes: o.maxBodyBytes },
+  );
+  const port = await server.listen(o.port, o.host);
+  const stopWatch = watchTls(
+    store,
+    current,
+    (m) => {
+      current = m;
+      server.setCertificate(m);
+      o.logger.info({ port }, 'serving rotated webhook certificate');
+    },
+    o.refreshIntervalMs ?? 60_000,
+    o.logger,
+  );
+  return {
+    port,
+    store,
+    material: () => current,
+    async stop() {
+      stopWatch();
+      await server.close();
+    },
+  };
+}
