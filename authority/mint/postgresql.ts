@@ -1,0 +1,303 @@
+/**
+ * PostgreSQL credentials: a temporary LOGIN role per (agent, user, policy), like Vault's dynamic
+ * database secrets.
+ *
+ * - The name is derived deterministically (agent slug + digests of the agent and of
+ *   user/policy) plus a random suffix, so all roles of one agent share a prefix (kill switch:
+ *   revokeAgent) while two credentials never collide.
+ * - The role expires by itself (VALID UNTIL now + ttl): new logins fail after that even if
+ *   Warden is down; sweepExpired() (called by the operator) ends its sessions and drops it.
+ * - The password is random, sent to PostgreSQL only as a SCRAM verifier, and returned only to
+ *   the caller (the authority hands it to the broker; it never reaches the agent).
+ * - Every identifier and literal goes through pg's escapeIdentifier/escapeLiteral (DDL cannot
+ *   take bind parameters); ordinary queries use bind parameters.
+ * - Roles carry a COMMENT marking them as Warden's, and the sweeper only ever drops marked roles.
+ *
+ * Admin credentials come from spec.postgresql.adminSecretRef. The admin role needs CREATEROLE,
+ * ADMIN OPTION on the granted roles (PostgreSQL ≥ 16) and pg_signal_backend (to end sessions).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { scramSha256Verifier } from './scram-verifier.js';
+import { effectiveTtlMs } from './ttl.js';
+import {
+  type MintAgent,
+  MintError,
+  type Minter,
+  type MintProvider,
+  type MintRequest,
+  type MintResult,
+  providerRef,
+  type SecretsReader,
+} from './types.js';
+
+export const DEFAULT_ROLE_TTL = '15m';
+export const DEFAULT_PG_PORT = 5432;
+/** Every Warden role name starts with this. */
+export const ROLE_PREFIX = 'w_';
+/** The COMMENT ON ROLE marker the sweeper requires before dropping anything (the JSON's first key). */
+export const MANAGED_BY = 'warden';
+
+/** What the minter needs of a database connection (pg.Client satisfies it). */
+export interface SqlClient {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: R[] }>;
+  end(): Promise<void>;
+}
+
+export interface AdminConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+}
+
+export type Connect = (cfg: AdminConnection) => Promise<SqlClient>;
+
+/** Default connector: a pg.Client with bounded connect and statement times. */
+export const connectPg: Connect = async (cfg) => {
+  const client = new pg.Client({ ...cfg, connectionTimeoutMillis: 10_000, statement_timeout: 15_000 });
+  // A connection error after connect() is reported by the next query; don't crash the process.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+};
+
+const digest = (s: string, n = 8) => createHash('sha256').update(s).digest('hex').slice(0, n);
+
+/** Lowercase [a-z0-9_] slug of at most `max` characters. */
+function slug(s: string, max: number): string {
+  return (
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, max) || 'agent'
+  );
+}
+
+/** `w_<agent-slug>_<agent-digest>_`: the prefix every role of this agent carries. */
+export function agentRolePrefix(agent: { namespace: string; name: string }): string {
+  return `${ROLE_PREFIX}${slug(agent.name, 24)}_${digest(`${agent.namespace}/${agent.name}`)}_`;
+}
+
+/** Role name (≤ 63 bytes, PostgreSQL's NAMEDATALEN - 1): agent prefix + user/policy digest + random suffix. */
+export function roleName(
+  agent: { namespace: string; name: string },
+  user: { issuer: string; sub: string } | null,
+  policy: string | undefined,
+  suffix: string,
+): string {
+  const who = user ? `${user.issuer}|${user.sub}` : '-';
+  return `${agentRolePrefix(agent)}${digest(`${who}|${policy ?? ''}`)}_${suffix}`;
+}
+
+/** The DDL that creates a temporary role (pure: name, verifier and expiry are inputs). */
+export function createRoleStatements(
+  name: string,
+  verifier: string,
+  validUntil: Date,
+  grantRoles: readonly string[],
+  comment: Record<string, unknown>,
+): string[] {
+  const role = pg.escapeIdentifier(name);
+  return [
+    `CREATE ROLE ${role} WITH LOGIN INHERIT PASSWORD ${pg.escapeLiteral(verifier)} VALID UNTIL ${pg.escapeLiteral(validUntil.toISOString())}`,
+    ...(grantRoles.length > 0
+      ? [`GRANT ${grantRoles.map((r) => pg.escapeIdentifier(r)).join(', ')} TO ${role}`]
+      : []),
+    `COMMENT ON ROLE ${role} IS ${pg.escapeLiteral(JSON.stringify({ managedBy: MANAGED_BY, ...comment }))}`,
+  ];
+}
+
+export interface SweepResult {
+  dropped: string[];
+  failed: { role: string; message: string }[];
+}
+
+export interface PostgresMinterOptions {
+  readonly connect?: Connect;
+  readonly now?: () => Date;
+  /** Random role-name suffix (6 chars [a-z0-9]) and password sources. */
+  readonly random?: { suffix(): string; password(): string };
+}
+
+const defaultRandom = {
+  suffix: () => randomBytes(8).toString('hex').slice(0, 6),
+  password: () => randomBytes(24).toString('base64url'),
+};
+
+function pgError(err: unknown): { code?: string; message: string } {
+  const e = err as { code?: string; message?: string };
+  return { code: e.code, message: e.message ?? String(err) };
+}
+
+export class PostgresMinter implements Minter {
+  readonly type = 'PostgreSQL' as const;
+  private readonly connect: Connect;
+  private readonly now: () => Date;
+  private readonly random: { suffix(): string; password(): string };
+
+  constructor(opts: PostgresMinterOptions = {}) {
+    this.connect = opts.connect ?? connectPg;
+    this.now = opts.now ?? (() => new Date());
+    this.random = opts.random ?? defaultRandom;
+  }
+
+  async mint(req: MintRequest): Promise<MintResult> {
+    const where = providerRef(req.provider);
+    const spec = req.provider.spec.postgresql;
+    if (!spec)
+      throw new MintError('InvalidProvider', `${where}: spec.postgresql is required for type PostgreSQL`);
+    if (spec.grantRoles.length === 0) {
+      throw new MintError(
+        'InvalidProvider',
+        `${where}: spec.postgresql.grantRoles must name at least one role`,
+      );
+    }
+    const now = this.now();
+    const ttlMs = effectiveTtlMs({
+      policy: req.policy.ttl,
+      provider: { value: spec.roleTTL ?? DEFAULT_ROLE_TTL, field: `${where} spec.postgresql.roleTTL` },
+      agentMax: req.agent.maxCredentialTTL,
+    });
+    const expiresAt = new Date(now.getTime() + ttlMs);
+    const user = req.user?.present ? { issuer: req.user.issuer, sub: req.user.sub } : null;
+    const name = roleName(req.agent, user, req.policy.policy, this.random.suffix());
+    const password = this.random.password();
+    const statements = createRoleStatements(name, scramSha256Verifier(password), expiresAt, spec.grantRoles, {
+      agent: `${req.agent.namespace}/${req.agent.name}`,
+      user: user?.sub ?? null,
+      policy: req.policy.policy ?? null,
+      expiresAt: expiresAt.toISOString(),
+    });
+    await this.withAdmin(req.provider, req.secrets, async (db) => {
+      await db.query('BEGIN');
+      try {
+        for (const sql of statements) await db.query(sql);
+        await db.query('COMMIT');
+      } catch (err) {
+        await db.query('ROLLBACK').catch(() => {});
+        const e = pgError(err);
+        // pg error messages name roles, never passwords (the verifier is not echoed either).
+        throw new MintError(
+          'UpstreamRejected',
+          `${where}: creating role ${name} failed: ${e.message}${e.code ? ` (SQLSTATE ${e.code})` : ''}`,
+        );
+      }
+    });
+    const { provider, secrets } = req;
+    return {
+      credential: {
+        kind: 'postgresql',
+        value: {
+          host: spec.host,
+          port: spec.port ?? DEFAULT_PG_PORT,
+          database: spec.database,
+          user: name,
+          password,
+        },
+        expiresAt,
+        id: name,
+        standing: false,
+      },
+      revoke: () => this.revokeRole(provider, secrets, name),
+    };
+  }
+
+  /** Ends a role now: no new logins, current sessions terminated. A role already gone is fine. */
+  async revokeRole(provider: MintProvider, secrets: SecretsReader, name: string): Promise<void> {
+    await this.withAdmin(provider, secrets, async (db) => {
+      try {
+        await db.query(`ALTER ROLE ${pg.escapeIdentifier(name)} NOLOGIN`);
+      } catch (err) {
+        if (pgError(err).code !== '42704') throw err; // undefined_object: already swept
+      }
+      await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [name]);
+    });
+  }
+
+  /** Kill switch: revokes every Warden role of the agent in this provider's database. */
+  async revokeAgent(
+    provider: MintProvider,
+    secrets: SecretsReader,
+    agent: Pick<MintAgent, 'namespace' | 'name'>,
+  ): Promise<string[]> {
+    const roles = await this.withAdmin(provider, secrets, (db) =>
+      this.managedRoles(db, agentRolePrefix(agent), false),
+    );
+    for (const role of roles) await this.revokeRole(provider, secrets, role);
+    return roles;
+  }
+
+  /** Drops Warden roles past VALID UNTIL or revoked (NOLOGIN), ending their sessions first. */
+  async sweepExpired(provider: MintProvider, secrets: SecretsReader): Promise<SweepResult> {
+    const result: SweepResult = { dropped: [], failed: [] };
+    await this.withAdmin(provider, secrets, async (db) => {
+      for (const role of await this.managedRoles(db, ROLE_PREFIX, true)) {
+        try {
+          await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
+          await db.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
+          result.dropped.push(role);
+        } catch (err) {
+          // e.g. 2BP01: the role owns objects; leave it for a person to look at, keep sweeping.
+          const e = pgError(err);
+          result.failed.push({ role, message: `${e.message}${e.code ? ` (SQLSTATE ${e.code})` : ''}` });
+        }
+      }
+    });
+    return result;
+  }
+
+  /** Roles with the prefix and Warden's marker; `expiredOnly` limits to expired or revoked ones. */
+  private async managedRoles(db: SqlClient, prefix: string, expiredOnly: boolean): Promise<string[]> {
+    const { rows } = await db.query<{ rolname: string }>(
+      `SELECT rolname FROM pg_roles
+        WHERE starts_with(rolname, $1)
+          AND shobj_description(oid, 'pg_authid') LIKE $2
+          AND (NOT $3::boolean OR NOT rolcanlogin OR rolvaliduntil < $4::timestamptz)
+        ORDER BY rolname`,
+      [prefix, `{"managedBy":"${MANAGED_BY}",%`, expiredOnly, this.now().toISOString()],
+    );
+    return rows.map((r) => r.rolname);
+  }
+
+  private async withAdmin<T>(
+    provider: MintProvider,
+    secrets: SecretsReader,
+    fn: (db: SqlClient) => Promise<T>,
+  ): Promise<T> {
+    const where = providerRef(provider);
+    const spec = provider.spec.postgresql;
+    if (!spec)
+      throw new MintError('InvalidProvider', `${where}: spec.postgresql is required for type PostgreSQL`);
+    const ref = spec.adminSecretRef;
+    const user = await secrets.read(provider.namespace, ref.name, ref.usernameKey ?? 'username');
+    const password = await secrets.read(provider.namespace, ref.name, ref.passwordKey ?? 'password');
+    let db: SqlClient;
+    try {
+      db = await this.connect({
+        host: spec.host,
+        port: spec.port ?? DEFAULT_PG_PORT,
+        database: spec.database,
+        user,
+        password,
+      });
+    } catch (err) {
+      const e = pgError(err);
+      const reason = e.code === '28P01' || e.code === '28000' ? 'UpstreamRejected' : 'UpstreamUnreachable';
+      throw new MintError(
+        reason,
+        `${where}: admin connection to ${spec.host}:${spec.port ?? DEFAULT_PG_PORT}/${spec.database} as '${user}' failed: ${e.message}`,
+      );
+    }
+    try {
+      return await fn(db);
+    } finally {
+      await db.end().catch(() => {});
+    }
+  }
+}
