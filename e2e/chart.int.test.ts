@@ -42,13 +42,14 @@ const VALUE_SETS: ValueSet[] = [
   { name: 'certmanager-issuer', files: ['certmanager-issuer-values.yaml'] },
   { name: 'no-networkpolicy', files: ['no-networkpolicy-values.yaml'] },
   { name: 'servicemonitor', files: ['servicemonitor-values.yaml'] },
+  { name: 'all-namespaces-secrets', files: ['all-namespaces-secrets-values.yaml'] },
   {
     name: 'hardened',
     files: ['hardened-values.yaml'],
     // The RoleBindings go into namespaces that must exist for the dry run.
     extra: ({ secretNamespaces }) => [
       '--set-json',
-      `rbac.secretNamespaces=${JSON.stringify(secretNamespaces)}`,
+      `rbac.agentNamespaces=${JSON.stringify(secretNamespaces)}`,
     ],
   },
 ];
@@ -183,9 +184,8 @@ describe('what the default values render', () => {
     expect(objectKeys(all('default'))).toEqual(
       [
         'ClusterRole/w-default-warden-controller',
-        'ClusterRole/w-default-warden-provider-secrets',
+        'ClusterRole/w-default-warden-secret-reader',
         'ClusterRoleBinding/w-default-warden-controller',
-        'ClusterRoleBinding/w-default-warden-provider-secrets',
         'ConfigMap/w-default-warden-config',
         'CustomResourceDefinition/accesspolicies.warden.dev',
         'CustomResourceDefinition/agentidentities.warden.dev',
@@ -198,7 +198,7 @@ describe('what the default values render', () => {
         'Role/w-default-warden-controller',
         'RoleBinding/w-default-warden-controller',
         'Service/w-default-warden',
-        'ServiceAccount/w-default-warden',
+        'ServiceAccount/w-default-warden-controller',
       ].sort(),
     );
   });
@@ -250,13 +250,44 @@ describe('what the default values render', () => {
     for (const rule of clusterRules) {
       expect(rule.verbs).not.toContain('*');
       expect(rule.resources).not.toContain('*');
-      if (rule.resources?.includes('secrets')) expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
+      if (rule.resources?.includes('secrets')) expect(rule.verbs).toEqual(['get']);
       if (rule.resources?.includes('agentidentities'))
         expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
       if (rule.resources?.includes('auditrecords')) expect(rule.verbs).not.toContain('update');
     }
     const mwcRule = clusterRules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
     expect(mwcRule?.resourceNames).toEqual(['w-default-warden-pod-injector']);
+  });
+
+  it('binds Secret reading nowhere until agent namespaces are listed', () => {
+    const bindings = all('default').filter(
+      (o) => o.kind.endsWith('Binding') && o.metadata.name.endsWith('-secret-reader'),
+    );
+    expect(bindings).toEqual([]);
+  });
+
+  it('grants exactly the rules of config/rbac/ (the kustomize install), names aside', () => {
+    const rulesOf = (objects: RenderedObject[], kind: string) =>
+      objects
+        .filter((o) => o.kind === kind)
+        .flatMap((o) => (o as unknown as { rules: V1PolicyRule[] }).rules)
+        // Resource names differ by design (they follow the release name): compare the rest.
+        // Order within a list carries no meaning either.
+        .map((r) => ({
+          apiGroups: [...(r.apiGroups ?? [])].sort(),
+          resources: [...(r.resources ?? [])].sort(),
+          verbs: [...r.verbs].sort(),
+          resourceNames: r.resourceNames?.length ?? 0,
+        }))
+        .map((r) => JSON.stringify(r))
+        .sort();
+    const kustomize = parseManifests(
+      ['cluster_role.yaml', 'role.yaml', 'secret_reader_role.yaml']
+        .map((f) => readFileSync(join(CHART_DIR, '..', '..', 'config', 'rbac', f), 'utf8'))
+        .join('\n---\n'),
+    );
+    expect(rulesOf(all('default'), 'ClusterRole')).toEqual(rulesOf(kustomize, 'ClusterRole'));
+    expect(rulesOf(all('default'), 'Role')).toEqual(rulesOf(kustomize, 'Role'));
   });
 
   it('lets only agent pods reach the authority port', () => {
@@ -276,7 +307,7 @@ describe('value sets change what they say', () => {
       objects,
       'Certificate',
     );
-    expect(cert.spec.secretName).toBe('w-certmanager-warden-tls');
+    expect(cert.spec.secretName).toBe('w-certmanager-warden-webhook-tls');
     expect(cert.spec.issuerRef.name).toBe('w-certmanager-warden-selfsigned');
     expect(find(objects, 'Issuer').metadata.name).toBe('w-certmanager-warden-selfsigned');
     const mwc = find<V1MutatingWebhookConfiguration>(objects, 'MutatingWebhookConfiguration');
@@ -285,7 +316,7 @@ describe('value sets change what they say', () => {
     );
     const deploy = find<V1Deployment>(objects, 'Deployment');
     expect(deploy.spec?.template.spec?.volumes?.find((v) => v.name === 'tls')?.secret?.secretName).toBe(
-      'w-certmanager-warden-tls',
+      'w-certmanager-warden-webhook-tls',
     );
     const rules = objects
       .filter((o) => o.kind === 'ClusterRole')
@@ -309,6 +340,11 @@ describe('value sets change what they say', () => {
     const kinds = all('no-networkpolicy').map((o) => o.kind);
     expect(kinds).not.toContain('NetworkPolicy');
     expect(kinds).not.toContain('PodDisruptionBudget');
+  });
+
+  it('readSecretsInAllNamespaces: one ClusterRoleBinding, no per-namespace RoleBindings', () => {
+    const bindings = all('all-namespaces-secrets').filter((o) => o.metadata.name.endsWith('-secret-reader'));
+    expect(bindings.map((b) => b.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding']);
   });
 
   it('serviceMonitor on: scrapes the metrics port of the Service', () => {
@@ -336,11 +372,11 @@ describe('value sets change what they say', () => {
     );
     expect(find<NetworkPolicyJson>(objects, 'NetworkPolicy').spec.policyTypes).toEqual(['Ingress', 'Egress']);
     const secretBindings = objects.filter(
-      (o) => o.kind === 'RoleBinding' && o.metadata.name.endsWith('-provider-secrets'),
+      (o) => o.kind === 'RoleBinding' && o.metadata.name.endsWith('-secret-reader'),
     );
     expect(secretBindings.map((b) => b.metadata.namespace).sort()).toEqual([...secretNamespaces].sort());
     expect(
-      objects.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.endsWith('-provider-secrets')),
+      objects.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.endsWith('-secret-reader')),
     ).toBe(false);
   });
 });

@@ -45,7 +45,7 @@ app.kubernetes.io/component: controller
 
 {{- define "warden.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
-{{- default (include "warden.fullname" .) .Values.serviceAccount.name -}}
+{{- default (printf "%s-controller" (include "warden.fullname" .)) .Values.serviceAccount.name -}}
 {{- else -}}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
 {{- end -}}
@@ -74,7 +74,7 @@ app.kubernetes.io/component: controller
 {{- end -}}
 
 {{- define "warden.tlsSecretName" -}}
-{{- default (printf "%s-tls" (include "warden.fullname" .)) .Values.certificates.secretName -}}
+{{- default (printf "%s-webhook-tls" (include "warden.fullname" .)) .Values.certificates.secretName -}}
 {{- end -}}
 
 {{- define "warden.webhookConfigurationName" -}}
