@@ -32,6 +32,8 @@ export const REASON = {
   InvalidSpec: 'InvalidSpec',
   /** AccessPolicy: a CEL expression (or glob, selector, duration) does not compile. */
   InvalidExpression: 'InvalidExpression',
+  /** AccessPolicy Event: the policy's selector matches no AgentIdentity in its namespace. */
+  NoMatchingAgents: 'NoMatchingAgents',
 } as const;
 
 /** Event actions (events.k8s.io/v1 `action`). */
