@@ -6,15 +6,19 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
+import { KubeConfigApi } from '../operator/core/kube.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
 import { type AuditSink, PinoAuditSink } from './audit.js';
+import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
 import { type AgentIdentityGetter, LiveKube, type PodGetter } from './kube.js';
+import { InformerPolicyStore } from './policy-store.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
-import { createAuthorityServer, type Handler } from './server.js';
+import { createAuthorityServer } from './server.js';
 import { Sessions } from './session.js';
+import { handleStream } from './stream.js';
 import { handleTokenExchange } from './token.js';
 import { UserTokenVerifier } from './user-token.js';
 
@@ -31,8 +35,8 @@ export interface AuthorityOptions {
   /** HTTP client for identity providers (e.g. httpsFetch({ca}) for a private CA). */
   idpFetch?: FetchLike;
   tls?: Parameters<typeof createAuthorityServer>[0]['tls'];
-  /** Extra endpoints wired by later modules (credentials, stream). */
-  handlers?: (parts: AuthorityParts) => { credentials?: Handler; stream?: Handler };
+  /** Watch AgentIdentities/AccessPolicies in this namespace only (default: all namespaces). */
+  watchNamespace?: string;
 }
 
 /** The pieces other endpoints build on. */
@@ -48,6 +52,7 @@ export interface AuthorityParts {
   limiter: FailureRateLimiter;
   log: Logger;
   kubeConfig: KubeConfig;
+  store: InformerPolicyStore;
 }
 
 export interface Authority extends AuthorityParts {
@@ -64,6 +69,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const keys = new SecretKeyStore({ core, namespace: opts.namespace, policy: opts.keyRotation, log });
   await keys.start();
+  const store = new InformerPolicyStore(new KubeConfigApi(opts.kubeConfig), log, opts.watchNamespace);
+  await store.start();
   const kube = new LiveKube(core, opts.kubeConfig.makeApiClient(CustomObjectsApi));
   const parts: AuthorityParts = {
     issuer: opts.issuer,
@@ -79,8 +86,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     limiter: new FailureRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT),
     log,
     kubeConfig: opts.kubeConfig,
+    store,
   };
-  const extra = opts.handlers?.(parts) ?? {};
   const server = createAuthorityServer({
     issuer: opts.issuer,
     keys,
@@ -89,7 +96,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     log,
     tls: opts.tls,
     token: (ctx) => handleTokenExchange(ctx, parts),
-    ...extra,
+    credentials: (ctx) => handleCredentials(ctx, parts),
+    stream: (ctx) => handleStream(ctx, parts),
   });
   return {
     ...parts,
@@ -101,6 +109,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       }),
     close: async () => {
       keys.stop();
+      await store.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

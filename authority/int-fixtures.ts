@@ -149,3 +149,61 @@ export function httpCall(
 }
 
 export const form = (params: Record<string, string>): string => new URLSearchParams(params).toString();
+
+export interface SseEvent {
+  event: string;
+  id?: string;
+  data: unknown;
+}
+
+export interface SseStream {
+  status: number;
+  /** Resolves with the next event matching `predicate` (events before it are consumed). */
+  next(predicate?: (e: SseEvent) => boolean): Promise<SseEvent>;
+  close(): void;
+}
+
+/** Opens a server-sent-events stream and parses its events. */
+export function openStream(url: string, headers: Record<string, string>): Promise<SseStream> {
+  return new Promise((resolve, reject) => {
+    const queue: SseEvent[] = [];
+    const waiters: Array<() => void> = [];
+    const req = httpRequest(url, { method: 'GET', headers }, (res) => {
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let idx = buffer.indexOf('\n\n');
+        while (idx !== -1) {
+          const block = buffer.slice(0, idx);
+          buffer = buffer.slice(idx + 2);
+          const e: Partial<SseEvent> & { dataText?: string } = {};
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) e.event = line.slice(7);
+            else if (line.startsWith('id: ')) e.id = line.slice(4);
+            else if (line.startsWith('data: ')) e.dataText = line.slice(6);
+          }
+          if (e.event) {
+            queue.push({ event: e.event, id: e.id, data: e.dataText ? JSON.parse(e.dataText) : undefined });
+            for (const w of waiters.splice(0)) w();
+          }
+          idx = buffer.indexOf('\n\n');
+        }
+      });
+      const next = async (predicate: (e: SseEvent) => boolean = () => true): Promise<SseEvent> => {
+        for (;;) {
+          const i = queue.findIndex(predicate);
+          if (i !== -1) {
+            return queue.splice(0, i + 1)[i]!;
+          }
+          await new Promise<void>((r) => waiters.push(r));
+        }
+      };
+      resolve({ status: res.statusCode ?? 0, next, close: () => req.destroy() });
+    });
+    req.on('error', (err) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err);
+    });
+    req.end();
+  });
+}

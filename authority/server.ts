@@ -108,8 +108,9 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
     } catch (err) {
       const e = toOAuthError(err);
       if (e.code === 'server_error') opts.log.error({ err, requestId, path }, 'authority request failed');
-      // Failures caused by the caller count against its budget; our own faults and 429s do not.
-      if (e.code !== 'server_error' && e.code !== 'slow_down' && e.code !== 'temporarily_unavailable') {
+      // Failures caused by the caller count against its budget; our own faults, 429s and policy
+      // denials (a broker asking for something it may not have is not guessing) do not.
+      if (!['server_error', 'slow_down', 'temporarily_unavailable', 'access_denied'].includes(e.code)) {
         opts.limiter.fail(source);
       }
       record(ctx, 'Deny', e);

@@ -1,0 +1,191 @@
+/**
+ * POST /v1/credentials — the central decision before any credential is handed out.
+ *
+ * The broker already decided locally from its snapshot; the authority decides again here from its
+ * own watch-fed view, so a tampered broker cannot obtain a credential its policy does not allow.
+ * Body (JSON): {target, kind?, tool?, args?, method?, path?, context?}; the human's token, if any,
+ * in the `x-warden-user-token` header (docs/adr/0006-authority-tokens.md).
+ * Allow → 200 with the decision (credential minting is added by the credentials module).
+ * Deny  → 403 access_denied with the decision: policy, rule, condition, message.
+ */
+
+import { HEADER_USER_TOKEN } from '../core/constants.js';
+import { type AgentContext, agentContext } from '../core/identity/agent.js';
+import { auditUser, checkUserMode, type UserContext } from '../core/identity/user.js';
+import { type ContextInput, type Decision, decide, type RequestKind } from '../core/policy/index.js';
+import { authenticate } from './authn.js';
+import { OAuthError } from './errors.js';
+import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
+import type { PodGetter } from './kube.js';
+import type { PolicySource } from './policy-store.js';
+import type { RequestContext } from './request.js';
+import type { Sessions } from './session.js';
+import { type UserContextSpec, type UserTokenVerifier, userFromHeader } from './user-token.js';
+
+export interface CredentialsDeps {
+  sessions: Sessions;
+  store: PolicySource;
+  pods: PodGetter;
+  userTokens: UserTokenVerifier;
+  now?: () => Date;
+}
+
+/** A credential request, validated. */
+export interface CredentialRequest {
+  target: string;
+  kind: RequestKind;
+  tool?: string;
+  args?: unknown;
+  method?: string;
+  path?: string;
+  context?: ContextInput;
+}
+
+/** A policy denial: an OAuth access_denied whose body also carries the decision. */
+export class DeniedError extends OAuthError {
+  constructor(readonly decision: Decision | { reason: string; message: string }) {
+    super('access_denied', decision.message);
+  }
+  override body(): { error: 'access_denied'; error_description: string; decision: unknown } {
+    return {
+      error: 'access_denied',
+      error_description: this.description,
+      decision: publicDecision(this.decision),
+    };
+  }
+}
+
+function publicDecision(d: Decision | { reason: string; message: string }) {
+  const full = d as Partial<Decision>;
+  return {
+    decision: 'Deny',
+    reason: d.reason,
+    policy: full.policy ?? null,
+    rule: full.rule ?? null,
+    condition: full.condition ?? null,
+    message: d.message,
+  };
+}
+
+const KINDS: readonly RequestKind[] = ['mcp', 'http', 'postgresql'];
+const CONTEXT_STRINGS = ['purpose', 'ticketId', 'model', 'geo'] as const;
+
+function optionalString(body: Record<string, unknown>, field: string, max: number): string | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length > max) {
+    throw new OAuthError('invalid_request', `${field} must be a string of at most ${max} characters`);
+  }
+  return v;
+}
+
+/** Validates the JSON body; each error names the field. */
+export function parseCredentialRequest(body: Record<string, unknown>): CredentialRequest {
+  const target = optionalString(body, 'target', 253);
+  if (!target) throw new OAuthError('invalid_request', 'target (a CredentialProvider name) is required');
+  const tool = optionalString(body, 'tool', 256);
+  const method = optionalString(body, 'method', 16)?.toUpperCase();
+  const path = optionalString(body, 'path', 4096);
+  const kindRaw = optionalString(body, 'kind', 16);
+  if (kindRaw !== undefined && !KINDS.includes(kindRaw as RequestKind)) {
+    throw new OAuthError('invalid_request', `kind must be one of ${KINDS.join(', ')}`);
+  }
+  const kind = (kindRaw as RequestKind | undefined) ?? (tool ? 'mcp' : method ? 'http' : 'postgresql');
+  if (kind === 'mcp' && !tool) throw new OAuthError('invalid_request', 'tool is required when kind is mcp');
+  if (kind === 'http' && (!method || !path)) {
+    throw new OAuthError('invalid_request', 'method and path are required when kind is http');
+  }
+  let context: ContextInput | undefined;
+  if (body.context !== undefined && body.context !== null) {
+    const c = body.context as Record<string, unknown>;
+    if (typeof c !== 'object' || Array.isArray(c))
+      throw new OAuthError('invalid_request', 'context must be an object');
+    const out: Record<string, unknown> = {};
+    for (const f of CONTEXT_STRINGS) {
+      const v = optionalString(c, f, 1024);
+      if (v !== undefined) out[f] = v;
+    }
+    if (c.chainStep !== undefined) {
+      if (!Number.isSafeInteger(c.chainStep) || (c.chainStep as number) < 0) {
+        throw new OAuthError('invalid_request', 'context.chainStep must be a non-negative integer');
+      }
+      out.chainStep = c.chainStep;
+    }
+    context = out as ContextInput;
+  }
+  return { target, kind, tool, args: body.args, method, path, context };
+}
+
+export async function handleCredentials(
+  ctx: RequestContext,
+  deps: CredentialsDeps,
+): Promise<Record<string, unknown>> {
+  ctx.audit.kind = 'Decision';
+  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
+  const claims = await authenticate(ctx, deps.sessions);
+  if (mediaType(ctx.req) !== 'application/json') {
+    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
+  }
+  const request = parseCredentialRequest(parseJsonObject(await readBody(ctx.req, MAX_JSON_BYTES)));
+  Object.assign(ctx.audit, { target: request.target, tool: request.tool ?? request.path });
+  const { namespace, agent, pod: podName, podUID } = claims.warden;
+  const where = `AgentIdentity ${namespace}/${agent}`;
+
+  const identity = deps.store.identity(namespace, agent);
+  if (!identity) throw new DeniedError({ reason: 'AgentNotFound', message: `${where} no longer exists` });
+  const pod = await deps.pods.getPod(namespace, podName);
+  if (!pod || pod.metadata?.uid !== podUID) {
+    throw new OAuthError('invalid_token', 'the pod this session is bound to no longer exists');
+  }
+
+  const user: UserContext = await userFromHeader(
+    deps.userTokens,
+    ctx.req.headers[HEADER_USER_TOKEN],
+    identity.spec.userContext as UserContextSpec | undefined,
+    where,
+  );
+  ctx.audit.user = auditUser(user);
+  const mode = checkUserMode(identity.spec.userContext?.mode, user.present);
+  if (!mode.ok) throw new DeniedError({ reason: mode.reason, message: `${where}: ${mode.message}` });
+
+  const set = deps.store.policySet(namespace, agent);
+  if (!set) throw new DeniedError({ reason: 'AgentNotFound', message: `${where} no longer exists` });
+  const agentInput: AgentContext = agentContext(
+    { name: agent, namespace, labels: identity.labels, serviceAccountName: identity.spec.serviceAccountName },
+    pod,
+  );
+  const decision = decide(set, {
+    agent: agentInput,
+    user: user.present ? user : null,
+    request: {
+      kind: request.kind,
+      target: request.target,
+      tool: request.tool,
+      args: request.args,
+      method: request.method,
+      path: request.path,
+      time: (deps.now ?? (() => new Date()))(),
+    },
+    context: request.context,
+  });
+  ctx.audit.reasons = [
+    {
+      policy: decision.policy ?? '',
+      rule: decision.rule ?? -1,
+      condition: decision.condition ?? undefined,
+      message: decision.message,
+    },
+  ];
+  if (decision.decision !== 'Allow') throw new DeniedError(decision);
+  return {
+    decision: 'Allow',
+    reason: decision.reason,
+    policy: decision.policy,
+    rule: decision.rule,
+    condition: decision.condition,
+    message: decision.message,
+    user: user.present ? { sub: user.sub, issuer: user.issuer } : null,
+    // Minting lands with the credentials module; until then the answer is the decision alone.
+    credential: null,
+  };
+}

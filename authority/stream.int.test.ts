@@ -1,0 +1,202 @@
+/**
+ * The policy stream against the real API server: snapshots pushed from watches on edits,
+ * suspension and deletion; resume with Last-Event-ID; session authentication.
+ */
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { MemoryAuditSink } from './audit.js';
+import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
+import { type Authority, createAuthority } from './index.js';
+import {
+  createAgentIdentity,
+  createPod,
+  createServiceAccount,
+  type Fixture,
+  fixture,
+  form,
+  httpCall,
+  openStream,
+  patchAgentIdentity,
+  projectedToken,
+  type SseEvent,
+} from './int-fixtures.js';
+import type { PolicySnapshot } from './snapshot.js';
+
+let f: Fixture;
+let authority: Authority;
+let base: string;
+let session: string;
+const audit = new MemoryAuditSink();
+
+const policy = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: `${GROUP}/${VERSION}`,
+  kind: 'AccessPolicy',
+  metadata: { name },
+  spec,
+});
+const apiRef = () => ({
+  group: GROUP,
+  version: VERSION,
+  namespace: f.namespace,
+  plural: PLURAL.AccessPolicy,
+});
+const snapshotOf = (e: SseEvent) => e.data as PolicySnapshot;
+
+beforeAll(async () => {
+  const kc = kubeConfig();
+  f = fixture(kc, await freshNamespace('authority-stream'));
+  await createServiceAccount(f, 'bot-sa');
+  await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await custom.createNamespacedCustomObject({
+    ...apiRef(),
+    body: policy('jira-read', {
+      agentSelector: { names: ['support-bot'] },
+      rules: [{ targets: ['jira'], tools: ['jira.get_*'] }],
+    }),
+  });
+  await custom.createNamespacedCustomObject({
+    ...apiRef(),
+    body: policy('other-agent', { agentSelector: { names: ['billing-bot'] }, rules: [{ targets: ['*'] }] }),
+  });
+  authority = await createAuthority({
+    kubeConfig: kc,
+    namespace: f.namespace,
+    watchNamespace: f.namespace,
+    issuer: 'https://warden-authority.test',
+    audit,
+    log: pino({ level: 'silent' }),
+  });
+  base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
+  const pod = await createPod(f, 'bot-1', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+  const res = await httpCall(`${base}/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({
+      grant_type: GRANT_TOKEN_EXCHANGE,
+      subject_token: await projectedToken(f, 'bot-sa', pod),
+      subject_token_type: TOKEN_TYPE_JWT,
+    }),
+  });
+  session = res.body.access_token as string;
+});
+
+afterAll(async () => {
+  await authority?.close();
+});
+
+describe('GET /v1/stream', () => {
+  it('sends the agent snapshot, then every change', async () => {
+    const stream = await openStream(`${base}/v1/stream`, { authorization: `Bearer ${session}` });
+    try {
+      expect(stream.status).toBe(200);
+      const first = snapshotOf(await stream.next());
+      expect(first.agent).toMatchObject({
+        name: 'support-bot',
+        suspended: false,
+        serviceAccountName: 'bot-sa',
+      });
+      expect(first.policies.map((p) => p.name)).toEqual(['jira-read']); // not other agents' policies
+      expect(audit.events.some((e) => e.kind === 'Stream' && e.decision === 'Allow')).toBe(true);
+
+      // A policy edit arrives as a new snapshot.
+      const custom = kubeConfig().makeApiClient(CustomObjectsApi);
+      await custom.createNamespacedCustomObject({
+        ...apiRef(),
+        body: policy('deny-delete', {
+          effect: 'Deny',
+          rules: [{ targets: ['jira'], tools: ['jira.delete_*'] }],
+        }),
+      });
+      const second = snapshotOf(await stream.next((e) => snapshotOf(e).policies.length === 2));
+      expect(second.policies.map((p) => p.name)).toEqual(['deny-delete', 'jira-read']);
+      expect(second.version).not.toBe(first.version);
+
+      // The kill switch arrives as a snapshot with suspended: true.
+      await patchAgentIdentity(f, 'support-bot', { suspended: true, suspendReason: 'incident 9' });
+      const killed = snapshotOf(await stream.next((e) => snapshotOf(e).agent?.suspended === true));
+      expect(killed.agent?.suspendReason).toBe('incident 9');
+
+      // Resuming with the current version resends nothing but a confirmation.
+      const resumed = await openStream(`${base}/v1/stream`, {
+        authorization: `Bearer ${session}`,
+        'last-event-id': killed.version,
+      });
+      expect(await resumed.next()).toEqual({
+        event: 'current',
+        id: killed.version,
+        data: { version: killed.version },
+      });
+      resumed.close();
+
+      // Resuming from an older version gets the full current snapshot.
+      const behind = await openStream(`${base}/v1/stream`, {
+        authorization: `Bearer ${session}`,
+        'last-event-id': first.version,
+      });
+      expect(snapshotOf(await behind.next()).version).toBe(killed.version);
+      behind.close();
+
+      await patchAgentIdentity(f, 'support-bot', { suspended: false });
+      expect(
+        snapshotOf(await stream.next((e) => snapshotOf(e).agent?.suspended === false)).agent?.suspended,
+      ).toBe(false);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('reports a deleted AgentIdentity as agent: null', async () => {
+    await createAgentIdentity(f, 'temp-bot', { serviceAccountName: 'bot-sa' });
+    const pod = await createPod(f, 'temp-1', { serviceAccount: 'bot-sa', agent: 'temp-bot' });
+    const res = await httpCall(`${base}/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({
+        grant_type: GRANT_TOKEN_EXCHANGE,
+        subject_token: await projectedToken(f, 'bot-sa', pod),
+        subject_token_type: TOKEN_TYPE_JWT,
+      }),
+    });
+    const stream = await openStream(`${base}/v1/stream`, {
+      authorization: `Bearer ${res.body.access_token}`,
+    });
+    try {
+      expect(snapshotOf(await stream.next()).agent?.name).toBe('temp-bot');
+      await kubeConfig()
+        .makeApiClient(CustomObjectsApi)
+        .deleteNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: f.namespace,
+          plural: PLURAL.AgentIdentity,
+          name: 'temp-bot',
+        });
+      const gone = snapshotOf(await stream.next((e) => snapshotOf(e).agent === null));
+      expect(gone.policies).toEqual([]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it.each([
+    ['no Authorization header', {}, 'missing Authorization'],
+    ['a garbage session', { authorization: 'Bearer abc.def.ghi' }, 'malformed'],
+    ['a service-account token instead of a session', { authorization: 'Bearer SA' }, 'session token'],
+  ])('refuses %s with 401 invalid_token', async (_name, headers, message) => {
+    const h = { ...headers } as Record<string, string>;
+    if (h.authorization === 'Bearer SA') {
+      const pod = await createPod(f, `sa-${Date.now()}`, { serviceAccount: 'bot-sa', agent: 'support-bot' });
+      h.authorization = `Bearer ${await projectedToken(f, 'bot-sa', pod)}`;
+    }
+    const res = await httpCall(`${base}/v1/stream`, { headers: h });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('invalid_token');
+    expect(res.body.error_description).toContain(message);
+    expect(res.headers['www-authenticate']).toContain('invalid_token');
+    expect(audit.events.at(-1)).toMatchObject({ kind: 'Stream', decision: 'Deny', error: 'invalid_token' });
+  });
+});
