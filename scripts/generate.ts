@@ -392,7 +392,12 @@ function cell(text: string | undefined): string {
 function renderRulesOf(rows: FieldRow[]): string[] {
   const out: string[] = [];
   for (const { path, schema } of rows) {
-    for (const v of schema['x-kubernetes-validations'] ?? []) {
+    // Rules on list items (e.g. each AccessPolicy rule) sit on the items schema.
+    const on = [
+      ...(schema['x-kubernetes-validations'] ?? []).map((v) => ({ path, v })),
+      ...(schema.items?.['x-kubernetes-validations'] ?? []).map((v) => ({ path: `${path}[]`, v })),
+    ];
+    for (const { path, v } of on) {
       out.push(
         `| \`${path}\` | \`${cell(v.rule)}\` | ${cell(v.message ?? `(computed) ${v.messageExpression}`)} |`,
       );
