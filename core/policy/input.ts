@@ -1,5 +1,6 @@
 import type { PolicyBounds } from './bounds.js';
 import { type CelActivation, CelAgent, CelContext, CelPod, CelRequest, CelUser } from './cel-env.js';
+import { celTimestamp } from './time-zones.js';
 import type { AgentInput, ContextInput, PolicyInput, UserInput } from './types.js';
 
 /**
@@ -230,7 +231,7 @@ export function buildActivation(
         ? undefined
         : checkString(r.method.toUpperCase(), 'request.method', bounds, budget),
       optionalString(r.path, 'request.path', bounds, budget),
-      r.time,
+      celTimestamp(r.time),
     );
     const activation: CelActivation = {
       agent: input.agent ? celAgent(input.agent) : defaultAgent,

@@ -1,0 +1,223 @@
+/**
+ * Admission webhook benchmarks.
+ *  - webhook/admission/in-process: parse → handleReview → serialize for 10,000
+ *    AdmissionReviews of a realistic agent pod (target p99 < 2 ms).
+ *  - webhook/admission/https-loopback: the same through the HTTPS server on
+ *    loopback with a kept-alive connection, as the API server calls it.
+ *  - webhook/pod-create/*: pod creation through a real kube-apiserver (booted
+ *    here) without any webhook registered, with the webhook registered but the
+ *    pod not an agent pod (matchConditions skip the call), and for an agent pod
+ *    (webhook called and patch applied).
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
+import { startControlPlane } from '../e2e/controlplane/controlplane.js';
+import { installCrds } from '../e2e/harness/crds.js';
+import { KubeConfigApi } from '../operator/core/kube.js';
+import { handleReview } from '../webhook/admission.js';
+import { webhookConfiguration } from '../webhook/config.js';
+import { noEvents } from '../webhook/events.js';
+import { startWebhook } from '../webhook/index.js';
+import { WebhookServer } from '../webhook/server.js';
+import { TEST_BROKER, testDeps } from '../webhook/test-builders.js';
+import { issueMaterial } from '../webhook/tls.js';
+import type { AgentIdentityView } from '../webhook/types.js';
+import { type BenchResult, consume, median, percentile } from './lib.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const FIXTURE = join(here, '..', 'webhook', 'testdata', 'inject-existing-fields.input.json');
+
+/** Times `fn` (async) `iterations` times per repeat; BenchResult in the shape of bench/lib.ts. */
+async function measureAsync(
+  name: string,
+  fn: () => Promise<unknown>,
+  o: { iterations: number; repeats: number; warmup: number; target?: BenchResult['target']; note?: string },
+): Promise<BenchResult> {
+  for (let i = 0; i < o.warmup; i++) consume(await fn());
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  const means: number[] = [];
+  for (let r = 0; r < o.repeats; r++) {
+    const samples = new Float64Array(o.iterations);
+    for (let i = 0; i < o.iterations; i++) {
+      const t0 = process.hrtime.bigint();
+      consume(await fn());
+      samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+    }
+    const sorted = Array.from(samples).sort((a, b) => a - b);
+    p50s.push(percentile(sorted, 50));
+    p99s.push(percentile(sorted, 99));
+    means.push(sorted.reduce((s, v) => s + v, 0) / sorted.length);
+  }
+  const ops = means.map((m) => 1e6 / m);
+  const spread = (v: number[]) => ({ min: Math.min(...v), max: Math.max(...v) });
+  return {
+    name,
+    p50Micros: median(p50s),
+    p99Micros: median(p99s),
+    meanMicros: median(means),
+    opsPerSec: median(ops),
+    iterations: o.iterations,
+    repeats: o.repeats,
+    spread: { p50: spread(p50s), p99: spread(p99s), opsPerSec: spread(ops) },
+    ...(o.target ? { target: o.target } : {}),
+    ...(o.note ? { note: o.note } : {}),
+  };
+}
+
+function fixture(): { body: string; agents: AgentIdentityView[] } {
+  const f = JSON.parse(readFileSync(FIXTURE, 'utf8')) as {
+    review: unknown;
+    agentIdentities: AgentIdentityView[];
+  };
+  return { body: JSON.stringify(f.review), agents: f.agentIdentities };
+}
+
+async function inProcess(): Promise<BenchResult> {
+  const { body, agents } = fixture();
+  const deps = testDeps(agents);
+  return measureAsync(
+    'webhook/admission/in-process',
+    async () => JSON.stringify((await handleReview(JSON.parse(body), deps)).review),
+    {
+      iterations: 10_000,
+      repeats: 3,
+      warmup: 2_000,
+      target: { metric: 'p99Micros', max: 2000 },
+      note: 'parse + checks + mutate + diff + serialize, 2 containers + 1 init container pod, in-memory lookup',
+    },
+  );
+}
+
+async function overHttps(): Promise<BenchResult> {
+  const { body, agents } = fixture();
+  const material = await issueMaterial({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, new Date());
+  const server = new WebhookServer(testDeps(agents), material);
+  const port = await server.listen(0, '127.0.0.1');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: material.caBundlePem });
+  const call = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/mutate',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  try {
+    return await measureAsync('webhook/admission/https-loopback', call, {
+      iterations: 2_000,
+      repeats: 3,
+      warmup: 200,
+      note: 'one kept-alive TLS connection, as the API server reuses connections',
+    });
+  } finally {
+    agent.destroy();
+    await server.close();
+  }
+}
+
+async function podCreate(): Promise<BenchResult[]> {
+  const cp = await startControlPlane();
+  const logger = pino({ level: 'silent' });
+  try {
+    await installCrds(cp.kubeconfigPath);
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfigPath);
+    const api = new KubeConfigApi(kc);
+    const ns = 'bench';
+    await api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } });
+    await api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: 'warden-system' } } });
+    await api.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, {
+      body: { metadata: { name: 'bot-sa' } },
+    });
+    await api.request('POST', `/apis/warden.dev/v1alpha1/namespaces/${ns}/agentidentities`, {
+      body: {
+        apiVersion: 'warden.dev/v1alpha1',
+        kind: 'AgentIdentity',
+        metadata: { name: 'bot' },
+        spec: { serviceAccountName: 'bot-sa' },
+      },
+    });
+    let seq = 0;
+    const create = (agentPod: boolean) => () =>
+      api.request('POST', `/api/v1/namespaces/${ns}/pods`, {
+        body: {
+          metadata: { name: `p-${seq++}`, annotations: agentPod ? { 'warden.dev/agent': 'bot' } : {} },
+          spec: {
+            serviceAccountName: 'bot-sa',
+            containers: [{ name: 'agent', image: 'ghcr.io/acme/bot:1' }],
+          },
+        },
+      });
+    const opts = { iterations: 300, repeats: 3, warmup: 30 };
+    const results: BenchResult[] = [];
+    results.push(await measureAsync('webhook/pod-create/no-webhook', create(false), opts));
+
+    const hook = await startWebhook({
+      api,
+      namespace: 'warden-system',
+      names: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
+      broker: TEST_BROKER,
+      port: 0,
+      host: '127.0.0.1',
+      logger,
+      events: noEvents,
+    });
+    try {
+      await api.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+        body: webhookConfiguration({
+          wardenNamespace: 'warden-system',
+          clientConfig: { url: `https://127.0.0.1:${hook.port}/mutate` },
+          caBundlePem: hook.material().caBundlePem,
+        }),
+      });
+      // Wait until the API server calls the webhook.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const p = (await create(true)()) as { spec?: { initContainers?: { name: string }[] } };
+        if (p.spec?.initContainers?.[0]?.name === 'warden-broker') break;
+        if (Date.now() > deadline) throw new Error('webhook never took effect');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      results.push(
+        await measureAsync('webhook/pod-create/webhook-registered-plain-pod', create(false), {
+          ...opts,
+          note: 'matchConditions keep the API server from calling the webhook',
+        }),
+      );
+      results.push(
+        await measureAsync('webhook/pod-create/webhook-agent-pod', create(true), {
+          ...opts,
+          note: 'webhook called over HTTPS: AgentIdentity GET + mutation + patch applied',
+        }),
+      );
+    } finally {
+      await hook.stop();
+    }
+    return results;
+  } finally {
+    await cp.stop();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const results = [await inProcess(), await overHttps()];
+  if (process.env.WARDEN_BENCH_SKIP_CONTROLPLANE === '1') return results;
+  results.push(...(await podCreate()));
+  return results;
+}

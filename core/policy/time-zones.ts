@@ -1,0 +1,119 @@
+/**
+ * Fast time-zone conversion for the CEL timestamp methods that take a zone
+ * (`request.time.getHours('Europe/Berlin')`).
+ *
+ * @marcbachmann/cel-js implements them as `new Date(d.toLocaleString('en-US', {timeZone}))`
+ * followed by local getters. Each toLocaleString builds an ICU formatter, which
+ * costs hundreds of microseconds on the machines we measured (docs/adr/0002) —
+ * far over the decision budget, and a cheap way for a caller to burn CPU. The
+ * timestamps Warden hands to CEL therefore carry their own toLocaleString that
+ * answers that exact call from a cached UTC offset per zone and 15-minute
+ * bucket (every real zone transition falls on a quarter hour), in the same
+ * wall-clock form the library parses back. Any other toLocaleString call takes
+ * the normal path, and if the library changes its implementation results stay
+ * correct (just slower); the time-zone tests pin the behaviour.
+ *
+ * The library parses the wall-clock string as local time, so the process should
+ * run with TZ=UTC (the container default); in a zone with DST, the one
+ * skipped local hour per year would shift by an hour.
+ */
+
+const BUCKET_MS = 15 * 60 * 1000;
+const MAX_ZONES = 64;
+const MAX_BUCKETS_PER_ZONE = 4096;
+
+interface ZoneCache {
+  readonly format: Intl.DateTimeFormat;
+  readonly offsets: Map<number, number>;
+}
+
+const zones = new Map<string, ZoneCache>();
+
+function zone(timeZone: string): ZoneCache {
+  let z = zones.get(timeZone);
+  if (!z) {
+    // Throws RangeError for an unknown zone, like toLocaleString would.
+    const format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    // Zone names may come from request data: keep the cache bounded.
+    if (zones.size >= MAX_ZONES) zones.clear();
+    z = { format, offsets: new Map() };
+    zones.set(timeZone, z);
+  }
+  return z;
+}
+
+/** UTC offset in ms of `timeZone` at the instant `ms` (cached per 15-minute bucket). */
+export function zoneOffsetMs(timeZone: string, ms: number): number {
+  const z = zone(timeZone);
+  const bucket = Math.floor(ms / BUCKET_MS);
+  let offset = z.offsets.get(bucket);
+  if (offset === undefined) {
+    const at = bucket * BUCKET_MS;
+    const parts: Record<string, number> = {};
+    for (const p of z.format.formatToParts(at)) if (p.type !== 'literal') parts[p.type] = Number(p.value);
+    const wall = Date.UTC(
+      parts.year ?? 1970,
+      (parts.month ?? 1) - 1,
+      parts.day ?? 1,
+      parts.hour ?? 0,
+      parts.minute ?? 0,
+      parts.second ?? 0,
+    );
+    offset = wall - at;
+    if (z.offsets.size >= MAX_BUCKETS_PER_ZONE) z.offsets.clear();
+    z.offsets.set(bucket, offset);
+  }
+  return offset;
+}
+
+/** Wall-clock time in `timeZone` as an ISO string without zone ("2026-01-05T11:00:00.000"). */
+export function wallClock(ms: number, timeZone: string): string {
+  return new Date(ms + zoneOffsetMs(timeZone, ms)).toISOString().slice(0, -1);
+}
+
+const nativeToLocaleString = Date.prototype.toLocaleString;
+
+/**
+ * toLocaleString for one timestamp: answers the library's zone-conversion call
+ * from the offset cache, remembering the last zone (a rule usually asks several
+ * getters in the same zone).
+ */
+function fastToLocaleString(): (
+  this: Date,
+  locales?: Intl.LocalesArgument,
+  options?: Intl.DateTimeFormatOptions,
+) => string {
+  let lastZone: string | undefined;
+  let lastValue = '';
+  return function zonedToLocaleString(this: Date, locales, options) {
+    if (
+      locales === 'en-US' &&
+      options &&
+      typeof options.timeZone === 'string' &&
+      Object.keys(options).length === 1
+    ) {
+      if (options.timeZone !== lastZone) {
+        lastValue = wallClock(this.getTime(), options.timeZone);
+        lastZone = options.timeZone;
+      }
+      return lastValue;
+    }
+    return nativeToLocaleString.call(this, locales, options);
+  };
+}
+
+/** A copy of `time` whose zone conversions are fast; still a plain Date to CEL. */
+export function celTimestamp(time: Date): Date {
+  const d = new Date(time.getTime());
+  d.toLocaleString = fastToLocaleString();
+  return d;
+}
