@@ -3,7 +3,7 @@
  * mutated pod. Built only from the idempotent helpers in patch-helpers.ts, so
  * mutate(mutate(p)) deep-equals mutate(p) and the reinvocation patch is empty.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1ObjectMeta, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import {
   ANNOTATION_INJECTED,
   BROKER_CONTAINER_NAME,

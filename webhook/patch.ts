@@ -23,15 +23,18 @@ export function escapePointerToken(token: string): string {
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
-/** The patch that turns `original` into `mutated`; `[]` when they are equal. */
+/**
+ * The patch that turns `original` into `mutated`; `[]` when they are equal.
+ * Both are plain JSON data (what JSON.parse produced, plus what the mutation
+ * added); a member whose value is `undefined` counts as absent, as in JSON.
+ */
 export function diff(original: unknown, mutated: unknown): PatchOperation[] {
   const ops: PatchOperation[] = [];
-  diffValue(toJson(original), toJson(mutated), '', ops);
+  diffValue((original ?? null) as JsonValue, (mutated ?? null) as JsonValue, '', ops);
   return ops;
 }
 
-// Round-trip through JSON so class instances, undefined fields and Dates
-// compare the way the API server will see them.
+// Round-trip through JSON (used where a deep, JSON-shaped copy is wanted).
 function toJson(v: unknown): JsonValue {
   return v === undefined ? null : (JSON.parse(JSON.stringify(v)) as JsonValue);
 }
@@ -40,8 +43,10 @@ function isObject(v: JsonValue): v is { [key: string]: JsonValue } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+// Recurses without comparing whole subtrees first: equal subtrees simply
+// produce no operations, so each node is visited once.
 function diffValue(a: JsonValue, b: JsonValue, path: string, ops: PatchOperation[]): void {
-  if (deepEqual(a, b)) return;
+  if (a === b) return;
   if (isObject(a) && isObject(b)) diffObject(a, b, path, ops);
   else if (Array.isArray(a) && Array.isArray(b)) diffArray(a, b, path, ops);
   else ops.push({ op: 'replace', path, value: b });
@@ -54,9 +59,13 @@ function diffObject(
   ops: PatchOperation[],
 ): void {
   for (const key of Object.keys(a)) {
-    if (!Object.hasOwn(b, key)) throw new RemovalError(`${path}/${escapePointerToken(key)}`);
+    if (a[key] !== undefined && (!Object.hasOwn(b, key) || b[key] === undefined)) {
+      throw new RemovalError(`${path}/${escapePointerToken(key)}`);
+    }
   }
-  for (const [key, value] of Object.entries(b)) {
+  for (const key of Object.keys(b)) {
+    const value = b[key];
+    if (value === undefined) continue;
     const p = `${path}/${escapePointerToken(key)}`;
     const old = Object.hasOwn(a, key) ? a[key] : undefined;
     if (old === undefined) ops.push({ op: 'add', path: p, value });
