@@ -118,7 +118,9 @@ function compileSelector(
     if (typeof n !== 'string' || n === '')
       fail(`spec.agentSelector.names[${i}]`, 'invalid_name', 'agent name must be a non-empty string');
   });
-  const labels = Object.entries(spec.agentSelector?.matchLabels ?? {});
+  const labels = Object.entries(spec.agentSelector?.matchLabels ?? {}).filter(
+    (e): e is [string, string] => typeof e[1] === 'string',
+  );
   return { names: names.length > 0 ? new Set(names) : null, matchLabels: labels };
 }
 
@@ -259,6 +261,7 @@ function compileCredential(
   }
   const claims: { name: string; expression: CompiledExpression }[] = [];
   for (const [name, source] of Object.entries(credential.claims ?? {})) {
+    if (source === undefined) continue;
     const expression = compileOne(String(source), false, `${path}.claims.${name}`, bounds, errors);
     if (expression) claims.push({ name, expression });
   }

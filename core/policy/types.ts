@@ -22,7 +22,7 @@ export interface RuleCredentialLike {
   readonly ttl?: string | undefined;
   readonly scopes?: readonly string[] | undefined;
   /** Extra claims: claim name → CEL expression evaluated at issuance. */
-  readonly claims?: Readonly<Record<string, string>> | undefined;
+  readonly claims?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export interface PolicyRuleLike {
@@ -35,7 +35,7 @@ export interface PolicyRuleLike {
 
 export interface AgentSelectorLike {
   readonly names?: readonly string[] | undefined;
-  readonly matchLabels?: Readonly<Record<string, string>> | undefined;
+  readonly matchLabels?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export interface AccessPolicySpecLike {
