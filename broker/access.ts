@@ -1,0 +1,182 @@
+/**
+ * The access pipeline shared by the MCP gateway and the HTTP proxy:
+ * gate (snapshot, suspension, target) → verified user → policy decision → credential → audit.
+ * Every failure is a Deny BrokerDecision with a reason constant and a message that says what to do.
+ */
+import type { UserInput } from '../core/policy/types.js';
+import type { AuditSink, BrokerAuditEvent } from './audit.js';
+import { BrokerDenyReason } from './constants.js';
+import {
+  AuthorityUnavailableError,
+  type CredentialCache,
+  CredentialDeniedError,
+  type CredentialRequest,
+  credentialSecrets,
+  type IssuedCredential,
+  type UserCache,
+  UserTokenRejectedError,
+} from './credentials.js';
+import { type BrokerDecision, brokerDeny, type Decider } from './decider.js';
+import type { RequestMeta } from './request-meta.js';
+import type { Provider } from './snapshot.js';
+
+export const AGENT_ACTING_ALONE = 'agent acting alone';
+
+export interface AccessDeps {
+  readonly decider: Decider;
+  readonly credentials: CredentialCache;
+  /** Null when the broker has no way to verify user tokens: a forwarded token is then refused. */
+  readonly users: UserCache | null;
+  readonly audit: AuditSink;
+  readonly podName?: string | undefined;
+  readonly wallClock?: () => Date;
+}
+
+export type AccessOutcome =
+  | {
+      readonly ok: true;
+      readonly decision: BrokerDecision;
+      readonly provider: Provider;
+      readonly credential: IssuedCredential;
+      /** Headers to inject upstream. */
+      readonly inject: ReadonlyArray<readonly [string, string]>;
+      /** Every form of the credential the scrubber must remove from responses. */
+      readonly secrets: readonly string[];
+      readonly user: UserInput | null;
+    }
+  | { readonly ok: false; readonly decision: BrokerDecision };
+
+export interface AccessRequest {
+  readonly meta: RequestMeta;
+  readonly target: string;
+  readonly protocol: 'MCP' | 'HTTP';
+  readonly credential: Omit<CredentialRequest, 'userToken' | 'context' | 'requestId' | 'target'>;
+  /** The policy decision, given the verified user (gate already passed). */
+  readonly decide: (user: UserInput | null) => BrokerDecision;
+  /** Extra audit fields (tool, method, path, stripped header names). */
+  readonly auditFields?: Partial<BrokerAuditEvent>;
+}
+
+export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
+  const now = deps.wallClock ?? (() => new Date());
+  let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
+  const audit = (decision: BrokerDecision, credentialId?: string): void => {
+    const first = decision.reasons[0];
+    deps.audit.record({
+      time: now().toISOString(),
+      kind: 'Decision',
+      decision: decision.decision,
+      ...(deps.podName ? { pod: deps.podName } : {}),
+      user: userName,
+      target: r.target,
+      requestId: r.meta.requestId,
+      reason: decision.reason,
+      message: decision.message,
+      ...(decision.policy ? { policy: decision.policy } : {}),
+      ...(decision.decision === 'Deny' && first
+        ? {
+            reasons: decision.reasons.map((x) => ({
+              ...(x.policy !== null ? { policy: x.policy } : {}),
+              ...(x.rule !== null ? { rule: x.rule } : {}),
+              ...(x.condition !== null ? { condition: x.condition } : {}),
+              message: x.message,
+            })),
+          }
+        : {}),
+      ...(credentialId ? { credentialId } : {}),
+      ...r.auditFields,
+    });
+  };
+  const deny = (decision: BrokerDecision): AccessOutcome => {
+    audit(decision);
+    return { ok: false, decision };
+  };
+
+  const gate = deps.decider.gate(r.target, r.protocol);
+  if (!gate.ok) return deny(gate.decision);
+  const version = gate.snapshot.version;
+
+  let user: UserInput | null = null;
+  if (r.meta.userToken !== null) {
+    if (!deps.users) {
+      return deny(
+        brokerDeny(
+          BrokerDenyReason.UserTokenInvalid,
+          'this broker cannot verify user tokens; send the request without x-warden-user-token',
+          version,
+        ),
+      );
+    }
+    try {
+      user = await deps.users.get(r.meta.userToken);
+      userName = user.sub;
+    } catch (err) {
+      if (err instanceof UserTokenRejectedError) {
+        return deny(
+          brokerDeny(BrokerDenyReason.UserTokenInvalid, `user token rejected: ${err.message}`, version),
+        );
+      }
+      return deny(
+        brokerDeny(
+          BrokerDenyReason.AuthorityUnreachable,
+          `could not verify the user token with the Warden authority (${errorText(err)}); retry later`,
+          version,
+        ),
+      );
+    }
+  }
+
+  const decision = r.decide(user);
+  if (decision.decision === 'Deny') return deny(decision);
+
+  const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';
+  let credential: IssuedCredential;
+  try {
+    credential = await deps.credentials.get(
+      {
+        ...r.credential,
+        target: r.target,
+        userToken: r.meta.userToken,
+        context: r.meta.context,
+        requestId: r.meta.requestId,
+      },
+      scope,
+    );
+  } catch (err) {
+    if (err instanceof CredentialDeniedError) {
+      const d: BrokerDecision = {
+        ...brokerDeny(
+          BrokerDenyReason.CredentialDenied,
+          `the Warden authority refused the credential: ${err.message}`,
+          version,
+        ),
+        ...(err.reasons.length ? { reasons: err.reasons } : {}),
+      };
+      return deny(d);
+    }
+    return deny(
+      brokerDeny(
+        BrokerDenyReason.AuthorityUnreachable,
+        `could not obtain a credential for '${r.target}' from the Warden authority (${errorText(err)}); the broker fails closed`,
+        version,
+      ),
+    );
+  }
+  audit(decision, credential.id);
+  return {
+    ok: true,
+    decision,
+    provider: gate.provider,
+    credential,
+    inject: Object.entries(credential.headers),
+    secrets: credentialSecrets(credential.headers),
+    user,
+  };
+}
+
+/** Error text safe to show: our own error classes carry curated messages; others only their class. */
+function errorText(err: unknown): string {
+  if (err instanceof AuthorityUnavailableError || err instanceof UserTokenRejectedError) return err.message;
+  if (err instanceof Error) return err.name;
+  return 'unknown error';
+}

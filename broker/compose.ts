@@ -1,0 +1,102 @@
+/**
+ * Wires the broker's parts around their three edges — a snapshot source, a credential issuer and
+ * an audit sink — so runBroker (authority-backed) and tests (in-process sources) build the very
+ * same broker.
+ */
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { AccessDeps } from './access.js';
+import type { AuditSink } from './audit.js';
+import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } from './credentials.js';
+import { Decider, type SnapshotSource } from './decider.js';
+import { HttpProxy } from './http-proxy.js';
+import { McpGateway } from './mcp-gateway.js';
+import { createBrokerServer } from './server.js';
+import type { Provider } from './snapshot.js';
+import { SnapshotUserResolver } from './user.js';
+
+export interface ComposeOptions {
+  readonly source: SnapshotSource;
+  readonly issuer: CredentialIssuer;
+  readonly audit: AuditSink;
+  readonly log: Logger;
+  /** Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts). */
+  readonly users?: UserResolver;
+  readonly providers?: readonly Provider[];
+  readonly staleAfterMs?: number;
+  readonly podName?: string;
+  readonly upstreamHeadersTimeoutMs?: number;
+  readonly upstreamIdleTimeoutMs?: number;
+  readonly upstreamStreamIdleTimeoutMs?: number;
+  /** Clocks (tests): monotonic ms for staleness, wall ms for expiry. */
+  readonly now?: () => number;
+  readonly wallNow?: () => number;
+}
+
+export interface ComposedBroker {
+  readonly decider: Decider;
+  readonly credentials: CredentialCache;
+  readonly gateway: McpGateway;
+  readonly proxy: HttpProxy;
+  readonly server: Server;
+  /** Stop following snapshot changes. */
+  readonly dispose: () => void;
+}
+
+export function composeBroker(o: ComposeOptions): ComposedBroker {
+  const wallNow = o.wallNow ?? Date.now;
+  const decider = new Decider(o.source, {
+    ...(o.now ? { now: o.now } : {}),
+    wallClock: () => new Date(wallNow()),
+    ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
+    ...(o.providers ? { providers: o.providers } : {}),
+  });
+  const credentials = new CredentialCache(o.issuer, wallNow);
+  const users = new UserCache(o.users ?? new SnapshotUserResolver(() => o.source.snapshot, wallNow), wallNow);
+  const access: AccessDeps = {
+    decider,
+    credentials,
+    users,
+    audit: o.audit,
+    podName: o.podName,
+    wallClock: () => new Date(wallNow()),
+  };
+  const timeouts = {
+    ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),
+    ...(o.upstreamIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.upstreamIdleTimeoutMs } : {}),
+  };
+  const gateway = new McpGateway({
+    access,
+    log: o.log,
+    ...timeouts,
+    ...(o.upstreamStreamIdleTimeoutMs !== undefined
+      ? { streamIdleTimeoutMs: o.upstreamStreamIdleTimeoutMs }
+      : {}),
+  });
+  const proxy = new HttpProxy({ access, log: o.log, ...timeouts });
+  const server = createBrokerServer({ gateway, proxy, log: o.log });
+
+  // Kill switch and policy loss: when the new snapshot no longer lets the agent act, cut every
+  // in-flight exchange and forget cached credentials and users, so nothing outlives the decision.
+  let lastVersion: string | null = null;
+  const onChange = (): void => {
+    const cur = decider.current();
+    const version = cur.ok ? cur.snapshot.version : (cur.decision.snapshotVersion ?? null);
+    if (version !== lastVersion) {
+      credentials.clear();
+      users.clear();
+    }
+    lastVersion = version;
+    const blocked = decider.blocked();
+    if (blocked) {
+      gateway.abortAll(blocked);
+      proxy.abortAll();
+      o.log.warn(
+        { reason: blocked.reason },
+        'agent may no longer act: in-flight requests cut, credentials dropped',
+      );
+    }
+  };
+  const unsubscribe = o.source.onChange?.(onChange) ?? (() => {});
+  return { decider, credentials, gateway, proxy, server, dispose: unsubscribe };
+}

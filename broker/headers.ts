@@ -1,0 +1,162 @@
+/**
+ * Header hygiene (pure). The agent is untrusted: whatever credential it sends is dropped, the
+ * broker's own control headers never reach the upstream, hop-by-hop and spoofable forwarding
+ * headers are removed, and any value carrying CR, LF or NUL refuses the whole request (a header
+ * injection attempt, even though Node's parser already rejects most of them on the wire).
+ */
+import { HEADER_CONTEXT, HEADER_REQUEST_ID, HEADER_USER_TOKEN } from '../core/constants.js';
+import { REDACTED } from './constants.js';
+
+export type HeaderList = Array<[name: string, value: string]>;
+
+/** RFC 9110 §7.6.1 hop-by-hop headers plus the non-standard ones proxies still see. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Headers that carry credentials; never forwarded from the agent. */
+export const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'cookie2']);
+
+/** Headers the agent could use to spoof where a request came from or which host it is for. */
+const SPOOFABLE = new Set([
+  'host',
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-original-url',
+  'x-rewrite-url',
+]);
+
+/** The broker's own headers: consumed by the broker, never forwarded. */
+const WARDEN = new Set([HEADER_USER_TOKEN, HEADER_CONTEXT]);
+
+/** Headers the MCP gateway forwards (everything else is dropped): the streamable HTTP transport's own. */
+const MCP_FORWARD = new Set([
+  'accept',
+  'content-type',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+  'user-agent',
+  HEADER_REQUEST_ID,
+]);
+
+export function hasControlChars(value: string): boolean {
+  return /[\r\n\0]/.test(value);
+}
+
+/** Pairs from Node's `rawHeaders` (name, value, name, value...). */
+export function pairs(rawHeaders: readonly string[]): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) out.push([rawHeaders[i]!, rawHeaders[i + 1]!]);
+  return out;
+}
+
+export interface UpstreamHeaderOptions {
+  /** 'mcp' forwards only the transport's headers; 'http' forwards everything not stripped. */
+  readonly mode: 'mcp' | 'http';
+  /** The provider's credential header (CredentialProvider spec.inject.header): stripped from the agent's request. */
+  readonly injectHeader: string;
+  /** Headers to set (the issued credential); their names are stripped from the agent's request too. */
+  readonly inject: ReadonlyArray<readonly [string, string]>;
+}
+
+export type UpstreamHeaders =
+  | { readonly ok: true; readonly headers: HeaderList; readonly stripped: readonly string[] }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * Build the headers sent upstream from the agent's headers: strip, then inject. `stripped` names
+ * (never values) what was removed, for the audit trail.
+ */
+export function upstreamRequestHeaders(agent: HeaderList, opts: UpstreamHeaderOptions): UpstreamHeaders {
+  const injected = new Set([opts.injectHeader.toLowerCase(), ...opts.inject.map(([n]) => n.toLowerCase())]);
+  const connectionListed = new Set<string>();
+  for (const [name, value] of agent) {
+    if (hasControlChars(value) || hasControlChars(name)) {
+      return { ok: false, message: `header '${name.slice(0, 64)}' contains CR, LF or NUL` };
+    }
+    if (name.toLowerCase() === 'connection') {
+      for (const token of value.split(',')) connectionListed.add(token.trim().toLowerCase());
+    }
+  }
+  const headers: HeaderList = [];
+  const stripped: string[] = [];
+  for (const [name, value] of agent) {
+    const lower = name.toLowerCase();
+    const drop =
+      HOP_BY_HOP.has(lower) ||
+      connectionListed.has(lower) ||
+      CREDENTIAL_HEADERS.has(lower) ||
+      injected.has(lower) ||
+      SPOOFABLE.has(lower) ||
+      WARDEN.has(lower) ||
+      lower === 'accept-encoding' ||
+      (opts.mode === 'mcp' && !MCP_FORWARD.has(lower) && lower !== 'content-length');
+    if (drop) {
+      if (CREDENTIAL_HEADERS.has(lower) || injected.has(lower)) stripped.push(lower);
+      continue;
+    }
+    headers.push([name, value]);
+  }
+  // Plain bodies only: the scrubber must see the bytes it scrubs.
+  headers.push(['accept-encoding', 'identity']);
+  for (const [name, value] of opts.inject) {
+    if (hasControlChars(value) || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+      // The credential came from the authority; never echo it, even in an error.
+      return { ok: false, message: 'the issued credential cannot be sent as a header' };
+    }
+    headers.push([name, value]);
+  }
+  return { ok: true, headers, stripped };
+}
+
+/**
+ * Response headers for the agent: hop-by-hop and Set-Cookie dropped (a session cookie is a
+ * credential too), Content-Length dropped when the body may be rewritten, values carrying a
+ * secret redacted.
+ */
+export function agentResponseHeaders(
+  upstream: HeaderList,
+  secrets: readonly string[],
+  opts: { readonly bodyRewritten: boolean },
+): HeaderList {
+  const connectionListed = new Set<string>();
+  for (const [name, value] of upstream) {
+    if (name.toLowerCase() === 'connection') {
+      for (const t of value.split(',')) connectionListed.add(t.trim().toLowerCase());
+    }
+  }
+  const out: HeaderList = [];
+  for (const [name, value] of upstream) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || connectionListed.has(lower)) continue;
+    if (lower === 'set-cookie' || lower === 'set-cookie2') continue;
+    if (
+      opts.bodyRewritten &&
+      (lower === 'content-length' || lower === 'content-encoding' || lower === 'etag')
+    )
+      continue;
+    out.push([name, redactString(value, secrets)]);
+  }
+  return out;
+}
+
+/** Replace every occurrence of each secret (longest first, so a formatted value wins over its token). */
+export function redactString(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
+    if (s.length > 0 && out.includes(s)) out = out.split(s).join(REDACTED);
+  }
+  return out;
+}

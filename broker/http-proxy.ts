@@ -1,0 +1,245 @@
+/**
+ * HTTP reverse proxy: `/http/<provider>/<path>` → `<provider target URL>/<path>`, decided by
+ * method + path rules. The path is normalised strictly (path.ts), the agent's credentials and the
+ * broker's own headers are stripped (headers.ts), the provider credential is injected, upstreams
+ * that hang are cut by timeouts, and responses are scrubbed of the injected credential (headers and
+ * streamed body, after decompression).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { Logger } from 'pino';
+import { type AccessDeps, authorize } from './access.js';
+import {
+  BrokerDenyReason,
+  DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
+  DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+  MAX_BODY_BYTES,
+} from './constants.js';
+import { type BrokerDecision, brokerDeny } from './decider.js';
+import { agentResponseHeaders, pairs, upstreamRequestHeaders } from './headers.js';
+import { normaliseProxyPath } from './path.js';
+import type { RequestMeta } from './request-meta.js';
+import { ScrubTransform } from './scrub.js';
+import { describeTarget, requestUpstream, UpstreamTimeoutError } from './upstream.js';
+
+export interface HttpProxyOptions {
+  readonly access: AccessDeps;
+  readonly log: Logger;
+  readonly headersTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly maxBodyBytes?: number;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The JSON body of a broker refusal on the HTTP proxy. */
+export function denialBody(d: BrokerDecision): Record<string, unknown> {
+  return {
+    error: 'access_denied',
+    decision: d.decision,
+    reason: d.reason,
+    message: d.message,
+    reasons: d.reasons,
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+/** Passes bytes through, failing once more than `limit` went by. */
+class LimitTransform extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) cb(new Error(`request body exceeds ${this.limit} bytes`));
+    else cb(null, chunk);
+  }
+}
+
+function decoderFor(encoding: string): Transform | null | 'unsupported' {
+  switch (encoding.trim().toLowerCase()) {
+    case '':
+    case 'identity':
+      return null;
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      return 'unsupported';
+  }
+}
+
+export class HttpProxy {
+  private readonly active = new Set<{ abort: () => void }>();
+  private readonly headersTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly maxBodyBytes: number;
+
+  constructor(private readonly opts: HttpProxyOptions) {
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
+    this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  }
+
+  /** Kill switch: cut every in-flight proxied request. */
+  abortAll(): void {
+    for (const a of [...this.active]) a.abort();
+    this.active.clear();
+  }
+
+  /** @param rest the raw request-target after `/http/<provider>` */
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: string,
+    rest: string,
+    meta: RequestMeta,
+  ): Promise<void> {
+    const method = (req.method ?? '').toUpperCase();
+    const refuse = (message: string, status = 400): void => {
+      const d = brokerDeny(BrokerDenyReason.InvalidRequest, message);
+      this.opts.access.audit.record({
+        time: new Date().toISOString(),
+        kind: 'Decision',
+        decision: 'Deny',
+        user: meta.userToken ? 'unverified user' : 'agent acting alone',
+        target,
+        method,
+        requestId: meta.requestId,
+        reason: d.reason,
+        message,
+      });
+      if (!req.complete) res.setHeader('connection', 'close');
+      sendJson(res, status, denialBody(d));
+      req.resume();
+    };
+    if (!METHODS.has(method)) return refuse(`method '${method.slice(0, 16)}' is not proxied`, 405);
+    const checked = normaliseProxyPath(rest, '/');
+    if (!checked.ok) return refuse(`path refused: ${checked.message}`);
+    const pre = upstreamRequestHeaders(pairs(req.rawHeaders), {
+      mode: 'http',
+      injectHeader: 'authorization',
+      inject: [],
+    });
+    if (!pre.ok) return refuse(pre.message);
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.maxBodyBytes) {
+      return refuse(`request body exceeds the broker's ${this.maxBodyBytes}-byte limit`, 413);
+    }
+
+    const decider = this.opts.access.decider;
+    const outcome = await authorize(this.opts.access, {
+      meta,
+      target,
+      protocol: 'HTTP',
+      credential: { kind: 'http', method, path: checked.policyPath },
+      auditFields: {
+        method,
+        path: checked.policyPath.slice(0, 1024),
+        ...(pre.stripped.length ? { stripped: [...pre.stripped] } : {}),
+      },
+      decide: (user) => decider.decideHttp(target, method, checked.policyPath, user, meta.context),
+    });
+    if (!outcome.ok) {
+      sendJson(res, 403, denialBody(outcome.decision));
+      req.resume();
+      return;
+    }
+    const url = new URL(outcome.provider.url);
+    const path = normaliseProxyPath(rest, url.pathname);
+    if (!path.ok) return refuse(`path refused: ${path.message}`);
+    const built = upstreamRequestHeaders(pairs(req.rawHeaders), {
+      mode: 'http',
+      injectHeader: outcome.provider.inject.header,
+      inject: outcome.inject,
+    });
+    if (!built.ok) return refuse(built.message);
+    built.headers.push(['host', url.host]);
+
+    const controller = new AbortController();
+    const handle = { abort: () => controller.abort() };
+    this.active.add(handle);
+    res.on('close', () => {
+      if (!res.writableFinished) controller.abort();
+      this.active.delete(handle);
+    });
+    const hasBody =
+      method !== 'GET' &&
+      method !== 'HEAD' &&
+      (Number.isFinite(declared) ? declared > 0 : req.headers['transfer-encoding'] !== undefined);
+    const limiter = new LimitTransform(this.maxBodyBytes);
+    try {
+      const up = await requestUpstream({
+        url,
+        method,
+        path: path.upstreamPath,
+        headers: built.headers,
+        body: hasBody ? req.pipe(limiter) : undefined,
+        headersTimeoutMs: this.headersTimeoutMs,
+        idleTimeoutMs: this.idleTimeoutMs,
+        signal: controller.signal,
+      });
+      const encoding = up.headers.find(([n]) => n.toLowerCase() === 'content-encoding')?.[1] ?? '';
+      const decoder = decoderFor(encoding);
+      if (decoder === 'unsupported') {
+        up.body.destroy();
+        sendJson(res, 502, {
+          error: 'bad_gateway',
+          message: `upstream used content-encoding '${encoding.slice(0, 32)}' the broker cannot scrub`,
+        });
+        return;
+      }
+      res.writeHead(up.status, agentResponseHeaders(up.headers, outcome.secrets, { bodyRewritten: true }));
+      const scrub = new ScrubTransform(outcome.secrets);
+      const done = (err: Error | null | undefined): void => {
+        if (err && !res.writableEnded) res.destroy();
+        if (scrub.scrubber.replaced > 0) {
+          this.opts.log.warn(
+            { target, requestId: meta.requestId, occurrences: scrub.scrubber.replaced },
+            'upstream echoed the injected credential; redacted',
+          );
+        }
+      };
+      if (decoder) pipeline(up.body, decoder, scrub, res, done);
+      else pipeline(up.body, scrub, res, done);
+    } catch (err) {
+      const timeout = err instanceof UpstreamTimeoutError;
+      this.opts.log.warn(
+        { target, requestId: meta.requestId, err: timeout ? (err as Error).message : errCode(err) },
+        'upstream HTTP request failed',
+      );
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendJson(res, timeout ? 504 : 502, {
+        error: timeout ? 'gateway_timeout' : 'bad_gateway',
+        message: timeout
+          ? (err as Error).message
+          : `upstream ${describeTarget(url)} failed (${errCode(err)})`,
+      });
+    } finally {
+      if (res.writableFinished) this.active.delete(handle);
+    }
+  }
+}
+
+function errCode(err: unknown): string {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return err instanceof Error ? err.name : 'error';
+}

@@ -1,0 +1,101 @@
+/**
+ * The broker's listeners: the agent-facing server (127.0.0.1 only) routing `/mcp/<provider>` to the
+ * MCP gateway and `/http/<provider>/<path>` to the HTTP proxy, and the health server (`/healthz`,
+ * `/readyz`) the kubelet probes.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import { BrokerDenyReason } from './constants.js';
+import type { HttpProxy } from './http-proxy.js';
+import { jsonRpcError } from './jsonrpc.js';
+import type { McpGateway } from './mcp-gateway.js';
+import { providerNameProblem } from './path.js';
+import { readRequestMeta } from './request-meta.js';
+
+export interface BrokerServerDeps {
+  readonly gateway: McpGateway;
+  readonly proxy: HttpProxy;
+  readonly log: Logger;
+  readonly newId?: () => string;
+}
+
+export type Route =
+  | { readonly kind: 'mcp'; readonly provider: string }
+  | { readonly kind: 'http'; readonly provider: string; readonly rest: string }
+  | { readonly kind: 'none'; readonly message: string };
+
+/** Pure routing on the raw request-target. */
+export function route(url: string): Route {
+  const mcp = /^\/mcp\/([^/?#]+)\/?(?:\?.*)?$/.exec(url);
+  if (mcp) return { kind: 'mcp', provider: mcp[1]! };
+  const http = /^\/http\/([^/?#]+)(.*)$/.exec(url);
+  if (http) return { kind: 'http', provider: http[1]!, rest: http[2]! };
+  return {
+    kind: 'none',
+    message: 'use /mcp/<provider> for MCP servers or /http/<provider>/<path> for HTTP APIs',
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+export function createBrokerServer(deps: BrokerServerDeps): Server {
+  const newId = deps.newId ?? randomUUID;
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const r = route(req.url ?? '/');
+    if (r.kind === 'none') {
+      sendJson(res, 404, { error: 'not_found', message: r.message });
+      req.resume();
+      return;
+    }
+    const badName = providerNameProblem(r.provider);
+    const meta = readRequestMeta(req.headers, newId);
+    const problem = badName ?? (meta.ok ? null : meta.message);
+    if (problem !== null || !meta.ok) {
+      const message = problem ?? 'invalid request';
+      if (r.kind === 'mcp') sendJson(res, 400, jsonRpcError(undefined, ErrorCode.InvalidRequest, message));
+      else sendJson(res, 400, { error: 'access_denied', reason: BrokerDenyReason.InvalidRequest, message });
+      req.resume();
+      return;
+    }
+    if (r.kind === 'mcp') await deps.gateway.handle(req, res, r.provider, meta.meta);
+    else await deps.proxy.handle(req, res, r.provider, r.rest, meta.meta);
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      deps.log.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'broker request handler crashed',
+      );
+      if (!res.headersSent)
+        sendJson(res, 500, { error: 'internal_error', message: 'the broker failed; see its logs' });
+      else res.destroy();
+    });
+  });
+  // Requests must arrive promptly; responses (SSE) may stream for long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  return server;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string;
+}
+
+export function createHealthServer(ready: () => Readiness): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return sendJson(res, 200, { ok: true });
+    if (path === '/readyz') {
+      const r = ready();
+      return sendJson(res, r.ready ? 200 : 503, { ready: r.ready, reason: r.reason });
+    }
+    sendJson(res, 404, { error: 'not_found' });
+  });
+}

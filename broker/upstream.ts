@@ -1,0 +1,105 @@
+/**
+ * One outbound request to an upstream (MCP server or HTTP API) with the timeouts an untrusted or
+ * broken upstream needs: response headers must arrive within `headersTimeoutMs`, and the body may
+ * not stall longer than `idleTimeoutMs`. Aborting (kill switch) destroys the socket.
+ */
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { type HeaderList, pairs } from './headers.js';
+
+export class UpstreamTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UpstreamTimeoutError';
+  }
+}
+
+export interface UpstreamRequest {
+  readonly url: URL;
+  readonly method: string;
+  /** Request-target (path + query) to send. */
+  readonly path: string;
+  readonly headers: HeaderList;
+  readonly body?: Buffer | Readable | undefined;
+  readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: HeaderList;
+  readonly body: IncomingMessage;
+}
+
+function toOutgoing(headers: HeaderList): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of headers) {
+    const k = name.toLowerCase();
+    const prev = out[k];
+    if (prev === undefined) out[k] = value;
+    else out[k] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+/** Host label for error messages: origin only (never userinfo, path or query). */
+export function describeTarget(url: URL): string {
+  return `${url.protocol}//${url.host}`;
+}
+
+export function requestUpstream(r: UpstreamRequest): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    const doRequest = r.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = doRequest({
+      protocol: r.url.protocol,
+      hostname: r.url.hostname.replace(/^\[|\]$/g, ''),
+      port: r.url.port || undefined,
+      method: r.method,
+      path: r.path,
+      headers: toOutgoing(r.headers),
+      signal: r.signal,
+    });
+    const headersTimer = setTimeout(() => {
+      req.destroy(
+        new UpstreamTimeoutError(
+          `upstream ${describeTarget(r.url)} sent no response within ${r.headersTimeoutMs} ms`,
+        ),
+      );
+    }, r.headersTimeoutMs);
+    headersTimer.unref();
+    req.on('response', (res) => {
+      clearTimeout(headersTimer);
+      res.setTimeout(r.idleTimeoutMs, () => {
+        res.destroy(
+          new UpstreamTimeoutError(`upstream ${describeTarget(r.url)} stalled for ${r.idleTimeoutMs} ms`),
+        );
+      });
+      resolve({ status: res.statusCode ?? 502, headers: pairs(res.rawHeaders), body: res });
+    });
+    req.on('error', (err) => {
+      clearTimeout(headersTimer);
+      reject(err);
+    });
+    if (r.body === undefined) req.end();
+    else if (Buffer.isBuffer(r.body)) req.end(r.body);
+    else r.body.pipe(req);
+  });
+}
+
+/** Read a body fully, refusing beyond `limit` bytes. */
+export async function readLimited(stream: Readable, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > limit) {
+      stream.destroy();
+      return null;
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,72 @@
+/**
+ * CEL `user` for the broker's local decision, from the forwarded token's claims mapped by the
+ * AgentIdentity's trusted-issuer settings in the snapshot (core/identity/user.ts).
+ *
+ * Why decoding suffices here (ADR 0007): the local decision only decides whether to ask for a
+ * credential. The authority verifies the token's signature, issuer, audience and lifetime on
+ * POST /v1/credentials before anything is issued, and the broker's credential cache is keyed by
+ * the token's digest, so a forged token can never reach a credential issued for a genuine one.
+ * The broker still refuses untrusted issuers, wrong audiences and expired tokens up front so the
+ * agent gets a precise answer without a round trip.
+ */
+import { decodeJwt } from 'jose';
+import { userFromClaims } from '../core/identity/user.js';
+import type { UserInput } from '../core/policy/types.js';
+import { type UserResolver, UserTokenRejectedError } from './credentials.js';
+import type { PolicySnapshot } from './snapshot.js';
+
+const SKEW_SECONDS = 60;
+
+export class SnapshotUserResolver implements UserResolver {
+  constructor(
+    private readonly snapshot: () => PolicySnapshot | null,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async resolve(token: string): Promise<{ user: UserInput; validUntil: number }> {
+    return resolveUser(token, this.snapshot(), this.now());
+  }
+}
+
+/** Pure: claims → user, or UserTokenRejectedError saying what is wrong. */
+export function resolveUser(
+  token: string,
+  snapshot: PolicySnapshot | null,
+  nowMs: number,
+): { user: UserInput; validUntil: number } {
+  let payload: Record<string, unknown>;
+  try {
+    payload = decodeJwt(token) as Record<string, unknown>;
+  } catch {
+    throw new UserTokenRejectedError('not a JWT (expected header.payload.signature)');
+  }
+  const uc = snapshot?.agent?.userContext;
+  if (uc?.mode === 'Forbidden') {
+    throw new UserTokenRejectedError(
+      'this agent acts only on its own (userContext.mode Forbidden); send no user token',
+    );
+  }
+  const iss = typeof payload.iss === 'string' ? payload.iss : '';
+  const trusted = (uc?.trustedIssuers ?? []).find((t) => t.issuer === iss);
+  if (!trusted)
+    throw new UserTokenRejectedError(`issuer '${iss.slice(0, 200)}' is not a trusted issuer of this agent`);
+  const aud = payload.aud;
+  const auds = Array.isArray(aud) ? aud : typeof aud === 'string' ? [aud] : [];
+  if (!auds.some((a) => trusted.audiences.includes(String(a)))) {
+    throw new UserTokenRejectedError(`token audience is not one of ${JSON.stringify(trusted.audiences)}`);
+  }
+  const now = Math.floor(nowMs / 1000);
+  if (typeof payload.exp !== 'number') throw new UserTokenRejectedError('token has no exp claim');
+  if (payload.exp + SKEW_SECONDS < now)
+    throw new UserTokenRejectedError('token has expired; get a fresh one from the identity provider');
+  if (typeof payload.nbf === 'number' && payload.nbf - SKEW_SECONDS > now) {
+    throw new UserTokenRejectedError('token is not valid yet (nbf)');
+  }
+  if (typeof payload.sub !== 'string' || payload.sub === '')
+    throw new UserTokenRejectedError('token has no sub claim');
+  const u = userFromClaims(payload, iss, trusted);
+  return {
+    user: { sub: u.sub, issuer: u.issuer, groups: u.groups, department: u.department, claims: u.claims },
+    validUntil: Math.min((payload.exp + SKEW_SECONDS) * 1000, nowMs + 5 * 60_000),
+  };
+}
