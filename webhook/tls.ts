@@ -132,7 +132,6 @@ export async function issueMaterial(
       return false;
     }
   });
-  const caBundlePem =
-    [ca.certPem.trim(), ...keep.filter((p) => p.trim() !== ca.certPem.trim())].join('\n') + '\n';
+  const caBundlePem = `${[ca.certPem.trim(), ...keep.filter((p) => p.trim() !== ca.certPem.trim())].join('\n')}\n`;
   return { certPem: leaf.certPem, keyPem: leaf.keyPem, caBundlePem };
 }
