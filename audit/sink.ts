@@ -1,0 +1,58 @@
+/**
+ * Connects the authority's audit events to the audit trail: every event is one
+ * structured pino line on stdout (for any log pipeline), and events that belong to an
+ * agent also go into that agent's AuditRecord chain. Events with no attributable agent
+ * (e.g. a token that failed verification before the pod was known) stay log-only:
+ * there is no chain to put them in, and an attacker must not be able to grow one.
+ */
+import type { Logger } from 'pino';
+import type { AuditEvent, AuditSink } from '../authority/audit.js';
+import type { AuditEntry } from '../core/api/index.js';
+import type { AuditWriter } from './writer.js';
+
+const KIND: Record<AuditEvent['kind'], AuditEntry['kind']> = {
+  Session: 'Session',
+  Decision: 'Decision',
+  Credential: 'Credential',
+  Stream: 'Session',
+};
+
+const clip = (s: string | undefined, max: number) => (s === undefined ? undefined : s.slice(0, max));
+
+/** Maps an authority audit event to an AuditRecord entry, bounded to the schema's limits. */
+export function toEntry(e: AuditEvent): AuditEntry {
+  const entry: AuditEntry = { time: e.time, kind: KIND[e.kind], decision: e.decision };
+  const set = <K extends keyof AuditEntry>(k: K, v: AuditEntry[K] | undefined) => {
+    if (v !== undefined && v !== '') entry[k] = v;
+  };
+  set('pod', clip(e.pod, 253));
+  set('user', clip(e.user, 512));
+  set('target', clip(e.target, 253));
+  set('tool', clip(e.tool, 256));
+  set('requestId', clip(e.requestId, 128));
+  set('credentialId', clip(e.credentialId, 256));
+  set('message', clip(e.message ?? e.error, 1024));
+  set(
+    'reasons',
+    e.reasons?.slice(0, 16).map((r) => ({
+      policy: clip(r.policy, 253),
+      rule: r.rule,
+      ...(r.condition ? { condition: clip(r.condition, 63) } : {}),
+      message: clip(r.message, 1024),
+    })),
+  );
+  set('policy', clip(e.reasons?.[0]?.policy, 253));
+  return entry;
+}
+
+export class TrailAuditSink implements AuditSink {
+  constructor(
+    private readonly writer: AuditWriter,
+    private readonly log: Logger,
+  ) {}
+
+  record(event: AuditEvent): void {
+    this.log.info({ audit: event }, 'audit');
+    if (event.namespace && event.agent) this.writer.record(event.namespace, event.agent, toEntry(event));
+  }
+}

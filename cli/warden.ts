@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+/**
+ * `warden`: the one entry point of the container image.
+ *   warden controller   operator + webhook + authority (+ audit writer)
+ *   warden broker       the sidecar next to an agent
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Command, InvalidArgumentError } from 'commander';
+import { pino } from 'pino';
+import { runController } from '../controller/run.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a TCP port: ${value}`);
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number: ${value}`);
+  return n;
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
+  return kc;
+}
+
+// Secrets never reach logs: redact every credential-bearing field name once, here.
+const REDACT = [
+  '*.token',
+  '*.access_token',
+  '*.subject_token',
+  '*.actor_token',
+  '*.password',
+  '*.client_secret',
+  '*.authorization',
+  '*.headers.authorization',
+  '*.headers.cookie',
+];
+
+const program = new Command()
+  .name('warden')
+  .description('Warden: identity and access management for AI agents on Kubernetes')
+  .version(pkg.version);
+
+program
+  .command('controller')
+  .description('Run the operator, the mutating webhook and the authority in one process')
+  .option('--kubeconfig <path>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option(
+    '--namespace <ns>',
+    "Warden's own namespace (Lease, TLS and key Secrets)",
+    process.env.POD_NAMESPACE ?? 'warden-system',
+  )
+  .option('--watch-namespace <ns>', 'reconcile only this namespace (default: all)')
+  .option('--identity <name>', 'this replica for leader election (default: $POD_NAME or host-pid)')
+  .option('--no-leader-election', 'run controllers without a Lease (single replica, development)')
+  .option('--host <addr>', 'listen address', '0.0.0.0')
+  .option('--webhook-port <port>', 'admission webhook HTTPS port', port, 9443)
+  .option('--authority-port <port>', 'authority port', port, 8443)
+  .option('--health-port <port>', '/healthz and /readyz port', port, 8081)
+  .option('--service <name>', 'Service name the certificate is issued for', 'warden')
+  .option('--tls-ip <ip...>', 'extra IP addresses for the serving certificate', [])
+  .option(
+    '--webhook-configuration <name>',
+    'MutatingWebhookConfiguration to keep the caBundle of ("" = none)',
+    'warden-pod-injector',
+  )
+  .option('--issuer <url>', 'URL brokers and targets use to reach the authority')
+  .option('--authority-insecure-http', 'serve the authority over plain HTTP (local development only)')
+  .option(
+    '--broker-image <ref>',
+    'broker image injected into agent pods',
+    `ghcr.io/warden-dev/warden:${pkg.version}`,
+  )
+  .option('--audit-batch-size <n>', 'entries per AuditRecord (1..500)', positive, 200)
+  .option(
+    '--audit-flush-seconds <s>',
+    'longest an audit entry waits before its record is written',
+    positive,
+    5,
+  )
+  .option('--log-level <level>', 'pino log level', 'info')
+  .action(async (o) => {
+    const log = pino({ name: 'warden', level: o.logLevel, redact: { paths: REDACT, censor: '[REDACTED]' } });
+    const namespace: string = o.namespace;
+    const dnsNames = [
+      o.service,
+      `${o.service}.${namespace}`,
+      `${o.service}.${namespace}.svc`,
+      `${o.service}.${namespace}.svc.cluster.local`,
+    ];
+    const issuer: string = o.issuer ?? `https://${o.service}.${namespace}.svc:${o.authorityPort}`;
+    const running = await runController({
+      kubeConfig: loadKubeConfig(o.kubeconfig),
+      log,
+      namespace,
+      watchNamespace: o.watchNamespace,
+      identity: o.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      leaderElection: o.leaderElection,
+      host: o.host,
+      webhookPort: o.webhookPort,
+      authorityPort: o.authorityPort,
+      healthPort: o.healthPort,
+      tlsNames: { dnsNames, ipAddresses: o.tlsIp },
+      webhookConfigurationName: o.webhookConfiguration === '' ? null : o.webhookConfiguration,
+      issuer,
+      authorityTls: !o.authorityInsecureHttp,
+      brokerImage: o.brokerImage,
+      version: pkg.version,
+      audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
+    });
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`warden: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

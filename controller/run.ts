@@ -1,0 +1,148 @@
+/**
+ * `warden controller`: one process serving the operator (reconcilers, leader-elected),
+ * the mutating webhook and the authority (every replica serves both), plus the audit
+ * writer and health endpoints. This module only wires parts built elsewhere.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { TrailAuditSink } from '../audit/sink.js';
+import { AuditWriter } from '../audit/writer.js';
+import { type Authority, createAuthority } from '../authority/index.js';
+import type { BatchLimits } from '../core/audit/batcher.js';
+import { ApiEventRecorder } from '../operator/core/events.js';
+import { KubeConfigApi } from '../operator/core/kube.js';
+import { type RunningOperator, runOperator } from '../operator/main.js';
+import { recorderEvents } from '../webhook/events.js';
+import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
+import type { TlsNames } from '../webhook/tls.js';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Warden's own namespace: Lease, TLS and signing-key Secrets. */
+  namespace: string;
+  /** Watch only this namespace (default: all). */
+  watchNamespace?: string;
+  identity: string;
+  leaderElection: boolean;
+  host: string;
+  webhookPort: number;
+  authorityPort: number;
+  healthPort: number;
+  /** Names the webhook/authority certificate is valid for. */
+  tlsNames: TlsNames;
+  /** The MutatingWebhookConfiguration whose caBundle is kept in step; null leaves it alone. */
+  webhookConfigurationName: string | null;
+  /** How brokers and targets reach the authority. */
+  issuer: string;
+  /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
+  authorityTls: boolean;
+  brokerImage: string;
+  version: string;
+  audit: BatchLimits;
+}
+
+export interface RunningController {
+  webhookPort: number;
+  authorityPort: number;
+  healthPort: number;
+  operator: RunningOperator;
+  authority: Authority;
+  webhook: RunningWebhook;
+  auditWriter: AuditWriter;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function runController(o: ControllerOptions): Promise<RunningController> {
+  const log = o.log;
+  const api = new KubeConfigApi(o.kubeConfig);
+  const recorder = new ApiEventRecorder({
+    api,
+    instance: o.identity,
+    logger: log.child({ component: 'events' }),
+  });
+
+  const auditWriter = new AuditWriter({ api, log: log.child({ component: 'audit' }), limits: o.audit });
+  auditWriter.start();
+  const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
+
+  const webhook = await startWebhook({
+    api,
+    namespace: o.namespace,
+    configurationName: o.webhookConfigurationName,
+    names: o.tlsNames,
+    broker: { ...DEFAULT_BROKER_CONFIG, version: o.version, image: o.brokerImage, authorityUrl: o.issuer },
+    port: o.webhookPort,
+    host: o.host,
+    logger: log.child({ component: 'webhook' }),
+    events: recorderEvents(recorder),
+  });
+
+  const material = webhook.material();
+  const authority = await createAuthority({
+    kubeConfig: o.kubeConfig,
+    namespace: o.namespace,
+    issuer: o.issuer,
+    log: log.child({ component: 'authority' }),
+    audit: auditSink,
+    ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
+    ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
+  });
+  const authorityPort = await authority.listen(o.authorityPort, o.host);
+
+  const operator = runOperator({
+    kubeConfig: o.kubeConfig,
+    logger: log,
+    identity: o.identity,
+    leaderElection: o.leaderElection,
+    leaseNamespace: o.namespace,
+    api,
+    recorder,
+    ...(o.watchNamespace ? { namespace: o.watchNamespace } : {}),
+  });
+
+  // Liveness: the process serves. Readiness: the webhook and authority are listening
+  // (they are, once we get here); a replica that is not the leader is still ready.
+  const health = createServer((req, res) => {
+    const ok = req.url === '/healthz' || req.url === '/readyz';
+    res.writeHead(ok ? 200 : 404, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not found\n');
+  });
+  const healthPort = await listen(health, o.healthPort, o.host);
+  log.info(
+    { webhookPort: webhook.port, authorityPort, healthPort, issuer: o.issuer },
+    'warden controller serving',
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    webhookPort: webhook.port,
+    authorityPort,
+    healthPort,
+    operator,
+    authority,
+    webhook,
+    auditWriter,
+    stop() {
+      stopping ??= (async () => {
+        log.info('warden controller stopping');
+        await operator.stop();
+        await webhook.stop();
+        await authority.close();
+        await auditWriter.stop();
+        await recorder.flush();
+        await new Promise<void>((r) => health.close(() => r()));
+        log.info({ audit: auditWriter.stats() }, 'warden controller stopped');
+      })();
+      return stopping;
+    },
+  };
+}
