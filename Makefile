@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.package-lock.json
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: demo
 demo: deps controlplane-build ## Run the whole story on an embedded local control plane
@@ -44,6 +44,16 @@ format: deps ## Format and apply safe lint fixes
 .PHONY: build
 build: deps ## Compile TypeScript to dist/
 	npx tsc -p tsconfig.build.json
+
+##@ Deploying (needs Docker)
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster for Warden (needs Docker and kind)
+	scripts/kind-up.sh
+
+.PHONY: deploy
+deploy: ## Build the image, load it into kind and helm install Warden
+	scripts/deploy.sh
 
 ##@ Testing
 
