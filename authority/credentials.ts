@@ -138,9 +138,18 @@ export async function handleCredentials(
     throw new OAuthError('invalid_token', 'the pod this session is bound to no longer exists');
   }
 
+  const userHeader = ctx.req.headers[HEADER_USER_TOKEN];
+  // Forbidden is decided on presence alone: no point verifying a token that may not be used.
+  const forbidden = checkUserMode(
+    identity.spec.userContext?.mode,
+    userHeader !== undefined && userHeader !== '',
+  );
+  if (!forbidden.ok && forbidden.reason === 'UserForbidden') {
+    throw new DeniedError({ reason: forbidden.reason, message: `${where}: ${forbidden.message}` });
+  }
   const user: UserContext = await userFromHeader(
     deps.userTokens,
-    ctx.req.headers[HEADER_USER_TOKEN],
+    userHeader,
     identity.spec.userContext as UserContextSpec | undefined,
     where,
   );

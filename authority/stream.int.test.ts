@@ -166,15 +166,13 @@ describe('GET /v1/stream', () => {
     });
     try {
       expect(snapshotOf(await stream.next()).agent?.name).toBe('temp-bot');
-      await kubeConfig()
-        .makeApiClient(CustomObjectsApi)
-        .deleteNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: f.namespace,
-          plural: PLURAL.AgentIdentity,
-          name: 'temp-bot',
-        });
+      await kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: f.namespace,
+        plural: PLURAL.AgentIdentity,
+        name: 'temp-bot',
+      });
       const gone = snapshotOf(await stream.next((e) => snapshotOf(e).agent === null));
       expect(gone.policies).toEqual([]);
     } finally {

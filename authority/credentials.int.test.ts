@@ -1,0 +1,257 @@
+/**
+ * POST /v1/credentials end to end: a real attested session, a real OIDC user token (blended
+ * identity), AccessPolicies in the real API server, and the central policy decision.
+ */
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
+import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { MemoryAuditSink } from './audit.js';
+import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
+import { httpsFetch } from './fetch.js';
+import { type Authority, createAuthority } from './index.js';
+import {
+  createAgentIdentity,
+  createPod,
+  createServiceAccount,
+  deletePod,
+  type Fixture,
+  fixture,
+  form,
+  httpCall,
+  patchAgentIdentity,
+  projectedToken,
+} from './int-fixtures.js';
+import { type OidcFixture, startOidcProvider } from './oidc-fixture.js';
+
+let f: Fixture;
+let authority: Authority;
+let base: string;
+let idp: OidcFixture;
+let untrusted: OidcFixture;
+const audit = new MemoryAuditSink();
+const tokens: Record<string, string> = {};
+
+async function sessionFor(agent: string, podName: string): Promise<string> {
+  const pod = await createPod(f, podName, { serviceAccount: 'bot-sa', agent });
+  const res = await httpCall(`${base}/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({
+      grant_type: GRANT_TOKEN_EXCHANGE,
+      subject_token: await projectedToken(f, 'bot-sa', pod),
+      subject_token_type: TOKEN_TYPE_JWT,
+    }),
+  });
+  expect(res.status).toBe(200);
+  return res.body.access_token as string;
+}
+
+const ask = (session: string, body: unknown, userToken?: string) =>
+  httpCall(`${base}/v1/credentials`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${session}`,
+      'content-type': 'application/json',
+      ...(userToken ? { [HEADER_USER_TOKEN]: userToken } : {}),
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+const jiraGet = {
+  target: 'jira',
+  tool: 'jira.get_issue',
+  args: { key: 'SUP-1' },
+  context: { ticketId: 'SUP-1' },
+};
+
+beforeAll(async () => {
+  idp = await startOidcProvider();
+  untrusted = await startOidcProvider();
+  const kc = kubeConfig();
+  f = fixture(kc, await freshNamespace('authority-creds'));
+  await createServiceAccount(f, 'bot-sa');
+  const trustedIssuers = [{ issuer: idp.issuer, audiences: [idp.clientId], claims: ['email'] }];
+  await createAgentIdentity(f, 'support-bot', {
+    serviceAccountName: 'bot-sa',
+    userContext: { mode: 'Optional', trustedIssuers },
+  });
+  await createAgentIdentity(f, 'human-only', {
+    serviceAccountName: 'bot-sa',
+    userContext: { mode: 'Required', trustedIssuers },
+  });
+  await createAgentIdentity(f, 'solo-bot', {
+    serviceAccountName: 'bot-sa',
+    userContext: { mode: 'Forbidden' },
+  });
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: f.namespace,
+    plural: PLURAL.AccessPolicy,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'AccessPolicy',
+      metadata: { name: 'support-jira' },
+      spec: {
+        rules: [
+          {
+            targets: ['jira'],
+            tools: ['jira.get_*'],
+            when: [
+              { name: 'support-staff', expression: "user.present && 'support' in user.groups" },
+              {
+                name: 'ticket-referenced',
+                expression: "has(context.ticketId) && context.ticketId.matches('^SUP-[0-9]+$')",
+              },
+            ],
+          },
+          { targets: ['status-page'], tools: ['*'] },
+        ],
+      },
+    },
+  });
+  authority = await createAuthority({
+    kubeConfig: kc,
+    namespace: f.namespace,
+    watchNamespace: f.namespace,
+    issuer: 'https://warden-authority.test',
+    audit,
+    log: pino({ level: 'silent' }),
+    idpFetch: httpsFetch({ ca: `${idp.caPem}\n${untrusted.caPem}` }),
+  });
+  base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
+  tokens.alice = await idp.idToken({
+    sub: 'alice',
+    groups: ['support'],
+    department: 'Support',
+    email: 'alice@acme.example',
+  });
+  tokens.bob = await idp.idToken({ sub: 'bob', groups: ['eng'], department: 'Engineering' });
+  tokens.mallory = await untrusted.idToken({ sub: 'mallory', groups: ['support'] });
+});
+
+afterAll(async () => {
+  await authority?.close();
+  await idp?.stop();
+  await untrusted?.stop();
+});
+
+describe('POST /v1/credentials', () => {
+  it('allows a support user with a ticket, naming the deciding policy', async () => {
+    const session = await sessionFor('support-bot', 'support-1');
+    const res = await ask(session, jiraGet, tokens.alice);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      decision: 'Allow',
+      policy: `${f.namespace}/support-jira`,
+      rule: 0,
+      user: { sub: 'alice', issuer: idp.issuer },
+    });
+    expect(audit.events.at(-1)).toMatchObject({
+      kind: 'Decision',
+      decision: 'Allow',
+      agent: 'support-bot',
+      user: `alice (${idp.issuer})`,
+      target: 'jira',
+      tool: 'jira.get_issue',
+    });
+  });
+
+  it('denies a user outside the support group, naming the failed condition', async () => {
+    const session = await sessionFor('support-bot', 'support-2');
+    const res = await ask(session, jiraGet, tokens.bob);
+    expect(res.status).toBe(403);
+    expect(res.body.error).toBe('access_denied');
+    expect(res.body.decision).toMatchObject({
+      decision: 'Deny',
+      condition: 'support-staff',
+      policy: `${f.namespace}/support-jira`,
+    });
+    expect(audit.events.at(-1)).toMatchObject({
+      decision: 'Deny',
+      error: 'access_denied',
+      user: `bob (${idp.issuer})`,
+    });
+  });
+
+  it('decides for the agent acting alone when no user token is sent', async () => {
+    const session = await sessionFor('support-bot', 'support-3');
+    expect((await ask(session, jiraGet)).status).toBe(403);
+    const status = await ask(session, { target: 'status-page', tool: 'status.get' });
+    expect(status.status).toBe(200);
+    expect(status.body.user).toBeNull();
+    expect(audit.events.at(-1)?.user).toBe('agent acting alone');
+  });
+
+  it('refuses a user token from an untrusted issuer', async () => {
+    const session = await sessionFor('support-bot', 'support-4');
+    const res = await ask(session, jiraGet, tokens.mallory);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: 'invalid_grant',
+      error_description: `user token issuer is not trusted by AgentIdentity ${f.namespace}/support-bot (spec.userContext.trustedIssuers)`,
+    });
+    expect(audit.events.at(-1)).toMatchObject({ decision: 'Deny', error: 'invalid_grant' });
+  });
+
+  it('enforces userContext.mode Required and Forbidden', async () => {
+    const human = await sessionFor('human-only', 'human-1');
+    const alone = await ask(human, { target: 'status-page', tool: 'x' });
+    expect(alone.status).toBe(403);
+    expect(alone.body.decision).toMatchObject({ reason: 'UserRequired' });
+    expect((await ask(human, { target: 'status-page', tool: 'x' }, tokens.alice)).status).toBe(200);
+
+    const solo = await sessionFor('solo-bot', 'solo-1');
+    const withUser = await ask(solo, { target: 'status-page', tool: 'x' }, tokens.alice);
+    expect(withUser.status).toBe(403);
+    expect(withUser.body.decision).toMatchObject({ reason: 'UserForbidden' });
+  });
+
+  it('denies a suspended agent at once, without a new session', async () => {
+    await createAgentIdentity(f, 'kill-me', { serviceAccountName: 'bot-sa' });
+    const session = await sessionFor('kill-me', 'kill-1');
+    await patchAgentIdentity(f, 'kill-me', { suspended: true });
+    // The store is watch-fed: wait for the watch event rather than a fixed time.
+    for (let i = 0; i < 100 && !authority.store.identity(f.namespace, 'kill-me')?.spec.suspended; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const res = await ask(session, { target: 'status-page', tool: 'x' });
+    expect(res.status).toBe(403);
+    expect(res.body.decision).toMatchObject({ reason: 'AgentSuspended' });
+  });
+
+  it('refuses a session whose pod was deleted', async () => {
+    const session = await sessionFor('support-bot', 'gone-1');
+    await deletePod(f, 'gone-1');
+    const res = await ask(session, { target: 'status-page', tool: 'x' });
+    expect(res.status).toBe(401);
+    expect(res.body.error_description).toContain('pod this session is bound to no longer exists');
+  });
+
+  it.each([
+    ['invalid JSON', '{', 'not valid JSON'],
+    ['a missing target', { tool: 'x' }, 'target (a CredentialProvider name) is required'],
+    ['an unknown kind', { target: 'jira', kind: 'ftp' }, 'kind must be one of'],
+    [
+      'an http request without a path',
+      { target: 'jira', kind: 'http', method: 'GET' },
+      'method and path are required',
+    ],
+    ['a bad chainStep', { target: 'jira', tool: 'x', context: { chainStep: -1 } }, 'context.chainStep'],
+  ])('refuses %s', async (_name, body, message) => {
+    const session = await sessionFor('support-bot', `bad-${Math.random().toString(36).slice(2, 8)}`);
+    const res = await ask(session, body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+    expect(res.body.error_description).toContain(message);
+  });
+
+  it('refuses an oversize body', async () => {
+    const session = await sessionFor('support-bot', 'big-1');
+    const res = await ask(session, { target: 'jira', tool: 'x', args: { blob: 'x'.repeat(70_000) } });
+    expect(res.status).toBe(413);
+    expect(res.body.error_description).toContain('65536-byte limit');
+  });
+});
