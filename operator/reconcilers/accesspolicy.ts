@@ -183,11 +183,11 @@ export function reconcileAccessPolicy(deps: AccessPolicyDeps): ReconcileFn {
     // gather
     const policy = deps.policies.get(key.name, key.namespace);
     if (!policy || policy.metadata?.deletionTimestamp) {
-      for (const [uid, _] of memo)
-        if (!deps.policies.list().some((p) => p.metadata?.uid === uid)) memo.delete(uid);
+      const live = new Set(deps.policies.list().map((p) => p.metadata?.uid));
+      for (const uid of memo.keys()) if (!live.has(uid)) memo.delete(uid);
       return;
     }
-    const uid = policy.metadata?.uid ?? key.namespace + '/' + key.name;
+    const uid = policy.metadata?.uid ?? `${key.namespace}/${key.name}`;
     let entry = memo.get(uid);
     if (!entry || entry.generation !== policy.metadata?.generation) {
       entry = {

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { CredentialProvider } from '../../core/api/generated/credential-provider.js';
 import { getCondition } from '../../core/conditions.js';
-import { decideCredentialProvider, secretKeysOnly, secretRequirements } from './credentialprovider.js';
+import {
+  decideCredentialProvider,
+  type SecretFact,
+  secretKeysOnly,
+  secretRequirements,
+} from './credentialprovider.js';
 
 const T1 = new Date('2026-02-01T09:00:00Z');
 
@@ -41,11 +46,17 @@ const exchange: Spec = {
   },
 };
 
-function decide(spec: Spec, secrets: Record<string, string[]>) {
-  return decideCredentialProvider(
-    { provider: provider(spec), secretKeys: new Map(Object.entries(secrets)) },
-    T1,
+function facts(secrets: Record<string, string[] | 'forbidden'>): Map<string, SecretFact> {
+  return new Map(
+    Object.entries(secrets).map(([k, v]): [string, SecretFact] => [
+      k,
+      v === 'forbidden' ? { state: 'forbidden' } : { state: 'found', keys: v },
+    ]),
   );
+}
+
+function decide(spec: Spec, secrets: Record<string, string[] | 'forbidden'>) {
+  return decideCredentialProvider({ provider: provider(spec), secrets: facts(secrets) }, T1);
 }
 
 describe('secretRequirements', () => {
@@ -133,6 +144,24 @@ describe('decideCredentialProvider', () => {
     expect(ready?.message).toContain("no key 'pw'");
   });
 
+  it('a Secret the controller may not read says which RoleBinding to add', () => {
+    const d = decide(apiKey, { 'jira-token': 'forbidden' });
+    expect(getCondition(d.status.conditions, 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'SecretAccessDenied',
+      message:
+        'spec.apiKey.secretRef.name: the controller may not read Secret team-a/jira-token; bind ClusterRole warden-secret-reader with a RoleBinding in namespace team-a',
+    });
+  });
+
+  it('an explicitly missing Secret is SecretNotFound', () => {
+    const d = decideCredentialProvider(
+      { provider: provider(apiKey), secrets: new Map([['jira-token', { state: 'missing' }]]) },
+      T1,
+    );
+    expect(getCondition(d.status.conditions, 'Ready')?.reason).toBe('SecretNotFound');
+  });
+
   it('JWT is Ready with no Secret and is not a standing secret', () => {
     const d = decide(jwt, {});
     expect(getCondition(d.status.conditions, 'Ready')).toMatchObject({ status: 'True' });
@@ -147,7 +176,7 @@ describe('decideCredentialProvider', () => {
   it('no Event and an identical status when nothing changed', () => {
     const first = decide(apiKey, {});
     const again = decideCredentialProvider(
-      { provider: provider(apiKey, first.status), secretKeys: new Map() },
+      { provider: provider(apiKey, first.status), secrets: new Map() },
       new Date('2026-02-01T12:00:00Z'),
     );
     expect(again.events).toEqual([]);
@@ -157,7 +186,7 @@ describe('decideCredentialProvider', () => {
   it('becomes Ready when the Secret appears later', () => {
     const first = decide(apiKey, {});
     const later = decideCredentialProvider(
-      { provider: provider(apiKey, first.status), secretKeys: new Map([['jira-token', ['token']]]) },
+      { provider: provider(apiKey, first.status), secrets: facts({ 'jira-token': ['token'] }) },
       new Date('2026-02-01T12:00:00Z'),
     );
     expect(getCondition(later.status.conditions, 'Ready')).toMatchObject({

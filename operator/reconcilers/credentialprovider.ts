@@ -2,21 +2,29 @@
  * CredentialProvider reconciler: gather → decide → act.
  *
  * Checks that the Secrets and keys the provider references exist. Secret values
- * never enter this code: the Secret informer keeps only key names (see
- * secretKeysOnly), decide sees names, and status/Events/logs carry names only.
- * APIKey and BasicAuth providers are marked as standing secrets in status.
+ * never leave the gather step: each referenced Secret is read with a plain GET
+ * and reduced to its key names at once (secretKeysOnly); decide sees names, and
+ * status, Events and logs carry names only. APIKey and BasicAuth providers are
+ * marked as standing secrets in status.
+ *
+ * Secrets are not watched: the controller's RBAC (config/rbac) grants `get` on
+ * Secrets only, per opted-in namespace, so it can read exactly the Secrets
+ * providers name and nothing else. A provider that is not Ready because of a
+ * Secret is re-checked on a timer (secretRecheckMs), which is how a Secret
+ * created later is noticed; Ready providers are re-checked on informer resync.
  */
 import type { Logger } from 'pino';
 import type { Condition } from '../../core/api/generated/common.js';
 import type { CredentialProvider } from '../../core/api/generated/credential-provider.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../core/controller.js';
+import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
+import { isNotFound, statusCodeOf } from '../core/errors.js';
 import type { EventInput, EventRecorder } from '../core/events.js';
 import type { Informer } from '../core/informer.js';
-import type { KubeObject } from '../core/kube.js';
+import { type KubeApi, type KubeObject, resourcePath } from '../core/kube.js';
 import type { StatusWriter } from '../core/status.js';
-import { CREDENTIAL_PROVIDERS } from '../resources.js';
+import { CREDENTIAL_PROVIDERS, SECRETS } from '../resources.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** One Secret key a provider needs, with the field paths that name it. */
@@ -87,10 +95,16 @@ export function secretRequirements(spec: CredentialProvider['spec']): Requiremen
   }
 }
 
+/** What gather learned about one referenced Secret. */
+export type SecretFact =
+  | { state: 'found'; keys: readonly string[] }
+  | { state: 'missing' }
+  | { state: 'forbidden' };
+
 export interface CredentialProviderFacts {
   provider: CredentialProvider;
-  /** Key names of the Secrets that exist in the provider's namespace, by Secret name. */
-  secretKeys: ReadonlyMap<string, readonly string[]>;
+  /** Referenced Secrets by name; a Secret not in the map counts as missing. */
+  secrets: ReadonlyMap<string, SecretFact>;
 }
 
 // A type alias so it is assignable to the status writer's Record<string, unknown>.
@@ -112,7 +126,7 @@ export function decideCredentialProvider(
   facts: CredentialProviderFacts,
   now: Date,
 ): CredentialProviderDecision {
-  const { provider, secretKeys } = facts;
+  const { provider, secrets } = facts;
   const ns = provider.metadata?.namespace ?? '';
   const generation = provider.metadata?.generation;
   const req = secretRequirements(provider.spec);
@@ -127,17 +141,27 @@ export function decideCredentialProvider(
     };
   } else {
     const problems: Array<{ reason: string; message: string }> = [];
-    const reportedMissing = new Set<string>();
+    const reported = new Set<string>();
     for (const r of req.keys) {
-      const keys = secretKeys.get(r.secret);
-      if (!keys) {
-        if (reportedMissing.has(r.secret)) continue;
-        reportedMissing.add(r.secret);
-        problems.push({
-          reason: REASON.SecretNotFound,
-          message: `${r.secretPath}: Secret ${ns}/${r.secret} not found; create it in namespace ${ns}`,
-        });
-      } else if (!keys.includes(r.key)) {
+      const fact = secrets.get(r.secret) ?? { state: 'missing' };
+      if (fact.state !== 'found') {
+        if (reported.has(r.secret)) continue;
+        reported.add(r.secret);
+        problems.push(
+          fact.state === 'forbidden'
+            ? {
+                reason: REASON.SecretAccessDenied,
+                message: `${r.secretPath}: the controller may not read Secret ${ns}/${r.secret}; bind ClusterRole warden-secret-reader with a RoleBinding in namespace ${ns}`,
+              }
+            : {
+                reason: REASON.SecretNotFound,
+                message: `${r.secretPath}: Secret ${ns}/${r.secret} not found; create it in namespace ${ns}`,
+              },
+        );
+        continue;
+      }
+      const keys = fact.keys;
+      if (!keys.includes(r.key)) {
         const present = keys.length
           ? [...keys].sort().slice(0, MAX_KEYS_LISTED).join(', ') +
             (keys.length > MAX_KEYS_LISTED ? ', …' : '')
@@ -148,7 +172,10 @@ export function decideCredentialProvider(
         });
       }
     }
-    const first = problems.find((p) => p.reason === REASON.SecretNotFound) ?? problems[0];
+    const first =
+      problems.find((p) => p.reason === REASON.SecretNotFound) ??
+      problems.find((p) => p.reason === REASON.SecretAccessDenied) ??
+      problems[0];
     ready = first
       ? {
           type: CONDITION.Ready,
@@ -191,12 +218,12 @@ export function decideCredentialProvider(
   };
 }
 
-/** A Secret as the informer caches it: metadata and key names only. */
+/** A Secret reduced to metadata and key names. */
 export interface SecretKeys extends KubeObject {
   keys: string[];
 }
 
-/** Informer transform: drop every value, keep the key names (data and binaryData). */
+/** Drop every value, keep the key names (data and binaryData). */
 export function secretKeysOnly(
   secret: KubeObject & { data?: Record<string, unknown>; binaryData?: Record<string, unknown> },
 ): SecretKeys {
@@ -213,12 +240,35 @@ export function secretKeysOnly(
   };
 }
 
+/** Reads one Secret and returns only what decide may see. */
+export type SecretReader = (namespace: string, name: string, signal: AbortSignal) => Promise<SecretFact>;
+
+/** A SecretReader over the API: GET (the only verb RBAC grants), reduced to key names at once. */
+export function apiSecretReader(api: KubeApi): SecretReader {
+  return async (namespace, name, signal) => {
+    try {
+      const secret = await api.request<KubeObject & { data?: Record<string, unknown> }>(
+        'GET',
+        resourcePath(SECRETS, namespace, name),
+        { signal, timeoutMs: 10_000 },
+      );
+      return { state: 'found', keys: secretKeysOnly(secret).keys };
+    } catch (err) {
+      if (isNotFound(err)) return { state: 'missing' };
+      if (statusCodeOf(err) === 403) return { state: 'forbidden' };
+      throw err;
+    }
+  };
+}
+
 export interface CredentialProviderDeps {
   providers: Informer<CredentialProvider>;
-  secrets: Informer<SecretKeys>;
+  readSecret: SecretReader;
   status: StatusWriter;
   recorder: EventRecorder;
   clock: Clock;
+  /** Re-check a provider that is not Ready because of a Secret this often. Default 30 s. */
+  secretRecheckMs?: number;
 }
 
 export function reconcileCredentialProvider(deps: CredentialProviderDeps): ReconcileFn {
@@ -227,39 +277,27 @@ export function reconcileCredentialProvider(deps: CredentialProviderDeps): Recon
     const provider = deps.providers.get(key.name, key.namespace);
     if (!provider || provider.metadata?.deletionTimestamp) return;
     const req = secretRequirements(provider.spec);
-    const secretKeys = new Map<string, readonly string[]>();
+    const secrets = new Map<string, SecretFact>();
     if (req.ok) {
-      for (const r of req.keys) {
-        const s = deps.secrets.get(r.secret, key.namespace);
-        if (s) secretKeys.set(r.secret, s.keys);
+      for (const name of new Set(req.keys.map((k) => k.secret))) {
+        secrets.set(name, await deps.readSecret(key.namespace, name, ctx.signal));
       }
     }
     // decide
-    const decision = decideCredentialProvider({ provider, secretKeys }, new Date(deps.clock.now()));
+    const decision = decideCredentialProvider({ provider, secrets }, new Date(deps.clock.now()));
     // act
     const written = await deps.status.write(CREDENTIAL_PROVIDERS, provider, decision.status, ctx.signal);
+    const ready = getCondition(decision.status.conditions, CONDITION.Ready);
     if (written === 'updated') {
       for (const e of decision.events) deps.recorder.record(provider, e);
-      ctx.logger.info(
-        { ready: getCondition(decision.status.conditions, CONDITION.Ready)?.reason },
-        'credential provider status updated',
-      );
+      ctx.logger.info({ ready: ready?.reason }, 'credential provider status updated');
     }
+    if (written !== 'gone' && ready?.status !== 'True' && ready?.reason !== REASON.InvalidSpec) {
+      // The Secret may appear (or be granted) later; we do not watch Secrets, so look again.
+      return { requeueAfter: deps.secretRecheckMs ?? 30_000 };
+    }
+    return undefined;
   };
-}
-
-/** CredentialProviders in the Secret's namespace that reference it. */
-export function providersUsingSecret(providers: Informer<CredentialProvider>, secret: KubeObject): string[] {
-  const ns = secret.metadata?.namespace;
-  const name = secret.metadata?.name;
-  if (!ns || !name) return [];
-  return providers
-    .list(ns)
-    .filter((p) => {
-      const req = secretRequirements(p.spec);
-      return req.ok && req.keys.some((k) => k.secret === name);
-    })
-    .map((p) => keyOf(p));
 }
 
 export function credentialProviderController(
@@ -272,7 +310,5 @@ export function credentialProviderController(
     clock: deps.clock,
     concurrency: deps.concurrency,
     metrics: deps.metrics,
-  })
-    .watchPrimary(deps.providers)
-    .watchRelated(deps.secrets, (s) => providersUsingSecret(deps.providers, s));
+  }).watchPrimary(deps.providers);
 }

@@ -26,6 +26,8 @@ export const REASON = {
   Resumed: 'Resumed',
   /** CredentialProvider: a referenced Secret does not exist. */
   SecretNotFound: 'SecretNotFound',
+  /** CredentialProvider: RBAC does not let the controller read the referenced Secret's namespace. */
+  SecretAccessDenied: 'SecretAccessDenied',
   /** CredentialProvider: a referenced Secret lacks a referenced key. */
   SecretKeyMissing: 'SecretKeyMissing',
   /** CredentialProvider: spec.type names a block that is not set (the CRD's CEL rules normally prevent it). */
