@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import type { AccessPolicy } from '../core/api/index.js';
+import { parseCredentialRequest } from './credentials.js';
+import { OAuthError } from './errors.js';
+import { storedPolicy } from './policy-store.js';
+import { buildSnapshot, type IdentityView } from './snapshot.js';
+
+const NS = 'team';
+const identity = (o: Partial<IdentityView> = {}): IdentityView => ({
+  name: 'support-bot',
+  namespace: NS,
+  labels: { tier: 'support' },
+  spec: { serviceAccountName: 'bot-sa' } as IdentityView['spec'],
+  ...o,
+});
+const policy = (name: string, spec: Record<string, unknown>, namespace = NS, rv = '1') =>
+  storedPolicy({
+    apiVersion: 'warden.dev/v1alpha1',
+    kind: 'AccessPolicy',
+    metadata: { name, namespace, resourceVersion: rv, generation: 1 },
+    spec,
+  } as unknown as AccessPolicy);
+
+const rules = [{ targets: ['jira'], tools: ['jira.get_*'] }];
+
+describe('buildSnapshot', () => {
+  const policies = [
+    policy('by-name', { agentSelector: { names: ['support-bot'] }, rules }),
+    policy('by-label', { agentSelector: { matchLabels: { tier: 'support' } }, rules }),
+    policy('everyone', { rules }),
+    policy('other-agent', { agentSelector: { names: ['billing-bot'] }, rules }),
+    policy('other-label', { agentSelector: { matchLabels: { tier: 'billing' } }, rules }),
+    policy('other-namespace', { rules }, 'elsewhere'),
+    policy('broken', { rules: [{ targets: ['jira'], when: [{ name: 'c', expression: 'usr.present' }] }] }),
+  ];
+
+  it('carries exactly the policies selecting the agent, sorted, and names the broken ones', () => {
+    const snap = buildSnapshot(NS, 'support-bot', identity(), policies);
+    expect(snap.policies.map((p) => p.name)).toEqual(['by-label', 'by-name', 'everyone']);
+    expect(snap.invalidPolicies).toEqual(['broken']);
+    expect(snap.agent).toMatchObject({ name: 'support-bot', suspended: false, maxCredentialTTL: '1h' });
+  });
+
+  it('is stable: the same state gives the same version, whatever the input order', () => {
+    const a = buildSnapshot(NS, 'support-bot', identity(), policies);
+    const b = buildSnapshot(NS, 'support-bot', identity(), [...policies].reverse());
+    expect(a.version).toBe(b.version);
+  });
+
+  it.each([
+    [
+      'suspension',
+      () =>
+        buildSnapshot(
+          NS,
+          'support-bot',
+          identity({ spec: { serviceAccountName: 'bot-sa', suspended: true } as IdentityView['spec'] }),
+          policies,
+        ),
+    ],
+    [
+      'a policy edit (new resourceVersion)',
+      () =>
+        buildSnapshot(NS, 'support-bot', identity(), [
+          ...policies.slice(1),
+          policy('by-name', { agentSelector: { names: ['support-bot'] }, rules }, NS, '2'),
+        ]),
+    ],
+    ['a label change', () => buildSnapshot(NS, 'support-bot', identity({ labels: {} }), policies)],
+  ])('changes version on %s', (_name, make) => {
+    expect(make().version).not.toBe(buildSnapshot(NS, 'support-bot', identity(), policies).version);
+  });
+
+  it('has no agent and no policies once the AgentIdentity is gone', () => {
+    const snap = buildSnapshot(NS, 'support-bot', null, policies);
+    expect(snap.agent).toBeNull();
+    expect(snap.policies).toEqual([]);
+  });
+});
+
+describe('parseCredentialRequest', () => {
+  it('infers the request kind', () => {
+    expect(parseCredentialRequest({ target: 'jira', tool: 'jira.get' }).kind).toBe('mcp');
+    expect(parseCredentialRequest({ target: 'api', method: 'get', path: '/x' })).toMatchObject({
+      kind: 'http',
+      method: 'GET',
+    });
+    expect(parseCredentialRequest({ target: 'db' }).kind).toBe('postgresql');
+  });
+
+  it('keeps only known context fields', () => {
+    expect(
+      parseCredentialRequest({ target: 'db', context: { ticketId: 'SUP-1', chainStep: 2, evil: 'x' } })
+        .context,
+    ).toEqual({
+      ticketId: 'SUP-1',
+      chainStep: 2,
+    });
+  });
+
+  it.each([
+    ['no target', {}, 'target'],
+    ['a non-string tool', { target: 'a', tool: 5 }, 'tool must be a string'],
+    ['mcp without tool', { target: 'a', kind: 'mcp' }, 'tool is required'],
+    ['a context that is a list', { target: 'a', context: [] }, 'context must be an object'],
+    ['a fractional chainStep', { target: 'a', context: { chainStep: 1.5 } }, 'chainStep'],
+    [
+      'an overlong path',
+      { target: 'a', method: 'GET', path: 'x'.repeat(5000) },
+      'path must be a string of at most 4096',
+    ],
+  ])('rejects %s naming the field', (_name, body, message) => {
+    let err: unknown;
+    try {
+      parseCredentialRequest(body);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OAuthError);
+    expect((err as OAuthError).description).toContain(message);
+  });
+});
