@@ -282,6 +282,11 @@ describe('bad input is rejected with a clear message', () => {
       message: 'spec.rules[0].when[1]: Duplicate value: {"name":"a"}',
     },
     {
+      name: 'an AgentIdentity name too long for the warden.dev/agent label',
+      yaml: manifest('AgentIdentity', 'a'.repeat(64), { serviceAccountName: 'sa' }),
+      message: 'AgentIdentity names are at most 63 characters',
+    },
+    {
       name: 'mode Required without trusted issuers',
       yaml: manifest('AgentIdentity', 'required-user', {
         serviceAccountName: 'sa',

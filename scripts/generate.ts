@@ -425,6 +425,16 @@ function renderReference(crds: Crd[]): string {
       `- Printer columns: ${crd.printerColumns.map((p) => `${p.name}${p.priority ? ' (wide)' : ''}`).join(', ')}`,
       '',
     );
+    const objectRules = renderRulesOf([{ path: '(object)', schema: crd.schema, required: true }]);
+    if (objectRules.length > 0)
+      lines.push(
+        'Rules on the whole object (CEL):',
+        '',
+        '| On | Rule | Message |',
+        '|---|---|---|',
+        ...objectRules,
+        '',
+      );
     for (const part of ['spec', 'status'] as const) {
       const s = crd.schema.properties?.[part];
       if (!s) continue;

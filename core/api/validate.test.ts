@@ -499,6 +499,18 @@ describe('validateObject', () => {
     expect(!r.ok && r.errors.map((e) => e.path)).toEqual(['apiVersion', 'metadata.name', 'spec.rules']);
   });
 
+  it('limits AgentIdentity names to 63 characters (they become a label value)', () => {
+    const long = validateObject(object('AgentIdentity', agentSpec(), 'a'.repeat(64)));
+    expect(!long.ok && long.errors).toEqual([
+      {
+        path: 'metadata.name',
+        message: 'must be at most 63 characters: agent pods carry it as a label value',
+      },
+    ]);
+    expect(validateObject(object('AgentIdentity', agentSpec(), 'a'.repeat(63))).ok).toBe(true);
+    expect(validateObject(object('AccessPolicy', policySpec(), 'a'.repeat(64))).ok).toBe(true);
+  });
+
   it('rejects an unknown kind and a kind other than expected', () => {
     const unknown = validateObject(object('Agent', {}));
     expect(!unknown.ok && unknown.errors).toEqual([

@@ -259,6 +259,9 @@ const WARNINGS: { [K in WardenKind]: (spec: ValidSpec<K>) => FieldIssue[] } = {
 
 // --- entry points -------------------------------------------------------------------
 
+/** AgentIdentity names become the value of the warden.dev/agent pod label (≤ 63 characters). */
+export const MAX_AGENT_NAME = 63;
+
 /** Validates the spec of a `kind`; paths start with `spec.`. */
 export function validateSpec<K extends WardenKind>(
   kind: K,
@@ -325,6 +328,11 @@ export function validateObject<K extends WardenKind = WardenKind>(
   if (!isRecord(metadata)) errors.push({ path: 'metadata', message: 'is required' });
   else if (typeof metadata.name !== 'string' || metadata.name === '')
     errors.push({ path: 'metadata.name', message: 'is required' });
+  else if (kind === 'AgentIdentity' && metadata.name.length > MAX_AGENT_NAME)
+    errors.push({
+      path: 'metadata.name',
+      message: `must be at most ${MAX_AGENT_NAME} characters: agent pods carry it as a label value`,
+    });
   if (!known) return { ok: false, errors, warnings: [] };
   const spec = validateSpec(kind as WardenKind, obj.spec, options);
   if (!spec.ok || errors.length > 0)
