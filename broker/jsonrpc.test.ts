@@ -1,0 +1,164 @@
+import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { describe, expect, it } from 'vitest';
+import { filterToolList, jsonDepthExceeds, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
+
+const enc = (v: unknown): Uint8Array => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
+const call = (name: string, args: unknown = {}) => ({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
+
+describe('parseAgentMessage', () => {
+  it('accepts a tools/call request', () => {
+    const r = parseAgentMessage(enc(call('jira.get_issue', { key: 'SUP-1' })));
+    expect(r.ok && r.message).toEqual({
+      kind: 'request',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'jira.get_issue', arguments: { key: 'SUP-1' } },
+    });
+  });
+
+  it('accepts notifications and responses to server requests', () => {
+    expect(parseAgentMessage(enc({ jsonrpc: '2.0', method: 'notifications/initialized' }))).toMatchObject({
+      ok: true,
+      message: { kind: 'notification', method: 'notifications/initialized' },
+    });
+    expect(parseAgentMessage(enc({ jsonrpc: '2.0', id: 'srv-1', result: {} }))).toMatchObject({
+      ok: true,
+      message: { kind: 'response', id: 'srv-1' },
+    });
+  });
+
+  it.each([
+    ['invalid JSON', '{"jsonrpc":"2.0",', 400, ErrorCode.ParseError, /not valid JSON/],
+    ['not UTF-8', Buffer.from([0x7b, 0xff, 0x7d]), 400, ErrorCode.ParseError, /UTF-8/],
+    ['a batch', [call('a'), call('b')], 400, ErrorCode.InvalidRequest, /batches are not supported/],
+    ['an empty batch', [], 400, ErrorCode.InvalidRequest, /batches/],
+    [
+      'wrong jsonrpc version',
+      { jsonrpc: '1.0', id: 1, method: 'ping' },
+      400,
+      ErrorCode.InvalidRequest,
+      /not a valid JSON-RPC 2.0 message/,
+    ],
+    ['a bare string', '"hello"', 400, ErrorCode.InvalidRequest, /JSON-RPC/],
+    [
+      'extra top-level field',
+      { jsonrpc: '2.0', id: 1, method: 'ping', extra: 1 },
+      400,
+      ErrorCode.InvalidRequest,
+      /JSON-RPC/,
+    ],
+    ['float id', { jsonrpc: '2.0', id: 1.5, method: 'ping' }, 400, ErrorCode.InvalidRequest, /JSON-RPC/],
+    [
+      'unknown method',
+      { jsonrpc: '2.0', id: 7, method: 'tools/delete_everything' },
+      200,
+      ErrorCode.MethodNotFound,
+      /is not an MCP client request/,
+    ],
+    [
+      'server-only method from the agent',
+      { jsonrpc: '2.0', id: 7, method: 'sampling/createMessage', params: {} },
+      200,
+      ErrorCode.MethodNotFound,
+      /not an MCP client request/,
+    ],
+    [
+      'tools/call without a name',
+      { jsonrpc: '2.0', id: 3, method: 'tools/call', params: {} },
+      200,
+      ErrorCode.InvalidParams,
+      /params\.name/,
+    ],
+    ['tools/call with array arguments', call('x', [1, 2]), 200, ErrorCode.InvalidParams, /params\.arguments/],
+    [
+      'unknown notification',
+      { jsonrpc: '2.0', method: 'notifications/whatever' },
+      400,
+      ErrorCode.MethodNotFound,
+      /not an MCP client notification/,
+    ],
+    [
+      'deep nesting',
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":${'['.repeat(200)}${']'.repeat(200)}}}}`,
+      400,
+      ErrorCode.InvalidRequest,
+      /nesting is deeper than 64/,
+    ],
+  ])('refuses %s', (_name, body, status, code, message) => {
+    const r = parseAgentMessage(Buffer.isBuffer(body) ? body : enc(body));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.status).toBe(status);
+    expect(r.error.error.code).toBe(code);
+    expect(r.error.error.message).toMatch(message);
+  });
+
+  it('answers an unknown method with the request id', () => {
+    const r = parseAgentMessage(enc({ jsonrpc: '2.0', id: 'abc', method: 'x/y' }));
+    expect(!r.ok && r.error.id).toBe('abc');
+  });
+
+  it('refuses bodies over the limit without parsing them', () => {
+    const r = parseAgentMessage(new Uint8Array(2048), 1024);
+    expect(r).toMatchObject({ ok: false, status: 413, error: { error: { code: ErrorCode.InvalidRequest } } });
+  });
+});
+
+describe('jsonDepthExceeds', () => {
+  it('counts nesting outside strings only', () => {
+    expect(jsonDepthExceeds('{"a":"[[[[[[[[[[[["}', 2)).toBe(false);
+    expect(jsonDepthExceeds('{"a":[[1]]}', 2)).toBe(true);
+    expect(jsonDepthExceeds('{"a":"\\"[[[["}', 1)).toBe(false);
+  });
+  it('handles a million brackets without recursion', () => {
+    expect(jsonDepthExceeds('['.repeat(1_000_000), 64)).toBe(true);
+  });
+});
+
+describe('toolNameProblem', () => {
+  it.each(['jira.get_issue', 'search', 'a-b_c.d', 'X1'])('accepts %s', (n) =>
+    expect(toolNameProblem(n)).toBeNull(),
+  );
+  it.each([
+    ['empty', ''],
+    ['path traversal', 'jira.get_x/../../admin'],
+    ['slash', 'jira/get'],
+    ['backslash', 'jira\\get'],
+    ['dot-dot', 'jira..get'],
+    ['leading dot', '.hidden'],
+    ['leading dash', '-rf'],
+    ['space', 'get issue'],
+    ['unicode lookalike', 'jira.get_іssue'],
+    ['NUL', 'a\0b'],
+    ['too long', 'a'.repeat(129)],
+  ])('refuses %s', (_n, name) => expect(toolNameProblem(name)).not.toBeNull());
+});
+
+describe('filterToolList', () => {
+  const list = {
+    jsonrpc: '2.0',
+    id: 2,
+    result: {
+      tools: [{ name: 'jira.get_issue' }, { name: 'jira.delete_issue' }, { name: '../evil' }, { nope: 1 }],
+      nextCursor: 'c',
+    },
+  };
+  it('keeps only allowed, well-formed tools and the rest of the result', () => {
+    const r = filterToolList(list, (n) => n.startsWith('jira.get_'));
+    expect(r.hidden).toBe(3);
+    expect(r.message).toEqual({
+      jsonrpc: '2.0',
+      id: 2,
+      result: { tools: [{ name: 'jira.get_issue' }], nextCursor: 'c' },
+    });
+  });
+  it('leaves other messages unchanged', () => {
+    const m = { jsonrpc: '2.0', id: 2, error: { code: 1, message: 'x' } };
+    expect(filterToolList(m, () => false)).toEqual({ message: m, hidden: 0 });
+  });
+});
