@@ -4,6 +4,8 @@
  * Secret) when pods are created, stores the mutated pod, and shows rejections
  * to kubectl. Scoped to this file's namespace by the namespaceSelector.
  */
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshNamespace, kubeConfig, kubectl } from '../e2e/harness/index.js';
@@ -288,6 +290,113 @@ describe('admission through the real API server', () => {
       /admission webhook "inject\.pods\.warden\.dev" denied the request: warden: pod r-/,
     );
     expect(res.stderr).toMatch(message);
+  });
+});
+
+describe('reinvocation through the real API server', () => {
+  it('runs again after a later webhook adds a container, giving it the env without duplicating anything', async () => {
+    // A second webhook, ordered after ours by configuration name, that adds a
+    // container to pods carrying a test annotation.
+    let lateSawBroker: boolean | undefined;
+    const late = createHttpsServer({ cert: a.material().certPem, key: a.material().keyPem }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const review = JSON.parse(Buffer.concat(chunks).toString()) as {
+          request: { uid: string; object: PodJson };
+        };
+        const has = review.request.object.spec.containers.some((c) => c.name === 'late-sidecar');
+        // Proves the order: this webhook runs after Warden's, so a new container needs reinvocation.
+        if (review.request.object.metadata.name === 'reinvoked') {
+          lateSawBroker =
+            review.request.object.spec.initContainers?.some((c) => c.name === 'warden-broker') ?? false;
+        }
+        const patch = has
+          ? []
+          : [{ op: 'add', path: '/spec/containers/-', value: { name: 'late-sidecar', image: 'busybox' } }];
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: {
+              uid: review.request.uid,
+              allowed: true,
+              ...(patch.length
+                ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') }
+                : {}),
+            },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((r) => late.listen(0, '127.0.0.1', r));
+    const latePort = (late.address() as AddressInfo).port;
+    const lateName = `zz-late-adder-${ns}`;
+    await api.request('POST', MWC_PATH, {
+      body: {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        metadata: { name: lateName },
+        webhooks: [
+          {
+            name: 'late.test.warden.dev',
+            admissionReviewVersions: ['v1'],
+            clientConfig: {
+              url: `https://127.0.0.1:${latePort}/`,
+              caBundle: Buffer.from(a.material().caBundlePem).toString('base64'),
+            },
+            rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+            matchConditions: [
+              {
+                name: 'marked',
+                expression:
+                  "has(object.metadata.annotations) && 'test/late-add' in object.metadata.annotations",
+              },
+            ],
+            sideEffects: 'None',
+            failurePolicy: 'Fail',
+            reinvocationPolicy: 'Never',
+            timeoutSeconds: 5,
+          },
+        ],
+      },
+    });
+    try {
+      const marked = (name: string) => {
+        const p = pod(name, { agent: 'bot' });
+        p.metadata.annotations['test/late-add'] = 'true';
+        return p;
+      };
+      // Wait until the API server knows the second webhook.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const res = await createPod(marked(`late-probe-${Date.now()}`), ['--dry-run=server']);
+        if (
+          res.code === 0 &&
+          (JSON.parse(res.stdout) as PodJson).spec.containers.some((c) => c.name === 'late-sidecar')
+        )
+          break;
+        if (Date.now() > deadline) throw new Error(`late webhook never took effect: ${res.stderr}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect((await createPod(marked('reinvoked'))).code).toBe(0);
+      expect(lateSawBroker).toBe(true);
+      const stored = await readPod('reinvoked');
+      expect(stored.spec.containers.map((c) => c.name)).toEqual(['agent', 'late-sidecar']);
+      expect(stored.spec.containers[1]?.env?.map((e) => e.name)).toEqual([
+        'WARDEN_MCP_BASE',
+        'WARDEN_HTTP_BASE',
+        'WARDEN_USER_TOKEN_HEADER',
+      ]);
+      expect(stored.spec.initContainers?.filter((c) => c.name === 'warden-broker')).toHaveLength(1);
+      expect(stored.spec.volumes?.filter((v) => v.name === 'warden-broker-token')).toHaveLength(1);
+    } finally {
+      await api.request('DELETE', `${MWC_PATH}/${lateName}`).catch(() => {});
+      late.closeAllConnections();
+      await new Promise((r) => late.close(r));
+    }
   });
 });
 
