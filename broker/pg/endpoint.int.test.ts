@@ -1,0 +1,263 @@
+/**
+ * The broker's PostgreSQL endpoint end to end: the real `pg` client plays the agent (no password),
+ * the real PostgreSQL from e2e/harness/postgres is the upstream, and the authority's real
+ * PostgresMinter issues the temporary roles.
+ */
+import { connect, Socket } from 'node:net';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresMinter } from '../../authority/mint/postgresql.js';
+import { policy, provider, request, secrets } from '../../authority/mint/testing.js';
+import type { MintResult, PostgresCredential } from '../../authority/mint/types.js';
+import { type PostgresServer, startPostgres } from '../../e2e/harness/postgres.js';
+import {
+  type PgClientInfo,
+  type PgDecision,
+  type PgEndpoint,
+  type PgSessionEvent,
+  startPgEndpoint,
+} from './endpoint.js';
+import { sslRequest } from './protocol.js';
+
+const ADMIN_PASSWORD = 'endpoint-test-admin-password';
+
+describe('broker PostgreSQL endpoint', () => {
+  let server: PostgresServer;
+  let superuser: pg.Client;
+  const minter = new PostgresMinter();
+  const store = secrets({ 'agents/pg-admin': { username: 'warden_admin', password: ADMIN_PASSWORD } });
+  let endpoint: PgEndpoint;
+  /** What the injected callbacks do in the current test. */
+  const allowAll = async (): Promise<PgDecision> => ({ allow: true });
+  let decide: (info: PgClientInfo) => Promise<PgDecision> = allowAll;
+  let ttl = '5m';
+  const minted: MintResult[] = [];
+  const events: PgSessionEvent[] = [];
+  const seen: PgClientInfo[] = [];
+
+  const pgProvider = () =>
+    provider(
+      {
+        type: 'PostgreSQL',
+        target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
+        postgresql: {
+          host: '127.0.0.1',
+          port: server.port,
+          database: 'postgres',
+          adminSecretRef: { name: 'pg-admin' },
+          grantRoles: ['app_read'],
+        },
+      },
+      'tickets-db',
+    );
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    superuser = new pg.Client({ connectionString: server.connectionString });
+    await superuser.connect();
+    for (const sql of [
+      'CREATE TABLE tickets (id int PRIMARY KEY, title text)',
+      "INSERT INTO tickets VALUES (1, 'printer on fire'), (2, 'coffee machine empty')",
+      'CREATE ROLE app_read NOLOGIN',
+      'GRANT SELECT ON tickets TO app_read',
+      `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
+      'GRANT app_read TO warden_admin WITH ADMIN OPTION',
+      'GRANT pg_signal_backend TO warden_admin',
+    ])
+      await superuser.query(sql);
+    endpoint = await startPgEndpoint({
+      target: 'tickets-db',
+      decide: (info) => {
+        seen.push(info);
+        return decide(info);
+      },
+      getCredential: async () => {
+        const result = await minter.mint(
+          request({ provider: pgProvider(), secrets: store, policy: policy({ ttl }) }),
+        );
+        minted.push(result);
+        return (result.credential as PostgresCredential).value;
+      },
+      onEvent: (e) => events.push(e),
+    });
+  });
+
+  afterEach(() => {
+    decide = allowAll;
+    ttl = '5m';
+  });
+
+  afterAll(async () => {
+    await endpoint?.close();
+    await superuser?.end();
+    await server?.stop();
+  });
+
+  /** The agent: a pg client without password whose every received byte is recorded. */
+  async function agentClient(user = 'agent'): Promise<{ client: pg.Client; received: Buffer[] }> {
+    const received: Buffer[] = [];
+    const socket = new Socket();
+    socket.on('data', (d: Buffer) => received.push(d));
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: endpoint.port,
+      user,
+      database: 'whatever',
+      stream: () => socket,
+    });
+    client.on('error', () => {});
+    await client.connect();
+    return { client, received };
+  }
+
+  const lastCredential = () => minted.at(-1)?.credential as PostgresCredential;
+
+  it('listens on loopback only', () => {
+    expect(endpoint.host).toBe('127.0.0.1');
+  });
+
+  it('relays a session as a temporary role; the agent never receives the password', async () => {
+    const { client, received } = await agentClient('my-agent');
+    try {
+      const who = await client.query<{ u: string }>('SELECT current_user AS u');
+      const cred = lastCredential();
+      expect(who.rows[0]?.u).toBe(cred.value.user);
+      expect(who.rows[0]?.u).toMatch(/^w_support_bot_/);
+      // Simple and extended protocol, several round trips.
+      expect((await client.query('SELECT title FROM tickets ORDER BY id')).rows).toEqual([
+        { title: 'printer on fire' },
+        { title: 'coffee machine empty' },
+      ]);
+      expect((await client.query<{ n: number }>('SELECT $1::int + 1 AS n', [41])).rows[0]?.n).toBe(42);
+      await expect(client.query("INSERT INTO tickets VALUES (3, 'x')")).rejects.toMatchObject({
+        code: '42501',
+      });
+      const all = Buffer.concat(received);
+      expect(all.includes(Buffer.from(cred.value.password))).toBe(false);
+      expect(all.toString('latin1')).not.toContain('SCRAM');
+    } finally {
+      await client.end();
+    }
+    expect(seen.at(-1)).toMatchObject({ target: 'tickets-db', user: 'my-agent', database: 'whatever' });
+    expect(events.map((e) => e.type)).toContain('opened');
+  });
+
+  it('denial gives the agent a readable 28000 error and no upstream session', async () => {
+    decide = async () => ({
+      allow: false,
+      message: "AccessPolicy agents/db-readers rule 0 condition 'business-hours' is false",
+    });
+    const before = minted.length;
+    const err = await agentClient().catch((e: Error) => e);
+    expect(err).toMatchObject({ code: '28000' });
+    expect(String((err as Error).message)).toBe(
+      "Warden denied this connection to 'tickets-db': AccessPolicy agents/db-readers rule 0 condition 'business-hours' is false",
+    );
+    expect(minted.length).toBe(before);
+    expect(events.at(-1)).toMatchObject({ type: 'denied' });
+  });
+
+  it('a policy callback that throws denies (fail closed)', async () => {
+    decide = async () => {
+      throw new Error('policy snapshot missing');
+    };
+    await expect(agentClient()).rejects.toMatchObject({
+      code: '28000',
+      message: /policy could not be evaluated: policy snapshot missing/,
+    });
+  });
+
+  it('revoking the credential terminates the agent’s session', async () => {
+    const { client } = await agentClient();
+    await client.query('SELECT 1');
+    const error = new Promise<Error & { code?: string }>((resolve) => client.once('error', resolve));
+    await minted.at(-1)?.revoke?.();
+    // The upstream's FATAL 57P01 is relayed to the agent before the connection closes.
+    expect(await error).toMatchObject({
+      code: '57P01',
+      message: /terminating connection due to administrator command/,
+    });
+    await expect(client.query('SELECT 1')).rejects.toThrow(/not queryable/);
+    await client.end().catch(() => {});
+  });
+
+  it('after its TTL the role is swept: the session ends and the role disappears', async () => {
+    ttl = '1s';
+    const { client } = await agentClient();
+    await client.query('SELECT 1');
+    const cred = lastCredential();
+    await new Promise((r) => setTimeout(r, Math.max(0, cred.expiresAt.getTime() - Date.now()) + 200));
+    const error = new Promise<Error & { code?: string }>((resolve) => client.once('error', resolve));
+    const swept = await minter.sweepExpired(pgProvider(), store);
+    expect(swept.dropped).toContain(cred.value.user);
+    expect(await error).toMatchObject({ code: '57P01' });
+    await client.end().catch(() => {});
+    const { rowCount } = await superuser.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [
+      cred.value.user,
+    ]);
+    expect(rowCount).toBe(0);
+  });
+
+  it('forwards a cancel request for a session it relays', async () => {
+    const { client } = await agentClient();
+    const sleeping = client.query('SELECT pg_sleep(30)');
+    await new Promise((r) => setTimeout(r, 300));
+    const internals = client as unknown as { processID: number; secretKey: number };
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(internals.processID, 8);
+    cancel.writeInt32BE(internals.secretKey, 12);
+    const s = connect(endpoint.port, '127.0.0.1', () => s.end(cancel));
+    await expect(sleeping).rejects.toMatchObject({ code: '57014' });
+    await client.end();
+  });
+
+  it('answers SSLRequest with N, then serves the plain session', async () => {
+    const s = connect(endpoint.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const answer = new Promise<Buffer>((resolve) => s.once('data', resolve));
+    s.write(sslRequest());
+    expect((await answer).toString()).toBe('N');
+    s.destroy();
+  });
+
+  it.each([
+    { name: 'a huge length', bytes: Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]) },
+    { name: 'protocol 2.0', bytes: Buffer.from([0, 0, 0, 8, 0, 2, 0, 0]) },
+    {
+      name: 'a startup packet without terminator',
+      bytes: Buffer.concat([Buffer.from([0, 0, 0, 12, 0, 3, 0, 0]), Buffer.from('user')]),
+    },
+  ])('rejects $name with a protocol error', async ({ bytes }) => {
+    const s = connect(endpoint.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    const closed = new Promise((r) => s.once('close', r));
+    s.write(bytes);
+    await closed;
+    const reply = Buffer.concat(chunks);
+    expect(reply.subarray(0, 1).toString()).toBe('E');
+    expect(reply.toString('latin1')).toContain('08P01');
+  });
+
+  it('refuses replication connections', async () => {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: endpoint.port,
+      user: 'a',
+      replication: 'database',
+    } as pg.ClientConfig);
+    await expect(client.connect()).rejects.toMatchObject({ code: '0A000' });
+  });
+
+  it('closeSessions() (kill switch) cuts every relayed session', async () => {
+    const { client } = await agentClient();
+    await client.query('SELECT 1');
+    expect(endpoint.activeSessions).toBeGreaterThan(0);
+    expect(endpoint.closeSessions()).toBeGreaterThan(0);
+    await expect(client.query('SELECT 1')).rejects.toThrow();
+    await client.end().catch(() => {});
+  });
+});

@@ -1,0 +1,470 @@
+/**
+ * The broker's local PostgreSQL endpoint. The agent connects to 127.0.0.1:<port> with any user
+ * name and no password (trust: only processes inside the pod can reach loopback); the broker
+ *
+ *   1. reads the startup packet (answering SSLRequest/GSSENCRequest with 'N': loopback only),
+ *   2. asks policy (injected `decide`) — a denial is an ErrorResponse, SQLSTATE 28000,
+ *   3. obtains a temporary role (injected `getCredential`: the authority mints it),
+ *   4. logs in upstream as that role with SCRAM-SHA-256 (scram.ts), verifying the server,
+ *   5. sends the agent AuthenticationOk plus the upstream's ParameterStatus / BackendKeyData /
+ *      ReadyForQuery, and from then on relays bytes both ways without parsing.
+ *
+ * The password exists only in this process's memory, between steps 3 and 4; nothing the agent
+ * receives contains it. Revocation and expiry are enforced upstream (the authority's
+ * pg_terminate_backend / the operator's sweep): the upstream closes, the relay follows.
+ * Cancel requests are forwarded only for sessions this endpoint opened.
+ */
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import {
+  AUTH,
+  authenticationOk,
+  type BackendMessage,
+  errorResponse,
+  type FrontendStartup,
+  parseAuthentication,
+  parseBackendMessage,
+  parseErrorFields,
+  parseFrontendStartup,
+  saslInitialResponse,
+  saslMechanisms,
+  saslResponse,
+  startupMessage,
+} from './protocol.js';
+import { SCRAM_SHA_256, ScramClient } from './scram.js';
+
+/** What the broker knows about a connecting agent session, for policy and audit. */
+export interface PgClientInfo {
+  readonly target: string;
+  /** Startup `user` as the agent sent it (any value is accepted: the identity is the pod's). */
+  readonly user: string;
+  readonly database: string;
+  readonly applicationName: string | undefined;
+  readonly remoteAddress: string;
+}
+
+export type PgDecision =
+  | { readonly allow: true }
+  | { readonly allow: false; readonly message: string; readonly detail?: string | undefined };
+
+/** A login for the upstream (from the authority; never shown to the agent). */
+export interface PgLogin {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+export type PgSessionEvent =
+  | { readonly type: 'denied'; readonly info: PgClientInfo; readonly message: string }
+  | {
+      readonly type: 'failed';
+      readonly info: PgClientInfo;
+      readonly message: string;
+      readonly credentialId?: string;
+    }
+  | { readonly type: 'opened'; readonly info: PgClientInfo; readonly credentialId: string }
+  | { readonly type: 'closed'; readonly info: PgClientInfo; readonly credentialId: string };
+
+export interface PgEndpointOptions {
+  /** CredentialProvider name this endpoint serves (CEL request.target). */
+  readonly target: string;
+  /** Loopback only by default; the trust model depends on it. */
+  readonly host?: string;
+  /** 0 = any free port. */
+  readonly port?: number;
+  readonly decide: (info: PgClientInfo) => Promise<PgDecision>;
+  readonly getCredential: (info: PgClientInfo) => Promise<PgLogin>;
+  /** Audit/log hook; receives no secrets. */
+  readonly onEvent?: (event: PgSessionEvent) => void;
+  /** The agent must finish its startup packet within this time. */
+  readonly startupTimeoutMs?: number;
+  /** Upstream connect + authentication must finish within this time. */
+  readonly upstreamTimeoutMs?: number;
+  /** Opens the upstream TCP connection (tests may wrap it). */
+  readonly connect?: (host: string, port: number) => Socket;
+}
+
+export interface PgEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly activeSessions: number;
+  /** Ends every relayed session now (kill switch); returns how many were ended. */
+  closeSessions(): number;
+  /** Stops listening and ends every session. */
+  close(): Promise<void>;
+}
+
+/** Startup parameters forwarded upstream; anything else (notably `options`, `replication`) is dropped. */
+export const FORWARDED_PARAMS = new Set([
+  'application_name',
+  'client_encoding',
+  'DateStyle',
+  'IntervalStyle',
+  'TimeZone',
+  'extra_float_digits',
+  'search_path',
+]);
+
+export const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
+
+/** SQLSTATEs the endpoint reports. */
+const SQLSTATE = {
+  invalidAuthorization: '28000',
+  protocolViolation: '08P01',
+  connectionFailure: '08006',
+  featureNotSupported: '0A000',
+} as const;
+
+class EndpointError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Pull-style reads over a socket during the start-up phases, then hands the rest to the relay. */
+class Reader {
+  private buf: Buffer = Buffer.alloc(0);
+  private wake: (() => void) | undefined;
+  private closed = false;
+  private readonly onData = (d: Buffer) => {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    this.wake?.();
+  };
+  private readonly onClose = () => {
+    this.closed = true;
+    this.wake?.();
+  };
+
+  constructor(private readonly sock: Socket) {
+    sock.on('data', this.onData);
+    sock.on('close', this.onClose);
+    sock.on('end', this.onClose);
+  }
+
+  async read<T>(
+    parse: (buf: Buffer) => { value: T; used: number } | null,
+    deadline: AbortSignal,
+    what: string,
+  ): Promise<T> {
+    for (;;) {
+      const got = parse(this.buf);
+      if (got) {
+        this.buf = this.buf.subarray(got.used);
+        return got.value;
+      }
+      if (this.closed) throw new EndpointError(SQLSTATE.connectionFailure, `${what}: connection closed`);
+      if (deadline.aborted) throw new EndpointError(SQLSTATE.connectionFailure, `${what}: timed out`);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          deadline.removeEventListener('abort', done);
+          this.wake = undefined;
+          resolve();
+        };
+        this.wake = done;
+        deadline.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** Stops reading; returns bytes received but not consumed (pipelined by the peer). */
+  detach(): Buffer {
+    this.sock.off('data', this.onData);
+    this.sock.off('close', this.onClose);
+    this.sock.off('end', this.onClose);
+    this.sock.pause();
+    return this.buf;
+  }
+}
+
+const startupParse = (buf: Buffer) => {
+  const r = parseFrontendStartup(buf);
+  return r ? { value: r.message, used: r.used } : null;
+};
+
+const messageParse = (buf: Buffer): { value: BackendMessage; used: number } | null => {
+  const m = parseBackendMessage(buf);
+  return m ? { value: m, used: m.raw.length } : null;
+};
+
+function connectTcp(host: string, port: number): Socket {
+  return tcpConnect({ host, port, noDelay: true });
+}
+
+/** Authenticates upstream as `login`; resolves with the messages to replay to the agent. */
+async function upstreamHandshake(
+  upstream: Socket,
+  login: PgLogin,
+  params: Record<string, string>,
+  deadline: AbortSignal,
+): Promise<{ replay: Buffer[]; backendKey: Buffer | undefined; reader: Reader }> {
+  const reader = new Reader(upstream);
+  await new Promise<void>((resolve, reject) => {
+    if (!upstream.connecting) return resolve();
+    const fail = (err: Error) =>
+      reject(
+        new EndpointError(
+          SQLSTATE.connectionFailure,
+          `cannot reach the database at ${login.host}:${login.port}: ${err.message}`,
+        ),
+      );
+    upstream.once('connect', () => {
+      upstream.off('error', fail);
+      resolve();
+    });
+    upstream.once('error', fail);
+    deadline.addEventListener('abort', () => fail(new Error('timed out')), { once: true });
+  });
+  upstream.write(startupMessage({ ...params, user: login.user, database: login.database }));
+  const scram = new ScramClient(login.password);
+  const replay: Buffer[] = [];
+  let backendKey: Buffer | undefined;
+  let authenticated = false;
+  for (;;) {
+    const m = await reader.read(messageParse, deadline, 'upstream start-up');
+    switch (m.type) {
+      case 'R': {
+        const { code, data } = parseAuthentication(m.body);
+        if (code === AUTH.SASL) {
+          if (!saslMechanisms(data).includes(SCRAM_SHA_256)) {
+            throw new EndpointError(
+              SQLSTATE.featureNotSupported,
+              'the database offers no SCRAM-SHA-256 authentication',
+            );
+          }
+          upstream.write(saslInitialResponse(SCRAM_SHA_256, scram.clientFirstMessage()));
+        } else if (code === AUTH.SASLContinue) {
+          upstream.write(saslResponse(scram.clientFinalMessage(data.toString('utf8'))));
+        } else if (code === AUTH.SASLFinal) {
+          scram.verifyServerFinal(data.toString('utf8'));
+        } else if (code === AUTH.Ok) {
+          authenticated = true;
+        } else {
+          // Cleartext/MD5 would hand the password to whatever answered: refuse.
+          throw new EndpointError(
+            SQLSTATE.featureNotSupported,
+            `the database asked for authentication method ${code}; Warden authenticates only with SCRAM-SHA-256`,
+          );
+        }
+        break;
+      }
+      case 'E': {
+        const f = parseErrorFields(m.body);
+        throw new EndpointError(
+          f.C ?? SQLSTATE.connectionFailure,
+          `the database refused the session: ${f.M ?? 'unknown error'}`,
+        );
+      }
+      case 'S':
+      case 'N':
+        if (authenticated) replay.push(Buffer.from(m.raw));
+        break;
+      case 'K':
+        backendKey = Buffer.from(m.body);
+        replay.push(Buffer.from(m.raw));
+        break;
+      case 'Z':
+        if (!authenticated)
+          throw new EndpointError(
+            SQLSTATE.protocolViolation,
+            'the database sent ReadyForQuery before authentication',
+          );
+        replay.push(Buffer.from(m.raw));
+        return { replay, backendKey, reader };
+      default:
+        // NegotiateProtocolVersion ('v') and anything else during start-up: nothing the agent needs.
+        break;
+    }
+  }
+}
+
+export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoint> {
+  const host = opts.host ?? '127.0.0.1';
+  const connect = opts.connect ?? connectTcp;
+  const sessions = new Set<{ agent: Socket; upstream: Socket }>();
+  /** BackendKeyData (pid+secret, hex) → where to forward a CancelRequest. */
+  const cancelTargets = new Map<string, { host: string; port: number }>();
+  const emit = (e: PgSessionEvent) => {
+    try {
+      opts.onEvent?.(e);
+    } catch {
+      // An audit hook failure must not break the session.
+    }
+  };
+
+  const fail = (agent: Socket, code: string, message: string, detail?: string) => {
+    if (agent.writable)
+      agent.end(errorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+    else agent.destroy();
+  };
+
+  async function handle(agent: Socket): Promise<void> {
+    agent.setNoDelay(true);
+    agent.on('error', () => {}); // reported through 'close'; an agent reset is not our error
+    const agentReader = new Reader(agent);
+    const startupDeadline = AbortSignal.timeout(opts.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS);
+    let startup: FrontendStartup;
+    for (;;) {
+      try {
+        startup = await agentReader.read(startupParse, startupDeadline, 'startup');
+      } catch {
+        agent.destroy();
+        return;
+      }
+      if (startup.kind !== 'ssl' && startup.kind !== 'gssenc') break;
+      // No TLS on loopback: the agent continues in the clear or gives up.
+      agent.write('N');
+    }
+    if (startup.kind === 'cancel') {
+      // BackendKeyData's body is pid + secret: the same 8 bytes the CancelRequest carries.
+      const raw = startup.raw;
+      const to = cancelTargets.get(raw.subarray(8, 16).toString('hex'));
+      if (to) {
+        const s = connect(to.host, to.port);
+        s.on('error', () => {});
+        s.once('connect', () => s.end(raw));
+      }
+      agent.destroy();
+      return;
+    }
+    if (startup.kind === 'invalid') {
+      fail(agent, SQLSTATE.protocolViolation, startup.message);
+      return;
+    }
+    const params = startup.params;
+    const info: PgClientInfo = {
+      target: opts.target,
+      user: params.user ?? '',
+      database: params.database ?? params.user ?? '',
+      applicationName: params.application_name,
+      remoteAddress: agent.remoteAddress ?? '',
+    };
+    if (params.replication !== undefined) {
+      fail(
+        agent,
+        SQLSTATE.featureNotSupported,
+        'replication connections are not supported through the Warden broker',
+      );
+      return;
+    }
+
+    let decision: PgDecision;
+    try {
+      decision = await opts.decide(info);
+    } catch (err) {
+      decision = { allow: false, message: `policy could not be evaluated: ${(err as Error).message}` };
+    }
+    if (!decision.allow) {
+      emit({ type: 'denied', info, message: decision.message });
+      fail(
+        agent,
+        SQLSTATE.invalidAuthorization,
+        `Warden denied this connection to '${opts.target}': ${decision.message}`,
+        decision.detail,
+      );
+      return;
+    }
+
+    let login: PgLogin;
+    try {
+      login = await opts.getCredential(info);
+    } catch (err) {
+      const message = `could not obtain a credential for '${opts.target}': ${(err as Error).message}`;
+      emit({ type: 'failed', info, message });
+      fail(agent, SQLSTATE.invalidAuthorization, message);
+      return;
+    }
+
+    const forwarded: Record<string, string> = {};
+    for (const [k, v] of Object.entries(params)) if (FORWARDED_PARAMS.has(k)) forwarded[k] = v;
+    const upstream = connect(login.host, login.port);
+    upstream.setNoDelay(true);
+    upstream.on('error', () => {}); // reported through 'close'
+    let handshake: Awaited<ReturnType<typeof upstreamHandshake>>;
+    try {
+      handshake = await upstreamHandshake(
+        upstream,
+        login,
+        forwarded,
+        AbortSignal.timeout(opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS),
+      );
+    } catch (err) {
+      upstream.destroy();
+      const e =
+        err instanceof EndpointError
+          ? err
+          : new EndpointError(SQLSTATE.connectionFailure, (err as Error).message);
+      emit({ type: 'failed', info, message: e.message, credentialId: login.user });
+      fail(agent, e.code, `Warden could not open the session to '${opts.target}': ${e.message}`);
+      return;
+    }
+
+    // Relay: replay the upstream's start-up answers, flush anything either side pipelined, pipe.
+    const pendingFromAgent = agentReader.detach();
+    const pendingFromUpstream = handshake.reader.detach();
+    agent.write(Buffer.concat([authenticationOk(), ...handshake.replay, pendingFromUpstream]));
+    if (pendingFromAgent.length > 0) upstream.write(pendingFromAgent);
+    const session = { agent, upstream };
+    sessions.add(session);
+    const cancelKey = handshake.backendKey?.toString('hex');
+    if (cancelKey) cancelTargets.set(cancelKey, { host: login.host, port: login.port });
+    emit({ type: 'opened', info, credentialId: login.user });
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      sessions.delete(session);
+      if (cancelKey) cancelTargets.delete(cancelKey);
+      agent.destroy();
+      upstream.destroy();
+      emit({ type: 'closed', info, credentialId: login.user });
+    };
+    // end() after the peer's end so a final ErrorResponse (e.g. 57P01 on revoke) reaches the agent.
+    agent.pipe(upstream);
+    upstream.pipe(agent);
+    agent.on('close', close);
+    upstream.on('close', close);
+    agent.resume();
+    upstream.resume();
+  }
+
+  const server: Server = createServer({ noDelay: true }, (sock) => {
+    handle(sock).catch(() => sock.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+
+  const closeSessions = () => {
+    const n = sessions.size;
+    for (const s of [...sessions]) {
+      s.agent.destroy();
+      s.upstream.destroy();
+    }
+    return n;
+  };
+  return {
+    host,
+    port,
+    get activeSessions() {
+      return sessions.size;
+    },
+    closeSessions,
+    close: async () => {
+      const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+      closeSessions();
+      await closing;
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import {
+  authenticationOk,
+  errorResponse,
+  parseBackendMessage,
+  parseErrorFields,
+  parseFrontendStartup,
+  saslInitialResponse,
+  sslRequest,
+  startupMessage,
+} from './protocol.js';
+
+function rawStartup(body: string): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(8 + Buffer.byteLength(body), 0);
+  head.writeInt32BE(196608, 4);
+  return Buffer.concat([head, Buffer.from(body)]);
+}
+
+describe('parseFrontendStartup', () => {
+  it('round-trips a startup message', () => {
+    const msg = startupMessage({ user: 'agent', database: 'db', application_name: 'psql' });
+    expect(parseFrontendStartup(msg)).toEqual({
+      message: { kind: 'startup', params: { user: 'agent', database: 'db', application_name: 'psql' } },
+      used: msg.length,
+    });
+  });
+
+  it('waits for a complete packet', () => {
+    const msg = startupMessage({ user: 'agent' });
+    expect(parseFrontendStartup(msg.subarray(0, 5))).toBeNull();
+    expect(parseFrontendStartup(msg.subarray(0, msg.length - 1))).toBeNull();
+  });
+
+  it('recognises SSLRequest and leaves what follows', () => {
+    const both = Buffer.concat([sslRequest(), startupMessage({ user: 'a' })]);
+    expect(parseFrontendStartup(both)).toEqual({ message: { kind: 'ssl' }, used: 8 });
+  });
+
+  it('recognises a CancelRequest', () => {
+    const b = Buffer.alloc(16);
+    b.writeInt32BE(16, 0);
+    b.writeInt32BE(80877102, 4);
+    b.writeInt32BE(1234, 8);
+    b.writeInt32BE(-5, 12);
+    const r = parseFrontendStartup(b);
+    expect(r?.message).toMatchObject({ kind: 'cancel', processId: 1234 });
+  });
+
+  it.each([
+    {
+      name: 'length below 8',
+      bytes: Buffer.from([0, 0, 0, 4, 0, 3, 0, 0]),
+      err: /invalid startup packet length 4/,
+    },
+    {
+      name: 'length above 10000',
+      bytes: Buffer.from([0, 1, 0, 0, 0, 3, 0, 0]),
+      err: /invalid startup packet length 65536/,
+    },
+    {
+      name: 'protocol 2.0',
+      bytes: Buffer.from([0, 0, 0, 8, 0, 2, 0, 0]),
+      err: /unsupported frontend protocol 2\.0/,
+    },
+    {
+      name: 'odd number of strings',
+      bytes: rawStartup('user\0a\0x\0\0'),
+      err: /malformed/,
+    },
+  ])('reports $name as invalid', ({ bytes, err }) => {
+    const r = parseFrontendStartup(bytes);
+    expect(r?.message.kind).toBe('invalid');
+    expect(r?.message.kind === 'invalid' && r.message.message).toMatch(err);
+  });
+
+  it('keeps keys like __proto__ as plain data', () => {
+    const r = parseFrontendStartup(startupMessage({ __proto__: 'x', user: 'a' } as Record<string, string>));
+    expect(r?.message.kind === 'startup' && Object.getPrototypeOf(r.message.params)).toBeNull();
+  });
+});
+
+describe('backend messages', () => {
+  it('parses one message at a time', () => {
+    const two = Buffer.concat([authenticationOk(), saslInitialResponse('SCRAM-SHA-256', 'n,,n=*,r=abc')]);
+    const first = parseBackendMessage(two);
+    expect(first?.type).toBe('R');
+    expect(first?.raw.length).toBe(9);
+    expect(parseBackendMessage(two.subarray(9))?.type).toBe('p');
+    expect(parseBackendMessage(two.subarray(0, 7))).toBeNull();
+  });
+
+  it('rejects an absurd length', () => {
+    expect(() => parseBackendMessage(Buffer.from([0x52, 0x7f, 0, 0, 0, 0]))).toThrow(
+      /invalid message length/,
+    );
+  });
+
+  it('builds ErrorResponses without control characters or NULs in fields', () => {
+    const msg = errorResponse({
+      severity: 'FATAL',
+      code: '28000',
+      message: 'denied\0\u0007 now',
+      hint: 'ask',
+    });
+    const parsed = parseBackendMessage(msg);
+    expect(parsed?.type).toBe('E');
+    expect(parseErrorFields(parsed?.body ?? Buffer.alloc(0))).toEqual({
+      S: 'FATAL',
+      V: 'FATAL',
+      C: '28000',
+      M: 'denied   now',
+      H: 'ask',
+    });
+  });
+});
