@@ -29,3 +29,25 @@ export function apiLookup(api: KubeApi, timeoutMs = 2000): AgentIdentityLookup {
     }
   };
 }
+
+/** What the lookup needs from an informer (operator/core/informer.ts's Informer fits). */
+export interface AgentIdentityCache {
+  hasSynced(): boolean;
+  get(name: string, namespace?: string): AgentIdentityView | undefined;
+}
+
+/**
+ * Answers from the controller's informer cache, so admission costs no API
+ * round trip. A miss (or a cache not yet synced) falls back to `fallback`:
+ * an AgentIdentity created a moment before its pod may not be cached yet, and
+ * a valid pod must not be rejected for that.
+ */
+export function cachedLookup(cache: AgentIdentityCache, fallback: AgentIdentityLookup): AgentIdentityLookup {
+  return async (namespace, name) => {
+    if (cache.hasSynced()) {
+      const hit = cache.get(name, namespace);
+      if (hit !== undefined) return hit;
+    }
+    return fallback(namespace, name);
+  };
+}
