@@ -59,16 +59,20 @@ export {
   AUDIT_ENTRY_KINDS,
   type AuditRecordSpecValid,
   type CredentialProviderSpecValid,
+  conditionSchema,
   HTTP_METHODS,
+  type KindWithStatus,
   POLICY_EFFECTS,
   PROTOCOLS,
   PROVIDER_TYPES,
   type ProviderType,
   SPEC_SCHEMAS,
   STANDING_SECRET_TYPES,
+  STATUS_SCHEMAS,
   TYPE_BLOCK,
   USER_CONTEXT_MODES,
   type ValidSpec,
+  type ValidStatus,
   WARDEN_KINDS,
   type WardenKind,
 } from './schemas.js';
@@ -85,6 +89,7 @@ export {
   validateCredentialProviderSpec,
   validateObject,
   validateSpec,
+  validateStatus,
 } from './validate.js';
 
 export { API_VERSION, GROUP, PLURAL, VERSION };

@@ -14,15 +14,15 @@ import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { GROUP, PLURAL, VERSION } from '../constants.js';
 import { compileAccessPolicy } from '../policy/index.js';
-import type { AccessPolicySpec } from './generated/access-policy.js';
-import type { AgentIdentitySpec } from './generated/agent-identity.js';
+import type { AccessPolicySpec, AccessPolicyStatus } from './generated/access-policy.js';
+import type { AgentIdentitySpec, AgentIdentityStatus } from './generated/agent-identity.js';
 import type { AuditRecordSpec } from './generated/audit-record.js';
-import type { CredentialProviderSpec } from './generated/credential-provider.js';
+import type { CredentialProviderSpec, CredentialProviderStatus } from './generated/credential-provider.js';
 import { ALL_PATTERNS } from './patterns.js';
-import { type SPEC_SCHEMAS, WARDEN_KINDS } from './schemas.js';
-import { CORPUS } from './testing/corpus.js';
+import { type SPEC_SCHEMAS, type STATUS_SCHEMAS, WARDEN_KINDS } from './schemas.js';
+import { CORPUS, STATUS_CORPUS } from './testing/corpus.js';
 import { applyDefaults, type CrdSchema, checkWithCrdSchema } from './testing/crd-schema.js';
-import { validateObject, validateSpec } from './validate.js';
+import { validateObject, validateSpec, validateStatus } from './validate.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -122,6 +122,16 @@ describe('zod and the CRD schemas agree', () => {
     expect(zod.ok && zod.value).toEqual(applyDefaults(specSchema(kind), spec));
   });
 
+  it.each(STATUS_CORPUS)('$kind status — $name: accepted=$ok by both', ({ kind, status, ok }) => {
+    const statusSchema = rootSchema(kind).properties!.status!;
+    const crdIssues = checkWithCrdSchema(statusSchema, status, 'status');
+    const zod = validateStatus(kind, status);
+    expect({ crd: crdIssues.length === 0, zod: zod.ok }, JSON.stringify({ crdIssues, zod })).toEqual({
+      crd: ok,
+      zod: ok,
+    });
+  });
+
   it('every runtime pattern appears verbatim in a CRD', () => {
     const crdText = readYamlDocs('crds')
       .map(({ doc }) => JSON.stringify(doc))
@@ -135,6 +145,9 @@ describe('zod and the CRD schemas agree', () => {
     expectTypeOf<z.output<typeof SPEC_SCHEMAS.AccessPolicy>>().toExtend<AccessPolicySpec>();
     expectTypeOf<z.output<typeof SPEC_SCHEMAS.CredentialProvider>>().toExtend<CredentialProviderSpec>();
     expectTypeOf<z.output<typeof SPEC_SCHEMAS.AuditRecord>>().toExtend<AuditRecordSpec>();
+    expectTypeOf<z.output<typeof STATUS_SCHEMAS.AgentIdentity>>().toExtend<AgentIdentityStatus>();
+    expectTypeOf<z.output<typeof STATUS_SCHEMAS.AccessPolicy>>().toExtend<AccessPolicyStatus>();
+    expectTypeOf<z.output<typeof STATUS_SCHEMAS.CredentialProvider>>().toExtend<CredentialProviderStatus>();
   });
 });
 

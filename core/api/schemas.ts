@@ -16,6 +16,8 @@ import { z } from 'zod';
 import { DEFAULT_BROKER_AUDIENCE } from '../constants.js';
 import {
   CONDITION_NAME,
+  CONDITION_REASON,
+  CONDITION_TYPE,
   DNS_SUBDOMAIN,
   DURATION,
   HEADER_NAME,
@@ -384,6 +386,73 @@ export const auditRecordSpecSchema = z
     if (Number.isFinite(start) && Number.isFinite(end) && end < start)
       ctx.addIssue({ code: 'custom', path: ['endTime'], message: 'must not be before startTime' });
   });
+
+// --- status (written by the controller, read by the CLI and other replicas) ----------
+
+const nonNegative = () => z.int().min(0);
+
+/** metav1.Condition, as every Warden status carries it. */
+export const conditionSchema = z.strictObject({
+  type: matching(CONDITION_TYPE, 316, 1),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: matching(CONDITION_REASON, 1024, 1),
+  message: text(32768),
+  observedGeneration: nonNegative().optional(),
+  lastTransitionTime: dateTime(),
+});
+
+const conditions = () => listMap(conditionSchema, 'type', 16).optional();
+
+export const agentIdentityStatusSchema = z.strictObject({
+  observedGeneration: nonNegative().optional(),
+  conditions: conditions(),
+  revocation: z
+    .strictObject({
+      requestedAt: dateTime().optional(),
+      completedAt: dateTime().optional(),
+      requestedBy: text(1024).optional(),
+      reason: text(1024).optional(),
+      credentialsRevoked: nonNegative().optional(),
+      pending: nonNegative().optional(),
+    })
+    .optional(),
+  decisions: z
+    .strictObject({
+      allowed: nonNegative().optional(),
+      denied: nonNegative().optional(),
+      lastDecisionTime: dateTime().optional(),
+      lastDecision: z.enum(POLICY_EFFECTS).optional(),
+      lastDenialReason: text(1024).optional(),
+    })
+    .optional(),
+  lastAttestation: z
+    .strictObject({ pod: text(253).optional(), podUID: text(64).optional(), time: dateTime().optional() })
+    .optional(),
+  lastSeen: dateTime().optional(),
+});
+
+export const accessPolicyStatusSchema = z.strictObject({
+  observedGeneration: nonNegative().optional(),
+  conditions: conditions(),
+  matchedAgents: z.array(text(253)).max(10000).optional(),
+});
+
+export const credentialProviderStatusSchema = z.strictObject({
+  observedGeneration: nonNegative().optional(),
+  conditions: conditions(),
+  standingSecret: z.boolean().optional(),
+  issuedCount: nonNegative().optional(),
+  activeCredentials: nonNegative().optional(),
+});
+
+/** Kinds with a status (AuditRecord has none: records never change). */
+export const STATUS_SCHEMAS = {
+  AgentIdentity: agentIdentityStatusSchema,
+  AccessPolicy: accessPolicyStatusSchema,
+  CredentialProvider: credentialProviderStatusSchema,
+} as const;
+export type KindWithStatus = keyof typeof STATUS_SCHEMAS;
+export type ValidStatus<K extends KindWithStatus> = z.output<(typeof STATUS_SCHEMAS)[K]>;
 
 // --- per kind ---------------------------------------------------------------------
 

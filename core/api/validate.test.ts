@@ -11,7 +11,14 @@ import {
   postgresProviderSpec,
   rule,
 } from './testing/builders.js';
-import { describeIssues, type FieldIssue, formatPath, validateObject, validateSpec } from './validate.js';
+import {
+  describeIssues,
+  type FieldIssue,
+  formatPath,
+  validateObject,
+  validateSpec,
+  validateStatus,
+} from './validate.js';
 
 function errorsOf(kind: WardenKind, spec: unknown): FieldIssue[] {
   const r = validateSpec(kind, spec);
@@ -545,5 +552,69 @@ describe('describeIssues', () => {
       'AccessPolicy agents/support: spec.rules[0].when[1].expression: must not be empty\n' +
         'AccessPolicy agents/support: must be an object, not a string',
     );
+  });
+});
+
+describe('validateStatus', () => {
+  const ready = {
+    type: 'Ready',
+    status: 'False',
+    reason: 'ServiceAccountNotFound',
+    message: 'ServiceAccount support-bot not found in agents; create it',
+    observedGeneration: 2,
+    lastTransitionTime: '2026-01-02T15:04:05Z',
+  };
+
+  it('accepts a status the controller writes', () => {
+    const r = validateStatus('AgentIdentity', {
+      observedGeneration: 2,
+      conditions: [ready, { ...ready, type: 'Suspended', reason: 'NotSuspended', status: 'False' }],
+      decisions: { allowed: 12, denied: 3, lastDecision: 'Deny', lastDecisionTime: '2026-01-02T15:04:05Z' },
+      revocation: { requestedAt: '2026-01-02T15:04:05Z', credentialsRevoked: 2, pending: 0 },
+      lastAttestation: { pod: 'support-bot-7d9f', podUID: 'c0ffee', time: '2026-01-02T15:04:05Z' },
+      lastSeen: '2026-01-02T15:04:05Z',
+    });
+    expect(r.ok ? [] : r.errors).toEqual([]);
+  });
+
+  it.each([
+    {
+      name: 'condition without reason',
+      status: { conditions: [{ ...ready, reason: undefined }] },
+      path: 'status.conditions[0].reason',
+    },
+    {
+      name: 'condition status lowercase',
+      status: { conditions: [{ ...ready, status: 'false' }] },
+      path: 'status.conditions[0].status',
+    },
+    {
+      name: 'reason with spaces',
+      status: { conditions: [{ ...ready, reason: 'Not found' }] },
+      path: 'status.conditions[0].reason',
+    },
+    {
+      name: 'two Ready conditions',
+      status: { conditions: [ready, ready] },
+      path: 'status.conditions[1].type',
+    },
+    { name: 'negative counter', status: { decisions: { allowed: -1 } }, path: 'status.decisions.allowed' },
+    { name: 'unknown status field', status: { allowed: 1 }, path: 'status.allowed' },
+  ])('rejects $name at $path', ({ status, path }) => {
+    const r = validateStatus('AgentIdentity', status);
+    expect(!r.ok && r.errors.map((e) => e.path)).toEqual([path]);
+  });
+
+  it('covers AccessPolicy and CredentialProvider status', () => {
+    expect(validateStatus('AccessPolicy', { conditions: [ready], matchedAgents: ['support-bot'] }).ok).toBe(
+      true,
+    );
+    expect(
+      validateStatus('CredentialProvider', { standingSecret: true, issuedCount: 4, activeCredentials: 1 }).ok,
+    ).toBe(true);
+    const bad = validateStatus('CredentialProvider', { standingSecret: 'yes' });
+    expect(!bad.ok && bad.errors).toEqual([
+      { path: 'status.standingSecret', message: 'must be a boolean, not a string' },
+    ]);
   });
 });

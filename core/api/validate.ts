@@ -16,9 +16,12 @@ import {
   type AccessPolicySpecValid,
   type AgentIdentitySpecValid,
   type CredentialProviderSpecValid,
+  type KindWithStatus,
   SPEC_SCHEMAS,
   STANDING_SECRET_TYPES,
+  STATUS_SCHEMAS,
   type ValidSpec,
+  type ValidStatus,
   WARDEN_KINDS,
   type WardenKind,
 } from './schemas.js';
@@ -287,6 +290,33 @@ export function validateSpec<K extends WardenKind>(
   // The schema for K parses to ValidSpec<K>; TypeScript cannot follow K through the lookup.
   const value = result.data as ValidSpec<K>;
   return { ok: true, value, warnings: [...warnings, ...WARNINGS[kind](value)] };
+}
+
+/**
+ * Validates the status of a `kind` (paths start with `status.`). Status is written
+ * by the controller; readers (CLI, other replicas) check it like any API input.
+ */
+export function validateStatus<K extends KindWithStatus>(
+  kind: K,
+  status: unknown,
+  options: ValidateOptions = {},
+): Validation<ValidStatus<K>> {
+  const schema = STATUS_SCHEMAS[kind];
+  let result = schema.safeParse(status, { reportInput: true });
+  const warnings: FieldIssue[] = [];
+  if (!result.success && options.unknownFields === 'warn') {
+    const unknown = result.error.issues.filter((i) => i.code === 'unrecognized_keys') as RawIssue[];
+    if (unknown.length > 0) {
+      warnings.push(
+        ...toFieldIssues(unknown, 'status').map((i) => ({ ...i, message: 'unknown field, ignored' })),
+      );
+      result = schema.safeParse(withoutKeys(status, unknown), { reportInput: true });
+    }
+  }
+  if (!result.success)
+    return { ok: false, errors: toFieldIssues(result.error.issues as RawIssue[], 'status'), warnings };
+  // The schema for K parses to ValidStatus<K>; TypeScript cannot follow K through the lookup.
+  return { ok: true, value: result.data as ValidStatus<K>, warnings };
 }
 
 export const validateAgentIdentitySpec = (spec: unknown, options?: ValidateOptions) =>

@@ -3,7 +3,7 @@
  * CRD schemas as checked offline (crd-schema.ts) and the real API server
  * (crds/crds.int.test.ts) — each named for what it exercises.
  */
-import type { WardenKind } from '../schemas.js';
+import type { KindWithStatus, WardenKind } from '../schemas.js';
 import {
   agentSpec,
   apiKeyProviderSpec,
@@ -394,4 +394,80 @@ export const CORPUS: CorpusCase[] = [
     }),
     ok: false,
   },
+];
+
+const condition = {
+  type: 'Ready',
+  status: 'True',
+  reason: 'Ready',
+  message: 'ok',
+  lastTransitionTime: '2026-01-02T15:04:05Z',
+};
+
+/** Statuses every validator must accept (ok) or reject. */
+export const STATUS_CORPUS: { name: string; kind: KindWithStatus; status: unknown; ok: boolean }[] = [
+  { name: 'empty', kind: 'AgentIdentity', status: {}, ok: true },
+  {
+    name: 'Ready condition',
+    kind: 'AgentIdentity',
+    status: { observedGeneration: 1, conditions: [condition] },
+    ok: true,
+  },
+  {
+    name: 'condition without message',
+    kind: 'AgentIdentity',
+    status: { conditions: [{ ...condition, message: undefined }] },
+    ok: false,
+  },
+  {
+    name: 'condition status yes',
+    kind: 'AgentIdentity',
+    status: { conditions: [{ ...condition, status: 'yes' }] },
+    ok: false,
+  },
+  {
+    name: 'condition reason with a space',
+    kind: 'AccessPolicy',
+    status: { conditions: [{ ...condition, reason: 'Bad Reason' }] },
+    ok: false,
+  },
+  {
+    name: 'condition type prefixed',
+    kind: 'AccessPolicy',
+    status: { conditions: [{ ...condition, type: 'warden.dev/Compiled' }] },
+    ok: true,
+  },
+  {
+    name: 'duplicate condition type',
+    kind: 'CredentialProvider',
+    status: { conditions: [condition, condition] },
+    ok: false,
+  },
+  {
+    name: 'bad transition time',
+    kind: 'CredentialProvider',
+    status: { conditions: [{ ...condition, lastTransitionTime: 'now' }] },
+    ok: false,
+  },
+  {
+    name: 'decision counters',
+    kind: 'AgentIdentity',
+    status: { decisions: { allowed: 1, denied: 0, lastDecision: 'Allow' } },
+    ok: true,
+  },
+  {
+    name: 'lastDecision lowercase',
+    kind: 'AgentIdentity',
+    status: { decisions: { lastDecision: 'allow' } },
+    ok: false,
+  },
+  { name: 'negative pending', kind: 'AgentIdentity', status: { revocation: { pending: -1 } }, ok: false },
+  { name: 'matched agents', kind: 'AccessPolicy', status: { matchedAgents: ['support-bot'] }, ok: true },
+  {
+    name: 'standing secret',
+    kind: 'CredentialProvider',
+    status: { standingSecret: true, issuedCount: 3, activeCredentials: 1 },
+    ok: true,
+  },
+  { name: 'unknown status field', kind: 'CredentialProvider', status: { ready: true }, ok: false },
 ];
