@@ -1,0 +1,186 @@
+/**
+ * Credential benchmarks.
+ *  - credentials/jwt-mint/node-crypto vs credentials/jwt-mint/jose: JWT credentials minted per
+ *    second on one core — the same payload (built by buildJwtPayload, two CEL claims, act chain)
+ *    signed with node:crypto (authority/jwt.ts, what JwtMinter uses) and with jose's SignJWT.
+ *  - credentials/postgres-role/create and /revoke: latency of creating a temporary role (admin
+ *    connection + SCRAM login + CREATE ROLE/GRANT/COMMENT in a transaction) and of revoking it
+ *    (NOLOGIN + pg_terminate_backend), against a real PostgreSQL started here.
+ *  - credentials/pg-endpoint/select-1 vs credentials/pg-direct/select-1: one query round trip
+ *    through the broker's PostgreSQL relay vs straight to the server (what the relay adds).
+ */
+import { importJWK, SignJWT } from 'jose';
+import pg from 'pg';
+import { StaticKeySource } from '../authority/keystore.js';
+import { buildJwtPayload, JwtMinter } from '../authority/mint/jwt.js';
+import { PostgresMinter } from '../authority/mint/postgresql.js';
+import { policy, provider, request, secrets } from '../authority/mint/testing.js';
+import type { MintResult, PostgresCredential } from '../authority/mint/types.js';
+import { startPgEndpoint } from '../broker/pg/endpoint.js';
+import { startPostgres } from '../e2e/harness/postgres.js';
+import { type BenchResult, consume, median, percentile } from './lib.js';
+
+const ISSUER = 'https://warden-authority.bench';
+
+interface Options {
+  iterations: number;
+  repeats: number;
+  warmup: number;
+  target?: BenchResult['target'];
+  note?: string;
+}
+
+/** Async calls one after another; per-call latency (p50/p99) and ops/s from the mean. */
+async function asyncLatency(name: string, fn: () => Promise<unknown>, o: Options): Promise<BenchResult> {
+  for (let i = 0; i < o.warmup; i++) consume(await fn());
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  const means: number[] = [];
+  for (let r = 0; r < o.repeats; r++) {
+    const samples: number[] = [];
+    for (let i = 0; i < o.iterations; i++) {
+      const t0 = process.hrtime.bigint();
+      consume(await fn());
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    samples.sort((a, b) => a - b);
+    p50s.push(percentile(samples, 50));
+    p99s.push(percentile(samples, 99));
+    means.push(samples.reduce((s, v) => s + v, 0) / samples.length);
+  }
+  const ops = means.map((m) => 1e6 / m);
+  const spread = (v: number[]) => ({ min: Math.min(...v), max: Math.max(...v) });
+  return {
+    name,
+    p50Micros: median(p50s),
+    p99Micros: median(p99s),
+    meanMicros: median(means),
+    opsPerSec: median(ops),
+    iterations: o.iterations,
+    repeats: o.repeats,
+    spread: { p50: spread(p50s), p99: spread(p99s), opsPerSec: spread(ops) },
+    ...(o.target ? { target: o.target } : {}),
+    ...(o.note ? { note: o.note } : {}),
+  };
+}
+
+async function jwtBenches(): Promise<BenchResult[]> {
+  const keys = StaticKeySource.generate();
+  const jwtProvider = provider({
+    type: 'JWT',
+    jwt: { claims: { department: 'user.department', role: "agent.labels['role']" } },
+  });
+  const req = request({ provider: jwtProvider, policy: policy({ scopes: ['tickets:read'], ttl: '5m' }) });
+  const minter = new JwtMinter({ issuer: ISSUER, keys });
+  const key = keys.signingKey();
+  const joseKey = await importJWK({ ...key.privateKey.export({ format: 'jwk' }), alg: 'ES256' }, 'ES256');
+  let n = 0;
+  const viaJose = async () => {
+    const payload = buildJwtPayload(req, ISSUER, new Date(), `j${++n}`);
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
+      .sign(joseKey);
+  };
+  const o = { iterations: 5_000, repeats: 5, warmup: 1_000 };
+  return [
+    await asyncLatency('credentials/jwt-mint/node-crypto', () => minter.mint(req), {
+      ...o,
+      target: { metric: 'opsPerSec', min: 10_000 },
+      note: 'JwtMinter.mint: payload + 2 CEL claims + ES256 via node:crypto',
+    }),
+    await asyncLatency('credentials/jwt-mint/jose', viaJose, {
+      ...o,
+      note: 'same payload, ES256 via jose SignJWT (WebCrypto)',
+    }),
+  ];
+}
+
+async function postgresBenches(): Promise<BenchResult[]> {
+  const server = await startPostgres();
+  const su = new pg.Client({ connectionString: server.connectionString });
+  try {
+    await su.connect();
+    for (const sql of [
+      'CREATE ROLE app_read NOLOGIN',
+      "CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD 'bench-admin'",
+      'GRANT app_read TO warden_admin WITH ADMIN OPTION',
+      'GRANT pg_signal_backend TO warden_admin',
+    ])
+      await su.query(sql);
+    const store = secrets({ 'agents/pg-admin': { username: 'warden_admin', password: 'bench-admin' } });
+    const pgProvider = provider(
+      {
+        type: 'PostgreSQL',
+        target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
+        postgresql: {
+          host: '127.0.0.1',
+          port: server.port,
+          database: 'postgres',
+          adminSecretRef: { name: 'pg-admin' },
+          grantRoles: ['app_read'],
+        },
+      },
+      'bench-db',
+    );
+    const minter = new PostgresMinter();
+    const mintReq = request({ provider: pgProvider, secrets: store });
+    const issued: MintResult[] = [];
+    const o = { iterations: 100, repeats: 3, warmup: 10 };
+    const create = await asyncLatency(
+      'credentials/postgres-role/create',
+      async () => {
+        const r = await minter.mint(mintReq);
+        issued.push(r);
+        return r;
+      },
+      { ...o, note: 'new admin connection (SCRAM) + CREATE ROLE/GRANT/COMMENT transaction' },
+    );
+    let next = 0;
+    const revoke = await asyncLatency(
+      'credentials/postgres-role/revoke',
+      () => issued[next++]?.revoke?.() ?? Promise.resolve(),
+      {
+        ...o,
+        note: 'new admin connection + ALTER ROLE NOLOGIN + pg_terminate_backend',
+      },
+    );
+    await minter.sweepExpired(pgProvider, store);
+
+    // Relay overhead: one live session each way, SELECT 1 round trips.
+    const login = (issued.length > 0 ? await minter.mint(mintReq) : undefined)
+      ?.credential as PostgresCredential;
+    const endpoint = await startPgEndpoint({
+      target: 'bench-db',
+      decide: async () => ({ allow: true }),
+      getCredential: async () => login.value,
+    });
+    const viaBroker = new pg.Client({ host: '127.0.0.1', port: endpoint.port, user: 'agent' });
+    const direct = new pg.Client({ ...login.value });
+    await viaBroker.connect();
+    await direct.connect();
+    const q = { iterations: 2_000, repeats: 3, warmup: 200 };
+    const relayed = await asyncLatency(
+      'credentials/pg-endpoint/select-1',
+      () => viaBroker.query('SELECT 1'),
+      {
+        ...q,
+        note: 'through the broker relay (loopback)',
+      },
+    );
+    const straight = await asyncLatency('credentials/pg-direct/select-1', () => direct.query('SELECT 1'), {
+      ...q,
+      note: 'straight to PostgreSQL (loopback)',
+    });
+    await viaBroker.end();
+    await direct.end();
+    await endpoint.close();
+    return [create, revoke, relayed, straight];
+  } finally {
+    await su.end().catch(() => {});
+    await server.stop();
+  }
+}
+
+export async function run(): Promise<BenchResult[]> {
+  return [...(await jwtBenches()), ...(await postgresBenches())];
+}
