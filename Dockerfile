@@ -18,13 +18,8 @@ FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
-COPY core ./core
-COPY operator ./operator
-COPY webhook ./webhook
-COPY authority ./authority
-COPY broker ./broker
-COPY cli ./cli
+# The sources (.dockerignore keeps tests, docs, charts and e2e harnesses out).
+COPY . .
 RUN npx tsc -p tsconfig.build.json
 
 # --- deps: production dependencies only -----------------------------------------
@@ -49,6 +44,9 @@ ENV NODE_ENV=production
 COPY --from=deps /src/package.json ./package.json
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# cli/warden.ts reads its version from '../package.json' relative to itself, which
+# in the compiled tree is dist/package.json.
+COPY --from=deps /src/package.json ./dist/package.json
 # 65532 = "nonroot" in distroless; numeric so the kubelet can verify runAsNonRoot.
 # The chart and the injected broker both run as this UID.
 USER 65532:65532

@@ -186,7 +186,6 @@ describe('what the default values render', () => {
         'ClusterRole/w-default-warden-controller',
         'ClusterRole/w-default-warden-secret-reader',
         'ClusterRoleBinding/w-default-warden-controller',
-        'ConfigMap/w-default-warden-config',
         'CustomResourceDefinition/accesspolicies.warden.dev',
         'CustomResourceDefinition/agentidentities.warden.dev',
         'CustomResourceDefinition/auditrecords.warden.dev',
@@ -225,6 +224,25 @@ describe('what the default values render', () => {
     expect(container?.resources?.limits).toHaveProperty('memory');
     expect(pod?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
     expect(deploy.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+  });
+
+  it('starts `warden controller` with the flags of the release, and only built-in defaults elsewhere', () => {
+    const deploy = find<V1Deployment>(all('default'), 'Deployment');
+    expect(deploy.spec?.template.spec?.containers[0]?.args).toEqual([
+      'controller',
+      '--namespace=$(POD_NAMESPACE)',
+      '--identity=$(POD_NAME)',
+      '--log-level=info',
+      '--webhook-port=9443',
+      '--authority-port=8443',
+      '--health-port=8081',
+      '--service=w-default-warden',
+      `--issuer=https://w-default-warden.${namespace}.svc:8443`,
+      '--broker-image=ghcr.io/warden-dev/warden:0.1.0',
+      '--audit-batch-size=200',
+      '--audit-flush-seconds=5',
+      '--webhook-configuration=w-default-warden-pod-injector',
+    ]);
   });
 
   it('registers the same webhook as webhook/config.ts, scoped away from kube-system and its own namespace', () => {
@@ -307,7 +325,7 @@ describe('value sets change what they say', () => {
       objects,
       'Certificate',
     );
-    expect(cert.spec.secretName).toBe('w-certmanager-warden-webhook-tls');
+    expect(cert.spec.secretName).toBe('warden-webhook-tls');
     expect(cert.spec.issuerRef.name).toBe('w-certmanager-warden-selfsigned');
     expect(find(objects, 'Issuer').metadata.name).toBe('w-certmanager-warden-selfsigned');
     const mwc = find<V1MutatingWebhookConfiguration>(objects, 'MutatingWebhookConfiguration');
@@ -316,12 +334,19 @@ describe('value sets change what they say', () => {
     );
     const deploy = find<V1Deployment>(objects, 'Deployment');
     expect(deploy.spec?.template.spec?.volumes?.find((v) => v.name === 'tls')?.secret?.secretName).toBe(
-      'w-certmanager-warden-webhook-tls',
+      'warden-webhook-tls',
     );
     const rules = objects
       .filter((o) => o.kind === 'ClusterRole')
       .flatMap((o) => (o as unknown as { rules: V1PolicyRule[] }).rules);
     expect(rules.some((r) => r.resources?.includes('mutatingwebhookconfigurations'))).toBe(false);
+  });
+
+  it('certManager: the controller serves the mounted files and leaves the caBundle alone', () => {
+    const args = find<V1Deployment>(all('certmanager'), 'Deployment').spec?.template.spec?.containers[0]
+      ?.args;
+    expect(args).toContain('--tls-cert-dir=/var/run/warden/tls');
+    expect(args).toContain('--webhook-configuration=');
   });
 
   it('certManager with an issuerRef uses it and creates no Issuer', () => {
@@ -366,9 +391,8 @@ describe('value sets change what they say', () => {
     expect(
       deploy.spec?.template.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution,
     ).toHaveLength(1);
-    const config = find<RenderedObject & { data: Record<string, string> }>(objects, 'ConfigMap');
-    expect(config.data['config.yaml']).toContain(
-      'image: "registry.example.com/warden@sha256:0000000000000000000000000000000000000000000000000000000000000002"',
+    expect(deploy.spec?.template.spec?.containers[0]?.args).toContain(
+      '--broker-image=registry.example.com/warden@sha256:0000000000000000000000000000000000000000000000000000000000000002',
     );
     expect(find<NetworkPolicyJson>(objects, 'NetworkPolicy').spec.policyTypes).toEqual(['Ingress', 'Egress']);
     const secretBindings = objects.filter(
@@ -378,6 +402,42 @@ describe('value sets change what they say', () => {
     expect(
       objects.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.endsWith('-secret-reader')),
     ).toBe(false);
+  });
+});
+
+describe('values that differ from the controller defaults become flags', () => {
+  it('broker resources, pull policy, audit retention, TLS Secret name', async () => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, [
+      '--set',
+      'broker.resources.limits.memory=256Mi',
+      '--set',
+      'broker.resources.requests.cpu=50m',
+      '--set',
+      'broker.image.pullPolicy=Always',
+      '--set',
+      'audit.retention=2160h',
+      '--set',
+      'certificates.secretName=custom-tls',
+      '--set',
+      'controller.leaderElection.enabled=false',
+      '--set',
+      'controller.replicas=1',
+    ]);
+    expect(out.stderr).toBe('');
+    const args = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec
+      ?.containers[0]?.args;
+    expect(args).toEqual(
+      expect.arrayContaining([
+        '--broker-memory-limit=256Mi',
+        '--broker-cpu-request=50m',
+        '--broker-image-pull-policy=Always',
+        '--audit-retention=2160h',
+        '--tls-secret=custom-tls',
+        '--no-leader-election',
+      ]),
+    );
+    expect(args?.some((a) => a.startsWith('--broker-memory-request'))).toBe(false);
   });
 });
 
@@ -394,11 +454,6 @@ describe('contradictory values fail rendering with a message naming the option',
       'webhook.timeoutSeconds: 10 is out of range',
     ],
     ['an audit batch over 500', ['--set', 'audit.batchSize=1000'], 'audit.batchSize: 1000 is out of range'],
-    [
-      'a projected token shorter than the kubelet allows',
-      ['--set', 'broker.tokenExpirationSeconds=60'],
-      'broker.tokenExpirationSeconds: 60 is out of range',
-    ],
     [
       'two replicas without leader election',
       ['--set', 'controller.leaderElection.enabled=false'],

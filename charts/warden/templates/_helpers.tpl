@@ -74,7 +74,7 @@ app.kubernetes.io/component: controller
 {{- end -}}
 
 {{- define "warden.tlsSecretName" -}}
-{{- default (printf "%s-webhook-tls" (include "warden.fullname" .)) .Values.certificates.secretName -}}
+{{- required "certificates.secretName must name the TLS Secret (default warden-webhook-tls)" .Values.certificates.secretName -}}
 {{- end -}}
 
 {{- define "warden.webhookConfigurationName" -}}
@@ -110,14 +110,69 @@ app.kubernetes.io/component: controller
 {{- if or (lt $n 1) (gt $n 500) -}}
 {{- fail (printf "audit.batchSize: %d is out of range; use 1..500 (an AuditRecord holds at most 500 entries)" $n) -}}
 {{- end -}}
-{{- $e := int .Values.broker.tokenExpirationSeconds -}}
-{{- if or (lt $e 600) (gt $e 86400) -}}
-{{- fail (printf "broker.tokenExpirationSeconds: %d is out of range; use 600..86400 (the kubelet refuses shorter projected tokens)" $e) -}}
-{{- end -}}
 {{- if not (has .Values.controller.podAntiAffinity (list "soft" "hard" "none")) -}}
 {{- fail (printf "controller.podAntiAffinity: %q is not supported; use soft, hard or none" .Values.controller.podAntiAffinity) -}}
 {{- end -}}
 {{- if and (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
 {{- fail "controller.leaderElection.enabled: must be true when controller.replicas > 1, or replicas would reconcile the same objects concurrently" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+`warden controller` flags (cli/warden.ts). Options the CLI has always been given are
+always rendered; the others only when a value differs from the CLI's built-in default,
+so the defaults run on any controller version and a changed value never fails silently.
+*/}}
+{{- define "warden.controllerArgs" -}}
+{{- $v := .Values -}}
+- controller
+- --namespace=$(POD_NAMESPACE)
+- --identity=$(POD_NAME)
+- --log-level={{ $v.controller.logLevel }}
+{{- if not $v.controller.leaderElection.enabled }}
+- --no-leader-election
+{{- end }}
+{{- with $v.controller.watchNamespace }}
+- --watch-namespace={{ . }}
+{{- end }}
+- --webhook-port={{ $v.controller.ports.webhook }}
+- --authority-port={{ $v.controller.ports.authority }}
+- --health-port={{ $v.controller.ports.health }}
+- --service={{ include "warden.fullname" . }}
+- --issuer={{ include "warden.issuer" . }}
+- --broker-image={{ include "warden.brokerImage" . }}
+{{- if ne $v.broker.image.pullPolicy "IfNotPresent" }}
+- --broker-image-pull-policy={{ $v.broker.image.pullPolicy }}
+{{- end }}
+{{- $r := $v.broker.resources }}
+{{- if ne (toString $r.requests.cpu) "20m" }}
+- --broker-cpu-request={{ $r.requests.cpu }}
+{{- end }}
+{{- if ne (toString $r.requests.memory) "48Mi" }}
+- --broker-memory-request={{ $r.requests.memory }}
+{{- end }}
+{{- if ne (toString $r.limits.cpu) "500m" }}
+- --broker-cpu-limit={{ $r.limits.cpu }}
+{{- end }}
+{{- if ne (toString $r.limits.memory) "128Mi" }}
+- --broker-memory-limit={{ $r.limits.memory }}
+{{- end }}
+- --audit-batch-size={{ $v.audit.batchSize }}
+- --audit-flush-seconds={{ $v.audit.flushSeconds }}
+{{- if ne (toString $v.audit.retention) "720h" }}
+- --audit-retention={{ $v.audit.retention }}
+{{- end }}
+{{- if eq $v.certificates.source "certManager" }}
+{{- /* cert-manager owns the certificate and the caBundle: serve the mounted files, patch nothing. */}}
+- --tls-cert-dir=/var/run/warden/tls
+- --webhook-configuration=
+{{- else }}
+- --webhook-configuration={{ include "warden.webhookConfigurationName" . }}
+{{- if ne (include "warden.tlsSecretName" .) "warden-webhook-tls" }}
+- --tls-secret={{ include "warden.tlsSecretName" . }}
+{{- end }}
+{{- end }}
+{{- with $v.controller.extraArgs }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
