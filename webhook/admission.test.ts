@@ -202,6 +202,18 @@ describe('handleReview', () => {
     expect(review.response.status?.message).toMatch(/timed out after 10 ms/);
   });
 
+  it('rejects an invalid agent name with the field it came from', async () => {
+    const { review, outcome } = await handleReview(
+      admissionReview(agentPod({ agent: 'Not_A_Name' })),
+      testDeps(),
+    );
+    expect(review.response.allowed).toBe(false);
+    expect(review.response.status?.message).toMatch(
+      /^warden: pod support-bot-7d9f rejected: metadata\.annotations\[warden\.dev\/agent\]: "Not_A_Name" is not a valid AgentIdentity name/,
+    );
+    expect(outcome).toMatchObject({ kind: 'rejected', reason: 'InvalidAgentName' });
+  });
+
   it('names a generateName pod by its prefix', async () => {
     const pod = agentPod({ sa: 'wrong' });
     pod.metadata = { generateName: 'bot-abc-', annotations: pod.metadata?.annotations };

@@ -173,7 +173,7 @@ export async function handleReview(
     };
   }
   if (selection.kind === 'invalid') {
-    return reject(uid, podName, undefined, [selection.problem], deps, req, undefined);
+    return reject({ uid, namespace, podName }, [selection.problem], deps, req);
   }
 
   const agentName = selection.name;
@@ -199,7 +199,7 @@ export async function handleReview(
 
   const problems = checkPod(pod, namespace, agentName, agent);
   if (problems.length > 0 || agent === undefined) {
-    return reject(uid, podName, agentName, problems, deps, req, agent);
+    return reject({ uid, namespace, podName, agentName, agent }, problems, deps, req);
   }
 
   let ops: PatchOperation[];
@@ -239,26 +239,33 @@ export async function handleReview(
   };
 }
 
+interface RejectContext {
+  uid: string;
+  namespace: string;
+  podName: string;
+  agentName?: string;
+  /** The AgentIdentity, when it exists: the Event is recorded on it. */
+  agent?: AgentIdentityView;
+}
+
 function reject(
-  uid: string,
-  podName: string,
-  agentName: string | undefined,
+  ctx: RejectContext,
   problems: Problem[],
   deps: AdmissionDeps,
   req: ReviewRequest,
-  agent: AgentIdentityView | undefined,
 ): { review: AdmissionReviewOut; outcome: Outcome } {
+  const { uid, namespace, podName, agentName, agent } = ctx;
   const first = problems[0];
   const reason = first?.reason ?? 'Rejected';
-  const message = rejectionMessage(podName, agentName ?? '', problems);
+  const message = rejectionMessage(podName, agentName, problems);
   deps.logger.info(
-    { uid, namespace: req.namespace, pod: podName, agent: agentName, reasons: problems.map((p) => p.reason) },
+    { uid, namespace, pod: podName, agent: agentName, reasons: problems.map((p) => p.reason) },
     'rejected pod',
   );
   // An Event needs an object to hang on; a missing AgentIdentity has none.
-  if (agent !== undefined && agentName !== undefined && req.namespace) {
+  if (agent !== undefined && agentName !== undefined) {
     emit(deps, req, {
-      agent: { name: agentName, namespace: req.namespace, uid: agent.metadata.uid },
+      agent: { name: agentName, namespace, uid: agent.metadata.uid },
       type: 'Warning',
       reason,
       note: message,

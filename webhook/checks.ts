@@ -231,7 +231,12 @@ function structuralProblems(pod: V1Pod): Problem[] {
 }
 
 /** One line for the API server to show the user: every problem, with its field path. */
-export function rejectionMessage(podName: string, agentName: string, problems: readonly Problem[]): string {
+export function rejectionMessage(
+  podName: string,
+  agentName: string | undefined,
+  problems: readonly Problem[],
+): string {
   const parts = problems.map((p) => `${p.field}: ${p.message}`);
-  return `warden: pod ${podName} (agent "${agentName}") rejected: ${parts.join('; ')}`;
+  const agent = agentName === undefined ? '' : ` (agent "${agentName}")`;
+  return `warden: pod ${podName}${agent} rejected: ${parts.join('; ')}`;
 }
