@@ -44,13 +44,17 @@ export function denialBody(d: BrokerDecision): Record<string, unknown> {
   };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const payload = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+    ...(close ? { connection: 'close' } : {}),
+  });
   res.end(payload);
 }
 
@@ -124,16 +128,18 @@ export class HttpProxy {
         reason: d.reason,
         message,
       });
-      if (!req.complete) res.setHeader('connection', 'close');
-      sendJson(res, status, denialBody(d));
+      sendJson(res, status, denialBody(d), !req.complete);
       req.resume();
     };
     if (!METHODS.has(method)) return refuse(`method '${method.slice(0, 16)}' is not proxied`, 405);
     const checked = normaliseProxyPath(rest, '/');
     if (!checked.ok) return refuse(`path refused: ${checked.message}`);
+    // Header check before any decision or credential; the provider's inject header (when the
+    // target is known) counts as a credential the agent tried to send.
+    const known = this.opts.access.decider.gate(target, 'HTTP');
     const pre = upstreamRequestHeaders(pairs(req.rawHeaders), {
       mode: 'http',
-      injectHeader: 'authorization',
+      injectHeader: known.ok ? known.provider.inject.header : 'authorization',
       inject: [],
     });
     if (!pre.ok) return refuse(pre.message);

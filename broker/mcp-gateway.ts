@@ -157,7 +157,6 @@ export class McpGateway {
         ? null
         : await readLimited(req, this.maxBodyBytes);
     if (body === null) {
-      res.setHeader('connection', 'close');
       new Exchange(res, undefined).replyJson(
         413,
         jsonRpcError(
@@ -165,6 +164,7 @@ export class McpGateway {
           ErrorCode.InvalidRequest,
           `request body exceeds the broker's ${this.maxBodyBytes}-byte limit; send smaller tool arguments`,
         ),
+        [['connection', 'close']],
       );
       req.resume();
       return;

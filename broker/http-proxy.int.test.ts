@@ -1,0 +1,206 @@
+/**
+ * The HTTP reverse proxy against a real HTTP upstream on 127.0.0.1, driven with real HTTP clients
+ * (fetch, and a raw socket where fetch would refuse to send the attack).
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BrokerDenyReason } from './constants.js';
+import { type Seen, startHttpUpstream, startTestBroker, type TestBroker } from './int-fixtures.js';
+import { provider, RecordingIssuer, snapshot } from './testing.js';
+
+let upstream: { url: string; seen: Seen[]; close(): Promise<void> };
+let tb: TestBroker;
+
+const policies = [
+  {
+    name: 'tickets',
+    spec: {
+      rules: [
+        {
+          targets: ['api'],
+          http: { methods: ['GET'], paths: ['/api/v1/tickets/*', '/echo', '/gzip-echo', '/hang'] },
+        },
+        { targets: ['api'], http: { methods: ['POST'], paths: ['/api/v1/tickets'] } },
+      ],
+    },
+  },
+];
+
+async function get(path: string, headers: Record<string, string> = {}, method = 'GET') {
+  const r = await fetch(`${tb.url}/http/api${path}`, { method, headers });
+  const text = await r.text();
+  const received = [...[...r.headers].map(([k, v]) => `${k}: ${v}`), text];
+  return { status: r.status, text, headers: r.headers, received };
+}
+
+/** Sends bytes the fetch API would refuse to send; returns the status line's code. */
+function raw(request: string): Promise<number> {
+  const u = new URL(tb.url);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(u.port), u.hostname, () => s.write(request));
+    let data = '';
+    s.on('data', (d) => {
+      data += d.toString();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
+      if (m) {
+        resolve(Number(m[1]));
+        s.destroy();
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(0));
+  });
+}
+
+function expectNoCredential(received: string[]): void {
+  const all = received.join('\n');
+  for (const secret of tb.issuer.secrets()) expect(all).not.toContain(secret);
+}
+
+beforeAll(async () => {
+  upstream = await startHttpUpstream();
+  // Issues X-Api-Key credentials, like an APIKey provider.
+  tb = await startTestBroker({
+    issuer: new RecordingIssuer(300_000, 'X-Api-Key'),
+    upstreamHeadersTimeoutMs: 400,
+  });
+});
+afterAll(async () => {
+  await tb.close();
+  await upstream.close();
+});
+beforeEach(() => {
+  tb.source.set(snapshot({ policies, providers: [provider('api', upstream.url, 'HTTP', 'X-Api-Key')] }));
+});
+
+describe('HTTP proxy', () => {
+  it('forwards an allowed request under the target base path with the credential injected', async () => {
+    const r = await get('/api/v1/tickets/42?expand=all');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ ticket: '42', method: 'GET' });
+    const seen = upstream.seen.at(-1)!;
+    expect(seen.url).toBe('/base/api/v1/tickets/42?expand=all');
+    expect(seen.headers['x-api-key']).toMatch(/^Bearer wdn_/);
+    expect(r.headers.get('set-cookie')).toBeNull();
+    expectNoCredential(r.received);
+  });
+
+  it('strips the credentials the agent sends', async () => {
+    await get('/api/v1/tickets/1', {
+      Authorization: 'Bearer agent',
+      Cookie: 'a=b',
+      'X-Api-Key': 'agent-key',
+      'Proxy-Authorization': 'Basic x',
+    });
+    const h = upstream.seen.at(-1)!.headers;
+    expect(h.authorization).toBeUndefined();
+    expect(h.cookie).toBeUndefined();
+    expect(h['proxy-authorization']).toBeUndefined();
+    expect(h['x-api-key']).toMatch(/^Bearer wdn_/);
+    const audited = tb.audit.events.at(-1)!;
+    expect(audited.stripped).toEqual(['authorization', 'cookie', 'x-api-key', 'proxy-authorization']);
+  });
+
+  it('denies by method and path with structured reasons; the upstream sees nothing', async () => {
+    const n = upstream.seen.length;
+    const del = await get('/api/v1/tickets/1', {}, 'DELETE');
+    expect(del.status).toBe(403);
+    expect(JSON.parse(del.text)).toMatchObject({
+      error: 'access_denied',
+      decision: 'Deny',
+      reason: 'NoMatchingAllow',
+    });
+    const admin = await get('/api/v1/admin');
+    expect(admin.status).toBe(403);
+    expect(upstream.seen.length).toBe(n);
+  });
+
+  it.each([
+    ['/api/v1/tickets/../../admin', /dot segments/],
+    ['/api/v1/tickets/%2e%2e/%2e%2e/admin', /dot segments/],
+    ['/api/v1/tickets/a%2f..%2f..%2fadmin', /encoded slash/],
+    ['/api/v1/tickets/a%5c..%5cadmin', /encoded slash or backslash/],
+    ['/api/v1/tickets/%252e%252e', /double encoding/],
+    ['/api/v1/tickets/x%00', /control character/],
+    ['//evil.example/api', /"\/\/"/],
+  ])('refuses the path %s before deciding', async (path, message) => {
+    const n = upstream.seen.length;
+    const r = await raw(`GET /http/api${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    expect(r).toBe(400);
+    expect(upstream.seen.length).toBe(n);
+    const audited = tb.audit.events.at(-1)!;
+    expect(audited).toMatchObject({ decision: 'Deny', reason: BrokerDenyReason.InvalidRequest });
+    expect(audited.message).toMatch(message);
+  });
+
+  it('refuses CRLF header injection', async () => {
+    const n = upstream.seen.length;
+    // A CR inside a value is refused by the HTTP parser; a CRLF only ever yields one more header, which is stripped.
+    expect(
+      await raw(
+        'GET /http/api/api/v1/tickets/1 HTTP/1.1\r\nHost: x\r\nX-A: a\rAuthorization: Bearer evil\r\nConnection: close\r\n\r\n',
+      ),
+    ).toBe(400);
+    expect(upstream.seen.length).toBe(n);
+    expect(
+      await raw(
+        'GET /http/api/api/v1/tickets/1 HTTP/1.1\r\nHost: x\r\nX-A: a\r\nAuthorization: Bearer evil\r\nConnection: close\r\n\r\n',
+      ),
+    ).toBe(200);
+    expect(upstream.seen.at(-1)!.headers.authorization).toBeUndefined();
+  });
+
+  it('scrubs an echoed credential from body and headers', async () => {
+    const r = await get('/echo');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).headers['x-api-key']).toBe('[REDACTED]');
+    expect(r.headers.get('x-echo-key')).toBe('[REDACTED]');
+    expectNoCredential(r.received);
+  });
+
+  it('scrubs a gzip-encoded echo (decompressed before scrubbing)', async () => {
+    const r = await get('/gzip-echo');
+    expect(r.text).toBe('key=[REDACTED]');
+    expect(r.headers.get('content-encoding')).toBeNull();
+    expectNoCredential(r.received);
+  });
+
+  it('times out an upstream that hangs', async () => {
+    const r = await get('/hang');
+    expect(r.status).toBe(504);
+    expect(JSON.parse(r.text)).toMatchObject({
+      error: 'gateway_timeout',
+      message: expect.stringMatching(/within 400 ms/),
+    });
+  });
+
+  it('forwards a POST body and refuses one over the limit', async () => {
+    const ok = await fetch(`${tb.url}/http/api/api/v1/tickets`, {
+      method: 'POST',
+      body: '{"title":"x"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(ok.status).toBe(200);
+    expect(upstream.seen.at(-1)!.body).toBe('{"title":"x"}');
+    const big = await fetch(`${tb.url}/http/api/api/v1/tickets`, {
+      method: 'POST',
+      body: 'x'.repeat(2 * 1024 * 1024),
+    });
+    expect(big.status).toBe(413);
+  });
+
+  it('denies a suspended agent and an unknown provider', async () => {
+    tb.source.set(
+      snapshot({
+        policies,
+        suspended: true,
+        providers: [provider('api', upstream.url, 'HTTP', 'X-Api-Key')],
+      }),
+    );
+    const r = await get('/api/v1/tickets/1');
+    expect(r.status).toBe(403);
+    expect(JSON.parse(r.text).reason).toBe(BrokerDenyReason.AgentSuspended);
+    const unknown = await fetch(`${tb.url}/http/nope/x`);
+    expect(unknown.status).toBe(403);
+  });
+});
