@@ -523,6 +523,42 @@ describe('upgrades keep the webhook trusted (selfManaged)', () => {
   });
 });
 
+describe('NOTES.txt', () => {
+  it.each([
+    [
+      'default',
+      [],
+      [
+        'rollout status deployment/w-notes-warden-controller',
+        'self-managed by the controller',
+        'rbac.agentNamespaces is empty',
+      ],
+    ],
+    [
+      'certManager, agent namespaces listed, no NetworkPolicy',
+      [
+        '--set',
+        'certificates.source=certManager',
+        '--set',
+        'rbac.agentNamespaces={agents}',
+        '--set',
+        'networkPolicy.enabled=false',
+      ],
+      ['cert-manager Certificate', 'WARNING: networkPolicy.enabled is false'],
+    ],
+  ])('renders for %s', async (_name, args, expected) => {
+    const out = await helmAt(
+      helm,
+      home,
+      ['install', 'w-notes', CHART_DIR, '--namespace', namespace, '--dry-run=server', ...args],
+      kubeconfigPath(),
+    );
+    expect(out.stderr).toBe('');
+    const notes = out.stdout.slice(out.stdout.indexOf('NOTES:'));
+    for (const text of expected) expect(notes).toContain(text);
+  });
+});
+
 describe('the chart ships the CRDs from crds/ unchanged', () => {
   it.each(['agentidentity.yaml', 'accesspolicy.yaml', 'credentialprovider.yaml', 'auditrecord.yaml'])(
     '%s',
