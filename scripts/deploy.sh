@@ -45,11 +45,11 @@ kubectl --context "$ctx" apply --server-side --force-conflicts -f "$root/charts/
 kubectl --context "$ctx" wait --for=condition=Established --timeout=60s -f "$root/charts/warden/crds" >/dev/null
 
 log "installing chart as release $release in namespace $namespace"
-# pullPolicy Never: the image exists only inside the kind nodes.
+# The image exists only inside the kind nodes: the controller never pulls it, and
+# the injected broker (same image, a non-"latest" tag, IfNotPresent) finds it there.
 "$helm" upgrade --install "$release" "$root/charts/warden" \
   --kube-context "$ctx" --namespace "$namespace" --create-namespace \
   --set image.repository="$repo" --set image.tag="$tag" --set image.pullPolicy=Never \
-  --set broker.image.pullPolicy=Never \
   --wait --timeout 5m "$@"
 
 # --wait above returns once the Deployment is available; show what runs.
