@@ -4,6 +4,7 @@ import { FakeClock, flushPromises } from '../testing/fake-clock.js';
 import { ApiError, type KubeApi, type RequestOptions } from './kube.js';
 import {
   decide,
+  LEADER_DEFAULTS,
   LeaderElector,
   type Lease,
   microTime,
@@ -191,6 +192,9 @@ class Link implements KubeApi {
 
 function elector(store: KubeApi, clock: FakeClock, identity: string, log: string[]) {
   return new LeaderElector({
+    // Explicit undefined must mean "default" (runOperator passes its options through).
+    leaseDurationMs: undefined,
+    renewPeriodMs: undefined,
     api: store,
     namespace: 'ns',
     name: 'warden',
@@ -251,8 +255,10 @@ describe('LeaderElector against an in-memory Lease store', () => {
     }
     expect(tookOverAt).toBeDefined();
     // b judges expiry from when it first saw the last renewal (up to one retry period late).
-    expect((tookOverAt ?? 0) - lastRenewal).toBeGreaterThanOrEqual(15_000);
-    expect((tookOverAt ?? 0) - lastRenewal).toBeLessThanOrEqual(15_000 + 2_000);
+    expect((tookOverAt ?? 0) - lastRenewal).toBeGreaterThanOrEqual(LEADER_DEFAULTS.leaseDurationMs);
+    expect((tookOverAt ?? 0) - lastRenewal).toBeLessThanOrEqual(
+      LEADER_DEFAULTS.leaseDurationMs + LEADER_DEFAULTS.retryPeriodMs,
+    );
     // a stepped down on its own before b took over: no two leaders at once.
     expect(log).toEqual(['a leads', 'a stops', 'b leads']);
     await a.stop();
@@ -268,9 +274,9 @@ describe('LeaderElector against an in-memory Lease store', () => {
     await flushPromises();
     expect(a.isLeader()).toBe(true);
     store.failing = true;
-    await clock.advance(8_000);
+    await clock.advance(LEADER_DEFAULTS.renewDeadlineMs - LEADER_DEFAULTS.renewPeriodMs);
     expect(a.isLeader()).toBe(true);
-    await clock.advance(2_000);
+    await clock.advance(LEADER_DEFAULTS.renewPeriodMs);
     expect(a.isLeader()).toBe(false);
     expect(log).toEqual(['a leads', 'a stops']);
     store.failing = false;

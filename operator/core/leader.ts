@@ -121,6 +121,19 @@ export function releasedSpec(spec: LeaseSpec, now: number): LeaseSpec {
   return { ...spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(now) };
 }
 
+/**
+ * Default timings. A crashed leader is replaced after at most leaseDuration +
+ * retryPeriod (≈14 s); a gracefully stopped one after at most retryPeriod (it
+ * releases the Lease). A leader that cannot renew for renewDeadline steps down,
+ * leaving leaseDuration − renewDeadline (4 s) between its stop and anyone's start.
+ */
+export const LEADER_DEFAULTS = {
+  leaseDurationMs: 12_000,
+  renewPeriodMs: 2_000,
+  retryPeriodMs: 2_000,
+  renewDeadlineMs: 8_000,
+} as const;
+
 export interface LeaderElectorOptions {
   api: KubeApi;
   namespace: string;
@@ -128,13 +141,13 @@ export interface LeaderElectorOptions {
   identity: string;
   logger: Logger;
   clock?: Clock;
-  /** Default 15 s. */
+  /** Default 12 s. */
   leaseDurationMs?: number;
   /** How often the leader renews. Default 2 s. */
   renewPeriodMs?: number;
   /** How often a follower retries. Default 2 s. */
   retryPeriodMs?: number;
-  /** A leader that has not renewed for this long steps down. Default 10 s (< lease duration). */
+  /** A leader that has not renewed for this long steps down. Default 8 s (< lease duration). */
   renewDeadlineMs?: number;
   onStartedLeading: () => void | Promise<void>;
   onStoppedLeading: () => void | Promise<void>;
@@ -153,13 +166,14 @@ export class LeaderElector {
   private running = false;
 
   constructor(opts: LeaderElectorOptions) {
+    // `??` per field, not a spread: callers pass `undefined` through for "default".
     this.o = {
-      clock: realClock,
-      leaseDurationMs: 15_000,
-      renewPeriodMs: 2_000,
-      retryPeriodMs: 2_000,
-      renewDeadlineMs: 10_000,
       ...opts,
+      clock: opts.clock ?? realClock,
+      leaseDurationMs: opts.leaseDurationMs ?? LEADER_DEFAULTS.leaseDurationMs,
+      renewPeriodMs: opts.renewPeriodMs ?? LEADER_DEFAULTS.renewPeriodMs,
+      retryPeriodMs: opts.retryPeriodMs ?? LEADER_DEFAULTS.retryPeriodMs,
+      renewDeadlineMs: opts.renewDeadlineMs ?? LEADER_DEFAULTS.renewDeadlineMs,
     };
   }
 
