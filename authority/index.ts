@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthenticationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
@@ -13,7 +13,7 @@ import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
-import { type AgentIdentityGetter, LiveKube, type PodGetter } from './kube.js';
+import { type AgentIdentityGetter, FastKube, type PodGetter } from './kube.js';
 import { InformerPolicyStore } from './policy-store.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
 import { createAuthorityServer } from './server.js';
@@ -71,7 +71,10 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
   await keys.start();
   const store = new InformerPolicyStore(new KubeConfigApi(opts.kubeConfig), log, opts.watchNamespace);
   await store.start();
-  const kube = new LiveKube(core, opts.kubeConfig.makeApiClient(CustomObjectsApi));
+  const kube = new FastKube(opts.kubeConfig, (ns, name) => {
+    const id = store.identity(ns, name);
+    return id && { metadata: { name: id.name, namespace: id.namespace, labels: id.labels }, spec: id.spec };
+  });
   const parts: AuthorityParts = {
     issuer: opts.issuer,
     sessions: new Sessions({ issuer: opts.issuer, keys }),
@@ -110,6 +113,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     close: async () => {
       keys.stop();
       await store.stop();
+      kube.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -6,7 +6,8 @@ import { type PodLike, podImages } from './agent.js';
 
 /** spec.attestation, as far as pod checks go. */
 export interface AttestationConditions {
-  requiredPodLabels?: Record<string, string>;
+  /** `string | undefined` values so the generated CRD types (index signatures) fit as they are. */
+  requiredPodLabels?: Record<string, string | undefined>;
   allowedImages?: string[];
 }
 
@@ -48,7 +49,7 @@ export function checkAttestationConditions(
 ): ConditionCheck {
   const labels = pod.metadata?.labels ?? {};
   for (const [key, want] of Object.entries(conditions?.requiredPodLabels ?? {})) {
-    if (labels[key] !== want) {
+    if (want !== undefined && labels[key] !== want) {
       return {
         ok: false,
         reason: 'PodLabelMismatch',
