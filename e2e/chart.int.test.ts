@@ -4,6 +4,7 @@
  * promise (security context, webhook scoping, RBAC), and have the API server accept
  * every object with `kubectl apply --dry-run=server`.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import {
   type RunResult,
 } from './tools/helm.js';
 
+const REPO = join(import.meta.dirname, '..');
 const THIRD_PARTY_CRDS = join(import.meta.dirname, 'tools', 'testdata', 'third-party-crds.yaml');
 
 interface ValueSet {
@@ -105,6 +107,20 @@ interface NetworkPolicyJson {
     policyTypes: string[];
     ingress: { ports?: { port: string | number }[]; from?: { podSelector?: V1LabelSelector }[] }[];
   };
+}
+
+/** Runs a TypeScript entry point of the repository with tsx (as `make` and the demo do). */
+function runTsx(args: string[]): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), ...args],
+      { cwd: REPO, timeout: 110_000, maxBuffer: 8 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ stdout, stderr, code: err ? (typeof err.code === 'number' ? err.code : 1) : 0 });
+      },
+    );
+  });
 }
 
 /** Strips undefined fields so an object built in TypeScript compares equal to parsed YAML. */
@@ -403,6 +419,28 @@ describe('value sets change what they say', () => {
       objects.some((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.endsWith('-secret-reader')),
     ).toBe(false);
   });
+});
+
+describe('the controller accepts what the chart passes', () => {
+  it('every flag of the default value sets is an option of `warden controller`', async () => {
+    const help = await runTsx(['cli/warden.ts', 'controller', '--help']);
+    expect(help.code, help.stderr).toBe(0);
+    const known = new Set([...help.stdout.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]));
+    for (const set of [
+      'default',
+      'no-networkpolicy',
+      'servicemonitor',
+      'all-namespaces-secrets',
+      'hardened',
+    ]) {
+      const args = find<V1Deployment>(all(set), 'Deployment').spec?.template.spec?.containers[0]?.args ?? [];
+      const flags = args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]);
+      expect(
+        flags.filter((f) => !known.has(f)),
+        `${set}: flags unknown to warden controller`,
+      ).toEqual([]);
+    }
+  }, 120_000);
 });
 
 describe('values that differ from the controller defaults become flags', () => {
