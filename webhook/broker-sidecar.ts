@@ -15,6 +15,9 @@ import {
 } from '../core/constants.js';
 import type { BrokerConfig } from './types.js';
 
+/** Env var of the broker container: PEM bundle to trust for the authority (set when BrokerConfig has one). */
+export const ENV_AUTHORITY_CA = 'WARDEN_AUTHORITY_CA';
+
 /** File name of the token inside BROKER_TOKEN_DIR. */
 export const BROKER_TOKEN_FILE = 'token';
 /** Name of the broker's health port (the startup probe refers to it by name). */
@@ -44,6 +47,9 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       // The kubelet probes the pod IP, so the health port listens on all interfaces.
       `--health-listen=0.0.0.0:${config.healthPort}`,
     ],
+    ...(config.authorityCaBundlePem
+      ? { env: [{ name: ENV_AUTHORITY_CA, value: config.authorityCaBundlePem }] }
+      : {}),
     ports: [{ name: BROKER_HEALTH_PORT_NAME, containerPort: config.healthPort, protocol: 'TCP' }],
     // The kubelet starts the next init container (and the agent) only after this
     // passes, so the agent never runs before its broker has attested.

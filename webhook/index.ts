@@ -4,7 +4,7 @@
  * certificate or picks up another replica's rotation.
  */
 import type { KubeApi } from '../operator/core/kube.js';
-import type { AdmissionLogger, AgentIdentityLookup } from './admission.js';
+import type { AdmissionDeps, AdmissionLogger, AgentIdentityLookup } from './admission.js';
 import { DEFAULT_CONFIGURATION_NAME } from './config.js';
 import type { AdmissionEvents } from './events.js';
 import { apiLookup } from './lookup.js';
@@ -35,6 +35,11 @@ export interface WebhookOptions extends HandlerOptions {
   events: AdmissionEvents;
   /** Defaults to a GET per admission; pass an informer-cache lookup to avoid it. */
   lookup?: AgentIdentityLookup;
+  /**
+   * Inject the current CA bundle into brokers (WARDEN_AUTHORITY_CA) because the
+   * authority is served with this same certificate. Follows rotation.
+   */
+  injectAuthorityCa?: boolean;
   /** How often to re-check the Secret for rotation. Default 1 minute. */
   refreshIntervalMs?: number;
   now?: () => Date;
@@ -45,6 +50,8 @@ export interface RunningWebhook {
   store: TlsStore;
   /** The material currently served. */
   material(): TlsMaterial;
+  /** Called after each rotation, once the caBundle trusts the new certificate (e.g. to reload the authority's TLS). */
+  onCertificateChange(listener: (m: TlsMaterial) => void): void;
   stop(): Promise<void>;
 }
 
@@ -60,11 +67,17 @@ export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
     ...(o.now ? { now: o.now } : {}),
   });
   let current = await store.ensure();
-  const server = new WebhookServer(
-    { broker: o.broker, lookup: o.lookup ?? apiLookup(o.api), events: o.events, logger: o.logger },
-    current,
-    { maxBodyBytes: o.maxBodyBytes },
-  );
+  const brokerFor = (m: TlsMaterial): BrokerConfig =>
+    o.injectAuthorityCa ? { ...o.broker, authorityCaBundlePem: m.caBundlePem } : o.broker;
+  // The handler reads deps.broker per review, so rotation updates what new pods get.
+  const deps: AdmissionDeps = {
+    broker: brokerFor(current),
+    lookup: o.lookup ?? apiLookup(o.api),
+    events: o.events,
+    logger: o.logger,
+  };
+  const listeners: ((m: TlsMaterial) => void)[] = [];
+  const server = new WebhookServer(deps, current, { maxBodyBytes: o.maxBodyBytes });
   const port = await server.listen(o.port, o.host);
   const stopWatch = watchTls(
     store,
@@ -72,6 +85,14 @@ export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
     (m) => {
       current = m;
       server.setCertificate(m);
+      deps.broker = brokerFor(m);
+      for (const l of listeners) {
+        try {
+          l(m);
+        } catch (err) {
+          o.logger.error({ err: (err as Error).message }, 'certificate change listener failed');
+        }
+      }
       o.logger.info({ port }, 'serving rotated webhook certificate');
     },
     o.refreshIntervalMs ?? 60_000,
@@ -81,6 +102,9 @@ export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
     port,
     store,
     material: () => current,
+    onCertificateChange: (l) => {
+      listeners.push(l);
+    },
     async stop() {
       stopWatch();
       await server.close();

@@ -45,6 +45,16 @@ describe('mutatePod', () => {
     });
   });
 
+  it('gives the broker the authority CA bundle when configured, and no env otherwise', () => {
+    expect(mutated().spec?.initContainers?.[0]?.env).toBeUndefined();
+    const pem = '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n';
+    const out = mutatePod(agentPod(), 'support-bot', agentIdentity(), {
+      ...TEST_BROKER,
+      authorityCaBundlePem: pem,
+    });
+    expect(out.spec?.initContainers?.[0]?.env).toEqual([{ name: 'WARDEN_AUTHORITY_CA', value: pem }]);
+  });
+
   it('adds a projected token volume with the default audience and lifetime', () => {
     const vol = mutated().spec?.volumes?.find((v) => v.name === BROKER_TOKEN_VOLUME);
     expect(vol?.projected?.sources).toEqual([

@@ -39,6 +39,12 @@ export interface BrokerConfig {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** URL of the authority the broker attests to. */
   authorityUrl: string;
+  /**
+   * PEM bundle the broker trusts for the authority's certificate, when the
+   * authority is served with Warden's self-managed CA (public, not a secret).
+   * Injected as the WARDEN_AUTHORITY_CA env var of the broker.
+   */
+  authorityCaBundlePem?: string;
   /** Port of the broker's MCP gateway on localhost. */
   mcpPort: number;
   /** Port of the broker's HTTP reverse proxy on localhost. */
