@@ -11,7 +11,7 @@ import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } 
 import { Decider, type SnapshotSource } from './decider.js';
 import { HttpProxy } from './http-proxy.js';
 import { McpGateway } from './mcp-gateway.js';
-import { createBrokerServer } from './server.js';
+import { createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
 import { SnapshotUserResolver } from './user.js';
 
@@ -38,7 +38,10 @@ export interface ComposedBroker {
   readonly credentials: CredentialCache;
   readonly gateway: McpGateway;
   readonly proxy: HttpProxy;
+  /** The combined listener's server (`/mcp/...` and `/http/...`). */
   readonly server: Server;
+  /** A further server for a dedicated listener. */
+  readonly serverFor: (mode: ListenerMode) => Server;
   /** Stop following snapshot changes. */
   readonly dispose: () => void;
 }
@@ -74,7 +77,8 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
       : {}),
   });
   const proxy = new HttpProxy({ access, log: o.log, ...timeouts });
-  const server = createBrokerServer({ gateway, proxy, log: o.log });
+  const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });
+  const server = serverFor('combined');
 
   // Kill switch and policy loss: when the new snapshot no longer lets the agent act, cut every
   // in-flight exchange and forget cached credentials and users, so nothing outlives the decision.
@@ -98,5 +102,5 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     }
   };
   const unsubscribe = o.source.onChange?.(onChange) ?? (() => {});
-  return { decider, credentials, gateway, proxy, server, dispose: unsubscribe };
+  return { decider, credentials, gateway, proxy, server, serverFor, dispose: unsubscribe };
 }

@@ -19,6 +19,7 @@ export interface BrokerServerDeps {
   readonly proxy: HttpProxy;
   readonly log: Logger;
   readonly newId?: () => string;
+  readonly mode?: ListenerMode;
 }
 
 export type Route =
@@ -26,15 +27,35 @@ export type Route =
   | { readonly kind: 'http'; readonly provider: string; readonly rest: string }
   | { readonly kind: 'none'; readonly message: string };
 
+/**
+ * What a listener serves: `combined` routes `/mcp/<provider>` and `/http/<provider>/<path>`; a
+ * dedicated listener (the webhook gives the agent one base URL per protocol) also accepts the
+ * unprefixed `/<provider>` (MCP) or `/<provider>/<path>` (HTTP).
+ */
+export type ListenerMode = 'combined' | 'mcp' | 'http';
+
 /** Pure routing on the raw request-target. */
-export function route(url: string): Route {
+export function route(url: string, mode: ListenerMode = 'combined'): Route {
   const mcp = /^\/mcp\/([^/?#]+)\/?(?:\?.*)?$/.exec(url);
-  if (mcp) return { kind: 'mcp', provider: mcp[1]! };
+  if (mcp && mode !== 'http') return { kind: 'mcp', provider: mcp[1]! };
   const http = /^\/http\/([^/?#]+)(.*)$/.exec(url);
-  if (http) return { kind: 'http', provider: http[1]!, rest: http[2]! };
+  if (http && mode !== 'mcp') return { kind: 'http', provider: http[1]!, rest: http[2]! };
+  if (mode === 'mcp') {
+    const bare = /^\/([^/?#]+)\/?(?:\?.*)?$/.exec(url);
+    if (bare) return { kind: 'mcp', provider: bare[1]! };
+  }
+  if (mode === 'http') {
+    const bare = /^\/([^/?#]+)(.*)$/.exec(url);
+    if (bare) return { kind: 'http', provider: bare[1]!, rest: bare[2]! };
+  }
   return {
     kind: 'none',
-    message: 'use /mcp/<provider> for MCP servers or /http/<provider>/<path> for HTTP APIs',
+    message:
+      mode === 'combined'
+        ? 'use /mcp/<provider> for MCP servers or /http/<provider>/<path> for HTTP APIs'
+        : mode === 'mcp'
+          ? 'use /<provider> (or /mcp/<provider>) on this MCP listener'
+          : 'use /<provider>/<path> (or /http/<provider>/<path>) on this HTTP listener',
   };
 }
 
@@ -47,7 +68,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 export function createBrokerServer(deps: BrokerServerDeps): Server {
   const newId = deps.newId ?? randomUUID;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const r = route(req.url ?? '/');
+    const r = route(req.url ?? '/', deps.mode);
     if (r.kind === 'none') {
       sendJson(res, 404, { error: 'not_found', message: r.message });
       req.resume();

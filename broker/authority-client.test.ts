@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { parseCredentialAnswer } from './authority-client.js';
+import { AuthorityUnavailableError, CredentialDeniedError } from './credentials.js';
+
+const NOW = 1_800_000_000_000;
+
+describe('parseCredentialAnswer', () => {
+  it('reads an issued header credential', () => {
+    const body = {
+      decision: 'Allow',
+      credential: {
+        kind: 'headers',
+        id: 'jti-1',
+        headers: { Authorization: 'Bearer t' },
+        expiresAt: new Date(NOW + 60_000).toISOString(),
+      },
+    };
+    expect(parseCredentialAnswer(200, JSON.stringify(body), NOW)).toEqual({
+      id: 'jti-1',
+      headers: { Authorization: 'Bearer t' },
+      expiresAt: NOW + 60_000,
+    });
+  });
+
+  it('an Allow without a credential injects nothing', () => {
+    expect(parseCredentialAnswer(200, '{"decision":"Allow","credential":null}', NOW)).toEqual({
+      id: 'none',
+      headers: {},
+      expiresAt: NOW + 60_000,
+    });
+  });
+
+  it('a policy denial carries the authority decision as reasons', () => {
+    const body = {
+      error: 'access_denied',
+      error_description: 'denied by AccessPolicy a/b rule 0',
+      decision: {
+        decision: 'Deny',
+        reason: 'DeniedByPolicy',
+        policy: 'a/b',
+        rule: 0,
+        condition: null,
+        message: 'denied by AccessPolicy a/b rule 0',
+      },
+    };
+    try {
+      parseCredentialAnswer(403, JSON.stringify(body), NOW);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(CredentialDeniedError);
+      expect((err as CredentialDeniedError).reasons).toEqual([
+        { policy: 'a/b', rule: 0, condition: null, message: 'denied by AccessPolicy a/b rule 0' },
+      ]);
+    }
+  });
+
+  it.each([
+    [500, '{"error":"server_error"}'],
+    [503, 'not json'],
+    [429, '{"error":"slow_down"}'],
+  ])('status %i means the authority is unavailable', (status, text) => {
+    expect(() => parseCredentialAnswer(status, text, NOW)).toThrow(AuthorityUnavailableError);
+  });
+
+  it('refuses a malformed credential instead of guessing', () => {
+    const body = { decision: 'Allow', credential: { id: 1, headers: { a: 2 }, expiresAt: 'soon' } };
+    expect(() => parseCredentialAnswer(200, JSON.stringify(body), NOW)).toThrow(/malformed credential/);
+  });
+});

@@ -1,0 +1,235 @@
+/**
+ * `warden broker`: the sidecar next to an agent. runBroker() wires the authority client (attestation,
+ * policy stream, credentials, audit) to the gateway/proxy and starts the listeners: agent-facing
+ * ones on loopback only, the health listener where the kubelet can probe it.
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Command, InvalidArgumentError } from 'commander';
+import type { Logger } from 'pino';
+import { AuditShipper } from './audit.js';
+import { AuthorityClient } from './authority-client.js';
+import { type ComposedBroker, composeBroker } from './compose.js';
+import { DEFAULT_STALE_AFTER_MS } from './constants.js';
+import { createBrokerLogger } from './log.js';
+import { createHealthServer, type Readiness } from './server.js';
+import { type Provider, ProviderSchema } from './snapshot.js';
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RunBrokerOptions {
+  readonly tokenFile: string;
+  readonly authorityUrl: string;
+  /** PEM text (not a path) of the CA that signed the authority's certificate. */
+  readonly authorityCa?: string | undefined;
+  /** Combined agent listener (`/mcp/<provider>` and `/http/<provider>/<path>`). Loopback only. */
+  readonly listen: Listen;
+  /** Dedicated MCP listener (`/<provider>`), as the webhook configures. Loopback only. */
+  readonly mcpListen?: Listen | undefined;
+  /** Dedicated HTTP listener (`/<provider>/<path>`). Loopback only. */
+  readonly httpListen?: Listen | undefined;
+  /** Health listener (/healthz, /readyz); default 0.0.0.0 so the kubelet can probe the pod IP. */
+  readonly healthPort: number;
+  readonly healthHost?: string | undefined;
+  /** Providers known from configuration (until the snapshot carries them). */
+  readonly providers?: readonly Provider[] | undefined;
+  readonly staleAfterMs?: number | undefined;
+  readonly podName?: string | undefined;
+  readonly log?: Logger | undefined;
+  readonly upstreamHeadersTimeoutMs?: number | undefined;
+}
+
+export interface RunningBroker {
+  readonly ports: { listen: number; mcp?: number; http?: number; health: number };
+  readonly client: AuthorityClient;
+  readonly broker: ComposedBroker;
+  readiness(): Readiness;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function assertLoopback(what: string, l: Listen): void {
+  if (!LOOPBACK.has(l.host)) {
+    throw new Error(
+      `${what}: ${l.host} is not a loopback address; the broker serves the agent on 127.0.0.1 only, so other pods cannot act with this agent's identity`,
+    );
+  }
+}
+
+async function listenOn(server: Server, l: Listen): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(l.port, l.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
+  assertLoopback('listen', o.listen);
+  if (o.mcpListen) assertLoopback('mcp-listen', o.mcpListen);
+  if (o.httpListen) assertLoopback('http-listen', o.httpListen);
+  const log = o.log ?? createBrokerLogger();
+  const client = new AuthorityClient({
+    authorityUrl: o.authorityUrl,
+    authorityCa: o.authorityCa,
+    tokenFile: o.tokenFile,
+    log: log.child({ component: 'authority-client' }),
+    streamIdleMs: Math.max(20_000, (o.staleAfterMs ?? DEFAULT_STALE_AFTER_MS) * 1.5),
+  });
+  const audit = new AuditShipper({ transport: client, log: log.child({ component: 'audit' }) });
+  const broker = composeBroker({
+    source: client,
+    issuer: client,
+    audit,
+    log,
+    providers: o.providers,
+    staleAfterMs: o.staleAfterMs,
+    podName: o.podName,
+    upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
+  });
+  const readiness = (): Readiness => {
+    if (!client.attested) return { ready: false, reason: 'not attested with the Warden authority yet' };
+    const cur = broker.decider.current();
+    if (!cur.ok) return { ready: false, reason: `${cur.decision.reason}: ${cur.decision.message}` };
+    return { ready: true, reason: `snapshot ${cur.snapshot.version}` };
+  };
+  const health = createHealthServer(readiness);
+  const servers: Server[] = [health];
+  const healthPort = await listenOn(health, { host: o.healthHost ?? '0.0.0.0', port: o.healthPort });
+  servers.push(broker.server);
+  const listenPort = await listenOn(broker.server, o.listen);
+  const ports: RunningBroker['ports'] = { listen: listenPort, health: healthPort };
+  if (o.mcpListen) {
+    const s = broker.serverFor('mcp');
+    servers.push(s);
+    ports.mcp = await listenOn(s, o.mcpListen);
+  }
+  if (o.httpListen) {
+    const s = broker.serverFor('http');
+    servers.push(s);
+    ports.http = await listenOn(s, o.httpListen);
+  }
+  // Attestation runs in the background: /readyz stays 503 until it and a snapshot succeed.
+  void client.start();
+  log.info({ ports, authority: new URL(o.authorityUrl).origin }, 'broker listening');
+  return {
+    ports,
+    client,
+    broker,
+    readiness,
+    close: async () => {
+      client.stop();
+      broker.dispose();
+      await audit.close();
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.closeAllConnections();
+              s.close(() => resolve());
+            }),
+        ),
+      );
+    },
+  };
+}
+
+function hostPort(value: string): Listen {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) > 65535) throw new InvalidArgumentError(`expected host:port, got ${value}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/** `--provider name=url[,protocol[,header]]`, repeatable. */
+function providerArg(value: string, previous: Provider[] = []): Provider[] {
+  const m = /^([^=]+)=([^,]+)(?:,(MCP|HTTP))?(?:,([A-Za-z0-9-]+))?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected name=url[,MCP|HTTP[,header]], got ${value}`);
+  const r = ProviderSchema.safeParse({
+    name: m[1],
+    url: m[2],
+    protocol: m[3] ?? 'MCP',
+    inject: { header: m[4] ?? 'Authorization', format: 'Bearer {token}' },
+  });
+  if (!r.success)
+    throw new InvalidArgumentError(`--provider ${value}: ${r.error.issues[0]?.message ?? 'invalid'}`);
+  return [...previous, r.data];
+}
+
+/** The `broker` subcommand for cli/warden.ts: `program.addCommand(brokerCommand())`. */
+export function brokerCommand(): Command {
+  return new Command('broker')
+    .description('Run the broker sidecar: attest, follow policy, and serve the agent on loopback')
+    .requiredOption('--token-file <path>', 'projected service-account token (audience warden.dev/broker)')
+    .requiredOption('--authority-url <url>', 'base URL of the Warden authority')
+    .option('--authority-ca <path>', 'PEM CA bundle for the authority certificate')
+    .option(
+      '--listen <host:port>',
+      'combined agent listener (/mcp/<provider>, /http/<provider>/<path>)',
+      hostPort,
+      {
+        host: '127.0.0.1',
+        port: 15099,
+      },
+    )
+    .option('--mcp-listen <host:port>', 'dedicated MCP listener (/<provider>)', hostPort)
+    .option('--http-listen <host:port>', 'dedicated HTTP listener (/<provider>/<path>)', hostPort)
+    .option('--health-listen <host:port>', 'health listener (/healthz, /readyz)', hostPort, {
+      host: '0.0.0.0',
+      port: 15102,
+    })
+    .option(
+      '--provider <name=url[,protocol[,header]]>',
+      'a CredentialProvider target known from configuration (repeatable)',
+      providerArg,
+    )
+    .option('--stale-after <seconds>', 'deny everything when the authority is silent this long', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number: ${v}`);
+      return n;
+    })
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(
+      async (opts: {
+        tokenFile: string;
+        authorityUrl: string;
+        authorityCa?: string;
+        listen: Listen;
+        mcpListen?: Listen;
+        httpListen?: Listen;
+        healthListen: Listen;
+        provider?: Provider[];
+        staleAfter?: number;
+        logLevel: string;
+      }) => {
+        const log = createBrokerLogger({ level: opts.logLevel });
+        const running = await runBroker({
+          tokenFile: opts.tokenFile,
+          authorityUrl: opts.authorityUrl,
+          authorityCa: opts.authorityCa ? readFileSync(opts.authorityCa, 'utf8') : undefined,
+          listen: opts.listen,
+          mcpListen: opts.mcpListen,
+          httpListen: opts.httpListen,
+          healthPort: opts.healthListen.port,
+          healthHost: opts.healthListen.host,
+          providers: opts.provider,
+          staleAfterMs: opts.staleAfter !== undefined ? opts.staleAfter * 1000 : undefined,
+          podName: process.env.POD_NAME,
+          log,
+        });
+        const stop = (signal: string): void => {
+          log.info({ signal }, 'shutting down');
+          void running.close().then(() => process.exit(0));
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      },
+    );
+}
