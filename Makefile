@@ -29,6 +29,10 @@ $(NPM_STAMP): package.json package-lock.json
 controlplane-build: ## Build kube-apiserver and etcd from their Go modules (cached in ~/.cache/warden)
 	e2e/controlplane/build.sh >/dev/null
 
+.PHONY: helm-build
+helm-build: ## Build helm from its Go module (cached in ~/.cache/warden/tools)
+	e2e/tools/build-helm.sh >/dev/null
+
 .PHONY: generate
 generate: deps ## Generate TypeScript types (and chart CRDs) from crds/
 	npx tsx scripts/generate.ts
@@ -58,7 +62,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: deps controlplane-build typecheck lint verify test-unit test-integration ## Typecheck, lint, verify generated files, unit and integration/e2e tests
+test: deps controlplane-build helm-build typecheck lint verify test-unit test-integration ## Typecheck, lint, verify generated files, unit and integration/e2e tests
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -73,7 +77,7 @@ test-unit: deps ## Unit tests (no control plane)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: deps controlplane-build ## Integration and e2e tests against a real local control plane
+test-integration: deps controlplane-build helm-build ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
 
 .PHONY: bench
