@@ -212,6 +212,7 @@ function compileRule(
     toolMatchers,
     http,
     conditions,
+    conditionNames: conditions.length === 0 ? null : conditions.map((c) => c.name).join(', '),
     credential,
   };
 }

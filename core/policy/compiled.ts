@@ -30,6 +30,8 @@ export interface CompiledRule {
   readonly toolMatchers: readonly GlobMatcher[] | null;
   readonly http: CompiledHttpMatch | null;
   readonly conditions: readonly CompiledCondition[];
+  /** Condition names joined with ", " (what an Allow/Deny decision reports), or null without conditions. */
+  readonly conditionNames: string | null;
   readonly credential: CompiledCredential | null;
 }
 

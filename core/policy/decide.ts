@@ -1,6 +1,4 @@
-import type { CelActivation } from './cel-env.js';
-import { CelRequest } from './cel-env.js';
-import type { CompiledRule } from './compiled.js';
+import { type CelActivation, CelRequest } from './cel-env.js';
 import { evaluateCondition } from './condition.js';
 import { ABSENT_USER, buildActivation, celUser, EMPTY_CONTEXT, EMPTY_MAP } from './input.js';
 import { ruleAppliesTo } from './match.js';
@@ -44,35 +42,42 @@ function describeRequest(r: RequestInput): string {
   }
 }
 
-function conditionNames(rule: CompiledRule): string | null {
-  return rule.conditions.length === 0 ? null : rule.conditions.map((c) => c.name).join(', ');
-}
-
 interface Pending {
   ref: RuleRef;
   condition: string;
   error: string | null;
 }
 
-export function decide(set: PolicySet, input: PolicyInput, options: DecideOptions = {}): Decision {
-  const now = options.nowMicros ?? defaultNowMicros;
-  const started = now();
-  const result = (
-    decision: 'Allow' | 'Deny',
-    reason: DecisionReason,
-    ref: RuleRef | null,
-    condition: string | null,
-    message: string,
-  ): Decision => ({
+type MutableDecision = { -readonly [K in keyof Decision]: Decision[K] };
+
+function verdict(
+  decision: 'Allow' | 'Deny',
+  reason: DecisionReason,
+  ref: RuleRef | null,
+  condition: string | null,
+  message: string,
+): MutableDecision {
+  return {
     decision,
     policy: ref ? ref.policy.id : null,
     rule: ref ? ref.rule.index : null,
     condition,
     reason,
     message,
-    evaluationMicros: now() - started,
-  });
+    evaluationMicros: 0,
+  };
+}
 
+export function decide(set: PolicySet, input: PolicyInput, options: DecideOptions = {}): Decision {
+  const now = options.nowMicros ?? defaultNowMicros;
+  const started = now();
+  const decision = decideUntimed(set, input);
+  decision.evaluationMicros = now() - started;
+  return decision;
+}
+
+function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
+  const result = verdict;
   const who = actor(set, input.user);
   const what = describeRequest(input.request);
 
@@ -119,7 +124,7 @@ export function decide(set: PolicySet, input: PolicyInput, options: DecideOption
       );
     }
     if (holds) {
-      const names = conditionNames(ref.rule);
+      const names = ref.rule.conditionNames;
       return result(
         'Deny',
         'DeniedByPolicy',
@@ -146,7 +151,7 @@ export function decide(set: PolicySet, input: PolicyInput, options: DecideOption
       break;
     }
     if (holds) {
-      const names = conditionNames(ref.rule);
+      const names = ref.rule.conditionNames;
       return result(
         'Allow',
         'Allowed',
@@ -187,7 +192,7 @@ export function decide(set: PolicySet, input: PolicyInput, options: DecideOption
 }
 
 function costExceeded(
-  result: (d: 'Deny', r: DecisionReason, ref: RuleRef, c: string, m: string) => Decision,
+  result: typeof verdict,
   ref: RuleRef,
   condition: string,
   who: string,

@@ -48,10 +48,26 @@ export interface RequestShape {
  * every request to its targets; a rule with only the other kind does not apply.
  */
 export function ruleAppliesTo(rule: CompiledRule, req: RequestShape): boolean {
-  return requestMismatch(rule, req) === null;
+  const { toolMatchers, http } = rule;
+  if (!toolMatchers && !http) return true;
+  if (req.kind === 'mcp') {
+    const tool = req.tool;
+    if (!toolMatchers || tool === undefined) return false;
+    for (const m of toolMatchers) if (m(tool)) return true;
+    return false;
+  }
+  if (req.kind === 'http') {
+    if (!http) return false;
+    if (http.methods && !http.methods.has((req.method ?? '').toUpperCase())) return false;
+    if (!http.pathMatchers) return true;
+    const path = req.path ?? '';
+    for (const m of http.pathMatchers) if (m(path)) return true;
+    return false;
+  }
+  return false;
 }
 
-/** Why a rule does not apply to a request, or null when it does. */
+/** Why a rule does not apply to a request, or null when it does (for explain; mirrors ruleAppliesTo). */
 export function requestMismatch(rule: CompiledRule, req: RequestShape): string | null {
   const { toolMatchers, http } = rule;
   if (!toolMatchers && !http) return null;

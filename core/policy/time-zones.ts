@@ -75,45 +75,69 @@ export function zoneOffsetMs(timeZone: string, ms: number): number {
   return offset;
 }
 
-/** Wall-clock time in `timeZone` as an ISO string without zone ("2026-01-05T11:00:00.000"). */
+/**
+ * Wall-clock time in `timeZone` as a local ISO string ("2026-01-05T11:00:00"),
+ * whole seconds like the native en-US string the library parses.
+ */
 export function wallClock(ms: number, timeZone: string): string {
-  return new Date(ms + zoneOffsetMs(timeZone, ms)).toISOString().slice(0, -1);
+  return new Date(ms + zoneOffsetMs(timeZone, ms)).toISOString().slice(0, 19);
 }
 
 const nativeToLocaleString = Date.prototype.toLocaleString;
 
+const LAST_ZONE = Symbol('lastZone');
+const LAST_VALUE = Symbol('lastValue');
+
+interface ZonedDate extends Date {
+  [LAST_ZONE]?: string;
+  [LAST_VALUE]?: string;
+}
+
 /**
- * toLocaleString for one timestamp: answers the library's zone-conversion call
- * from the offset cache, remembering the last zone (a rule usually asks several
- * getters in the same zone).
+ * Whether this process runs in UTC. Then the wall-clock time can be handed to
+ * the library's `new Date(…)` as a number (wall-clock fields read back by its
+ * local getters unchanged), which skips parsing a string on every getter call.
  */
-function fastToLocaleString(): (
-  this: Date,
+const PROCESS_IS_UTC = ['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT', 'Etc/Universal', 'Universal'].includes(
+  Intl.DateTimeFormat().resolvedOptions().timeZone,
+);
+
+/**
+ * toLocaleString for Warden's timestamps: answers the library's zone-conversion
+ * call from the offset cache. In a UTC process it returns the wall-clock time
+ * as a number — the library only passes the value to `new Date()`, which
+ * accepts both — and otherwise a local-time ISO string, memoised per zone.
+ */
+function zonedToLocaleString(
+  this: ZonedDate,
   locales?: Intl.LocalesArgument,
   options?: Intl.DateTimeFormatOptions,
-) => string {
-  let lastZone: string | undefined;
-  let lastValue = '';
-  return function zonedToLocaleString(this: Date, locales, options) {
-    if (
-      locales === 'en-US' &&
-      options &&
-      typeof options.timeZone === 'string' &&
-      Object.keys(options).length === 1
-    ) {
-      if (options.timeZone !== lastZone) {
-        lastValue = wallClock(this.getTime(), options.timeZone);
-        lastZone = options.timeZone;
-      }
-      return lastValue;
+): string {
+  if (
+    locales === 'en-US' &&
+    options &&
+    typeof options.timeZone === 'string' &&
+    Object.keys(options).length === 1
+  ) {
+    if (PROCESS_IS_UTC) {
+      const ms = this.getTime();
+      // Whole seconds, like the native en-US string the library expects.
+      const wall = Math.floor((ms + zoneOffsetMs(options.timeZone, ms)) / 1000) * 1000;
+      // A number where a string is declared: see the function comment; `new Date(wall)` in the library.
+      return wall as unknown as string;
     }
-    return nativeToLocaleString.call(this, locales, options);
-  };
+    if (this[LAST_ZONE] !== options.timeZone) {
+      this[LAST_VALUE] = wallClock(this.getTime(), options.timeZone);
+      this[LAST_ZONE] = options.timeZone;
+    }
+    return this[LAST_VALUE] as string;
+  }
+  return nativeToLocaleString.call(this, locales, options);
 }
 
 /** A copy of `time` whose zone conversions are fast; still a plain Date to CEL. */
 export function celTimestamp(time: Date): Date {
-  const d = new Date(time.getTime());
-  d.toLocaleString = fastToLocaleString();
+  const d: ZonedDate = new Date(time.getTime());
+  d.toLocaleString = zonedToLocaleString;
   return d;
 }
