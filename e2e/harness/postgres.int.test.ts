@@ -129,6 +129,25 @@ setInterval(() => {}, 1000);
     }
   });
 
+  it('serves TLS with a certificate from its own CA when asked', async () => {
+    const tlsServer = await startPostgres({ tls: true });
+    try {
+      expect(tlsServer.caPem).toMatch(/BEGIN CERTIFICATE/);
+      const client = new pg.Client({
+        connectionString: tlsServer.connectionString,
+        ssl: { ca: tlsServer.caPem, rejectUnauthorized: true },
+      });
+      await client.connect();
+      const { rows } = await client.query<{ ssl: boolean }>(
+        'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      );
+      await client.end();
+      expect(rows[0]?.ssl).toBe(true);
+    } finally {
+      await tlsServer.stop();
+    }
+  });
+
   it('says how to install PostgreSQL when the binaries are missing', () => {
     expect(() => findPostgresBinaries('/nonexistent/postgresql')).toThrow(/apt-get install postgresql/);
   });

@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { createCertificateAuthority } from '../../core/x509.js';
 import {
   freePort,
   type Supervised,
@@ -51,6 +52,8 @@ export interface PostgresServer {
   dir: string;
   /** PostgreSQL major version of the binaries used. */
   version: string;
+  /** PEM of the CA that signed the server certificate (only with `tls: true`). */
+  caPem?: string;
   /** Fast shutdown (active sessions are terminated), then removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -60,6 +63,8 @@ export interface StartPostgresOptions {
   log?: (line: string) => void;
   /** Keep the temp dir after stop (debugging). */
   keepDir?: boolean;
+  /** Also accept TLS (ssl=on) with a certificate for 127.0.0.1 from a throwaway CA. */
+  tls?: boolean;
 }
 
 /**
@@ -176,6 +181,32 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     );
     rmSync(pwfile);
 
+    const tlsArgs: string[] = [];
+    let caPem: string | undefined;
+    if (opts.tls) {
+      const ca = await createCertificateAuthority('warden test PostgreSQL CA', 24 * 3600_000);
+      const leaf = await ca.issue({
+        commonName: host,
+        ipAddresses: [host],
+        validityMs: 24 * 3600_000,
+        usage: 'server',
+      });
+      caPem = ca.certPem;
+      // postgres requires the key to be private to the server's user.
+      for (const [file, content] of [
+        ['server.crt', leaf.certPem],
+        ['server.key', leaf.keyPem],
+      ] as const) {
+        writeFileSync(join(dir, file), content, { mode: 0o600 });
+        own(join(dir, file));
+      }
+      tlsArgs.push(
+        '-cssl=on',
+        `-cssl_cert_file=${join(dir, 'server.crt')}`,
+        `-cssl_key_file=${join(dir, 'server.key')}`,
+      );
+    }
+
     const port = await freePort();
     log(`starting postgres on ${host}:${port}`);
     const proc = supervise(
@@ -189,6 +220,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
         '-csynchronous_commit=off',
         '-cfull_page_writes=off',
         '-cmax_connections=200',
+        ...tlsArgs,
       ]),
       logPath,
       opts.keepDir ? '' : dir,
@@ -203,7 +235,17 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       logPath,
     );
     log('postgres ready');
-    return { host, port, superuser, password, connectionString, dir, version, stop };
+    return {
+      host,
+      port,
+      superuser,
+      password,
+      connectionString,
+      dir,
+      version,
+      stop,
+      ...(caPem ? { caPem } : {}),
+    };
   } catch (err) {
     await stop();
     throw err;
