@@ -3,7 +3,7 @@
  * the real PostgreSQL from e2e/harness/postgres is the upstream, and the authority's real
  * PostgresMinter issues the temporary roles.
  */
-import { connect, Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresMinter } from '../../authority/mint/postgresql.js';
@@ -259,5 +259,95 @@ describe('broker PostgreSQL endpoint', () => {
     expect(endpoint.closeSessions()).toBeGreaterThan(0);
     await expect(client.query('SELECT 1')).rejects.toThrow();
     await client.end().catch(() => {});
+  });
+});
+
+describe('broker PostgreSQL endpoint with TLS to the database', () => {
+  let server: PostgresServer;
+  const login = {
+    host: '127.0.0.1',
+    port: 0,
+    database: 'postgres',
+    user: 'relay_user',
+    password: 'relay-password-1',
+  };
+  const endpoints: PgEndpoint[] = [];
+  const fakes: Server[] = [];
+
+  beforeAll(async () => {
+    server = await startPostgres({ tls: true });
+    login.port = server.port;
+    const su = new pg.Client({ connectionString: server.connectionString });
+    await su.connect();
+    await su.query(`CREATE ROLE relay_user LOGIN PASSWORD ${pg.escapeLiteral(login.password)}`);
+    await su.end();
+  });
+
+  afterAll(async () => {
+    for (const e of endpoints) await e.close();
+    for (const f of fakes) await new Promise((r) => f.close(r));
+    await server?.stop();
+  });
+
+  async function endpointTo(to: typeof login, ca: string | undefined): Promise<PgEndpoint> {
+    const e = await startPgEndpoint({
+      target: 'tls-db',
+      decide: async () => ({ allow: true }),
+      getCredential: async () => to,
+      upstreamTls: { ca },
+    });
+    endpoints.push(e);
+    return e;
+  }
+
+  /** A fake database that answers the SSLRequest with `answer` and then nothing. */
+  async function fakeDatabase(answer: Buffer): Promise<number> {
+    const fake = createServer((s) => s.once('data', () => s.write(answer)));
+    fakes.push(fake);
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    return (fake.address() as AddressInfo).port;
+  }
+
+  const agent = (port: number) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'agent' });
+    c.on('error', () => {});
+    return c;
+  };
+
+  it('relays over a verified TLS connection to the database', async () => {
+    const e = await endpointTo(login, server.caPem);
+    const client = agent(e.port);
+    await client.connect();
+    const { rows } = await client.query<{ ssl: boolean; u: string }>(
+      'SELECT ssl, current_user AS u FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+    );
+    await client.end();
+    expect(rows[0]).toEqual({ ssl: true, u: 'relay_user' });
+  });
+
+  it('refuses a database certificate that does not chain to the configured CA', async () => {
+    const e = await endpointTo(login, undefined); // system CAs: the test CA is unknown
+    await expect(agent(e.port).connect()).rejects.toMatchObject({
+      code: '08006',
+      message:
+        /TLS to the database at 127\.0\.0\.1:\d+ failed: .*(self[- ]signed|unable to verify|unable to get)/i,
+    });
+  });
+
+  it('refuses a database that does not accept TLS', async () => {
+    const port = await fakeDatabase(Buffer.from('N'));
+    const e = await endpointTo({ ...login, port }, server.caPem);
+    await expect(agent(e.port).connect()).rejects.toMatchObject({
+      message: /does not accept TLS, which this endpoint requires/,
+    });
+  });
+
+  it('refuses data injected before the TLS handshake (CVE-2021-23222)', async () => {
+    const port = await fakeDatabase(Buffer.concat([Buffer.from('S'), Buffer.from('Z\0\0\0\x05I')]));
+    const e = await endpointTo({ ...login, port }, server.caPem);
+    await expect(agent(e.port).connect()).rejects.toMatchObject({
+      code: '08P01',
+      message: /unexpected data from the database before the TLS handshake/,
+    });
   });
 });

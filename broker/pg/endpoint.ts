@@ -14,7 +14,8 @@
  * pg_terminate_backend / the operator's sweep): the upstream closes, the relay follows.
  * Cancel requests are forwarded only for sessions this endpoint opened.
  */
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   AUTH,
   authenticationOk,
@@ -28,6 +29,7 @@ import {
   saslInitialResponse,
   saslMechanisms,
   saslResponse,
+  sslRequest,
   startupMessage,
 } from './protocol.js';
 import { SCRAM_SHA_256, ScramClient } from './scram.js';
@@ -83,6 +85,11 @@ export interface PgEndpointOptions {
   readonly upstreamTimeoutMs?: number;
   /** Opens the upstream TCP connection (tests may wrap it). */
   readonly connect?: (host: string, port: number) => Socket;
+  /**
+   * Require TLS to the database (SSLRequest, then a verified handshake: the certificate must chain
+   * to `ca`, or to the system CAs without it, and match the host). Off: plain TCP.
+   */
+  readonly upstreamTls?: { readonly ca?: string | undefined } | undefined;
 }
 
 export interface PgEndpoint {
@@ -198,12 +205,14 @@ function connectTcp(host: string, port: number): Socket {
 
 /** Authenticates upstream as `login`; resolves with the messages to replay to the agent. */
 async function upstreamHandshake(
-  upstream: Socket,
+  raw: Socket,
   login: PgLogin,
   params: Record<string, string>,
   deadline: AbortSignal,
-): Promise<{ replay: Buffer[]; backendKey: Buffer | undefined; reader: Reader }> {
-  const reader = new Reader(upstream);
+  tls: PgEndpointOptions['upstreamTls'],
+): Promise<{ socket: Socket; replay: Buffer[]; backendKey: Buffer | undefined; reader: Reader }> {
+  let upstream = raw;
+  let reader = new Reader(upstream);
   await new Promise<void>((resolve, reject) => {
     if (!upstream.connecting) return resolve();
     const fail = (err: Error) =>
@@ -220,6 +229,53 @@ async function upstreamHandshake(
     upstream.once('error', fail);
     deadline.addEventListener('abort', () => fail(new Error('timed out')), { once: true });
   });
+  if (tls) {
+    upstream.write(sslRequest());
+    const answer = await reader.read(
+      (b) => (b.length > 0 ? { value: b.subarray(0, 1).toString('latin1'), used: 1 } : null),
+      deadline,
+      'upstream TLS negotiation',
+    );
+    if (answer !== 'S') {
+      throw new EndpointError(
+        SQLSTATE.connectionFailure,
+        `the database at ${login.host}:${login.port} does not accept TLS, which this endpoint requires`,
+      );
+    }
+    // Bytes after 'S' and before the handshake would be injected by a man in the middle (CVE-2021-23222).
+    if (reader.detach().length > 0) {
+      throw new EndpointError(
+        SQLSTATE.protocolViolation,
+        'unexpected data from the database before the TLS handshake',
+      );
+    }
+    const secure = tlsConnect({
+      socket: raw,
+      host: login.host,
+      ...(isIP(login.host) ? {} : { servername: login.host }),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      rejectUnauthorized: true,
+    });
+    secure.on('error', () => {}); // reported through the handshake promise / 'close'
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', (err) =>
+        reject(
+          new EndpointError(
+            SQLSTATE.connectionFailure,
+            `TLS to the database at ${login.host}:${login.port} failed: ${err.message}`,
+          ),
+        ),
+      );
+      deadline.addEventListener(
+        'abort',
+        () => reject(new EndpointError(SQLSTATE.connectionFailure, 'TLS handshake timed out')),
+        { once: true },
+      );
+    });
+    upstream = secure;
+    reader = new Reader(upstream);
+  }
   upstream.write(startupMessage({ ...params, user: login.user, database: login.database }));
   const scram = new ScramClient(login.password);
   const replay: Buffer[] = [];
@@ -275,7 +331,7 @@ async function upstreamHandshake(
             'the database sent ReadyForQuery before authentication',
           );
         replay.push(Buffer.from(m.raw));
-        return { replay, backendKey, reader };
+        return { socket: upstream, replay, backendKey, reader };
       default:
         // NegotiateProtocolVersion ('v') and anything else during start-up: nothing the agent needs.
         break;
@@ -382,19 +438,20 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
 
     const forwarded: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) if (FORWARDED_PARAMS.has(k)) forwarded[k] = v;
-    const upstream = connect(login.host, login.port);
-    upstream.setNoDelay(true);
-    upstream.on('error', () => {}); // reported through 'close'
+    const tcp = connect(login.host, login.port);
+    tcp.setNoDelay(true);
+    tcp.on('error', () => {}); // reported through 'close'
     let handshake: Awaited<ReturnType<typeof upstreamHandshake>>;
     try {
       handshake = await upstreamHandshake(
-        upstream,
+        tcp,
         login,
         forwarded,
         AbortSignal.timeout(opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS),
+        opts.upstreamTls,
       );
     } catch (err) {
-      upstream.destroy();
+      tcp.destroy();
       const e =
         err instanceof EndpointError
           ? err
@@ -404,6 +461,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       return;
     }
 
+    const upstream = handshake.socket;
     // Relay: replay the upstream's start-up answers, flush anything either side pipelined, pipe.
     const pendingFromAgent = agentReader.detach();
     const pendingFromUpstream = handshake.reader.detach();
