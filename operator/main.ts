@@ -11,9 +11,7 @@
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AccessPolicy } from '../core/api/generated/access-policy.js';
-import type { AgentIdentity } from '../core/api/generated/agent-identity.js';
-import type { CredentialProvider } from '../core/api/generated/credential-provider.js';
+import type { AccessPolicy, AgentIdentity, CredentialProvider } from '../core/api/index.js';
 import { LEADER_LEASE_NAME } from '../core/constants.js';
 import { type Clock, realClock } from './core/clock.js';
 import type { Controller, ControllerMetrics } from './core/controller.js';

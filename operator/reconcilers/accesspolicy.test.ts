@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AccessPolicy } from '../../core/api/generated/access-policy.js';
+import type { AccessPolicy } from '../../core/api/index.js';
 import { getCondition } from '../../core/conditions.js';
 import { compileAccessPolicy } from '../../core/policy/compile.js';
 import { type AgentRef, decideAccessPolicy, selects, toSpecLike } from './accesspolicy.js';

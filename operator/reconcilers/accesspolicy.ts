@@ -11,9 +11,7 @@
  * an agent coming or going re-runs the selector, not the CEL compiler.
  */
 import type { Logger } from 'pino';
-import type { AccessPolicy } from '../../core/api/generated/access-policy.js';
-import type { AgentIdentity } from '../../core/api/generated/agent-identity.js';
-import type { Condition } from '../../core/api/generated/common.js';
+import type { AccessPolicy, AgentIdentity, Condition } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import { type CompilePolicyResult, compileAccessPolicy } from '../../core/policy/compile.js';
 import type { AccessPolicySpecLike, PolicyCompileError } from '../../core/policy/types.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentIdentity } from '../../core/api/generated/agent-identity.js';
+import type { AgentIdentity } from '../../core/api/index.js';
 import { getCondition } from '../../core/conditions.js';
 import { decideAgentIdentity } from './agentidentity.js';
 

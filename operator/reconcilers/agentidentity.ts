@@ -11,8 +11,7 @@
  */
 
 import type { Logger } from 'pino';
-import type { AgentIdentity } from '../../core/api/generated/agent-identity.js';
-import type { Condition } from '../../core/api/generated/common.js';
+import type { AgentIdentity, Condition } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import type { Clock } from '../core/clock.js';
 import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../core/controller.js';

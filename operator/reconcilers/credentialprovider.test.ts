@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CredentialProvider } from '../../core/api/generated/credential-provider.js';
+import type { CredentialProvider } from '../../core/api/index.js';
 import { getCondition } from '../../core/conditions.js';
 import {
   decideCredentialProvider,

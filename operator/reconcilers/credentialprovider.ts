@@ -14,8 +14,7 @@
  * created later is noticed; Ready providers are re-checked on informer resync.
  */
 import type { Logger } from 'pino';
-import type { Condition } from '../../core/api/generated/common.js';
-import type { CredentialProvider } from '../../core/api/generated/credential-provider.js';
+import { type Condition, type CredentialProvider, STANDING_SECRET_TYPES } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import type { Clock } from '../core/clock.js';
 import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
@@ -39,8 +38,8 @@ export interface SecretKeyRequirement {
 
 export type Requirements = { ok: true; keys: SecretKeyRequirement[] } | { ok: false; message: string };
 
-/** Provider types whose credential is a long-lived secret rather than minted just in time. */
-export const STANDING_SECRET_TYPES: ReadonlySet<string> = new Set(['APIKey', 'BasicAuth']);
+/** Provider types whose credential is a long-lived secret rather than minted just in time (from core/api). */
+const STANDING: ReadonlySet<string> = new Set<string>(STANDING_SECRET_TYPES);
 
 /** Pure: the Secret keys spec.type needs, or why the spec cannot be checked. */
 export function secretRequirements(spec: CredentialProvider['spec']): Requirements {
@@ -212,7 +211,7 @@ export function decideCredentialProvider(
     status: {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       conditions,
-      standingSecret: STANDING_SECRET_TYPES.has(provider.spec?.type),
+      standingSecret: STANDING.has(provider.spec?.type),
     },
     events,
   };
