@@ -6,14 +6,45 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { runController } from '../controller/run.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+/** Warden's package.json, found by walking up from this file (works from the sources and from dist/). */
+function readPackage(): { version: string } {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version: string;
+      };
+      if (pkg.name === 'warden') return pkg;
+    } catch {
+      // not here: keep walking up
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return { version: '0.0.0-unknown' };
+    dir = parent;
+  }
+}
+
+const pkg = readPackage();
+
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$/;
+function quantity(value: string): string {
+  if (!QUANTITY.test(value))
+    throw new InvalidArgumentError(`not a resource quantity (e.g. 100m, 64Mi): ${value}`);
+  return value;
+}
+
+function pullPolicy(value: string): 'Always' | 'IfNotPresent' | 'Never' {
+  if (value === 'Always' || value === 'IfNotPresent' || value === 'Never') return value;
+  throw new InvalidArgumentError(`must be Always, IfNotPresent or Never: ${value}`);
+}
 
 function port(value: string): number {
   const n = Number(value);
@@ -82,6 +113,12 @@ program
     'broker image injected into agent pods',
     `ghcr.io/warden-dev/warden:${pkg.version}`,
   )
+  .option('--broker-image-pull-policy <policy>', 'Always, IfNotPresent or Never', pullPolicy, 'IfNotPresent')
+  .option('--broker-cpu-request <q>', 'broker CPU request', quantity, '20m')
+  .option('--broker-memory-request <q>', 'broker memory request', quantity, '48Mi')
+  .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
+  .option('--broker-memory-limit <q>', 'broker memory limit', quantity, '128Mi')
+  .option('--tls-secret <name>', 'Secret holding the self-managed serving certificate', 'warden-webhook-tls')
   .option('--audit-batch-size <n>', 'entries per AuditRecord (1..500)', positive, 200)
   .option(
     '--audit-flush-seconds <s>',
@@ -115,7 +152,15 @@ program
       webhookConfigurationName: o.webhookConfiguration === '' ? null : o.webhookConfiguration,
       issuer,
       authorityTls: !o.authorityInsecureHttp,
-      brokerImage: o.brokerImage,
+      broker: {
+        image: o.brokerImage,
+        imagePullPolicy: o.brokerImagePullPolicy,
+        resources: {
+          requests: { cpu: o.brokerCpuRequest, memory: o.brokerMemoryRequest },
+          limits: { cpu: o.brokerCpuLimit, memory: o.brokerMemoryLimit },
+        },
+      },
+      tlsSecret: o.tlsSecret,
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
     });

@@ -17,6 +17,7 @@ import { type RunningOperator, runOperator } from '../operator/main.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
 import type { TlsNames } from '../webhook/tls.js';
+import type { BrokerConfig } from '../webhook/types.js';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -39,7 +40,9 @@ export interface ControllerOptions {
   issuer: string;
   /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
   authorityTls: boolean;
-  brokerImage: string;
+  broker: Pick<BrokerConfig, 'image' | 'imagePullPolicy' | 'resources'>;
+  /** Secret holding the self-managed serving certificate. */
+  tlsSecret: string;
   version: string;
   audit: BatchLimits;
 }
@@ -80,7 +83,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     namespace: o.namespace,
     configurationName: o.webhookConfigurationName,
     names: o.tlsNames,
-    broker: { ...DEFAULT_BROKER_CONFIG, version: o.version, image: o.brokerImage, authorityUrl: o.issuer },
+    secretName: o.tlsSecret,
+    broker: { ...DEFAULT_BROKER_CONFIG, ...o.broker, version: o.version, authorityUrl: o.issuer },
     port: o.webhookPort,
     host: o.host,
     logger: log.child({ component: 'webhook' }),
