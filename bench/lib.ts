@@ -18,6 +18,13 @@ export interface BenchResult {
   readonly meanMicros: number;
   /** Operations per second (from mean latency, or from batch timing for throughput()). */
   readonly opsPerSec: number;
+  /**
+   * CPU time of this process per operation (µs), from process.cpuUsage() over the
+   * timed batches: unlike wall time it excludes time the process spent preempted,
+   * so it is the steadier number on a busy machine. `1e6 / cpuMicrosPerOp` is
+   * operations per CPU-second, i.e. per core.
+   */
+  readonly cpuMicrosPerOp?: number;
   readonly iterations: number;
   readonly repeats: number;
   /** Min/max of the per-repeat values across repeats: how stable the number is. */
@@ -28,7 +35,7 @@ export interface BenchResult {
 }
 
 export interface BenchTarget {
-  readonly metric: 'p50Micros' | 'p99Micros' | 'meanMicros' | 'opsPerSec';
+  readonly metric: 'p50Micros' | 'p99Micros' | 'meanMicros' | 'opsPerSec' | 'cpuOpsPerSec';
   readonly max?: number;
   readonly min?: number;
 }
@@ -77,12 +84,16 @@ export function measure(name: string, fn: () => unknown, options: MeasureOptions
   const p99s: number[] = [];
   const means: number[] = [];
   const samples = new Float64Array(iterations);
+  const cpuPerOp: number[] = [];
   for (let r = 0; r < repeats; r++) {
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < iterations; i++) {
       const t0 = nowNanos();
       consume(fn());
       samples[i] = Number(nowNanos() - t0) / 1000;
     }
+    const cpu = process.cpuUsage(cpu0);
+    cpuPerOp.push((cpu.user + cpu.system) / iterations);
     const sorted = Array.from(samples).sort((a, b) => a - b);
     p50s.push(percentile(sorted, 50));
     p99s.push(percentile(sorted, 99));
@@ -95,6 +106,7 @@ export function measure(name: string, fn: () => unknown, options: MeasureOptions
     p99Micros: median(p99s),
     meanMicros: median(means),
     opsPerSec: median(ops),
+    cpuMicrosPerOp: median(cpuPerOp),
     iterations,
     repeats,
     spread: { p50: spreadOf(p50s), p99: spreadOf(p99s), opsPerSec: spreadOf(ops) },
@@ -108,10 +120,14 @@ export function throughput(name: string, fn: () => unknown, options: MeasureOpti
   const { warmup = 2_000, iterations = 100_000, repeats = 5 } = options;
   for (let i = 0; i < warmup; i++) consume(fn());
   const means: number[] = [];
+  const cpuPerOp: number[] = [];
   for (let r = 0; r < repeats; r++) {
+    const cpu0 = process.cpuUsage();
     const t0 = nowNanos();
     for (let i = 0; i < iterations; i++) consume(fn());
     means.push(Number(nowNanos() - t0) / 1000 / iterations);
+    const cpu = process.cpuUsage(cpu0);
+    cpuPerOp.push((cpu.user + cpu.system) / iterations);
   }
   const ops = means.map((m) => 1e6 / m);
   const mean = median(means);
@@ -121,6 +137,7 @@ export function throughput(name: string, fn: () => unknown, options: MeasureOpti
     p99Micros: Number.NaN,
     meanMicros: mean,
     opsPerSec: median(ops),
+    cpuMicrosPerOp: median(cpuPerOp),
     iterations,
     repeats,
     spread: { p50: spreadOf(means), p99: { min: Number.NaN, max: Number.NaN }, opsPerSec: spreadOf(ops) },
@@ -129,15 +146,24 @@ export function throughput(name: string, fn: () => unknown, options: MeasureOpti
   };
 }
 
-/** How many times faster `a` is than `b` on a metric (latency metrics: b/a; opsPerSec: a/b). */
+/** The value of a metric; `cpuOpsPerSec` is operations per CPU-second (per core). */
+export function metricValue(result: BenchResult, metric: BenchTarget['metric']): number {
+  if (metric === 'cpuOpsPerSec')
+    return result.cpuMicrosPerOp === undefined ? Number.NaN : 1e6 / result.cpuMicrosPerOp;
+  return result[metric];
+}
+
+/** How many times faster `a` is than `b` on a metric (latency metrics: b/a; rates: a/b). */
 export function ratio(a: BenchResult, b: BenchResult, metric: BenchTarget['metric'] = 'p50Micros'): number {
-  return metric === 'opsPerSec' ? a.opsPerSec / b.opsPerSec : b[metric] / a[metric];
+  const va = metricValue(a, metric);
+  const vb = metricValue(b, metric);
+  return metric === 'opsPerSec' || metric === 'cpuOpsPerSec' ? va / vb : vb / va;
 }
 
 /** Whether a result meets its target (undefined when it has none). */
 export function meetsTarget(result: BenchResult): boolean | undefined {
   const t = result.target;
   if (!t) return undefined;
-  const v = result[t.metric];
+  const v = metricValue(result, t.metric);
   return (t.max === undefined || v <= t.max) && (t.min === undefined || v >= t.min);
 }

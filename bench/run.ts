@@ -4,6 +4,7 @@
  *   npx tsx bench/run.ts [filter]   — filter matches module file names or result names (substring)
  */
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type BenchResult, meetsTarget } from './lib.js';
@@ -21,7 +22,17 @@ function fmt(v: number, digits = 2): string {
 }
 
 export function formatTable(results: readonly BenchResult[]): string {
-  const header = ['benchmark', 'p50 µs', 'p99 µs', 'mean µs', 'ops/s', 'ops/s spread', 'target'];
+  const header = [
+    'benchmark',
+    'p50 µs',
+    'p99 µs',
+    'mean µs',
+    'ops/s',
+    'ops/s spread',
+    'cpu µs/op',
+    'ops/cpu-s',
+    'target',
+  ];
   const rows = results.map((r) => {
     const ok = meetsTarget(r);
     const target = r.target
@@ -34,6 +45,8 @@ export function formatTable(results: readonly BenchResult[]): string {
       fmt(r.meanMicros),
       fmt(r.opsPerSec, 0),
       `${fmt(r.spread.opsPerSec.min, 0)}–${fmt(r.spread.opsPerSec.max, 0)}`,
+      fmt(r.cpuMicrosPerOp ?? Number.NaN),
+      fmt(r.cpuMicrosPerOp === undefined ? Number.NaN : 1e6 / r.cpuMicrosPerOp, 0),
       target,
     ];
   });
@@ -68,13 +81,18 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // Wall-clock numbers are only comparable on a quiet machine: record how busy it was.
+  const load = loadavg().map((l) => Number(l.toFixed(2)));
   console.log(formatTable(results));
+  console.log(
+    `\nload average ${load.join(' ')} on ${cpus().length} CPUs${load[0] !== undefined && load[0] > cpus().length ? ' — busy machine: wall-clock numbers are inflated; cpu µs/op is steadier' : ''}`,
+  );
   for (const r of results) if (r.note) console.log(`  ${r.name}: ${r.note}`);
   const out = join(benchDir, 'results', 'latest.json');
   await mkdir(dirname(out), { recursive: true });
   await writeFile(
     out,
-    `${JSON.stringify({ time: new Date().toISOString(), node: process.version, platform: `${process.platform}/${process.arch}`, results }, null, 2)}\n`,
+    `${JSON.stringify({ time: new Date().toISOString(), node: process.version, platform: `${process.platform}/${process.arch}`, cpus: cpus().length, loadavg: load, results }, null, 2)}\n`,
   );
   console.log(`\nwrote ${out}`);
   // Targets are reported, not enforced: shared 2-core CI machines are too noisy for a hard gate.
