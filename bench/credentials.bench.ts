@@ -133,7 +133,7 @@ async function postgresBenches(): Promise<BenchResult[]> {
         issued.push(r);
         return r;
       },
-      { ...o, note: 'new admin connection (SCRAM) + CREATE ROLE/GRANT/COMMENT transaction' },
+      { ...o, note: 'pooled admin connection; SCRAM verifier + CREATE ROLE/GRANT/COMMENT transaction' },
     );
     let next = 0;
     const revoke = await asyncLatency(
@@ -141,7 +141,7 @@ async function postgresBenches(): Promise<BenchResult[]> {
       () => issued[next++]?.revoke?.() ?? Promise.resolve(),
       {
         ...o,
-        note: 'new admin connection + ALTER ROLE NOLOGIN + pg_terminate_backend',
+        note: 'pooled admin connection; ALTER ROLE NOLOGIN + pg_terminate_backend',
       },
     );
     await minter.sweepExpired(pgProvider, store);
@@ -174,6 +174,7 @@ async function postgresBenches(): Promise<BenchResult[]> {
     await viaBroker.end();
     await direct.end();
     await endpoint.close();
+    await minter.close();
     return [create, revoke, relayed, straight];
   } finally {
     await su.end().catch(() => {});

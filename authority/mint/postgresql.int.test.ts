@@ -45,6 +45,7 @@ describe('PostgresMinter against a real PostgreSQL', () => {
   });
 
   afterAll(async () => {
+    await minter.close();
     await superuser?.end();
     await server?.stop();
   });
@@ -199,6 +200,30 @@ describe('PostgresMinter against a real PostgreSQL', () => {
     expect(err).toMatchObject({ name: 'MintError', reason: 'UpstreamRejected' });
     expect(String(err)).toMatch(/admin connection to 127\.0\.0\.1:\d+\/postgres as 'warden_admin' failed/);
     expect(String(err)).not.toContain('wrong-admin-pw');
+  });
+
+  it('honours the admin Secret on every mint, even with pooled connections', async () => {
+    const rotating = new PostgresMinter();
+    try {
+      await superuser.query("CREATE ROLE warden_admin2 LOGIN CREATEROLE PASSWORD 'first-password'");
+      await superuser.query('GRANT app_read TO warden_admin2 WITH ADMIN OPTION');
+      const data = { username: 'warden_admin2', password: 'first-password' };
+      const rotatingStore = secrets({ 'agents/pg-admin': data });
+      await rotating.mint(request({ provider: pgProvider(), secrets: rotatingStore }));
+      // A pooled connection logged in with the old password exists; a wrong Secret must still fail.
+      data.password = 'not-the-password';
+      await expect(
+        rotating.mint(request({ provider: pgProvider(), secrets: rotatingStore })),
+      ).rejects.toMatchObject({
+        reason: 'UpstreamRejected',
+      });
+      await superuser.query("ALTER ROLE warden_admin2 PASSWORD 'second-password'");
+      data.password = 'second-password';
+      const { credential } = await rotating.mint(request({ provider: pgProvider(), secrets: rotatingStore }));
+      expect((await roleRow(credential.id))?.rolcanlogin).toBe(true);
+    } finally {
+      await rotating.close();
+    }
   });
 
   it('a grant of a role that does not exist fails and leaves no role behind', async () => {

@@ -13,7 +13,7 @@
  *   take bind parameters); ordinary queries use bind parameters.
  * - Roles carry a COMMENT marking them as Warden's, and the sweeper only ever drops marked roles.
  *
- * Admin credentials come from spec.postgresql.adminSecretRef. The admin role needs CREATEROLE,
+ * Admin credentials come from spec.postgresql.adminSecretRef (connections pooled per login). The admin role needs CREATEROLE,
  * ADMIN OPTION on the granted roles (PostgreSQL ≥ 16) and pg_signal_backend (to end sessions).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -57,7 +57,64 @@ export interface AdminConnection {
 
 export type Connect = (cfg: AdminConnection) => Promise<SqlClient>;
 
-/** Default connector: a pg.Client with bounded connect and statement times. */
+/** A connector that also owns resources to release at shutdown. */
+export type ClosableConnect = Connect & { close(): Promise<void> };
+
+/**
+ * The default connector: a small pg.Pool per admin login, so minting does not pay a TCP + SCRAM
+ * login per role. Pools are keyed by (host, port, database, user); when the Secret's password
+ * changes the old pool is ended and replaced. Idle connections close after 30 s and never keep
+ * the process alive.
+ */
+export function pooledConnector(max = 4, idleTimeoutMillis = 30_000): ClosableConnect {
+  const pools = new Map<string, { passwordDigest: string; pool: pg.Pool }>();
+  const connect: Connect = async (cfg) => {
+    const key = JSON.stringify([cfg.host, cfg.port, cfg.database, cfg.user]);
+    const passwordDigest = createHash('sha256').update(cfg.password).digest('hex');
+    let entry = pools.get(key);
+    if (entry && entry.passwordDigest !== passwordDigest) {
+      entry.pool.end().catch(() => {});
+      entry = undefined;
+    }
+    if (!entry) {
+      const pool = new pg.Pool({
+        ...cfg,
+        max,
+        idleTimeoutMillis,
+        allowExitOnIdle: true,
+        connectionTimeoutMillis: 10_000,
+        statement_timeout: 15_000,
+      });
+      // An idle client dropped by the server (restart, terminate) is simply discarded.
+      pool.on('error', () => {});
+      entry = { passwordDigest, pool };
+      pools.set(key, entry);
+    }
+    const client = await entry.pool.connect();
+    let broken = false;
+    return {
+      query: async <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => {
+        try {
+          return await client.query<R>(text, values);
+        } catch (err) {
+          // No SQLSTATE means the connection itself failed: do not return it to the pool.
+          if (!(err as { code?: string }).code) broken = true;
+          throw err;
+        }
+      },
+      end: async () => client.release(broken),
+    };
+  };
+  return Object.assign(connect, {
+    close: async () => {
+      const all = [...pools.values()];
+      pools.clear();
+      await Promise.all(all.map((e) => e.pool.end().catch(() => {})));
+    },
+  });
+}
+
+/** A connector without pooling: one pg.Client per operation, bounded connect and statement times. */
 export const connectPg: Connect = async (cfg) => {
   const client = new pg.Client({ ...cfg, connectionTimeoutMillis: 10_000, statement_timeout: 15_000 });
   // A connection error after connect() is reported by the next query; don't crash the process.
@@ -119,6 +176,7 @@ export interface SweepResult {
 }
 
 export interface PostgresMinterOptions {
+  /** Admin connections; default: pooledConnector() (closed by close()). */
   readonly connect?: Connect;
   readonly now?: () => Date;
   /** Random role-name suffix (6 chars [a-z0-9]) and password sources. */
@@ -138,13 +196,20 @@ function pgError(err: unknown): { code?: string; message: string } {
 export class PostgresMinter implements Minter {
   readonly type = 'PostgreSQL' as const;
   private readonly connect: Connect;
+  private readonly ownsConnector: ClosableConnect | undefined;
   private readonly now: () => Date;
   private readonly random: { suffix(): string; password(): string };
 
   constructor(opts: PostgresMinterOptions = {}) {
-    this.connect = opts.connect ?? connectPg;
+    this.ownsConnector = opts.connect ? undefined : pooledConnector();
+    this.connect = opts.connect ?? (this.ownsConnector as ClosableConnect);
     this.now = opts.now ?? (() => new Date());
     this.random = opts.random ?? defaultRandom;
+  }
+
+  /** Ends the pooled admin connections (when the minter created its own connector). */
+  async close(): Promise<void> {
+    await this.ownsConnector?.close();
   }
 
   async mint(req: MintRequest): Promise<MintResult> {

@@ -89,6 +89,7 @@ describe('broker PostgreSQL endpoint', () => {
 
   afterAll(async () => {
     await endpoint?.close();
+    await minter.close();
     await superuser?.end();
     await server?.stop();
   });
