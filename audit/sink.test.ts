@@ -1,6 +1,9 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../authority/audit.js';
-import { toEntry } from './sink.js';
+import type { KubeApi } from '../operator/core/kube.js';
+import { TrailAuditSink, toEntry } from './sink.js';
+import { AuditWriter } from './writer.js';
 
 const base: AuditEvent = {
   time: '2026-11-29T12:00:00.000Z',
@@ -24,7 +27,7 @@ describe('toEntry', () => {
   it('keeps what an auditor needs and names the deciding policy', () => {
     expect(toEntry(base)).toEqual({
       time: base.time,
-      kind: 'Decision',
+      kind: 'Credential',
       decision: 'Deny',
       pod: 'support-bot-0',
       user: 'agent acting alone',
@@ -51,6 +54,7 @@ describe('toEntry', () => {
   it('maps stream events to Session entries and uses the OAuth error as the message', () => {
     const e = toEntry({
       ...base,
+      endpoint: '/v1/stream',
       kind: 'Stream',
       decision: 'Deny',
       error: 'invalid_token',
@@ -70,5 +74,49 @@ describe('toEntry', () => {
     expect(e.tool).toHaveLength(256);
     expect(e.message).toHaveLength(1024);
     expect(e.reasons).toHaveLength(16);
+  });
+});
+
+describe('TrailAuditSink', () => {
+  // The writer only queues here (never started, never flushed): no API call is made.
+  const unusedApi: KubeApi = {
+    request: () => Promise.reject(new Error('not called')),
+    watcher: { watch: () => Promise.reject(new Error('not called')) },
+  };
+  const make = () => {
+    const writer = new AuditWriter({ api: unusedApi, log: pino({ level: 'silent' }) });
+    return { writer, sink: new TrailAuditSink(writer, pino({ level: 'silent' })) };
+  };
+
+  it('puts each broker event into the agent chain, one entry per event', () => {
+    const { writer, sink } = make();
+    const who = { namespace: 'agents', agent: 'bot', pod: 'bot-0', podUID: 'u', session: 's' };
+    const entry = { time: base.time, kind: 'Decision' as const, decision: 'Allow' as const, pod: 'bot-0' };
+    sink.recordBrokerEvents(who, [{ entry }, { entry: { ...entry, decision: 'Deny' } }]);
+    expect(writer.stats().buffered).toBe(2);
+  });
+
+  it('does not add an entry for the /v1/audit shipping request itself', () => {
+    const { writer, sink } = make();
+    sink.record({ ...base, kind: 'Session', decision: 'Allow', endpoint: '/v1/audit' });
+    expect(writer.stats().buffered).toBe(0);
+  });
+
+  it('keeps a refused /v1/audit request (someone shipping without a valid session)', () => {
+    const { writer, sink } = make();
+    sink.record({
+      ...base,
+      kind: 'Session',
+      decision: 'Deny',
+      endpoint: '/v1/audit',
+      error: 'invalid_token',
+    });
+    expect(writer.stats().buffered).toBe(1);
+  });
+
+  it('leaves events without an agent log-only', () => {
+    const { writer, sink } = make();
+    sink.record({ ...base, agent: undefined });
+    expect(writer.stats().buffered).toBe(0);
   });
 });

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditSink } from '../authority/audit.js';
+import type { AuditSubject, BrokerEvent, BrokerEventSink } from '../authority/audit-endpoint.js';
 import type { AuditEntry } from '../core/api/index.js';
 import type { AuditWriter } from './writer.js';
 
@@ -19,9 +20,26 @@ const KIND: Record<AuditEvent['kind'], AuditEntry['kind']> = {
 
 const clip = (s: string | undefined, max: number) => (s === undefined ? undefined : s.slice(0, max));
 
+/**
+ * Endpoints whose successful calls are not entries of their own: a /v1/audit request carries the
+ * broker's entries (each recorded), so an entry for the shipping itself would make "N decisions →
+ * N entries" false and grow the chain with noise.
+ */
+const LOG_ONLY_ON_ALLOW = new Set(['/v1/audit']);
+
+/**
+ * The entry kind of an authority event. The central decision on /v1/credentials is a credential
+ * issuance decision (kind Credential): Decision entries are the brokers' per-call decisions, so
+ * each tool call is counted once.
+ */
+export function entryKind(e: AuditEvent): AuditEntry['kind'] {
+  if (e.endpoint === '/v1/credentials') return 'Credential';
+  return KIND[e.kind];
+}
+
 /** Maps an authority audit event to an AuditRecord entry, bounded to the schema's limits. */
 export function toEntry(e: AuditEvent): AuditEntry {
-  const entry: AuditEntry = { time: e.time, kind: KIND[e.kind], decision: e.decision };
+  const entry: AuditEntry = { time: e.time, kind: entryKind(e), decision: e.decision };
   const set = <K extends keyof AuditEntry>(k: K, v: AuditEntry[K] | undefined) => {
     if (v !== undefined && v !== '') entry[k] = v;
   };
@@ -45,7 +63,12 @@ export function toEntry(e: AuditEvent): AuditEntry {
   return entry;
 }
 
-export class TrailAuditSink implements AuditSink {
+/** What the controller itself records (suspensions, revocations): already an entry. */
+export interface ControllerAuditSink {
+  recordEntry(namespace: string, agent: string, entry: AuditEntry): void;
+}
+
+export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAuditSink {
   constructor(
     private readonly writer: AuditWriter,
     private readonly log: Logger,
@@ -53,6 +76,34 @@ export class TrailAuditSink implements AuditSink {
 
   record(event: AuditEvent): void {
     this.log.info({ audit: event }, 'audit');
+    if (event.decision === 'Allow' && LOG_ONLY_ON_ALLOW.has(event.endpoint)) return;
     if (event.namespace && event.agent) this.writer.record(event.namespace, event.agent, toEntry(event));
+  }
+
+  /** Broker events arriving on /v1/audit: one log line and one chain entry each. */
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
+    for (const e of events) {
+      this.log.info(
+        {
+          audit: {
+            ...e.entry,
+            source: 'broker',
+            namespace: who.namespace,
+            agent: who.agent,
+            podUID: who.podUID,
+            session: who.session,
+            ...(e.reason ? { reason: e.reason } : {}),
+            ...(e.stripped ? { stripped: e.stripped } : {}),
+          },
+        },
+        'audit',
+      );
+      this.writer.record(who.namespace, who.agent, e.entry);
+    }
+  }
+
+  recordEntry(namespace: string, agent: string, entry: AuditEntry): void {
+    this.log.info({ audit: { ...entry, source: 'controller', namespace, agent } }, 'audit');
+    this.writer.record(namespace, agent, entry);
   }
 }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditRecordSpec } from '../api/index.js';
-import { canonicalJson, digestOf, type NamedRecord, recordName, sealRecord, verifyChain } from './chain.js';
+import {
+  canonicalJson,
+  digestOf,
+  formatPrunedThrough,
+  type NamedRecord,
+  parsePrunedThrough,
+  recordName,
+  sealRecord,
+  verifyChain,
+} from './chain.js';
 
 const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   time: new Date(Date.UTC(2026, 10, 29, 12, 0, i)).toISOString(),
@@ -132,5 +141,61 @@ describe('verifyChain', () => {
     expect(res.problems[0]?.message).toMatch(/records 2\.\.3 of agent a are missing/);
     expect(verifyChain([], { a: 0 }).problems[0]?.message).toMatch(/all 1 records of agent a are missing/);
     expect(verifyChain(chain('a', 2), { a: 1 }).ok).toBe(true);
+  });
+});
+
+describe('verifyChain with a retention anchor (pruned-through)', () => {
+  const full = chain('bot', 6);
+  const cutAt = (n: number) => ({ sequence: n, digest: full[n]!.spec.digest });
+
+  it('accepts a chain whose oldest records were pruned by retention', () => {
+    const r = verifyChain(full.slice(3), {}, { bot: cutAt(2) });
+    expect(r.problems).toEqual([]);
+  });
+
+  it('accepts records at or below the cut that are not deleted yet (the cut is written first)', () => {
+    expect(verifyChain(full.slice(1), {}, { bot: cutAt(2) }).ok).toBe(true);
+    expect(verifyChain(full, {}, { bot: cutAt(2) }).ok).toBe(true);
+  });
+
+  it('without the anchor the same pruned chain reports missing records', () => {
+    const r = verifyChain(full.slice(3));
+    expect(r.problems.map((p) => p.kind)).toEqual(['missing-start']);
+  });
+
+  it('still reports records deleted beyond the cut, naming the range', () => {
+    const r = verifyChain(full.slice(4), {}, { bot: cutAt(2) });
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]?.message).toContain('records 3..3 of agent bot are missing');
+  });
+
+  it('reports a first record that does not link to the anchor (a forged cut)', () => {
+    const r = verifyChain(full.slice(3), {}, { bot: { sequence: 2, digest: 'f'.repeat(64) } });
+    expect(r.problems.map((p) => p.kind)).toEqual(['broken-link']);
+    expect(r.problems[0]?.name).toBe(recordName('bot', 3));
+  });
+
+  it('still reports an altered record after the cut', () => {
+    const tampered = full.slice(3).map((r) => ({ ...r, spec: { ...r.spec } }));
+    tampered[1]!.spec.entries = [{ ...tampered[1]!.spec.entries[0]!, decision: 'Allow' }];
+    const r = verifyChain(tampered, {}, { bot: cutAt(2) });
+    expect(r.problems.map((p) => p.kind)).toContain('altered');
+  });
+});
+
+describe('pruned-through annotation value', () => {
+  it('round-trips', () => {
+    const p = { sequence: 41, digest: 'a'.repeat(64) };
+    expect(parsePrunedThrough(formatPrunedThrough(p))).toEqual(p);
+  });
+  it.each([
+    ['empty', ''],
+    ['absent', undefined],
+    ['no digest', '4:'],
+    ['short digest', '4:abc'],
+    ['negative', `-1:${'a'.repeat(64)}`],
+    ['upper-case hex', `4:${'A'.repeat(64)}`],
+  ])('rejects %s', (_name, value) => {
+    expect(parsePrunedThrough(value)).toBeUndefined();
   });
 });

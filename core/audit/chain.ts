@@ -58,6 +58,29 @@ export function recordName(agent: string, sequence: number): string {
 
 export type ChainProblemKind = 'altered' | 'gap' | 'broken-link' | 'duplicate' | 'missing-start';
 
+/**
+ * Where retention pruned an agent's chain: records 0..sequence were deleted on purpose and the
+ * last pruned record had this digest. The retention reconciler writes it (as the
+ * `warden.dev/audit-pruned-through` annotation, see formatPrunedThrough) BEFORE deleting, so the
+ * verifier can tell retention from tampering: the first remaining record must be sequence+1 and
+ * link to `digest`.
+ */
+export interface PrunedThrough {
+  sequence: number;
+  digest: string;
+}
+
+/** `<sequence>:<sha256 hex>`, the annotation value of a PrunedThrough. */
+export function formatPrunedThrough(p: PrunedThrough): string {
+  return `${p.sequence}:${p.digest}`;
+}
+
+/** Parses formatPrunedThrough's output; undefined for anything else (a bad value proves nothing). */
+export function parsePrunedThrough(value: string | undefined): PrunedThrough | undefined {
+  const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(value ?? '');
+  return m ? { sequence: Number(m[1]), digest: m[2] as string } : undefined;
+}
+
 export interface ChainProblem {
   kind: ChainProblemKind;
   agent: string;
@@ -86,7 +109,11 @@ export interface NamedRecord {
  * record before it. `anchors` (agent → last sequence known elsewhere, e.g. from the
  * AgentIdentity status) also catch deletion of the newest records.
  */
-export function verifyChain(records: NamedRecord[], anchors: Record<string, number> = {}): VerifyResult {
+export function verifyChain(
+  records: NamedRecord[],
+  anchors: Record<string, number> = {},
+  pruned: Record<string, PrunedThrough> = {},
+): VerifyResult {
   const problems: ChainProblem[] = [];
   const byAgent = new Map<string, NamedRecord[]>();
   let entries = 0;
@@ -109,12 +136,25 @@ export function verifyChain(records: NamedRecord[], anchors: Record<string, numb
           message: `record ${label(r)} was altered: its digest does not match its content`,
         });
       }
-      if (!prev) {
+      const cut = pruned[agent];
+      if (!prev && cut && sequence <= cut.sequence + 1) {
+        // Retention pruned 0..cut.sequence. Records at or below the cut may still exist (the
+        // pruner writes the cut before deleting); the first record after it must link to it.
+        if (sequence === cut.sequence + 1 && r.spec.previousDigest !== cut.digest) {
+          problems.push({
+            ...at,
+            kind: 'broken-link',
+            message: `record ${label(r)} does not follow the pruned record ${agent}#${cut.sequence}: previousDigest differs from the retention anchor`,
+          });
+        }
+      } else if (!prev) {
         if (sequence !== 0) {
           problems.push({
             ...at,
             kind: 'missing-start',
-            message: `records 0..${sequence - 1} of agent ${agent} are missing`,
+            message: cut
+              ? `records ${cut.sequence + 1}..${sequence - 1} of agent ${agent} are missing (retention pruned only 0..${cut.sequence})`
+              : `records 0..${sequence - 1} of agent ${agent} are missing`,
           });
         }
       } else if (sequence === prev.spec.sequence) {
@@ -149,7 +189,7 @@ export function verifyChain(records: NamedRecord[], anchors: Record<string, numb
     }
   }
   for (const [agent, anchor] of Object.entries(anchors)) {
-    if (!byAgent.has(agent) && anchor >= 0) {
+    if (!byAgent.has(agent) && anchor >= 0 && anchor > (pruned[agent]?.sequence ?? -1)) {
       problems.push({
         agent,
         sequence: 0,

@@ -1,0 +1,194 @@
+/**
+ * POST /v1/audit — where brokers ship their audit events (broker/audit.ts AuditShipper).
+ *
+ * Brokers cannot forge the audit trail: the authority authenticates the session and stamps the
+ * namespace, agent, pod and pod UID from the SESSION, never from the body. What the body may say
+ * (decision, user, target, tool, reasons, ...) is the broker's account of a call it decided, and is
+ * clipped to the AuditRecord schema's limits. Batches are bounded (MAX_AUDIT_EVENTS events,
+ * MAX_AUDIT_BYTES bytes); a malformed event rejects the whole batch with the index and field at
+ * fault, so the broker keeps it queued instead of the trail silently losing part of it.
+ *
+ * Body: {"events": [BrokerAuditEvent, ...]}  →  200 {"accepted": n}
+ */
+import type { AuditEntry } from '../core/api/index.js';
+import { authenticate } from './authn.js';
+import { OAuthError } from './errors.js';
+import { mediaType, parseJsonObject, readBody } from './http.js';
+import type { RequestContext } from './request.js';
+import type { Sessions } from './session.js';
+
+/** Largest batch accepted (the broker ships 100 at a time). */
+export const MAX_AUDIT_EVENTS = 500;
+/** Largest body accepted. */
+export const MAX_AUDIT_BYTES = 1024 * 1024;
+
+/** Who shipped the events, from the verified session. */
+export interface AuditSubject {
+  namespace: string;
+  agent: string;
+  pod: string;
+  podUID: string;
+  /** The session's jti. */
+  session: string;
+}
+
+/** One broker event, validated and clipped; `entry` is ready for an AuditRecord. */
+export interface BrokerEvent {
+  entry: AuditEntry;
+  /** The broker's reason constant (e.g. AgentSuspended, NoMatchingRule), for counters and Events. */
+  reason?: string;
+  /** Header names the broker stripped from the agent's request (never values). */
+  stripped?: string[];
+}
+
+/** Where validated broker events go (the audit trail, the decision counters). */
+export interface BrokerEventSink {
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void;
+}
+
+export interface AuditEndpointDeps {
+  sessions: Sessions;
+  sinks: readonly BrokerEventSink[];
+  now?: () => Date;
+}
+
+const KINDS = new Set<AuditEntry['kind']>(['Decision', 'Credential', 'Suspension', 'Revocation', 'Session']);
+const DECISIONS = new Set(['Allow', 'Deny']);
+
+class EventError extends OAuthError {
+  constructor(index: number, field: string, what: string) {
+    super('invalid_request', `events[${index}].${field}: ${what}`);
+  }
+}
+
+function str(e: Record<string, unknown>, i: number, field: string, max: number): string | undefined {
+  const v = e[field];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new EventError(i, field, 'must be a string');
+  return v.slice(0, max);
+}
+
+/** Pure: validates one event of the batch and maps it to an AuditRecord entry. */
+export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEvent {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new OAuthError('invalid_request', `events[${i}]: must be an object`);
+  }
+  const e = raw as Record<string, unknown>;
+  const kind = e.kind;
+  if (typeof kind !== 'string' || !KINDS.has(kind as AuditEntry['kind'])) {
+    throw new EventError(i, 'kind', `must be one of ${[...KINDS].join(', ')}`);
+  }
+  const decision = e.decision;
+  if (typeof decision !== 'string' || !DECISIONS.has(decision)) {
+    throw new EventError(i, 'decision', 'must be Allow or Deny');
+  }
+  // The broker's clock is trusted only to order its own events; an unparsable or absurd time
+  // (more than a day off) becomes the authority's receive time.
+  const t = str(e, i, 'time', 64);
+  const parsed = t ? Date.parse(t) : Number.NaN;
+  const time =
+    Number.isFinite(parsed) && Math.abs(parsed - now.getTime()) < 86_400_000
+      ? new Date(parsed).toISOString()
+      : now.toISOString();
+  const entry: AuditEntry = {
+    time,
+    kind: kind as AuditEntry['kind'],
+    decision: decision as AuditEntry['decision'],
+  };
+  const set = <K extends keyof AuditEntry>(k: K, v: AuditEntry[K] | undefined) => {
+    if (v !== undefined) entry[k] = v;
+  };
+  set('user', str(e, i, 'user', 512));
+  set('target', str(e, i, 'target', 253));
+  set('tool', str(e, i, 'tool', 256));
+  set('method', str(e, i, 'method', 16));
+  set('path', str(e, i, 'path', 2048));
+  set('credentialId', str(e, i, 'credentialId', 256));
+  set('requestId', str(e, i, 'requestId', 128));
+  set('policy', str(e, i, 'policy', 253));
+  set('message', str(e, i, 'message', 1024));
+  if (e.reasons !== undefined && e.reasons !== null) {
+    if (!Array.isArray(e.reasons)) throw new EventError(i, 'reasons', 'must be a list');
+    const reasons = e.reasons.slice(0, 16).map((r: unknown, j) => {
+      if (r === null || typeof r !== 'object') throw new EventError(i, `reasons[${j}]`, 'must be an object');
+      const o = r as Record<string, unknown>;
+      const rule = o.rule;
+      if (rule !== undefined && rule !== null && !Number.isSafeInteger(rule)) {
+        throw new EventError(i, `reasons[${j}].rule`, 'must be an integer');
+      }
+      const policy = str(o, i, 'policy', 253);
+      const condition = str(o, i, 'condition', 63);
+      return {
+        ...(policy ? { policy } : {}),
+        ...(typeof rule === 'number' ? { rule } : {}),
+        ...(condition ? { condition } : {}),
+        message: str(o, i, 'message', 1024) ?? '',
+      };
+    });
+    if (reasons.length > 0) entry.reasons = reasons as AuditEntry['reasons'];
+  }
+  const reason = str(e, i, 'reason', 128);
+  let stripped: string[] | undefined;
+  if (Array.isArray(e.stripped)) {
+    stripped = e.stripped
+      .filter((h): h is string => typeof h === 'string')
+      .slice(0, 16)
+      .map((h) => h.slice(0, 64));
+  }
+  return { entry, ...(reason ? { reason } : {}), ...(stripped?.length ? { stripped } : {}) };
+}
+
+/** Pure: the whole body → validated events. */
+export function parseAuditBatch(body: Record<string, unknown>, now: Date): BrokerEvent[] {
+  const events = body.events;
+  if (!Array.isArray(events)) throw new OAuthError('invalid_request', 'events: must be a list');
+  if (events.length > MAX_AUDIT_EVENTS) {
+    throw new OAuthError(
+      'invalid_request',
+      `events: at most ${MAX_AUDIT_EVENTS} per request, got ${events.length}; ship smaller batches`,
+    );
+  }
+  return events.map((e, i) => parseBrokerEvent(e, i, now));
+}
+
+export async function handleAudit(
+  ctx: RequestContext,
+  deps: AuditEndpointDeps,
+): Promise<Record<string, unknown>> {
+  ctx.audit.kind = 'Session';
+  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
+  const claims = await authenticate(ctx, deps.sessions);
+  if (mediaType(ctx.req) !== 'application/json') {
+    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
+  }
+  const events = parseAuditBatch(
+    parseJsonObject(await readBody(ctx.req, MAX_AUDIT_BYTES)),
+    (deps.now ?? (() => new Date()))(),
+  );
+  const w = claims.warden;
+  const who: AuditSubject = {
+    namespace: w.namespace,
+    agent: w.agent,
+    pod: w.pod,
+    podUID: w.podUID,
+    session: claims.jti,
+  };
+  // The pod is the session's, whatever the body claimed.
+  for (const e of events) e.entry.pod = w.pod;
+  for (const s of deps.sinks) s.recordBrokerEvents(who, events);
+  ctx.audit.message = `${events.length} broker audit events accepted`;
+  return { accepted: events.length };
+}
+
+/** Writes each broker event as one log line (the default when no audit trail is wired). */
+export class LogBrokerEventSink implements BrokerEventSink {
+  constructor(private readonly log: { info(obj: object, msg: string): void }) {}
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
+    for (const e of events) {
+      this.log.info(
+        { audit: { ...e.entry, source: 'broker', namespace: who.namespace, agent: who.agent } },
+        'audit',
+      );
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * AgentIdentity decision counters (status.decisions, status.lastSeen) and denial Events, fed by the
+ * brokers' audit events (POST /v1/audit).
+ *
+ * Bounded write rate: counts accumulate in memory and each agent's status is written at most once
+ * per `minIntervalMs` (default 2 s), however many decisions arrive. A write reads the agent's
+ * current counters and merge-patches /status with the sums, WITHOUT a resourceVersion
+ * precondition, so it never fights the reconcilers over the object (they own other status
+ * fields). Across several authority replicas two writes may interleave and lose an increment:
+ * the counters are a dashboard; the AuditRecords are the exact record.
+ *
+ * Denials also become Warning Events on the AgentIdentity, one series per denial reason, through
+ * the rate-limited, aggregating recorder, so a denial storm costs a few API writes.
+ */
+import type { Logger } from 'pino';
+import type { AgentIdentity } from '../core/api/index.js';
+import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import type { EventRecorder } from '../operator/core/events.js';
+import { ApiError, type KubeApi, resourcePath } from '../operator/core/kube.js';
+import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
+
+const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
+/** The field manager of status counter writes (distinct from the reconcilers'). */
+export const STATS_FIELD_MANAGER = 'warden-authority';
+
+/** What one agent accumulated since its last write. */
+export interface PendingStats {
+  allowed: number;
+  denied: number;
+  lastDecision?: 'Allow' | 'Deny';
+  lastDecisionTime?: string;
+  lastDenialReason?: string;
+  lastSeen?: string;
+}
+
+export interface DecisionsStatus {
+  allowed?: number;
+  denied?: number;
+  lastDecision?: 'Allow' | 'Deny';
+  lastDecisionTime?: string;
+  lastDenialReason?: string;
+}
+
+/** Pure: folds events into an agent's pending stats. */
+export function accumulate(p: PendingStats, events: readonly BrokerEvent[]): PendingStats {
+  const out = { ...p };
+  for (const { entry, reason } of events) {
+    if (!out.lastSeen || entry.time > out.lastSeen) out.lastSeen = entry.time;
+    if (entry.kind !== 'Decision') continue;
+    if (entry.decision === 'Allow') out.allowed++;
+    else out.denied++;
+    if (!out.lastDecisionTime || entry.time >= out.lastDecisionTime) {
+      out.lastDecisionTime = entry.time;
+      out.lastDecision = entry.decision;
+    }
+    if (entry.decision === 'Deny') {
+      const why = reason ?? entry.reasons?.[0]?.condition ?? 'Denied';
+      const msg = entry.message ?? entry.reasons?.[0]?.message;
+      out.lastDenialReason = (msg ? `${why}: ${msg}` : why).slice(0, 1024);
+    }
+  }
+  return out;
+}
+
+/** Pure: the status patch from the current counters plus what accumulated. */
+export function statusPatch(
+  current: DecisionsStatus | undefined,
+  p: PendingStats,
+): { decisions: DecisionsStatus; lastSeen?: string } {
+  const decisions: DecisionsStatus = {
+    allowed: (current?.allowed ?? 0) + p.allowed,
+    denied: (current?.denied ?? 0) + p.denied,
+  };
+  const last =
+    p.lastDecisionTime && (!current?.lastDecisionTime || p.lastDecisionTime >= current.lastDecisionTime);
+  if (last) {
+    decisions.lastDecision = p.lastDecision;
+    decisions.lastDecisionTime = p.lastDecisionTime;
+  }
+  if (p.lastDenialReason) decisions.lastDenialReason = p.lastDenialReason;
+  return { decisions, ...(p.lastSeen ? { lastSeen: p.lastSeen } : {}) };
+}
+
+export interface DecisionStatsOptions {
+  api: KubeApi;
+  log: Logger;
+  recorder?: EventRecorder;
+  /** Minimum time between two status writes of one agent. Default 2 s. */
+  minIntervalMs?: number;
+  now?: () => number;
+}
+
+interface AgentState {
+  pending: PendingStats;
+  lastWrite: number;
+  writing: boolean;
+}
+
+const empty = (): PendingStats => ({ allowed: 0, denied: 0 });
+
+export class DecisionStats implements BrokerEventSink {
+  private readonly agents = new Map<string, AgentState>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+  private readonly minInterval: number;
+  /** Status writes done and failed (for tests, metrics and the benchmark). */
+  readonly counters = { writes: 0, failures: 0 };
+
+  constructor(private readonly opts: DecisionStatsOptions) {
+    this.now = opts.now ?? Date.now;
+    this.minInterval = opts.minIntervalMs ?? 2_000;
+  }
+
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
+    const key = `${who.namespace}/${who.agent}`;
+    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
+    st.pending = accumulate(st.pending, events);
+    this.agents.set(key, st);
+    if (!this.opts.recorder) return;
+    const regarding = {
+      apiVersion: API_VERSION,
+      kind: 'AgentIdentity',
+      metadata: { name: who.agent, namespace: who.namespace },
+    };
+    for (const { entry, reason } of events) {
+      if (entry.kind !== 'Decision' || entry.decision !== 'Deny') continue;
+      const why = reason ?? 'Denied';
+      // A stable note per reason, so the recorder aggregates the storm into one series.
+      this.opts.recorder.record(regarding, {
+        type: 'Warning',
+        reason: why === 'AgentSuspended' ? 'SuspendedAgentCall' : 'CallDenied',
+        action: 'Authorize',
+        note: `calls denied (${why}); see: kubectl warden audit -n ${who.namespace} --agent ${who.agent} --decision Deny`,
+      });
+    }
+  }
+
+  start(intervalMs = 500): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.flush(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes what is pending (ignoring the rate bound). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush(true);
+  }
+
+  /** Writes every agent that has something pending and whose interval has passed. */
+  async flush(force = false): Promise<void> {
+    const now = this.now();
+    const due = [...this.agents.entries()].filter(
+      ([, st]) => !st.writing && (force || now - st.lastWrite >= this.minInterval),
+    );
+    await Promise.all(due.map(([key, st]) => this.write(key, st)));
+  }
+
+  private async write(key: string, st: AgentState): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    const pending = st.pending;
+    st.pending = empty();
+    st.writing = true;
+    st.lastWrite = this.now();
+    try {
+      const obj = await this.opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, name));
+      await this.opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
+        body: { status: statusPatch(obj.status?.decisions as DecisionsStatus | undefined, pending) },
+        contentType: 'application/merge-patch+json',
+        query: { fieldManager: STATS_FIELD_MANAGER },
+      });
+      this.counters.writes++;
+      // Idle agents are forgotten, so the map holds only agents active in the last interval.
+      if (st.pending.allowed === 0 && st.pending.denied === 0 && !st.pending.lastSeen)
+        this.agents.delete(key);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) {
+        this.agents.delete(key); // the agent is gone: nothing to count on
+        return;
+      }
+      this.counters.failures++;
+      // Keep the counts for the next attempt: merge what failed with what arrived meanwhile.
+      st.pending = {
+        ...st.pending,
+        allowed: st.pending.allowed + pending.allowed,
+        denied: st.pending.denied + pending.denied,
+        lastDecision: st.pending.lastDecision ?? pending.lastDecision,
+        lastDecisionTime: st.pending.lastDecisionTime ?? pending.lastDecisionTime,
+        lastDenialReason: st.pending.lastDenialReason ?? pending.lastDenialReason,
+        lastSeen: st.pending.lastSeen ?? pending.lastSeen,
+      };
+      this.opts.log.warn(
+        { agent: key, err: err instanceof Error ? err.message : String(err) },
+        'decision counters: status write failed; will retry',
+      );
+    } finally {
+      st.writing = false;
+    }
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * Revocation reconciler: the kill switch's active part. When an AgentIdentity is suspended, its
+ * outstanding credentials are revoked (authority/revocation.ts does the revoking) and
+ * status.revocation reports progress: requestedAt/requestedBy/reason at once, then
+ * credentialsRevoked, pending and completedAt. It runs on the leader only (operator controllers)
+ * and is idempotent, so a replica taking over mid-revocation finishes it:
+ *
+ *   - "in progress" is persisted: status.revocation with requestedAt and no completedAt;
+ *   - "this suspension is done" is persisted: the ANNOTATION_REVOKED_FOR annotation carries the
+ *     requestedAt of the revocation completed for the current suspension; reviving removes it, so
+ *     the next suspension starts a new revocation (status.revocation keeps the last one, which the
+ *     introspection rule needs: tokens issued before it stay revoked after a revive);
+ *   - the revoker is idempotent (revoking a revoked PostgreSQL role changes nothing and counts the
+ *     same role), so running it again after a crash neither duplicates nor misses work.
+ *
+ * Gather (informer caches) → decide (decideRevocation, pure) → act (revoke, status, annotation,
+ * Event, audit entry).
+ */
+import type { Logger } from 'pino';
+import type { ControllerAuditSink } from '../../audit/sink.js';
+import type { AgentRevoker, RevocationProvider } from '../../authority/revocation.js';
+import type { AgentIdentity, AuditEntry, CredentialProvider } from '../../core/api/index.js';
+import type { Clock } from '../core/clock.js';
+import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
+import { ConflictError, isConflict, isNotFound } from '../core/errors.js';
+import type { EventRecorder } from '../core/events.js';
+import type { Informer } from '../core/informer.js';
+import { type KubeApi, resourcePath } from '../core/kube.js';
+import { AGENT_IDENTITIES } from '../resources.js';
+
+/** Annotation: requestedAt of the revocation completed for the current suspension (controller-owned). */
+export const ANNOTATION_REVOKED_FOR = 'warden.dev/revoked-for';
+/** Field manager of the revocation reconciler's writes. */
+export const REVOCATION_FIELD_MANAGER = 'warden-controller-revocation';
+
+export const REVOCATION_REASON = {
+  RevocationRequested: 'RevocationRequested',
+  CredentialsRevoked: 'CredentialsRevoked',
+  RevocationFailed: 'RevocationFailed',
+} as const;
+
+export interface RevocationStatus {
+  requestedAt?: string;
+  completedAt?: string;
+  requestedBy?: string;
+  reason?: string;
+  credentialsRevoked?: number;
+  pending?: number;
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  time?: string;
+  subresource?: string;
+  fieldsV1?: { 'f:spec'?: Record<string, unknown> };
+}
+
+/**
+ * Pure: who flipped spec.suspended, from metadata.managedFields: the newest entry owning
+ * f:spec.f:suspended (Kubernetes records the field manager and time, not the user name; the
+ * CLI's --reason, in spec.suspendReason, carries the human's word).
+ */
+export function suspendedBy(managedFields: readonly ManagedFieldsEntry[] | undefined): string {
+  let best: ManagedFieldsEntry | undefined;
+  for (const m of managedFields ?? []) {
+    if (m.subresource) continue; // status writes do not set spec
+    if (!m.fieldsV1?.['f:spec'] || !('f:suspended' in m.fieldsV1['f:spec'])) continue;
+    if (!best || (m.time ?? '') > (best.time ?? '')) best = m;
+  }
+  if (!best) return 'unknown (no managedFields entry owns spec.suspended)';
+  return `${best.manager ?? 'unknown manager'} (${best.operation ?? 'Update'} at ${best.time ?? 'unknown time'})`.slice(
+    0,
+    1024,
+  );
+}
+
+export type RevocationAction =
+  | { kind: 'none' }
+  /** Record the request (status), then revoke. */
+  | { kind: 'start'; revocation: RevocationStatus }
+  /** A revocation is in progress (ours or a previous leader's): (re)run the revoker. */
+  | { kind: 'revoke'; revocation: RevocationStatus }
+  /** Revived: forget that the last suspension was handled. */
+  | { kind: 'clear-marker' };
+
+/** Pure: what to do for an agent now. */
+export function decideRevocation(agent: AgentIdentity, now: Date): RevocationAction {
+  const rev = agent.status?.revocation as RevocationStatus | undefined;
+  const marker = agent.metadata?.annotations?.[ANNOTATION_REVOKED_FOR];
+  const suspended = agent.spec?.suspended === true;
+  if (rev?.requestedAt && !rev.completedAt) return { kind: 'revoke', revocation: rev };
+  if (suspended) {
+    if (rev?.requestedAt && marker === rev.requestedAt) return { kind: 'none' };
+    const meta = agent.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined;
+    return {
+      kind: 'start',
+      revocation: {
+        requestedAt: now.toISOString(),
+        requestedBy: suspendedBy(meta?.managedFields),
+        reason: (agent.spec?.suspendReason?.trim() || 'no reason given').slice(0, 1024),
+        credentialsRevoked: 0,
+      },
+    };
+  }
+  return marker !== undefined ? { kind: 'clear-marker' } : { kind: 'none' };
+}
+
+export interface RevocationDeps {
+  agents: Informer<AgentIdentity>;
+  providers: Informer<CredentialProvider>;
+  api: KubeApi;
+  revoker: AgentRevoker;
+  recorder: EventRecorder;
+  audit?: ControllerAuditSink;
+  clock: Clock;
+}
+
+function entry(kind: AuditEntry['kind'], time: string, rev: RevocationStatus, message: string): AuditEntry {
+  return {
+    time,
+    kind,
+    decision: 'Deny',
+    user: (rev.requestedBy ?? 'unknown').slice(0, 512),
+    message: message.slice(0, 1024),
+  };
+}
+
+export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
+  const patchStatus = async (agent: AgentIdentity, rev: RevocationStatus, precondition: boolean) => {
+    const ns = agent.metadata?.namespace ?? '';
+    const name = agent.metadata?.name ?? '';
+    try {
+      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, ns, name, 'status'), {
+        body: {
+          ...(precondition ? { metadata: { resourceVersion: agent.metadata?.resourceVersion } } : {}),
+          status: { revocation: rev },
+        },
+        contentType: 'application/merge-patch+json',
+        query: { fieldManager: REVOCATION_FIELD_MANAGER },
+      });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      if (isConflict(err)) throw new ConflictError(`AgentIdentity ${ns}/${name} status`, { cause: err });
+      throw err;
+    }
+  };
+  const setMarker = async (agent: AgentIdentity, value: string | null) => {
+    const ns = agent.metadata?.namespace ?? '';
+    try {
+      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, ns, agent.metadata?.name ?? ''), {
+        body: { metadata: { annotations: { [ANNOTATION_REVOKED_FOR]: value } } },
+        contentType: 'application/merge-patch+json',
+        query: { fieldManager: REVOCATION_FIELD_MANAGER },
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  };
+
+  // requestedAt of revocations this process completed, per agent: the informer may still show
+  // "in progress" for a moment after our own completion write, and that is not work to redo.
+  const completedHere = new Map<string, string>();
+
+  return async (key, ctx) => {
+    // gather
+    const agent = deps.agents.get(key.name, key.namespace);
+    if (!agent || agent.metadata?.deletionTimestamp) return;
+    const providers: RevocationProvider[] = deps.providers.list(key.namespace).map((p) => ({
+      namespace: p.metadata?.namespace ?? '',
+      name: p.metadata?.name ?? '',
+      spec: p.spec,
+    }));
+    // decide
+    const now = new Date(deps.clock.now());
+    const action = decideRevocation(agent, now);
+    // act
+    if (action.kind === 'none') return;
+    const k = `${key.namespace}/${key.name}`;
+    if (action.kind === 'revoke' && completedHere.get(k) === action.revocation.requestedAt) return;
+    if (action.kind === 'clear-marker') {
+      await setMarker(agent, null);
+      return;
+    }
+    let rev = action.revocation;
+    if (action.kind === 'start') {
+      // With the resourceVersion we read: if another replica started meanwhile, 409 → re-read.
+      if (!(await patchStatus(agent, rev, true))) return;
+      deps.recorder.record(agent, {
+        type: 'Warning',
+        reason: REVOCATION_REASON.RevocationRequested,
+        action: 'Revoke',
+        note: `suspended by ${rev.requestedBy}: ${rev.reason}; revoking outstanding credentials`,
+      });
+      deps.audit?.recordEntry(
+        key.namespace,
+        key.name,
+        entry('Suspension', now.toISOString(), rev, `agent suspended: ${rev.reason}`),
+      );
+      ctx.logger.info({ requestedBy: rev.requestedBy }, 'revocation requested');
+    }
+    const outcome = await deps.revoker.revokeAgent(key.namespace, key.name, providers);
+    const at = new Date(deps.clock.now()).toISOString();
+    if (outcome.failures.length > 0) {
+      rev = {
+        ...rev,
+        credentialsRevoked: Math.max(rev.credentialsRevoked ?? 0, outcome.revoked),
+        pending: outcome.failures.length,
+      };
+      await patchStatus(agent, rev, false);
+      const what = outcome.failures.map((f) => `${f.what}: ${f.message}`).join('; ');
+      deps.recorder.record(agent, {
+        type: 'Warning',
+        reason: REVOCATION_REASON.RevocationFailed,
+        action: 'Revoke',
+        note: `could not revoke ${outcome.failures.length} credential source(s), retrying: ${what}`.slice(
+          0,
+          1024,
+        ),
+      });
+      deps.audit?.recordEntry(
+        key.namespace,
+        key.name,
+        entry('Revocation', at, rev, `revocation incomplete, will retry: ${what}`),
+      );
+      // Thrown so the work queue retries with backoff (1 s → 5 min).
+      throw new Error(`revocation of AgentIdentity ${key.namespace}/${key.name} incomplete: ${what}`);
+    }
+    rev = { ...rev, credentialsRevoked: outcome.revoked, pending: 0, completedAt: at };
+    if (!(await patchStatus(agent, rev, false))) return;
+    if (rev.requestedAt) completedHere.set(k, rev.requestedAt);
+    if (completedHere.size > 10_000) completedHere.delete(completedHere.keys().next().value as string);
+    // The marker comes after the status: a crash in between re-runs an idempotent revocation.
+    if (agent.spec?.suspended === true && rev.requestedAt) await setMarker(agent, rev.requestedAt);
+    deps.recorder.record(agent, {
+      type: 'Normal',
+      reason: REVOCATION_REASON.CredentialsRevoked,
+      action: 'Revoke',
+      note: `revocation complete: ${outcome.revoked} credential(s) revoked`,
+    });
+    deps.audit?.recordEntry(
+      key.namespace,
+      key.name,
+      entry('Revocation', at, rev, `revocation complete: ${outcome.revoked} credential(s) revoked`),
+    );
+    ctx.logger.info({ revoked: outcome.revoked }, 'revocation complete');
+  };
+}
+
+export function revocationController(
+  deps: RevocationDeps & { logger: Logger; concurrency?: number; metrics?: ControllerMetrics },
+): Controller {
+  return new Controller({
+    name: 'revocation',
+    reconcile: reconcileRevocation(deps),
+    logger: deps.logger,
+    clock: deps.clock,
+    concurrency: deps.concurrency,
+    metrics: deps.metrics,
+  }).watchPrimary(deps.agents);
+}
