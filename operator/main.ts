@@ -57,6 +57,18 @@ export interface OperatorOptions {
   api?: KubeApi;
   statusWriter?: StatusWriter;
   recorder?: EventRecorder;
+  /** Further leader-only controllers (revocation, audit retention), built on the shared informers. */
+  extraControllers?: (shared: SharedInformers) => Controller[];
+}
+
+/** The informers and clients extra controllers may build on. */
+export interface SharedInformers {
+  agents: Informer<AgentIdentity>;
+  providers: Informer<CredentialProvider>;
+  api: KubeApi;
+  recorder: EventRecorder;
+  clock: Clock;
+  logger: Logger;
 }
 
 export interface RunningOperator {
@@ -117,6 +129,7 @@ export function runOperator(opts: OperatorOptions): RunningOperator {
       secretRecheckMs: opts.secretRecheckMs,
     }),
     accessPolicyController({ ...common, policies, agents }),
+    ...(opts.extraControllers?.({ agents, providers, api, recorder, clock, logger: log }) ?? []),
   ];
 
   let leading = false;
