@@ -28,6 +28,8 @@ export interface AuthorityServerOptions {
   credentials?: Handler;
   /** GET /v1/stream */
   stream?: Handler;
+  /** Further endpoints by path (POST /v1/audit, POST /v1/introspect). */
+  routes?: Record<string, Handler>;
   /** Serve HTTPS with these options (production); plain HTTP when absent (tests, behind a TLS proxy). */
   tls?: HttpsOptions;
 }
@@ -60,6 +62,7 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
   const routes = new Map<string, Handler>([['/v1/token', opts.token]]);
   if (opts.credentials) routes.set('/v1/credentials', opts.credentials);
   if (opts.stream) routes.set('/v1/stream', opts.stream);
+  for (const [path, handler] of Object.entries(opts.routes ?? {})) routes.set(path, handler);
   const discovery = {
     '/.well-known/openid-configuration': () => openIdConfiguration(opts.issuer),
     '/.well-known/oauth-authorization-server': () => authorizationServerMetadata(opts.issuer),
