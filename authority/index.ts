@@ -9,11 +9,13 @@ import { type Logger, pino } from 'pino';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
 import { type AuditSink, PinoAuditSink } from './audit.js';
+import { type BrokerEventSink, handleAudit, LogBrokerEventSink } from './audit-endpoint.js';
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
 import { type AgentIdentityGetter, FastKube, type PodGetter } from './kube.js';
+import { handleIntrospect, liveAgentState } from './introspect.js';
 import { InformerPolicyStore } from './policy-store.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
 import { createAuthorityServer } from './server.js';
@@ -37,6 +39,8 @@ export interface AuthorityOptions {
   tls?: Parameters<typeof createAuthorityServer>[0]['tls'];
   /** Watch AgentIdentities/AccessPolicies in this namespace only (default: all namespaces). */
   watchNamespace?: string;
+  /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
+  brokerAuditSinks?: BrokerEventSink[];
 }
 
 /** The pieces other endpoints build on. */
@@ -101,6 +105,19 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     token: (ctx) => handleTokenExchange(ctx, parts),
     credentials: (ctx) => handleCredentials(ctx, parts),
     stream: (ctx) => handleStream(ctx, parts),
+    routes: {
+      '/v1/audit': (ctx) =>
+        handleAudit(ctx, {
+          sessions: parts.sessions,
+          sinks: opts.brokerAuditSinks ?? [new LogBrokerEventSink(log)],
+        }),
+      '/v1/introspect': (ctx) =>
+        handleIntrospect(ctx, {
+          issuer: opts.issuer,
+          keys,
+          agentState: liveAgentState(new KubeConfigApi(opts.kubeConfig)),
+        }),
+    },
   });
   return {
     ...parts,
