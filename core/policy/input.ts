@@ -58,24 +58,57 @@ function isPlainObject(v: object): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Where a value sits in the input, as a linked list built while copying and
+ * only turned into a string (`request.args.items[3]`) when something is wrong:
+ * formatting paths for every value would cost more than the copy itself.
+ */
+interface PathNode {
+  readonly parent: PathNode | string;
+  readonly key: string | number;
+}
+type Path = PathNode | string;
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function formatPath(path: Path): string {
+  if (typeof path === 'string') return path;
+  const parent = formatPath(path.parent);
+  if (typeof path.key === 'number') return `${parent}[${path.key}]`;
+  return IDENTIFIER.test(path.key)
+    ? `${parent}.${path.key}`
+    : `${parent}[${JSON.stringify(path.key.slice(0, 64))}]`;
+}
+
+function tooLargeAt(path: Path, message: string): never {
+  return tooLarge(formatPath(path), message);
+}
+
+function invalidAt(path: Path, message: string): never {
+  return invalid(formatPath(path), message);
+}
+
+function countString(s: string, path: Path, bounds: PolicyBounds, budget: Budget): string {
+  if (s.length > bounds.maxStringLength) {
+    tooLargeAt(path, `string of ${s.length} characters exceeds the limit of ${bounds.maxStringLength}`);
+  }
+  budget.bytes += s.length + 2;
+  if (budget.bytes > bounds.maxInputBytes) tooLargeAt(path, `input exceeds ${bounds.maxInputBytes} bytes`);
+  return s;
+}
+
 /** Copy a JSON-like value, enforcing depth, node count, list length, string length and total size. */
-function copyValue(
-  value: unknown,
-  path: string,
-  depth: number,
-  bounds: PolicyBounds,
-  budget: Budget,
-): unknown {
-  if (++budget.nodes > bounds.maxNodes) tooLarge(path, `input has more than ${bounds.maxNodes} values`);
+function copyValue(value: unknown, path: Path, depth: number, bounds: PolicyBounds, budget: Budget): unknown {
+  if (++budget.nodes > bounds.maxNodes) tooLargeAt(path, `input has more than ${bounds.maxNodes} values`);
   switch (typeof value) {
     case 'string':
-      return checkString(value, path, bounds, budget);
+      return countString(value, path, bounds, budget);
     case 'boolean':
       budget.bytes += 5;
       return value;
     case 'number':
       // JSON numbers are CEL doubles (as in cel-go's JSON conversion); int literals compare with them.
-      if (!Number.isFinite(value)) invalid(path, 'number is not finite');
+      if (!Number.isFinite(value)) invalidAt(path, 'number is not finite');
       budget.bytes += 8;
       return value;
     case 'bigint':
@@ -86,46 +119,68 @@ function copyValue(
         budget.bytes += 4;
         return null;
       }
-      if (depth >= bounds.maxDepth) tooLarge(path, `nesting deeper than ${bounds.maxDepth} levels`);
+      if (depth >= bounds.maxDepth) tooLargeAt(path, `nesting deeper than ${bounds.maxDepth} levels`);
       if (Array.isArray(value)) {
         if (value.length > bounds.maxListLength) {
-          tooLarge(path, `list of ${value.length} items exceeds the limit of ${bounds.maxListLength}`);
+          tooLargeAt(path, `list of ${value.length} items exceeds the limit of ${bounds.maxListLength}`);
         }
         const out = new Array<unknown>(value.length);
-        for (let i = 0; i < value.length; i++)
-          out[i] = copyValue(value[i], `${path}[${i}]`, depth + 1, bounds, budget);
+        for (let i = 0; i < value.length; i++) {
+          out[i] = copyValue(value[i], { parent: path, key: i }, depth + 1, bounds, budget);
+        }
         return out;
       }
       if (value instanceof Map) return copyEntries([...value.entries()], path, depth, bounds, budget);
-      if (isPlainObject(value)) return copyEntries(Object.entries(value), path, depth, bounds, budget);
-      return invalid(
+      if (isPlainObject(value)) return copyObjectEntries(value, path, depth, bounds, budget);
+      return invalidAt(
         path,
         `unsupported value of type ${value.constructor?.name ?? 'object'}; only JSON values are allowed`,
       );
     }
     default:
-      return invalid(path, `unsupported value of type ${typeof value}; only JSON values are allowed`);
+      return invalidAt(path, `unsupported value of type ${typeof value}; only JSON values are allowed`);
   }
+}
+
+/** Plain objects become Maps: a `__proto__` or `constructor` key is then just a key. */
+function copyObjectEntries(
+  value: Record<string, unknown>,
+  path: Path,
+  depth: number,
+  bounds: PolicyBounds,
+  budget: Budget,
+): Map<string, unknown> {
+  const keys = Object.keys(value);
+  if (keys.length > bounds.maxListLength) {
+    tooLargeAt(path, `map of ${keys.length} entries exceeds the limit of ${bounds.maxListLength}`);
+  }
+  const out = new Map<string, unknown>();
+  for (const k of keys) {
+    const v = value[k];
+    if (v === undefined) continue; // JSON has no undefined; treat as absent like JSON.stringify does
+    const keyPath: PathNode = { parent: path, key: k };
+    countString(k, keyPath, bounds, budget);
+    out.set(k, copyValue(v, keyPath, depth + 1, bounds, budget));
+  }
+  return out;
 }
 
 function copyEntries(
   entries: [unknown, unknown][],
-  path: string,
+  path: Path,
   depth: number,
   bounds: PolicyBounds,
   budget: Budget,
 ): Map<string, unknown> {
   if (entries.length > bounds.maxListLength) {
-    tooLarge(path, `map of ${entries.length} entries exceeds the limit of ${bounds.maxListLength}`);
+    tooLargeAt(path, `map of ${entries.length} entries exceeds the limit of ${bounds.maxListLength}`);
   }
   const out = new Map<string, unknown>();
   for (const [k, v] of entries) {
-    if (typeof k !== 'string') invalid(path, 'map keys must be strings');
-    if (v === undefined) continue; // JSON has no undefined; treat as absent like JSON.stringify does
-    const keyPath = /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)
-      ? `${path}.${k}`
-      : `${path}[${JSON.stringify(k.slice(0, 64))}]`;
-    checkString(k, keyPath, bounds, budget);
+    if (typeof k !== 'string') invalidAt(path, 'map keys must be strings');
+    if (v === undefined) continue;
+    const keyPath: PathNode = { parent: path, key: k };
+    countString(k, keyPath, bounds, budget);
     out.set(k, copyValue(v, keyPath, depth + 1, bounds, budget));
   }
   return out;
