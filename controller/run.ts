@@ -5,15 +5,21 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { TrailAuditSink } from '../audit/sink.js';
 import { AuditWriter } from '../audit/writer.js';
+import { DecisionStats } from '../authority/decision-stats.js';
 import { type Authority, createAuthority } from '../authority/index.js';
+import { PostgresMinter } from '../authority/mint/postgresql.js';
+import { kubeSecretsReader } from '../authority/mint/secrets.js';
+import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import { type RunningOperator, runOperator } from '../operator/main.js';
+import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
+import { revocationController } from '../operator/reconcilers/revocation.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
 import type { TlsNames } from '../webhook/tls.js';
@@ -45,6 +51,8 @@ export interface ControllerOptions {
   tlsSecret: string;
   version: string;
   audit: BatchLimits;
+  /** Delete AuditRecords older than this (ms); undefined keeps them forever. */
+  auditRetentionMs?: number;
 }
 
 export interface RunningController {
@@ -55,6 +63,8 @@ export interface RunningController {
   authority: Authority;
   webhook: RunningWebhook;
   auditWriter: AuditWriter;
+  /** Credentials this replica issued that the kill switch can revoke upstream (RFC 7009). */
+  issuedCredentials: IssuedCredentials;
   stop(): Promise<void>;
 }
 
@@ -77,6 +87,15 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const auditWriter = new AuditWriter({ api, log: log.child({ component: 'audit' }), limits: o.audit });
   auditWriter.start();
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
+  const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
+  decisionStats.start();
+  const issuedCredentials = new IssuedCredentials();
+  const postgres = new PostgresMinter();
+  const revoker = new CredentialRevoker({
+    postgres,
+    secrets: kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api)),
+    issued: issuedCredentials,
+  });
 
   const webhook = await startWebhook({
     api,
@@ -98,6 +117,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     issuer: o.issuer,
     log: log.child({ component: 'authority' }),
     audit: auditSink,
+    brokerAuditSinks: [auditSink, decisionStats],
     ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
     ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
   });
@@ -112,6 +132,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     api,
     recorder,
     ...(o.watchNamespace ? { namespace: o.watchNamespace } : {}),
+    extraControllers: (shared) => [
+      revocationController({ ...shared, revoker, audit: auditSink }),
+      ...(o.auditRetentionMs
+        ? [auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs })]
+        : []),
+    ],
   });
 
   // Liveness: the process serves. Readiness: the webhook and authority are listening
@@ -135,13 +161,16 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     authority,
     webhook,
     auditWriter,
+    issuedCredentials,
     stop() {
       stopping ??= (async () => {
         log.info('warden controller stopping');
         await operator.stop();
         await webhook.stop();
         await authority.close();
+        await decisionStats.stop();
         await auditWriter.stop();
+        await postgres.close();
         await recorder.flush();
         await new Promise<void>((r) => health.close(() => r()));
         log.info({ audit: auditWriter.stats() }, 'warden controller stopped');
