@@ -125,6 +125,8 @@ describe('API server restarts', () => {
         30_000,
       );
       expect(agent.status?.observedGeneration).toBe(1);
+      // The callback fires once every controller has started (all caches synced again).
+      await eventually('leadership callbacks', async () => leadership.length === 3, 60_000);
       expect(leadership).toEqual([true, false, true]);
     } finally {
       await op?.stop(5_000);
