@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { parseRetention } from './retention.js';
+
+describe('parseRetention', () => {
+  it.each([
+    ['whole days', '30d', 30 * 86_400_000],
+    ['Go hours', '720h', 720 * 3_600_000],
+    ['Go mixed', '1h30m', 90 * 60_000],
+    ['exactly a minute', '1m', 60_000],
+  ])('%s: %s', (_n, text, ms) => {
+    expect(parseRetention(text)).toBe(ms);
+  });
+
+  it.each(['0', '', '  '])('keeps forever for %j', (text) => {
+    expect(parseRetention(text)).toBeUndefined();
+  });
+
+  it.each([
+    ['not a duration', 'forever', 'not a duration'],
+    ['a unit Go does not have', '3w', 'not a duration'],
+    ['too short to be meant', '30s', 'shorter than one minute'],
+    ['negative', '-5d', 'not a duration'],
+  ])('rejects %s (%s)', (_n, text, msg) => {
+    expect(() => parseRetention(text)).toThrow(msg);
+  });
+});
