@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { OAuthErrorCode } from '../authority/errors.js';
 import { BrokerDenyReason } from '../broker/constants.js';
 import type { DecisionReason } from '../core/policy/types.js';
+import type { ControllerMetrics } from '../operator/core/controller.js';
 import type { RejectionReason } from '../webhook/checks.js';
 import {
   ADMISSION_BUCKETS,
@@ -232,7 +233,8 @@ describe('createMetrics', () => {
 describe('controllerMetrics (operator/core/controller.ts ControllerOptions.metrics)', () => {
   it('records every reconcile duration, counts only errors, and reports queue depth', async () => {
     const m = createMetrics();
-    const hooks = controllerMetrics(m);
+    // Typed as the operator's hook interface: tsc fails if the two drift apart.
+    const hooks: Required<ControllerMetrics> = controllerMetrics(m);
     hooks.reconciled('revocation', 'success', 20);
     hooks.reconciled('revocation', 'conflict', 5);
     hooks.reconciled('revocation', 'error', 120);
