@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
+import { parseRetention } from '../audit/retention.js';
 import { runController } from '../controller/run.js';
 
 /** Warden's package.json, found by walking up from this file (works from the sources and from dist/). */
@@ -56,6 +57,14 @@ function positive(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number: ${value}`);
   return n;
+}
+
+function retention(value: string): number | undefined {
+  try {
+    return parseRetention(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -126,6 +135,12 @@ program
     positive,
     5,
   )
+  .option(
+    '--audit-retention <duration>',
+    'delete AuditRecords older than this (e.g. 30d, 720h); 0 keeps them forever',
+    retention,
+    undefined,
+  )
   .option('--log-level <level>', 'pino log level', 'info')
   .action(async (o) => {
     const log = pino({ name: 'warden', level: o.logLevel, redact: { paths: REDACT, censor: '[REDACTED]' } });
@@ -163,6 +178,7 @@ program
       tlsSecret: o.tlsSecret,
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
+      ...(o.auditRetention ? { auditRetentionMs: o.auditRetention } : {}),
     });
     let stopping = false;
     const shutdown = (signal: string) => {
