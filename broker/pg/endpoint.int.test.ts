@@ -17,7 +17,15 @@ import {
   type PgSessionEvent,
   startPgEndpoint,
 } from './endpoint.js';
-import { sslRequest } from './protocol.js';
+import { sslRequest, startupMessage } from './protocol.js';
+
+async function eventuallyTrue(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 const ADMIN_PASSWORD = 'endpoint-test-admin-password';
 
@@ -212,6 +220,25 @@ describe('broker PostgreSQL endpoint', () => {
     const s = connect(endpoint.port, '127.0.0.1', () => s.end(cancel));
     await expect(sleeping).rejects.toMatchObject({ code: '57014' });
     await client.end();
+  });
+
+  it('relays a query the agent pipelined right behind its startup packet', async () => {
+    const sql = Buffer.from('SELECT 42 AS answer\0');
+    const query = Buffer.alloc(5);
+    query.write('Q', 0);
+    query.writeInt32BE(4 + sql.length, 1);
+    const s = connect(endpoint.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    await new Promise((r) => s.once('connect', r));
+    s.write(Buffer.concat([startupMessage({ user: 'agent', database: 'x' }), query, sql]));
+    // Two ReadyForQuery: one after start-up, one after the query.
+    await eventuallyTrue(() => Buffer.concat(chunks).toString('latin1').split('Z\0\0\0\x05I').length >= 3);
+    s.destroy();
+    const all = Buffer.concat(chunks);
+    expect(all.subarray(0, 9)).toEqual(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0])); // AuthenticationOk first
+    expect(all.toString('latin1')).toContain('answer');
+    expect(all.toString('latin1')).toContain('SELECT 1'); // CommandComplete tag
   });
 
   it('answers SSLRequest with N, then serves the plain session', async () => {

@@ -114,6 +114,8 @@ export const FORWARDED_PARAMS = new Set([
 ]);
 
 export const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
+/** Bytes read ahead from either side during start-up before the endpoint stops reading (> one start-up message). */
+export const MAX_PENDING_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 
 /** SQLSTATEs the endpoint reports. */
@@ -141,6 +143,9 @@ class Reader {
   private closed = false;
   private readonly onData = (d: Buffer) => {
     this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    // The agent may keep sending while policy and the authority are consulted: stop reading
+    // rather than buffer without bound (TCP backpressure does the rest).
+    if (this.buf.length > MAX_PENDING_BYTES) this.sock.pause();
     this.wake?.();
   };
   private readonly onClose = () => {
@@ -163,6 +168,7 @@ class Reader {
       const got = parse(this.buf);
       if (got) {
         this.buf = this.buf.subarray(got.used);
+        if (this.sock.isPaused() && this.buf.length <= MAX_PENDING_BYTES) this.sock.resume();
         return got.value;
       }
       if (this.closed) throw new EndpointError(SQLSTATE.connectionFailure, `${what}: connection closed`);
