@@ -20,6 +20,8 @@ export class RemovalError extends Error {
 
 /** RFC 6901: `~` → `~0`, `/` → `~1` (so `warden.dev/agent` becomes `warden.dev~1agent`). */
 export function escapePointerToken(token: string): string {
+  // Fast path: almost every key (field names) needs no escaping.
+  if (!token.includes('~') && !token.includes('/')) return token;
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
