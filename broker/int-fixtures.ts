@@ -48,7 +48,9 @@ export interface McpUpstream {
 }
 
 /** A stateful MCP server with tools covering the broker's cases. */
-export async function startMcpUpstream(opts: { jsonResponse?: boolean } = {}): Promise<McpUpstream> {
+export async function startMcpUpstream(
+  opts: { jsonResponse?: boolean; stateless?: boolean } = {},
+): Promise<McpUpstream> {
   const seen: Seen[] = [];
   const calls: string[] = [];
   let waiters: Array<() => void> = [];
@@ -129,6 +131,17 @@ export async function startMcpUpstream(opts: { jsonResponse?: boolean } = {}): P
     res.on('close', () => {
       if (!res.writableFinished) state.aborted++;
     });
+    if (opts.stateless) {
+      // Stateless mode (SDK pattern): a fresh server and transport per request, no session.
+      const t = new StreamableHTTPServerTransport({
+        sessionIdGenerator: undefined,
+        enableJsonResponse: true,
+      });
+      res.on('close', () => void t.close());
+      await makeServer().connect(t);
+      await t.handleRequest(req, res, body);
+      return;
+    }
     const sid = req.headers['mcp-session-id'];
     let t = typeof sid === 'string' ? transports.get(sid) : undefined;
     if (!t) {
