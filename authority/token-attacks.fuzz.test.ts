@@ -330,7 +330,7 @@ describe('user tokens under attack', () => {
   });
 
   it('untrusted issuers and audience swaps are refused, naming the trustedIssuers setting', async () => {
-    const swap = fc.oneof(
+    const swap: fc.Arbitrary<{ iss?: string; aud?: string }> = fc.oneof(
       fc.string({ maxLength: 30 }).map((iss) => ({ iss })),
       fc.constantFrom(`${IDP}/`, IDP.toUpperCase(), `${IDP}.evil.com`).map((iss) => ({ iss })),
       fc

@@ -119,7 +119,7 @@ const pod: fc.Arbitrary<V1Pod> = fc.record(
         ),
         labels: stringMap(
           mostly(
-            fc.constantFrom({}, { tier: 'prod' }),
+            fc.constantFrom<Record<string, string>>({}, { tier: 'prod' }),
             agentName.map((a): Record<string, string> => ({ [LABEL_AGENT]: a })),
           ),
         ),
@@ -157,8 +157,11 @@ const identity: fc.Arbitrary<AgentIdentityView> = fc
         {
           audience: fc.constantFrom('warden.dev/broker', 'custom-aud'),
           tokenExpirationSeconds: fc.constantFrom(600, 3600, 86_400, 10),
-          requiredPodLabels: mostly(fc.constant({}), fc.constant({ tier: 'prod' })),
-          allowedImages: mostly(fc.constant(['ghcr.io/acme/*']), fc.constant(['ghcr.io/acme/*@sha256:*'])),
+          requiredPodLabels: mostly<Record<string, string>>(fc.constant({}), fc.constant({ tier: 'prod' })),
+          allowedImages: mostly<string[]>(
+            fc.constant(['ghcr.io/acme/*']),
+            fc.constant(['ghcr.io/acme/*@sha256:*']),
+          ),
         },
         { requiredKeys: [] },
       ),
