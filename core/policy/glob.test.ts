@@ -14,6 +14,11 @@ describe('tool globs', () => {
     ['a*b*c', 'aXXbYYc', true],
     ['a*b*c', 'aXXbYY', false],
     ['', '', true],
+    ['*_issue', 'jira.get_issue', true],
+    ['*_issue', 'jira.get_issues', false],
+    ['*delete*', 'delete', true],
+    ['a*', 'a', true],
+    ['*a', '', false],
   ])('%s vs %s → %s', (pattern, input, expected) => {
     expect(compileToolGlob(pattern)(input)).toBe(expected);
     expect(matchCharGlob(pattern, input)).toBe(expected);

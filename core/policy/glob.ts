@@ -44,26 +44,55 @@ function wildcardMatch<P, I>(
   return p === pattern.length;
 }
 
-const charIsStar = (c: string): boolean => c === '*';
-const charMatches = (p: string, c: string): boolean => p === '?' || p === c;
-
-/** True when `s` matches the character glob `pattern` (`*` any run, `?` one char). */
+/**
+ * True when `s` matches the character glob `pattern` (`*` any run, `?` one
+ * UTF-16 code unit). Same algorithm as wildcardMatch, on string indices so the
+ * hot path allocates nothing.
+ */
 export function matchCharGlob(pattern: string, s: string): boolean {
-  return wildcardMatch([...pattern], [...s], charIsStar, charMatches);
+  let p = 0;
+  let i = 0;
+  let starP = -1;
+  let starI = 0;
+  const pl = pattern.length;
+  while (i < s.length) {
+    const pc = p < pl ? pattern.charCodeAt(p) : -1;
+    if (pc === 42 /* * */) {
+      starP = p++;
+      starI = i;
+    } else if (pc === 63 /* ? */ || (pc !== -1 && pc === s.charCodeAt(i))) {
+      p++;
+      i++;
+    } else if (starP >= 0) {
+      p = starP + 1;
+      i = ++starI;
+    } else {
+      return false;
+    }
+  }
+  while (p < pl && pattern.charCodeAt(p) === 42) p++;
+  return p === pl;
 }
 
-/** Compile a tool-name glob once; literal patterns become a string comparison. */
+/** Compile a tool-name glob once; common shapes become plain string tests. */
 export function compileToolGlob(pattern: string): GlobMatcher {
   if (pattern === '*') return () => true;
-  if (!pattern.includes('*') && !pattern.includes('?')) return (s) => s === pattern;
-  const chars = [...pattern];
-  // A single trailing star ("jira.get_*") is by far the most common shape: a prefix test.
-  const firstWildcard = chars.findIndex((c) => c === '*' || c === '?');
-  if (firstWildcard === chars.length - 1 && chars[firstWildcard] === '*') {
+  if (pattern.includes('?')) return (s) => matchCharGlob(pattern, s);
+  const stars = pattern.split('*').length - 1;
+  if (stars === 0) return (s) => s === pattern;
+  if (stars === 1 && pattern.endsWith('*')) {
     const prefix = pattern.slice(0, -1);
     return (s) => s.startsWith(prefix);
   }
-  return (s) => wildcardMatch(chars, [...s], charIsStar, charMatches);
+  if (stars === 1 && pattern.startsWith('*')) {
+    const suffix = pattern.slice(1);
+    return (s) => s.endsWith(suffix);
+  }
+  if (stars === 2 && pattern.startsWith('*') && pattern.endsWith('*')) {
+    const middle = pattern.slice(1, -1);
+    return (s) => s.includes(middle);
+  }
+  return (s) => matchCharGlob(pattern, s);
 }
 
 /** Compile an HTTP path glob ("/api/v1/tickets/*", "/api/**"). */

@@ -19,7 +19,11 @@ import { allowPolicy, denyPolicy, MONDAY_10_UTC, mcpCall, when } from './testing
 import type { DecisionReason, PolicyInput } from './types.js';
 
 const seed = Number(process.env.FUZZ_SEED ?? 20_261_129);
-const runs = (numRuns: number) => ({ seed, numRuns });
+// FUZZ_SCALE=10 runs ten times as many cases (e.g. under `make bench`); the default keeps `make test` fast.
+const runs = (numRuns: number) => ({
+  seed,
+  numRuns: Math.max(1, Math.round(numRuns * Number(process.env.FUZZ_SCALE ?? 1))),
+});
 
 /** Small bounds so random inputs land on both sides of every limit. */
 const SMALL: PolicyBounds = {
