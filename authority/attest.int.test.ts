@@ -7,6 +7,7 @@ import { OpenidApi, type V1Pod } from '@kubernetes/client-node';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABEL_AGENT } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { MemoryAuditSink } from './audit.js';
 import {
@@ -29,6 +30,7 @@ import {
   projectedToken,
 } from './int-fixtures.js';
 import { SecretKeyStore } from './keystore.js';
+import { WatchedPods } from './kube.js';
 
 const ISSUER = 'https://warden-authority.test';
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -379,5 +381,53 @@ describe('signing keys in a Secret', () => {
     const kids = stores.map((s) => s.signingKey().kid);
     expect(new Set(kids).size).toBe(1);
     expect(stores[0]!.jwks()).toEqual(stores[2]!.jwks());
+  });
+});
+
+describe("podLookup: 'watch'", () => {
+  it('finds agent pods from the watch, falls back to a live GET, and refuses a pod once its deletion is seen', async () => {
+    const watching = await createAuthority({
+      kubeConfig: kubeConfig(),
+      namespace: f.namespace,
+      watchNamespace: f.namespace,
+      issuer: ISSUER,
+      audit,
+      log: pino({ level: 'silent' }),
+      podLookup: 'watch',
+    });
+    try {
+      const url = `http://127.0.0.1:${await watching.listen(0, '127.0.0.1')}/v1/token`;
+      const call = (t: string) =>
+        httpCall(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({
+            grant_type: GRANT_TOKEN_EXCHANGE,
+            subject_token: t,
+            subject_token_type: TOKEN_TYPE_JWT,
+          }),
+        });
+      expect(watching.pods).toBeInstanceOf(WatchedPods);
+      const pods = watching.pods as WatchedPods;
+      const labelled = await createPod(f, 'watched-1', {
+        serviceAccount: 'bot-sa',
+        agent: 'support-bot',
+        labels: { [LABEL_AGENT]: 'support-bot' },
+      });
+      const t = await projectedToken(f, 'bot-sa', labelled);
+      expect((await call(t)).status).toBe(200);
+      // The unlabelled pod of the other tests is not watched: found by the live GET.
+      expect(pods.has(f.namespace, 'bot-1')).toBe(false);
+      expect((await call(token)).status).toBe(200);
+
+      await deletePod(f, 'watched-1');
+      for (let i = 0; i < 200 && pods.has(f.namespace, 'watched-1'); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const res = await call(t);
+      expect(res.status).toBe(400);
+      expect(res.body.error_description).toContain('no longer exists');
+    } finally {
+      await watching.close();
+    }
   });
 });

@@ -26,7 +26,11 @@ import { Sessions } from './session.js';
 import { handleTokenExchange } from './token.js';
 
 const seed = Number(process.env.FUZZ_SEED ?? 20_261_129);
-const runs = (numRuns: number) => ({ seed, numRuns });
+// FUZZ_SCALE=10 runs ten times as many cases (e.g. under `make bench`); the default keeps `make test` fast.
+const runs = (numRuns: number) => ({
+  seed,
+  numRuns: Math.max(1, Math.round(numRuns * Number(process.env.FUZZ_SCALE ?? 1))),
+});
 
 const ISSUER = 'https://warden-authority.fuzz';
 

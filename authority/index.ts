@@ -12,10 +12,10 @@ import { type AuditSink, PinoAuditSink } from './audit.js';
 import { type BrokerEventSink, handleAudit, LogBrokerEventSink } from './audit-endpoint.js';
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
+import { handleIntrospect, liveAgentState } from './introspect.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
-import { type AgentIdentityGetter, FastKube, type PodGetter } from './kube.js';
-import { handleIntrospect, liveAgentState } from './introspect.js';
+import { type AgentIdentityGetter, FastKube, type PodGetter, WatchedPods } from './kube.js';
 import { InformerPolicyStore } from './policy-store.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
 import { createAuthorityServer } from './server.js';
@@ -37,7 +37,13 @@ export interface AuthorityOptions {
   /** HTTP client for identity providers (e.g. httpsFetch({ca}) for a private CA). */
   idpFetch?: FetchLike;
   tls?: Parameters<typeof createAuthorityServer>[0]['tls'];
-  /** Watch AgentIdentities/AccessPolicies in this namespace only (default: all namespaces). */
+  /**
+   * How attestation finds the token's pod: 'live' (default) — a GET on every exchange, so a
+   * deleted pod is refused at once; 'watch' — from a watch of agent pods (live GET on a miss),
+   * no API call per exchange but a watch-latency window for just-deleted pods (docs/adr/0006).
+   */
+  podLookup?: 'live' | 'watch';
+  /** Watch AgentIdentities/AccessPolicies (and agent pods) in this namespace only (default: all). */
   watchNamespace?: string;
   /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
   brokerAuditSinks?: BrokerEventSink[];
@@ -69,7 +75,15 @@ export interface Authority extends AuthorityParts {
 export async function createAuthority(opts: AuthorityOptions): Promise<Authority> {
   const log =
     opts.log ??
-    pino({ name: 'warden-authority', redact: ['*.token', '*.subject_token', 'req.headers.authorization'] });
+    pino({
+      name: 'warden-authority',
+      redact: [
+        '*.token',
+        '*.subject_token',
+        'req.headers.authorization',
+        'req.headers["x-warden-user-token"]',
+      ],
+    });
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const keys = new SecretKeyStore({ core, namespace: opts.namespace, policy: opts.keyRotation, log });
   await keys.start();
@@ -79,6 +93,11 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     const id = store.identity(ns, name);
     return id && { metadata: { name: id.name, namespace: id.namespace, labels: id.labels }, spec: id.spec };
   });
+  const watchedPods =
+    opts.podLookup === 'watch'
+      ? new WatchedPods(new KubeConfigApi(opts.kubeConfig), kube, log, opts.watchNamespace)
+      : undefined;
+  await watchedPods?.start();
   const parts: AuthorityParts = {
     issuer: opts.issuer,
     sessions: new Sessions({ issuer: opts.issuer, keys }),
@@ -86,7 +105,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     reviewer: new CachedTokenReviewer(
       new ApiTokenReviewer(opts.kubeConfig.makeApiClient(AuthenticationV1Api)),
     ),
-    pods: kube,
+    pods: watchedPods ?? kube,
     identities: kube,
     userTokens: new UserTokenVerifier({ fetch: opts.idpFetch }),
     audit: opts.audit ?? new PinoAuditSink(log),
@@ -130,6 +149,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     close: async () => {
       keys.stop();
       await store.stop();
+      await watchedPods?.stop();
       kube.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
