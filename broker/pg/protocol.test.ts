@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   authenticationOk,
@@ -112,5 +113,29 @@ describe('backend messages', () => {
       M: 'denied   now',
       H: 'ask',
     });
+  });
+});
+
+describe('parsers on arbitrary bytes (the agent is untrusted)', () => {
+  it('parseFrontendStartup never throws and never claims more bytes than it was given', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const buf = Buffer.from(bytes);
+        const r = parseFrontendStartup(buf);
+        if (r) expect(r.used).toBeLessThanOrEqual(buf.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('round-trips any startup parameters without NULs', () => {
+    const key = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !s.includes('\0'));
+    const value = fc.string({ maxLength: 40 }).filter((s) => !s.includes('\0'));
+    fc.assert(
+      fc.property(fc.dictionary(key, value, { maxKeys: 8 }), (params) => {
+        const r = parseFrontendStartup(startupMessage(params));
+        expect(r?.message).toEqual({ kind: 'startup', params: { ...params } });
+      }),
+    );
   });
 });
