@@ -19,6 +19,7 @@ export { DEFAULT_BROKER_CONFIG } from './types.js';
 /** Default name of the Secret holding the webhook's serving certificate and CA bundle. */
 export const DEFAULT_TLS_SECRET_NAME = 'warden-webhook-tls';
 
+/** `maxBodyBytes` and `metrics` (observability/metrics.ts) come from HandlerOptions. */
 export interface WebhookOptions extends HandlerOptions {
   api: KubeApi;
   /** Warden's namespace: where the TLS Secret lives. */
@@ -77,7 +78,7 @@ export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
     logger: o.logger,
   };
   const listeners: ((m: TlsMaterial) => void)[] = [];
-  const server = new WebhookServer(deps, current, { maxBodyBytes: o.maxBodyBytes });
+  const server = new WebhookServer(deps, current, { maxBodyBytes: o.maxBodyBytes, metrics: o.metrics });
   const port = await server.listen(o.port, o.host);
   const stopWatch = watchTls(
     store,

@@ -81,6 +81,33 @@ describe('admissionHandler over HTTP', () => {
   });
 });
 
+describe('admission metrics', () => {
+  it('records duration by outcome and the decision with its reason, and transport errors as error', async () => {
+    const seen: string[] = [];
+    const metrics = {
+      admissionDuration: (outcome: string, seconds: number) => {
+        expect(seconds).toBeGreaterThanOrEqual(0);
+        seen.push(`duration:${outcome}`);
+      },
+      decision: (component: string, decision: string, reason: string) => {
+        seen.push(`${component}:${decision}:${reason}`);
+      },
+    };
+    const server = createServer(admissionHandler(testDeps([]), { metrics }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      await post(port, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())));
+      await post(port, MUTATE_PATH, 'not json');
+      // 'finish' fires after the client has the response; give the event loop a turn.
+      await new Promise((r) => setImmediate(r));
+      expect(seen).toEqual(['duration:rejected', 'webhook:deny:AgentIdentityNotFound', 'duration:error']);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('WebhookServer over HTTPS', () => {
   it('serves with the issued certificate and trusts only the CA bundle', async () => {
     const names = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };

@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { type AdmissionDeps, handleReview, MalformedReviewError } from './admission.js';
+import type { WardenMetrics } from '../observability/metrics.js';
+import { type AdmissionDeps, handleReview, MalformedReviewError, type Outcome } from './admission.js';
 
 /** Path the MutatingWebhookConfiguration points at. */
 export const MUTATE_PATH = '/mutate';
@@ -18,8 +19,25 @@ export const HEALTH_PATH = '/healthz';
  */
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
+/** The part of observability/metrics.ts's WardenMetrics the webhook records into. */
+export type AdmissionMetrics = Pick<WardenMetrics, 'admissionDuration' | 'decision'>;
+
 export interface HandlerOptions {
   maxBodyBytes?: number;
+  metrics?: AdmissionMetrics;
+}
+
+/** Records one admission request: duration by outcome, and the allow/deny decision with its reason. */
+function record(metrics: AdmissionMetrics | undefined, startedMs: number, outcome: Outcome | 'error'): void {
+  if (!metrics) return;
+  const seconds = (performance.now() - startedMs) / 1000;
+  if (outcome === 'error') {
+    metrics.admissionDuration('error', seconds);
+    return;
+  }
+  metrics.admissionDuration(outcome.kind, seconds);
+  if (outcome.kind === 'rejected') metrics.decision('webhook', 'deny', outcome.reason);
+  else metrics.decision('webhook', 'allow', outcome.kind === 'injected' ? 'Injected' : outcome.reason);
 }
 
 export interface ServingCertificate {
@@ -79,11 +97,22 @@ export function admissionHandler(
     if (path !== MUTATE_PATH)
       return sendText(res, 404, `not found: the webhook serves POST ${MUTATE_PATH}\n`);
     if (req.method !== 'POST') return sendText(res, 405, `method ${req.method} not allowed: use POST\n`);
-    void serveMutate(req, res, deps, limit);
+    void serveMutate(req, res, deps, limit, opts.metrics);
   };
 }
 
-async function serveMutate(req: IncomingMessage, res: ServerResponse, deps: AdmissionDeps, limit: number) {
+async function serveMutate(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: AdmissionDeps,
+  limit: number,
+  metrics: AdmissionMetrics | undefined,
+) {
+  const started = performance.now();
+  // Every early return below is a transport-level failure (no review answered).
+  res.on('finish', () => {
+    if (res.statusCode !== 200) record(metrics, started, 'error');
+  });
   let raw: Buffer;
   try {
     raw = await readBody(req, limit);
@@ -106,7 +135,8 @@ async function serveMutate(req: IncomingMessage, res: ServerResponse, deps: Admi
     return sendText(res, 400, `malformed AdmissionReview: body is not JSON (${(err as Error).message})\n`);
   }
   try {
-    const { review } = await handleReview(body, deps);
+    const { review, outcome } = await handleReview(body, deps);
+    res.on('finish', () => record(metrics, started, outcome));
     const json = JSON.stringify(review);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
     res.end(json);
