@@ -12,6 +12,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { parseRetention } from '../audit/retention.js';
+import { brokerCommand } from '../broker/main.js';
 import { runController } from '../controller/run.js';
 
 /** Warden's package.json, found by walking up from this file (works from the sources and from dist/). */
@@ -196,6 +197,8 @@ program
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
   });
+
+program.addCommand(brokerCommand());
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`warden: ${err instanceof Error ? err.message : String(err)}\n`);
