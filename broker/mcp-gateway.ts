@@ -294,6 +294,8 @@ export class McpGateway {
       const headers = agentResponseHeaders(up.headers, secrets, { bodyRewritten: true });
       const keep = (name: string): boolean => this.opts.access.decider.couldAllowTool(target, name, user);
       if (contentType.startsWith('text/event-stream')) {
+        // A tool call may work silently for minutes; SSE gets the stream idle bound.
+        up.setIdleTimeout(this.streamIdleTimeoutMs);
         await this.relaySse(ex, up.status, headers, up.body, secrets, listId, keep, url);
       } else {
         await this.relayBuffered(ex, up.status, headers, up.body, secrets, listId, keep, url);

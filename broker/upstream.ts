@@ -31,6 +31,8 @@ export interface UpstreamResponse {
   readonly status: number;
   readonly headers: HeaderList;
   readonly body: IncomingMessage;
+  /** Change the body idle bound once the response kind is known (long-lived SSE streams). */
+  readonly setIdleTimeout: (ms: number) => void;
 }
 
 function toOutgoing(headers: HeaderList): OutgoingHttpHeaders {
@@ -71,12 +73,19 @@ export function requestUpstream(r: UpstreamRequest): Promise<UpstreamResponse> {
     headersTimer.unref();
     req.on('response', (res) => {
       clearTimeout(headersTimer);
-      res.setTimeout(r.idleTimeoutMs, () => {
-        res.destroy(
-          new UpstreamTimeoutError(`upstream ${describeTarget(r.url)} stalled for ${r.idleTimeoutMs} ms`),
-        );
+      let idle = r.idleTimeoutMs;
+      res.setTimeout(idle, () => {
+        res.destroy(new UpstreamTimeoutError(`upstream ${describeTarget(r.url)} stalled for ${idle} ms`));
       });
-      resolve({ status: res.statusCode ?? 502, headers: pairs(res.rawHeaders), body: res });
+      resolve({
+        status: res.statusCode ?? 502,
+        headers: pairs(res.rawHeaders),
+        body: res,
+        setIdleTimeout: (ms) => {
+          idle = ms;
+          res.setTimeout(ms);
+        },
+      });
     });
     req.on('error', (err) => {
       clearTimeout(headersTimer);
