@@ -128,6 +128,7 @@ program
   .option('--broker-memory-request <q>', 'broker memory request', quantity, '48Mi')
   .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
   .option('--broker-memory-limit <q>', 'broker memory limit', quantity, '128Mi')
+  .option('--idp-ca <path>', 'PEM CA bundle trusted for user-token issuers (a private OIDC provider)')
   .option('--tls-secret <name>', 'Secret holding the self-managed serving certificate', 'warden-webhook-tls')
   .option('--audit-batch-size <n>', 'entries per AuditRecord (1..500)', positive, 200)
   .option(
@@ -177,6 +178,7 @@ program
         },
       },
       tlsSecret: o.tlsSecret,
+      ...(o.idpCa ? { idpCaPem: readFileSync(o.idpCa, 'utf8') } : {}),
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
       ...(o.auditRetention ? { auditRetentionMs: o.auditRetention } : {}),

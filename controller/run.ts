@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { TrailAuditSink } from '../audit/sink.js';
 import { AuditWriter } from '../audit/writer.js';
 import { DecisionStats } from '../authority/decision-stats.js';
+import { httpsFetch } from '../authority/fetch.js';
 import { type Authority, createAuthority } from '../authority/index.js';
 import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
@@ -47,6 +48,8 @@ export interface ControllerOptions {
   /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
   authorityTls: boolean;
   broker: Pick<BrokerConfig, 'image' | 'imagePullPolicy' | 'resources'>;
+  /** Extra CA (PEM) trusted when fetching identity providers' discovery and JWKS (a private IdP). */
+  idpCaPem?: string;
   /** Secret holding the self-managed serving certificate. */
   tlsSecret: string;
   version: string;
@@ -118,6 +121,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     log: log.child({ component: 'authority' }),
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
+    ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
     ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
     ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
   });
