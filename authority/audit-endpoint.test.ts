@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_AUDIT_EVENTS, parseAuditBatch, parseBrokerEvent } from './audit-endpoint.js';
+
+const NOW = new Date('2026-11-29T12:00:00.000Z');
+const ok = {
+  time: '2026-11-29T11:59:59.000Z',
+  kind: 'Decision',
+  decision: 'Deny',
+  pod: 'someone-elses-pod',
+  user: 'alice',
+  target: 'jira',
+  tool: 'jira.delete_issue',
+  requestId: 'r-1',
+  reason: 'NoMatchingRule',
+  policy: 'agents/support',
+  message: 'no rule allows it',
+  reasons: [{ policy: 'agents/support', rule: 0, condition: 'ticket', message: 'no ticket' }],
+  stripped: ['authorization'],
+};
+
+describe('parseBrokerEvent', () => {
+  it('keeps what an auditor needs and drops the pod the body claims (the session decides it)', () => {
+    const e = parseBrokerEvent(ok, 0, NOW);
+    expect(e.entry).toEqual({
+      time: ok.time,
+      kind: 'Decision',
+      decision: 'Deny',
+      user: 'alice',
+      target: 'jira',
+      tool: 'jira.delete_issue',
+      requestId: 'r-1',
+      policy: 'agents/support',
+      message: 'no rule allows it',
+      reasons: [{ policy: 'agents/support', rule: 0, condition: 'ticket', message: 'no ticket' }],
+    });
+    expect(e.entry.pod).toBeUndefined();
+    expect(e.reason).toBe('NoMatchingRule');
+    expect(e.stripped).toEqual(['authorization']);
+  });
+
+  it.each([
+    ['an unparsable time', 'yesterday'],
+    ['a time far in the future', '2030-01-01T00:00:00Z'],
+  ])('replaces %s with the receive time', (_n, time) => {
+    expect(parseBrokerEvent({ ...ok, time }, 0, NOW).entry.time).toBe(NOW.toISOString());
+  });
+
+  it('clips long fields to the schema limits', () => {
+    const e = parseBrokerEvent({ ...ok, message: 'm'.repeat(5000), tool: 't'.repeat(999) }, 0, NOW);
+    expect(e.entry.message).toHaveLength(1024);
+    expect(e.entry.tool).toHaveLength(256);
+  });
+
+  it.each([
+    ['not an object', 'x', 'events[3]: must be an object'],
+    ['an unknown kind', { ...ok, kind: 'Whatever' }, 'events[3].kind'],
+    ['no decision', { ...ok, decision: undefined }, 'events[3].decision: must be Allow or Deny'],
+    ['a non-string user', { ...ok, user: 7 }, 'events[3].user: must be a string'],
+    ['reasons not a list', { ...ok, reasons: {} }, 'events[3].reasons: must be a list'],
+    ['a fractional rule', { ...ok, reasons: [{ rule: 1.5, message: 'x' }] }, 'events[3].reasons[0].rule'],
+  ])('rejects %s, naming the event and field', (_n, raw, msg) => {
+    expect(() => parseBrokerEvent(raw, 3, NOW)).toThrow(msg);
+  });
+});
+
+describe('parseAuditBatch', () => {
+  it('parses every event', () => {
+    expect(parseAuditBatch({ events: [ok, { ...ok, decision: 'Allow' }] }, NOW)).toHaveLength(2);
+  });
+  it('rejects a body without an events list', () => {
+    expect(() => parseAuditBatch({ event: [] }, NOW)).toThrow('events: must be a list');
+  });
+  it('rejects an oversized batch with what to do', () => {
+    const events = Array.from({ length: MAX_AUDIT_EVENTS + 1 }, () => ok);
+    expect(() => parseAuditBatch({ events }, NOW)).toThrow('ship smaller batches');
+  });
+});

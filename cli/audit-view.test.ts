@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEntry, AuditRecord } from '../core/api/index.js';
+import { recordName, sealRecord } from '../core/audit/chain.js';
+import {
+  filterEntries,
+  formatTable,
+  formatVerify,
+  parseDecision,
+  parseSince,
+  verifyRecords,
+} from './audit-view.js';
+
+const e = (sec: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
+  time: new Date(Date.UTC(2026, 10, 29, 12, 0, sec)).toISOString(),
+  kind: 'Decision',
+  decision: 'Allow',
+  user: 'agent acting alone',
+  target: 'jira',
+  tool: 'jira.get_issue',
+  ...over,
+});
+
+function records(agent: string, batches: AuditEntry[][]): AuditRecord[] {
+  let prev = '';
+  return batches.map((entries, sequence) => {
+    const spec = sealRecord({ agent, sequence, previousDigest: prev, entries });
+    prev = spec.digest;
+    return {
+      apiVersion: 'warden.dev/v1alpha1',
+      kind: 'AuditRecord',
+      metadata: { name: recordName(agent, sequence), namespace: 'agents' },
+      spec,
+    };
+  });
+}
+
+const denied = e(2, {
+  decision: 'Deny',
+  user: 'alice',
+  tool: 'jira.delete_issue',
+  reasons: [
+    { policy: 'agents/no-deletes', rule: 0, condition: 'not-delete', message: 'deletes are not allowed' },
+  ],
+});
+const bot = records('bot', [[e(1), denied], [e(3, { tool: 'jira.search' })]]);
+const other = records('other', [[e(4, { user: 'bob' })]]);
+
+describe('filterEntries', () => {
+  it.each([
+    ['everything, oldest first', {}, ['1', '2', '3', '4']],
+    ['one agent', { agent: 'bot' }, ['1', '2', '3']],
+    ['denials', { decision: 'Deny' as const }, ['2']],
+    ['a user', { user: 'alice' }, ['2']],
+    ['a user glob', { user: 'b*' }, ['4']],
+    ['a tool glob', { tool: 'jira.*' }, ['1', '2', '3', '4']],
+    ['an exact tool', { tool: 'jira.search' }, ['3']],
+    ['a target', { tool: 'jira' }, ['1', '2', '3', '4']],
+    ['a time', { sinceMs: Date.UTC(2026, 10, 29, 12, 0, 3) }, ['3', '4']],
+  ])('%s', (_n, f, secs) => {
+    expect(filterEntries([...other, ...bot], f).map((r) => String(new Date(r.time).getUTCSeconds()))).toEqual(
+      secs,
+    );
+  });
+
+  it('says which record an entry came from', () => {
+    expect(filterEntries(bot, { decision: 'Deny' })[0]).toMatchObject({
+      agent: 'bot',
+      record: recordName('bot', 0),
+    });
+  });
+});
+
+describe('formatTable', () => {
+  it('shows the deciding policy, rule, condition and message of a denial', () => {
+    const t = formatTable(filterEntries(bot, {}));
+    expect(t.split('\n')[0]).toMatch(/^TIME\s+AGENT\s+KIND\s+DECISION\s+USER\s+TARGET\/TOOL\s+REASON$/);
+    expect(t).toContain('agents/no-deletes rule 0 not-delete: deletes are not allowed');
+    expect(t).toContain('2026-11-29T12:00:02Z');
+  });
+  it('says so when nothing matches', () => {
+    expect(formatTable([])).toBe('No audit entries match.');
+  });
+});
+
+describe('verifyRecords / formatVerify', () => {
+  it('reports an intact chain', () => {
+    const v = verifyRecords([...bot, ...other], {});
+    expect(formatVerify('agents', v)).toBe(
+      'audit chain OK in namespace agents: 3 record(s), 4 entries, no gap or altered record',
+    );
+  });
+
+  it('names the deleted and the edited record', () => {
+    const three = records('bot', [[e(1)], [e(2)], [e(3)]]);
+    const edited = structuredClone(three[2]!);
+    edited.spec.entries[0]!.decision = 'Deny';
+    const v = verifyRecords([three[0]!, edited], {});
+    const text = formatVerify('agents', v);
+    expect(v.ok).toBe(false);
+    expect(text).toContain(`ALTERED  auditrecord/${recordName('bot', 2)}`);
+    expect(text).toContain('GAP');
+    expect(text).toContain('records 1..1 of agent bot are missing');
+  });
+
+  it('accepts records pruned by retention', () => {
+    const three = records('bot', [[e(1)], [e(2)], [e(3)]]);
+    const v = verifyRecords(three.slice(1), { bot: { sequence: 0, digest: three[0]!.spec.digest } });
+    expect(v.ok).toBe(true);
+  });
+});
+
+describe('flags', () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  it.each([
+    ['30m', now - 30 * 60_000],
+    ['2h', now - 2 * 3_600_000],
+    ['1d', now - 86_400_000],
+    ['2026-11-29T11:00:00Z', Date.UTC(2026, 10, 29, 11)],
+  ])('--since %s', (v, ms) => {
+    expect(parseSince(v, now)).toBe(ms);
+  });
+  it.each(['yesterday', '5w', '11:00'])('--since rejects %s', (v) => {
+    expect(() => parseSince(v, now)).toThrow('--since');
+  });
+  it('--decision is case-insensitive and strict', () => {
+    expect(parseDecision('deny')).toBe('Deny');
+    expect(() => parseDecision('maybe')).toThrow('must be Allow or Deny');
+  });
+});

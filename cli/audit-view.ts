@@ -1,0 +1,138 @@
+/**
+ * `kubectl warden audit`, the pure part: filtering entries, the table and JSON views, and the
+ * chain-verification report. The command (cli/commands/audit.ts) only reads objects.
+ */
+import type { AuditEntry, AuditRecord } from '../core/api/index.js';
+import { type NamedRecord, type PrunedThrough, type VerifyResult, verifyChain } from '../core/audit/chain.js';
+import { CliError } from './command.js';
+
+export interface AuditFilter {
+  agent?: string;
+  user?: string;
+  tool?: string;
+  decision?: 'Allow' | 'Deny';
+  /** Entries at or after this time (ms since epoch). */
+  sinceMs?: number;
+}
+
+/** One entry with where it came from. */
+export interface AuditRow extends AuditEntry {
+  agent: string;
+  record: string;
+}
+
+/** `--since 1h` / `30m` / `2d` / `45s` → ms, or an RFC 3339 time. */
+export function parseSince(value: string, now: number): number {
+  const m = /^([0-9]+)(s|m|h|d)$/.exec(value.trim());
+  if (m) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+    return now - Number(m[1]) * unit;
+  }
+  const t = Date.parse(value);
+  if (Number.isFinite(t) && /^\d{4}-\d{2}-\d{2}T/.test(value)) return t;
+  throw new CliError(`--since: "${value}" is neither a duration (30m, 1h, 2d) nor an RFC 3339 time`, 2);
+}
+
+export function parseDecision(value: string | undefined): 'Allow' | 'Deny' | undefined {
+  if (value === undefined) return undefined;
+  const v = value.toLowerCase();
+  if (v === 'allow') return 'Allow';
+  if (v === 'deny') return 'Deny';
+  throw new CliError(`--decision: "${value}" must be Allow or Deny`, 2);
+}
+
+/** `*` globs for --user/--tool; without a `*` the value must match exactly. */
+function globMatch(pattern: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return re.test(value);
+}
+
+/** Every entry of the records that passes the filter, oldest first. */
+export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): AuditRow[] {
+  const rows: AuditRow[] = [];
+  for (const r of records) {
+    if (f.agent && r.spec.agent !== f.agent) continue;
+    for (const e of r.spec.entries) {
+      if (f.decision && e.decision !== f.decision) continue;
+      if (f.user && !globMatch(f.user, e.user)) continue;
+      if (f.tool && !globMatch(f.tool, e.tool) && !globMatch(f.tool, e.target)) continue;
+      if (f.sinceMs !== undefined && Date.parse(e.time) < f.sinceMs) continue;
+      rows.push({ ...e, agent: r.spec.agent, record: r.metadata?.name ?? '' });
+    }
+  }
+  return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+}
+
+/** The reason column: why it was decided, policy/rule/condition first. */
+export function reasonText(e: AuditEntry): string {
+  const r = e.reasons?.[0];
+  if (r) {
+    const where = [r.policy, r.rule !== undefined && r.rule >= 0 ? `rule ${r.rule}` : '', r.condition ?? '']
+      .filter(Boolean)
+      .join(' ');
+    return where ? `${where}: ${r.message ?? ''}` : (r.message ?? '');
+  }
+  return e.message ?? (e.policy ? `policy ${e.policy}` : '');
+}
+
+function what(e: AuditEntry): string {
+  if (e.tool) return e.target && !e.tool.startsWith(`${e.target}.`) ? `${e.target}/${e.tool}` : e.tool;
+  if (e.method || e.path) return `${e.target ?? ''} ${e.method ?? ''} ${e.path ?? ''}`.trim();
+  return e.target ?? '';
+}
+
+function clip(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
+}
+
+export function formatTable(rows: readonly AuditRow[]): string {
+  if (rows.length === 0) return 'No audit entries match.';
+  const header = ['TIME', 'AGENT', 'KIND', 'DECISION', 'USER', 'TARGET/TOOL', 'REASON'];
+  const lines: string[][] = rows.map((r) => [
+    r.time.replace(/\.\d+Z$/, 'Z'),
+    r.agent,
+    r.kind,
+    r.decision ?? '',
+    clip(r.user ?? '', 32),
+    clip(what(r), 40),
+    clip(reasonText(r), 100),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
+  const fmt = (cols: string[]) =>
+    cols
+      .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(header), ...lines.map(fmt)].join('\n');
+}
+
+/** Runs verifyChain over the records with the retention cuts; the report names objects. */
+export function verifyRecords(
+  records: readonly AuditRecord[],
+  pruned: Record<string, PrunedThrough>,
+): VerifyResult {
+  const named: NamedRecord[] = records.map((r) => ({
+    ...(r.metadata?.name ? { name: r.metadata.name } : {}),
+    spec: r.spec,
+  }));
+  return verifyChain(named, {}, pruned);
+}
+
+export function formatVerify(namespace: string, v: VerifyResult): string {
+  if (v.ok) {
+    return `audit chain OK in namespace ${namespace}: ${v.records} record(s), ${v.entries} entr${v.entries === 1 ? 'y' : 'ies'}, no gap or altered record`;
+  }
+  return [
+    `audit chain BROKEN in namespace ${namespace}: ${v.problems.length} problem(s) in ${v.records} record(s)`,
+    ...v.problems.map(
+      (p) =>
+        `  ${p.kind.toUpperCase()}  ${p.name ? `auditrecord/${p.name}` : `${p.agent}#${p.sequence}`}: ${p.message}`,
+    ),
+  ].join('\n');
+}
