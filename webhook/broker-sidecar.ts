@@ -3,7 +3,7 @@
  * service-account token volume, and the env vars that tell agent containers
  * where the broker listens. Pure builders; no I/O.
  */
-import type { V1Container, V1EnvVar, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Volume, V1VolumeProjection } from '@kubernetes/client-node';
 import {
   BROKER_CONTAINER_NAME,
   BROKER_TOKEN_DIR,
@@ -15,8 +15,13 @@ import {
 } from '../core/constants.js';
 import type { BrokerConfig } from './types.js';
 
-/** Env var of the broker container: PEM bundle to trust for the authority (set when BrokerConfig has one). */
-export const ENV_AUTHORITY_CA = 'WARDEN_AUTHORITY_CA';
+/**
+ * Pod annotation carrying the PEM bundle the broker trusts for the authority
+ * (public data), projected into the broker's volume as a file by the downward API.
+ */
+export const ANNOTATION_AUTHORITY_CA = 'warden.dev/authority-ca';
+/** File name of the authority CA bundle inside BROKER_TOKEN_DIR. */
+export const BROKER_AUTHORITY_CA_FILE = 'authority-ca.crt';
 
 /** File name of the token inside BROKER_TOKEN_DIR. */
 export const BROKER_TOKEN_FILE = 'token';
@@ -40,6 +45,9 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       'broker',
       `--token-file=${BROKER_TOKEN_DIR}/${BROKER_TOKEN_FILE}`,
       `--authority-url=${config.authorityUrl}`,
+      ...(config.authorityCaBundlePem
+        ? [`--authority-ca=${BROKER_TOKEN_DIR}/${BROKER_AUTHORITY_CA_FILE}`]
+        : []),
       // MCP and HTTP listen on loopback only: other pods must not be able to
       // reach a broker and act with this agent's identity.
       `--mcp-listen=127.0.0.1:${config.mcpPort}`,
@@ -47,9 +55,6 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       // The kubelet probes the pod IP, so the health port listens on all interfaces.
       `--health-listen=0.0.0.0:${config.healthPort}`,
     ],
-    ...(config.authorityCaBundlePem
-      ? { env: [{ name: ENV_AUTHORITY_CA, value: config.authorityCaBundlePem }] }
-      : {}),
     ports: [{ name: BROKER_HEALTH_PORT_NAME, containerPort: config.healthPort, protocol: 'TCP' }],
     // The kubelet starts the next init container (and the agent) only after this
     // passes, so the agent never runs before its broker has attested.
@@ -77,14 +82,31 @@ export function brokerContainer(config: BrokerConfig): V1Container {
   };
 }
 
-/** The projected service-account token the broker presents to the authority. */
-export function brokerTokenVolume(audience: string, expirationSeconds: number): V1Volume {
-  return {
-    name: BROKER_TOKEN_VOLUME,
-    projected: {
-      sources: [{ serviceAccountToken: { audience, expirationSeconds, path: BROKER_TOKEN_FILE } }],
-    },
-  };
+/**
+ * The projected service-account token the broker presents to the authority,
+ * and (withAuthorityCa) the authority CA bundle from the pod annotation.
+ */
+export function brokerTokenVolume(
+  audience: string,
+  expirationSeconds: number,
+  withAuthorityCa = false,
+): V1Volume {
+  const sources: V1VolumeProjection[] = [
+    { serviceAccountToken: { audience, expirationSeconds, path: BROKER_TOKEN_FILE } },
+  ];
+  if (withAuthorityCa) {
+    sources.push({
+      downwardAPI: {
+        items: [
+          {
+            path: BROKER_AUTHORITY_CA_FILE,
+            fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION_AUTHORITY_CA}']` },
+          },
+        ],
+      },
+    });
+  }
+  return { name: BROKER_TOKEN_VOLUME, projected: { sources } };
 }
 
 /** Where the broker is, for agent containers. Addresses and a header name only: never a credential. */

@@ -37,8 +37,9 @@ export interface WebhookOptions extends HandlerOptions {
   /** Defaults to a GET per admission; pass an informer-cache lookup to avoid it. */
   lookup?: AgentIdentityLookup;
   /**
-   * Inject the current CA bundle into brokers (WARDEN_AUTHORITY_CA) because the
-   * authority is served with this same certificate. Follows rotation.
+   * Give new brokers the current CA bundle (pod annotation projected as a file,
+   * --authority-ca) because the authority is served with this same certificate.
+   * Follows rotation.
    */
   injectAuthorityCa?: boolean;
   /** How often to re-check the Secret for rotation. Default 1 minute. */

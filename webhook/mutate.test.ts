@@ -45,14 +45,31 @@ describe('mutatePod', () => {
     });
   });
 
-  it('gives the broker the authority CA bundle when configured, and no env otherwise', () => {
-    expect(mutated().spec?.initContainers?.[0]?.env).toBeUndefined();
+  it('gives the broker the authority CA bundle as a projected file when configured, and nothing otherwise', () => {
+    const plain = mutated();
+    expect(plain.spec?.initContainers?.[0]?.args?.some((a) => a.startsWith('--authority-ca'))).toBe(false);
+    expect(plain.spec?.volumes?.[0]?.projected?.sources).toHaveLength(1);
+    expect(plain.metadata?.annotations?.['warden.dev/authority-ca']).toBeUndefined();
+
     const pem = '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n';
-    const out = mutatePod(agentPod(), 'support-bot', agentIdentity(), {
-      ...TEST_BROKER,
-      authorityCaBundlePem: pem,
+    const config = { ...TEST_BROKER, authorityCaBundlePem: pem };
+    const out = mutatePod(agentPod(), 'support-bot', agentIdentity(), config);
+    expect(out.metadata?.annotations?.['warden.dev/authority-ca']).toBe(pem);
+    expect(out.spec?.initContainers?.[0]?.args).toContain(
+      `--authority-ca=${BROKER_TOKEN_DIR}/authority-ca.crt`,
+    );
+    expect(out.spec?.volumes?.[0]?.projected?.sources?.[1]).toEqual({
+      downwardAPI: {
+        items: [
+          {
+            path: 'authority-ca.crt',
+            fieldRef: { fieldPath: "metadata.annotations['warden.dev/authority-ca']" },
+          },
+        ],
+      },
     });
-    expect(out.spec?.initContainers?.[0]?.env).toEqual([{ name: 'WARDEN_AUTHORITY_CA', value: pem }]);
+    expect(out.spec?.initContainers?.[0]?.env).toBeUndefined();
+    expect(mutatePod(out, 'support-bot', agentIdentity(), config)).toEqual(out);
   });
 
   it('adds a projected token volume with the default audience and lifetime', () => {

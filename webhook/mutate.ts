@@ -13,7 +13,7 @@ import {
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
 } from '../core/constants.js';
-import { agentEnv, brokerContainer, brokerTokenVolume } from './broker-sidecar.js';
+import { ANNOTATION_AUTHORITY_CA, agentEnv, brokerContainer, brokerTokenVolume } from './broker-sidecar.js';
 import {
   addAnnotationIfMissing,
   addContainerIfMissing,
@@ -101,7 +101,12 @@ export function mutatePod(
   // First among init containers: later init containers and the agent start only
   // after its startup probe has passed, i.e. after the broker has attested.
   spec.initContainers = addContainerIfMissing(spec.initContainers ?? [], brokerContainer(config), 'first');
-  spec.volumes = addVolumeIfMissing(spec.volumes ?? [], brokerTokenVolume(audience, expirationSeconds));
+  const withCa = config.authorityCaBundlePem !== undefined && config.authorityCaBundlePem !== '';
+  spec.volumes = addVolumeIfMissing(
+    spec.volumes ?? [],
+    brokerTokenVolume(audience, expirationSeconds, withCa),
+  );
+  if (withCa) addAnnotationIfMissing(meta, ANNOTATION_AUTHORITY_CA, config.authorityCaBundlePem as string);
 
   addLabelIfMissing(meta, LABEL_AGENT, agentName);
   addAnnotationIfMissing(meta, ANNOTATION_INJECTED, JSON.stringify(injectedRecord(agentName, agent, config)));

@@ -42,7 +42,8 @@ export interface BrokerConfig {
   /**
    * PEM bundle the broker trusts for the authority's certificate, when the
    * authority is served with Warden's self-managed CA (public, not a secret).
-   * Injected as the WARDEN_AUTHORITY_CA env var of the broker.
+   * Recorded in the pod annotation `warden.dev/authority-ca` and projected into
+   * the broker as a file (downward API) passed with --authority-ca.
    */
   authorityCaBundlePem?: string;
   /** Port of the broker's MCP gateway on localhost. */

@@ -413,6 +413,8 @@ describe('TLS shared by replicas', () => {
       host: '127.0.0.1',
       logger,
       events,
+      // B also hands brokers the CA bundle (the authority shares the certificate).
+      injectAuthorityCa: true,
     });
     expect(b.material()).toEqual(a.material());
 
@@ -427,7 +429,11 @@ describe('TLS shared by replicas', () => {
     await a.stop();
     await waitForWebhook();
     expect((await createPod(pod('via-b', { agent: 'bot' }))).code).toBe(0);
-    expect((await readPod('via-b')).spec.initContainers?.[0]?.name).toBe('warden-broker');
+    const viaB = await readPod('via-b');
+    expect(viaB.spec.initContainers?.[0]?.name).toBe('warden-broker');
+    // The API server accepted the downward-API projection of the CA annotation.
+    expect(viaB.metadata.annotations?.['warden.dev/authority-ca']).toBe(b.material().caBundlePem);
+    expect(JSON.stringify(viaB.spec.volumes)).toContain("metadata.annotations['warden.dev/authority-ca']");
     const after = await api.request<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
       'GET',
       `${MWC_PATH}/${configName}`,
