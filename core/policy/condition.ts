@@ -3,10 +3,12 @@ import type { CompiledCondition } from './compiled.js';
 
 /** First line of a CEL error (the library appends a source excerpt on later lines). */
 export function errorSummary(err: unknown): string {
-  if (err && typeof err === 'object' && 'summary' in err && typeof err.summary === 'string')
-    return err.summary;
-  const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n')[0] ?? message;
+  const summary =
+    err && typeof err === 'object' && 'summary' in err && typeof err.summary === 'string'
+      ? err.summary
+      : ((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '');
+  // Library messages name fields and types; cap them so no large value can ride along into audit.
+  return summary.length > 200 ? `${summary.slice(0, 200)}…` : summary;
 }
 
 /**
@@ -21,5 +23,21 @@ export function evaluateCondition(condition: CompiledCondition, activation: CelA
     return errorSummary(err);
   }
   if (value === true || value === false) return value;
-  return `evaluated to ${typeof value === 'bigint' ? `${value}` : (JSON.stringify(value) ?? typeof value)}, not a bool`;
+  // Name the type, never the value: it may come from tool arguments or claims.
+  return `evaluated to a ${celTypeName(value)}, not a bool`;
+}
+
+function celTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'list';
+  switch (typeof value) {
+    case 'number':
+      return 'double';
+    case 'bigint':
+      return 'int';
+    case 'object':
+      return value instanceof Date ? 'timestamp' : 'map';
+    default:
+      return typeof value;
+  }
 }

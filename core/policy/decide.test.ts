@@ -340,6 +340,15 @@ describe('decide: evaluation errors deny', () => {
     expect(d).toMatchObject(expected);
   });
 
+  it('a non-bool result is reported by type, never by value (values may be secrets)', () => {
+    const d = decideWith(
+      [allowPolicy('p', { targets: ['jira'], when: when({ flag: 'request.args.flag' }) })],
+      mcpCall('jira.get_issue', { args: { flag: 'hunter2' } }),
+    );
+    expect(d.message).toContain('evaluated to a string, not a bool');
+    expect(d.message).not.toContain('hunter2');
+  });
+
   it('the error message says what failed and how to fix it', () => {
     const d = decideWith(
       [

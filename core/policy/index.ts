@@ -15,6 +15,7 @@ export type {
   CompiledRule,
   CompiledSelector,
 } from './compiled.js';
+export { type CredentialForResult, credentialFor, type RuleCredentialGrant } from './credential.js';
 export { couldAllowTool, type DecideOptions, decide } from './decide.js';
 export {
   type ConditionExplanation,
