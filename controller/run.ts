@@ -47,7 +47,7 @@ export interface ControllerOptions {
   issuer: string;
   /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
   authorityTls: boolean;
-  broker: Pick<BrokerConfig, 'image' | 'imagePullPolicy' | 'resources'>;
+  broker: Pick<BrokerConfig, 'image'> & Partial<Pick<BrokerConfig, 'imagePullPolicy' | 'resources'>>;
   /** Extra CA (PEM) trusted when fetching identity providers' discovery and JWKS (a private IdP). */
   idpCaPem?: string;
   /** Secret holding the self-managed serving certificate. */

@@ -1,48 +1,379 @@
 /**
  * `make demo`: the Warden story on an embedded local control plane, narrated step by
- * step. It boots kube-apiserver + etcd, installs the CRDs, applies the samples and
- * shows what Warden reports, then cleans up and exits 0.
+ * step with real parts only — kube-apiserver + etcd built from source, the Warden
+ * controller (operator, webhook, authority), a real OIDC provider, a real MCP server,
+ * the broker, and an MCP client playing the agent. Cleans up and exits 0 on success.
+ *
+ * There is no kubelet here: the agent pod is admitted (and mutated) by the API server
+ * but never runs, so the broker runs as a local process holding a token bound to that
+ * pod — exactly what the kubelet would mount into the injected sidecar.
  */
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
+import { promisify } from 'node:util';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { pino } from 'pino';
+import { startOidcProvider } from '../../authority/oidc-fixture.js';
+import { type RunningBroker, runBroker } from '../../broker/main.js';
+import { provider } from '../../broker/testing.js';
+import { type RunningController, runController } from '../../controller/run.js';
+import {
+  ANNOTATION_AGENT,
+  ANNOTATION_INJECTED,
+  GROUP,
+  HEADER_USER_TOKEN,
+  PLURAL,
+  VERSION,
+} from '../../core/constants.js';
+import { webhookConfiguration } from '../../webhook/config.js';
+import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
+import { startSampleMcpServer } from './sample-mcp-server.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const say = (line: string) => process.stdout.write(`\n==> ${line}\n`);
-const show = (text: string) => process.stdout.write(text.replace(/^/gm, '    '));
+const NS = 'demo';
+const WARDEN_NS = 'warden-system';
+let step = 0;
+const say = (line: string) => process.stdout.write(`\n${String(++step).padStart(2)}. ${line}\n`);
+const show = (text: string) => process.stdout.write(`${text.trimEnd().replace(/^/gm, '      ')}\n`);
+const ms = (t0: number) => `${(performance.now() - t0).toFixed(0)} ms`;
 
+const cleanups: Array<() => Promise<unknown>> = [];
 const t0 = Date.now();
-say('Starting a local Kubernetes control plane (kube-apiserver + etcd built from source)');
-const cp = await startControlPlane({ log: (l) => process.stdout.write(`    ${l}\n`) });
-useBuiltKubectl(cp.binaries);
 let failed = false;
-try {
-  const k = (args: string[]) => kubectlAt(cp.kubeconfigPath, args);
 
-  say("Installing Warden's custom resource definitions");
+async function main(): Promise<void> {
+  say('Start a local Kubernetes control plane (kube-apiserver + etcd, built from their Go modules)');
+  const cp = await startControlPlane({ log: (l) => show(l) });
+  cleanups.push(() => cp.stop());
+  useBuiltKubectl(cp.binaries);
+  const k = (args: string[], input?: string) => kubectlAt(cp.kubeconfigPath, args, input ? { input } : {});
+  const kc = new KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+
+  say("Install Warden's CRDs and start the Warden controller (operator + webhook + authority)");
   await installCrds(cp.kubeconfigPath);
-  show((await k(['get', 'crds', '-o', 'name'])).stdout);
+  for (const ns of [WARDEN_NS, NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
+  const oidc = await startOidcProvider();
+  cleanups.push(() => oidc.stop());
+  const authorityPort = await freePort();
+  const issuer = `http://127.0.0.1:${authorityPort}`;
+  const controller: RunningController = await runController({
+    kubeConfig: kc,
+    log: pino({ level: 'warn' }),
+    namespace: WARDEN_NS,
+    identity: 'demo-controller',
+    leaderElection: true,
+    host: '127.0.0.1',
+    webhookPort: 0,
+    authorityPort,
+    healthPort: 0,
+    tlsNames: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
+    webhookConfigurationName: 'warden-pod-injector',
+    issuer,
+    authorityTls: false,
+    idpCaPem: oidc.caPem,
+    broker: { image: 'warden:demo' },
+    tlsSecret: 'warden-webhook-tls',
+    version: 'demo',
+    audit: { maxEntries: 50, maxBytes: 256 * 1024, maxAgeMs: 1000 },
+  });
+  cleanups.push(() => controller.stop());
+  const mwc = webhookConfiguration({
+    wardenNamespace: WARDEN_NS,
+    clientConfig: { url: `https://127.0.0.1:${controller.webhookPort}/mutate` },
+    caBundlePem: controller.webhook.material().caBundlePem,
+  });
+  await k(['apply', '-f', '-'], JSON.stringify(mwc));
+  show(
+    `authority ${issuer}, webhook https://127.0.0.1:${controller.webhookPort}/mutate (registered with the API server)`,
+  );
 
-  const samples = join(root, 'samples');
-  if (existsSync(samples)) {
-    say('Applying the samples: an agent identity, access policies and credential providers');
-    await k(['create', 'namespace', 'demo']);
-    const applied = await k(['apply', '-n', 'demo', '-f', samples]);
-    show(applied.stdout + applied.stderr);
-    if (applied.code !== 0) throw new Error('applying the samples failed');
+  say('The platform team declares the agent, its policies and a credential provider');
+  const jira = await startSampleMcpServer({ issuer, jwksUrl: `${issuer}/.well-known/jwks.json` });
+  cleanups.push(() => jira.close());
+  const manifests = demoManifests({
+    jiraUrl: jira.url,
+    oidcIssuer: oidc.issuer,
+    oidcAudience: oidc.clientId,
+  });
+  const applied = await k(['apply', '-n', NS, '-f', '-'], manifests);
+  if (applied.code !== 0) throw new Error(`applying the demo resources failed:\n${applied.stderr}`);
+  show(applied.stdout);
+  await waitUntil('AgentIdentity support-bot Ready', async () => {
+    const r = await k([
+      'get',
+      'agentidentity',
+      'support-bot',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+    ]);
+    return r.stdout === 'True';
+  });
+  show((await k(['get', 'warden', '-n', NS])).stdout);
 
-    say('Everything Warden manages in the namespace (`kubectl get warden -n demo`)');
-    show((await k(['get', 'warden', '-n', 'demo'])).stdout);
+  say('The app team starts an annotated agent pod: the webhook injects the broker sidecar');
+  const podManifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'support-bot-0', annotations: { [ANNOTATION_AGENT]: 'support-bot' } },
+    spec: {
+      serviceAccountName: 'support-bot',
+      containers: [{ name: 'agent', image: 'ghcr.io/acme/support-bot:1.4' }],
+    },
+  };
+  const podOut = await k(['apply', '-n', NS, '-f', '-'], JSON.stringify(podManifest));
+  if (podOut.code !== 0) throw new Error(`pod rejected:\n${podOut.stderr}`);
+  const pod = await core.readNamespacedPod({ name: 'support-bot-0', namespace: NS });
+  const sidecar = pod.spec?.initContainers?.find((c) => c.restartPolicy === 'Always');
+  show(`init (native sidecar): ${sidecar?.name} — ${sidecar?.args?.join(' ')}`);
+  show(`agent env: ${(pod.spec?.containers?.[0]?.env ?? []).map((e) => `${e.name}=${e.value}`).join(' ')}`);
+  show(`annotation ${ANNOTATION_INJECTED}: ${pod.metadata?.annotations?.[ANNOTATION_INJECTED]}`);
+  const suspendedPod = await k([
+    'run',
+    'rogue',
+    '-n',
+    NS,
+    '--image=x',
+    '--overrides',
+    JSON.stringify({ spec: { serviceAccountName: 'default' } }),
+    '--annotations',
+    `${ANNOTATION_AGENT}=support-bot`,
+  ]);
+  show(`a pod claiming support-bot with another service account is refused:\n${suspendedPod.stderr.trim()}`);
+
+  say('The broker attests with its pod-bound service-account token and receives its policy');
+  const tokenRes = await core.createNamespacedServiceAccountToken({
+    name: 'support-bot',
+    namespace: NS,
+    body: {
+      spec: {
+        audiences: ['warden.dev/broker'],
+        expirationSeconds: 600,
+        boundObjectRef: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          name: 'support-bot-0',
+          uid: pod.metadata?.uid ?? '',
+        },
+      },
+    },
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'warden-demo-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, tokenRes.status?.token ?? '', { mode: 0o600 });
+  const tAttest = performance.now();
+  const broker: RunningBroker = await runBroker({
+    tokenFile,
+    authorityUrl: issuer,
+    listen: { host: '127.0.0.1', port: 0 },
+    healthPort: 0,
+    healthHost: '127.0.0.1',
+    providers: [provider('jira', jira.url)],
+    podName: 'support-bot-0',
+    log: pino({ level: 'warn' }),
+  });
+  cleanups.push(() => broker.close());
+  await waitUntil('broker ready', async () => broker.readiness().ready);
+  show(`attested and ready in ${ms(tAttest)}: ${broker.readiness().reason}`);
+
+  say('The agent (a real MCP client) lists tools through the broker: only what policy could allow');
+  const mcpUrl = new URL(`http://127.0.0.1:${broker.ports.listen}/mcp/jira`);
+  const agent = await connectAgent(mcpUrl, {});
+  cleanups.push(() => agent.close());
+  const tools = await agent.listTools();
+  show(`tools: ${tools.tools.map((t) => t.name).join(', ')}`);
+
+  say('An allowed call: jira.get_issue — the broker injects a just-in-time Warden JWT upstream');
+  const got = await agent.callTool({ name: 'jira.get_issue', arguments: { key: 'SUP-7' } });
+  show(textOf(got));
+
+  say('A denied call: jira.delete_issue — refused with the reasons, the MCP server never sees it');
+  const before = jira.calls.length;
+  show(await denial(() => agent.callTool({ name: 'jira.delete_issue', arguments: { key: 'SUP-7' } })));
+  show(`calls that reached the MCP server during the denial: ${jira.calls.length - before}`);
+
+  say('jira.create_issue with the agent acting alone: denied (the rule needs a support user)');
+  show(
+    await denial(() =>
+      agent.callTool({ name: 'jira.create_issue', arguments: { summary: 'Printer on fire' } }),
+    ),
+  );
+
+  say('The same call on behalf of alice (group "support", signed in at the OIDC provider): allowed');
+  const aliceToken = await oidc.idToken({ sub: 'alice', groups: ['support'], department: 'customer-care' });
+  const alice = await connectAgent(mcpUrl, { [HEADER_USER_TOKEN]: aliceToken });
+  cleanups.push(() => alice.close());
+  show(
+    textOf(await alice.callTool({ name: 'jira.create_issue', arguments: { summary: 'Printer on fire' } })),
+  );
+  const bob = await connectAgent(mcpUrl, {
+    [HEADER_USER_TOKEN]: await oidc.idToken({ sub: 'bob', groups: ['sales'] }),
+  });
+  cleanups.push(() => bob.close());
+  show(
+    `bob (group "sales"): ${await denial(() => bob.callTool({ name: 'jira.create_issue', arguments: { summary: 'x' } }))}`,
+  );
+
+  say('The security team flips the kill switch: spec.suspended: true');
+  const tKill = performance.now();
+  await custom.patchNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: NS,
+    plural: PLURAL.AgentIdentity,
+    name: 'support-bot',
+    body: { spec: { suspended: true, suspendReason: 'demo: suspicious activity' } },
+  });
+  let denied = '';
+  await waitUntil(
+    'first denied call',
+    async () => {
+      denied = await denial(
+        () => agent.callTool({ name: 'jira.get_issue', arguments: { key: 'SUP-7' } }),
+        true,
+      );
+      return denied !== '';
+    },
+    10_000,
+    10,
+  );
+  show(`next call denied ${ms(tKill)} after the patch: ${denied}`);
+  await waitUntil(
+    'revocation completed',
+    async () => {
+      const r = await k([
+        'get',
+        'agentidentity',
+        'support-bot',
+        '-n',
+        NS,
+        '-o',
+        'jsonpath={.status.revocation.completedAt}',
+      ]);
+      return r.stdout !== '';
+    },
+    20_000,
+  );
+  show((await k(['get', 'agentidentity', 'support-bot', '-n', NS])).stdout);
+
+  say('The auditor reads the trail: `kubectl warden audit` and `--verify`');
+  await controller.auditWriter.flush(true);
+  const cli = (args: string[]) =>
+    promisify(execFile)('npx', ['tsx', join(root, 'cli/kubectl-warden.ts'), ...args], {
+      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath },
+    });
+  show((await cli(['audit', '-n', NS, '--agent', 'support-bot'])).stdout);
+  show((await cli(['audit', '-n', NS, '--verify'])).stdout);
+
+  show(
+    `\nCredentials the MCP server received: ${jira.credentialsSeen.length} (all Warden JWTs); credentials the agent saw: 0`,
+  );
+}
+
+/** The demo's resources: agent, policies, provider (the samples/ folder has a fuller set). */
+function demoManifests(o: { jiraUrl: string; oidcIssuer: string; oidcAudience: string }): string {
+  const doc = (kind: string, name: string, spec: unknown) =>
+    JSON.stringify({ apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec });
+  return [
+    JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'support-bot' } }),
+    JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }),
+    doc('AgentIdentity', 'support-bot', {
+      serviceAccountName: 'support-bot',
+      userContext: {
+        mode: 'Optional',
+        trustedIssuers: [{ issuer: o.oidcIssuer, audiences: [o.oidcAudience] }],
+      },
+    }),
+    doc('CredentialProvider', 'jira', {
+      target: { url: o.jiraUrl, protocol: 'MCP' },
+      type: 'JWT',
+      jwt: { defaultTTL: '5m' },
+    }),
+    doc('AccessPolicy', 'support-read', {
+      agentSelector: { names: ['support-bot'] },
+      rules: [{ targets: ['jira'], tools: ['jira.get_*'] }],
+    }),
+    doc('AccessPolicy', 'support-write', {
+      agentSelector: { names: ['support-bot'] },
+      rules: [
+        {
+          targets: ['jira'],
+          tools: ['jira.create_issue'],
+          when: [{ name: 'support-staff', expression: "user.present && 'support' in user.groups" }],
+        },
+      ],
+    }),
+    doc('AccessPolicy', 'deny-deletes', {
+      effect: 'Deny',
+      rules: [{ targets: ['*'], tools: ['*.delete_*'] }],
+    }),
+  ].join('\n---\n');
+}
+
+async function connectAgent(url: URL, headers: Record<string, string>): Promise<Client> {
+  const client = new Client({ name: 'support-bot', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+  return client;
+}
+
+function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ text?: string }> }).content ?? [];
+  return content.map((c) => c.text ?? '').join('\n');
+}
+
+/** Runs a call expected to be denied and formats the structured reasons ('' if allowed and quiet). */
+async function denial(call: () => Promise<unknown>, quiet = false): Promise<string> {
+  try {
+    const r = await call();
+    if ((r as { isError?: boolean }).isError) return `error result: ${textOf(r)}`;
+    return quiet ? '' : `unexpectedly allowed: ${textOf(r)}`;
+  } catch (err) {
+    const e = err as {
+      code?: number;
+      message?: string;
+      data?: { reason?: string; reasons?: Array<Record<string, unknown>> };
+    };
+    const why = (e.data?.reasons ?? [])
+      .map((r) => `${r.policy ?? ''} rule ${r.rule ?? '-'}${r.condition ? ` condition ${r.condition}` : ''}`)
+      .join('; ');
+    return `denied (${e.data?.reason ?? e.code}): ${e.message}${why ? ` [${why}]` : ''}`;
   }
+}
+
+async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for: ${what}`);
+}
+
+try {
+  await main();
 } catch (err) {
   failed = true;
-  process.stderr.write(`\ndemo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`\ndemo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
 } finally {
-  say('Stopping the control plane and removing its temp dir');
-  await cp.stop();
+  process.stdout.write('\nCleaning up...\n');
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  process.stdout.write(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s${failed ? ' (FAILED)' : ''}\n`);
 }
-say(`Done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 process.exit(failed ? 1 : 0);
