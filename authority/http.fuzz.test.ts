@@ -14,7 +14,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryAuditSink } from './audit.js';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './constants.js';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
@@ -31,6 +31,8 @@ const runs = (numRuns: number) => ({
   seed,
   numRuns: Math.max(1, Math.round(numRuns * Number(process.env.FUZZ_SCALE ?? 1))),
 });
+// Generous per-test ceiling (not a timing assertion): shared 2-core CI machines and FUZZ_SCALE runs are slow.
+vi.setConfig({ testTimeout: 120_000 * Math.max(1, Number(process.env.FUZZ_SCALE ?? 1)) });
 
 const ISSUER = 'https://warden-authority.fuzz';
 

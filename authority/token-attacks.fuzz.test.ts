@@ -17,7 +17,7 @@
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SESSION_TOKEN_TYP } from './constants.js';
 import { OAuthError } from './errors.js';
 import type { FetchLike } from './fetch.js';
@@ -32,6 +32,8 @@ const runs = (numRuns: number) => ({
   seed,
   numRuns: Math.max(1, Math.round(numRuns * Number(process.env.FUZZ_SCALE ?? 1))),
 });
+// Generous per-test ceiling (not a timing assertion): shared 2-core CI machines and FUZZ_SCALE runs are slow.
+vi.setConfig({ testTimeout: 120_000 * Math.max(1, Number(process.env.FUZZ_SCALE ?? 1)) });
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
