@@ -42,7 +42,7 @@ export interface OperatorOptions {
   leaseDurationMs?: number;
   renewPeriodMs?: number;
   retryPeriodMs?: number;
-  /** Parallel reconciles per controller. Default 2. */
+  /** Parallel reconciles per controller. Default 4. */
   concurrency?: number;
   /** How often a CredentialProvider waiting for a Secret is re-checked (Secrets are not watched). Default 30 s. */
   secretRecheckMs?: number;
@@ -131,6 +131,10 @@ export function runOperator(opts: OperatorOptions): RunningOperator {
     accessPolicyController({ ...common, policies, agents }),
     ...(opts.extraControllers?.({ agents, providers, api, recorder, clock, logger: log }) ?? []),
   ];
+  // An extra controller may watch an informer of its own: run it with the others,
+  // or that controller would wait for its sync forever.
+  for (const c of controllers)
+    for (const i of c.watchedInformers()) if (!informers.includes(i)) informers.push(i);
 
   let leading = false;
   let transitions: Promise<void> = Promise.resolve();

@@ -59,7 +59,7 @@ export interface ControllerOptions {
   name: string;
   reconcile: ReconcileFn;
   logger: Logger;
-  /** Parallel reconciles. Default 2 (the machines have 2 cores; reconciles mostly wait on I/O). */
+  /** Parallel reconciles. Default 4: reconciles mostly wait on the API server, not the CPU. */
   concurrency?: number;
   clock?: Clock;
   random?: RandomSource;
@@ -133,7 +133,7 @@ export class Controller {
     if (this.queue) return;
     const queue = new WorkQueue<string>({
       process: (key, ctx) => this.process(key, ctx.signal),
-      concurrency: this.o.concurrency ?? 2,
+      concurrency: this.o.concurrency ?? 4,
       clock: this.o.clock ?? realClock,
       random: this.o.random,
       backoff: this.o.backoff,

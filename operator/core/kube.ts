@@ -103,9 +103,16 @@ export interface WatchLike {
 /** KubeApi over a KubeConfig: client-node supplies TLS and credentials, node:https carries JSON. */
 export class KubeConfigApi implements KubeApi {
   readonly watcher: WatchLike;
+  private agent: https.Agent | undefined;
 
   constructor(private readonly kc: KubeConfig) {
     this.watcher = new Watch(kc);
+  }
+
+  /** Close kept-alive connections (tests, shutdown). */
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -115,7 +122,16 @@ export class KubeConfigApi implements KubeApi {
     const url = new URL(cluster.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const reqOpts: https.RequestOptions = { method, headers: {} };
+    // Credentials (headers, exec/OIDC tokens) are applied per request so they can refresh...
     await this.kc.applyToHTTPSOptions(reqOpts);
+    // ...but client-node builds a new, non-keep-alive Agent each time: one TLS handshake per
+    // request. Reuse one keep-alive Agent with the same TLS options (the KubeConfig's
+    // certificates are fixed once loaded).
+    if (reqOpts.agent instanceof https.Agent) {
+      this.agent ??= new https.Agent({ ...reqOpts.agent.options, keepAlive: true, maxSockets: 32 });
+      reqOpts.agent.destroy();
+      reqOpts.agent = this.agent;
+    }
     const headers = reqOpts.headers as http.OutgoingHttpHeaders;
     headers.accept = 'application/json';
     let payload: string | undefined;
