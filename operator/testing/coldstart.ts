@@ -23,6 +23,8 @@ export interface ColdStartResult {
   /** Heap growth attributable to the operator (after GC when --expose-gc is given). */
   heapDeltaMiB: number;
   reconciles: number;
+  /** CPU of this process (operator + the measuring client) from start to Ready, in seconds. */
+  cpuSeconds: number;
 }
 
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -99,6 +101,7 @@ export async function measureColdStart(
     const before = process.memoryUsage();
     let reconciles = 0;
     const started = Date.now();
+    const cpu0 = process.cpuUsage();
     log('starting the operator');
     const op = runOperator({
       kubeConfig: kc,
@@ -128,6 +131,7 @@ export async function measureColdStart(
       await new Promise((r) => setTimeout(r, 1_000));
     }
     const readyMs = Date.now() - started;
+    const cpu = process.cpuUsage(cpu0);
     await op.whenIdle();
     gc?.();
     const after = process.memoryUsage();
@@ -140,6 +144,7 @@ export async function measureColdStart(
       heapUsedAfterMiB: mib(after.heapUsed),
       heapDeltaMiB: mib(after.heapUsed - before.heapUsed),
       reconciles,
+      cpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
     };
   } finally {
     await cp.stop();
