@@ -118,6 +118,23 @@ async function load(url: URL, sessionId: string, rate: number, durationMs: numbe
   return { latencies, errors };
 }
 
+/** Closed loop, one call at a time: the hop's own latency, without queueing behind other calls. */
+async function sequential(url: URL, sessionId: string, n: number): Promise<Sample> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const latencies: number[] = [];
+  let errors = 0;
+  for (let i = 0; i < n; i++) {
+    const body = `{"jsonrpc":"2.0","id":${i + 1},"method":"tools/call","params":{"name":"jira.search","arguments":{"q":"printer ${i}"}}}`;
+    try {
+      latencies.push(await post(agent, url, sessionId, body));
+    } catch {
+      errors++;
+    }
+  }
+  agent.destroy();
+  return { latencies, errors };
+}
+
 function result(
   name: string,
   s: Sample,
@@ -172,7 +189,9 @@ async function bundleChild(): Promise<string> {
 
 async function startBrokerProcess(upstreamUrl: string): Promise<ChildHandle> {
   const child = fork(await bundleChild(), [], {
-    execArgv: [],
+    // V8 flags for the broker process, e.g. "--max-semi-space-size=4" (what the sidecar would get
+    // through NODE_OPTIONS) to see their effect on RSS and latency.
+    execArgv: (process.env.WARDEN_BENCH_BROKER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     env: { ...process.env, [CHILD_ENV]: '1', UPSTREAM_URL: upstreamUrl },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -287,6 +306,29 @@ export async function run(): Promise<BenchResult[]> {
     await new Promise((r) => setTimeout(r, 500));
     const rssIdle = await broker.rss();
     let rssLoad = 0;
+    {
+      const d = await sequential(direct, directSid, 2000);
+      const cpu0 = await broker.cpu();
+      const b = await sequential(via, viaSid, 2000);
+      const cpuPerOp = ((await broker.cpu()) - cpu0) / 2000;
+      const dr = result('broker/mcp-tools-call/direct@sequential', d, Number.NaN, 'one call at a time');
+      const br = result(
+        'broker/mcp-tools-call/via-broker@sequential',
+        b,
+        Number.NaN,
+        'one call at a time',
+        cpuPerOp,
+      );
+      results.push(dr, br, {
+        ...br,
+        name: 'broker/added-latency@sequential',
+        p50Micros: br.p50Micros - dr.p50Micros,
+        p99Micros: br.p99Micros - dr.p99Micros,
+        meanMicros: br.meanMicros - dr.meanMicros,
+        target: { metric: 'p50Micros', max: 1000 },
+        note: `the hop itself: p50 ${(br.p50Micros / 1000).toFixed(2)} vs ${(dr.p50Micros / 1000).toFixed(2)} ms (ratio ${(br.p50Micros / dr.p50Micros).toFixed(2)}×), p99 ${(br.p99Micros / 1000).toFixed(2)} vs ${(dr.p99Micros / 1000).toFixed(2)} ms`,
+      });
+    }
     for (const rate of RATES) {
       const d = await load(direct, directSid, rate, DURATION_MS);
       const cpu0 = await broker.cpu();

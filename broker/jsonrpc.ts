@@ -116,6 +116,9 @@ function readId(value: unknown): RequestId | undefined {
   return typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id)) ? id : undefined;
 }
 
+/** Strict UTF-8 decoding; decode() without `stream` keeps no state between calls, so one instance serves all. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Parse and validate one POSTed MCP message. `body` is at most MAX_BODY_BYTES (the caller bounds the read). */
 export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): ParseResult {
   if (body.byteLength > maxBytes) {
@@ -128,7 +131,7 @@ export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): 
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    text = UTF8.decode(body);
   } catch {
     return fail(400, undefined, ErrorCode.ParseError, 'request body is not valid UTF-8');
   }

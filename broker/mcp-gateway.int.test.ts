@@ -279,6 +279,28 @@ describe('MCP gateway bad input', () => {
     expect(upstream.seen.length).toBe(seen);
   });
 
+  it('refuses an oversize chunked body (no Content-Length to check up front) with 413', async () => {
+    const seen = upstream.seen.length;
+    const payload = new TextEncoder().encode(call('jira.search', { q: 'x'.repeat(2 * 1024 * 1024) }));
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < payload.length; i += 64 * 1024) c.enqueue(payload.subarray(i, i + 64 * 1024));
+        c.close();
+      },
+    });
+    const r = await fetch(`${tb.url}/mcp/jira`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(
+      /exceeds the broker's 1048576-byte limit/,
+    );
+    expect(upstream.seen.length).toBe(seen);
+  });
+
   it('denies arguments past the policy input bounds (nesting within the JSON limit)', async () => {
     const { client } = await agent();
     const seen = upstream.calls.length;

@@ -155,7 +155,7 @@ export class McpGateway {
     const body =
       Number.isFinite(declared) && declared > this.maxBodyBytes
         ? null
-        : await readLimited(req, this.maxBodyBytes);
+        : await readLimited(req, this.maxBodyBytes, false);
     if (body === null) {
       new Exchange(res, undefined).replyJson(
         413,
