@@ -581,3 +581,21 @@ describe('couldAllowTool (tools/list filtering)', () => {
     ).toBe(false);
   });
 });
+
+describe('decide: malformed input from untyped callers fails closed', () => {
+  it.each([
+    ['no request', {}],
+    ['target not a string', { request: { kind: 'mcp', target: 42, tool: 'x', time: MONDAY_10_UTC } }],
+    [
+      'method not a string',
+      { request: { kind: 'http', target: 'api', method: 1, path: '/', time: MONDAY_10_UTC } },
+    ],
+    ['time not a Date', { request: { kind: 'mcp', target: 'jira', tool: 'x', time: '2026-01-05' } }],
+  ])('%s', (_name, input) => {
+    const d = decide(
+      buildPolicySet([allowPolicy('all', { targets: ['*'] })], SUPPORT_BOT),
+      input as unknown as PolicyInput,
+    );
+    expect(d).toMatchObject({ decision: 'Deny', reason: 'InvalidInput' });
+  });
+});

@@ -31,14 +31,16 @@ function actor(set: PolicySet, user: UserInput | null | undefined): string {
   return user ? `${set.agent.name} acting for ${user.sub}` : `${set.agent.name} acting alone`;
 }
 
-function describeRequest(r: RequestInput): string {
+function describeRequest(r: RequestInput | undefined): string {
+  // Robust to malformed input: the description is built before the input is validated.
+  if (!r) return 'request';
   switch (r.kind) {
     case 'mcp':
-      return `tool '${r.tool ?? '?'}' on '${r.target}'`;
+      return `tool '${String(r.tool ?? '?')}' on '${String(r.target)}'`;
     case 'http':
-      return `${(r.method ?? '?').toUpperCase()} ${r.path ?? '?'} on '${r.target}'`;
+      return `${String(r.method ?? '?').toUpperCase()} ${String(r.path ?? '?')} on '${String(r.target)}'`;
     default:
-      return `${r.kind} access to '${r.target}'`;
+      return `${String(r.kind)} access to '${String(r.target)}'`;
   }
 }
 

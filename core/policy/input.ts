@@ -275,16 +275,25 @@ export function buildActivation(
   const budget: Budget = { bytes: 0, nodes: 0 };
   try {
     const r = input.request;
-    if (!(r.time instanceof Date) || Number.isNaN(r.time.getTime()))
+    if (!r || typeof r !== 'object') invalid('request', 'is required');
+    if (r.kind !== 'mcp' && r.kind !== 'http' && r.kind !== 'postgresql') {
+      invalid('request.kind', 'must be "mcp", "http" or "postgresql"');
+    }
+    if (typeof r.target !== 'string') invalid('request.target', 'must be a string');
+    if (!(r.time instanceof Date) || Number.isNaN(r.time.getTime())) {
       invalid('request.time', 'must be a valid Date');
+    }
     const request = new CelRequest(
       r.kind,
       checkString(r.target, 'request.target', bounds, budget),
       optionalString(r.tool, 'request.tool', bounds, budget),
       copyObject(r.args, 'request.args', bounds, budget),
-      r.method === undefined
-        ? undefined
-        : checkString(r.method.toUpperCase(), 'request.method', bounds, budget),
+      optionalString(
+        typeof r.method === 'string' ? r.method.toUpperCase() : r.method,
+        'request.method',
+        bounds,
+        budget,
+      ),
       optionalString(r.path, 'request.path', bounds, budget),
       celTimestamp(r.time),
     );
@@ -297,6 +306,7 @@ export function buildActivation(
     return { ok: true, activation };
   } catch (err) {
     if (err instanceof InputProblem) return { ok: false, problem: err };
-    throw err;
+    // Malformed input from a caller that bypassed the types: fail closed, never throw out of decide().
+    return { ok: false, problem: new InputProblem('InvalidInput', 'request', 'malformed policy input') };
   }
 }
