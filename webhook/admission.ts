@@ -9,6 +9,7 @@ import { checkPod, type Problem, rejectionMessage, selectAgent } from './checks.
 import type { AdmissionEvents } from './events.js';
 import { mutatePod } from './mutate.js';
 import { diff, type PatchOperation } from './patch.js';
+import { checkPodShape } from './pod-shape.js';
 import type { AgentIdentityView, BrokerConfig } from './types.js';
 
 /** Finds an AgentIdentity; `undefined` when it does not exist. Throws on other errors. */
@@ -106,12 +107,6 @@ function podNameOf(pod: V1Pod, req: ReviewRequest): string {
   return m?.generateName ? `${m.generateName}<generated>` : '<unnamed>';
 }
 
-function isPodObject(v: unknown): v is V1Pod {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const spec = (v as { spec?: unknown }).spec;
-  return spec === undefined || (typeof spec === 'object' && spec !== null && !Array.isArray(spec));
-}
-
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -147,15 +142,15 @@ export async function handleReview(
       outcome: { kind: 'unchanged', pod: req.name ?? '', reason: `Operation${req.operation ?? 'Unknown'}` },
     };
   }
-  if (!isPodObject(req.object)) {
-    const message =
-      'warden: AdmissionReview.request.object is not a Pod object; the API server sent an incomplete request';
+  const shape = checkPodShape(req.object);
+  if (!shape.ok) {
+    const message = `warden: malformed AdmissionReview: ${shape.field}: ${shape.message}; the webhook only accepts Pods as the API server sends them`;
     return {
       review: respond({ uid, allowed: false, status: { code: 400, message, reason: 'BadRequest' } }),
       outcome: { kind: 'rejected', pod: req.name ?? '', reason: 'BadRequest', message },
     };
   }
-  const pod = req.object;
+  const pod = shape.pod;
   const namespace = req.namespace || pod.metadata?.namespace || 'default';
   const podName = podNameOf(pod, req);
 
