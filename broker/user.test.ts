@@ -35,6 +35,8 @@ describe('resolveUser', () => {
 
   it.each([
     ['not a JWT', 'abc', /not a JWT/],
+    ['claims not JSON', 'a.bm90LWpzb24.c', /not a JWT/],
+    ['claims an array', `a.${Buffer.from('[1]').toString('base64url')}.c`, /not a JWT/],
     ['untrusted issuer', jwt({ ...good, iss: 'https://evil.example' }), /not a trusted issuer/],
     ['wrong audience', jwt({ ...good, aud: 'other' }), /audience/],
     ['expired', jwt({ ...good, exp: NOW / 1000 - 3600 }), /expired/],

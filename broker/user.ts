@@ -9,13 +9,26 @@
  * The broker still refuses untrusted issuers, wrong audiences and expired tokens up front so the
  * agent gets a precise answer without a round trip.
  */
-import { decodeJwt } from 'jose';
 import { userFromClaims } from '../core/identity/user.js';
 import type { UserInput } from '../core/policy/types.js';
 import { type UserResolver, UserTokenRejectedError } from './credentials.js';
 import type { PolicySnapshot } from './snapshot.js';
 
 const SKEW_SECONDS = 60;
+
+/**
+ * The claims of a compact JWS, unverified (verification is the authority's, see above). A dozen
+ * lines instead of jose's decodeJwt keeps jose out of the sidecar (~3 MB RSS).
+ */
+export function decodeClaims(token: string): Record<string, unknown> {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts[1]) throw new Error('not a compact JWS');
+  const json = Buffer.from(parts[1], 'base64url').toString('utf8');
+  const claims: unknown = JSON.parse(json);
+  if (claims === null || typeof claims !== 'object' || Array.isArray(claims))
+    throw new Error('claims are not an object');
+  return claims as Record<string, unknown>;
+}
 
 export class SnapshotUserResolver implements UserResolver {
   constructor(
@@ -36,7 +49,7 @@ export function resolveUser(
 ): { user: UserInput; validUntil: number } {
   let payload: Record<string, unknown>;
   try {
-    payload = decodeJwt(token) as Record<string, unknown>;
+    payload = decodeClaims(token);
   } catch {
     throw new UserTokenRejectedError('not a JWT (expected header.payload.signature)');
   }
