@@ -325,6 +325,26 @@ describe('Informer', () => {
     expect(t.events).toHaveLength(6);
   });
 
+  it('gives up on a watch the server never ends (dead connection) and reconnects from the same resourceVersion', async () => {
+    const t = setup();
+    t.pushList([], '10');
+    t.informer.start();
+    await t.informer.waitForSync();
+    await flushPromises();
+    t.watch.last().send('ADDED', obj('a', '11'));
+    // watchTimeoutSeconds is 300 in these tests; nothing ends the stream.
+    await t.clock.advance(329_999);
+    expect(t.watch.calls).toHaveLength(1);
+    await t.clock.advance(1);
+    expect(t.watch.calls[0]?.aborted()).toBe(true);
+    const [retry] = t.clock.pendingDelays();
+    await t.clock.advance(retry ?? 0);
+    expect(t.watch.calls).toHaveLength(2);
+    expect(t.watch.last().params.resourceVersion).toBe('11');
+    expect(t.listCalls()).toBe(1);
+    await t.informer.stop();
+  });
+
   it('ignores watch objects without a name instead of caching them under ""', async () => {
     const t = setup();
     t.pushList([], '10');

@@ -86,6 +86,9 @@ class WatchEventError extends Error {
   }
 }
 
+/** How long past its server-side timeout a watch may stay open before we assume the connection is dead. */
+const WATCHDOG_GRACE_S = 30;
+
 /** Watches shorter than this that end without delivering anything count as failures (no tight reconnect loop). */
 const MIN_HEALTHY_WATCH_MS = 1_000;
 
@@ -255,6 +258,7 @@ export class Informer<T extends KubeObject> {
         if (finished) return;
         finished = true;
         stop.removeEventListener('abort', onStop);
+        if (watchdog !== undefined) this.clock.clearTimeout(watchdog);
         controllerRef?.abort();
         if (this.currentWatch === controllerRef) this.currentWatch = undefined;
         if (err) reject(err);
@@ -262,6 +266,18 @@ export class Informer<T extends KubeObject> {
       };
       let controllerRef: AbortController | undefined;
       const timeoutSeconds = this.opts.watchTimeoutSeconds ?? Math.floor(300 + 300 * this.random()); // 5-10 min
+      // The server ends the watch after timeoutSeconds. If it has not by then plus a grace
+      // period, the connection is dead without having told us (a peer gone without FIN/RST):
+      // give up on it rather than wait for TCP keepalive (~11 min on Linux defaults).
+      const watchdog: TimerHandle | undefined = this.clock.setTimeout(
+        () =>
+          finish(
+            new Error(
+              `watch still open ${timeoutSeconds + WATCHDOG_GRACE_S} s after its ${timeoutSeconds} s timeout; reconnecting`,
+            ),
+          ),
+        (timeoutSeconds + WATCHDOG_GRACE_S) * 1000,
+      );
       const params: Record<string, string | number | boolean | undefined> = {
         resourceVersion: this.resourceVersion,
         allowWatchBookmarks: true,
