@@ -4,6 +4,7 @@
  * writer and health endpoints. This module only wires parts built elsewhere.
  */
 import { createServer, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -16,13 +17,17 @@ import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
+import { controllerMetrics, createMetrics } from '../observability/metrics.js';
+import { metricsHandler } from '../observability/server.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import { type RunningOperator, runOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
 import { revocationController } from '../operator/reconcilers/revocation.js';
+import type { AgentIdentityLookup } from '../webhook/admission.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
+import { type AgentIdentityCache, apiLookup, cachedLookup } from '../webhook/lookup.js';
 import type { TlsNames } from '../webhook/tls.js';
 import type { BrokerConfig } from '../webhook/types.js';
 
@@ -87,6 +92,16 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     logger: log.child({ component: 'events' }),
   });
 
+  const metrics = createMetrics({ processMetrics: true, defaultLabels: { pod: o.identity } });
+  // The AgentIdentity informer is the operator's (created below); until it has synced,
+  // admission falls back to a GET per review.
+  let agentsCache: AgentIdentityCache | undefined;
+  const fallbackLookup = apiLookup(api);
+  const lookup: AgentIdentityLookup = (namespace, name) =>
+    agentsCache
+      ? cachedLookup(agentsCache, fallbackLookup)(namespace, name)
+      : fallbackLookup(namespace, name);
+
   const auditWriter = new AuditWriter({ api, log: log.child({ component: 'audit' }), limits: o.audit });
   auditWriter.start();
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
@@ -111,6 +126,10 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     host: o.host,
     logger: log.child({ component: 'webhook' }),
     events: recorderEvents(recorder),
+    lookup,
+    metrics,
+    // The authority serves the webhook's certificate: brokers get its CA bundle as a file.
+    injectAuthorityCa: o.authorityTls,
   });
 
   const material = webhook.material();
@@ -126,6 +145,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
   });
   const authorityPort = await authority.listen(o.authorityPort, o.host);
+  if (o.authorityTls) {
+    // Follow the webhook's certificate rotation, or the authority would serve an expired one.
+    webhook.onCertificateChange((m) => {
+      (authority.server as HttpsServer).setSecureContext({ cert: m.certPem, key: m.keyPem });
+    });
+  }
 
   const operator = runOperator({
     kubeConfig: o.kubeConfig,
@@ -136,17 +161,23 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     api,
     recorder,
     ...(o.watchNamespace ? { namespace: o.watchNamespace } : {}),
-    extraControllers: (shared) => [
-      revocationController({ ...shared, revoker, audit: auditSink }),
-      ...(o.auditRetentionMs
-        ? [auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs })]
-        : []),
-    ],
+    metrics: controllerMetrics(metrics),
+    extraControllers: (shared) => {
+      agentsCache = shared.agents;
+      return [
+        revocationController({ ...shared, revoker, audit: auditSink }),
+        ...(o.auditRetentionMs
+          ? [auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs })]
+          : []),
+      ];
+    },
   });
 
   // Liveness: the process serves. Readiness: the webhook and authority are listening
   // (they are, once we get here); a replica that is not the leader is still ready.
+  const serveMetrics = metricsHandler(metrics.registry);
   const health = createServer((req, res) => {
+    if (serveMetrics(req, res)) return;
     const ok = req.url === '/healthz' || req.url === '/readyz';
     res.writeHead(ok ? 200 : 404, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not found\n');
   });
