@@ -212,6 +212,14 @@ describe('ApiEventRecorder', () => {
     expect((api.writes[0]?.body as { note?: string } | undefined)?.note).toHaveLength(1024);
   });
 
+  it('keeps Event names within 253 characters for long object names', async () => {
+    const { api, rec } = recorder();
+    rec.record({ ...agent, metadata: { ...agent.metadata, name: 'a'.repeat(253) } }, notFound);
+    await rec.flush();
+    const name = (api.writes[0]?.body as { metadata?: { name?: string } } | undefined)?.metadata?.name ?? '';
+    expect(name.length).toBeLessThanOrEqual(253);
+  });
+
   it('ignores objects without a namespace or name', async () => {
     const { api, rec } = recorder();
     rec.record({ kind: 'Namespace', metadata: { name: 'x' } }, notFound);

@@ -205,7 +205,8 @@ export class ApiEventRecorder implements EventRecorder {
   }
 
   private async create(key: string, ref: ObjectReference, e: EventInput, now: number): Promise<void> {
-    const name = `${ref.name}.${now.toString(16)}${randomBytes(3).toString('hex')}`;
+    // Object names may be 253 characters; leave room for the suffix.
+    const name = `${(ref.name ?? '').slice(0, 220)}.${now.toString(16)}${randomBytes(3).toString('hex')}`;
     const state: SeriesState = {
       name,
       namespace: ref.namespace ?? '',
