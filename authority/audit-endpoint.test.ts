@@ -30,7 +30,7 @@ describe('parseBrokerEvent', () => {
       tool: 'jira.delete_issue',
       requestId: 'r-1',
       policy: 'agents/support',
-      message: 'no rule allows it',
+      message: 'NoMatchingRule: no rule allows it',
       reasons: [{ policy: 'agents/support', rule: 0, condition: 'ticket', message: 'no ticket' }],
     });
     expect(e.entry.pod).toBeUndefined();

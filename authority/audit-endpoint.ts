@@ -128,6 +128,11 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
     if (reasons.length > 0) entry.reasons = reasons as AuditEntry['reasons'];
   }
   const reason = str(e, i, 'reason', 128);
+  // The schema has no field for the reason constant; the message carries it, so the trail (and
+  // `kubectl warden audit`) says AgentSuspended / NoMatchingRule, not only the prose.
+  if (reason && entry.decision === 'Deny' && !entry.message?.startsWith(reason)) {
+    entry.message = `${reason}: ${entry.message ?? ''}`.slice(0, 1024);
+  }
   let stripped: string[] | undefined;
   if (Array.isArray(e.stripped)) {
     stripped = e.stripped

@@ -56,7 +56,7 @@ export function accumulate(p: PendingStats, events: readonly BrokerEvent[]): Pen
     if (entry.decision === 'Deny') {
       const why = reason ?? entry.reasons?.[0]?.condition ?? 'Denied';
       const msg = entry.message ?? entry.reasons?.[0]?.message;
-      out.lastDenialReason = (msg ? `${why}: ${msg}` : why).slice(0, 1024);
+      out.lastDenialReason = (msg ? (msg.startsWith(why) ? msg : `${why}: ${msg}`) : why).slice(0, 1024);
     }
   }
   return out;

@@ -72,7 +72,7 @@ export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): 
 /** The reason column: why it was decided, policy/rule/condition first. */
 export function reasonText(e: AuditEntry): string {
   const r = e.reasons?.[0];
-  if (r) {
+  if (r && (r.policy || r.condition)) {
     const where = [r.policy, r.rule !== undefined && r.rule >= 0 ? `rule ${r.rule}` : '', r.condition ?? '']
       .filter(Boolean)
       .join(' ');
