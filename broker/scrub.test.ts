@@ -60,6 +60,14 @@ describe('Scrubber', () => {
     );
   });
 
+  it('holds back only a possible secret prefix, so streamed events are not delayed', () => {
+    const s = new Scrubber(['tok_ABCDEFGH']);
+    expect(s.push(Buffer.from('data: {"a":1}\n\n')).toString()).toBe('data: {"a":1}\n\n');
+    expect(s.push(Buffer.from('x tok_AB')).toString()).toBe('x ');
+    expect(s.push(Buffer.from('CDEFGH y')).toString()).toBe('[REDACTED] y');
+    expect(s.push(Buffer.from('tok_ABX')).toString()).toBe('tok_ABX');
+  });
+
   it('works as a stream', async () => {
     const out = await text(
       Readable.from([Buffer.from('ab tok_'), Buffer.from('XYZ12345 cd')]).pipe(

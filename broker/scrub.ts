@@ -10,8 +10,9 @@ const REDACTED_BYTES = Buffer.from(REDACTED);
 
 /**
  * Incremental scrubber (pure state machine; the Transform below is its stream adapter).
- * Keeps the last (longest secret − 1) bytes between chunks so an occurrence split across a chunk
- * boundary is still found.
+ * Holds back, between chunks, only a trailing run of bytes that is a prefix of some secret (at most
+ * longest secret − 1 bytes), so an occurrence split across a chunk boundary is still found and
+ * everything else streams through at once.
  */
 export class Scrubber {
   private readonly secrets: readonly Buffer[];
@@ -40,6 +41,19 @@ export class Scrubber {
     return out;
   }
 
+  /**
+   * How many trailing bytes (after `pos`) could be the start of a secret: only those wait for the
+   * next chunk, so a streamed event is not delayed unless it really ends in a possible secret prefix.
+   */
+  private heldBack(buf: Buffer, pos: number): number {
+    const max = Math.min(this.keep, buf.length - pos);
+    for (let k = max; k > 0; k--) {
+      const tail = buf.subarray(buf.length - k);
+      for (const s of this.secrets) if (s.length > k && s.subarray(0, k).equals(tail)) return k;
+    }
+    return 0;
+  }
+
   private run(buf: Buffer, final: boolean): Buffer {
     if (this.secrets.length === 0) return buf;
     const out: Buffer[] = [];
@@ -59,7 +73,7 @@ export class Scrubber {
       this.replaced++;
       pos = at + hit.length;
     }
-    const keepFrom = final ? buf.length : Math.max(pos, buf.length - this.keep);
+    const keepFrom = final ? buf.length : buf.length - this.heldBack(buf, pos);
     out.push(buf.subarray(pos, keepFrom));
     this.tail = Buffer.from(buf.subarray(keepFrom));
     return Buffer.concat(out);
