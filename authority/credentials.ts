@@ -16,6 +16,13 @@ import { type ContextInput, type Decision, decide, type RequestKind } from '../c
 import { authenticate } from './authn.js';
 import { OAuthError } from './errors.js';
 import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
+import {
+  type IssuanceDeps,
+  type IssuedAnswer,
+  IssueRefused,
+  issueCredential,
+  protocolDecision,
+} from './issue.js';
 import type { PodGetter } from './kube.js';
 import type { PolicySource } from './policy-store.js';
 import type { RequestContext } from './request.js';
@@ -23,6 +30,8 @@ import type { Sessions } from './session.js';
 import { type UserContextSpec, type UserTokenVerifier, userFromHeader } from './user-token.js';
 
 export interface CredentialsDeps {
+  /** Minting after an Allow; without it the answer is the decision alone (credential: null). */
+  issuance?: IssuanceDeps;
   sessions: Sessions;
   store: PolicySource;
   pods: PodGetter;
@@ -91,7 +100,7 @@ export function parseCredentialRequest(body: Record<string, unknown>): Credentia
     throw new OAuthError('invalid_request', `kind must be one of ${KINDS.join(', ')}`);
   }
   const kind = (kindRaw as RequestKind | undefined) ?? (tool ? 'mcp' : method ? 'http' : 'postgresql');
-  if (kind === 'mcp' && !tool) throw new OAuthError('invalid_request', 'tool is required when kind is mcp');
+  // kind mcp without a tool: protocol traffic (initialize, tools/list), decided by protocolDecision().
   if (kind === 'http' && (!method || !path)) {
     throw new OAuthError('invalid_request', 'method and path are required when kind is http');
   }
@@ -163,20 +172,24 @@ export async function handleCredentials(
     { name: agent, namespace, labels: identity.labels, serviceAccountName: identity.spec.serviceAccountName },
     pod,
   );
-  const decision = decide(set, {
-    agent: agentInput,
-    user: user.present ? user : null,
-    request: {
-      kind: request.kind,
-      target: request.target,
-      tool: request.tool,
-      args: request.args,
-      method: request.method,
-      path: request.path,
-      time: (deps.now ?? (() => new Date()))(),
-    },
-    context: request.context,
-  });
+  const requestInput = {
+    kind: request.kind,
+    target: request.target,
+    tool: request.tool,
+    args: request.args,
+    method: request.method,
+    path: request.path,
+    time: (deps.now ?? (() => new Date()))(),
+  };
+  const decision =
+    request.kind === 'mcp' && request.tool === undefined
+      ? protocolDecision(set, request.target)
+      : decide(set, {
+          agent: agentInput,
+          user: user.present ? user : null,
+          request: requestInput,
+          context: request.context,
+        });
   ctx.audit.reasons = [
     {
       policy: decision.policy ?? '',
@@ -186,6 +199,25 @@ export async function handleCredentials(
     },
   ];
   if (decision.decision !== 'Allow') throw new DeniedError(decision);
+  let credential: IssuedAnswer | null = null;
+  if (deps.issuance) {
+    try {
+      credential = await issueCredential(deps.issuance, {
+        namespace,
+        agent: { ...agentInput, maxCredentialTTL: identity.spec.maxCredentialTTL },
+        user: user.present ? user : null,
+        set,
+        decision,
+        target: request.target,
+        request: requestInput,
+        ...(request.context ? { context: request.context } : {}),
+      });
+    } catch (err) {
+      if (err instanceof IssueRefused) throw new DeniedError({ reason: err.reason, message: err.message });
+      throw err;
+    }
+    ctx.audit.credentialId = credential.id;
+  }
   return {
     decision: 'Allow',
     reason: decision.reason,
@@ -194,7 +226,6 @@ export async function handleCredentials(
     condition: decision.condition,
     message: decision.message,
     user: user.present ? { sub: user.sub, issuer: user.issuer } : null,
-    // Minting lands with the credentials module; until then the answer is the decision alone.
-    credential: null,
+    credential,
   };
 }

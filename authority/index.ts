@@ -13,11 +13,15 @@ import { type BrokerEventSink, handleAudit, LogBrokerEventSink } from './audit-e
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import { handleIntrospect, liveAgentState } from './introspect.js';
+import { apiProviderGetter, type IssuanceDeps } from './issue.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
 import { type AgentIdentityGetter, FastKube, type PodGetter, WatchedPods } from './kube.js';
+import { createMinters, type MinterRegistry } from './mint/index.js';
+import { kubeSecretsReader } from './mint/secrets.js';
 import { InformerPolicyStore } from './policy-store.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
+import type { IssuedCredentials } from './revocation.js';
 import { createAuthorityServer } from './server.js';
 import { Sessions } from './session.js';
 import { handleStream } from './stream.js';
@@ -47,6 +51,10 @@ export interface AuthorityOptions {
   watchNamespace?: string;
   /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
   brokerAuditSinks?: BrokerEventSink[];
+  /** Where issued, revocable credentials are remembered for the kill switch (shared with the revoker). */
+  issuedCredentials?: IssuedCredentials;
+  /** Minters (default: createMinters with this issuer and key store). */
+  minters?: MinterRegistry;
 }
 
 /** The pieces other endpoints build on. */
@@ -63,6 +71,8 @@ export interface AuthorityParts {
   log: Logger;
   kubeConfig: KubeConfig;
   store: InformerPolicyStore;
+  /** Credential minting after an Allow at /v1/credentials. */
+  issuance: IssuanceDeps;
 }
 
 export interface Authority extends AuthorityParts {
@@ -113,6 +123,12 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     log,
     kubeConfig: opts.kubeConfig,
     store,
+    issuance: {
+      minters: opts.minters ?? createMinters({ issuer: opts.issuer, keys }),
+      providers: apiProviderGetter(new KubeConfigApi(opts.kubeConfig)),
+      secrets: kubeSecretsReader(core),
+      ...(opts.issuedCredentials ? { issued: opts.issuedCredentials } : {}),
+    },
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,
@@ -148,6 +164,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       }),
     close: async () => {
       keys.stop();
+      if (!opts.minters) await parts.issuance.minters.PostgreSQL.close();
       await store.stop();
       await watchedPods?.stop();
       kube.close();

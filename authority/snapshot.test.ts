@@ -98,10 +98,17 @@ describe('parseCredentialRequest', () => {
     });
   });
 
+  it('accepts mcp without a tool as protocol traffic (initialize, tools/list)', () => {
+    expect(parseCredentialRequest({ target: 'jira', kind: 'mcp' })).toMatchObject({
+      target: 'jira',
+      kind: 'mcp',
+    });
+    expect(parseCredentialRequest({ target: 'jira', kind: 'mcp' }).tool).toBeUndefined();
+  });
+
   it.each([
     ['no target', {}, 'target'],
     ['a non-string tool', { target: 'a', tool: 5 }, 'tool must be a string'],
-    ['mcp without tool', { target: 'a', kind: 'mcp' }, 'tool is required'],
     ['a context that is a list', { target: 'a', context: [] }, 'context must be an object'],
     ['a fractional chainStep', { target: 'a', context: { chainStep: 1.5 } }, 'chainStep'],
     [

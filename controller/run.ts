@@ -140,6 +140,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     log: log.child({ component: 'authority' }),
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
+    issuedCredentials,
     ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
     ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
     ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
