@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino } from 'pino';
@@ -30,6 +30,7 @@ import {
   PLURAL,
   VERSION,
 } from '../../core/constants.js';
+import { KubeConfigApi } from '../../operator/core/kube.js';
 import { webhookConfiguration } from '../../webhook/config.js';
 import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
@@ -57,7 +58,6 @@ async function main(): Promise<void> {
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
 
   say("Install Warden's CRDs and start the Warden controller (operator + webhook + authority)");
   await installCrds(cp.kubeconfigPath);
@@ -227,15 +227,16 @@ async function main(): Promise<void> {
   );
 
   say('The security team flips the kill switch: spec.suspended: true');
+  const api = new KubeConfigApi(kc);
   const tKill = performance.now();
-  await custom.patchNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: NS,
-    plural: PLURAL.AgentIdentity,
-    name: 'support-bot',
-    body: { spec: { suspended: true, suspendReason: 'demo: suspicious activity' } },
-  });
+  await api.request(
+    'PATCH',
+    `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${PLURAL.AgentIdentity}/support-bot`,
+    {
+      body: { spec: { suspended: true, suspendReason: 'demo: suspicious activity' } },
+      contentType: 'application/merge-patch+json',
+    },
+  );
   let denied = '';
   await waitUntil(
     'first denied call',
