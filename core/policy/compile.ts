@@ -7,7 +7,7 @@ import type {
   CompiledRule,
   CompiledSelector,
 } from './compiled.js';
-import { type CompiledExpression, compileExpression } from './expression.js';
+import { type CompiledExpression, compileConjunction, compileExpression } from './expression.js';
 import { compilePathGlob, compileToolGlob, globProblem } from './glob.js';
 import { lineColumn } from './hints.js';
 import type { AccessPolicySpecLike, PolicyCompileError, PolicyRuleLike } from './types.js';
@@ -213,6 +213,8 @@ function compileRule(
     http,
     conditions,
     conditionNames: conditions.length === 0 ? null : conditions.map((c) => c.name).join(', '),
+    allConditions: compileConjunction(conditions.map((c) => c.expression.source)),
+    conditionsCost: conditions.reduce((sum, c) => sum + c.expression.cost, 0),
     credential,
   };
 }

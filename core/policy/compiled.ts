@@ -1,3 +1,4 @@
+import type { CelActivation } from './cel-env.js';
 import type { CompiledExpression } from './expression.js';
 import type { GlobMatcher } from './glob.js';
 import type { Effect } from './types.js';
@@ -32,6 +33,10 @@ export interface CompiledRule {
   readonly conditions: readonly CompiledCondition[];
   /** Condition names joined with ", " (what an Allow/Deny decision reports), or null without conditions. */
   readonly conditionNames: string | null;
+  /** All conditions as one program (fast path; trusted only when it returns true), or null. */
+  readonly allConditions: ((activation: CelActivation) => unknown) | null;
+  /** Sum of the conditions' estimated costs. */
+  readonly conditionsCost: number;
   readonly credential: CompiledCredential | null;
 }
 

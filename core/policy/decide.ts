@@ -1,4 +1,5 @@
 import { type CelActivation, CelRequest } from './cel-env.js';
+import type { CompiledRule } from './compiled.js';
 import { evaluateCondition } from './condition.js';
 import { ABSENT_USER, buildActivation, celUser, EMPTY_CONTEXT, EMPTY_MAP } from './input.js';
 import { ruleAppliesTo } from './match.js';
@@ -42,6 +43,19 @@ function describeRequest(r: RequestInput | undefined): string {
     default:
       return `${String(r.kind)} access to '${String(r.target)}'`;
   }
+}
+
+/** Do all the rule's conditions hold? Errors count as "no" (the caller re-examines to say why). */
+function allHold(rule: CompiledRule, activation: CelActivation): boolean {
+  if (rule.allConditions !== null) {
+    try {
+      return rule.allConditions(activation) === true;
+    } catch {
+      return false;
+    }
+  }
+  const only = rule.conditions[0];
+  return only === undefined || evaluateCondition(only, activation) === true;
 }
 
 interface Pending {
@@ -137,22 +151,16 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
     }
   }
 
-  let firstFailure: Pending | null = null;
-  let firstError: Pending | null = null;
+  // Allow rules: the first whose conditions all hold allows. Each rule is tried as one
+  // program (one library call); only when nothing allows are the rules that did not hold
+  // re-examined condition by condition, to say why.
+  const notHeld: RuleRef[] = [];
   for (const ref of rulesFor(set.allow, request.target)) {
     if (!ruleAppliesTo(ref.rule, request)) continue;
-    let holds = true;
-    for (const condition of ref.rule.conditions) {
-      spent += condition.expression.cost;
-      if (spent > budget) return costExceeded(result, ref, condition.name, who, what, budget);
-      const outcome = evaluateCondition(condition, activation);
-      if (outcome === true) continue;
-      holds = false;
-      if (outcome === false) firstFailure ??= { ref, condition: condition.name, error: null };
-      else firstError ??= { ref, condition: condition.name, error: outcome };
-      break;
-    }
-    if (holds) {
+    spent += ref.rule.conditionsCost;
+    if (spent > budget)
+      return costExceeded(result, ref, ref.rule.conditions[0]?.name ?? '', who, what, budget);
+    if (allHold(ref.rule, activation)) {
       const names = ref.rule.conditionNames;
       return result(
         'Allow',
@@ -161,6 +169,21 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
         names,
         `${who}: ${what} allowed by AccessPolicy ${ref.policy.id} rule ${ref.rule.index}${names ? ` (conditions held: ${names})` : ''}`,
       );
+    }
+    notHeld.push(ref);
+  }
+
+  let firstFailure: Pending | null = null;
+  let firstError: Pending | null = null;
+  for (const ref of notHeld) {
+    for (const condition of ref.rule.conditions) {
+      spent += condition.expression.cost;
+      if (spent > budget) return costExceeded(result, ref, condition.name, who, what, budget);
+      const outcome = evaluateCondition(condition, activation);
+      if (outcome === true) continue;
+      if (outcome === false) firstFailure ??= { ref, condition: condition.name, error: null };
+      else firstError ??= { ref, condition: condition.name, error: outcome };
+      break;
     }
   }
 

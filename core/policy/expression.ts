@@ -329,3 +329,23 @@ export function compileExpression(source: string, expectBool: boolean, bounds: C
     expression: { source, evaluate, cost, resultType, variables: referencedVariables(parsed.ast) },
   };
 }
+
+/**
+ * One program for "all of these conditions hold": `(c1) && (c2) && …`, parsed
+ * and checked once. Evaluating it costs one library call instead of one per
+ * condition. It is only trusted when it returns `true` (then every operand was
+ * true); any other outcome is re-evaluated condition by condition to find which
+ * failed. Null when there is nothing to gain or it does not compile.
+ */
+export function compileConjunction(
+  sources: readonly string[],
+): ((activation: CelActivation) => unknown) | null {
+  if (sources.length < 2) return null;
+  try {
+    const parsed = celEnvironment().parse(sources.map((s) => `(${s})`).join(' && '));
+    if (!parsed.check().valid) return null;
+    return parsed as unknown as (activation: CelActivation) => unknown;
+  } catch {
+    return null;
+  }
+}
