@@ -102,6 +102,12 @@ const PROCESS_IS_UTC = ['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT', 'Etc/Universal', 'Un
   Intl.DateTimeFormat().resolvedOptions().timeZone,
 );
 
+/** True when `timeZone` is the only option (checked without allocating, on every zone getter call). */
+function onlyTimeZone(options: Intl.DateTimeFormatOptions): boolean {
+  for (const key in options) if (key !== 'timeZone') return false;
+  return true;
+}
+
 /**
  * toLocaleString for Warden's timestamps: answers the library's zone-conversion
  * call from the offset cache. In a UTC process it returns the wall-clock time
@@ -113,12 +119,7 @@ function zonedToLocaleString(
   locales?: Intl.LocalesArgument,
   options?: Intl.DateTimeFormatOptions,
 ): string {
-  if (
-    locales === 'en-US' &&
-    options &&
-    typeof options.timeZone === 'string' &&
-    Object.keys(options).length === 1
-  ) {
+  if (locales === 'en-US' && options && typeof options.timeZone === 'string' && onlyTimeZone(options)) {
     if (PROCESS_IS_UTC) {
       const ms = this.getTime();
       // Whole seconds, like the native en-US string the library expects.
