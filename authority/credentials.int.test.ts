@@ -3,6 +3,7 @@
  * identity), AccessPolicies in the real API server, and the central policy decision.
  */
 import { CustomObjectsApi } from '@kubernetes/client-node';
+import { decodeJwt } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
@@ -112,6 +113,21 @@ beforeAll(async () => {
       },
     },
   });
+  // Targets are CredentialProviders: the Allow answer carries a credential minted for them.
+  for (const name of ['jira', 'status-page']) {
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: f.namespace,
+      plural: PLURAL.CredentialProvider,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'CredentialProvider',
+        metadata: { name },
+        spec: { target: { url: `https://${name}.example/mcp`, protocol: 'MCP' }, type: 'JWT', jwt: {} },
+      },
+    });
+  }
   authority = await createAuthority({
     kubeConfig: kc,
     namespace: f.namespace,
@@ -183,6 +199,62 @@ describe('POST /v1/credentials', () => {
     expect(status.status).toBe(200);
     expect(status.body.user).toBeNull();
     expect(audit.events.at(-1)?.user).toBe('agent acting alone');
+  });
+
+  it('answers an Allow with a minted, audience-scoped Warden JWT for the provider', async () => {
+    const session = await sessionFor('support-bot', 'support-mint');
+    const res = await ask(session, { target: 'status-page', tool: 'status.get' });
+    expect(res.status).toBe(200);
+    const cred = res.body.credential as { id: string; headers: Record<string, string>; expiresAt: string };
+    const jwt = /^Bearer (.+)$/.exec(cred.headers.Authorization ?? '')?.[1] ?? '';
+    const claims = decodeJwt(jwt);
+    expect(claims).toMatchObject({
+      iss: 'https://warden-authority.test',
+      aud: 'https://status-page.example/mcp',
+      jti: cred.id,
+    });
+    expect(Date.parse(cred.expiresAt)).toBeGreaterThan(Date.now());
+    expect(audit.events.at(-1)).toMatchObject({ decision: 'Allow', credentialId: cred.id });
+  });
+
+  it('allows MCP protocol traffic (no tool) to a target some rule serves, and mints for it', async () => {
+    const session = await sessionFor('support-bot', 'support-proto');
+    const res = await ask(session, { target: 'status-page', kind: 'mcp' });
+    expect(res.status).toBe(200);
+    expect((res.body.credential as { headers: Record<string, string> }).headers.Authorization).toMatch(
+      /^Bearer /,
+    );
+    expect((await ask(session, { target: 'nowhere', kind: 'mcp' })).status).toBe(403);
+  });
+
+  it('fails closed when the allowed target has no CredentialProvider', async () => {
+    const session = await sessionFor('solo-bot', 'solo-missing');
+    await kubeConfig()
+      .makeApiClient(CustomObjectsApi)
+      .createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: f.namespace,
+        plural: PLURAL.AccessPolicy,
+        body: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'AccessPolicy',
+          metadata: { name: 'ghost-target' },
+          spec: { agentSelector: { names: ['solo-bot'] }, rules: [{ targets: ['ghost'], tools: ['*'] }] },
+        },
+      });
+    let res = await ask(session, { target: 'ghost', tool: 'x' });
+    for (
+      let i = 0;
+      i < 50 && res.body.decision && (res.body.decision as { reason?: string }).reason !== 'ProviderNotFound';
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+      res = await ask(session, { target: 'ghost', tool: 'x' });
+    }
+    expect(res.status).toBe(403);
+    expect(res.body.decision).toMatchObject({ reason: 'ProviderNotFound' });
+    expect(res.body.error_description).toMatch(/CredentialProvider .*\/ghost does not exist/);
   });
 
   it('refuses a user token from an untrusted issuer', async () => {

@@ -94,6 +94,26 @@ beforeAll(async () => {
   });
   await policy('no-delete', { effect: 'Deny', rules: [{ targets: ['*'], tools: ['*.delete_*'] }] });
 
+  mcp = await startMcpUpstream({ stateless: true });
+  api = await startHttpUpstream();
+  // Each target is a CredentialProvider: the authority mints a Warden JWT for it after its Allow.
+  for (const [name, url, protocol] of [
+    ['jira', mcp.url, 'MCP'],
+    ['tickets', api.url, 'HTTP'],
+  ] as const) {
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: f.namespace,
+      plural: PLURAL.CredentialProvider,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'CredentialProvider',
+        metadata: { name },
+        spec: { target: { url, protocol }, type: 'JWT', jwt: {} },
+      },
+    });
+  }
   authority = await createAuthority({
     kubeConfig: kc,
     namespace: f.namespace,
@@ -104,8 +124,6 @@ beforeAll(async () => {
   });
   const authorityPort = await authority.listen(0, '127.0.0.1');
 
-  mcp = await startMcpUpstream({ stateless: true });
-  api = await startHttpUpstream();
   const pod = await createPod(f, 'support-bot-1', { serviceAccount: 'bot-sa', agent: 'support-bot' });
   saToken = await projectedToken(f, 'bot-sa', pod);
   const dir = await mkdtemp(join(tmpdir(), 'warden-broker-'));
@@ -164,7 +182,9 @@ describe('broker chain (real control plane + authority)', () => {
     });
     received.push(await ok.text());
     expect(ok.status).toBe(200);
-    expect(api.seen.at(-1)?.headers.authorization).toBeUndefined();
+    // The agent's made-up bearer is stripped; the upstream gets the Warden JWT minted for 'tickets'.
+    expect(api.seen.at(-1)?.headers.authorization).not.toContain('agent-made-up');
+    expect(api.seen.at(-1)?.headers.authorization).toMatch(/^Bearer eyJ/);
     const no = await fetch(`http://127.0.0.1:${broker.ports.listen}/http/tickets/api/v1/admin`);
     received.push(await no.text());
     expect(no.status).toBe(403);
