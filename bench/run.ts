@@ -3,7 +3,7 @@
  * prints a table and writes bench/results/latest.json.
  *   npx tsx bench/run.ts [filter]   — filter matches module file names or result names (substring)
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,11 +60,31 @@ export function formatTable(results: readonly BenchResult[]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** Results of an earlier run, or none when the file is missing or unreadable. */
+async function previousResults(path: string): Promise<BenchResult[]> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as { results?: BenchResult[] };
+    return Array.isArray(parsed.results) ? parsed.results : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Earlier results with the same names replaced by the new ones (new ones appended in run order). */
+export function mergeResults(previous: readonly BenchResult[], fresh: readonly BenchResult[]): BenchResult[] {
+  const names = new Set(fresh.map((r) => r.name));
+  return [...previous.filter((r) => !names.has(r.name)), ...fresh];
+}
+
 async function main(): Promise<void> {
   const filter = process.argv[2] ?? '';
   const files = (await readdir(benchDir)).filter((f) => f.endsWith('.bench.ts')).sort();
-  // A filter that names files runs only those; otherwise every module runs and results are filtered by name.
-  const byFile = files.filter((f) => filter === '' || f.includes(filter));
+  // A filter naming a module (or a result name under it) runs only that module; otherwise every module
+  // runs and results are filtered by name.
+  const moduleName = (f: string): string => f.slice(0, -'.bench.ts'.length);
+  // The whole module: the filter names it ("policy"). Part of it: "policy/decide/20-policies".
+  const whole = (f: string): boolean => filter === '' || moduleName(f).includes(filter);
+  const byFile = files.filter((f) => whole(f) || filter.startsWith(`${moduleName(f)}/`));
   const selected = byFile.length > 0 ? byFile : files;
   const results: BenchResult[] = [];
   for (const file of selected) {
@@ -74,7 +94,7 @@ async function main(): Promise<void> {
       continue;
     }
     const produced = await module.run();
-    results.push(...produced.filter((r) => byFile.length > 0 || r.name.includes(filter)));
+    results.push(...produced.filter((r) => whole(file) || r.name.includes(filter)));
   }
   if (results.length === 0) {
     console.error(filter ? `no benchmark matches '${filter}'` : 'no benchmarks found in bench/');
@@ -90,9 +110,17 @@ async function main(): Promise<void> {
   for (const r of results) if (r.note) console.log(`  ${r.name}: ${r.note}`);
   const out = join(benchDir, 'results', 'latest.json');
   await mkdir(dirname(out), { recursive: true });
+  // A filtered run replaces only its own results, so runs of different modules do not erase each other.
+  const merged = filter === '' ? results : mergeResults(await previousResults(out), results);
+  const meta = {
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    cpus: cpus().length,
+    loadavg: load,
+  };
   await writeFile(
     out,
-    `${JSON.stringify({ time: new Date().toISOString(), node: process.version, platform: `${process.platform}/${process.arch}`, cpus: cpus().length, loadavg: load, results }, null, 2)}\n`,
+    `${JSON.stringify({ time: new Date().toISOString(), ...meta, results: merged }, null, 2)}\n`,
   );
   console.log(`\nwrote ${out}`);
   // Targets are reported, not enforced: shared 2-core CI machines are too noisy for a hard gate.
