@@ -62,7 +62,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: deps controlplane-build helm-build typecheck lint verify test-unit test-integration ## Typecheck, lint, verify generated files, unit and integration/e2e tests
+test: deps controlplane-build helm-build typecheck lint verify test-unit test-integration test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests and the demo
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -79,6 +79,10 @@ test-unit: deps ## Unit tests (no control plane)
 .PHONY: test-integration
 test-integration: deps controlplane-build helm-build ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
+
+.PHONY: test-demo
+test-demo: deps controlplane-build ## The demo as a smoke test (fails if any step of the story fails)
+	npx tsx e2e/demo/demo.ts
 
 .PHONY: bench
 bench: deps controlplane-build ## Run the benchmarks and write bench/results/latest.json

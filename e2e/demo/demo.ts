@@ -68,7 +68,8 @@ async function main(): Promise<void> {
   const issuer = `http://127.0.0.1:${authorityPort}`;
   const controller: RunningController = await runController({
     kubeConfig: kc,
-    log: pino({ level: 'warn' }),
+    // Errors only: the start-up retries while the fresh API server initialises are expected.
+    log: pino({ level: 'error' }),
     namespace: WARDEN_NS,
     identity: 'demo-controller',
     leaderElection: true,
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
     healthHost: '127.0.0.1',
     providers: [provider('jira', jira.url)],
     podName: 'support-bot-0',
-    log: pino({ level: 'warn' }),
+    log: pino({ level: 'error' }),
   });
   cleanups.push(() => broker.close());
   await waitUntil('broker ready', async () => broker.readiness().ready);
@@ -278,9 +279,18 @@ async function main(): Promise<void> {
   show((await cli(['audit', '-n', NS, '--agent', 'support-bot'])).stdout);
   show((await cli(['audit', '-n', NS, '--verify'])).stdout);
 
+  say('What the agent saw: compare every byte it received with the credentials the MCP server got');
+  for (const c of [agent, alice, bob]) await c.close();
+  await Promise.race([Promise.all(pendingReads), new Promise((r) => setTimeout(r, 2_000))]);
+  const all = received.join('\n');
+  const leaked = jira.credentialsSeen.filter((c) => all.includes(c.replace(/^Bearer /, '')));
   show(
-    `\nCredentials the MCP server received: ${jira.credentialsSeen.length} (all Warden JWTs); credentials the agent saw: 0`,
+    `${jira.credentialsSeen.length} Warden JWTs reached the MCP server; ${received.length} responses reached the agent`,
   );
+  show(`credentials found in what the agent received: ${leaked.length}`);
+  if (leaked.length > 0 || /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./.test(all)) {
+    throw new Error('the agent received a credential');
+  }
 }
 
 /** The demo's resources: agent, policies, provider (the samples/ folder has a fuller set). */
@@ -323,9 +333,28 @@ function demoManifests(o: { jiraUrl: string; oidcIssuer: string; oidcAudience: s
   ].join('\n---\n');
 }
 
+/** Every header and body byte the agent received, to prove it never saw a credential. */
+const received: string[] = [];
+const pendingReads: Array<Promise<unknown>> = [];
+
+const recordingFetch: typeof fetch = async (input, init) => {
+  const res = await fetch(input, init);
+  for (const [k, v] of res.headers) received.push(`${k}: ${v}`);
+  pendingReads.push(
+    res
+      .clone()
+      .text()
+      .then((t) => received.push(t))
+      .catch(() => {}),
+  );
+  return res;
+};
+
 async function connectAgent(url: URL, headers: Record<string, string>): Promise<Client> {
   const client = new Client({ name: 'support-bot', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(url, { requestInit: { headers }, fetch: recordingFetch }),
+  );
   return client;
 }
 
