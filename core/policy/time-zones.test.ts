@@ -40,6 +40,13 @@ describe('time zones', () => {
     );
   });
 
+  it('is still a Date to the CEL library (constructor lookup) and to instanceof', () => {
+    const t = celTimestamp(new Date('2026-01-05T10:00:00Z'));
+    expect(t.constructor).toBe(Date);
+    expect(t).toBeInstanceOf(Date);
+    expect(t.getTime()).toBe(Date.parse('2026-01-05T10:00:00Z'));
+  });
+
   it('rejects an unknown zone like the native call', () => {
     expect(() => celTimestamp(new Date()).toLocaleString('en-US', { timeZone: 'Mars/Olympus' })).toThrow(
       RangeError,

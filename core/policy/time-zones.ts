@@ -25,6 +25,9 @@ const MAX_BUCKETS_PER_ZONE = 4096;
 interface ZoneCache {
   readonly format: Intl.DateTimeFormat;
   readonly offsets: Map<number, number>;
+  /** The most recent bucket and its offset: requests arrive in time order. */
+  lastBucket: number;
+  lastOffset: number;
 }
 
 const zones = new Map<string, ZoneCache>();
@@ -45,7 +48,7 @@ function zone(timeZone: string): ZoneCache {
     });
     // Zone names may come from request data: keep the cache bounded.
     if (zones.size >= MAX_ZONES) zones.clear();
-    z = { format, offsets: new Map() };
+    z = { format, offsets: new Map(), lastBucket: Number.NaN, lastOffset: 0 };
     zones.set(timeZone, z);
   }
   return z;
@@ -55,6 +58,7 @@ function zone(timeZone: string): ZoneCache {
 export function zoneOffsetMs(timeZone: string, ms: number): number {
   const z = zone(timeZone);
   const bucket = Math.floor(ms / BUCKET_MS);
+  if (bucket === z.lastBucket) return z.lastOffset;
   let offset = z.offsets.get(bucket);
   if (offset === undefined) {
     const at = bucket * BUCKET_MS;
@@ -72,6 +76,8 @@ export function zoneOffsetMs(timeZone: string, ms: number): number {
     if (z.offsets.size >= MAX_BUCKETS_PER_ZONE) z.offsets.clear();
     z.offsets.set(bucket, offset);
   }
+  z.lastBucket = bucket;
+  z.lastOffset = offset;
   return offset;
 }
 
@@ -136,9 +142,21 @@ function zonedToLocaleString(
   return nativeToLocaleString.call(this, locales, options);
 }
 
-/** A copy of `time` whose zone conversions are fast; still a plain Date to CEL. */
+/**
+ * A Date whose zone conversions are fast. Its prototype has no own
+ * `constructor`, so `value.constructor` is still `Date` — which is how the CEL
+ * library recognises timestamps — while toLocaleString comes from the prototype
+ * (no per-instance property, no hidden-class transition per request).
+ */
+class ZonedTimestamp extends Date {}
+Object.defineProperty(ZonedTimestamp.prototype, 'toLocaleString', {
+  value: zonedToLocaleString,
+  writable: true,
+  configurable: true,
+});
+Reflect.deleteProperty(ZonedTimestamp.prototype, 'constructor');
+
+/** A copy of `time` whose zone conversions are fast; still a timestamp to CEL. */
 export function celTimestamp(time: Date): Date {
-  const d: ZonedDate = new Date(time.getTime());
-  d.toLocaleString = zonedToLocaleString;
-  return d;
+  return new ZonedTimestamp(time.getTime());
 }
