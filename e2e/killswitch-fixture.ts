@@ -4,7 +4,8 @@
  * real broker (runBroker, with its attestation token from the TokenRequest API) in front of a real
  * HTTP upstream, and an agent pod with its AgentIdentity and AccessPolicy.
  *
- * The policy allows GET on the `api` target and nothing else, so a POST is a denial.
+ * The `api` target is a JWT CredentialProvider; the policy allows GET on it and nothing else, so a
+ * POST is a denial.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,6 +46,10 @@ export interface Stack {
   agent: string;
   controller: RunningController;
   broker: RunningBroker;
+  /** Authorization headers the upstream received (the injected Warden JWTs). */
+  upstreamAuthorizations(): string[];
+  /** The authority's base URL. */
+  authorityUrl: string;
   api: KubeConfigApi;
   custom: CustomObjectsApi;
   /** One agent call through the broker: GET is allowed by policy, POST denied. */
@@ -100,6 +105,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const upstream = await startHttpUpstream();
   await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: agent } } });
   await create(PLURAL.AgentIdentity, wardenObj('AgentIdentity', agent, { serviceAccountName: agent }));
+  // Warden-minted JWTs for the upstream: the broker injects them, the kill switch revokes them.
+  await create(
+    PLURAL.CredentialProvider,
+    wardenObj('CredentialProvider', 'api', {
+      target: { url: upstream.url, protocol: 'HTTP' },
+      type: 'JWT',
+      jwt: { audience: 'api', defaultTTL: '5m' },
+    }),
+  );
   await create(
     PLURAL.AccessPolicy,
     wardenObj('AccessPolicy', `${agent}-read`, {
@@ -184,6 +198,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     agent,
     controller,
     broker,
+    upstreamAuthorizations: () => upstream.seen.map((r) => String(r.headers.authorization ?? '')),
+    authorityUrl: `http://127.0.0.1:${controller.authorityPort}`,
     api,
     custom,
     async call(method, requestId) {

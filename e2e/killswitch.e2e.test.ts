@@ -100,7 +100,19 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
   });
 
   it('kill: the broker denies (AgentSuspended), revocation completes in status with who and why, database logins end; revive: allowed again', async () => {
-    expect((await stack.call('GET')).status).toBe(200);
+    const first = await stack.call('GET');
+    expect(first.body).toContain('"ticket"');
+    expect(first.status).toBe(200);
+    const jwt = (stack.upstreamAuthorizations().at(-1) ?? '').replace(/^Bearer /, '');
+    const introspect = async () =>
+      (await (
+        await fetch(`${stack.authorityUrl}/v1/introspect`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token: jwt }).toString(),
+        })
+      ).json()) as { active: boolean };
+    expect(await introspect()).toMatchObject({ active: true });
 
     // An outstanding credential: a temporary PostgreSQL login of this agent, with an open session.
     const minter = new PostgresMinter();
@@ -156,6 +168,8 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
     ]);
     expect(role.rows[0].rolcanlogin).toBe(false);
     await expect(session.query('SELECT 1')).rejects.toThrow();
+    // The Warden JWT the upstream received before the kill is revoked (RFC 7662 introspection).
+    expect(await introspect()).toEqual({ active: false });
     await session.end().catch(() => {});
 
     const events = await eventually('the revocation Events', async () => {
@@ -179,6 +193,8 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
     expect(revived.out).toContain('Suspended=False');
     expect(revived.code).toBe(0);
     await eventually('an allowed call after revive', async () => (await stack.call('GET')).status === 200);
+    // Revived, the agent gets new tokens; the one minted before the kill stays revoked.
+    expect(await introspect()).toEqual({ active: false });
   });
 
   it('N decisions become exactly N audit entries, and the status counters follow', async () => {
