@@ -1,11 +1,10 @@
 /**
- * The authority's view of AgentIdentities and AccessPolicies, kept current by watches
+ * The authority's view of AgentIdentities, AccessPolicies and CredentialProviders, kept current by watches
  * (operator/core/informer.ts), with compiled policies cached per resourceVersion. Feeds the policy
  * stream (snapshots, change notifications) and central decisions on /v1/credentials.
  */
 import type { Logger } from 'pino';
-import type { AccessPolicy, AgentIdentity } from '../core/api/index.js';
-import { GROUP, PLURAL, VERSION } from '../core/constants.js';
+import type { AccessPolicy, AgentIdentity, CredentialProvider } from '../core/api/index.js';
 import {
   type AccessPolicySpecLike,
   buildPolicySet,
@@ -14,7 +13,14 @@ import {
 } from '../core/policy/index.js';
 import { type Informer, resourceInformer } from '../operator/core/informer.js';
 import type { KubeApi } from '../operator/core/kube.js';
-import { buildSnapshot, type IdentityView, type PolicySnapshot, type StoredPolicy } from './snapshot.js';
+import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../operator/resources.js';
+import {
+  buildSnapshot,
+  type IdentityView,
+  type PolicySnapshot,
+  type ProviderView,
+  type StoredPolicy,
+} from './snapshot.js';
 
 export type ChangeListener = (namespace: string) => void;
 
@@ -23,7 +29,7 @@ export interface PolicySource {
   identity(namespace: string, name: string): IdentityView | null;
   snapshot(namespace: string, agent: string): PolicySnapshot;
   policySet(namespace: string, agent: string): PolicySet | null;
-  /** Called after any AgentIdentity or AccessPolicy in `namespace` changed. Returns unsubscribe. */
+  /** Called after any AgentIdentity, AccessPolicy or CredentialProvider in `namespace` changed. Returns unsubscribe. */
   subscribe(listener: ChangeListener): () => void;
 }
 
@@ -58,15 +64,14 @@ export function storedPolicy(obj: AccessPolicy): StoredPolicy {
 export class InformerPolicyStore implements PolicySource {
   private readonly identities: Informer<AgentIdentity>;
   private readonly policyInformer: Informer<AccessPolicy>;
+  private readonly providerInformer: Informer<CredentialProvider>;
   private readonly compiled = new Map<string, StoredPolicy>(); // key ns/name
   private readonly listeners = new Set<ChangeListener>();
 
   constructor(api: KubeApi, log: Logger, namespace?: string) {
-    const ref = (plural: string) => ({ group: GROUP, version: VERSION, plural });
-    this.identities = resourceInformer<AgentIdentity>(api, ref(PLURAL.AgentIdentity), namespace, {
-      logger: log,
-    });
-    this.policyInformer = resourceInformer<AccessPolicy>(api, ref(PLURAL.AccessPolicy), namespace, {
+    this.identities = resourceInformer<AgentIdentity>(api, AGENT_IDENTITIES, namespace, { logger: log });
+    this.policyInformer = resourceInformer<AccessPolicy>(api, ACCESS_POLICIES, namespace, { logger: log });
+    this.providerInformer = resourceInformer<CredentialProvider>(api, CREDENTIAL_PROVIDERS, namespace, {
       logger: log,
     });
     const notify = (obj: { metadata?: { namespace?: string } }) => {
@@ -94,16 +99,30 @@ export class InformerPolicyStore implements PolicySource {
         notify(obj);
       },
     });
+    // Providers are read from the informer cache at snapshot time; a change only wakes the streams
+    // (which resend only if the broker-facing part changed: the snapshot version is a content hash).
+    this.providerInformer.on({
+      add: notify,
+      update: (old, obj) => {
+        if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) notify(obj);
+      },
+      delete: notify,
+    });
   }
 
   async start(): Promise<void> {
     this.identities.start();
     this.policyInformer.start();
-    await Promise.all([this.identities.waitForSync(), this.policyInformer.waitForSync()]);
+    this.providerInformer.start();
+    await Promise.all([
+      this.identities.waitForSync(),
+      this.policyInformer.waitForSync(),
+      this.providerInformer.waitForSync(),
+    ]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.identities.stop(), this.policyInformer.stop()]);
+    await Promise.all([this.identities.stop(), this.policyInformer.stop(), this.providerInformer.stop()]);
   }
 
   identity(namespace: string, name: string): IdentityView | null {
@@ -115,8 +134,22 @@ export class InformerPolicyStore implements PolicySource {
     return [...this.compiled.values()].filter((p) => p.namespace === namespace);
   }
 
+  private providersIn(namespace: string): ProviderView[] {
+    return this.providerInformer.list(namespace).map((obj) => ({
+      name: obj.metadata.name ?? '',
+      namespace: obj.metadata.namespace ?? '',
+      spec: obj.spec,
+    }));
+  }
+
   snapshot(namespace: string, agent: string): PolicySnapshot {
-    return buildSnapshot(namespace, agent, this.identity(namespace, agent), this.policiesIn(namespace));
+    return buildSnapshot(
+      namespace,
+      agent,
+      this.identity(namespace, agent),
+      this.policiesIn(namespace),
+      this.providersIn(namespace),
+    );
   }
 
   policySet(namespace: string, agent: string): PolicySet | null {

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { parseSnapshot } from '../broker/snapshot.js';
 import type { AccessPolicy } from '../core/api/index.js';
 import { parseCredentialRequest } from './credentials.js';
 import { OAuthError } from './errors.js';
 import { storedPolicy } from './policy-store.js';
-import { buildSnapshot, type IdentityView } from './snapshot.js';
+import { buildSnapshot, type IdentityView, type ProviderView } from './snapshot.js';
 
 const NS = 'team';
 const identity = (o: Partial<IdentityView> = {}): IdentityView => ({
@@ -75,6 +76,140 @@ describe('buildSnapshot', () => {
     const snap = buildSnapshot(NS, 'support-bot', null, policies);
     expect(snap.agent).toBeNull();
     expect(snap.policies).toEqual([]);
+  });
+});
+
+/** A CredentialProvider as the API server returns it, secret references and status included. */
+const provider = (name: string, spec: Record<string, unknown>, namespace = NS): ProviderView =>
+  ({ name, namespace, spec }) as unknown as ProviderView;
+
+describe('buildSnapshot providers', () => {
+  const providers = [
+    provider('jira', {
+      target: { url: 'https://jira.example/mcp', protocol: 'MCP' },
+      type: 'OAuth2TokenExchange',
+      oauth2TokenExchange: {
+        tokenUrl: 'https://idp.example/token',
+        clientId: 'warden',
+        clientSecretRef: { name: 'jira-oauth', key: 'client-secret' },
+        audience: 'jira',
+      },
+      inject: { header: 'Authorization', format: 'Bearer {token}' },
+    }),
+    provider('tickets', {
+      target: { url: 'https://tickets.example/', protocol: 'HTTP' },
+      type: 'APIKey',
+      apiKey: { secretRef: { name: 'tickets-key', key: 'api-key' } },
+      inject: { header: 'X-Api-Key', format: '{token}' },
+    }),
+    provider('orders-db', {
+      target: { url: 'postgres://db.example:5432/orders', protocol: 'PostgreSQL' },
+      type: 'PostgreSQL',
+      postgresql: {
+        host: 'db.example',
+        database: 'orders',
+        adminSecretRef: { name: 'pg-admin', usernameKey: 'u', passwordKey: 'p' },
+        grantRoles: ['reader'],
+      },
+    }),
+    provider('elsewhere', { target: { url: 'https://x.example/mcp' }, type: 'JWT' }, 'other-team'),
+  ];
+
+  it("carries the namespace's providers, sorted, with only name, url, protocol and inject", () => {
+    const snap = buildSnapshot(NS, 'support-bot', identity(), [], providers);
+    expect(snap.providers).toEqual([
+      {
+        name: 'jira',
+        url: 'https://jira.example/mcp',
+        protocol: 'MCP',
+        inject: { header: 'Authorization', format: 'Bearer {token}' },
+      },
+      {
+        name: 'orders-db',
+        url: 'postgres://db.example:5432/orders',
+        protocol: 'PostgreSQL',
+        inject: { header: 'Authorization', format: 'Bearer {token}' },
+      },
+      {
+        name: 'tickets',
+        url: 'https://tickets.example/',
+        protocol: 'HTTP',
+        inject: { header: 'X-Api-Key', format: '{token}' },
+      },
+    ]);
+  });
+
+  it('never carries a secret reference, even when the object holds several', () => {
+    const json = JSON.stringify(buildSnapshot(NS, 'support-bot', identity(), [], providers));
+    for (const leak of [
+      'secretRef',
+      'SecretRef',
+      'jira-oauth',
+      'tickets-key',
+      'pg-admin',
+      'client-secret',
+      'tokenUrl',
+      'clientId',
+    ]) {
+      expect(json).not.toContain(leak);
+    }
+  });
+
+  it('applies the CRD defaults when protocol or inject are absent', () => {
+    const snap = buildSnapshot(
+      NS,
+      'support-bot',
+      identity(),
+      [],
+      [provider('wiki', { target: { url: 'https://wiki.example/mcp' }, type: 'JWT' })],
+    );
+    expect(snap.providers).toEqual([
+      {
+        name: 'wiki',
+        url: 'https://wiki.example/mcp',
+        protocol: 'MCP',
+        inject: { header: 'Authorization', format: 'Bearer {token}' },
+      },
+    ]);
+  });
+
+  it('changes version when a provider is added or retargeted, not when only its secret changes', () => {
+    const base = buildSnapshot(NS, 'support-bot', identity(), [], providers).version;
+    expect(buildSnapshot(NS, 'support-bot', identity(), [], providers.slice(1)).version).not.toBe(base);
+    const retargeted = [
+      provider('jira', {
+        ...providers[0]!.spec,
+        target: { url: 'https://jira2.example/mcp', protocol: 'MCP' },
+      }),
+      ...providers.slice(1),
+    ];
+    expect(buildSnapshot(NS, 'support-bot', identity(), [], retargeted).version).not.toBe(base);
+    const rotated = [
+      provider('jira', {
+        ...providers[0]!.spec,
+        oauth2TokenExchange: {
+          ...(providers[0]!.spec.oauth2TokenExchange ?? {}),
+          clientSecretRef: { name: 'new', key: 'k' },
+        },
+      }),
+      ...providers.slice(1),
+    ];
+    expect(buildSnapshot(NS, 'support-bot', identity(), [], rotated).version).toBe(base);
+  });
+
+  it('is accepted by the broker, PostgreSQL providers included (the wire contract)', () => {
+    const parsed = parseSnapshot(
+      JSON.parse(JSON.stringify(buildSnapshot(NS, 'support-bot', identity(), [], providers))),
+    );
+    expect(parsed.ok && parsed.snapshot.providers?.map((p) => `${p.name}:${p.protocol}`)).toEqual([
+      'jira:MCP',
+      'orders-db:PostgreSQL',
+      'tickets:HTTP',
+    ]);
+  });
+
+  it('has an empty provider list when the namespace has none', () => {
+    expect(buildSnapshot(NS, 'support-bot', identity(), []).providers).toEqual([]);
   });
 });
 

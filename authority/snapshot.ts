@@ -7,7 +7,7 @@
  * (AgentIdentity deleted) or `agent.suspended` is true.
  */
 import { createHash } from 'node:crypto';
-import type { AccessPolicySpec, AgentIdentitySpec } from '../core/api/index.js';
+import type { AccessPolicySpec, AgentIdentitySpec, CredentialProviderSpec } from '../core/api/index.js';
 import { buildPolicySet, type CompiledPolicy } from '../core/policy/index.js';
 
 export interface SnapshotPolicy {
@@ -34,6 +34,40 @@ export interface PolicySnapshot {
   policies: SnapshotPolicy[];
   /** Policies that select the agent but do not compile (their rules are not in force). */
   invalidPolicies: string[];
+  /** The namespace's CredentialProviders as the broker needs them (where, how to inject); sorted by name. */
+  providers: SnapshotProvider[];
+}
+
+/**
+ * What a broker learns about a CredentialProvider: the target and the injection format. Built
+ * field by field — never by copying the spec — so no secret reference (clientSecretRef,
+ * adminSecretRef, apiKey.secretRef, ...) can ever reach a broker.
+ */
+export interface SnapshotProvider {
+  name: string;
+  url: string;
+  protocol: 'MCP' | 'HTTP' | 'PostgreSQL';
+  inject: { header: string; format: string };
+}
+
+/** A CredentialProvider as the store hands it over: name and spec. */
+export interface ProviderView {
+  name: string;
+  namespace: string;
+  spec: CredentialProviderSpec;
+}
+
+/** The broker-facing part of a CredentialProvider; CRD defaults applied in case the object lacks them. */
+export function snapshotProvider(p: ProviderView): SnapshotProvider {
+  return {
+    name: p.name,
+    url: p.spec.target.url,
+    protocol: p.spec.target.protocol ?? 'MCP',
+    inject: {
+      header: p.spec.inject?.header ?? 'Authorization',
+      format: p.spec.inject?.format ?? 'Bearer {token}',
+    },
+  };
 }
 
 /** An AccessPolicy as the store keeps it: the object and its compile result. */
@@ -63,12 +97,16 @@ function selectsByRawSelector(p: StoredPolicy, agent: IdentityView): boolean {
   return Object.entries(s?.matchLabels ?? {}).every(([k, v]) => agent.labels[k] === v);
 }
 
-/** Builds the snapshot of `agentName` in `namespace` (identity null = deleted). */
+/**
+ * Builds the snapshot of `agentName` in `namespace` (identity null = deleted). `providers` may hold
+ * other namespaces' CredentialProviders; only `namespace`'s are carried.
+ */
 export function buildSnapshot(
   namespace: string,
   agentName: string,
   identity: IdentityView | null,
   policies: readonly StoredPolicy[],
+  providers: readonly ProviderView[] = [],
 ): PolicySnapshot {
   let agent: PolicySnapshot['agent'] = null;
   let selected: StoredPolicy[] = [];
@@ -102,9 +140,14 @@ export function buildSnapshot(
       }))
       .sort((a, b) => a.name.localeCompare(b.name)),
     invalidPolicies: invalid.sort(),
+    providers: providers
+      .filter((p) => p.namespace === namespace)
+      .map(snapshotProvider)
+      .sort((a, b) => a.name.localeCompare(b.name)),
   };
   // resourceVersion is part of the hash, so any edit (even one that compiles to the same rules)
-  // reaches the broker; identical state always hashes the same across replicas.
+  // reaches the broker; identical state always hashes the same across replicas. Providers enter
+  // by content only: a secret rotation or status update leaves the version (and brokers) alone.
   const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 20);
   return { version, ...body };
 }

@@ -3,7 +3,7 @@
  *
  * An authenticated broker receives its agent's snapshot (snapshot.ts) at once, then a new
  * snapshot whenever anything that affects it changes (AccessPolicy edits, suspension, label
- * changes) — pushed from the watch event, so within the watch latency (milliseconds), well inside
+ * changes, CredentialProviders added, removed or retargeted in its namespace) — pushed from the watch event, so within the watch latency (milliseconds), well inside
  * the 1 s target. Events:
  *   event: snapshot   id: <version>   data: PolicySnapshot JSON
  *   event: current    id: <version>   data: {"version": ...}   (resumed with an up-to-date Last-Event-ID)

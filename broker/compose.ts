@@ -22,6 +22,7 @@ export interface ComposeOptions {
   readonly log: Logger;
   /** Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts). */
   readonly users?: UserResolver;
+  /** Fallback targets for names the snapshot's CredentialProviders do not cover (the snapshot wins). */
   readonly providers?: readonly Provider[];
   readonly staleAfterMs?: number;
   readonly podName?: string;

@@ -99,6 +99,36 @@ describe('Decider fail-closed gates', () => {
     );
   });
 
+  it('knows targets from the snapshot alone, without configured providers', () => {
+    const { decider } = setup();
+    expect(decider.decideTool('jira', 'jira.search', {}, null, null).decision).toBe('Allow');
+  });
+
+  it('follows the snapshot provider over a configured one of the same name', () => {
+    const source = new StaticSnapshotSource();
+    source.set(
+      snapshot({ policies: [supportPolicy], providers: [provider('jira', 'http://127.0.0.1:1/', 'HTTP')] }),
+    );
+    const d = new Decider(source, { providers });
+    // The flag says jira speaks MCP; the snapshot (source of truth) says HTTP.
+    expect(d.decideTool('jira', 'jira.search', {}, null, null)).toMatchObject({
+      reason: BrokerDenyReason.UnknownTarget,
+      message: expect.stringMatching(/speaks HTTP, not MCP/),
+    });
+  });
+
+  it('points a PostgreSQL target reached over MCP to the PostgreSQL endpoint', () => {
+    const { decider } = setup({
+      providers: [...providers, provider('db', 'postgres://db.example/orders', 'PostgreSQL')],
+    });
+    expect(decider.decideTool('db', 'x', {}, null, null)).toMatchObject({
+      reason: BrokerDenyReason.UnknownTarget,
+      message: expect.stringMatching(
+        /speaks PostgreSQL, not MCP; connect through the broker's PostgreSQL endpoint/,
+      ),
+    });
+  });
+
   it('takes providers from configuration when the snapshot has none', () => {
     const source = new StaticSnapshotSource();
     source.set(snapshot({ policies: [supportPolicy] }));

@@ -52,7 +52,10 @@ export interface DeciderOptions {
   /** Wall clock for request.time. */
   readonly wallClock?: () => Date;
   readonly staleAfterMs?: number;
-  /** Providers known from configuration; the snapshot's `providers` override them by name. */
+  /**
+   * Providers known from configuration (`--provider`): only for targets the snapshot does not name.
+   * The snapshot's CredentialProviders are the source of truth and win by name.
+   */
   readonly providers?: readonly Provider[];
 }
 
@@ -86,6 +89,14 @@ export function fromPolicyDecision(d: Decision, version: string): BrokerDecision
     rule: d.rule,
     snapshotVersion: version,
   };
+}
+
+function wrongProtocol(target: string, has: Provider['protocol'], wanted: Provider['protocol']): string {
+  const hint =
+    has === 'PostgreSQL'
+      ? "connect through the broker's PostgreSQL endpoint instead"
+      : `use the /${has === 'MCP' ? 'mcp' : 'http'}/ endpoint`;
+  return `CredentialProvider '${target}' speaks ${has}, not ${wanted}; ${hint}`;
 }
 
 export class Decider {
@@ -172,7 +183,7 @@ export class Decider {
         decision: brokerDeny(
           BrokerDenyReason.UnknownTarget,
           provider
-            ? `CredentialProvider '${target}' speaks ${provider.protocol}, not ${protocol}; use the /${provider.protocol === 'MCP' ? 'mcp' : 'http'}/ endpoint`
+            ? wrongProtocol(target, provider.protocol, protocol)
             : `no CredentialProvider '${target.slice(0, 64)}' in namespace ${snap.namespace} is known to this broker`,
           snap.version,
         ),

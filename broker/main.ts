@@ -35,7 +35,7 @@ export interface RunBrokerOptions {
   /** Health listener (/healthz, /readyz); default 0.0.0.0 so the kubelet can probe the pod IP. */
   readonly healthPort: number;
   readonly healthHost?: string | undefined;
-  /** Providers known from configuration (until the snapshot carries them). */
+  /** Providers known from configuration: used only for targets the policy snapshot does not name. */
   readonly providers?: readonly Provider[] | undefined;
   readonly staleAfterMs?: number | undefined;
   readonly podName?: string | undefined;
@@ -187,7 +187,7 @@ export function brokerCommand(): Command {
     })
     .option(
       '--provider <name=url[,protocol[,header]]>',
-      'a CredentialProvider target known from configuration (repeatable)',
+      'a target not (yet) in the policy snapshot; snapshot CredentialProviders win by name (repeatable)',
       providerArg,
     )
     .option('--stale-after <seconds>', 'deny everything when the authority is silent this long', (v) => {

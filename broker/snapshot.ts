@@ -9,9 +9,11 @@
  *     policies: [{name, resourceVersion, generation, spec}], invalidPolicies: [name],
  *     providers?: [{name, url, protocol, inject: {header, format}}] }
  * Policies travel as AccessPolicy specs (compiled CEL programs cannot be serialised); the broker
- * compiles them with the same compiler the authority uses. `providers` is the broker's addition
- * (where each CredentialProvider's target is and how to inject); until the authority sends it,
- * runBroker's static `providers` option supplies them.
+ * compiles them with the same compiler the authority uses. `providers` lists the namespace's
+ * CredentialProviders (where each target is and how to inject — never a secret reference). It is
+ * the source of truth: runBroker's static `providers` option (`--provider` flags) only fills in
+ * targets the snapshot does not name (docs/adr/0007-broker.md). The field is optional so a broker
+ * still reads snapshots from an authority that predates it.
  */
 import { z } from 'zod';
 import { compileAccessPolicy, formatCompileError } from '../core/policy/compile.js';
@@ -21,20 +23,37 @@ import type { AccessPolicySpecLike } from '../core/policy/types.js';
 
 const name = z.string().min(1).max(253);
 
-export const ProviderSchema = z.object({
-  name,
-  url: z.url({ protocol: /^https?$/ }),
-  protocol: z.enum(['MCP', 'HTTP', 'PostgreSQL']).default('MCP'),
-  inject: z
-    .object({
-      header: z
-        .string()
-        .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
-        .default('Authorization'),
-      format: z.string().max(1024).default('Bearer {token}'),
-    })
-    .default({ header: 'Authorization', format: 'Bearer {token}' }),
-});
+/** The URL scheme each protocol's target uses (the CredentialProvider CRD enforces the same). */
+const SCHEME: Readonly<Record<'MCP' | 'HTTP' | 'PostgreSQL', RegExp>> = {
+  MCP: /^https?:\/\//i,
+  HTTP: /^https?:\/\//i,
+  PostgreSQL: /^postgres(ql)?:\/\//i,
+};
+
+export const ProviderSchema = z
+  .object({
+    name,
+    url: z.url({ protocol: /^(https?|postgres(ql)?)$/ }),
+    protocol: z.enum(['MCP', 'HTTP', 'PostgreSQL']).default('MCP'),
+    inject: z
+      .object({
+        header: z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+          .default('Authorization'),
+        format: z.string().max(1024).default('Bearer {token}'),
+      })
+      .default({ header: 'Authorization', format: 'Bearer {token}' }),
+  })
+  .superRefine((p, ctx) => {
+    if (!SCHEME[p.protocol].test(p.url)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: `a ${p.protocol} target needs ${p.protocol === 'PostgreSQL' ? 'a postgres://' : 'an http(s)://'} URL`,
+      });
+    }
+  });
 export type Provider = z.infer<typeof ProviderSchema>;
 
 export const TrustedIssuerSchema = z.object({
