@@ -1,6 +1,6 @@
 /**
  * The policy stream against the real API server: snapshots pushed from watches on edits,
- * suspension and deletion; resume with Last-Event-ID; session authentication.
+ * suspension, deletion and new CredentialProviders; resume with Last-Event-ID; session authentication.
  */
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -144,6 +144,46 @@ describe('GET /v1/stream', () => {
       expect(
         snapshotOf(await stream.next((e) => snapshotOf(e).agent?.suspended === false)).agent?.suspended,
       ).toBe(false);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('sends CredentialProviders created after the stream opened, without their secret references', async () => {
+    const stream = await openStream(`${base}/v1/stream`, { authorization: `Bearer ${session}` });
+    try {
+      const first = snapshotOf(await stream.next());
+      expect(first.providers.map((p) => p.name)).not.toContain('tickets');
+      await kubeConfig()
+        .makeApiClient(CustomObjectsApi)
+        .createNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: f.namespace,
+          plural: PLURAL.CredentialProvider,
+          body: {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: 'CredentialProvider',
+            metadata: { name: 'tickets' },
+            spec: {
+              target: { url: 'https://tickets.example/api', protocol: 'HTTP' },
+              type: 'APIKey',
+              apiKey: { secretRef: { name: 'tickets-api-key', key: 'key' } },
+              inject: { header: 'X-Api-Key', format: '{token}' },
+            },
+          },
+        });
+      const e = await stream.next((ev) => snapshotOf(ev).providers.some((p) => p.name === 'tickets'));
+      const next = snapshotOf(e);
+      expect(next.version).not.toBe(first.version);
+      expect(next.providers.find((p) => p.name === 'tickets')).toEqual({
+        name: 'tickets',
+        url: 'https://tickets.example/api',
+        protocol: 'HTTP',
+        inject: { header: 'X-Api-Key', format: '{token}' },
+      });
+      expect(JSON.stringify(e.data)).not.toContain('tickets-api-key');
+      expect(JSON.stringify(e.data)).not.toContain('secretRef');
     } finally {
       stream.close();
     }
