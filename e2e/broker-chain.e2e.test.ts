@@ -1,7 +1,7 @@
 /**
  * The broker chain against the real control plane and the real authority: a pod (created directly:
  * no kubelet runs) → its pod-bound projected token → the broker (in-process, runBroker) attests at the
- * authority → follows the policy stream → the agent's tool calls are decided (locally, then centrally
+ * authority → follows the policy stream (which also tells it the CredentialProviders) → the agent's tool calls are decided (locally, then centrally
  * at /v1/credentials) and reach a real MCP server (SDK McpServer, stateless) → audit events reach the
  * authority → the kill switch (spec.suspended) denies.
  */
@@ -25,7 +25,6 @@ import {
 import { BrokerDenyReason, JSONRPC_POLICY_DENIED } from '../broker/constants.js';
 import { type McpUpstream, type Seen, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
-import { provider } from '../broker/testing.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
 
@@ -97,6 +96,7 @@ beforeAll(async () => {
   mcp = await startMcpUpstream({ stateless: true });
   api = await startHttpUpstream();
   // Each target is a CredentialProvider: the authority mints a Warden JWT for it after its Allow.
+  // The broker gets no --provider configuration: it learns the targets from the policy snapshot.
   for (const [name, url, protocol] of [
     ['jira', mcp.url, 'MCP'],
     ['tickets', api.url, 'HTTP'],
@@ -135,7 +135,6 @@ beforeAll(async () => {
     listen: { host: '127.0.0.1', port: 0 },
     healthPort: 0,
     healthHost: '127.0.0.1',
-    providers: [provider('jira', mcp.url), provider('tickets', api.url, 'HTTP')],
     log: pino({ level: 'silent' }),
   });
 });
