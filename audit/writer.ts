@@ -40,6 +40,8 @@ export interface AuditWriterOptions {
   /** How often due batches are flushed. */
   flushIntervalMs?: number;
   now?: () => number;
+  /** Told which chain lost how many entries when the buffer overflowed (for an Event per agent). */
+  onDropped?: (namespace: string, agent: string, count: number) => void;
 }
 
 export interface AuditWriterStats {
@@ -71,7 +73,13 @@ export class AuditWriter {
     const full = this.batcher.add(key, entry, this.now());
     const max = this.opts.maxBuffered ?? 100_000;
     if (this.batcher.size() > max) {
-      const dropped = this.batcher.shed(max);
+      const lost = this.batcher.shedByChain(max);
+      let dropped = 0;
+      for (const [chain, n] of lost) {
+        dropped += n;
+        const [ns = '', name = ''] = chain.split('/');
+        this.opts.onDropped?.(ns, name, n);
+      }
       this.counters.dropped += dropped;
       this.opts.log.error(
         { dropped, totalDropped: this.counters.dropped },

@@ -64,4 +64,12 @@ describe('AuditBatcher', () => {
   it('rejects limits the AuditRecord schema cannot hold', () => {
     expect(() => new AuditBatcher({ maxEntries: 501, maxBytes: 1, maxAgeMs: 1 })).toThrow(/1\.\.500/);
   });
+
+  it('says which chains lost entries when shedding', () => {
+    const b = new AuditBatcher({ maxEntries: 10, maxBytes: 1e6, maxAgeMs: 1000 });
+    for (let i = 0; i < 5; i++) b.add('ns/big', { time: 't', kind: 'Decision', decision: 'Allow' }, 0);
+    b.add('ns/small', { time: 't', kind: 'Decision', decision: 'Allow' }, 0);
+    expect([...b.shedByChain(3)]).toEqual([['ns/big', 3]]);
+    expect(b.size()).toBe(3);
+  });
 });

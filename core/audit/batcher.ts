@@ -110,7 +110,14 @@ export class AuditBatcher {
    * how many were dropped (the writer counts and reports them — never silent).
    */
   shed(max: number): number {
-    let dropped = 0;
+    let n = 0;
+    for (const c of this.shedByChain(max).values()) n += c;
+    return n;
+  }
+
+  /** As shed(), saying how many entries each chain lost (so each agent's loss can be reported). */
+  shedByChain(max: number): Map<ChainKey, number> {
+    const lost = new Map<ChainKey, number>();
     while (this.size() > max) {
       let biggest: [ChainKey, Pending] | undefined;
       for (const e of this.pending)
@@ -120,8 +127,8 @@ export class AuditBatcher {
       const removed = p.entries.shift();
       if (removed) p.bytes -= Buffer.byteLength(JSON.stringify(removed));
       if (p.entries.length === 0) this.pending.delete(key);
-      dropped++;
+      lost.set(key, (lost.get(key) ?? 0) + 1);
     }
-    return dropped;
+    return lost;
   }
 }
