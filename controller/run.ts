@@ -17,6 +17,7 @@ import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
+import { API_VERSION } from '../core/constants.js';
 import { controllerMetrics, createMetrics } from '../observability/metrics.js';
 import { metricsHandler } from '../observability/server.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
@@ -102,7 +103,23 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       ? cachedLookup(agentsCache, fallbackLookup)(namespace, name)
       : fallbackLookup(namespace, name);
 
-  const auditWriter = new AuditWriter({ api, log: log.child({ component: 'audit' }), limits: o.audit });
+  const auditWriter = new AuditWriter({
+    api,
+    log: log.child({ component: 'audit' }),
+    limits: o.audit,
+    // What had to be dropped is told on the agent, not only in the logs.
+    onDropped: (namespace, agent) =>
+      recorder.record(
+        { apiVersion: API_VERSION, kind: 'AgentIdentity', metadata: { name: agent, namespace } },
+        {
+          type: 'Warning',
+          reason: 'AuditEntriesDropped',
+          action: 'Audit',
+          // A stable note, so repeated drops aggregate into one Event series.
+          note: 'audit buffer full (API server unreachable for long?): oldest audit entries of this agent were dropped; the controller log has the counts',
+        },
+      ),
+  });
   auditWriter.start();
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
   const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
