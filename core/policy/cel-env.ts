@@ -106,6 +106,15 @@ function memo<V>(build: (key: string) => V): (key: string) => V {
 
 const toolGlob = memo<GlobMatcher>(compileToolGlob);
 
+/**
+ * Internal name the compiler points `.matches(` calls at (see expression.ts):
+ * same semantics as the standard function, with the RegExp compiled once.
+ * Policies cannot call it directly (the compiler rejects the name).
+ */
+export const CACHED_MATCHES = 'wardenCachedMatches';
+
+const regex = memo((pattern: string): RegExp => new RegExp(pattern));
+
 /** Parse "10.0.0.0/8" or "2001:db8::/32" into a matcher; throws with a readable message. */
 function parseCidr(cidr: string): BlockList {
   const slash = cidr.indexOf('/');
@@ -195,6 +204,13 @@ function buildEnvironment(): Environment {
     .registerFunction('glob(string, string): bool', (pattern: string, s: string) => toolGlob(pattern)(s), {
       description: 'glob(pattern, s): same as s.glob(pattern)',
     })
+    .registerFunction(
+      `string.${CACHED_MATCHES}(string): bool`,
+      (s: string, pattern: string) => regex(pattern).test(s),
+      {
+        description: 'internal: matches() with a cached RegExp',
+      },
+    )
     .registerFunction('string.inCidr(string): bool', inCidr, {
       description: "ip.inCidr('10.0.0.0/8'): IPv4/IPv6 range membership",
     })

@@ -213,7 +213,7 @@ function compileRule(
     http,
     conditions,
     conditionNames: conditions.length === 0 ? null : conditions.map((c) => c.name).join(', '),
-    allConditions: compileConjunction(conditions.map((c) => c.expression.source)),
+    allConditions: compileConjunction(conditions.map((c) => c.expression.programSource)),
     conditionsCost: conditions.reduce((sum, c) => sum + c.expression.cost, 0),
     credential,
   };

@@ -1,5 +1,6 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import {
+  CACHED_MATCHES,
   type CelActivation,
   celEnvironment,
   cidrProblem,
@@ -29,7 +30,10 @@ export interface CostBounds {
 export const MAX_EXPRESSION_LENGTH = 4096;
 
 export interface CompiledExpression {
+  /** As written in the policy. */
   readonly source: string;
+  /** What is evaluated: `source` with `.matches(` calls pointed at the cached-regex variant. */
+  readonly programSource: string;
   /** Evaluate against an activation; throws on evaluation errors. */
   readonly evaluate: (activation: CelActivation) => unknown;
   /** Estimated worst-case cost under the input bounds (abstract units, roughly AST-node visits). */
@@ -95,7 +99,9 @@ let functionNames: readonly string[] | undefined;
 function knownFunctionNames(): readonly string[] {
   if (!functionNames) {
     const defs = celEnvironment().getDefinitions();
-    functionNames = [...new Set([...defs.functions.map((f) => f.name), ...HELPER_FUNCTIONS])];
+    functionNames = [...new Set([...defs.functions.map((f) => f.name), ...HELPER_FUNCTIONS])].filter(
+      (n) => n !== CACHED_MATCHES,
+    );
   }
   return functionNames;
 }
@@ -172,6 +178,14 @@ function lint(node: ASTNode): ExpressionProblem | null {
   if (node.op === 'rcall' || node.op === 'call') {
     const name = node.args[0];
     const callArgs = node.op === 'rcall' ? node.args[2] : node.args[1];
+    if (name === CACHED_MATCHES) {
+      return {
+        code: 'no_matching_overload',
+        summary: `found no matching overload for '${CACHED_MATCHES}'`,
+        offset: node.start,
+        hint: "did you mean 'matches'?",
+      };
+    }
     if (name === 'matches' && node.op === 'rcall') {
       const patternNode = callArgs[0];
       const pattern = literalString(patternNode);
@@ -321,13 +335,61 @@ export function compileExpression(source: string, expectBool: boolean, bounds: C
       },
     };
   }
+  const program = withCachedMatches(source, parsed.ast);
   // The library's parse result is a function of the activation; the cast documents that
   // it accepts our typed activation (its declared parameter type is Record<string, any>).
-  const evaluate = parsed as unknown as (activation: CelActivation) => unknown;
+  const evaluate = program.parsed ?? (parsed as unknown as (activation: CelActivation) => unknown);
   return {
     ok: true,
-    expression: { source, evaluate, cost, resultType, variables: referencedVariables(parsed.ast) },
+    expression: {
+      source,
+      programSource: program.parsed ? program.source : source,
+      evaluate,
+      cost,
+      resultType,
+      variables: referencedVariables(parsed.ast),
+    },
   };
+}
+
+/** Receivers and patterns of every `.matches(...)` call, in source order. */
+function matchesCalls(node: ASTNode, out: { receiverEnd: number; patternStart: number }[] = []) {
+  if (node.op === 'rcall' && node.args[0] === 'matches') {
+    const receiver = node.args[1];
+    const pattern = node.args[2][0];
+    if (pattern) out.push({ receiverEnd: receiver.end, patternStart: pattern.start });
+  }
+  for (const child of children(node)) matchesCalls(child, out);
+  return out;
+}
+
+/**
+ * The library's `matches` builds a RegExp on every call and cannot be
+ * overridden, so the evaluated program calls `cachedMatches` instead — same
+ * semantics, the RegExp compiled once per (already safety-checked, literal)
+ * pattern. The rewrite only touches the `.matches(` text between receiver and
+ * pattern; if that text is not exactly that, or the result does not check, the
+ * original program is used.
+ */
+function withCachedMatches(
+  source: string,
+  ast: ASTNode,
+): { source: string; parsed: ((activation: CelActivation) => unknown) | null } {
+  const calls = matchesCalls(ast).sort((a, b) => b.receiverEnd - a.receiverEnd);
+  if (calls.length === 0) return { source, parsed: null };
+  let rewritten = source;
+  for (const { receiverEnd, patternStart } of calls) {
+    const between = rewritten.slice(receiverEnd, patternStart);
+    if (!/^\s*\.\s*matches\s*\(\s*$/.test(between)) return { source, parsed: null };
+    rewritten = `${rewritten.slice(0, receiverEnd)}.${CACHED_MATCHES}(${rewritten.slice(patternStart)}`;
+  }
+  try {
+    const parsed = celEnvironment().parse(rewritten);
+    if (!parsed.check().valid) return { source, parsed: null };
+    return { source: rewritten, parsed: parsed as unknown as (activation: CelActivation) => unknown };
+  } catch {
+    return { source, parsed: null };
+  }
 }
 
 /**
