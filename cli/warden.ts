@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { parseRetention } from '../audit/retention.js';
 import { brokerCommand } from '../broker/main.js';
 import { runController } from '../controller/run.js';
+import { enableLinearRegexFallback } from '../core/policy/index.js';
 
 /** Warden's package.json, found by walking up from this file (works from the sources and from dist/). */
 function readPackage(): { version: string } {
@@ -201,6 +202,10 @@ program
   });
 
 program.addCommand(brokerCommand());
+
+// Defence in depth against ReDoS in both long-running processes: policy regexes are vetted at
+// compile time, and V8 falls back to its linear-time engine if one still backtracks excessively.
+enableLinearRegexFallback();
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`warden: ${err instanceof Error ? err.message : String(err)}\n`);
