@@ -108,6 +108,19 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
     const since = deps.clock.now() - (lastRun.get(k) ?? Number.NEGATIVE_INFINITY);
     if (since < interval) return { requeueAfter: interval - since };
     lastRun.set(k, deps.clock.now());
+    try {
+      return await prune(key, agent, ctx);
+    } catch (err) {
+      lastRun.delete(k); // let the queue's backoff retry instead of waiting a whole interval
+      throw err;
+    }
+  };
+
+  async function prune(
+    key: { namespace: string; name: string },
+    agent: AgentIdentity,
+    ctx: { signal: AbortSignal; logger: Logger },
+  ): Promise<{ requeueAfter: number }> {
     const list = await deps.api.request<ObjectList<AuditRecord>>(
       'GET',
       resourcePath(AUDIT_RECORDS, key.namespace),
@@ -148,7 +161,7 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
       ctx.logger.info({ pruned: plan.delete.length, through: plan.cut?.sequence }, 'audit records pruned');
     }
     return { requeueAfter: interval };
-  };
+  }
 }
 
 export function auditRetentionController(
