@@ -20,7 +20,6 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { pino } from 'pino';
 import { startOidcProvider } from '../../authority/oidc-fixture.js';
 import { type RunningBroker, runBroker } from '../../broker/main.js';
-import { provider } from '../../broker/testing.js';
 import { type RunningController, runController } from '../../controller/run.js';
 import {
   ANNOTATION_AGENT,
@@ -181,7 +180,6 @@ async function main(): Promise<void> {
     listen: { host: '127.0.0.1', port: 0 },
     healthPort: 0,
     healthHost: '127.0.0.1',
-    providers: [provider('jira', jira.url)],
     podName: 'support-bot-0',
     log: pino({ level: 'error' }),
   });
