@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ANNOTATION_REVOKED_FOR } from '../../operator/reconcilers/revocation.js';
+import { revocationDone } from '../../operator/reconcilers/revocation.js';
 import type { CliIO, CommandFactory } from '../command.js';
 import { AgentClient, killProgress, parseTimeout, waitFor } from '../killswitch.js';
 import { loadKubeContext } from '../kube.js';
@@ -35,10 +35,7 @@ const createKillCommand: CommandFactory = (io: CliIO) =>
       await client.patchSpec(ns, agent, { suspended: true, suspendReason: reason });
       io.out(`agentidentity ${ns}/${agent} suspended (reason: ${reason})`);
       if (!opts.wait) return;
-      const wasRevoked =
-        before.spec?.suspended === true &&
-        before.status?.revocation?.completedAt !== undefined &&
-        before.metadata?.annotations?.[ANNOTATION_REVOKED_FOR] === before.status?.revocation?.requestedAt;
+      const wasRevoked = before.spec?.suspended === true && revocationDone(before);
       if (wasRevoked) {
         io.out(`  already suspended; revocation completed at ${before.status?.revocation?.completedAt}`);
         return;

@@ -1,23 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity } from '../../core/api/index.js';
-import { ANNOTATION_REVOKED_FOR, decideRevocation, suspendedBy } from './revocation.js';
+import { decideRevocation, revocationDone, suspendedBy, suspendedSince } from './revocation.js';
 
 const NOW = new Date('2026-11-29T12:00:00.000Z');
+const T0 = '2026-11-29T10:00:00Z';
+/** When the current suspension began (Suspended condition flipped to True), second resolution. */
+const SINCE = '2026-11-29T11:00:00Z';
+const T1 = '2026-11-29T11:00:00.250Z';
 
 function agent(over: {
   suspended?: boolean;
   reason?: string;
   revocation?: Record<string, unknown>;
-  marker?: string;
+  /** The Suspended condition: status and the generation it was observed at (default: current). */
+  condition?: { status: 'True' | 'False'; observedGeneration?: number; since?: string };
+  generation?: number;
   managedFields?: unknown[];
 }): AgentIdentity {
+  const generation = over.generation ?? 3;
   return {
     apiVersion: 'warden.dev/v1alpha1',
     kind: 'AgentIdentity',
     metadata: {
       name: 'bot',
       namespace: 'agents',
-      ...(over.marker ? { annotations: { [ANNOTATION_REVOKED_FOR]: over.marker } } : {}),
+      generation,
       ...(over.managedFields ? { managedFields: over.managedFields } : {}),
     } as AgentIdentity['metadata'],
     spec: {
@@ -25,45 +32,71 @@ function agent(over: {
       ...(over.suspended !== undefined ? { suspended: over.suspended } : {}),
       ...(over.reason ? { suspendReason: over.reason } : {}),
     },
-    ...(over.revocation ? { status: { revocation: over.revocation } } : {}),
+    status: {
+      ...(over.revocation ? { revocation: over.revocation } : {}),
+      ...(over.condition
+        ? {
+            conditions: [
+              {
+                type: 'Suspended',
+                status: over.condition.status,
+                reason: 'Suspended',
+                message: '',
+                observedGeneration: over.condition.observedGeneration ?? generation,
+                lastTransitionTime: over.condition.since ?? SINCE,
+              },
+            ],
+          }
+        : {}),
+    },
   } as AgentIdentity;
 }
 
-const T1 = '2026-11-29T11:00:00.000Z';
+const killed = { suspended: true, condition: { status: 'True' as const } };
 
 describe('decideRevocation', () => {
   it.each([
     ['an active agent never revoked', agent({}), 'none'],
     [
-      'an active agent with a past revocation and no marker',
-      agent({ revocation: { requestedAt: T1, completedAt: T1 } }),
+      'an active agent with a past revocation',
+      agent({ revocation: { requestedAt: T0, completedAt: T0 } }),
       'none',
     ],
-    ['a suspended agent never revoked', agent({ suspended: true }), 'start'],
+    [
+      'a suspended agent whose suspension is not reported yet (condition pending)',
+      agent({ suspended: true }),
+      'none',
+    ],
+    [
+      'a suspended agent whose condition is from an older generation',
+      agent({ suspended: true, condition: { status: 'True', observedGeneration: 2 } }),
+      'none',
+    ],
+    ['a suspended agent never revoked', agent(killed), 'start'],
     [
       'a suspended agent whose last revocation belongs to an earlier suspension',
-      agent({ suspended: true, revocation: { requestedAt: T1, completedAt: T1 } }),
+      agent({ ...killed, revocation: { requestedAt: T0, completedAt: T0 } }),
       'start',
     ],
     [
       'a suspended agent whose revocation for this suspension is done',
-      agent({ suspended: true, revocation: { requestedAt: T1, completedAt: T1 }, marker: T1 }),
+      agent({ ...killed, revocation: { requestedAt: T1, completedAt: T1 } }),
+      'none',
+    ],
+    [
+      'a revocation requested in the same second the condition flipped (second vs millisecond resolution)',
+      agent({ ...killed, revocation: { requestedAt: '2026-11-29T11:00:00.000Z', completedAt: T1 } }),
       'none',
     ],
     [
       'a revocation in progress (a previous leader crashed mid-way)',
-      agent({ suspended: true, revocation: { requestedAt: T1 } }),
+      agent({ ...killed, revocation: { requestedAt: T1 } }),
       'revoke',
     ],
     [
       'a revocation in progress when the agent was revived meanwhile (finish it)',
-      agent({ suspended: false, revocation: { requestedAt: T1 } }),
+      agent({ suspended: false, condition: { status: 'False' }, revocation: { requestedAt: T1 } }),
       'revoke',
-    ],
-    [
-      'a revived agent still carrying the marker',
-      agent({ revocation: { requestedAt: T1, completedAt: T1 }, marker: T1 }),
-      'clear-marker',
     ],
   ])('%s → %s', (_name, a, kind) => {
     expect(decideRevocation(a, NOW).kind).toBe(kind);
@@ -72,13 +105,13 @@ describe('decideRevocation', () => {
   it('a new revocation records when, who and why', () => {
     const d = decideRevocation(
       agent({
-        suspended: true,
+        ...killed,
         reason: '  incident 42  ',
         managedFields: [
           {
             manager: 'kubectl-warden',
             operation: 'Update',
-            time: T1,
+            time: SINCE,
             fieldsV1: { 'f:spec': { 'f:suspended': {} } },
           },
         ],
@@ -89,16 +122,38 @@ describe('decideRevocation', () => {
       kind: 'start',
       revocation: {
         requestedAt: NOW.toISOString(),
-        requestedBy: `kubectl-warden (Update at ${T1})`,
+        requestedBy: `kubectl-warden (Update at ${SINCE})`,
         reason: 'incident 42',
         credentialsRevoked: 0,
       },
     });
   });
 
+  it('never dates a revocation before the suspension began (a leader whose clock lags)', () => {
+    const d = decideRevocation(agent(killed), new Date('2026-11-29T10:59:58Z'));
+    expect(d.kind === 'start' && d.revocation.requestedAt).toBe('2026-11-29T11:00:00.000Z');
+    const after = agent({
+      ...killed,
+      revocation: { requestedAt: '2026-11-29T11:00:00.000Z', completedAt: T1 },
+    });
+    expect(decideRevocation(after, new Date('2026-11-29T10:59:59Z')).kind).toBe('none');
+  });
+
   it('says when no reason was given', () => {
-    const d = decideRevocation(agent({ suspended: true }), NOW);
+    const d = decideRevocation(agent(killed), NOW);
     expect(d.kind === 'start' && d.revocation.reason).toBe('no reason given');
+  });
+});
+
+describe('suspendedSince / revocationDone', () => {
+  it('reads the current suspension start and whether its revocation completed', () => {
+    expect(suspendedSince(agent(killed))).toBe(SINCE);
+    expect(suspendedSince(agent({ ...killed, suspended: false }))).toBeUndefined();
+    expect(revocationDone(agent({ ...killed, revocation: { requestedAt: T1, completedAt: T1 } }))).toBe(true);
+    expect(revocationDone(agent({ ...killed, revocation: { requestedAt: T1 } }))).toBe(false);
+    expect(revocationDone(agent({ ...killed, revocation: { requestedAt: T0, completedAt: T0 } }))).toBe(
+      false,
+    );
   });
 });
 

@@ -6,10 +6,12 @@
  * and is idempotent, so a replica taking over mid-revocation finishes it:
  *
  *   - "in progress" is persisted: status.revocation with requestedAt and no completedAt;
- *   - "this suspension is done" is persisted: the ANNOTATION_REVOKED_FOR annotation carries the
- *     requestedAt of the revocation completed for the current suspension; reviving removes it, so
- *     the next suspension starts a new revocation (status.revocation keeps the last one, which the
- *     introspection rule needs: tokens issued before it stay revoked after a revive);
+ *   - "this suspension is done" follows from status alone: the current suspension began at the
+ *     Suspended condition's lastTransitionTime (written by the AgentIdentity reconciler when the
+ *     flag flips), and a revocation requested at or after it belongs to it. A new suspension flips
+ *     the condition again, so it starts a new revocation. status.revocation keeps the last one,
+ *     which the introspection rule needs (tokens issued before it stay revoked after a revive).
+ *     No write to the AgentIdentity itself is needed — the controller's RBAC allows /status only;
  *   - the revoker is idempotent (revoking a revoked PostgreSQL role changes nothing and counts the
  *     same role), so running it again after a crash neither duplicates nor misses work.
  *
@@ -28,8 +30,6 @@ import type { Informer } from '../core/informer.js';
 import { type KubeApi, resourcePath } from '../core/kube.js';
 import { AGENT_IDENTITIES } from '../resources.js';
 
-/** Annotation: requestedAt of the revocation completed for the current suspension (controller-owned). */
-export const ANNOTATION_REVOKED_FOR = 'warden.dev/revoked-for';
 /** Field manager of the revocation reconciler's writes. */
 export const REVOCATION_FIELD_MANAGER = 'warden-controller-revocation';
 
@@ -80,30 +80,53 @@ export type RevocationAction =
   /** Record the request (status), then revoke. */
   | { kind: 'start'; revocation: RevocationStatus }
   /** A revocation is in progress (ours or a previous leader's): (re)run the revoker. */
-  | { kind: 'revoke'; revocation: RevocationStatus }
-  /** Revived: forget that the last suspension was handled. */
-  | { kind: 'clear-marker' };
+  | { kind: 'revoke'; revocation: RevocationStatus };
+
+const ms = (t: string | undefined) => (t ? Date.parse(t) : Number.NaN);
+
+/**
+ * Pure: when the current suspension began — the Suspended condition's last flip to True — or
+ * undefined while the AgentIdentity reconciler has not yet reported this generation's suspension
+ * (its status write wakes this reconciler again).
+ */
+export function suspendedSince(agent: AgentIdentity): string | undefined {
+  if (agent.spec?.suspended !== true) return undefined;
+  const c = agent.status?.conditions?.find((x) => x.type === 'Suspended');
+  const gen = agent.metadata?.generation;
+  if (c?.status !== 'True') return undefined;
+  if (gen !== undefined && c.observedGeneration !== undefined && c.observedGeneration < gen) return undefined;
+  return c.lastTransitionTime;
+}
+
+/** Pure: whether a kill has taken full effect — the revocation for the current suspension is complete. */
+export function revocationDone(agent: AgentIdentity): boolean {
+  const since = suspendedSince(agent);
+  const rev = agent.status?.revocation as RevocationStatus | undefined;
+  return since !== undefined && Boolean(rev?.completedAt) && ms(rev?.requestedAt) >= ms(since);
+}
 
 /** Pure: what to do for an agent now. */
 export function decideRevocation(agent: AgentIdentity, now: Date): RevocationAction {
   const rev = agent.status?.revocation as RevocationStatus | undefined;
-  const marker = agent.metadata?.annotations?.[ANNOTATION_REVOKED_FOR];
-  const suspended = agent.spec?.suspended === true;
   if (rev?.requestedAt && !rev.completedAt) return { kind: 'revoke', revocation: rev };
-  if (suspended) {
-    if (rev?.requestedAt && marker === rev.requestedAt) return { kind: 'none' };
+  const since = suspendedSince(agent);
+  if (since !== undefined) {
+    // Compared as instants: condition times have second resolution, requestedAt milliseconds.
+    if (rev?.requestedAt && ms(rev.requestedAt) >= ms(since)) return { kind: 'none' };
     const meta = agent.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined;
     return {
       kind: 'start',
       revocation: {
-        requestedAt: now.toISOString(),
+        // Never before the suspension began (another replica's clock may lag): it would look
+        // like an older revocation and be started again.
+        requestedAt: new Date(Math.max(now.getTime(), ms(since) || 0)).toISOString(),
         requestedBy: suspendedBy(meta?.managedFields),
         reason: (agent.spec?.suspendReason?.trim() || 'no reason given').slice(0, 1024),
         credentialsRevoked: 0,
       },
     };
   }
-  return marker !== undefined ? { kind: 'clear-marker' } : { kind: 'none' };
+  return { kind: 'none' };
 }
 
 export interface RevocationDeps {
@@ -146,19 +169,6 @@ export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
       throw err;
     }
   };
-  const setMarker = async (agent: AgentIdentity, value: string | null) => {
-    const ns = agent.metadata?.namespace ?? '';
-    try {
-      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, ns, agent.metadata?.name ?? ''), {
-        body: { metadata: { annotations: { [ANNOTATION_REVOKED_FOR]: value } } },
-        contentType: 'application/merge-patch+json',
-        query: { fieldManager: REVOCATION_FIELD_MANAGER },
-      });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-  };
-
   // requestedAt of revocations this process completed, per agent: the informer may still show
   // "in progress" for a moment after our own completion write, and that is not work to redo.
   const completedHere = new Map<string, string>();
@@ -179,10 +189,6 @@ export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
     if (action.kind === 'none') return;
     const k = `${key.namespace}/${key.name}`;
     if (action.kind === 'revoke' && completedHere.get(k) === action.revocation.requestedAt) return;
-    if (action.kind === 'clear-marker') {
-      await setMarker(agent, null);
-      return;
-    }
     let rev = action.revocation;
     if (action.kind === 'start') {
       // With the resourceVersion we read: if another replica started meanwhile, 409 → re-read.
@@ -231,8 +237,6 @@ export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
     if (!(await patchStatus(agent, rev, false))) return;
     if (rev.requestedAt) completedHere.set(k, rev.requestedAt);
     if (completedHere.size > 10_000) completedHere.delete(completedHere.keys().next().value as string);
-    // The marker comes after the status: a crash in between re-runs an idempotent revocation.
-    if (agent.spec?.suspended === true && rev.requestedAt) await setMarker(agent, rev.requestedAt);
     deps.recorder.record(agent, {
       type: 'Normal',
       reason: REVOCATION_REASON.CredentialsRevoked,
