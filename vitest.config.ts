@@ -9,7 +9,9 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{core,operator,webhook,broker,authority,audit,controller,cli,scripts,bench,observability}/**/*.test.ts'],
+          include: [
+            '{core,operator,webhook,broker,authority,audit,controller,cli,scripts,bench,observability}/**/*.test.ts',
+          ],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],
           pool: 'threads',
           maxWorkers: 2,
