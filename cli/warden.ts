@@ -130,6 +130,10 @@ program
   .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
   .option('--broker-memory-limit <q>', 'broker memory limit', quantity, '128Mi')
   .option('--idp-ca <path>', 'PEM CA bundle trusted for user-token issuers (a private OIDC provider)')
+  .option(
+    '--tls-cert-dir <dir>',
+    'serve tls.crt/tls.key/ca.crt from this directory (cert-manager) instead of the self-managed Secret',
+  )
   .option('--tls-secret <name>', 'Secret holding the self-managed serving certificate', 'warden-webhook-tls')
   .option('--audit-batch-size <n>', 'entries per AuditRecord (1..500)', positive, 200)
   .option(
@@ -179,6 +183,7 @@ program
         },
       },
       tlsSecret: o.tlsSecret,
+      ...(o.tlsCertDir ? { tlsCertDir: o.tlsCertDir } : {}),
       ...(o.idpCa ? { idpCaPem: readFileSync(o.idpCa, 'utf8') } : {}),
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },

@@ -56,6 +56,8 @@ export interface ControllerOptions {
   broker: Pick<BrokerConfig, 'image'> & Partial<Pick<BrokerConfig, 'imagePullPolicy' | 'resources'>>;
   /** Extra CA (PEM) trusted when fetching identity providers' discovery and JWKS (a private IdP). */
   idpCaPem?: string;
+  /** Serve the certificate mounted here (cert-manager) instead of the self-managed Secret. */
+  tlsCertDir?: string;
   /** Secret holding the self-managed serving certificate. */
   tlsSecret: string;
   version: string;
@@ -138,6 +140,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     configurationName: o.webhookConfigurationName,
     names: o.tlsNames,
     secretName: o.tlsSecret,
+    ...(o.tlsCertDir ? { certDir: o.tlsCertDir } : {}),
     broker: { ...DEFAULT_BROKER_CONFIG, ...o.broker, version: o.version, authorityUrl: o.issuer },
     port: o.webhookPort,
     host: o.host,

@@ -428,6 +428,9 @@ describe('the controller accepts what the chart passes', () => {
     const known = new Set([...help.stdout.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]));
     for (const set of [
       'default',
+      // cert-manager mode passes --tls-cert-dir and an empty --webhook-configuration.
+      'certmanager',
+      'certmanager-issuer',
       'no-networkpolicy',
       'servicemonitor',
       'all-namespaces-secrets',

@@ -10,6 +10,7 @@ import type { AdmissionEvents } from './events.js';
 import { apiLookup } from './lookup.js';
 import { type HandlerOptions, WebhookServer } from './server.js';
 import type { TlsMaterial, TlsNames } from './tls.js';
+import { FileTlsSource, type TlsSource } from './tls-files.js';
 import { TlsStore, watchTls } from './tls-store.js';
 import type { BrokerConfig } from './types.js';
 
@@ -42,14 +43,20 @@ export interface WebhookOptions extends HandlerOptions {
    * Follows rotation.
    */
   injectAuthorityCa?: boolean;
-  /** How often to re-check the Secret for rotation. Default 1 minute. */
+  /**
+   * Serve tls.crt/tls.key(/ca.crt) from this directory (cert-manager) instead of the
+   * self-managed Secret: nothing is issued and no caBundle is patched.
+   */
+  certDir?: string;
+  /** How often to re-check the Secret (or files) for rotation. Default 1 minute. */
   refreshIntervalMs?: number;
   now?: () => Date;
 }
 
 export interface RunningWebhook {
   port: number;
-  store: TlsStore;
+  /** Where the serving material comes from: the self-managed Secret, or files. */
+  store: TlsSource;
   /** The material currently served. */
   material(): TlsMaterial;
   /** Called after each rotation, once the caBundle trusts the new certificate (e.g. to reload the authority's TLS). */
@@ -58,16 +65,18 @@ export interface RunningWebhook {
 }
 
 export async function startWebhook(o: WebhookOptions): Promise<RunningWebhook> {
-  const store = new TlsStore({
-    api: o.api,
-    namespace: o.namespace,
-    secretName: o.secretName ?? DEFAULT_TLS_SECRET_NAME,
-    webhookConfigurationName:
-      o.configurationName === null ? undefined : (o.configurationName ?? DEFAULT_CONFIGURATION_NAME),
-    names: o.names,
-    logger: o.logger,
-    ...(o.now ? { now: o.now } : {}),
-  });
+  const store: TlsSource = o.certDir
+    ? new FileTlsSource(o.certDir)
+    : new TlsStore({
+        api: o.api,
+        namespace: o.namespace,
+        secretName: o.secretName ?? DEFAULT_TLS_SECRET_NAME,
+        webhookConfigurationName:
+          o.configurationName === null ? undefined : (o.configurationName ?? DEFAULT_CONFIGURATION_NAME),
+        names: o.names,
+        logger: o.logger,
+        ...(o.now ? { now: o.now } : {}),
+      });
   let current = await store.ensure();
   const brokerFor = (m: TlsMaterial): BrokerConfig =>
     o.injectAuthorityCa ? { ...o.broker, authorityCaBundlePem: m.caBundlePem } : o.broker;

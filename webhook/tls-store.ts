@@ -21,6 +21,7 @@ import {
   type TlsMaterial,
   type TlsNames,
 } from './tls.js';
+import type { TlsSource } from './tls-files.js';
 
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
 const MWCS = {
@@ -187,7 +188,7 @@ export class TlsStore {
  * Errors are logged and retried at the next tick; the current certificate keeps serving.
  */
 export function watchTls(
-  store: TlsStore,
+  store: TlsSource,
   current: TlsMaterial,
   onChange: (m: TlsMaterial) => void,
   intervalMs: number,
