@@ -21,10 +21,11 @@ import { API_VERSION } from '../core/constants.js';
 import { controllerMetrics, createMetrics } from '../observability/metrics.js';
 import { metricsHandler } from '../observability/server.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
-import { KubeConfigApi } from '../operator/core/kube.js';
+import { KubeConfigApi, resourcePath } from '../operator/core/kube.js';
 import { type RunningOperator, runOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
 import { revocationController } from '../operator/reconcilers/revocation.js';
+import { AGENT_IDENTITIES } from '../operator/resources.js';
 import type { AgentIdentityLookup } from '../webhook/admission.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
@@ -79,6 +80,21 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
+/** Adds to status.audit.dropped of an AgentIdentity (through /status). */
+async function addDropped(
+  api: KubeConfigApi,
+  namespace: string,
+  agent: string,
+  count: number,
+): Promise<void> {
+  const path = resourcePath(AGENT_IDENTITIES, namespace, agent);
+  const current = await api.request<{ status?: { audit?: { dropped?: number } } }>('GET', path);
+  await api.request('PATCH', `${path}/status`, {
+    body: { status: { audit: { dropped: (current.status?.audit?.dropped ?? 0) + count } } },
+    contentType: 'application/merge-patch+json',
+  });
+}
+
 function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -109,9 +125,16 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     api,
     log: log.child({ component: 'audit' }),
     limits: o.audit,
-    // What had to be dropped is told on the agent, not only in the logs.
-    onDropped: (namespace, agent) =>
-      recorder.record(
+    // What had to be dropped is told on the agent, not only in the logs: an Event and a
+    // count in status.audit.dropped (read-modify-write, best effort like the decision counters).
+    onDropped: (namespace, agent, count) => {
+      void addDropped(api, namespace, agent, count).catch((err: unknown) =>
+        log.warn(
+          { namespace, agent, count, err: String(err) },
+          'could not record dropped audit entries in status',
+        ),
+      );
+      return recorder.record(
         { apiVersion: API_VERSION, kind: 'AgentIdentity', metadata: { name: agent, namespace } },
         {
           type: 'Warning',
@@ -120,7 +143,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
           // A stable note, so repeated drops aggregate into one Event series.
           note: 'audit buffer full (API server unreachable for long?): oldest audit entries of this agent were dropped; the controller log has the counts',
         },
-      ),
+      );
+    },
   });
   auditWriter.start();
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));

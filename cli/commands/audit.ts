@@ -4,7 +4,7 @@ import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
 import { type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../../core/constants.js';
 import { ApiError, KubeConfigApi, type ObjectList, resourcePath } from '../../operator/core/kube.js';
-import { ANNOTATION_AUDIT_PRUNED_THROUGH } from '../../operator/reconcilers/audit-retention.js';
+import { prunedThroughOf } from '../../operator/reconcilers/audit-retention.js';
 import {
   filterEntries,
   formatTable,
@@ -102,7 +102,7 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
         );
         const pruned: Record<string, PrunedThrough> = {};
         for (const a of agents) {
-          const cut = parsePrunedThrough(a.metadata?.annotations?.[ANNOTATION_AUDIT_PRUNED_THROUGH]);
+          const cut = parsePrunedThrough(prunedThroughOf(a));
           if (cut && a.metadata?.name) pruned[a.metadata.name] = cut;
         }
         const inScope = records.filter((r) => !opts.agent || r.spec.agent === opts.agent);

@@ -429,6 +429,16 @@ export const agentIdentityStatusSchema = z.strictObject({
     .strictObject({ pod: text(253).optional(), podUID: text(64).optional(), time: dateTime().optional() })
     .optional(),
   lastSeen: dateTime().optional(),
+  audit: z
+    .strictObject({
+      prunedThrough: z
+        .string()
+        .max(96)
+        .regex(/^[0-9]+:[0-9a-f]{64}$/, 'must be <sequence>:<sha256 hex digest>')
+        .optional(),
+      dropped: nonNegative().optional(),
+    })
+    .optional(),
 });
 
 export const accessPolicyStatusSchema = z.strictObject({

@@ -61,7 +61,7 @@ export type ChainProblemKind = 'altered' | 'gap' | 'broken-link' | 'duplicate' |
 /**
  * Where retention pruned an agent's chain: records 0..sequence were deleted on purpose and the
  * last pruned record had this digest. The retention reconciler writes it (as the
- * `warden.dev/audit-pruned-through` annotation, see formatPrunedThrough) BEFORE deleting, so the
+ * AgentIdentity status.audit.prunedThrough, see formatPrunedThrough) BEFORE deleting, so the
  * verifier can tell retention from tampering: the first remaining record must be sequence+1 and
  * link to `digest`.
  */

@@ -13,7 +13,7 @@ import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
 import { realClock } from '../core/clock.js';
 import type { Informer } from '../core/informer.js';
 import { KubeConfigApi, type ObjectList } from '../core/kube.js';
-import { ANNOTATION_AUDIT_PRUNED_THROUGH, reconcileAuditRetention } from './audit-retention.js';
+import { prunedThroughOf, reconcileAuditRetention } from './audit-retention.js';
 
 const DAY = 86_400_000;
 const log = pino({ level: 'silent' });
@@ -63,7 +63,7 @@ describe('audit retention', () => {
     const left = (await api.request<ObjectList<AuditRecord>>('GET', `${base}/${PLURAL.AuditRecord}`)).items;
     expect(left.map((r) => r.spec.sequence).sort()).toEqual([3, 4]);
     cached = await agent();
-    const cut = parsePrunedThrough(cached.metadata?.annotations?.[ANNOTATION_AUDIT_PRUNED_THROUGH]);
+    const cut = parsePrunedThrough(prunedThroughOf(cached));
     expect(cut?.sequence).toBe(2);
     expect(verifyRecords(left, { bot: cut! }).ok).toBe(true);
     // Without the cut, the same chain looks tampered with.

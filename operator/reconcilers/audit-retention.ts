@@ -4,7 +4,7 @@
  * Only a contiguous oldest prefix of each chain is pruned, never the newest record (the writer's
  * chain head), and never across a gap (a gap is evidence of tampering; pruning past it would hide
  * it). Before deleting, the cut — the last pruned sequence and its digest — is written to the
- * AgentIdentity as the ANNOTATION_AUDIT_PRUNED_THROUGH annotation, so `kubectl warden audit
+ * AgentIdentity's status.audit.prunedThrough, so `kubectl warden audit
  * --verify` tells retention (records before the cut, first remaining record linking to it) from
  * deletion. The annotation is written first: a crash before the deletes leaves records the
  * verifier still accepts.
@@ -24,8 +24,17 @@ import type { Informer } from '../core/informer.js';
 import { type KubeApi, type ObjectList, resourcePath } from '../core/kube.js';
 import { AGENT_IDENTITIES } from '../resources.js';
 
-/** AgentIdentity annotation `<sequence>:<digest>`: records 0..sequence were pruned by retention. */
-export const ANNOTATION_AUDIT_PRUNED_THROUGH = 'warden.dev/audit-pruned-through';
+/**
+ * `status.audit.prunedThrough` of an AgentIdentity, `<sequence>:<digest>`: records 0..sequence were
+ * pruned by retention. It lives in status (written through /status, which the controller's
+ * least-privilege role may patch) rather than in an annotation (which would need write access
+ * to the platform team's spec).
+ */
+export function prunedThroughOf(
+  agent: { status?: { audit?: { prunedThrough?: string } } } | undefined,
+): string | undefined {
+  return agent?.status?.audit?.prunedThrough;
+}
 export const RETENTION_FIELD_MANAGER = 'warden-controller-retention';
 
 const AUDIT_RECORDS = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
@@ -134,15 +143,13 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
         digest: r.spec.digest,
         endTime: r.spec.endTime,
       }));
-    const previous = parsePrunedThrough(agent.metadata?.annotations?.[ANNOTATION_AUDIT_PRUNED_THROUGH]);
+    const previous = parsePrunedThrough(prunedThroughOf(agent));
     // decide
     const plan = planPrune(records, previous, deps.clock.now(), deps.retentionMs);
     // act
     if (plan.cut) {
-      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, key.namespace, key.name), {
-        body: {
-          metadata: { annotations: { [ANNOTATION_AUDIT_PRUNED_THROUGH]: formatPrunedThrough(plan.cut) } },
-        },
+      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, key.namespace, key.name, 'status'), {
+        body: { status: { audit: { prunedThrough: formatPrunedThrough(plan.cut) } } },
         contentType: 'application/merge-patch+json',
         query: { fieldManager: RETENTION_FIELD_MANAGER },
         signal: ctx.signal,

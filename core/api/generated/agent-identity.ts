@@ -169,6 +169,19 @@ export interface AgentIdentityStatus {
    * When the agent last made a request or attested.
    */
   lastSeen?: string;
+  /**
+   * The state of the agent's AuditRecord chain, written by the controller only.
+   */
+  audit?: {
+    /**
+     * `<sequence>:<digest>` of the newest record deleted by audit retention: records 0..sequence are gone on purpose, so `kubectl warden audit --verify` tells retention from tampering.
+     */
+    prunedThrough?: string;
+    /**
+     * Audit entries this agent lost because the controller's buffer overflowed while the API server was unreachable (also logged and sent as an Event).
+     */
+    dropped?: number;
+  };
 }
 /**
  * Progress of the latest revocation (kill switch) of this agent's credentials.
