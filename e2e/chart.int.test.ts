@@ -257,6 +257,7 @@ describe('what the default values render', () => {
       '--broker-image=ghcr.io/warden-dev/warden:0.1.0',
       '--audit-batch-size=200',
       '--audit-flush-seconds=5',
+      '--audit-retention=720h',
       '--webhook-configuration=w-default-warden-pod-injector',
     ]);
   });

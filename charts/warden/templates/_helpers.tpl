@@ -159,9 +159,7 @@ so the defaults run on any controller version and a changed value never fails si
 {{- end }}
 - --audit-batch-size={{ $v.audit.batchSize }}
 - --audit-flush-seconds={{ $v.audit.flushSeconds }}
-{{- if ne (toString $v.audit.retention) "720h" }}
 - --audit-retention={{ $v.audit.retention }}
-{{- end }}
 {{- if eq $v.certificates.source "certManager" }}
 {{- /* cert-manager owns the certificate and the caBundle: serve the mounted files, patch nothing. */}}
 - --tls-cert-dir=/var/run/warden/tls
