@@ -276,7 +276,15 @@ describe('token exchange refuses bad input', () => {
     const t = await projectedToken(f, 'bot-sa', p);
     const session = (await exchange(t)).body.access_token as string;
     await patchAgentIdentity(f, 'paused-bot', { suspended: true, suspendReason: 'incident 7' });
-    await refused(await exchange(t), 403, 'access_denied', 'suspended');
+    // The authority reads AgentIdentities from its watch-fed store (docs/adr/0006): the
+    // suspension applies once the watch delivers it — milliseconds, well inside the kill
+    // switch's 1 s bound — so poll for it rather than race it.
+    let res = await exchange(t);
+    for (let i = 0; i < 50 && res.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      res = await exchange(t);
+    }
+    await refused(res, 403, 'access_denied', 'suspended');
     expect(lastAudit().detail).toBe('incident 7');
     await refused(
       await exchange(session, { subject_token_type: TOKEN_TYPE_ACCESS_TOKEN }),
