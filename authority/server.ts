@@ -153,5 +153,22 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
   // Slow-loris protection: a request must arrive complete within 10 s.
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
+  // Requests Node rejects before any handler runs (headers over its 16 KiB limit, malformed
+  // HTTP) still get an OAuth error body, so brokers and targets read one error shape.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = JSON.stringify({
+      error: 'invalid_request',
+      error_description: tooLarge ? 'request headers exceed the 16 KiB limit' : 'malformed HTTP request',
+    });
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   return server;
 }

@@ -258,10 +258,14 @@ describe('oversized tokens', () => {
   });
 
   it('a bearer larger than the HTTP header limit: 431, connection closed, server unharmed', async () => {
-    // Node's 16 KiB header limit answers before any handler runs, so there is no OAuth body here
-    // (reported in issue 10's hostile-input notes); the server must keep serving afterwards.
+    // Node's 16 KiB header limit answers before any handler runs; the authority's clientError
+    // handler still gives an OAuth body, and the server keeps serving afterwards.
     const res = await credentials('A'.repeat(20 * 1024));
     expect(res.status).toBe(431);
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'request headers exceed the 16 KiB limit',
+    });
     expect((await exchange(token)).status).toBe(200);
   });
 });
