@@ -12,17 +12,17 @@
 import { HEADER_USER_TOKEN } from '../core/constants.js';
 import { type AgentContext, agentContext } from '../core/identity/agent.js';
 import { auditUser, checkUserMode, type UserContext } from '../core/identity/user.js';
-import { type ContextInput, type Decision, decide, type RequestKind } from '../core/policy/index.js';
+import {
+  type ContextInput,
+  type Decision,
+  decide,
+  decideSessionTraffic,
+  type RequestKind,
+} from '../core/policy/index.js';
 import { authenticate } from './authn.js';
 import { OAuthError } from './errors.js';
 import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
-import {
-  type IssuanceDeps,
-  type IssuedAnswer,
-  IssueRefused,
-  issueCredential,
-  protocolDecision,
-} from './issue.js';
+import { type IssuanceDeps, type IssuedAnswer, IssueRefused, issueCredential } from './issue.js';
 import type { PodGetter } from './kube.js';
 import type { PolicySource } from './policy-store.js';
 import type { RequestContext } from './request.js';
@@ -100,7 +100,7 @@ export function parseCredentialRequest(body: Record<string, unknown>): Credentia
     throw new OAuthError('invalid_request', `kind must be one of ${KINDS.join(', ')}`);
   }
   const kind = (kindRaw as RequestKind | undefined) ?? (tool ? 'mcp' : method ? 'http' : 'postgresql');
-  // kind mcp without a tool: protocol traffic (initialize, tools/list), decided by protocolDecision().
+  // kind mcp without a tool: protocol traffic (initialize, tools/list), decided by core/policy's decideSessionTraffic().
   if (kind === 'http' && (!method || !path)) {
     throw new OAuthError('invalid_request', 'method and path are required when kind is http');
   }
@@ -183,7 +183,7 @@ export async function handleCredentials(
   };
   const decision =
     request.kind === 'mcp' && request.tool === undefined
-      ? protocolDecision(set, request.target)
+      ? decideSessionTraffic(set, request.target)
       : decide(set, {
           agent: agentInput,
           user: user.present ? user : null,

@@ -12,7 +12,6 @@ import type { CredentialProvider } from '../core/api/index.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import type { UserContext } from '../core/identity/user.js';
 import type { Decision, PolicySet } from '../core/policy/index.js';
-import { rulesFor } from '../core/policy/policy-set.js';
 import type { ContextInput, RequestInput } from '../core/policy/types.js';
 import { isNotFound } from '../operator/core/errors.js';
 import { type KubeApi, resourcePath } from '../operator/core/kube.js';
@@ -129,59 +128,4 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
     // Unknown failures carry no detail to the broker: they could quote upstream responses.
     throw new IssueRefused('CredentialUnavailable', `${where}: the credential could not be minted`);
   }
-}
-
-/**
- * MCP protocol traffic that names no tool (initialize, tools/list, notifications) still
- * needs the upstream credential. It is allowed when some Allow rule could serve MCP
- * requests to the target — every tools/call is still decided per tool — and denied when
- * the agent is suspended or an unconditional Deny rule covers the whole target (e.g. a
- * namespace-wide stop).
- */
-export function protocolDecision(set: PolicySet, target: string): Decision {
-  const base = { evaluationMicros: 0, condition: null } as const;
-  if (set.agent.suspended) {
-    return {
-      ...base,
-      decision: 'Deny',
-      policy: null,
-      rule: null,
-      reason: 'AgentSuspended',
-      message: 'the agent is suspended',
-    };
-  }
-  for (const ref of rulesFor(set.deny, target)) {
-    const r = ref.rule;
-    if (!r.toolMatchers && !r.http && r.conditions.length === 0) {
-      return {
-        ...base,
-        decision: 'Deny',
-        policy: ref.policy.id,
-        rule: r.index,
-        reason: 'DeniedByPolicy',
-        message: `AccessPolicy ${ref.policy.id} rule ${r.index} denies every request to ${target}`,
-      };
-    }
-  }
-  for (const ref of rulesFor(set.allow, target)) {
-    const r = ref.rule;
-    if (r.toolMatchers || !r.http) {
-      return {
-        ...base,
-        decision: 'Allow',
-        policy: ref.policy.id,
-        rule: r.index,
-        reason: 'Allowed',
-        message: `MCP protocol traffic to ${target} (no tool named) allowed: AccessPolicy ${ref.policy.id} rule ${r.index} serves MCP requests to it`,
-      };
-    }
-  }
-  return {
-    ...base,
-    decision: 'Deny',
-    policy: null,
-    rule: null,
-    reason: 'NoMatchingAllow',
-    message: `no AccessPolicy allows MCP requests to ${target} for this agent`,
-  };
 }

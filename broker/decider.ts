@@ -5,7 +5,7 @@
  * the snapshot source and the clock.
  */
 import { couldAllowTool, decide } from '../core/policy/decide.js';
-import { rulesFor } from '../core/policy/policy-set.js';
+import { decideSessionTraffic } from '../core/policy/session.js';
 import type { ContextInput, Decision, UserInput } from '../core/policy/types.js';
 import { BrokerDenyReason, DEFAULT_STALE_AFTER_MS } from './constants.js';
 import {
@@ -234,23 +234,7 @@ export class Decider {
   decideSession(target: string): BrokerDecision {
     const g = this.gate(target, 'MCP');
     if (!g.ok) return g.decision;
-    const any = rulesFor(g.snapshot.set.allow, target).length > 0;
-    if (!any) {
-      return brokerDeny(
-        'NoMatchingAllow',
-        `no AccessPolicy rule allows agent ${g.snapshot.agent.name} anything on '${target}'`,
-        g.snapshot.version,
-      );
-    }
-    return {
-      decision: 'Allow',
-      reason: 'Allowed',
-      message: `session traffic to '${target}' allowed: some AccessPolicy rule targets it`,
-      reasons: [],
-      policy: null,
-      rule: null,
-      snapshotVersion: g.snapshot.version,
-    };
+    return fromPolicyDecision(decideSessionTraffic(g.snapshot.set, target), g.snapshot.version);
   }
 
   /** tools/list filtering: could some rule allow `tool` for this agent and user? */

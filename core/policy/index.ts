@@ -28,4 +28,5 @@ export {
 } from './explain.js';
 export { buildPolicySet, type PolicySet, type PolicySetAgent, type PolicySetOptions } from './policy-set.js';
 export { enableLinearRegexFallback } from './regex-safety.js';
+export { decideSessionTraffic } from './session.js';
 export type * from './types.js';
