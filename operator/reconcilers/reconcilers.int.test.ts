@@ -136,10 +136,11 @@ describe('CredentialProvider reconciler', () => {
       return condition(p, 'Ready')?.status === 'True' && p;
     });
     expect(ready.status?.standingSecret).toBe(true);
+    // Events are written by the recorder after the status write: wait for the last one.
+    await expect
+      .poll(async () => (await eventsFor(api, ns, 'tickets')).map((e) => e.reason), { timeout: 10_000 })
+      .toEqual(expect.arrayContaining(['SecretNotFound', 'SecretKeyMissing', 'Ready']));
     const events = await eventsFor(api, ns, 'tickets');
-    expect(events.map((e) => e.reason)).toEqual(
-      expect.arrayContaining(['SecretNotFound', 'SecretKeyMissing', 'Ready']),
-    );
     const b64 = Buffer.from(secretValue).toString('base64');
     for (const text of [JSON.stringify(ready), JSON.stringify(events)]) {
       expect(text).not.toContain(secretValue);
