@@ -11,7 +11,7 @@
 
 import { HEADER_USER_TOKEN } from '../core/constants.js';
 import { type AgentContext, agentContext } from '../core/identity/agent.js';
-import { auditUser, checkUserMode, type UserContext } from '../core/identity/user.js';
+import { auditUser, checkUserMode, type UserContext, type UserModeCheck } from '../core/identity/user.js';
 import {
   type ContextInput,
   type Decision,
@@ -19,8 +19,9 @@ import {
   decideSessionTraffic,
   type RequestKind,
 } from '../core/policy/index.js';
+import type { WardenMetrics } from '../observability/metrics.js';
 import { authenticate } from './authn.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, toOAuthError } from './errors.js';
 import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
 import { type IssuanceDeps, type IssuedAnswer, IssueRefused, issueCredential } from './issue.js';
 import type { PodGetter } from './kube.js';
@@ -37,7 +38,15 @@ export interface CredentialsDeps {
   pods: PodGetter;
   userTokens: UserTokenVerifier;
   now?: () => Date;
+  /** Records each decision (allow/deny with its reason) and each credential issued; absent = no metrics. */
+  metrics?: Pick<WardenMetrics, 'decision' | 'credentialIssued'> | undefined;
 }
+
+/** Refusals at this endpoint that are not policy decisions (observability/metrics.ts lists them as reasons). */
+export type CredentialDenyReason =
+  | 'AgentNotFound'
+  | Extract<UserModeCheck, { ok: false }>['reason']
+  | IssueRefused['reason'];
 
 /** A credential request, validated. */
 export interface CredentialRequest {
@@ -52,7 +61,7 @@ export interface CredentialRequest {
 
 /** A policy denial: an OAuth access_denied whose body also carries the decision. */
 export class DeniedError extends OAuthError {
-  constructor(readonly decision: Decision | { reason: string; message: string }) {
+  constructor(readonly decision: Decision | { reason: CredentialDenyReason; message: string }) {
     super('access_denied', decision.message);
   }
   override body(): { error: 'access_denied'; error_description: string; decision: unknown } {
@@ -125,7 +134,47 @@ export function parseCredentialRequest(body: Record<string, unknown>): Credentia
   return { target, kind, tool, args: body.args, method, path, context };
 }
 
+/**
+ * The endpoint: the decision below, plus one `warden_decisions_total{component="authority"}` sample
+ * per request — the policy reason of an allow or a denial, or the OAuth error code of a request
+ * refused before any decision (bad session, bad body, our own failure).
+ */
 export async function handleCredentials(
+  ctx: RequestContext,
+  deps: CredentialsDeps,
+): Promise<Record<string, unknown>> {
+  if (!deps.metrics) return decideCredentials(ctx, deps);
+  const metrics = deps.metrics;
+  // The provider's type is known only inside issuance: observe it on the way out of the
+  // provider lookup, per request, rather than widen the issuance API for a metric label.
+  let providerType: string | undefined;
+  const base = deps.issuance;
+  const issuance: IssuanceDeps | undefined = base && {
+    ...base,
+    providers: {
+      getProvider: async (namespace, name) => {
+        const cp = await base.providers.getProvider(namespace, name);
+        providerType = cp?.spec.type;
+        return cp;
+      },
+    },
+  };
+  try {
+    const body = await decideCredentials(ctx, { ...deps, ...(issuance ? { issuance } : {}) });
+    metrics.decision('authority', 'allow', String(body.reason));
+    if (body.credential) metrics.credentialIssued(providerType ?? 'other');
+    return body;
+  } catch (err) {
+    metrics.decision(
+      'authority',
+      'deny',
+      err instanceof DeniedError ? err.decision.reason : toOAuthError(err).code,
+    );
+    throw err;
+  }
+}
+
+async function decideCredentials(
   ctx: RequestContext,
   deps: CredentialsDeps,
 ): Promise<Record<string, unknown>> {

@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
+import type { WardenMetrics } from '../observability/metrics.js';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
 import { type AuditSink, PinoAuditSink } from './audit.js';
@@ -55,6 +56,8 @@ export interface AuthorityOptions {
   issuedCredentials?: IssuedCredentials;
   /** Minters (default: createMinters with this issuer and key store). */
   minters?: MinterRegistry;
+  /** The process's metrics (token exchanges, credential decisions, credentials issued); absent = none. */
+  metrics?: WardenMetrics;
 }
 
 /** The pieces other endpoints build on. */
@@ -73,6 +76,7 @@ export interface AuthorityParts {
   store: InformerPolicyStore;
   /** Credential minting after an Allow at /v1/credentials. */
   issuance: IssuanceDeps;
+  metrics?: WardenMetrics | undefined;
 }
 
 export interface Authority extends AuthorityParts {
@@ -129,6 +133,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       secrets: kubeSecretsReader(core),
       ...(opts.issuedCredentials ? { issued: opts.issuedCredentials } : {}),
     },
+    metrics: opts.metrics,
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,

@@ -6,6 +6,7 @@
  *   (refresh), after re-checking the pod and AgentIdentity live.
  */
 import { ANNOTATION_AGENT } from '../core/constants.js';
+import type { WardenMetrics } from '../observability/metrics.js';
 import {
   type AttestationFacts,
   type CachedTokenReviewer,
@@ -13,7 +14,7 @@ import {
   type TokenReviewer,
 } from './attest.js';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './constants.js';
-import { OAuthError } from './errors.js';
+import { OAuthError, toOAuthError } from './errors.js';
 import { MAX_FORM_BYTES, mediaType, parseForm, readBody } from './http.js';
 import type { AgentIdentityGetter, PodGetter } from './kube.js';
 import type { RequestContext } from './request.js';
@@ -24,6 +25,8 @@ export interface TokenEndpointDeps {
   pods: PodGetter;
   identities: AgentIdentityGetter;
   sessions: Sessions;
+  /** Records each exchange's outcome and each session issued; absent = no metrics. */
+  metrics?: Pick<WardenMetrics, 'tokenExchange' | 'credentialIssued'> | undefined;
 }
 
 /** Largest token we pass to the API server (projected tokens are ~1 KiB). */
@@ -36,10 +39,29 @@ function required(params: Map<string, string>, name: string): string {
   return v;
 }
 
+/**
+ * The endpoint: the exchange below, plus one `warden_token_exchanges_total` sample per request —
+ * `issued`, `refreshed`, or the OAuth error code it was refused with (the same code the caller and
+ * the audit event get, since the server turns thrown errors into OAuth errors the same way).
+ */
 export async function handleTokenExchange(
   ctx: RequestContext,
   deps: TokenEndpointDeps,
 ): Promise<Record<string, unknown>> {
+  try {
+    const { body, refresh } = await exchange(ctx, deps);
+    deps.metrics?.tokenExchange(refresh ? 'refreshed' : 'issued');
+    return body;
+  } catch (err) {
+    deps.metrics?.tokenExchange(toOAuthError(err).code);
+    throw err;
+  }
+}
+
+async function exchange(
+  ctx: RequestContext,
+  deps: TokenEndpointDeps,
+): Promise<{ body: Record<string, unknown>; refresh: boolean }> {
   ctx.audit.kind = 'Session';
   if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
   if (mediaType(ctx.req) !== 'application/x-www-form-urlencoded') {
@@ -119,12 +141,16 @@ export async function handleTokenExchange(
   const decision = decideAttestation(facts);
   if (!decision.ok) throw decision.error;
   const session = deps.sessions.issue(decision.subject);
+  deps.metrics?.credentialIssued('Session');
   ctx.audit.credentialId = session.claims.jti;
   ctx.noStore = true;
   return {
-    access_token: session.token,
-    issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
-    token_type: 'Bearer',
-    expires_in: session.expiresIn,
+    body: {
+      access_token: session.token,
+      issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+      token_type: 'Bearer',
+      expires_in: session.expiresIn,
+    },
+    refresh: facts.refresh === true,
   };
 }

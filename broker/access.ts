@@ -3,7 +3,9 @@
  * gate (snapshot, suspension, target) → verified user → policy decision → credential → audit.
  * Every failure is a Deny BrokerDecision with a reason constant and a message that says what to do.
  */
+import type { ServerResponse } from 'node:http';
 import type { UserInput } from '../core/policy/types.js';
+import type { WardenMetrics } from '../observability/metrics.js';
 import type { AuditSink, BrokerAuditEvent } from './audit.js';
 import { BrokerDenyReason } from './constants.js';
 import {
@@ -22,6 +24,9 @@ import type { Provider } from './snapshot.js';
 
 export const AGENT_ACTING_ALONE = 'agent acting alone';
 
+/** What the broker records: decisions, and per request its duration by kind and decision. */
+export type BrokerMetrics = Pick<WardenMetrics, 'decision' | 'brokerRequestDuration' | 'startTimer'>;
+
 export interface AccessDeps {
   readonly decider: Decider;
   readonly credentials: CredentialCache;
@@ -30,6 +35,34 @@ export interface AccessDeps {
   readonly audit: AuditSink;
   readonly podName?: string | undefined;
   readonly wallClock?: () => Date;
+  /** Absent = no metrics. The gateway and the proxy time their requests with it too. */
+  readonly metrics?: BrokerMetrics | undefined;
+}
+
+/** Marks the request a timer covers as allowed; until then it counts as denied. */
+export interface RequestTiming {
+  allow(): void;
+}
+
+/**
+ * Times one agent request from now until its response closes (finished, or cut by the agent or
+ * the kill switch) and records it once as `kind` with the decision. Requests refused before a
+ * decision (bad body, bad method) count as denied: the agent got a refusal, not the upstream.
+ */
+export function timeRequest(
+  metrics: BrokerMetrics | undefined,
+  kind: 'mcp' | 'http',
+  res: ServerResponse,
+): RequestTiming {
+  if (!metrics) return { allow: () => {} };
+  let allowed = false;
+  const stop = metrics.startTimer((s) => metrics.brokerRequestDuration(kind, allowed ? 'allow' : 'deny', s));
+  res.once('close', () => stop());
+  return {
+    allow: () => {
+      allowed = true;
+    },
+  };
 }
 
 export type AccessOutcome =
@@ -49,7 +82,7 @@ export type AccessOutcome =
 export interface AccessRequest {
   readonly meta: RequestMeta;
   readonly target: string;
-  readonly protocol: 'MCP' | 'HTTP';
+  readonly protocol: Provider['protocol'];
   readonly credential: Omit<CredentialRequest, 'userToken' | 'context' | 'requestId' | 'target'>;
   /** The policy decision, given the verified user (gate already passed). */
   readonly decide: (user: UserInput | null) => BrokerDecision;
@@ -61,6 +94,8 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   const now = deps.wallClock ?? (() => new Date());
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
   const audit = (decision: BrokerDecision, credentialId?: string): void => {
+    // Every allow and every deny of the pipeline passes here exactly once.
+    deps.metrics?.decision('broker', decision.decision === 'Allow' ? 'allow' : 'deny', decision.reason);
     const first = decision.reasons[0];
     deps.audit.record({
       time: now().toISOString(),

@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
+import type { WardenMetrics } from '../observability/metrics.js';
 import type { AccessDeps } from './access.js';
 import type { AuditSink } from './audit.js';
 import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } from './credentials.js';
@@ -32,6 +33,8 @@ export interface ComposeOptions {
   /** Clocks (tests): monotonic ms for staleness, wall ms for expiry. */
   readonly now?: () => number;
   readonly wallNow?: () => number;
+  /** The process's metrics (decisions, request durations); absent = no metrics. */
+  readonly metrics?: WardenMetrics;
 }
 
 export interface ComposedBroker {
@@ -64,6 +67,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     audit: o.audit,
     podName: o.podName,
     wallClock: () => new Date(wallNow()),
+    metrics: o.metrics,
   };
   const timeouts = {
     ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
-import { type AccessDeps, authorize } from './access.js';
+import { type AccessDeps, authorize, timeRequest } from './access.js';
 import {
   BrokerDenyReason,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
@@ -114,9 +114,12 @@ export class HttpProxy {
     rest: string,
     meta: RequestMeta,
   ): Promise<void> {
+    const timing = timeRequest(this.opts.access.metrics, 'http', res);
     const method = (req.method ?? '').toUpperCase();
     const refuse = (message: string, status = 400): void => {
       const d = brokerDeny(BrokerDenyReason.InvalidRequest, message);
+      // Audited as a denial outside authorize(), so counted as one here.
+      this.opts.access.metrics?.decision('broker', 'deny', d.reason);
       this.opts.access.audit.record({
         time: new Date().toISOString(),
         kind: 'Decision',
@@ -166,6 +169,7 @@ export class HttpProxy {
       req.resume();
       return;
     }
+    timing.allow();
     const url = new URL(outcome.provider.url);
     const path = normaliseProxyPath(rest, url.pathname);
     if (!path.ok) return refuse(`path refused: ${path.message}`);

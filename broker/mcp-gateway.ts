@@ -15,7 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { type AccessDeps, type AccessOutcome, authorize } from './access.js';
+import { type AccessDeps, type AccessOutcome, authorize, type RequestTiming, timeRequest } from './access.js';
 import {
   BrokerDenyReason,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
@@ -128,12 +128,13 @@ export class McpGateway {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, target: string, meta: RequestMeta): Promise<void> {
+    const timing = timeRequest(this.opts.access.metrics, 'mcp', res);
     switch (req.method) {
       case 'POST':
-        return this.post(req, res, target, meta);
+        return this.post(req, res, target, meta, timing);
       case 'GET':
       case 'DELETE':
-        return this.session(req, res, target, meta);
+        return this.session(req, res, target, meta, timing);
       default: {
         const ex = new Exchange(res, undefined);
         ex.replyJson(
@@ -150,6 +151,7 @@ export class McpGateway {
     res: ServerResponse,
     target: string,
     meta: RequestMeta,
+    timing: RequestTiming,
   ): Promise<void> {
     const declared = Number(req.headers['content-length']);
     const body =
@@ -213,6 +215,7 @@ export class McpGateway {
       ex.fail(403, invalidTool ? ErrorCode.InvalidParams : JSONRPC_POLICY_DENIED, d.message, denialData(d));
       return;
     }
+    timing.allow();
     const listId = msg.kind === 'request' && msg.method === 'tools/list' ? msg.id : undefined;
     await this.forward(req, ex, target, outcome, body, listId, meta.requestId);
   }
@@ -222,6 +225,7 @@ export class McpGateway {
     res: ServerResponse,
     target: string,
     meta: RequestMeta,
+    timing: RequestTiming,
   ): Promise<void> {
     const ex = new Exchange(res, undefined);
     const outcome = await authorize(this.opts.access, {
@@ -244,6 +248,7 @@ export class McpGateway {
       );
       return;
     }
+    timing.allow();
     await this.forward(req, ex, target, outcome, undefined, undefined, meta.requestId);
   }
 

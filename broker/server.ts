@@ -1,12 +1,14 @@
 /**
  * The broker's listeners: the agent-facing server (127.0.0.1 only) routing `/mcp/<provider>` to the
  * MCP gateway and `/http/<provider>/<path>` to the HTTP proxy, and the health server (`/healthz`,
- * `/readyz`) the kubelet probes.
+ * `/readyz`) the kubelet probes, which also serves `/metrics`.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
+import type { WardenMetrics } from '../observability/metrics.js';
+import { metricsHandler } from '../observability/server.js';
 import { BrokerDenyReason } from './constants.js';
 import type { HttpProxy } from './http-proxy.js';
 import { jsonRpcError } from './jsonrpc.js';
@@ -109,8 +111,14 @@ export interface Readiness {
   readonly reason: string;
 }
 
-export function createHealthServer(ready: () => Readiness): Server {
+/** The kubelet's probes, and `/metrics` for Prometheus when the process has a registry. */
+export function createHealthServer(
+  ready: () => Readiness,
+  metrics?: Pick<WardenMetrics, 'registry'>,
+): Server {
+  const serveMetrics = metrics ? metricsHandler(metrics.registry) : () => false;
   return createServer((req, res) => {
+    if (serveMetrics(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return sendJson(res, 200, { ok: true });
     if (path === '/readyz') {

@@ -18,7 +18,7 @@ import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
 import { API_VERSION } from '../core/constants.js';
-import { controllerMetrics, createMetrics } from '../observability/metrics.js';
+import { controllerMetrics, createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { metricsHandler } from '../observability/server.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
 import { KubeConfigApi, resourcePath } from '../operator/core/kube.js';
@@ -77,6 +77,8 @@ export interface RunningController {
   auditWriter: AuditWriter;
   /** Credentials this replica issued that the kill switch can revoke upstream (RFC 7009). */
   issuedCredentials: IssuedCredentials;
+  /** The process's metrics registry, served on the health port at /metrics. */
+  metrics: WardenMetrics;
   stop(): Promise<void>;
 }
 
@@ -185,6 +187,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
     issuedCredentials,
+    metrics,
     ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
     ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
     ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
@@ -197,6 +200,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     });
   }
 
+  const reconcileMetrics = controllerMetrics(metrics);
   const operator = runOperator({
     kubeConfig: o.kubeConfig,
     logger: log,
@@ -206,13 +210,20 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     api,
     recorder,
     ...(o.watchNamespace ? { namespace: o.watchNamespace } : {}),
-    metrics: controllerMetrics(metrics),
+    metrics: reconcileMetrics,
     extraControllers: (shared) => {
       agentsCache = shared.agents;
+      // SharedInformers carries no metrics: the extra controllers get theirs here.
       return [
-        revocationController({ ...shared, revoker, audit: auditSink }),
+        revocationController({ ...shared, revoker, audit: auditSink, metrics: reconcileMetrics }),
         ...(o.auditRetentionMs
-          ? [auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs })]
+          ? [
+              auditRetentionController({
+                ...shared,
+                retentionMs: o.auditRetentionMs,
+                metrics: reconcileMetrics,
+              }),
+            ]
           : []),
       ];
     },
@@ -242,6 +253,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     webhook,
     auditWriter,
     issuedCredentials,
+    metrics,
     stop() {
       stopping ??= (async () => {
         log.info('warden controller stopping');

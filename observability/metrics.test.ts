@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import type { CredentialDenyReason } from '../authority/credentials.js';
 import type { OAuthErrorCode } from '../authority/errors.js';
 import { BrokerDenyReason } from '../broker/constants.js';
 import type { DecisionReason } from '../core/policy/types.js';
@@ -31,18 +32,20 @@ const webhookReasonsCovered: Missing<RejectionReason, Reason> extends never ? tr
 const oauthCodesCovered: Missing<Exclude<OAuthErrorCode, 'unsupported_grant_type'>, Reason> extends never
   ? true
   : false = true;
+const credentialDenialsCovered: Missing<CredentialDenyReason, Reason> extends never ? true : false = true;
 const exchangeCodesCovered: Missing<OAuthErrorCode, TokenExchangeResult | 'invalid_token'> extends never
   ? true
   : false = true;
 
 describe('label value sets', () => {
   it('cover every reason the components define', () => {
-    expect([policyReasonsCovered, webhookReasonsCovered, oauthCodesCovered, exchangeCodesCovered]).toEqual([
-      true,
-      true,
-      true,
-      true,
-    ]);
+    expect([
+      policyReasonsCovered,
+      webhookReasonsCovered,
+      oauthCodesCovered,
+      credentialDenialsCovered,
+      exchangeCodesCovered,
+    ]).toEqual([true, true, true, true, true]);
     for (const r of Object.values(BrokerDenyReason)) expect(REASONS).toContain(r);
   });
 

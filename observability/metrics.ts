@@ -75,6 +75,12 @@ export const REASONS = [
   'slow_down',
   'server_error',
   'temporarily_unavailable',
+  // authority: refusals at /v1/credentials that are not policy decisions (credentials.ts, issue.ts)
+  'AgentNotFound',
+  'UserRequired',
+  'UserForbidden',
+  'ProviderNotFound',
+  'CredentialUnavailable',
   'other',
 ] as const;
 export type Reason = (typeof REASONS)[number];
