@@ -2,6 +2,8 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
+import { counterTotal, seriesValue } from '../observability/testing.js';
 import { admissionHandler, MUTATE_PATH, WebhookServer } from './server.js';
 import { admissionReview, agentPod, testDeps } from './test-builders.js';
 import { issueMaterial } from './tls.js';
@@ -82,28 +84,45 @@ describe('admissionHandler over HTTP', () => {
 });
 
 describe('admission metrics', () => {
-  it('records duration by outcome and the decision with its reason, and transport errors as error', async () => {
-    const seen: string[] = [];
-    const metrics = {
-      admissionDuration: (outcome: string, seconds: number) => {
-        expect(seconds).toBeGreaterThanOrEqual(0);
-        seen.push(`duration:${outcome}`);
-      },
-      decision: (component: string, decision: string, reason: string) => {
-        seen.push(`${component}:${decision}:${reason}`);
-      },
-    };
-    const server = createServer(admissionHandler(testDeps([]), { metrics }));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+  const admissions = (m: WardenMetrics, outcome: string) =>
+    seriesValue(
+      m,
+      'warden_webhook_admission_duration_seconds',
+      { outcome },
+      'warden_webhook_admission_duration_seconds_count',
+    );
+
+  it('records an injected pod as an allow, a rejected one as a deny with its reason, and a transport error as error', async () => {
+    const metrics = createMetrics();
+    // testDeps() knows the AgentIdentity of agentPod(); testDeps([]) knows none.
+    const known = createServer(admissionHandler(testDeps(), { metrics }));
+    const unknown = createServer(admissionHandler(testDeps([]), { metrics }));
+    const ports: number[] = [];
+    for (const s of [known, unknown]) {
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      ports.push((s.address() as AddressInfo).port);
+    }
     try {
-      await post(port, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())));
-      await post(port, MUTATE_PATH, 'not json');
-      // 'finish' fires after the client has the response; give the event loop a turn.
-      await new Promise((r) => setImmediate(r));
-      expect(seen).toEqual(['duration:rejected', 'webhook:deny:AgentIdentityNotFound', 'duration:error']);
+      expect((await post(ports[0]!, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())))).status).toBe(
+        200,
+      );
+      expect((await post(ports[1]!, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())))).status).toBe(
+        200,
+      );
+      expect((await post(ports[1]!, MUTATE_PATH, 'not json')).status).toBe(400);
+      // Durations are recorded on 'finish', right after the client has the response.
+      await expect.poll(() => admissions(metrics, 'error'), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => admissions(metrics, 'injected'), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => admissions(metrics, 'rejected'), { timeout: 10_000 }).toBe(1);
+      const decisions = (decision: string, reason: string) =>
+        seriesValue(metrics, 'warden_decisions_total', { component: 'webhook', decision, reason });
+      expect(await decisions('allow', 'Injected')).toBe(1);
+      expect(await decisions('deny', 'AgentIdentityNotFound')).toBe(1);
+      expect(await seriesValue(metrics, 'warden_denials_total', { reason: 'AgentIdentityNotFound' })).toBe(1);
+      // A transport error is no decision.
+      expect(await counterTotal(metrics, 'warden_decisions_total')).toBe(2);
     } finally {
-      await new Promise((r) => server.close(r));
+      for (const s of [known, unknown]) await new Promise((r) => s.close(r));
     }
   });
 });
