@@ -1,0 +1,286 @@
+/**
+ * Shared pieces of the fault tests for an authority outage, a broker restart and clock skew
+ * (authority-down, broker-restart, clock-skew .e2e.test.ts): `warden controller` and
+ * `warden broker` as child processes on fixed ports (so a test can SIGKILL one and start another
+ * in its place), an agent pod with its projected-token file, and readers for the audit trail.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { AuditEntry, AuditRecord } from '../../core/api/index.js';
+import { ANNOTATION_AGENT, API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
+import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The issuer every controller in these tests announces (brokers reach it by URL, not by name). */
+export const ISSUER = 'http://warden-authority.e2e';
+
+/** A TCP port free right now on 127.0.0.1 (for a process that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export interface Child {
+  readonly child: ChildProcess;
+  /** The last lines the process wrote (JSON logs), for failure messages. */
+  logTail(): string;
+  /** SIGKILL: no shutdown hook, no flush — a crashed process or node. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait (graceful), SIGKILL after 20 s. */
+  stop(): Promise<void>;
+}
+
+function startChild(args: string[], env: NodeJS.ProcessEnv = {}): Child & { exited: Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/warden.ts', ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const lines: string[] = [];
+  const keep = (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) lines.push(l);
+    if (lines.length > 400) lines.splice(0, lines.length - 400);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  return {
+    child,
+    exited,
+    logTail: () => lines.slice(-40).join('\n'),
+    async kill() {
+      if (!gone()) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (gone()) return;
+      child.kill('SIGTERM');
+      const done = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 20_000).unref()),
+      ]);
+      if (!done) await this.kill();
+    },
+  };
+}
+
+/** Polls `url` until it answers `status` (any status when omitted), or the child exits. */
+async function waitServing(
+  c: Child & { exited: Promise<void> },
+  what: string,
+  url: string,
+  status?: number,
+  timeoutMs = 90_000,
+): Promise<void> {
+  let exited = false;
+  void c.exited.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`${what} exited before serving:\n${c.logTail()}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      if (status === undefined || r.status === status) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not serve ${url} in time:\n${c.logTail()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface ControllerChild extends Child {
+  readonly authorityUrl: string;
+}
+
+/**
+ * `warden controller` (operator + authority + audit writer) as a child process, authority on plain
+ * HTTP at 127.0.0.1:`authorityPort`, no leader election (one replica that may be killed and
+ * replaced), watching `namespace` only. Resolves once the authority answers.
+ */
+export async function spawnController(o: {
+  kubeconfigPath: string;
+  namespace: string;
+  authorityPort: number;
+  /** Seconds an audit entry may wait before its record is written. */
+  auditFlushSeconds?: number;
+}): Promise<ControllerChild> {
+  const c = startChild([
+    'controller',
+    `--kubeconfig=${o.kubeconfigPath}`,
+    `--namespace=${o.namespace}`,
+    `--watch-namespace=${o.namespace}`,
+    `--identity=faults-a-${randomBytes(3).toString('hex')}`,
+    '--no-leader-election',
+    '--host=127.0.0.1',
+    '--webhook-port=0',
+    `--authority-port=${o.authorityPort}`,
+    '--health-port=0',
+    '--webhook-configuration=',
+    '--authority-insecure-http',
+    `--issuer=${ISSUER}`,
+    `--tls-secret=warden-tls-${o.namespace}`,
+    `--audit-flush-seconds=${o.auditFlushSeconds ?? 0.2}`,
+    '--audit-batch-size=50',
+    '--log-level=info',
+  ]);
+  const authorityUrl = `http://127.0.0.1:${o.authorityPort}`;
+  try {
+    await waitServing(c, 'warden controller', `${authorityUrl}/.well-known/jwks.json`, 200);
+  } catch (err) {
+    await c.kill();
+    throw err;
+  }
+  return { ...c, authorityUrl };
+}
+
+export interface BrokerChild extends Child {
+  /** Base URL of the combined agent listener (`/mcp/<provider>`, `/http/<provider>/...`). */
+  readonly url: string;
+  readonly healthUrl: string;
+  /** The broker's /readyz answer now. */
+  readiness(): Promise<{ status: number; body: string }>;
+}
+
+/** `warden broker` as a child process on fixed ports; resolves once /readyz says ready. */
+export async function spawnBroker(o: {
+  tokenFile: string;
+  authorityUrl: string;
+  listenPort: number;
+  healthPort: number;
+  podName: string;
+  /** `--provider name=url,protocol` values (targets the snapshot does not name yet). */
+  providers?: string[];
+}): Promise<BrokerChild> {
+  const c = startChild(
+    [
+      'broker',
+      `--token-file=${o.tokenFile}`,
+      `--authority-url=${o.authorityUrl}`,
+      `--listen=127.0.0.1:${o.listenPort}`,
+      `--health-listen=127.0.0.1:${o.healthPort}`,
+      ...(o.providers ?? []).map((p) => `--provider=${p}`),
+      '--log-level=info',
+    ],
+    { POD_NAME: o.podName },
+  );
+  const healthUrl = `http://127.0.0.1:${o.healthPort}`;
+  try {
+    await waitServing(c, 'warden broker', `${healthUrl}/readyz`, 200, 60_000);
+  } catch (err) {
+    await c.kill();
+    throw err;
+  }
+  return {
+    ...c,
+    url: `http://127.0.0.1:${o.listenPort}`,
+    healthUrl,
+    async readiness() {
+      const r = await fetch(`${healthUrl}/readyz`);
+      return { status: r.status, body: await r.text() };
+    },
+  };
+}
+
+export interface AgentPod {
+  readonly agent: string;
+  readonly podName: string;
+  /** The broker's projected service-account token (audience warden.dev/broker), as the kubelet writes it. */
+  readonly tokenFile: string;
+}
+
+/**
+ * The ServiceAccount, AgentIdentity (with `identitySpec` merged in), the agent pod and a bound
+ * service-account token for it written to a file — what the webhook and the kubelet set up.
+ */
+export async function createAgentPod(
+  kc: KubeConfig,
+  api: KubeConfigApi,
+  o: { namespace: string; agent: string; identitySpec?: Record<string, unknown> },
+): Promise<AgentPod> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const ns = o.namespace;
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: o.agent } } });
+  await createWardenObject(api, ns, 'AgentIdentity', o.agent, {
+    serviceAccountName: o.agent,
+    ...o.identitySpec,
+  });
+  const pod = await core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
+      spec: {
+        serviceAccountName: o.agent,
+        automountServiceAccountToken: false,
+        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+      },
+    },
+  });
+  const tr = await core.createNamespacedServiceAccountToken({
+    namespace: ns,
+    name: o.agent,
+    body: {
+      spec: {
+        audiences: [DEFAULT_BROKER_AUDIENCE],
+        expirationSeconds: 3600,
+        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name, uid: pod.metadata?.uid },
+      },
+    },
+  });
+  const tokenFile = join(mkdtempSync(join(tmpdir(), 'warden-faults-')), 'token');
+  writeFileSync(tokenFile, tr.status?.token ?? '');
+  return { agent: o.agent, podName: pod.metadata?.name ?? '', tokenFile };
+}
+
+const PLURAL_OF = {
+  AgentIdentity: PLURAL.AgentIdentity,
+  AccessPolicy: PLURAL.AccessPolicy,
+  CredentialProvider: PLURAL.CredentialProvider,
+} as const;
+
+/** Creates a warden.dev object as kubectl would. */
+export async function createWardenObject(
+  api: KubeConfigApi,
+  namespace: string,
+  kind: keyof typeof PLURAL_OF,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await api.request('POST', `/apis/${API_VERSION}/namespaces/${namespace}/${PLURAL_OF[kind]}`, {
+    body: { apiVersion: API_VERSION, kind, metadata: { name, namespace }, spec },
+  });
+}
+
+/** Every audit entry of `agent` in the AuditRecords of `namespace`, in chain order. */
+export async function auditEntries(
+  api: KubeConfigApi,
+  namespace: string,
+  agent: string,
+): Promise<AuditEntry[]> {
+  const list = await api.request<ObjectList<AuditRecord>>(
+    'GET',
+    `/apis/${API_VERSION}/namespaces/${namespace}/${PLURAL.AuditRecord}`,
+  );
+  return list.items
+    .filter((r) => r.spec.agent === agent)
+    .sort((a, b) => a.spec.sequence - b.spec.sequence)
+    .flatMap((r) => r.spec.entries);
+}
+
+/** Decision entries whose request id starts with `prefix`. */
+export function decisions(entries: AuditEntry[], prefix: string): AuditEntry[] {
+  return entries.filter((e) => e.kind === 'Decision' && e.requestId?.startsWith(prefix));
+}
