@@ -145,6 +145,7 @@ describe('createMetrics', () => {
       'warden_reconcile_errors_total{controller="credentialprovider"} 0',
       'warden_reconcile_errors_total{controller="revocation"} 0',
       'warden_reconcile_errors_total{controller="audit-retention"} 0',
+      'warden_reconcile_errors_total{controller="postgres-sweep"} 0',
     ]);
     expect(await samples(m, 'warden_token_exchanges_total')).toHaveLength(4);
   });

@@ -109,6 +109,7 @@ export const CONTROLLERS = [
   'credentialprovider',
   'revocation',
   'audit-retention',
+  'postgres-sweep',
   'other',
 ] as const;
 export type ControllerName = (typeof CONTROLLERS)[number];

@@ -30,3 +30,22 @@ export async function counterTotal(m: Pick<WardenMetrics, 'registry'>, name: str
   const { values } = await metric.get();
   return values.reduce((n, v) => n + v.value, 0);
 }
+
+/**
+ * The value of one sample in a Prometheus text exposition (what a scrape returns), matched by name
+ * and by the given labels (other labels, e.g. `pod`, may be present); undefined when absent.
+ */
+export function scrapedValue(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = new Map<string, string>();
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have.set(l[1]!, l[2]!);
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
+  }
+  return undefined;
+}
