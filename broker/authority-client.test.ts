@@ -66,4 +66,43 @@ describe('parseCredentialAnswer', () => {
     const body = { decision: 'Allow', credential: { id: 1, headers: { a: 2 }, expiresAt: 'soon' } };
     expect(() => parseCredentialAnswer(200, JSON.stringify(body), NOW)).toThrow(/malformed credential/);
   });
+
+  const pg = { host: 'db.internal', port: 5432, database: 'orders', user: 'warden_x', password: 's3cret-pw' };
+  const pgAnswer = (postgresql: unknown) =>
+    JSON.stringify({
+      decision: 'Allow',
+      credential: {
+        id: 'warden_x',
+        headers: {},
+        expiresAt: new Date(NOW + 900_000).toISOString(),
+        postgresql,
+      },
+    });
+
+  it('reads a PostgreSQL login for the local endpoint', () => {
+    expect(parseCredentialAnswer(200, pgAnswer(pg), NOW)).toEqual({
+      id: 'warden_x',
+      headers: {},
+      expiresAt: NOW + 900_000,
+      postgresql: pg,
+    });
+  });
+
+  it.each([
+    ['no password', { ...pg, password: undefined }],
+    ['empty user', { ...pg, user: '' }],
+    ['port out of range', { ...pg, port: 70000 }],
+    ['port as text', { ...pg, port: '5432' }],
+    ['not an object', 'postgres://u:p@h/d'],
+    ['null', null],
+  ])('refuses a malformed PostgreSQL login (%s) without echoing it', (_name, login) => {
+    try {
+      parseCredentialAnswer(200, pgAnswer(login), NOW);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(AuthorityUnavailableError);
+      expect((err as Error).message).toMatch(/malformed credential\.postgresql/);
+      expect((err as Error).message).not.toContain('s3cret-pw');
+    }
+  });
 });

@@ -24,6 +24,7 @@ import {
   type IssuedCredential,
 } from './credentials.js';
 import type { SnapshotSource } from './decider.js';
+import type { PgLogin } from './pg/endpoint.js';
 import { type PolicySnapshot, parseSnapshot } from './snapshot.js';
 import { SseParser } from './sse.js';
 
@@ -439,7 +440,17 @@ export function parseCredentialAnswer(status: number, text: string, nowMs: numbe
     if (!valid || !Number.isFinite(expiresAt)) {
       throw new AuthorityUnavailableError('/v1/credentials answered with a malformed credential');
     }
-    return { id: c.id as string, headers: headers as Record<string, string>, expiresAt };
+    const base = { id: c.id as string, headers: headers as Record<string, string>, expiresAt };
+    const pgRaw = (body.credential as { postgresql?: unknown }).postgresql;
+    if (pgRaw === undefined) return base;
+    const login = parsePgLogin(pgRaw);
+    if (!login) {
+      // The message names the field only: the value may hold the password.
+      throw new AuthorityUnavailableError(
+        '/v1/credentials answered with a malformed credential.postgresql (need host, port 1-65535, database, user, password)',
+      );
+    }
+    return { ...base, postgresql: login };
   }
   if (status === 429 || status >= 500 || status === 0) {
     throw new AuthorityUnavailableError(
@@ -461,6 +472,16 @@ export function parseCredentialAnswer(status: number, text: string, nowMs: numbe
       message,
     },
   ]);
+}
+
+/** Pure: a PostgreSQL login from the wire, or null when any field is missing or of the wrong type. */
+export function parsePgLogin(raw: unknown): PgLogin | null {
+  if (raw === null || typeof raw !== 'object') return null;
+  const r = raw as Record<string, unknown>;
+  const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 1024;
+  if (!str(r.host) || !str(r.database) || !str(r.user) || !str(r.password)) return null;
+  if (typeof r.port !== 'number' || !Number.isInteger(r.port) || r.port < 1 || r.port > 65535) return null;
+  return { host: r.host, port: r.port, database: r.database, user: r.user, password: r.password };
 }
 
 function httpError(r: HttpResult, path: string): AuthorityHttpError {

@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import type { ContextInput, UserInput } from '../core/policy/types.js';
 import { CREDENTIAL_REFRESH_MARGIN_MS } from './constants.js';
 import type { DecisionReasonEntry } from './decider.js';
+import type { PgLogin } from './pg/endpoint.js';
 
 export interface CredentialRequest {
   readonly target: string;
-  readonly kind: 'mcp' | 'http';
+  readonly kind: 'mcp' | 'http' | 'postgresql';
   readonly tool?: string | undefined;
   readonly method?: string | undefined;
   readonly path?: string | undefined;
@@ -28,6 +29,11 @@ export interface IssuedCredential {
   readonly headers: Readonly<Record<string, string>>;
   /** Epoch milliseconds. */
   readonly expiresAt: number;
+  /**
+   * For a PostgreSQL provider: the temporary login the broker's local endpoint uses upstream
+   * (broker/pg). Secret (the password); never logged, never sent to the agent.
+   */
+  readonly postgresql?: PgLogin;
 }
 
 /** The authority said no (it re-checks policy at issuance). */

@@ -226,6 +226,18 @@ export class Decider {
     return fromPolicyDecision(d, g.snapshot.version);
   }
 
+  /** A PostgreSQL session (CEL request.kind "postgresql"): rules with neither tools nor http apply. */
+  decidePostgres(target: string, user: UserInput | null, context: ContextInput | null): BrokerDecision {
+    const g = this.gate(target, 'PostgreSQL');
+    if (!g.ok) return g.decision;
+    const d = decide(g.snapshot.set, {
+      user,
+      request: { kind: 'postgresql', target, time: this.wallClock() },
+      context,
+    });
+    return fromPolicyDecision(d, g.snapshot.version);
+  }
+
   /**
    * For MCP traffic that is not a tool call (initialize, tools/list, resources, prompts, ping):
    * allowed when the gate passes and at least one Allow rule names this target. Policy has no

@@ -13,6 +13,8 @@ import { AuthorityClient } from './authority-client.js';
 import { type ComposedBroker, composeBroker } from './compose.js';
 import { DEFAULT_STALE_AFTER_MS } from './constants.js';
 import { createBrokerLogger } from './log.js';
+import type { PgEndpoint } from './pg/endpoint.js';
+import { startPgService } from './pg/service.js';
 import { createHealthServer, type Readiness } from './server.js';
 import { type Provider, ProviderSchema } from './snapshot.js';
 
@@ -32,6 +34,8 @@ export interface RunBrokerOptions {
   readonly mcpListen?: Listen | undefined;
   /** Dedicated HTTP listener (`/<provider>/<path>`). Loopback only. */
   readonly httpListen?: Listen | undefined;
+  /** PostgreSQL endpoint (`postgresql://<host:port>/<provider>`, no password). Loopback only. */
+  readonly pgListen?: Listen | undefined;
   /** Health listener (/healthz, /readyz); default 0.0.0.0 so the kubelet can probe the pod IP. */
   readonly healthPort: number;
   readonly healthHost?: string | undefined;
@@ -44,7 +48,7 @@ export interface RunBrokerOptions {
 }
 
 export interface RunningBroker {
-  readonly ports: { listen: number; mcp?: number; http?: number; health: number };
+  readonly ports: { listen: number; mcp?: number; http?: number; pg?: number; health: number };
   readonly client: AuthorityClient;
   readonly broker: ComposedBroker;
   readiness(): Readiness;
@@ -76,6 +80,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
   assertLoopback('listen', o.listen);
   if (o.mcpListen) assertLoopback('mcp-listen', o.mcpListen);
   if (o.httpListen) assertLoopback('http-listen', o.httpListen);
+  if (o.pgListen) assertLoopback('pg-listen', o.pgListen);
   const log = o.log ?? createBrokerLogger();
   const client = new AuthorityClient({
     authorityUrl: o.authorityUrl,
@@ -117,6 +122,36 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     servers.push(s);
     ports.http = await listenOn(s, o.httpListen);
   }
+  let pg: PgEndpoint | undefined;
+  let unsubscribePg = (): void => {};
+  if (o.pgListen) {
+    pg = await startPgService({
+      access: {
+        decider: broker.decider,
+        credentials: broker.credentials,
+        users: null,
+        audit,
+        podName: o.podName,
+      },
+      host: o.pgListen.host,
+      port: o.pgListen.port,
+      log: log.child({ component: 'postgresql' }),
+    });
+    ports.pg = pg.port;
+    const endpoint = pg;
+    // Kill switch: relayed sessions end with the decision, not when the authority's revocation
+    // reaches the database (it does too: NOLOGIN + pg_terminate_backend).
+    unsubscribePg = client.onChange(() => {
+      const blocked = broker.decider.blocked();
+      if (blocked && endpoint.activeSessions > 0) {
+        const n = endpoint.closeSessions();
+        log.warn(
+          { reason: blocked.reason, sessions: n },
+          'agent may no longer act: postgresql sessions ended',
+        );
+      }
+    });
+  }
   // Attestation runs in the background: /readyz stays 503 until it and a snapshot succeed.
   void client.start();
   log.info({ ports, authority: new URL(o.authorityUrl).origin }, 'broker listening');
@@ -128,6 +163,8 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     close: async () => {
       client.stop();
       broker.dispose();
+      unsubscribePg();
+      await pg?.close();
       await audit.close();
       await Promise.all(
         servers.map(
@@ -181,6 +218,11 @@ export function brokerCommand(): Command {
     )
     .option('--mcp-listen <host:port>', 'dedicated MCP listener (/<provider>)', hostPort)
     .option('--http-listen <host:port>', 'dedicated HTTP listener (/<provider>/<path>)', hostPort)
+    .option(
+      '--pg-listen <host:port>',
+      'PostgreSQL endpoint: the agent connects to postgresql://<host:port>/<provider> without a password',
+      hostPort,
+    )
     .option('--health-listen <host:port>', 'health listener (/healthz, /readyz)', hostPort, {
       host: '0.0.0.0',
       port: 15102,
@@ -204,6 +246,7 @@ export function brokerCommand(): Command {
         listen: Listen;
         mcpListen?: Listen;
         httpListen?: Listen;
+        pgListen?: Listen;
         healthListen: Listen;
         provider?: Provider[];
         staleAfter?: number;
@@ -217,6 +260,7 @@ export function brokerCommand(): Command {
           listen: opts.listen,
           mcpListen: opts.mcpListen,
           httpListen: opts.httpListen,
+          pgListen: opts.pgListen,
           healthPort: opts.healthListen.port,
           healthHost: opts.healthListen.host,
           providers: opts.provider,

@@ -148,6 +148,12 @@ program
     retention,
     undefined,
   )
+  .option(
+    '--postgres-sweep-seconds <s>',
+    'how often expired temporary PostgreSQL roles are dropped',
+    positive,
+    60,
+  )
   .option('--log-level <level>', 'pino log level', 'info')
   .action(async (o) => {
     const log = pino({ name: 'warden', level: o.logLevel, redact: { paths: REDACT, censor: '[REDACTED]' } });
@@ -188,6 +194,7 @@ program
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
       ...(o.auditRetention ? { auditRetentionMs: o.auditRetention } : {}),
+      postgresSweepIntervalMs: o.postgresSweepSeconds * 1000,
     });
     let stopping = false;
     const shutdown = (signal: string) => {

@@ -24,6 +24,7 @@ import { ApiEventRecorder } from '../operator/core/events.js';
 import { KubeConfigApi, resourcePath } from '../operator/core/kube.js';
 import { type RunningOperator, runOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
+import { postgresSweepController } from '../operator/reconcilers/postgres-sweep.js';
 import { revocationController } from '../operator/reconcilers/revocation.js';
 import { AGENT_IDENTITIES } from '../operator/resources.js';
 import type { AgentIdentityLookup } from '../webhook/admission.js';
@@ -65,6 +66,8 @@ export interface ControllerOptions {
   audit: BatchLimits;
   /** Delete AuditRecords older than this (ms); undefined keeps them forever. */
   auditRetentionMs?: number;
+  /** How often expired temporary PostgreSQL roles are dropped (default 60 s). */
+  postgresSweepIntervalMs?: number;
 }
 
 export interface RunningController {
@@ -154,9 +157,10 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   decisionStats.start();
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
+  const secrets = kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api));
   const revoker = new CredentialRevoker({
     postgres,
-    secrets: kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api)),
+    secrets,
     issued: issuedCredentials,
   });
 
@@ -216,6 +220,13 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       // SharedInformers carries no metrics: the extra controllers get theirs here.
       return [
         revocationController({ ...shared, revoker, audit: auditSink, metrics: reconcileMetrics }),
+        postgresSweepController({
+          ...shared,
+          sweeper: postgres,
+          secrets,
+          metrics: reconcileMetrics,
+          ...(o.postgresSweepIntervalMs !== undefined ? { intervalMs: o.postgresSweepIntervalMs } : {}),
+        }),
         ...(o.auditRetentionMs
           ? [
               auditRetentionController({

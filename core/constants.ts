@@ -42,6 +42,11 @@ export const BROKER_TOKEN_DIR = '/var/run/secrets/warden.dev/broker';
 export const ENV_MCP_BASE = 'WARDEN_MCP_BASE';
 /** Env var in agent containers: base URL of the broker's HTTP proxy (`<base>/<provider>/<path>`). */
 export const ENV_HTTP_BASE = 'WARDEN_HTTP_BASE';
+/**
+ * Env var in agent containers: base URL of the broker's PostgreSQL endpoint
+ * (`<base>/<CredentialProvider name>`, no password: the broker logs in upstream).
+ */
+export const ENV_PG_BASE = 'WARDEN_PG_BASE';
 /** Env var in agent containers: the header name to forward the human user's token in. */
 export const ENV_USER_TOKEN_HEADER = 'WARDEN_USER_TOKEN_HEADER';
 

@@ -10,6 +10,7 @@ import {
   BROKER_TOKEN_VOLUME,
   ENV_HTTP_BASE,
   ENV_MCP_BASE,
+  ENV_PG_BASE,
   ENV_USER_TOKEN_HEADER,
   HEADER_USER_TOKEN,
 } from '../core/constants.js';
@@ -52,6 +53,7 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       // reach a broker and act with this agent's identity.
       `--mcp-listen=127.0.0.1:${config.mcpPort}`,
       `--http-listen=127.0.0.1:${config.httpPort}`,
+      `--pg-listen=127.0.0.1:${config.pgPort}`,
       // The kubelet probes the pod IP, so the health port listens on all interfaces.
       `--health-listen=0.0.0.0:${config.healthPort}`,
     ],
@@ -114,6 +116,7 @@ export function agentEnv(config: BrokerConfig): V1EnvVar[] {
   return [
     { name: ENV_MCP_BASE, value: `http://127.0.0.1:${config.mcpPort}` },
     { name: ENV_HTTP_BASE, value: `http://127.0.0.1:${config.httpPort}` },
+    { name: ENV_PG_BASE, value: `postgresql://127.0.0.1:${config.pgPort}` },
     { name: ENV_USER_TOKEN_HEADER, value: HEADER_USER_TOKEN },
   ];
 }

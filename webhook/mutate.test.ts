@@ -5,6 +5,7 @@ import {
   BROKER_TOKEN_DIR,
   BROKER_TOKEN_VOLUME,
   ENV_HTTP_BASE,
+  ENV_PG_BASE,
   ENV_MCP_BASE,
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
@@ -109,7 +110,7 @@ describe('mutatePod', () => {
     pod.spec!.containers.push({ name: 'tools', image: 'busybox' });
     const out = mutated(pod);
     for (const c of [...(out.spec?.containers ?? []), out.spec?.initContainers?.[1]]) {
-      expect(c?.env?.map((e) => e.name)).toEqual([ENV_MCP_BASE, ENV_HTTP_BASE, ENV_USER_TOKEN_HEADER]);
+      expect(c?.env?.map((e) => e.name)).toEqual([ENV_MCP_BASE, ENV_HTTP_BASE, ENV_PG_BASE, ENV_USER_TOKEN_HEADER]);
     }
     expect(out.spec?.initContainers?.[0]?.env).toBeUndefined();
   });
@@ -118,7 +119,8 @@ describe('mutatePod', () => {
     const env = mutated().spec?.containers[0]?.env ?? [];
     for (const e of env) {
       expect(e.valueFrom).toBeUndefined();
-      expect(e.value).toMatch(/^(http:\/\/127\.0\.0\.1:\d+|x-warden-user-token)$/);
+      // A URL without userinfo: no user name or password reaches the agent, only where the broker is.
+      expect(e.value).toMatch(/^((http|postgresql):\/\/127\.0\.0\.1:\d+|x-warden-user-token)$/);
     }
   });
 
@@ -143,7 +145,7 @@ describe('mutatePod', () => {
       volume: BROKER_TOKEN_VOLUME,
       audience: 'warden.dev/broker',
       expirationSeconds: 3600,
-      env: [ENV_MCP_BASE, ENV_HTTP_BASE, ENV_USER_TOKEN_HEADER],
+      env: [ENV_MCP_BASE, ENV_HTTP_BASE, ENV_PG_BASE, ENV_USER_TOKEN_HEADER],
     });
   });
 

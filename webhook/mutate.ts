@@ -10,6 +10,7 @@ import {
   BROKER_TOKEN_VOLUME,
   ENV_HTTP_BASE,
   ENV_MCP_BASE,
+  ENV_PG_BASE,
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
 } from '../core/constants.js';
@@ -49,7 +50,7 @@ export function injectedRecord(
     volume: BROKER_TOKEN_VOLUME,
     audience,
     expirationSeconds,
-    env: [ENV_MCP_BASE, ENV_HTTP_BASE, ENV_USER_TOKEN_HEADER],
+    env: [ENV_MCP_BASE, ENV_HTTP_BASE, ENV_PG_BASE, ENV_USER_TOKEN_HEADER],
   };
 }
 

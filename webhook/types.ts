@@ -50,6 +50,8 @@ export interface BrokerConfig {
   mcpPort: number;
   /** Port of the broker's HTTP reverse proxy on localhost. */
   httpPort: number;
+  /** Port of the broker's PostgreSQL endpoint on localhost (database name = CredentialProvider). */
+  pgPort: number;
   /** Port of the broker's health endpoints (/readyz passes only once attested). */
   healthPort: number;
   resources: ContainerResources;
@@ -64,6 +66,7 @@ export const DEFAULT_BROKER_CONFIG: Omit<BrokerConfig, 'version' | 'image' | 'au
   mcpPort: 15100,
   httpPort: 15101,
   healthPort: 15102,
+  pgPort: 15432,
   resources: {
     requests: { cpu: '20m', memory: '48Mi' },
     limits: { cpu: '500m', memory: '128Mi' },

@@ -69,8 +69,11 @@ export type PgSessionEvent =
   | { readonly type: 'closed'; readonly info: PgClientInfo; readonly credentialId: string };
 
 export interface PgEndpointOptions {
-  /** CredentialProvider name this endpoint serves (CEL request.target). */
-  readonly target: string;
+  /**
+   * CredentialProvider name a session is for (CEL request.target): fixed, or chosen per session
+   * from the agent's startup packet (runBroker: the `database` the agent asks for names the provider).
+   */
+  readonly target: string | ((startup: { readonly user: string; readonly database: string }) => string);
   /** Loopback only by default; the trust model depends on it. */
   readonly host?: string;
   /** 0 = any free port. */
@@ -399,10 +402,12 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       return;
     }
     const params = startup.params;
+    const user = params.user ?? '';
+    const database = params.database ?? params.user ?? '';
     const info: PgClientInfo = {
-      target: opts.target,
-      user: params.user ?? '',
-      database: params.database ?? params.user ?? '',
+      target: typeof opts.target === 'string' ? opts.target : opts.target({ user, database }),
+      user,
+      database,
       applicationName: params.application_name,
       remoteAddress: agent.remoteAddress ?? '',
     };
@@ -426,7 +431,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       fail(
         agent,
         SQLSTATE.invalidAuthorization,
-        `Warden denied this connection to '${opts.target}': ${decision.message}`,
+        `Warden denied this connection to '${info.target}': ${decision.message}`,
         decision.detail,
       );
       return;
@@ -436,7 +441,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     try {
       login = await opts.getCredential(info);
     } catch (err) {
-      const message = `could not obtain a credential for '${opts.target}': ${(err as Error).message}`;
+      const message = `could not obtain a credential for '${info.target}': ${(err as Error).message}`;
       emit({ type: 'failed', info, message });
       fail(agent, SQLSTATE.invalidAuthorization, message);
       return;
@@ -463,7 +468,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
           ? err
           : new EndpointError(SQLSTATE.connectionFailure, (err as Error).message);
       emit({ type: 'failed', info, message: e.message, credentialId: login.user });
-      fail(agent, e.code, `Warden could not open the session to '${opts.target}': ${e.message}`);
+      fail(agent, e.code, `Warden could not open the session to '${info.target}': ${e.message}`);
       return;
     }
 

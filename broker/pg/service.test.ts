@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { pgDenial } from './service.js';
+
+describe('pgDenial', () => {
+  it('carries the policy reasons as the DETAIL psql prints under the error', () => {
+    expect(
+      pgDenial({
+        message: 'denied by AccessPolicy ns/db-hours rule 0',
+        reasons: [
+          { policy: 'ns/db-hours', rule: 0, message: "condition 'business-hours' is false" },
+          { policy: 'ns/ro', rule: null, message: 'no rule matched' },
+        ],
+      }),
+    ).toEqual({
+      message: 'denied by AccessPolicy ns/db-hours rule 0',
+      detail: "ns/db-hours rule 0: condition 'business-hours' is false; ns/ro: no rule matched",
+    });
+  });
+
+  it('has no DETAIL for a broker-level denial (no policy involved)', () => {
+    expect(
+      pgDenial({
+        message: 'agent ns/bot is suspended',
+        reasons: [{ policy: null, rule: null, message: 'x' }],
+      }),
+    ).toEqual({ message: 'agent ns/bot is suspended' });
+  });
+});

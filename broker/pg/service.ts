@@ -1,0 +1,93 @@
+/**
+ * The broker's PostgreSQL service: one loopback endpoint (endpoint.ts) for every PostgreSQL
+ * CredentialProvider of the agent's namespace. The agent picks the provider by the database name
+ * it connects to — `postgresql://127.0.0.1:15432/<provider>` (WARDEN_PG_BASE + "/" + name) — and
+ * sends no password. Each session goes through the same access pipeline as MCP and HTTP requests
+ * (access.ts: gate → policy → the authority's re-check and temporary login → audit), so a
+ * connection is one audited Decision, and the login the authority returns stays in this process.
+ *
+ * PostgreSQL's startup packet has no place for the human's token: sessions are decided as the
+ * agent acting alone (CEL `user.present == false`).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type AccessDeps, authorize } from '../access.js';
+import { type PgClientInfo, type PgEndpoint, type PgLogin, startPgEndpoint } from './endpoint.js';
+
+export interface PgServiceOptions {
+  readonly access: AccessDeps;
+  readonly host: string;
+  /** 0 = any free port. */
+  readonly port: number;
+  readonly log: Logger;
+  readonly startupTimeoutMs?: number;
+  readonly upstreamTimeoutMs?: number;
+}
+
+/** Pure: the PostgreSQL denial text for a broker decision, with the policy reasons as DETAIL. */
+export function pgDenial(decision: {
+  readonly message: string;
+  readonly reasons: ReadonlyArray<{
+    readonly policy: string | null;
+    readonly rule: number | null;
+    readonly message: string;
+  }>;
+}): { message: string; detail?: string } {
+  const detail = decision.reasons
+    .filter((r) => r.policy !== null)
+    .map((r) => `${r.policy}${r.rule !== null ? ` rule ${r.rule}` : ''}: ${r.message}`)
+    .join('; ');
+  return detail ? { message: decision.message, detail } : { message: decision.message };
+}
+
+export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
+  // The endpoint asks for a decision and then for the login; access.ts yields both at once, so the
+  // login waits here between the two calls (keyed by the session's info object, dropped on use).
+  const logins = new WeakMap<PgClientInfo, PgLogin>();
+  return startPgEndpoint({
+    host: o.host,
+    port: o.port,
+    target: ({ database }) => database,
+    ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
+    ...(o.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+    decide: async (info) => {
+      if (info.target === '') {
+        return {
+          allow: false,
+          message:
+            'no database name: connect to the CredentialProvider by name, e.g. postgresql://127.0.0.1:15432/<provider>',
+        };
+      }
+      const out = await authorize(o.access, {
+        meta: { requestId: randomUUID(), userToken: null, context: null },
+        target: info.target,
+        protocol: 'PostgreSQL',
+        credential: { kind: 'postgresql' },
+        decide: (user) => o.access.decider.decidePostgres(info.target, user, null),
+      });
+      if (!out.ok) return { allow: false, ...pgDenial(out.decision) };
+      const login = out.credential.postgresql;
+      if (!login) {
+        return {
+          allow: false,
+          message: `the Warden authority issued no PostgreSQL login for '${info.target}'; check that the CredentialProvider is of type PostgreSQL`,
+        };
+      }
+      logins.set(info, login);
+      return { allow: true };
+    },
+    getCredential: async (info) => {
+      const login = logins.get(info);
+      logins.delete(info);
+      if (!login) throw new Error('no login was issued for this session');
+      return login;
+    },
+    onEvent: (e) => {
+      const fields = { target: e.info.target, application: e.info.applicationName };
+      if (e.type === 'opened') o.log.info({ ...fields, role: e.credentialId }, 'postgresql session opened');
+      else if (e.type === 'closed')
+        o.log.info({ ...fields, role: e.credentialId }, 'postgresql session closed');
+      else if (e.type === 'failed') o.log.warn({ ...fields, error: e.message }, 'postgresql session failed');
+    },
+  });
+}
