@@ -64,6 +64,14 @@ describe('toEntry', () => {
     expect(e.policy).toBeUndefined();
   });
 
+  it('leaves out a rule index outside the schema (a decision no rule made, reported as -1)', () => {
+    const reason = { policy: '', rule: -1, message: 'AgentIdentity agents/bot is suspended' };
+    const [r] = toEntry({ ...base, reasons: [reason] }).reasons ?? [];
+    expect(r).toEqual({ policy: '', message: reason.message });
+    expect(toEntry({ ...base, reasons: [{ ...reason, rule: 64 }] }).reasons?.[0]).not.toHaveProperty('rule');
+    expect(toEntry({ ...base, reasons: [{ ...reason, rule: 0 }] }).reasons?.[0]?.rule).toBe(0);
+  });
+
   it('clips oversized fields to the AuditRecord schema limits', () => {
     const e = toEntry({
       ...base,

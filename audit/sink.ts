@@ -54,7 +54,9 @@ export function toEntry(e: AuditEvent): AuditEntry {
     'reasons',
     e.reasons?.slice(0, 16).map((r) => ({
       policy: clip(r.policy, 253),
-      rule: r.rule,
+      // A decision without a rule (AgentSuspended, NoMatchingAllow) is reported as rule -1; the
+      // schema allows 0..63 only, and one rejected entry would hold back the agent's whole chain.
+      ...(Number.isInteger(r.rule) && r.rule >= 0 && r.rule <= 63 ? { rule: r.rule } : {}),
       ...(r.condition ? { condition: clip(r.condition, 63) } : {}),
       message: clip(r.message, 1024),
     })),
