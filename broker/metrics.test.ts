@@ -135,6 +135,33 @@ describe('broker metrics', () => {
   });
 });
 
+describe('broker request durations', () => {
+  it('are measured on the metrics clock and land in the bucket of the elapsed time', async () => {
+    // A clock that moves 20 ms per reading: each request (start, stop) takes exactly 20 ms.
+    let t = 0;
+    const timed = createMetrics({ nowMs: () => (t += 20) });
+    const b = await startTestBroker({ metrics: timed });
+    try {
+      b.source.set(tb.source.snapshot!);
+      const r = await fetch(`${b.url}/http/api/api/v1/tickets/9`);
+      expect(r.status).toBe(200);
+      await r.text();
+      const bucket = (le: string) =>
+        seriesValue(
+          timed,
+          'warden_broker_request_duration_seconds',
+          { kind: 'http', decision: 'allow', le },
+          'warden_broker_request_duration_seconds_bucket',
+        );
+      await until(() => bucket('+Inf'), 1);
+      expect(await bucket('0.01')).toBe(0);
+      expect(await bucket('0.025')).toBe(1);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 describe('broker health server', () => {
   const ready = () => ({ ready: true, reason: 'ok' });
   let withMetrics: Server;

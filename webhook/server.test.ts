@@ -127,6 +127,40 @@ describe('admission metrics', () => {
   });
 });
 
+describe('admission durations', () => {
+  it('are measured on the metrics clock and land in the bucket of the elapsed time', async () => {
+    // A clock that moves 30 ms per reading: each admission (start, stop) takes exactly 30 ms.
+    let t = 0;
+    const metrics = createMetrics({ nowMs: () => (t += 30) });
+    const server = createServer(admissionHandler(testDeps(), { metrics }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const bucket = (le: string) =>
+      seriesValue(
+        metrics,
+        'warden_webhook_admission_duration_seconds',
+        { outcome: 'injected', le },
+        'warden_webhook_admission_duration_seconds_bucket',
+      );
+    try {
+      await post(port, MUTATE_PATH, JSON.stringify(admissionReview(agentPod())));
+      await expect.poll(() => bucket('+Inf'), { timeout: 10_000 }).toBe(1);
+      expect(await bucket('0.025')).toBe(0);
+      expect(await bucket('0.05')).toBe(1);
+      expect(
+        await seriesValue(
+          metrics,
+          'warden_webhook_admission_duration_seconds',
+          { outcome: 'injected' },
+          'warden_webhook_admission_duration_seconds_sum',
+        ),
+      ).toBeCloseTo(0.03, 6);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('WebhookServer over HTTPS', () => {
   it('serves with the issued certificate and trusts only the CA bundle', async () => {
     const names = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };

@@ -20,7 +20,7 @@ export const HEALTH_PATH = '/healthz';
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 /** The part of observability/metrics.ts's WardenMetrics the webhook records into. */
-export type AdmissionMetrics = Pick<WardenMetrics, 'admissionDuration' | 'decision'>;
+export type AdmissionMetrics = Pick<WardenMetrics, 'admissionDuration' | 'decision' | 'startTimer'>;
 
 export interface HandlerOptions {
   maxBodyBytes?: number;
@@ -28,9 +28,7 @@ export interface HandlerOptions {
 }
 
 /** Records one admission request: duration by outcome, and the allow/deny decision with its reason. */
-function record(metrics: AdmissionMetrics | undefined, startedMs: number, outcome: Outcome | 'error'): void {
-  if (!metrics) return;
-  const seconds = (performance.now() - startedMs) / 1000;
+function record(metrics: AdmissionMetrics, seconds: number, outcome: Outcome | 'error'): void {
   if (outcome === 'error') {
     metrics.admissionDuration('error', seconds);
     return;
@@ -108,11 +106,11 @@ async function serveMutate(
   limit: number,
   metrics: AdmissionMetrics | undefined,
 ) {
-  const started = performance.now();
-  // Every early return below is a transport-level failure (no review answered).
-  res.on('finish', () => {
-    if (res.statusCode !== 200) record(metrics, started, 'error');
-  });
+  // Every early return below is a transport-level failure (no review answered): 'error' until a
+  // review is answered. The timer uses the metrics' clock, so tests control the durations.
+  let outcome: Outcome | 'error' = 'error';
+  const stop = metrics?.startTimer((s) => record(metrics, s, outcome));
+  if (stop) res.once('finish', () => stop());
   let raw: Buffer;
   try {
     raw = await readBody(req, limit);
@@ -135,9 +133,9 @@ async function serveMutate(
     return sendText(res, 400, `malformed AdmissionReview: body is not JSON (${(err as Error).message})\n`);
   }
   try {
-    const { review, outcome } = await handleReview(body, deps);
-    res.on('finish', () => record(metrics, started, outcome));
-    const json = JSON.stringify(review);
+    const answered = await handleReview(body, deps);
+    const json = JSON.stringify(answered.review);
+    outcome = answered.outcome;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
     res.end(json);
   } catch (err) {
