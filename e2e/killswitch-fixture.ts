@@ -34,6 +34,10 @@ export interface StackOptions {
   /** Audit batching of the controller (small and fast by default, so tests see records soon). */
   auditMaxEntries?: number;
   auditMaxAgeMs?: number;
+  /** Also serve the broker's PostgreSQL endpoint (on a free loopback port: `broker.ports.pg`). */
+  pgEndpoint?: boolean;
+  /** The controller's expired-role sweep interval (default 60 s). */
+  postgresSweepIntervalMs?: number;
 }
 
 export interface CallResult {
@@ -157,6 +161,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     tlsSecret: `warden-tls-${randomBytes(3).toString('hex')}`,
     version: '0.0.0-e2e',
     audit: { maxEntries: o.auditMaxEntries ?? 50, maxBytes: 256 * 1024, maxAgeMs: o.auditMaxAgeMs ?? 300 },
+    ...(o.postgresSweepIntervalMs !== undefined
+      ? { postgresSweepIntervalMs: o.postgresSweepIntervalMs }
+      : {}),
   });
 
   const tokenDir = mkdtempSync(join(tmpdir(), 'warden-killswitch-'));
@@ -177,6 +184,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     tokenFile,
     authorityUrl: `http://127.0.0.1:${controller.authorityPort}`,
     listen: { host: '127.0.0.1', port: 0 },
+    ...(o.pgEndpoint ? { pgListen: { host: '127.0.0.1', port: 0 } } : {}),
     healthPort: 0,
     healthHost: '127.0.0.1',
     podName: pod.metadata?.name,

@@ -1,0 +1,229 @@
+/**
+ * The PostgreSQL chain end to end: a real controller (operator with the role sweep, authority,
+ * audit writer) on the shared control plane, a real broker serving its loopback PostgreSQL
+ * endpoint, a real PostgreSQL, and the agent as a plain `pg` client that connects to
+ * postgresql://127.0.0.1:<port>/<provider> without a password.
+ *
+ * What is shown: the session is decided by policy and audited; the query runs as a temporary
+ * role the authority minted; a provider no policy allows is refused with the reason; the role is
+ * dropped by the operator after its TTL (and its session ended); the kill switch ends open
+ * sessions and refuses new ones; and no byte the agent received holds the role's password.
+ */
+import { CoreV1Api } from '@kubernetes/client-node';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IssuedCredential } from '../broker/credentials.js';
+import { API_VERSION, PLURAL } from '../core/constants.js';
+import { freshNamespace, kubeConfig } from './harness/index.js';
+import { type PostgresServer, startPostgres } from './harness/postgres.js';
+import { eventually, type Stack, startStack } from './killswitch-fixture.js';
+
+const ADMIN_PASSWORD = 'e2e-admin-password-pg-chain';
+const ROLE_TTL = '4s';
+
+/** An agent session: a `pg` client with no password, recording every byte it receives. */
+interface AgentSession {
+  client: pg.Client;
+  received: Buffer[];
+  errors: Error[];
+  ended: boolean;
+}
+
+describe('PostgreSQL through the broker (real control plane, controller, broker, PostgreSQL)', () => {
+  let stack: Stack;
+  let pgServer: PostgresServer;
+  let superuser: pg.Client;
+  let ns: string;
+  /** Everything the broker obtained from the authority (the real answers, observed on their way). */
+  const issued: IssuedCredential[] = [];
+  const sessions: AgentSession[] = [];
+
+  const connectAgent = async (database: string): Promise<AgentSession> => {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: stack.broker.ports.pg!,
+      database,
+      user: 'agent',
+      application_name: 'e2e-agent',
+    });
+    const s: AgentSession = { client, received: [], errors: [], ended: false };
+    sessions.push(s);
+    // biome-ignore lint/suspicious/noExplicitAny: pg's Connection.stream is not in its typings.
+    const stream = (client as any).connection.stream as NodeJS.ReadableStream;
+    stream.on('data', (d: Buffer) => s.received.push(Buffer.from(d)));
+    client.on('error', (err) => s.errors.push(err));
+    client.on('end', () => {
+      s.ended = true;
+    });
+    await client.connect();
+    return s;
+  };
+
+  const roleExists = async (role: string): Promise<boolean> =>
+    (await superuser.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount === 1;
+
+  beforeAll(async () => {
+    ns = await freshNamespace('pg-chain');
+    pgServer = await startPostgres();
+    superuser = new pg.Client({ connectionString: pgServer.connectionString });
+    await superuser.connect();
+    for (const sql of [
+      'CREATE ROLE orders_read NOLOGIN',
+      'CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)',
+      "INSERT INTO orders VALUES (1, 'keyboard'), (2, 'monitor'), (3, 'cable')",
+      'GRANT SELECT ON orders TO orders_read',
+      `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
+      'GRANT orders_read TO warden_admin WITH ADMIN OPTION',
+      'GRANT pg_signal_backend TO warden_admin',
+    ])
+      await superuser.query(sql);
+
+    const kc = kubeConfig();
+    stack = await startStack({
+      kubeConfig: kc,
+      namespace: ns,
+      pgEndpoint: true,
+      postgresSweepIntervalMs: 500,
+    });
+    await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: 'pg-admin' },
+        stringData: { username: 'warden_admin', password: ADMIN_PASSWORD },
+      },
+    });
+    const create = (plural: string, kind: string, name: string, spec: unknown) =>
+      stack.api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${plural}`, {
+        body: { apiVersion: API_VERSION, kind, metadata: { name }, spec },
+      });
+    for (const name of ['orders', 'payroll']) {
+      await create(PLURAL.CredentialProvider, 'CredentialProvider', name, {
+        type: 'PostgreSQL',
+        target: { url: `postgres://127.0.0.1:${pgServer.port}/postgres`, protocol: 'PostgreSQL' },
+        postgresql: {
+          host: '127.0.0.1',
+          port: pgServer.port,
+          database: 'postgres',
+          adminSecretRef: { name: 'pg-admin' },
+          grantRoles: ['orders_read'],
+          roleTTL: ROLE_TTL,
+        },
+      });
+    }
+    // A rule with neither tools nor http applies to every request to its targets: connections.
+    await create(PLURAL.AccessPolicy, 'AccessPolicy', 'orders-db', {
+      agentSelector: { names: [stack.agent] },
+      rules: [{ targets: ['orders'] }],
+    });
+    // Observe what the authority hands the broker, to prove none of it reaches the agent.
+    const client = stack.broker.client;
+    const issue = client.issue.bind(client);
+    client.issue = async (req) => {
+      const c = await issue(req);
+      issued.push(c);
+      return c;
+    };
+    await stack.waitReady();
+    await eventually('the broker to know the PostgreSQL providers', async () =>
+      stack.broker.broker.decider.gate('orders', 'PostgreSQL').ok ? true : undefined,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const s of sessions) await s.client.end().catch(() => {});
+    await stack?.stop();
+    await superuser?.end();
+    await pgServer?.stop();
+  });
+
+  let firstRole = '';
+
+  it('the agent connects without a password and queries as a temporary role', async () => {
+    const s = await connectAgent('orders');
+    const r = await s.client.query<{ who: string; n: string }>(
+      'SELECT current_user AS who, (SELECT count(*) FROM orders) AS n',
+    );
+    firstRole = r.rows[0]!.who;
+    expect(firstRole).toMatch(/^w_/);
+    expect(r.rows[0]!.n).toBe('3');
+    expect(issued.at(-1)?.postgresql?.user).toBe(firstRole);
+    // Least privilege: the role has what grantRoles gives, nothing more.
+    await expect(s.client.query('CREATE TABLE mine (x int)')).rejects.toThrow(/permission denied/);
+  });
+
+  it('the connection is an audited Decision attributed to the pod', async () => {
+    const entry = await eventually('the Allow entry for orders in an AuditRecord', async () =>
+      (await stack.auditRecords())
+        .flatMap((r) => r.spec.entries)
+        .find((e) => e.kind === 'Decision' && e.target === 'orders' && e.decision === 'Allow'),
+    );
+    expect(entry.pod).toBe(`${stack.agent}-0`);
+    expect(entry.user).toBe('agent acting alone');
+  });
+
+  it('a provider no policy allows is refused with the reason, and the database never sees a login', async () => {
+    const before = issued.length;
+    const err = await connectAgent('payroll').then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('28000');
+    expect(err?.message).toMatch(/Warden denied this connection to 'payroll'/);
+    expect(issued.length).toBe(before);
+
+    const unknown = await connectAgent('nope').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(unknown?.message).toMatch(/no CredentialProvider 'nope'/);
+  });
+
+  it('the role disappears after its TTL: the operator drops it and ends its session', async () => {
+    expect(await roleExists(firstRole)).toBe(true);
+    await eventually(
+      `role ${firstRole} to be dropped`,
+      async () => !(await roleExists(firstRole)),
+      30_000,
+      200,
+    );
+    const first = sessions[0]!;
+    await eventually(
+      'the expired role’s session to be ended',
+      async () => first.ended || first.errors.length > 0,
+    );
+    // A new connection gets a fresh role (nothing reuses the dropped one).
+    const s = await connectAgent('orders');
+    const r = await s.client.query<{ who: string }>('SELECT current_user AS who');
+    expect(r.rows[0]!.who).toMatch(/^w_/);
+    expect(r.rows[0]!.who).not.toBe(firstRole);
+  });
+
+  it('the kill switch ends open sessions and refuses new ones', async () => {
+    const open = await connectAgent('orders');
+    await open.client.query('SELECT 1');
+    await stack.patchAgent({ suspended: true, suspendReason: 'e2e: db exfiltration suspected' });
+    await eventually(
+      'the open session to be ended',
+      async () => open.ended || open.errors.length > 0,
+      15_000,
+    );
+    const refused = await connectAgent('orders').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(refused?.message).toMatch(/suspended/);
+    await stack.patchAgent({ suspended: false });
+  });
+
+  it('the agent never received a credential', () => {
+    const passwords = issued.map((c) => c.postgresql?.password).filter((p): p is string => !!p);
+    expect(passwords.length).toBeGreaterThanOrEqual(2);
+    const all = Buffer.concat(sessions.flatMap((s) => s.received));
+    expect(all.length).toBeGreaterThan(0);
+    for (const secret of [...passwords, ADMIN_PASSWORD, pgServer.password]) {
+      expect(all.includes(Buffer.from(secret))).toBe(false);
+    }
+    // Nor the SCRAM exchange: the agent was never asked to authenticate (AuthenticationOk only).
+    expect(all.includes(Buffer.from('SCRAM-SHA-256'))).toBe(false);
+  });
+});
