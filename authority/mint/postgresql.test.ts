@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentRolePrefix, createRoleStatements, roleName } from './postgresql.js';
+import { adminConnectError, agentRolePrefix, createRoleStatements, roleName } from './postgresql.js';
 import { scramSha256Verifier } from './scram-verifier.js';
 
 const agentA = { namespace: 'agents', name: 'support-bot' };
@@ -60,5 +60,42 @@ describe('scramSha256Verifier', () => {
     expect(scramSha256Verifier('pw', salt, 4096)).toBe(v);
     expect(scramSha256Verifier('pw2', salt, 4096)).not.toBe(v);
     expect(scramSha256Verifier('pw')).not.toBe(scramSha256Verifier('pw'));
+  });
+});
+
+describe('adminConnectError', () => {
+  const where = 'CredentialProvider agents/db';
+  const target = { host: '10.0.0.5', port: 5432, database: 'app', user: 'warden_admin' };
+  const pgErr = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+
+  it.each([
+    ['connection refused (a socket error code)', pgErr('connect ECONNREFUSED 10.0.0.5:5432', 'ECONNREFUSED')],
+    ['connection timeout', pgErr('timeout expired')],
+    ['server starting up', pgErr('the database system is starting up', '57P03')],
+    ['server shutting down', pgErr('terminating connection due to administrator command', '57P01')],
+    ['too many connections', pgErr('sorry, too many clients already', '53300')],
+  ])('%s: the database is unreachable, said first, naming the provider and the database', (_, err) => {
+    const e = adminConnectError(where, target, err);
+    expect(e.reason).toBe('UpstreamUnreachable');
+    expect(e.message).toMatch(
+      /^CredentialProvider agents\/db: database 10\.0\.0\.5:5432\/app is unreachable \(admin connection as 'warden_admin' failed: .+\); retry once it is back$/,
+    );
+    expect(e.message).toContain(err.message);
+  });
+
+  it.each([
+    ['wrong password', pgErr('password authentication failed for user "warden_admin"', '28P01')],
+    ['no pg_hba entry', pgErr('no pg_hba.conf entry', '28000')],
+    ['missing database', pgErr('database "app" does not exist', '3D000')],
+  ])('%s: rejected, a configuration problem, with the SQLSTATE', (_, err) => {
+    const e = adminConnectError(where, target, err);
+    expect(e.reason).toBe('UpstreamRejected');
+    expect(e.message).toBe(
+      `CredentialProvider agents/db: admin connection to 10.0.0.5:5432/app as 'warden_admin' failed: ${err.message} (SQLSTATE ${(err as { code: string }).code})`,
+    );
+  });
+
+  it('a thrown non-Error is still described', () => {
+    expect(adminConnectError(where, target, 'boom').message).toContain('failed: boom');
   });
 });

@@ -193,6 +193,39 @@ function pgError(err: unknown): { code?: string; message: string } {
   return { code: e.code, message: e.message ?? String(err) };
 }
 
+/** SQLSTATEs of a server that exists but cannot take the connection now (starting up, shutting down, full). */
+const NOT_NOW = new Set(['57P03', '57P01', '53300']);
+
+/**
+ * Pure: the MintError for a failed admin connection. A refused login (SQLSTATE 28P01/28000), a
+ * missing database or any other SQLSTATE is the provider's configuration (UpstreamRejected).
+ * No SQLSTATE (refused, reset, timed out) or a server starting up, shutting down or full means
+ * the database is unreachable, and the message says so first: that is what the person reading a
+ * denial or a RevocationFailed Event needs to know. Names the provider, the database and the
+ * admin login, never the password.
+ */
+export function adminConnectError(
+  where: string,
+  target: { host: string; port: number; database: string; user: string },
+  err: unknown,
+): MintError {
+  const e = pgError(err);
+  const db = `${target.host}:${target.port}/${target.database}`;
+  // A SQLSTATE is five digits/capitals; Node's socket errors carry codes like ECONNREFUSED.
+  const sqlstate = e.code && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : undefined;
+  const detail = `${e.message}${sqlstate ? ` (SQLSTATE ${sqlstate})` : ''}`;
+  if (sqlstate && !NOT_NOW.has(sqlstate)) {
+    return new MintError(
+      'UpstreamRejected',
+      `${where}: admin connection to ${db} as '${target.user}' failed: ${detail}`,
+    );
+  }
+  return new MintError(
+    'UpstreamUnreachable',
+    `${where}: database ${db} is unreachable (admin connection as '${target.user}' failed: ${detail}); retry once it is back`,
+  );
+}
+
 export class PostgresMinter implements Minter {
   readonly type = 'PostgreSQL' as const;
   private readonly connect: Connect;
@@ -352,11 +385,10 @@ export class PostgresMinter implements Minter {
         password,
       });
     } catch (err) {
-      const e = pgError(err);
-      const reason = e.code === '28P01' || e.code === '28000' ? 'UpstreamRejected' : 'UpstreamUnreachable';
-      throw new MintError(
-        reason,
-        `${where}: admin connection to ${spec.host}:${spec.port ?? DEFAULT_PG_PORT}/${spec.database} as '${user}' failed: ${e.message}`,
+      throw adminConnectError(
+        where,
+        { host: spec.host, port: spec.port ?? DEFAULT_PG_PORT, database: spec.database, user },
+        err,
       );
     }
     try {

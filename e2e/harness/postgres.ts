@@ -8,7 +8,9 @@
  * - postgres refuses to run as root, so as root it runs as `nobody` through setpriv (an exec,
  *   not a fork: the supervised pid *is* the postmaster);
  * - supervised by the control plane's watchdog: when this Node process dies, even by SIGKILL,
- *   the server is stopped and the temp dir removed — nothing is left listening.
+ *   the server is stopped and the temp dir removed — nothing is left listening;
+ * - fault tests take the server down and bring it back on the same port and data dir
+ *   (stopServer/startServer): sessions end, new connections are refused meanwhile, data stays.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -54,6 +56,13 @@ export interface PostgresServer {
   version: string;
   /** PEM of the CA that signed the server certificate (only with `tls: true`). */
   caPem?: string;
+  /**
+   * Fault tests: fast shutdown of the server only (sessions terminated, new connections refused);
+   * the data dir and port are kept for startServer(). Idempotent.
+   */
+  stopServer(): Promise<void>;
+  /** Starts the server again on the same port and data dir; resolves once it accepts a query. */
+  startServer(): Promise<void>;
   /** Fast shutdown (active sessions are terminated), then removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -133,26 +142,31 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
   const dataDir = join(dir, 'data');
   const logPath = join(dir, 'postgres.log');
 
+  // SIGINT is postgres's "fast" shutdown; the watchdog's SIGTERM would be "smart" and wait for
+  // every client to disconnect. The postmaster pid is the first line of postmaster.pid.
+  const stopServer = async () => {
+    const running = server;
+    if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (pid > 0) process.kill(pid, 'SIGINT');
+    } catch {
+      // Not started far enough to write its pid file: the watchdog's stop handles it.
+    }
+    const exited = await Promise.race([
+      running.exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref()),
+    ]);
+    if (!exited) await stopSupervised(running);
+  };
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (server && server.child.exitCode === null) {
-      // SIGINT is postgres's "fast" shutdown; the watchdog's SIGTERM would be "smart" and wait
-      // for every client to disconnect. The postmaster pid is the first line of postmaster.pid.
-      try {
-        const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-        if (pid > 0) process.kill(pid, 'SIGINT');
-      } catch {
-        // Not started far enough to write its pid file: the watchdog's stop handles it.
-      }
-      const exited = await Promise.race([
-        server.exited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref()),
-      ]);
-      if (!exited) await stopSupervised(server);
-    }
+    await stopServer();
     if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
   };
+  /** Set once the port and arguments are known (below); startServer() re-runs it. */
+  let launch: (() => Promise<void>) | undefined;
 
   try {
     const pwfile = join(dir, 'pwfile');
@@ -208,32 +222,31 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     }
 
     const port = await freePort();
-    log(`starting postgres on ${host}:${port}`);
-    const proc = supervise(
-      'postgres',
-      run('postgres', [
-        `-D${dataDir}`,
-        `-p${port}`,
-        `-k${socketDir}`,
-        `-clisten_addresses=${host}`,
-        '-cfsync=off',
-        '-csynchronous_commit=off',
-        '-cfull_page_writes=off',
-        '-cmax_connections=200',
-        ...tlsArgs,
-      ]),
-      logPath,
-      opts.keepDir ? '' : dir,
-    );
-    server = proc;
     const connectionString = `postgres://${superuser}:${encodeURIComponent(password)}@${host}:${port}/postgres`;
-    await waitFor(
-      'postgres',
-      () => canQuery(connectionString),
-      30_000,
-      () => proc.child.exitCode !== null,
-      logPath,
-    );
+    const postgresArgs = run('postgres', [
+      `-D${dataDir}`,
+      `-p${port}`,
+      `-k${socketDir}`,
+      `-clisten_addresses=${host}`,
+      '-cfsync=off',
+      '-csynchronous_commit=off',
+      '-cfull_page_writes=off',
+      '-cmax_connections=200',
+      ...tlsArgs,
+    ]);
+    launch = async () => {
+      log(`starting postgres on ${host}:${port}`);
+      const proc = supervise('postgres', postgresArgs, logPath, opts.keepDir ? '' : dir);
+      server = proc;
+      await waitFor(
+        'postgres',
+        () => canQuery(connectionString),
+        30_000,
+        () => proc.child.exitCode !== null,
+        logPath,
+      );
+    };
+    await launch();
     log('postgres ready');
     return {
       host,
@@ -243,6 +256,12 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       connectionString,
       dir,
       version,
+      stopServer,
+      startServer: async () => {
+        if (stopped) throw new Error('startServer(): this PostgreSQL server was stopped for good (stop())');
+        if (server && server.child.exitCode === null && server.child.signalCode === null) return;
+        await (launch as () => Promise<void>)();
+      },
       stop,
       ...(caPem ? { caPem } : {}),
     };
