@@ -10,7 +10,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: deps controlplane-build ## Run the whole story on an embedded local control plane
+demo: deps controlplane-build postgres ## Run the whole story on an embedded local control plane
 	npx tsx e2e/demo/demo.ts
 
 .PHONY: controlplane
@@ -28,6 +28,10 @@ $(NPM_STAMP): package.json package-lock.json
 .PHONY: controlplane-build
 controlplane-build: ## Build kube-apiserver and etcd from their Go modules (cached in ~/.cache/warden)
 	e2e/controlplane/build.sh >/dev/null
+
+.PHONY: postgres
+postgres: ## Install PostgreSQL server binaries (Debian package) when missing: the harness starts its own server
+	scripts/ensure-postgres.sh
 
 .PHONY: helm-build
 helm-build: ## Build helm from its Go module (cached in ~/.cache/warden/tools)
@@ -62,7 +66,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: deps controlplane-build helm-build typecheck lint verify test-unit test-integration test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests and the demo
+test: deps controlplane-build helm-build postgres typecheck lint verify test-unit test-integration test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests and the demo
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -77,13 +81,13 @@ test-unit: deps ## Unit tests (no control plane)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: deps controlplane-build helm-build ## Integration and e2e tests against a real local control plane
+test-integration: deps controlplane-build helm-build postgres ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
 
 .PHONY: test-demo
-test-demo: deps controlplane-build ## The demo as a smoke test (fails if any step of the story fails)
+test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails if any step of the story fails)
 	npx tsx e2e/demo/demo.ts
 
 .PHONY: bench
-bench: deps controlplane-build ## Run the benchmarks and write bench/results/latest.json
+bench: deps controlplane-build postgres ## Run the benchmarks and write bench/results/latest.json
 	npx tsx bench/run.ts

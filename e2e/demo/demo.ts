@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import pg from 'pg';
 import { pino } from 'pino';
 import { startOidcProvider } from '../../authority/oidc-fixture.js';
 import { type RunningBroker, runBroker } from '../../broker/main.js';
@@ -34,6 +35,7 @@ import { webhookConfiguration } from '../../webhook/config.js';
 import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
+import { startPostgres } from '../harness/postgres.js';
 import { startSampleMcpServer } from './sample-mcp-server.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -85,6 +87,8 @@ async function main(): Promise<void> {
     tlsSecret: 'warden-webhook-tls',
     version: 'demo',
     audit: { maxEntries: 50, maxBytes: 256 * 1024, maxAgeMs: 1000 },
+    // Expired temporary PostgreSQL roles are dropped within a second (default 60 s).
+    postgresSweepIntervalMs: 1000,
   });
   cleanups.push(() => controller.stop());
   const mwc = webhookConfiguration({
@@ -100,10 +104,13 @@ async function main(): Promise<void> {
   say('The platform team declares the agent, its policies and a credential provider');
   const jira = await startSampleMcpServer({ issuer, jwksUrl: `${issuer}/.well-known/jwks.json` });
   cleanups.push(() => jira.close());
+  const db = await startSampleDatabase();
+  cleanups.push(() => db.stop());
   const manifests = demoManifests({
     jiraUrl: jira.url,
     oidcIssuer: oidc.issuer,
     oidcAudience: oidc.clientId,
+    db,
   });
   const applied = await k(['apply', '-n', NS, '-f', '-'], manifests);
   if (applied.code !== 0) throw new Error(`applying the demo resources failed:\n${applied.stderr}`);
@@ -178,12 +185,20 @@ async function main(): Promise<void> {
     tokenFile,
     authorityUrl: issuer,
     listen: { host: '127.0.0.1', port: 0 },
+    pgListen: { host: '127.0.0.1', port: 0 },
     healthPort: 0,
     healthHost: '127.0.0.1',
     podName: 'support-bot-0',
     log: pino({ level: 'error' }),
   });
   cleanups.push(() => broker.close());
+  // For the final check only: the PostgreSQL passwords the authority gave the broker.
+  const issue = broker.client.issue.bind(broker.client);
+  broker.client.issue = async (req) => {
+    const c = await issue(req);
+    if (c.postgresql) issuedSecrets.push(c.postgresql.password);
+    return c;
+  };
   await waitUntil('broker ready', async () => broker.readiness().ready);
   show(`attested and ready in ${ms(tAttest)}: ${broker.readiness().reason}`);
 
@@ -224,6 +239,32 @@ async function main(): Promise<void> {
   show(
     `bob (group "sales"): ${await denial(() => bob.callTool({ name: 'jira.create_issue', arguments: { summary: 'x' } }))}`,
   );
+
+  say('The agent queries the orders database through the broker: no password, a temporary role');
+  const pgUrl = `postgresql://127.0.0.1:${broker.ports.pg}/orders-db`;
+  show(`agent connects to ${pgUrl} (WARDEN_PG_BASE + provider name) as any user, without a password`);
+  const sql = new pg.Client({ connectionString: pgUrl, user: 'support-bot' });
+  // biome-ignore lint/suspicious/noExplicitAny: pg's Connection.stream is not in its typings.
+  ((sql as any).connection.stream as NodeJS.ReadableStream).on('data', (d: Buffer) =>
+    received.push(d.toString('latin1')),
+  );
+  let sessionEnded = false;
+  sql.on('error', () => {});
+  sql.on('end', () => {
+    sessionEnded = true;
+  });
+  await sql.connect();
+  const rows = await sql.query<{ who: string; orders: string; until: string }>(
+    `SELECT current_user AS who, (SELECT count(*) FROM orders) AS orders,
+            (SELECT rolvaliduntil FROM pg_roles WHERE rolname = current_user)::text AS until`,
+  );
+  const role = rows.rows[0]?.who ?? '';
+  show(`SELECT ran as ${role}: ${rows.rows[0]?.orders} orders (role VALID UNTIL ${rows.rows[0]?.until})`);
+  show(await sqlDenial(`postgresql://127.0.0.1:${broker.ports.pg}/payroll-db`));
+  const tRole = performance.now();
+  await waitUntil('the temporary role to be dropped', async () => !(await db.roleExists(role)), 30_000, 200);
+  await waitUntil('its session to end', async () => sessionEnded, 10_000, 50);
+  show(`${role} expired and was dropped by the operator ${ms(tRole)} later; the open session was ended`);
 
   say('The security team flips the kill switch: spec.suspended: true');
   const api = new KubeConfigApi(kc);
@@ -281,9 +322,10 @@ async function main(): Promise<void> {
   for (const c of [agent, alice, bob]) await c.close();
   await Promise.race([Promise.all(pendingReads), new Promise((r) => setTimeout(r, 2_000))]);
   const all = received.join('\n');
-  const leaked = jira.credentialsSeen.filter((c) => all.includes(c.replace(/^Bearer /, '')));
+  const issued = [...jira.credentialsSeen.map((c) => c.replace(/^Bearer /, '')), ...issuedSecrets];
+  const leaked = issued.filter((c) => all.includes(c));
   show(
-    `${jira.credentialsSeen.length} Warden JWTs reached the MCP server; ${received.length} responses reached the agent`,
+    `${jira.credentialsSeen.length} Warden JWTs reached the MCP server and ${issuedSecrets.length} PostgreSQL password(s) the broker; ${received.length} responses reached the agent`,
   );
   show(`credentials found in what the agent received: ${leaked.length}`);
   if (leaked.length > 0 || /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./.test(all)) {
@@ -292,7 +334,12 @@ async function main(): Promise<void> {
 }
 
 /** The demo's resources: agent, policies, provider (the samples/ folder has a fuller set). */
-function demoManifests(o: { jiraUrl: string; oidcIssuer: string; oidcAudience: string }): string {
+function demoManifests(o: {
+  jiraUrl: string;
+  oidcIssuer: string;
+  oidcAudience: string;
+  db: SampleDatabase;
+}): string {
   const doc = (kind: string, name: string, spec: unknown) =>
     JSON.stringify({ apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec });
   return [
@@ -328,11 +375,91 @@ function demoManifests(o: { jiraUrl: string; oidcIssuer: string; oidcAudience: s
       effect: 'Deny',
       rules: [{ targets: ['*'], tools: ['*.delete_*'] }],
     }),
+    // The database admin login Warden creates temporary roles with (never given to the agent).
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'orders-db-admin' },
+      stringData: { username: o.db.adminUser, password: o.db.adminPassword },
+    }),
+    ...['orders-db', 'payroll-db'].map((name) =>
+      doc('CredentialProvider', name, {
+        target: { url: `postgres://127.0.0.1:${o.db.port}/postgres`, protocol: 'PostgreSQL' },
+        type: 'PostgreSQL',
+        postgresql: {
+          host: '127.0.0.1',
+          port: o.db.port,
+          database: 'postgres',
+          adminSecretRef: { name: 'orders-db-admin' },
+          grantRoles: ['orders_read'],
+          // Short for the demo, so the role's expiry can be watched.
+          roleTTL: '5s',
+        },
+      }),
+    ),
+    // A rule with neither tools nor http covers every request to its targets: DB connections.
+    doc('AccessPolicy', 'orders-db-read', {
+      agentSelector: { names: ['support-bot'] },
+      rules: [{ targets: ['orders-db'] }],
+    }),
   ].join('\n---\n');
+}
+
+interface SampleDatabase {
+  port: number;
+  adminUser: string;
+  adminPassword: string;
+  roleExists(role: string): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/** A throwaway PostgreSQL with an orders table and an admin role Warden may create roles with. */
+async function startSampleDatabase(): Promise<SampleDatabase> {
+  const server = await startPostgres();
+  const su = new pg.Client({ connectionString: server.connectionString });
+  await su.connect();
+  const adminPassword = `demo-${Math.random().toString(36).slice(2)}`;
+  for (const q of [
+    'CREATE ROLE orders_read NOLOGIN',
+    'CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)',
+    "INSERT INTO orders VALUES (1, 'keyboard'), (2, 'monitor'), (3, 'cable')",
+    'GRANT SELECT ON orders TO orders_read',
+    `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(adminPassword)}`,
+    'GRANT orders_read TO warden_admin WITH ADMIN OPTION',
+    'GRANT pg_signal_backend TO warden_admin',
+  ])
+    await su.query(q);
+  return {
+    port: server.port,
+    adminUser: 'warden_admin',
+    adminPassword,
+    roleExists: async (role) =>
+      (await su.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount === 1,
+    stop: async () => {
+      await su.end().catch(() => {});
+      await server.stop();
+    },
+  };
+}
+
+/** Connects expecting a refusal; returns the server's message (and DETAIL). */
+async function sqlDenial(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url, user: 'support-bot' });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.end();
+    return `unexpectedly connected to ${url}`;
+  } catch (err) {
+    const e = err as { code?: string; message?: string; detail?: string };
+    return `${url}: refused (SQLSTATE ${e.code}): ${e.message}${e.detail ? ` — ${e.detail}` : ''}`;
+  }
 }
 
 /** Every header and body byte the agent received, to prove it never saw a credential. */
 const received: string[] = [];
+/** PostgreSQL passwords the authority issued to the broker (collected for the final check). */
+const issuedSecrets: string[] = [];
 const pendingReads: Array<Promise<unknown>> = [];
 
 const recordingFetch: typeof fetch = async (input, init) => {
@@ -374,6 +501,7 @@ async function denial(call: () => Promise<unknown>, quiet = false): Promise<stri
       data?: { reason?: string; reasons?: Array<Record<string, unknown>> };
     };
     const why = (e.data?.reasons ?? [])
+      .filter((r) => r.policy)
       .map((r) => `${r.policy ?? ''} rule ${r.rule ?? '-'}${r.condition ? ` condition ${r.condition}` : ''}`)
       .join('; ');
     return `denied (${e.data?.reason ?? e.code}): ${e.message}${why ? ` [${why}]` : ''}`;
