@@ -1,7 +1,8 @@
 /**
  * Tiny benchmark helpers: warm up, time N iterations per repeat, report per-call
- * latency percentiles (µs) as the median across repeats plus the spread, and
- * throughput from batch timing. Numbers go to bench/results/latest.json via run.ts.
+ * latency percentiles (µs) as the median across repeats plus the spread, the pooled
+ * distribution for the chart, and throughput from batch timing. Numbers go to
+ * bench/results/latest.json (and the report) via run.ts.
  */
 
 export interface Spread {
@@ -32,6 +33,27 @@ export interface BenchResult {
   /** Optional target, e.g. `{ metric: 'p99Micros', max: 20 }`, shown as pass/fail. */
   readonly target?: BenchTarget;
   readonly note?: string;
+  /**
+   * The latency distribution behind p50/p99 (all per-call samples of all repeats, µs), for the
+   * report's chart. Optional: results without per-call samples (a rate, one cold start) have none.
+   */
+  readonly distribution?: Distribution;
+  /**
+   * Name of the peer result measured in the same run that this one is compared with (the direct
+   * upstream call, raw node:crypto signing): the report prints p50/p99 ratios against it.
+   */
+  readonly baseline?: string;
+}
+
+/** A compact latency distribution (µs): what the chart draws, small enough for latest.json. */
+export interface Distribution {
+  readonly count: number;
+  readonly min: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
 }
 
 export interface BenchTarget {
@@ -46,13 +68,17 @@ export interface MeasureOptions {
   readonly repeats?: number;
   readonly target?: BenchTarget;
   readonly note?: string;
+  readonly baseline?: string;
 }
 
 const nowNanos = (): bigint => process.hrtime.bigint();
 
-export function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  // Nearest rank; the epsilon keeps float noise (99.9 / 100 * 1000 = 999.0000000000001) from
+  // moving the rank up by one.
+  const rank = Math.ceil((p * sorted.length) / 100 - 1e-9);
+  const index = Math.min(sorted.length - 1, Math.max(0, rank - 1));
   return sorted[index] as number;
 }
 
@@ -63,8 +89,76 @@ export function median(values: readonly number[]): number {
   );
 }
 
-function spreadOf(values: readonly number[]): Spread {
+export function spreadOf(values: readonly number[]): Spread {
   return { min: Math.min(...values), max: Math.max(...values) };
+}
+
+/** The distribution of latency samples (µs); undefined without samples. */
+export function distributionOf(samples: ArrayLike<number>): Distribution | undefined {
+  if (samples.length === 0) return undefined;
+  const sorted = Float64Array.from(samples).sort();
+  return {
+    count: sorted.length,
+    min: sorted[0] as number,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
+    max: sorted[sorted.length - 1] as number,
+  };
+}
+
+/** The optional fields every helper passes through. */
+function extras(o: MeasureOptions): Pick<BenchResult, 'target' | 'note' | 'baseline'> {
+  return {
+    ...(o.target ? { target: o.target } : {}),
+    ...(o.note ? { note: o.note } : {}),
+    ...(o.baseline ? { baseline: o.baseline } : {}),
+  };
+}
+
+/**
+ * A result from per-call latency samples (µs), one array per repeat: p50/p99/mean are the median of
+ * the repeats' values, the spread their min/max, the distribution pools every sample.
+ */
+export function latencyResult(
+  name: string,
+  repeats: readonly ArrayLike<number>[],
+  options: MeasureOptions & { readonly cpuMicrosPerOp?: readonly number[] } = {},
+): BenchResult {
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  const means: number[] = [];
+  let total = 0;
+  for (const samples of repeats) {
+    const sorted = Float64Array.from(samples).sort();
+    p50s.push(percentile(sorted, 50));
+    p99s.push(percentile(sorted, 99));
+    means.push(sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length));
+    total += sorted.length;
+  }
+  const pooled = new Float64Array(total);
+  let at = 0;
+  for (const samples of repeats) {
+    pooled.set(Float64Array.from(samples), at);
+    at += samples.length;
+  }
+  const ops = means.map((m) => 1e6 / m);
+  const cpu = options.cpuMicrosPerOp ?? [];
+  const distribution = distributionOf(pooled);
+  return {
+    name,
+    p50Micros: median(p50s),
+    p99Micros: median(p99s),
+    meanMicros: median(means),
+    opsPerSec: median(ops),
+    ...(cpu.length > 0 ? { cpuMicrosPerOp: median(cpu) } : {}),
+    iterations: repeats[0]?.length ?? 0,
+    repeats: repeats.length,
+    spread: { p50: spreadOf(p50s), p99: spreadOf(p99s), opsPerSec: spreadOf(ops) },
+    ...extras(options),
+    ...(distribution ? { distribution } : {}),
+  };
 }
 
 /** Keeps results observable so the JIT cannot drop the measured call. */
@@ -80,12 +174,10 @@ export function lastSink(): unknown {
 export function measure(name: string, fn: () => unknown, options: MeasureOptions = {}): BenchResult {
   const { warmup = 2_000, iterations = 20_000, repeats = 5 } = options;
   for (let i = 0; i < warmup; i++) consume(fn());
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  const means: number[] = [];
-  const samples = new Float64Array(iterations);
+  const runs: Float64Array[] = [];
   const cpuPerOp: number[] = [];
   for (let r = 0; r < repeats; r++) {
+    const samples = new Float64Array(iterations);
     const cpu0 = process.cpuUsage();
     for (let i = 0; i < iterations; i++) {
       const t0 = nowNanos();
@@ -94,33 +186,52 @@ export function measure(name: string, fn: () => unknown, options: MeasureOptions
     }
     const cpu = process.cpuUsage(cpu0);
     cpuPerOp.push((cpu.user + cpu.system) / iterations);
-    const sorted = Array.from(samples).sort((a, b) => a - b);
-    p50s.push(percentile(sorted, 50));
-    p99s.push(percentile(sorted, 99));
-    means.push(sorted.reduce((s, v) => s + v, 0) / sorted.length);
+    runs.push(samples);
   }
-  const ops = means.map((m) => 1e6 / m);
-  return {
-    name,
-    p50Micros: median(p50s),
-    p99Micros: median(p99s),
-    meanMicros: median(means),
-    opsPerSec: median(ops),
-    cpuMicrosPerOp: median(cpuPerOp),
-    iterations,
-    repeats,
-    spread: { p50: spreadOf(p50s), p99: spreadOf(p99s), opsPerSec: spreadOf(ops) },
-    ...(options.target ? { target: options.target } : {}),
-    ...(options.note ? { note: options.note } : {}),
-  };
+  return latencyResult(name, runs, { ...options, cpuMicrosPerOp: cpuPerOp });
 }
 
-/** Throughput: calls per second over batches of `iterations` calls, timed as a whole (no per-call timer). */
-export function throughput(name: string, fn: () => unknown, options: MeasureOptions = {}): BenchResult {
+/** Async calls one after another, each timed on its own: per-call latency like measure(). */
+export async function measureAsync(
+  name: string,
+  fn: () => Promise<unknown>,
+  options: MeasureOptions = {},
+): Promise<BenchResult> {
+  const { warmup = 200, iterations = 2_000, repeats = 3 } = options;
+  for (let i = 0; i < warmup; i++) consume(await fn());
+  const runs: Float64Array[] = [];
+  const cpuPerOp: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const samples = new Float64Array(iterations);
+    // CPU time of this process is immune to preemption by other processes, unlike wall time.
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < iterations; i++) {
+      const t0 = nowNanos();
+      consume(await fn());
+      samples[i] = Number(nowNanos() - t0) / 1000;
+    }
+    const cpu = process.cpuUsage(cpu0);
+    cpuPerOp.push((cpu.user + cpu.system) / iterations);
+    runs.push(samples);
+  }
+  return latencyResult(name, runs, { ...options, cpuMicrosPerOp: cpuPerOp });
+}
+
+/**
+ * Throughput: calls per second over batches of `iterations` calls, timed as a whole (no per-call
+ * timer). Each repeat also times `latencySamples` calls one by one, for p50/p99 and the distribution.
+ */
+export function throughput(
+  name: string,
+  fn: () => unknown,
+  options: MeasureOptions & { readonly latencySamples?: number } = {},
+): BenchResult {
   const { warmup = 2_000, iterations = 100_000, repeats = 5 } = options;
+  const latencySamples = Math.min(iterations, options.latencySamples ?? 5_000);
   for (let i = 0; i < warmup; i++) consume(fn());
   const means: number[] = [];
   const cpuPerOp: number[] = [];
+  const runs: Float64Array[] = [];
   for (let r = 0; r < repeats; r++) {
     const cpu0 = process.cpuUsage();
     const t0 = nowNanos();
@@ -128,21 +239,24 @@ export function throughput(name: string, fn: () => unknown, options: MeasureOpti
     means.push(Number(nowNanos() - t0) / 1000 / iterations);
     const cpu = process.cpuUsage(cpu0);
     cpuPerOp.push((cpu.user + cpu.system) / iterations);
+    const samples = new Float64Array(latencySamples);
+    for (let i = 0; i < latencySamples; i++) {
+      const t1 = nowNanos();
+      consume(fn());
+      samples[i] = Number(nowNanos() - t1) / 1000;
+    }
+    runs.push(samples);
   }
+  const latency = latencyResult(name, runs, options);
   const ops = means.map((m) => 1e6 / m);
-  const mean = median(means);
   return {
-    name,
-    p50Micros: mean,
-    p99Micros: Number.NaN,
-    meanMicros: mean,
+    ...latency,
+    // Rates from the batch timing (no timer in the loop); latencies from the per-call pass.
+    meanMicros: median(means),
     opsPerSec: median(ops),
     cpuMicrosPerOp: median(cpuPerOp),
     iterations,
-    repeats,
-    spread: { p50: spreadOf(means), p99: { min: Number.NaN, max: Number.NaN }, opsPerSec: spreadOf(ops) },
-    ...(options.target ? { target: options.target } : {}),
-    ...(options.note ? { note: options.note } : {}),
+    spread: { ...latency.spread, opsPerSec: spreadOf(ops) },
   };
 }
 
