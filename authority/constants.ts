@@ -19,10 +19,17 @@ export const SESSION_TOKEN_TYP = 'warden-session+jwt';
 /** Session lifetime: short, so a stolen session is worth little; brokers refresh at ~80 %. */
 export const SESSION_TTL_SECONDS = 600;
 
-/** Clock skew accepted on Warden's own tokens (replicas share NTP). */
+/**
+ * Clock skew accepted on Warden's own session tokens: issued and verified by the authority
+ * replicas only. A replica further off than this refuses another's fresh session with 401 and the
+ * broker attests again (docs/faults.md, "Clock skew").
+ */
 export const SESSION_CLOCK_SKEW_SECONDS = 30;
-/** Clock skew accepted on human user tokens from external IdPs. */
-export const USER_TOKEN_CLOCK_SKEW_SECONDS = 60;
+/**
+ * Clock skew accepted on human user tokens from external IdPs (exp, nbf, iat): Warden's documented
+ * budget of ±2 minutes between its components and the IdPs it trusts (docs/faults.md).
+ */
+export const USER_TOKEN_CLOCK_SKEW_SECONDS = 120;
 
 /** Pod and ServiceAccount facts the API server adds to a TokenReview of a pod-bound token. */
 export const EXTRA_POD_NAME = 'authentication.kubernetes.io/pod-name';

@@ -14,7 +14,8 @@ import type { UserInput } from '../core/policy/types.js';
 import { type UserResolver, UserTokenRejectedError } from './credentials.js';
 import type { PolicySnapshot } from './snapshot.js';
 
-const SKEW_SECONDS = 60;
+/** Same leeway as the authority (USER_TOKEN_CLOCK_SKEW_SECONDS): the ±2 min budget of docs/faults.md. */
+const SKEW_SECONDS = 120;
 
 /**
  * The claims of a compact JWS, unverified (verification is the authority's, see above). A dozen
