@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
+import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { AuditShipper } from './audit.js';
 import { AuthorityClient } from './authority-client.js';
 import { type ComposedBroker, composeBroker } from './compose.js';
@@ -45,12 +46,15 @@ export interface RunBrokerOptions {
   readonly podName?: string | undefined;
   readonly log?: Logger | undefined;
   readonly upstreamHeadersTimeoutMs?: number | undefined;
+  /** The process's metrics, served at /metrics on the health listener (default: a fresh registry). */
+  readonly metrics?: WardenMetrics | undefined;
 }
 
 export interface RunningBroker {
   readonly ports: { listen: number; mcp?: number; http?: number; pg?: number; health: number };
   readonly client: AuthorityClient;
   readonly broker: ComposedBroker;
+  readonly metrics: WardenMetrics;
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -90,6 +94,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     streamIdleMs: Math.max(20_000, (o.staleAfterMs ?? DEFAULT_STALE_AFTER_MS) * 1.5),
   });
   const audit = new AuditShipper({ transport: client, log: log.child({ component: 'audit' }) });
+  const metrics = o.metrics ?? createMetrics(o.podName ? { defaultLabels: { pod: o.podName } } : {});
   const broker = composeBroker({
     source: client,
     issuer: client,
@@ -99,6 +104,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     staleAfterMs: o.staleAfterMs,
     podName: o.podName,
     upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
+    metrics,
   });
   const readiness = (): Readiness => {
     if (!client.attested) return { ready: false, reason: 'not attested with the Warden authority yet' };
@@ -106,7 +112,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     if (!cur.ok) return { ready: false, reason: `${cur.decision.reason}: ${cur.decision.message}` };
     return { ready: true, reason: `snapshot ${cur.snapshot.version}` };
   };
-  const health = createHealthServer(readiness);
+  const health = createHealthServer(readiness, metrics);
   const servers: Server[] = [health];
   const healthPort = await listenOn(health, { host: o.healthHost ?? '0.0.0.0', port: o.healthPort });
   servers.push(broker.server);
@@ -132,6 +138,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
         users: null,
         audit,
         podName: o.podName,
+        metrics,
       },
       host: o.pgListen.host,
       port: o.pgListen.port,
@@ -159,6 +166,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     ports,
     client,
     broker,
+    metrics,
     readiness,
     close: async () => {
       client.stop();
@@ -266,6 +274,11 @@ export function brokerCommand(): Command {
           providers: opts.provider,
           staleAfterMs: opts.staleAfter !== undefined ? opts.staleAfter * 1000 : undefined,
           podName: process.env.POD_NAME,
+          // One registry per process, so the Node.js process metrics (RSS, event-loop lag) are safe to add.
+          metrics: createMetrics({
+            processMetrics: true,
+            ...(process.env.POD_NAME ? { defaultLabels: { pod: process.env.POD_NAME } } : {}),
+          }),
           log,
         });
         const stop = (signal: string): void => {

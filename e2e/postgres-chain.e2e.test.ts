@@ -215,6 +215,23 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
     await stack.patchAgent({ suspended: false });
   });
 
+  it('sessions are counted in the broker metrics, as decisions and as set-up durations', async () => {
+    const text = await stack.broker.metrics.registry.metrics();
+    /** Sum of the samples of `name` whose labels include every pair in `labels`. */
+    const value = (name: string, labels: Record<string, string>) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`))
+        .filter((l) => Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const sessions = 'warden_broker_request_duration_seconds_count';
+    expect(value(sessions, { kind: 'postgresql', decision: 'allow' })).toBeGreaterThanOrEqual(3);
+    expect(value(sessions, { kind: 'postgresql', decision: 'deny' })).toBeGreaterThanOrEqual(2);
+    expect(
+      value('warden_decisions_total', { component: 'broker', decision: 'deny', reason: 'AgentSuspended' }),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
   it('the agent never received a credential', () => {
     const passwords = issued.map((c) => c.postgresql?.password).filter((p): p is string => !!p);
     expect(passwords.length).toBeGreaterThanOrEqual(2);

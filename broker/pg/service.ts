@@ -44,6 +44,10 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
   // The endpoint asks for a decision and then for the login; access.ts yields both at once, so the
   // login waits here between the two calls (keyed by the session's info object, dropped on use).
   const logins = new WeakMap<PgClientInfo, PgLogin>();
+  // Session set-up time (decision, login, upstream handshake) per connection, for
+  // warden_broker_request_duration_seconds{kind="postgresql"}.
+  const timers = new WeakMap<PgClientInfo, (d: 'allow' | 'deny') => void>();
+  const m = o.access.metrics;
   return startPgEndpoint({
     host: o.host,
     port: o.port,
@@ -51,6 +55,14 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
     ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
     ...(o.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
     decide: async (info) => {
+      if (m) {
+        let outcome: 'allow' | 'deny' = 'deny';
+        const stop = m.startTimer((s) => m.brokerRequestDuration('postgresql', outcome, s));
+        timers.set(info, (d) => {
+          outcome = d;
+          stop();
+        });
+      }
       if (info.target === '') {
         return {
           allow: false,
@@ -83,6 +95,11 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
       return login;
     },
     onEvent: (e) => {
+      const done = timers.get(e.info);
+      if (done && e.type !== 'closed') {
+        timers.delete(e.info);
+        done(e.type === 'opened' ? 'allow' : 'deny');
+      }
       const fields = { target: e.info.target, application: e.info.applicationName };
       if (e.type === 'opened') o.log.info({ ...fields, role: e.credentialId }, 'postgresql session opened');
       else if (e.type === 'closed')
