@@ -177,6 +177,19 @@ describe('PostgresMinter against a real PostgreSQL', () => {
     expect(await roleRow(credential.id)).toBeDefined();
   });
 
+  it('the sweep keeps a revoked role until VALID UNTIL, so revoking the agent again counts it again', async () => {
+    const agent = { namespace: 'agents', name: 'swept-bot' };
+    const { credential } = await minter.mint(
+      request({ provider: pgProvider(), secrets: store, agent: { ...agent, labels: {} } }),
+    );
+    expect(await minter.revokeAgent(pgProvider(), store, agent)).toEqual([credential.id]);
+    const swept = await minter.sweepExpired(pgProvider(), store);
+    expect(swept.dropped).not.toContain(credential.id);
+    expect((await roleRow(credential.id))?.rolcanlogin).toBe(false);
+    // What a replica taking over mid-revocation does: the same role, counted once more, not lost.
+    expect(await minter.revokeAgent(pgProvider(), store, agent)).toEqual([credential.id]);
+  });
+
   it('revokeAgent (kill switch) revokes every role of that agent and no other', async () => {
     const mine = (
       await minter.mint(

@@ -7,6 +7,7 @@
  *   revokeAgent) while two credentials never collide.
  * - The role expires by itself (VALID UNTIL now + ttl): new logins fail after that even if
  *   Warden is down; sweepExpired() (called by the operator) ends its sessions and drops it.
+ *   Revoked roles (NOLOGIN) stay until then, so the kill switch's revocation stays idempotent.
  * - The password is random, sent to PostgreSQL only as a SCRAM verifier, and returned only to
  *   the caller (the authority hands it to the broker; it never reaches the agent).
  * - Every identifier and literal goes through pg's escapeIdentifier/escapeLiteral (DDL cannot
@@ -331,7 +332,12 @@ export class PostgresMinter implements Minter {
     return roles;
   }
 
-  /** Drops Warden roles past VALID UNTIL or revoked (NOLOGIN), ending their sessions first. */
+  /**
+   * Drops Warden roles past VALID UNTIL, ending their sessions first. A revoked (NOLOGIN) role is
+   * kept until then: it can do nothing, and while it exists revokeAgent finds and counts it again,
+   * so a revocation re-run by a replica that took over mid-way (or after a crash) reports every
+   * credential once — dropping it early made the new leader under-count what the kill revoked.
+   */
   async sweepExpired(provider: MintProvider, secrets: SecretsReader): Promise<SweepResult> {
     const result: SweepResult = { dropped: [], failed: [] };
     await this.withAdmin(provider, secrets, async (db) => {
@@ -350,13 +356,13 @@ export class PostgresMinter implements Minter {
     return result;
   }
 
-  /** Roles with the prefix and Warden's marker; `expiredOnly` limits to expired or revoked ones. */
+  /** Roles with the prefix and Warden's marker; `expiredOnly` limits to those past VALID UNTIL. */
   private async managedRoles(db: SqlClient, prefix: string, expiredOnly: boolean): Promise<string[]> {
     const { rows } = await db.query<{ rolname: string }>(
       `SELECT rolname FROM pg_roles
         WHERE starts_with(rolname, $1)
           AND shobj_description(oid, 'pg_authid') LIKE $2
-          AND (NOT $3::boolean OR NOT rolcanlogin OR rolvaliduntil < $4::timestamptz)
+          AND (NOT $3::boolean OR rolvaliduntil < $4::timestamptz)
         ORDER BY rolname`,
       [prefix, `{"managedBy":"${MANAGED_BY}",%`, expiredOnly, this.now().toISOString()],
     );
