@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCredentialAnswer } from './authority-client.js';
+import { parseCredentialAnswer, toLocalExpiry } from './authority-client.js';
 import { AuthorityUnavailableError, CredentialDeniedError } from './credentials.js';
 
 const NOW = 1_800_000_000_000;
@@ -104,5 +104,33 @@ describe('parseCredentialAnswer', () => {
       expect((err as Error).message).toMatch(/malformed credential\.postgresql/);
       expect((err as Error).message).not.toContain('s3cret-pw');
     }
+  });
+});
+
+describe('toLocalExpiry: credential expiry on the broker clock (clock skew, docs/faults.md)', () => {
+  const EXPIRES = NOW + 35_000; // authority clock: 35 s left at NOW
+  it.each([
+    ['broker 2 min behind', -120_000],
+    ['broker 2 min ahead', 120_000],
+    ['clocks agree', 0],
+  ])('%s: the lifetime left is kept, less the Date header resolution', (_name, skew) => {
+    expect(toLocalExpiry(EXPIRES, NOW + skew, NOW)).toBe(NOW + skew + 34_000);
+  });
+
+  it.each([
+    ['no Date header', undefined],
+    ['an unparsable Date header', Number.NaN],
+  ])('%s: the expiry as sent', (_name, authorityNow) => {
+    expect(toLocalExpiry(EXPIRES, NOW - 120_000, authorityNow)).toBe(EXPIRES);
+  });
+
+  it('parseCredentialAnswer applies it to issued credentials', () => {
+    const body = {
+      decision: 'Allow',
+      credential: { id: 'jti-2', headers: { Authorization: 'Bearer t' }, expiresAt: EXPIRES },
+    };
+    expect(parseCredentialAnswer(200, JSON.stringify(body), NOW - 120_000, NOW).expiresAt).toBe(
+      NOW - 120_000 + 34_000,
+    );
   });
 });

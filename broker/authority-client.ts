@@ -42,6 +42,8 @@ export interface AuthorityClientOptions {
   readonly log: Logger;
   /** Monotonic ms for liveness (same clock as the Decider). */
   readonly now?: () => number;
+  /** Wall-clock epoch ms (same clock as the credential cache's); Date.now by default. */
+  readonly wallNow?: () => number;
   /** Per-request timeout towards the authority. */
   readonly requestTimeoutMs?: number;
   /** Reconnect backoff bounds for the stream and for attestation retries. */
@@ -54,6 +56,8 @@ export interface AuthorityClientOptions {
 interface HttpResult {
   status: number;
   body: string;
+  /** The answer's Date header (the authority's clock, whole seconds). */
+  date?: string | undefined;
 }
 
 export class AuthorityHttpError extends Error {
@@ -249,7 +253,13 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
           if (size > 1024 * 1024) res.destroy(new AuthorityUnavailableError(`${path} answer too large`));
           else chunks.push(c);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString(),
+            date: res.headers.date,
+          }),
+        );
         res.on('error', (err) => reject(new AuthorityUnavailableError(`${path}: ${describe(err)}`)));
       });
       req.end(body);
@@ -400,7 +410,12 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
       },
       body,
     );
-    return parseCredentialAnswer(r.status, r.body, Date.now());
+    return parseCredentialAnswer(
+      r.status,
+      r.body,
+      (this.opts.wallNow ?? Date.now)(),
+      r.date !== undefined ? Date.parse(r.date) : undefined,
+    );
   }
 
   /** AuditTransport: POST /v1/audit. */
@@ -419,8 +434,14 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
  * Pure: the /v1/credentials answer → a credential, CredentialDeniedError (403 access_denied and
  * other 4xx the broker cannot fix by retrying) or AuthorityUnavailableError (5xx, 429).
  * Allow with `credential: null` (the authority issues nothing for this provider) → no headers.
+ * `authorityNowMs` (the answer's Date header) moves the expiry onto the broker's clock: toLocalExpiry.
  */
-export function parseCredentialAnswer(status: number, text: string, nowMs: number): IssuedCredential {
+export function parseCredentialAnswer(
+  status: number,
+  text: string,
+  nowMs: number,
+  authorityNowMs?: number,
+): IssuedCredential {
   let body: Record<string, unknown> = {};
   try {
     body = JSON.parse(text) as Record<string, unknown>;
@@ -440,7 +461,11 @@ export function parseCredentialAnswer(status: number, text: string, nowMs: numbe
     if (!valid || !Number.isFinite(expiresAt)) {
       throw new AuthorityUnavailableError('/v1/credentials answered with a malformed credential');
     }
-    const base = { id: c.id as string, headers: headers as Record<string, string>, expiresAt };
+    const base = {
+      id: c.id as string,
+      headers: headers as Record<string, string>,
+      expiresAt: toLocalExpiry(expiresAt, nowMs, authorityNowMs),
+    };
     const pgRaw = (body.credential as { postgresql?: unknown }).postgresql;
     if (pgRaw === undefined) return base;
     const login = parsePgLogin(pgRaw);
@@ -472,6 +497,23 @@ export function parseCredentialAnswer(status: number, text: string, nowMs: numbe
       message,
     },
   ]);
+}
+
+/**
+ * Pure: an expiry stamped by the authority's clock, moved onto the broker's: the lifetime left as
+ * the authority saw it when it answered (its Date header has whole seconds, so one more second is
+ * taken off), counted from the broker's now. Without a usable Date header: the expiry as sent.
+ * This keeps the refresh margin true when the clocks disagree (docs/faults.md, "Clock skew"): a
+ * broker 2 min behind would otherwise present credentials up to 90 s past their expiry, and one
+ * 2 min ahead would discard every credential shorter than 2.5 min at once.
+ */
+export function toLocalExpiry(
+  expiresAtMs: number,
+  nowMs: number,
+  authorityNowMs: number | undefined,
+): number {
+  if (authorityNowMs === undefined || !Number.isFinite(authorityNowMs)) return expiresAtMs;
+  return nowMs + (expiresAtMs - authorityNowMs) - 1000;
 }
 
 /** Pure: a PostgreSQL login from the wire, or null when any field is missing or of the wrong type. */
