@@ -40,7 +40,7 @@ import { ANNOTATION_AGENT, LABEL_AGENT } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
 import { startControlPlane } from '../e2e/controlplane/controlplane.js';
 import { installCrds } from '../e2e/harness/crds.js';
-import { type BenchResult, consume, median, percentile, throughput } from './lib.js';
+import { type BenchResult, latencyResult, measureAsync, median, spreadOf, throughput } from './lib.js';
 
 const subject = {
   namespace: 'bench',
@@ -51,43 +51,6 @@ const subject = {
 };
 const ISSUER = 'https://warden-authority.bench';
 
-/** Sequential async calls, batch-timed (no per-call timer), as the BenchResult shape of bench/lib.ts. */
-async function asyncThroughput(
-  name: string,
-  fn: () => Promise<unknown>,
-  o: { iterations: number; repeats: number; warmup: number; target?: BenchResult['target']; note?: string },
-): Promise<BenchResult> {
-  for (let i = 0; i < o.warmup; i++) consume(await fn());
-  const means: number[] = [];
-  const cpu: number[] = [];
-  for (let r = 0; r < o.repeats; r++) {
-    const cpu0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < o.iterations; i++) consume(await fn());
-    means.push(Number(process.hrtime.bigint() - t0) / 1000 / o.iterations);
-    const used = process.cpuUsage(cpu0);
-    cpu.push((used.user + used.system) / o.iterations);
-  }
-  const ops = means.map((m) => 1e6 / m);
-  return {
-    name,
-    p50Micros: median(means),
-    p99Micros: Number.NaN,
-    meanMicros: median(means),
-    opsPerSec: median(ops),
-    cpuMicrosPerOp: median(cpu),
-    iterations: o.iterations,
-    repeats: o.repeats,
-    spread: {
-      p50: { min: Math.min(...means), max: Math.max(...means) },
-      p99: { min: Number.NaN, max: Number.NaN },
-      opsPerSec: { min: Math.min(...ops), max: Math.max(...ops) },
-    },
-    ...(o.target ? { target: o.target } : {}),
-    ...(o.note ? { note: o.note } : {}),
-  };
-}
-
 async function signingBenchmarks(): Promise<BenchResult[]> {
   const keys = StaticKeySource.generate();
   const sessions = new Sessions({ issuer: ISSUER, keys });
@@ -96,11 +59,12 @@ async function signingBenchmarks(): Promise<BenchResult[]> {
     repeats: 5,
     warmup: 2_000,
     target: { metric: 'cpuOpsPerSec', min: 20_000 },
+    baseline: 'authority/session-mint/raw-ecdsa-baseline',
     note: 'ES256 via node:crypto sign (ieee-p1363); target per core = per CPU-second',
   });
   const key = keys.signingKey();
   const claims = sessions.issue(subject).claims;
-  const jose = await asyncThroughput(
+  const jose = await measureAsync(
     'authority/session-mint/jose',
     () =>
       new SignJWT({ ...claims })
@@ -110,11 +74,12 @@ async function signingBenchmarks(): Promise<BenchResult[]> {
       iterations: 5_000,
       repeats: 5,
       warmup: 500,
+      baseline: 'authority/session-mint/raw-ecdsa-baseline',
       note: 'same claims and key via jose SignJWT (WebCrypto), for comparison',
     },
   );
   const token = sessions.issue(subject).token;
-  const verify = await asyncThroughput('authority/session-verify/jose', () => sessions.verify(token), {
+  const verify = await measureAsync('authority/session-verify/jose', () => sessions.verify(token), {
     iterations: 5_000,
     repeats: 5,
     warmup: 500,
@@ -240,21 +205,8 @@ async function killPropagation(port: number, body: string, f: Fixture): Promise<
     samples.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   stream.close();
-  samples.sort((a, b) => a - b);
-  const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
   return {
-    name: 'authority/stream/kill-switch-propagation',
-    p50Micros: percentile(samples, 50),
-    p99Micros: percentile(samples, 99),
-    meanMicros: mean,
-    opsPerSec: 1e6 / mean,
-    iterations: samples.length,
-    repeats: 1,
-    spread: {
-      p50: { min: samples[0]!, max: samples.at(-1)! },
-      p99: { min: samples[0]!, max: samples.at(-1)! },
-      opsPerSec: { min: Number.NaN, max: Number.NaN },
-    },
+    ...latencyResult('authority/stream/kill-switch-propagation', [samples]),
     target: { metric: 'p99Micros', max: 1_000_000 },
     note: `AgentIdentity PUT (read+replace) → snapshot on an open stream, 40 toggles; load average ${loadavg()[0]?.toFixed(1)}`,
   };
@@ -285,9 +237,7 @@ async function loadTest(port: number, bodies: string[]): Promise<LoadResult> {
   };
   await run(1_000); // warm-up: fills the TokenReview cache and the JIT
   const repeats = 3;
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  const means: number[] = [];
+  const runs: number[][] = [];
   const ops: number[] = [];
   const cpu: number[] = [];
   const total = 5_000;
@@ -296,27 +246,13 @@ async function loadTest(port: number, bodies: string[]): Promise<LoadResult> {
     const { latencies, seconds } = await run(total);
     const used = process.cpuUsage(cpu0);
     cpu.push((used.user + used.system) / total);
-    latencies.sort((a, b) => a - b);
-    p50s.push(percentile(latencies, 50));
-    p99s.push(percentile(latencies, 99));
-    means.push(latencies.reduce((a, b) => a + b, 0) / latencies.length);
+    runs.push(latencies);
     ops.push(total / seconds);
   }
   agent.destroy();
-  return {
-    p50Micros: median(p50s),
-    p99Micros: median(p99s),
-    meanMicros: median(means),
-    opsPerSec: median(ops),
-    cpuMicrosPerOp: median(cpu),
-    iterations: total,
-    repeats,
-    spread: {
-      p50: { min: Math.min(...p50s), max: Math.max(...p50s) },
-      p99: { min: Math.min(...p99s), max: Math.max(...p99s) },
-      opsPerSec: { min: Math.min(...ops), max: Math.max(...ops) },
-    },
-  };
+  const { name: _name, ...latency } = latencyResult('load', runs, { cpuMicrosPerOp: cpu });
+  // 16 clients in parallel: the rate is completed exchanges per second, not 1 / mean latency.
+  return { ...latency, opsPerSec: median(ops), spread: { ...latency.spread, opsPerSec: spreadOf(ops) } };
 }
 
 /**

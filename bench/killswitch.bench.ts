@@ -9,7 +9,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../e2e/controlplane/controlplane.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { type Stack, startStack } from '../e2e/killswitch-fixture.js';
-import { type BenchResult, median, percentile } from './lib.js';
+import { type BenchResult, latencyResult, median } from './lib.js';
 
 const FLIPS = Number(process.env.KILLSWITCH_FLIPS ?? 50);
 
@@ -24,27 +24,14 @@ async function untilStatus(stack: Stack, t0: bigint, done: (status: number) => b
 }
 
 function result(name: string, ms: number[], note: string, target?: BenchResult['target']): BenchResult {
-  const micros = [...ms].map((m) => m * 1000).sort((a, b) => a - b);
-  const mean = micros.reduce((s, v) => s + v, 0) / micros.length;
-  const p50 = percentile(micros, 50);
-  const p99 = percentile(micros, 99);
+  const micros = ms.map((m) => m * 1000);
+  const r = latencyResult(name, [micros], { note, ...(target ? { target } : {}) });
+  const d = r.distribution;
   return {
-    name,
-    p50Micros: p50,
-    p99Micros: p99,
-    meanMicros: mean,
-    opsPerSec: 1e6 / mean,
+    ...r,
     // Wall-clock of a distributed path; this process's CPU is not the number that matters.
     cpuMicrosPerOp: Number.NaN,
-    iterations: micros.length,
-    repeats: 1,
-    spread: {
-      p50: { min: p50, max: p50 },
-      p99: { min: p99, max: p99 },
-      opsPerSec: { min: 1e6 / mean, max: 1e6 / mean },
-    },
-    ...(target ? { target } : {}),
-    note: `${note}; min ${(micros[0] ?? 0) / 1000} ms, max ${(micros.at(-1) ?? 0) / 1000} ms, median ${median(micros) / 1000} ms`,
+    note: `${note}; min ${(d?.min ?? 0) / 1000} ms, max ${(d?.max ?? 0) / 1000} ms, median ${median(micros) / 1000} ms`,
   };
 }
 

@@ -5,6 +5,7 @@ import {
   formatTable,
   markdownReport,
   mergeResults,
+  parseResults,
   peerComparisons,
   type RunMeta,
 } from './run.js';
@@ -138,5 +139,19 @@ describe('mergeResults', () => {
       ['b', 2],
       ['c', 3],
     ]);
+  });
+});
+
+describe('parseResults', () => {
+  it('reads back values JSON could only store as null (NaN) as NaN, so they print as missing', () => {
+    const written = JSON.stringify({ results: [result('throughput-only', 5, Number.NaN)] });
+    const [back] = parseResults(written);
+    expect(Number.isNaN(back?.p99Micros)).toBe(true);
+    expect(formatTable(parseResults(written)).split('\n')[2]).toMatch(/5\.00\s+4\.50–5\.50\s+-/);
+  });
+
+  it('gives no results for a file without a results array and throws on invalid JSON', () => {
+    expect(parseResults('{"time":"x"}')).toEqual([]);
+    expect(() => parseResults('{')).toThrow();
   });
 });

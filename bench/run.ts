@@ -21,7 +21,7 @@ interface BenchModule {
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
 function fmt(v: number, digits = 2): string {
-  if (Number.isNaN(v)) return '-';
+  if (typeof v !== 'number' || Number.isNaN(v)) return '-';
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
   return v.toFixed(digits);
 }
@@ -195,11 +195,19 @@ export function markdownReport(results: readonly BenchResult[], meta: RunMeta, c
 /** Results of an earlier run, or none when the file is missing or unreadable. */
 async function previousResults(path: string): Promise<BenchResult[]> {
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as { results?: BenchResult[] };
-    return Array.isArray(parsed.results) ? parsed.results : [];
+    return parseResults(await readFile(path, 'utf8'));
   } catch {
     return [];
   }
+}
+
+/** The results in a latest.json text (none when it has none; throws on invalid JSON). */
+export function parseResults(text: string): BenchResult[] {
+  // JSON has no NaN: JSON.stringify wrote missing values as null; read them back as NaN.
+  const parsed = JSON.parse(text, (_key, value: unknown) => (value === null ? Number.NaN : value)) as {
+    results?: BenchResult[];
+  };
+  return Array.isArray(parsed.results) ? parsed.results : [];
 }
 
 /** Earlier results with the same names replaced by the new ones (new ones appended in run order). */

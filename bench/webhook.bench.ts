@@ -31,54 +31,10 @@ import { WebhookServer } from '../webhook/server.js';
 import { TEST_BROKER, testDeps } from '../webhook/test-builders.js';
 import { issueMaterial } from '../webhook/tls.js';
 import type { AgentIdentityView } from '../webhook/types.js';
-import { type BenchResult, consume, median, percentile } from './lib.js';
+import { type BenchResult, measureAsync } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURE = join(here, '..', 'webhook', 'testdata', 'inject-existing-fields.input.json');
-
-/** Times `fn` (async) `iterations` times per repeat; BenchResult in the shape of bench/lib.ts. */
-async function measureAsync(
-  name: string,
-  fn: () => Promise<unknown>,
-  o: { iterations: number; repeats: number; warmup: number; target?: BenchResult['target']; note?: string },
-): Promise<BenchResult> {
-  for (let i = 0; i < o.warmup; i++) consume(await fn());
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  const means: number[] = [];
-  const cpuPerOp: number[] = [];
-  for (let r = 0; r < o.repeats; r++) {
-    const samples = new Float64Array(o.iterations);
-    // CPU time of this process is immune to preemption by other processes, unlike wall time.
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < o.iterations; i++) {
-      const t0 = process.hrtime.bigint();
-      consume(await fn());
-      samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
-    }
-    const cpu = process.cpuUsage(cpu0);
-    cpuPerOp.push((cpu.user + cpu.system) / o.iterations);
-    const sorted = Array.from(samples).sort((a, b) => a - b);
-    p50s.push(percentile(sorted, 50));
-    p99s.push(percentile(sorted, 99));
-    means.push(sorted.reduce((s, v) => s + v, 0) / sorted.length);
-  }
-  const ops = means.map((m) => 1e6 / m);
-  const spread = (v: number[]) => ({ min: Math.min(...v), max: Math.max(...v) });
-  return {
-    name,
-    p50Micros: median(p50s),
-    p99Micros: median(p99s),
-    meanMicros: median(means),
-    opsPerSec: median(ops),
-    cpuMicrosPerOp: median(cpuPerOp),
-    iterations: o.iterations,
-    repeats: o.repeats,
-    spread: { p50: spread(p50s), p99: spread(p99s), opsPerSec: spread(ops) },
-    ...(o.target ? { target: o.target } : {}),
-    ...(o.note ? { note: o.note } : {}),
-  };
-}
 
 function fixture(): { body: string; agents: AgentIdentityView[] } {
   const f = JSON.parse(readFileSync(FIXTURE, 'utf8')) as {
@@ -131,6 +87,7 @@ async function overHttps(): Promise<BenchResult> {
     });
   try {
     return await measureAsync('webhook/admission/https-loopback', call, {
+      baseline: 'webhook/admission/in-process',
       iterations: 2_000,
       repeats: 3,
       warmup: 200,
@@ -208,12 +165,14 @@ async function podCreate(): Promise<BenchResult[]> {
       results.push(
         await measureAsync('webhook/pod-create/webhook-registered-plain-pod', create(false), {
           ...opts,
+          baseline: 'webhook/pod-create/no-webhook',
           note: 'matchConditions keep the API server from calling the webhook',
         }),
       );
       results.push(
         await measureAsync('webhook/pod-create/webhook-agent-pod', create(true), {
           ...opts,
+          baseline: 'webhook/pod-create/no-webhook',
           note: 'webhook called over HTTPS: AgentIdentity GET + mutation + patch applied',
         }),
       );
@@ -260,6 +219,7 @@ async function podCreate(): Promise<BenchResult[]> {
       results.push(
         await measureAsync('webhook/pod-create/webhook-agent-pod-informer-cache', create(true), {
           ...opts,
+          baseline: 'webhook/pod-create/no-webhook',
           note: 'as above, AgentIdentity from the informer cache (no GET per admission)',
         }),
       );
