@@ -24,9 +24,18 @@ function caller(claims: JWTPayload): string {
   return act ? `${claims.sub} via ${act}` : String(claims.sub);
 }
 
+/**
+ * Leeway on the Warden JWT's exp/nbf: what docs/faults.md asks of every target verifying Warden
+ * JWTs, so a target whose clock is up to 2 minutes off the authority's still accepts them.
+ */
+export const WARDEN_JWT_CLOCK_TOLERANCE_SECONDS = 120;
+
 export async function startSampleMcpServer(opts: {
   issuer: string;
   jwksUrl: string;
+  /** This server's clock (tests: a skewed host). */
+  now?: () => Date;
+  clockToleranceSeconds?: number;
 }): Promise<SampleMcpServer> {
   const jwks = createRemoteJWKSet(new URL(opts.jwksUrl));
   const calls: string[] = [];
@@ -69,7 +78,12 @@ export async function startSampleMcpServer(opts: {
     try {
       if (!token) throw new Error('no bearer token');
       credentialsSeen.push(auth);
-      const { payload } = await jwtVerify(token, jwks, { issuer: opts.issuer, algorithms: ['ES256'] });
+      const { payload } = await jwtVerify(token, jwks, {
+        issuer: opts.issuer,
+        algorithms: ['ES256'],
+        clockTolerance: opts.clockToleranceSeconds ?? WARDEN_JWT_CLOCK_TOLERANCE_SECONDS,
+        ...(opts.now ? { currentDate: opts.now() } : {}),
+      });
       who = caller(payload);
     } catch (err) {
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });

@@ -7,13 +7,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from 'jose';
+import { pino } from 'pino';
+import { AuditShipper } from '../../broker/audit.js';
+import { AuthorityClient } from '../../broker/authority-client.js';
+import { type ComposedBroker, composeBroker } from '../../broker/compose.js';
 import type { AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { ANNOTATION_AGENT, API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
+import { createCertificateAuthority } from '../../core/x509.js';
 import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -198,6 +206,7 @@ export async function spawnBroker(o: {
 export interface AgentPod {
   readonly agent: string;
   readonly podName: string;
+  readonly podUID: string;
   /** The broker's projected service-account token (audience warden.dev/broker), as the kubelet writes it. */
   readonly tokenFile: string;
 }
@@ -242,7 +251,7 @@ export async function createAgentPod(
   });
   const tokenFile = join(mkdtempSync(join(tmpdir(), 'warden-faults-')), 'token');
   writeFileSync(tokenFile, tr.status?.token ?? '');
-  return { agent: o.agent, podName: pod.metadata?.name ?? '', tokenFile };
+  return { agent: o.agent, podName: pod.metadata?.name ?? '', podUID: pod.metadata?.uid ?? '', tokenFile };
 }
 
 const PLURAL_OF = {
@@ -283,4 +292,122 @@ export async function auditEntries(
 /** Decision entries whose request id starts with `prefix`. */
 export function decisions(entries: AuditEntry[], prefix: string): AuditEntry[] {
   return entries.filter((e) => e.kind === 'Decision' && e.requestId?.startsWith(prefix));
+}
+
+export interface SkewedIdp {
+  /** https://127.0.0.1:<port> — discovery and JWKS over real TLS. */
+  readonly issuer: string;
+  /** PEM of the CA that signed the IdP's certificate (the controller's --idp-ca). */
+  readonly caPem: string;
+  /**
+   * An ES256 ID token for `sub` (audience `warden`) issued by this IdP's clock, `offsetMs` off the
+   * real one: iat = nbf = its now, exp = iat + lifetimeSeconds.
+   */
+  token(o: { sub: string; groups: string[]; offsetMs: number; lifetimeSeconds: number }): Promise<string>;
+  /** Whether `token` verifies on the real clock with `clockToleranceSeconds` of leeway. */
+  verifies(token: string, clockToleranceSeconds: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A minimal OpenID provider whose clock the test sets per token: real TLS, a discovery document
+ * and a JWKS, real ES256 signatures. (The oidc-provider fixture signs with the host clock only.)
+ */
+export async function startSkewedIdp(): Promise<SkewedIdp> {
+  const ca = await createCertificateAuthority('warden faults IdP CA', 3600_000);
+  const leaf = await ca.issue({
+    commonName: '127.0.0.1',
+    ipAddresses: ['127.0.0.1'],
+    validityMs: 3600_000,
+    usage: 'server',
+  });
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const kid = randomBytes(6).toString('hex');
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+  let issuer = '';
+  const server = createHttpsServer({ key: leaf.keyPem, cert: leaf.certPem }, (req, res) => {
+    const body =
+      req.url === '/.well-known/openid-configuration'
+        ? { issuer, jwks_uri: `${issuer}/jwks` }
+        : req.url === '/jwks'
+          ? { keys: [jwk] }
+          : undefined;
+    res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body ?? { error: 'not found' }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    issuer,
+    caPem: ca.certPem,
+    async token(o) {
+      const iat = Math.floor((Date.now() + o.offsetMs) / 1000);
+      return new SignJWT({ groups: o.groups })
+        .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
+        .setIssuer(issuer)
+        .setSubject(o.sub)
+        .setAudience('warden')
+        .setIssuedAt(iat)
+        .setNotBefore(iat)
+        .setExpirationTime(iat + o.lifetimeSeconds)
+        .sign(privateKey);
+    },
+    async verifies(token, clockToleranceSeconds) {
+      try {
+        await jwtVerify(token, publicKey, {
+          issuer,
+          audience: 'warden',
+          clockTolerance: clockToleranceSeconds,
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    stop: () => closeAll(server),
+  };
+}
+
+async function closeAll(server: Server | ReturnType<typeof createHttpsServer>): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+export interface SkewedBroker {
+  /** Base URL of the combined agent listener. */
+  readonly url: string;
+  readonly client: AuthorityClient;
+  readonly broker: ComposedBroker;
+  close(): Promise<void>;
+}
+
+/**
+ * The broker exactly as runBroker() wires it (authority client, audit shipper, composeBroker),
+ * with its wall clock `wallOffsetMs` off the real one — a sidecar on a node whose clock is skewed.
+ * Staleness stays on the monotonic clock, as in production.
+ */
+export async function startSkewedBroker(o: {
+  tokenFile: string;
+  authorityUrl: string;
+  podName: string;
+  wallOffsetMs: number;
+}): Promise<SkewedBroker> {
+  const log = pino({ level: process.env.WARDEN_E2E_LOG ?? 'silent' });
+  const wallNow = () => Date.now() + o.wallOffsetMs;
+  const client = new AuthorityClient({ authorityUrl: o.authorityUrl, tokenFile: o.tokenFile, log, wallNow });
+  const audit = new AuditShipper({ transport: client, log });
+  const broker = composeBroker({ source: client, issuer: client, audit, log, podName: o.podName, wallNow });
+  await new Promise<void>((resolve) => broker.server.listen(0, '127.0.0.1', resolve));
+  void client.start();
+  return {
+    url: `http://127.0.0.1:${(broker.server.address() as AddressInfo).port}`,
+    client,
+    broker,
+    async close() {
+      client.stop();
+      broker.dispose();
+      await audit.close();
+      await closeAll(broker.server);
+    },
+  };
 }
