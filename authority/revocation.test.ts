@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { CredentialProviderSpec } from '../core/api/generated/credential-provider.js';
-import { CredentialRevoker, IssuedCredentials, type RevocationProvider } from './revocation.js';
+import {
+  CredentialRevoker,
+  failureMessage,
+  IssuedCredentials,
+  type RevocationProvider,
+} from './revocation.js';
 
 const NOW = 1_000_000;
 const clock = () => NOW;
@@ -100,6 +105,9 @@ describe('CredentialRevoker', () => {
       'CredentialProvider ns/db',
       'credential oauth-1 (ns/idp)',
     ]);
+    // The provider is named once (the reconciler prints `what: message`).
+    expect(out.failures[0]?.message).toBe('connection refused');
+    expect(out.failures[1]?.message).toBe('revocation endpoint answered 503');
     await revoker.revokeAgent('ns', 'bot', [pgProvider]);
     expect(attempts).toBe(2);
   });
@@ -116,5 +124,28 @@ describe('CredentialRevoker', () => {
       { ...pgProvider, spec: { type: 'JWT', target: { url: 'https://x' } } as CredentialProviderSpec },
     ];
     expect(await revoker.revokeAgent('ns', 'bot', other)).toEqual({ revoked: 0, failures: [] });
+  });
+});
+
+describe('failureMessage', () => {
+  it.each([
+    [
+      'strips the source it is reported under',
+      'CredentialProvider ns/db: database x is unreachable',
+      'database x is unreachable',
+    ],
+    [
+      'keeps a message that names something else',
+      'CredentialProvider ns/other: boom',
+      'CredentialProvider ns/other: boom',
+    ],
+    ['keeps a plain message', 'socket hang up', 'socket hang up'],
+  ])('%s', (_, text, expected) => {
+    expect(failureMessage('CredentialProvider ns/db', new Error(text))).toBe(expected);
+  });
+
+  it('bounds the length and describes non-Errors', () => {
+    expect(failureMessage('x', 'y'.repeat(2000))).toHaveLength(512);
+    expect(failureMessage('x', 42)).toBe('42');
   });
 });

@@ -136,7 +136,15 @@ export interface CredentialRevokerOptions {
   issued: IssuedCredentials;
 }
 
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 512);
+/**
+ * The failure's message without a leading `<what>: ` (MintErrors already start with the provider,
+ * and the reconciler prints `what: message`: the Event read "CredentialProvider ns/db:
+ * CredentialProvider ns/db: …").
+ */
+export function failureMessage(what: string, err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return (text.startsWith(`${what}: `) ? text.slice(what.length + 2) : text).slice(0, 512);
+}
 
 export class CredentialRevoker implements AgentRevoker {
   constructor(private readonly o: CredentialRevokerOptions) {}
@@ -159,7 +167,8 @@ export class CredentialRevoker implements AgentRevoker {
         revoked += roles.length;
       } catch (err) {
         // The message names the provider and what failed, never a secret (MintError contract).
-        failures.push({ what: `CredentialProvider ${p.namespace}/${p.name}`, message: message(err) });
+        const what = `CredentialProvider ${p.namespace}/${p.name}`;
+        failures.push({ what, message: failureMessage(what, err) });
       }
     }
     const done = new Set<string>();
@@ -179,7 +188,8 @@ export class CredentialRevoker implements AgentRevoker {
         revoked++;
         done.add(c.id);
       } catch (err) {
-        failures.push({ what: `credential ${c.id} (${c.provider})`, message: message(err) });
+        const what = `credential ${c.id} (${c.provider})`;
+        failures.push({ what, message: failureMessage(what, err) });
       }
     }
     this.o.issued.forget(namespace, agent, done);

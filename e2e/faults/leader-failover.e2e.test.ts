@@ -10,6 +10,9 @@
  * same revocation exactly once: completedAt set, every role NOLOGIN and its session ended,
  * credentialsRevoked counted once, one RevocationRequested / CredentialsRevoked Event, one
  * Suspension and one completed-Revocation audit entry, and the audit chain still verifies.
+ *
+ * (Found by it: the PostgreSQL sweep dropped revoked roles at once, so the new leader counted only
+ * the roles the old one had not reached — revoked roles now stay, NOLOGIN, until VALID UNTIL.)
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,7 +173,7 @@ describe('fault: leader controller killed mid-revocation', () => {
     // Exactly once in the trail and in the Events (the new leader's recorder writes them).
     const trail = await eventually('the Revocation audit entry', async () => {
       const e = auditEntries(await auditRecords(api, ns, AGENT));
-      return e.some((x) => x.kind === 'Revocation') && e;
+      return e.some((x) => x.kind === 'Revocation' && x.message?.startsWith('revocation complete')) && e;
     });
     await eventually('the CredentialsRevoked Event', async () =>
       (await eventsFor(api, ns, AGENT)).some((e) => e.reason === 'CredentialsRevoked'),
@@ -181,15 +184,17 @@ describe('fault: leader controller killed mid-revocation', () => {
     const final = auditEntries(records);
     expect(final.length).toBeGreaterThanOrEqual(trail.length);
     expect(final.filter((e) => e.kind === 'Suspension')).toHaveLength(1);
-    const revocations = final.filter((e) => e.kind === 'Revocation');
-    expect(revocations).toHaveLength(1);
-    expect(revocations[0]?.message).toBe('revocation complete: 2 credential(s) revoked');
+    // Completed once. (Had the killed leader's statement timed out first, a "will retry" entry
+    // would precede it — a retry is not a duplicate completion.)
+    const completions = final.filter(
+      (e) => e.kind === 'Revocation' && e.message?.startsWith('revocation complete'),
+    );
+    expect(completions.map((e) => e.message)).toEqual(['revocation complete: 2 credential(s) revoked']);
     const events = await eventsFor(api, ns, AGENT);
     const count = (reason: string) =>
       events.filter((e) => e.reason === reason).reduce((n, e) => n + e.count, 0);
     expect(count('RevocationRequested')).toBe(1);
     expect(count('CredentialsRevoked')).toBe(1);
-    expect(count('RevocationFailed')).toBe(0);
     // Two writers (one killed) appended to one chain: it still verifies.
     const verified = verifyChain(records.map((r) => ({ name: r.metadata?.name, spec: r.spec })));
     expect(verified.problems).toEqual([]);

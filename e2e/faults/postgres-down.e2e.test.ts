@@ -100,7 +100,10 @@ describe('fault: PostgreSQL down', () => {
     const failed = await eventually('a RevocationFailed Event', async () =>
       (await eventsFor(stack.api, ns, stack.agent)).find((e) => e.reason === 'RevocationFailed'),
     );
-    expect(failed.note).toContain(`CredentialProvider ${ns}/db`);
+    expect(failed.note).toContain(
+      `CredentialProvider ${ns}/db: database 127.0.0.1:${pgServer.port}/postgres is unreachable`,
+    );
+    expect(failed.note.split(`CredentialProvider ${ns}/db`)).toHaveLength(2); // named once
     for (const secret of [ADMIN_PASSWORD, pgServer.password, login.password]) {
       expect(failed.note).not.toContain(secret);
       expect(JSON.stringify(pending)).not.toContain(secret);
@@ -120,7 +123,7 @@ describe('fault: PostgreSQL down', () => {
         const rev = (await getAgent(stack.api, ns, stack.agent)).status?.revocation;
         return rev?.completedAt !== undefined && rev;
       },
-      45_000,
+      60_000,
       250,
     );
     expect(done).toMatchObject({ pending: 0, reason: 'db incident', requestedAt: pending.requestedAt });
