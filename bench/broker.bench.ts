@@ -1,16 +1,22 @@
 /**
  * Broker benchmark: the latency the broker adds to an MCP tools/call versus calling the same
- * upstream MCP server directly, at fixed open-loop rates (200 and 1,000 req/s on loopback, 5 s
- * each), and the broker's RSS at idle and under load.
+ * upstream MCP server directly — one call at a time, and open loop at 200 and 1,000 req/s on
+ * loopback — and the broker's RSS at idle, under load, and of the real `warden broker` entry point.
+ *
+ * Each comparison runs WARDEN_BENCH_BROKER_REPEATS times (default 3; WARDEN_BENCH_BROKER_SECONDS
+ * each, default 3), the direct path and the broker path back to back, so each ratio comes from
+ * the same moment of a shared machine; results are medians across repeats with their spread, and
+ * the "added" rows are the median of the per-repeat differences.
  *
  * The broker runs in its own process, started from a plain-JS bundle of this module (esbuild, as
  * a production build would run: no TypeScript loader in the process) with
- * WARDEN_BENCH_BROKER_CHILD=1, so its RSS and CPU time are its own. The upstream is a minimal
- * JSON-RPC MCP responder (initialize → session id, tools/call → canned result) so the machine can
- * sustain the rates; the MCP semantics are covered by broker/*.int.test.ts against the SDK server.
- * The load generator and upstream share this process: both paths pay the same client and upstream
- * costs, and the difference is the broker. `cpuMicrosPerOp` of the via-broker rows is the broker
- * process's CPU time per request — the steady number when the machine is busy.
+ * WARDEN_BENCH_BROKER_CHILD=1, so its RSS and CPU time are its own; WARDEN_BENCH_BROKER_NODE_FLAGS
+ * passes V8 flags to it. The upstream is a minimal JSON-RPC MCP responder (initialize → session
+ * id, tools/call → canned result) so the machine can sustain the rates; the MCP semantics are
+ * covered by broker/*.int.test.ts against the SDK server. The load generator and upstream share
+ * this process: both paths pay the same client and upstream costs, and the difference is the
+ * broker. `cpuMicrosPerOp` of the via-broker rows is the broker process's CPU time per request —
+ * the steady number when the machine is busy.
  */
 import { fork, spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';

@@ -1,14 +1,15 @@
 /**
  * Operator convergence from a cold start: N AgentIdentities + N AccessPolicies on a
  * private control plane, time until every object is Ready, and the operator's memory.
- * N = 1,000 by default; WARDEN_BENCH_OPERATOR_SIZES=1000,10000 adds the large run
- * (minutes on 2 cores: the API server and etcd are the bottleneck, not the operator).
+ * N = 1,000 and 10,000 by default (issue 10 asks for both); the 10k run takes ~4 minutes on
+ * 2 cores (the API server and etcd are the bottleneck, not the operator), so
+ * WARDEN_BENCH_OPERATOR_SIZES=1000 gives a quick run.
  */
 import { measureColdStart } from '../operator/testing/coldstart.js';
 import type { BenchResult } from './lib.js';
 
 export async function run(): Promise<BenchResult[]> {
-  const sizes = (process.env.WARDEN_BENCH_OPERATOR_SIZES ?? '1000')
+  const sizes = (process.env.WARDEN_BENCH_OPERATOR_SIZES ?? '1000,10000')
     .split(',')
     .map(Number)
     .filter((n) => n > 0);
