@@ -8,6 +8,12 @@
  * write the same agent's chain: a record's name is derived from its sequence, so
  * `create` is the compare-and-set — the loser of a race gets 409, re-reads the
  * chain's head and writes its batch at the next sequence.
+ *
+ * Throughput: each chain drains on its own — a write that finishes with a full batch (or, when
+ * flushing everything, any entry) still pending starts the next at once, without waiting for the
+ * flush timer or for other chains' writes. One write per chain is in flight at a time: a record
+ * links to the digest of the previous one, which must exist before the next can claim to follow
+ * it (another replica may take the sequence).
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -15,6 +21,7 @@ import type { AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index
 import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/audit/batcher.js';
 import { canonicalJson, recordName, sealRecord } from '../core/audit/chain.js';
 import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
+import type { AuditResult } from '../observability/metrics.js';
 import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../operator/core/kube.js';
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
@@ -42,6 +49,8 @@ export interface AuditWriterOptions {
   now?: () => number;
   /** Told which chain lost how many entries when the buffer overflowed (for an Event per agent). */
   onDropped?: (namespace: string, agent: string, count: number) => void;
+  /** Counts entries written and dropped (warden_audit_entries_total, docs/adr/0010-metrics.md). */
+  metrics?: { auditEntries(result: AuditResult, count?: number): void };
 }
 
 export interface AuditWriterStats {
@@ -55,24 +64,30 @@ export interface AuditWriterStats {
 export class AuditWriter {
   private readonly batcher: AuditBatcher;
   private readonly heads = new Map<string, ChainHead>();
-  private readonly inFlight = new Set<string>();
+  /** Chains being drained, each by one loop (drain) that writes one record at a time. */
+  private readonly draining = new Map<string, Promise<void>>();
   private readonly retryAt = new Map<string, { at: number; delay: number }>();
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
   private readonly counters = { written: 0, records: 0, dropped: 0, failures: 0 };
+  /** Entries in the batcher, kept here so record() does not count every chain's queue per entry. */
+  private buffered = 0;
   private readonly now: () => number;
 
   constructor(private readonly opts: AuditWriterOptions) {
     this.batcher = new AuditBatcher(opts.limits ?? DEFAULT_BATCH_LIMITS);
     this.now = opts.now ?? Date.now;
+    // Series alerts divide by exist from the start (ADR 0010).
+    opts.metrics?.auditEntries('written', 0);
+    opts.metrics?.auditEntries('dropped', 0);
   }
 
   /** Queues one entry for an agent's chain. Never throws; never blocks. */
   record(namespace: string, agent: string, entry: AuditEntry): void {
     const key = `${namespace}/${agent}`;
     const full = this.batcher.add(key, entry, this.now());
+    this.buffered++;
     const max = this.opts.maxBuffered ?? 100_000;
-    if (this.batcher.size() > max) {
+    if (this.buffered > max) {
       const lost = this.batcher.shedByChain(max);
       let dropped = 0;
       for (const [chain, n] of lost) {
@@ -80,13 +95,17 @@ export class AuditWriter {
         const [ns = '', name = ''] = chain.split('/');
         this.opts.onDropped?.(ns, name, n);
       }
-      this.counters.dropped += dropped;
+      this.buffered -= dropped;
+      this.dropped(dropped);
       this.opts.log.error(
         { dropped, totalDropped: this.counters.dropped },
         'audit buffer full: dropped oldest entries',
       );
     }
-    if (full) void this.flush();
+    // A chain already draining picks the new batch up when its write finishes.
+    if (full && !this.draining.has(key) && (this.retryAt.get(key)?.at ?? 0) <= this.now()) {
+      void this.drain(key, false);
+    }
   }
 
   start(): void {
@@ -100,41 +119,81 @@ export class AuditWriter {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const deadline = this.now() + deadlineMs;
-    while (this.batcher.size() > 0 && this.now() < deadline) {
+    while (this.buffered > 0 && this.now() < deadline) {
       await this.flush(true);
-      if (this.batcher.size() > 0) await new Promise((r) => setTimeout(r, 200));
+      if (this.buffered > 0) await new Promise((r) => setTimeout(r, 200));
     }
-    const left = this.batcher.size();
+    await Promise.all(this.draining.values());
+    const left = this.buffered;
     if (left > 0) {
-      this.counters.dropped += left;
+      this.dropped(left);
       this.opts.log.error({ dropped: left }, 'audit writer stopped with unwritten entries');
     }
   }
 
   stats(): AuditWriterStats {
-    return { buffered: this.batcher.size(), ...this.counters };
+    return { buffered: this.buffered, ...this.counters };
   }
 
-  /** Writes every due batch (or all, when `all`). Serialised: one flush at a time. */
-  flush(all = false): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushOnce(all));
-    return this.flushing;
-  }
-
-  private async flushOnce(all: boolean): Promise<void> {
+  /**
+   * Writes every due batch (or everything pending, when `all`, regardless of retry backoff);
+   * resolves when those chains are drained or a write of theirs failed.
+   */
+  async flush(all = false): Promise<void> {
     const now = this.now();
-    const keys = all ? this.batcher.keys() : this.batcher.due(now);
+    // Chains being written count as pending: their batch left the batcher when the write began.
+    const keys = all
+      ? [...new Set([...this.batcher.keys(), ...this.draining.keys()])]
+      : this.batcher.due(now);
     await Promise.all(
       keys
-        .filter((k) => !this.inFlight.has(k) && (all || (this.retryAt.get(k)?.at ?? 0) <= now))
-        .map((k) => this.writeChain(k)),
+        .filter((k) => all || (this.retryAt.get(k)?.at ?? 0) <= now)
+        .map(async (k) => {
+          // A drain already running may stop at a batch that is not due; `all` goes on after it.
+          const running = this.draining.get(k);
+          if (running) await running;
+          if (all || !running) await this.drain(k, all);
+        }),
     );
   }
 
-  private async writeChain(key: string): Promise<void> {
-    this.inFlight.add(key);
+  /** The one loop writing a chain: record after record while a batch is due (any, when `all`). */
+  private drain(key: string, all: boolean): Promise<void> {
+    const running = this.draining.get(key);
+    if (running) return running;
+    const loop = (async () => {
+      try {
+        for (;;) {
+          if (!(await this.writeChain(key))) return;
+          const pending = all ? this.batcher.keys() : this.batcher.due(this.now());
+          if (!pending.includes(key)) return;
+        }
+      } finally {
+        this.draining.delete(key);
+      }
+    })();
+    this.draining.set(key, loop);
+    return loop;
+  }
+
+  private written(batch: readonly AuditEntry[]): void {
+    this.counters.written += batch.length;
+    this.counters.records++;
+    this.opts.metrics?.auditEntries('written', batch.length);
+  }
+
+  private dropped(n: number): void {
+    if (n <= 0) return;
+    this.counters.dropped += n;
+    this.opts.metrics?.auditEntries('dropped', n);
+  }
+
+  /** Writes the chain's next batch as one record; false when it failed (the batch is put back). */
+  private async writeChain(key: string): Promise<boolean> {
     const [namespace = '', agent = ''] = key.split('/');
     const batch = this.batcher.take(key, this.now());
+    if (batch.length === 0) return false;
+    this.buffered -= batch.length;
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
         const head = this.heads.get(key) ?? (await this.readHead(namespace, agent));
@@ -142,10 +201,9 @@ export class AuditWriter {
         // landed: if the head already holds exactly this batch, it is written.
         if (head?.entries !== undefined && head.entries === canonicalJson(batch)) {
           this.heads.set(key, { sequence: head.sequence, digest: head.digest });
-          this.counters.written += batch.length;
-          this.counters.records++;
+          this.written(batch);
           this.retryAt.delete(key);
-          return;
+          return true;
         }
         const spec = sealRecord({
           agent,
@@ -156,10 +214,9 @@ export class AuditWriter {
         try {
           await this.create(namespace, spec);
           this.heads.set(key, { sequence: spec.sequence, digest: spec.digest });
-          this.counters.written += batch.length;
-          this.counters.records++;
+          this.written(batch);
           this.retryAt.delete(key);
-          return;
+          return true;
         } catch (err) {
           // Another writer took this sequence: forget the cached head and try the next one.
           if (err instanceof ApiError && err.code === 409) {
@@ -174,6 +231,7 @@ export class AuditWriter {
       this.counters.failures++;
       this.heads.delete(key);
       this.batcher.putBack(key, batch, this.now());
+      this.buffered += batch.length;
       const prev = this.retryAt.get(key)?.delay ?? 0;
       const delay = Math.min(prev ? prev * 2 : 500, 30_000);
       this.retryAt.set(key, { at: this.now() + delay, delay });
@@ -186,8 +244,7 @@ export class AuditWriter {
         },
         'audit write failed; will retry',
       );
-    } finally {
-      this.inFlight.delete(key);
+      return false;
     }
   }
 

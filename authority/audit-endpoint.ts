@@ -17,7 +17,7 @@ import { mediaType, parseJsonObject, readBody } from './http.js';
 import type { RequestContext } from './request.js';
 import type { Sessions } from './session.js';
 
-/** Largest batch accepted (the broker ships 100 at a time). */
+/** Largest batch accepted (the broker ships up to this many at a time when events pile up). */
 export const MAX_AUDIT_EVENTS = 500;
 /** Largest body accepted. */
 export const MAX_AUDIT_BYTES = 1024 * 1024;
