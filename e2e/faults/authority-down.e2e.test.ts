@@ -143,6 +143,9 @@ describe('fault: authority killed', () => {
     const unreachable = api2.find((c) => c.body.reason === 'AuthorityUnreachable');
     expect(unreachable?.body.message).toMatch(/Warden authority .*fails closed/);
     expect(unreachable?.status).toBe(403);
+    // Right after the crash the snapshot is still fresh (the last heartbeat is at most 15 s old):
+    // `api`, whose credential the broker holds, is decided locally and allowed.
+    expect(outage[0]).toMatchObject({ target: 'api', status: 200 });
     // `api` was allowed on the cached credential only while the snapshot was fresh; once stale,
     // denied — and it stays denied (no allow after the first stale denial).
     const firstStale = outage.findIndex((c) => c.body.reason === 'PolicySnapshotStale');
