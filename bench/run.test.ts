@@ -102,6 +102,13 @@ describe('markdownReport', () => {
     expect(tableRows).toHaveLength(3);
   });
 
+  it('names the modules that failed', () => {
+    expect(md).not.toContain('Failed modules');
+    expect(markdownReport(results, { ...meta, failed: ['audit.bench.ts'] }, 'latest.svg')).toContain(
+      '> **Failed modules**: audit.bench.ts',
+    );
+  });
+
   it('warns when the machine was busier than its CPU count', () => {
     expect(md).not.toContain('The machine was busy');
     expect(markdownReport(results, { ...meta, loadavg: [5, 4, 3] }, 'latest.svg')).toContain(

@@ -137,6 +137,8 @@ export interface RunMeta {
   readonly commit?: string;
   readonly filter?: string;
   readonly env?: Readonly<Record<string, string>>;
+  /** Benchmark modules that threw: their numbers are missing (or from an earlier run). */
+  readonly failed?: readonly string[];
 }
 
 /** bench/results/latest.md: the machine, the table, the peer ratios, the notes and the chart. */
@@ -158,6 +160,9 @@ export function markdownReport(results: readonly BenchResult[], meta: RunMeta, c
     `| Node.js | ${meta.node} (${meta.platform}) |`,
     ...(env.length > 0 ? [`| settings | ${env.map(([k, v]) => `\`${k}=${mdCell(v)}\``).join(', ')} |`] : []),
     '',
+    ...(meta.failed && meta.failed.length > 0
+      ? [`> **Failed modules**: ${meta.failed.map(mdCell).join(', ')} (see the run's output).`, '']
+      : []),
     busy
       ? '> The machine was busy (load average above the CPU count): wall-clock latencies are inflated; `cpu µs/op` (CPU time per operation) and the ratios to a peer measured in the same run are the steadier numbers.'
       : '> Latencies are wall-clock per call; `cpu µs/op` is CPU time per operation; ratios compare with a peer measured in the same run.',
@@ -252,6 +257,7 @@ async function main(): Promise<void> {
   const byFile = files.filter((f) => whole(f) || filter.startsWith(`${moduleName(f)}/`));
   const selected = byFile.length > 0 ? byFile : files;
   const results: BenchResult[] = [];
+  const failed: string[] = [];
   for (const file of selected) {
     const t0 = performance.now();
     const module = (await import(pathToFileURL(join(benchDir, file)).href)) as BenchModule;
@@ -259,9 +265,17 @@ async function main(): Promise<void> {
       console.error(`${file}: does not export run(); skipped`);
       continue;
     }
-    const produced = await module.run();
-    results.push(...produced.filter((r) => whole(file) || r.name.includes(filter)));
-    console.error(`${file}: ${produced.length} results in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    try {
+      const produced = await module.run();
+      results.push(...produced.filter((r) => whole(file) || r.name.includes(filter)));
+      console.error(
+        `${file}: ${produced.length} results in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+    } catch (err) {
+      // One broken module must not cost the numbers of the others: report it and go on.
+      failed.push(file);
+      console.error(`${file}: failed after ${((performance.now() - t0) / 1000).toFixed(1)} s:`, err);
+    }
   }
   if (results.length === 0) {
     console.error(filter ? `no benchmark matches '${filter}'` : 'no benchmarks found in bench/');
@@ -293,6 +307,7 @@ async function main(): Promise<void> {
     ...(commit ? { commit } : {}),
     ...(filter ? { filter } : {}),
     env: benchSettings(process.env),
+    ...(failed.length > 0 ? { failed } : {}),
   };
   await writeFile(out, `${JSON.stringify({ ...meta, results: merged }, null, 2)}\n`);
   await writeFile(
@@ -304,6 +319,10 @@ async function main(): Promise<void> {
   // Targets are reported, not enforced: shared 2-core CI machines are too noisy for a hard gate.
   const missed = results.filter((r) => meetsTarget(r) === false);
   if (missed.length > 0) console.log(`targets missed: ${missed.map((r) => r.name).join(', ')}`);
+  if (failed.length > 0) {
+    console.error(`benchmark modules that failed: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
