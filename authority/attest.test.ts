@@ -226,6 +226,23 @@ describe('CachedTokenReviewer', () => {
     expect(inner.calls).toBe(2);
   });
 
+  it('drops a review the skew budget (2 min) before the token expires: the API server may run ahead', async () => {
+    let now = 1_000_000;
+    const inner = new CountingReviewer(review);
+    const cached = new CachedTokenReviewer(inner, { now: () => now });
+    const token = jwt(now / 1000 + 600);
+    await cached.review(token);
+    now += 600_000 - 120_000 - 1;
+    expect(cached.knownGood(token)).toBe(true);
+    now += 1;
+    expect(cached.knownGood(token)).toBe(false);
+    // A token within the budget of its expiry is reviewed every time, never cached.
+    const short = jwt(now / 1000 + 60);
+    await cached.review(short);
+    await cached.review(short);
+    expect(inner.calls).toBe(3);
+  });
+
   it('never caches a rejection', async () => {
     const inner = new CountingReviewer({ authenticated: false, error: 'x' });
     const cached = new CachedTokenReviewer(inner);

@@ -11,7 +11,13 @@ import { decodeJwt } from 'jose';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
 import { type AttestationConditions, checkAttestationConditions } from '../core/identity/attestation.js';
-import { AGENT_RESOURCE_PREFIX, EXTRA_NODE_NAME, EXTRA_POD_NAME, EXTRA_POD_UID } from './constants.js';
+import {
+  AGENT_RESOURCE_PREFIX,
+  CLUSTER_CLOCK_SKEW_MS,
+  EXTRA_NODE_NAME,
+  EXTRA_POD_NAME,
+  EXTRA_POD_UID,
+} from './constants.js';
 import { OAuthError } from './errors.js';
 import type { SessionSubject } from './session.js';
 
@@ -135,8 +141,11 @@ export class CachedTokenReviewer implements TokenReviewer {
     this.misses++;
     const result = await this.inner.review(token);
     const exp = unverifiedExpiry(token);
-    if (result.authenticated && exp !== undefined && exp > now) {
-      const until = Math.min(exp, now + (this.opts.maxAgeMs ?? 3600_000));
+    // Until the token's expiry minus the skew budget, on our clock: the API server judges `exp` on
+    // its own, which may be ahead of ours.
+    const until =
+      exp === undefined ? 0 : Math.min(exp - CLUSTER_CLOCK_SKEW_MS, now + (this.opts.maxAgeMs ?? 3600_000));
+    if (result.authenticated && until > now) {
       this.cache.set(key, { result, until });
       const max = this.opts.maxEntries ?? 50_000;
       if (this.cache.size > max) {

@@ -30,6 +30,12 @@ export const SESSION_CLOCK_SKEW_SECONDS = 30;
  * budget of ±2 minutes between its components and the IdPs it trusts (docs/faults.md).
  */
 export const USER_TOKEN_CLOCK_SKEW_SECONDS = 120;
+/**
+ * Warden's clock-skew budget between its components and the API server (docs/faults.md): a
+ * cached TokenReview is dropped this long before the token's `exp`, so an authority whose clock
+ * is this far behind never serves a review the API server would no longer give.
+ */
+export const CLUSTER_CLOCK_SKEW_MS = 120_000;
 
 /** Pod and ServiceAccount facts the API server adds to a TokenReview of a pod-bound token. */
 export const EXTRA_POD_NAME = 'authentication.kubernetes.io/pod-name';
