@@ -67,4 +67,13 @@ describe('statusPatch', () => {
   it('starts from zero on a fresh agent', () => {
     expect(statusPatch(undefined, { allowed: 0, denied: 2 }).decisions).toEqual({ allowed: 0, denied: 2 });
   });
+
+  it('carries the last attestation, and leaves it out when none happened', () => {
+    const lastAttestation = { pod: 'bot-0', podUID: 'u-1', time: '2026-11-29T12:00:00Z' };
+    expect(statusPatch(undefined, { allowed: 0, denied: 0, lastAttestation })).toEqual({
+      decisions: { allowed: 0, denied: 0 },
+      lastAttestation,
+    });
+    expect(statusPatch(undefined, { allowed: 1, denied: 0 })).not.toHaveProperty('lastAttestation');
+  });
 });

@@ -31,6 +31,14 @@ export interface PendingStats {
   lastDecisionTime?: string;
   lastDenialReason?: string;
   lastSeen?: string;
+  lastAttestation?: LastAttestation;
+}
+
+/** AgentIdentity status.lastAttestation. */
+export interface LastAttestation {
+  pod: string;
+  podUID: string;
+  time: string;
 }
 
 export interface DecisionsStatus {
@@ -66,7 +74,7 @@ export function accumulate(p: PendingStats, events: readonly BrokerEvent[]): Pen
 export function statusPatch(
   current: DecisionsStatus | undefined,
   p: PendingStats,
-): { decisions: DecisionsStatus; lastSeen?: string } {
+): { decisions: DecisionsStatus; lastSeen?: string; lastAttestation?: LastAttestation } {
   const decisions: DecisionsStatus = {
     allowed: (current?.allowed ?? 0) + p.allowed,
     denied: (current?.denied ?? 0) + p.denied,
@@ -78,7 +86,11 @@ export function statusPatch(
     decisions.lastDecisionTime = p.lastDecisionTime;
   }
   if (p.lastDenialReason) decisions.lastDenialReason = p.lastDenialReason;
-  return { decisions, ...(p.lastSeen ? { lastSeen: p.lastSeen } : {}) };
+  return {
+    decisions,
+    ...(p.lastSeen ? { lastSeen: p.lastSeen } : {}),
+    ...(p.lastAttestation ? { lastAttestation: p.lastAttestation } : {}),
+  };
 }
 
 export interface DecisionStatsOptions {
@@ -135,6 +147,14 @@ export class DecisionStats implements BrokerEventSink {
     }
   }
 
+  /** A pod of this agent attested: written as status.lastAttestation with the next status write. */
+  attested(a: { namespace: string; agent: string; pod: string; podUID: string; time: string }): void {
+    const key = `${a.namespace}/${a.agent}`;
+    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
+    st.pending = { ...st.pending, lastAttestation: { pod: a.pod, podUID: a.podUID, time: a.time } };
+    this.agents.set(key, st);
+  }
+
   start(intervalMs = 500): void {
     if (this.timer) return;
     this.timer = setInterval(() => void this.flush(), intervalMs);
@@ -172,7 +192,12 @@ export class DecisionStats implements BrokerEventSink {
       });
       this.counters.writes++;
       // Idle agents are forgotten, so the map holds only agents active in the last interval.
-      if (st.pending.allowed === 0 && st.pending.denied === 0 && !st.pending.lastSeen)
+      if (
+        st.pending.allowed === 0 &&
+        st.pending.denied === 0 &&
+        !st.pending.lastSeen &&
+        !st.pending.lastAttestation
+      )
         this.agents.delete(key);
     } catch (err) {
       if (err instanceof ApiError && err.code === 404) {
@@ -189,6 +214,7 @@ export class DecisionStats implements BrokerEventSink {
         lastDecisionTime: st.pending.lastDecisionTime ?? pending.lastDecisionTime,
         lastDenialReason: st.pending.lastDenialReason ?? pending.lastDenialReason,
         lastSeen: st.pending.lastSeen ?? pending.lastSeen,
+        lastAttestation: st.pending.lastAttestation ?? pending.lastAttestation,
       };
       this.opts.log.warn(
         { agent: key, err: err instanceof Error ? err.message : String(err) },

@@ -26,7 +26,7 @@ import type { IssuedCredentials } from './revocation.js';
 import { createAuthorityServer } from './server.js';
 import { Sessions } from './session.js';
 import { handleStream } from './stream.js';
-import { handleTokenExchange } from './token.js';
+import { type Attested, handleTokenExchange } from './token.js';
 import { UserTokenVerifier } from './user-token.js';
 
 export interface AuthorityOptions {
@@ -58,6 +58,8 @@ export interface AuthorityOptions {
   minters?: MinterRegistry;
   /** The process's metrics (token exchanges, credential decisions, credentials issued); absent = none. */
   metrics?: WardenMetrics;
+  /** Told of every successful attestation (the controller writes status.lastAttestation). */
+  onAttested?: (a: Attested) => void;
 }
 
 /** The pieces other endpoints build on. */
@@ -77,6 +79,7 @@ export interface AuthorityParts {
   /** Credential minting after an Allow at /v1/credentials. */
   issuance: IssuanceDeps;
   metrics?: WardenMetrics | undefined;
+  onAttested?: ((a: Attested) => void) | undefined;
 }
 
 export interface Authority extends AuthorityParts {
@@ -134,6 +137,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       ...(opts.issuedCredentials ? { issued: opts.issuedCredentials } : {}),
     },
     metrics: opts.metrics,
+    onAttested: opts.onAttested,
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,

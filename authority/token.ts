@@ -27,6 +27,18 @@ export interface TokenEndpointDeps {
   sessions: Sessions;
   /** Records each exchange's outcome and each session issued; absent = no metrics. */
   metrics?: Pick<WardenMetrics, 'tokenExchange' | 'credentialIssued'> | undefined;
+  /** Told of every successful attestation (not of refreshes): AgentIdentity status.lastAttestation. */
+  onAttested?: ((a: Attested) => void) | undefined;
+}
+
+/** A pod that attested as an agent: what `status.lastAttestation` shows. */
+export interface Attested {
+  readonly namespace: string;
+  readonly agent: string;
+  readonly pod: string;
+  readonly podUID: string;
+  /** RFC 3339. */
+  readonly time: string;
 }
 
 /** Largest token we pass to the API server (projected tokens are ~1 KiB). */
@@ -144,6 +156,15 @@ async function exchange(
   deps.metrics?.credentialIssued('Session');
   ctx.audit.credentialId = session.claims.jti;
   ctx.noStore = true;
+  if (!facts.refresh && deps.onAttested && ctx.audit.agent && ctx.audit.pod) {
+    deps.onAttested({
+      namespace: ctx.audit.namespace ?? '',
+      agent: ctx.audit.agent,
+      pod: ctx.audit.pod,
+      podUID: ctx.audit.podUID ?? '',
+      time: new Date().toISOString(),
+    });
+  }
   return {
     body: {
       access_token: session.token,

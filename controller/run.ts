@@ -190,6 +190,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     log: log.child({ component: 'authority' }),
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
+    onAttested: (a) => decisionStats.attested(a),
     issuedCredentials,
     metrics,
     ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),

@@ -159,6 +159,13 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
     );
     expect(entry.pod).toBe(`${stack.agent}-0`);
     expect(entry.user).toBe('agent acting alone');
+    // The broker's attestation shows in the AgentIdentity's status too.
+    const attested = await eventually(
+      'status.lastAttestation',
+      async () => (await stack.getAgent()).status?.lastAttestation,
+    );
+    expect(attested.pod).toBe(`${stack.agent}-0`);
+    expect(attested.podUID).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('a provider no policy allows is refused with the reason, and the database never sees a login', async () => {

@@ -1,8 +1,9 @@
 /**
  * PostgreSQL role sweep: drops the temporary login roles the authority created for a PostgreSQL
- * CredentialProvider once they are past VALID UNTIL (or revoked to NOLOGIN), ending their
- * sessions first. VALID UNTIL alone stops new logins but leaves the role — and any open session
- * — in place; this is what makes a temporary role actually disappear after its TTL.
+ * CredentialProvider once they are past VALID UNTIL, ending their sessions first (revoked roles
+ * stay NOLOGIN until then, so a re-run revocation still counts them). VALID UNTIL alone stops new
+ * logins but leaves the role — and any open session — in place; this is what makes a temporary
+ * role actually disappear after its TTL.
  *
  * Keyed by CredentialProvider (leader only, so two replicas never sweep the same database at
  * once); each PostgreSQL provider is swept every `intervalMs`. An unreachable database is a
