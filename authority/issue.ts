@@ -22,7 +22,7 @@ import {
   type PolicyCredentialSettings,
   type SecretsReader,
 } from './mint/types.js';
-import type { IssuedCredentials } from './revocation.js';
+import { failureMessage, type IssuedCredentials } from './revocation.js';
 
 /** What the broker receives: headers to inject, or a PostgreSQL login for its local endpoint. */
 export interface IssuedAnswer {
@@ -123,7 +123,11 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
     return { id: c.id, headers: { ...c.headers }, expiresAt: c.expiresAt.toISOString() };
   } catch (err) {
     if (err instanceof MintError) {
-      throw new IssueRefused('CredentialUnavailable', `${where}: ${err.reason}: ${err.message}`);
+      // Minters' messages usually start with the provider already: name it once.
+      throw new IssueRefused(
+        'CredentialUnavailable',
+        `${where}: ${err.reason}: ${failureMessage(where, err)}`,
+      );
     }
     // Unknown failures carry no detail to the broker: they could quote upstream responses.
     throw new IssueRefused('CredentialUnavailable', `${where}: the credential could not be minted`);

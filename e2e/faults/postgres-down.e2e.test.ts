@@ -76,7 +76,8 @@ describe('fault: PostgreSQL down', () => {
     expect(down.status).toBe(403);
     expect(down.body.error).toBe('access_denied');
     const said = down.body.error_description ?? '';
-    expect(said).toContain(`CredentialProvider ${ns}/db`);
+    // Named once, then what went wrong (not "CredentialProvider x: …: CredentialProvider x: …").
+    expect(said.split(`CredentialProvider ${ns}/db`).length - 1).toBe(1);
     expect(said).toContain(`database 127.0.0.1:${pgServer.port}/postgres is unreachable`);
     expect(down.body.decision).toMatchObject({ reason: 'CredentialUnavailable' });
     // No secret and no stack trace in what the caller receives.
