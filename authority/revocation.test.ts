@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CredentialProviderSpec } from '../core/api/generated/credential-provider.js';
+import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import {
   CredentialRevoker,
   failureMessage,
@@ -58,6 +59,14 @@ function fakePostgres(roles: string[], fail = false) {
   };
 }
 
+/** warden_revocations_total samples with a non-zero value, as `type/result` → count. */
+async function revocations(m: WardenMetrics): Promise<Record<string, number>> {
+  const metric = await m.registry.getSingleMetric('warden_revocations_total')?.get();
+  const out: Record<string, number> = {};
+  for (const v of metric?.values ?? []) if (v.value > 0) out[`${v.labels.type}/${v.labels.result}`] = v.value;
+  return out;
+}
+
 describe('CredentialRevoker', () => {
   const secrets = { read: async () => 'unused' };
 
@@ -75,8 +84,14 @@ describe('CredentialRevoker', () => {
       },
     });
     issued.remember('ns', 'bot', { id: 'jti-1', type: 'JWT', provider: 'ns/api', expiresAt: NOW + 60 });
-    const revoker = new CredentialRevoker({ postgres: pg, secrets, issued });
+    const metrics = createMetrics();
+    const revoker = new CredentialRevoker({ postgres: pg, secrets, issued, metrics });
     expect(await revoker.revokeAgent('ns', 'bot', [pgProvider])).toEqual({ revoked: 4, failures: [] });
+    expect(await revocations(metrics)).toEqual({
+      'PostgreSQL/success': 2,
+      'OAuth2ClientCredentials/success': 1,
+      'JWT/success': 1,
+    });
     expect(upstream).toEqual(['oauth-1']);
     expect([...pg.revoked]).toEqual(['w_bot_1', 'w_bot_2']);
     // A replica finishing the same revocation: the database still lists the roles, the upstream
@@ -98,8 +113,10 @@ describe('CredentialRevoker', () => {
         throw new Error('revocation endpoint answered 503');
       },
     });
-    const revoker = new CredentialRevoker({ postgres: fakePostgres([], true), secrets, issued });
+    const metrics = createMetrics();
+    const revoker = new CredentialRevoker({ postgres: fakePostgres([], true), secrets, issued, metrics });
     const out = await revoker.revokeAgent('ns', 'bot', [pgProvider]);
+    expect(await revocations(metrics)).toEqual({ 'PostgreSQL/failure': 1, 'OAuth2TokenExchange/failure': 1 });
     expect(out.revoked).toBe(0);
     expect(out.failures.map((f) => f.what)).toEqual([
       'CredentialProvider ns/db',

@@ -18,6 +18,7 @@
  * issued by other replicas expire on their own (short TTLs) — documented in docs/killswitch.md.
  */
 import type { CredentialProviderSpec } from '../core/api/generated/credential-provider.js';
+import type { WardenMetrics } from '../observability/metrics.js';
 import type { PostgresMinter } from './mint/postgresql.js';
 import type { ProviderType, SecretsReader } from './mint/types.js';
 
@@ -134,6 +135,8 @@ export interface CredentialRevokerOptions {
   postgres: Pick<PostgresMinter, 'revokeAgent'>;
   secrets: SecretsReader;
   issued: IssuedCredentials;
+  /** warden_revocations_total{type,result}; absent = no metrics. */
+  metrics?: Pick<WardenMetrics, 'revocation'> | undefined;
 }
 
 /**
@@ -165,7 +168,9 @@ export class CredentialRevoker implements AgentRevoker {
           { namespace, name: agent },
         );
         revoked += roles.length;
+        for (const _ of roles) this.o.metrics?.revocation('PostgreSQL', 'success');
       } catch (err) {
+        this.o.metrics?.revocation('PostgreSQL', 'failure');
         // The message names the provider and what failed, never a secret (MintError contract).
         const what = `CredentialProvider ${p.namespace}/${p.name}`;
         failures.push({ what, message: failureMessage(what, err) });
@@ -180,14 +185,17 @@ export class CredentialRevoker implements AgentRevoker {
       if (!c.revoke) {
         // JWT: the introspection rule revokes it; APIKey/BasicAuth: nothing was minted.
         if (c.type === 'JWT') revoked++;
+        this.o.metrics?.revocation(c.type, c.type === 'JWT' ? 'success' : 'unsupported');
         done.add(c.id);
         continue;
       }
       try {
         await c.revoke();
         revoked++;
+        this.o.metrics?.revocation(c.type, 'success');
         done.add(c.id);
       } catch (err) {
+        this.o.metrics?.revocation(c.type, 'failure');
         const what = `credential ${c.id} (${c.provider})`;
         failures.push({ what, message: failureMessage(what, err) });
       }

@@ -162,6 +162,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     postgres,
     secrets,
     issued: issuedCredentials,
+    metrics,
   });
 
   const webhook = await startWebhook({
