@@ -11,6 +11,7 @@ import { verifyChain } from '../core/audit/chain.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { freshNamespace, kubeConfig, startControlPlane } from '../e2e/harness/index.js';
+import { createMetrics } from '../observability/metrics.js';
 import { KubeConfigApi, type ObjectList } from '../operator/core/kube.js';
 import { AuditWriter } from './writer.js';
 
@@ -49,6 +50,40 @@ describe('AuditWriter', () => {
     const res = verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec })));
     expect(res.problems).toEqual([]);
     expect(w.stats()).toMatchObject({ written: 50, records: 8, dropped: 0, buffered: 0 });
+  });
+
+  it('drains every full batch of a chain in one flush, not one batch per flush', async () => {
+    const ns = await freshNamespace('audit-drain');
+    const api = new KubeConfigApi(kubeConfig());
+    const w = new AuditWriter({ api, log, limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 600_000 } });
+    for (let i = 0; i < 50; i++) w.record(ns, 'bot', entry(i));
+    await w.flush();
+    // Seven full batches written; the last entry waits for its age or the final flush.
+    expect(w.stats()).toMatchObject({ written: 49, records: 7, buffered: 1, dropped: 0 });
+    await w.stop();
+    expect(requestIds(await records(api, ns))).toHaveLength(50);
+  });
+
+  it('counts written and dropped entries in warden_audit_entries_total', async () => {
+    const ns = await freshNamespace('audit-metrics');
+    const api = new KubeConfigApi(kubeConfig());
+    const m = createMetrics();
+    const w = new AuditWriter({
+      api,
+      log,
+      metrics: m,
+      maxBuffered: 5,
+      limits: { maxEntries: 100, maxBytes: 1 << 20, maxAgeMs: 600_000 },
+    });
+    for (let i = 0; i < 8; i++) w.record(ns, 'bot', entry(i));
+    await w.stop();
+    const counter = (await m.registry.getMetricsAsJSON()).find(
+      (x) => x.name === 'warden_audit_entries_total',
+    );
+    const value = (result: string) => counter?.values.find((v) => v.labels.result === result)?.value;
+    expect(value('written')).toBe(5);
+    expect(value('dropped')).toBe(3);
+    expect(w.stats()).toMatchObject({ written: 5, dropped: 3 });
   });
 
   it('keeps one valid chain when two writers (replicas) race on the same agent', async () => {

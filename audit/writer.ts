@@ -76,9 +76,6 @@ export class AuditWriter {
   constructor(private readonly opts: AuditWriterOptions) {
     this.batcher = new AuditBatcher(opts.limits ?? DEFAULT_BATCH_LIMITS);
     this.now = opts.now ?? Date.now;
-    // Series alerts divide by exist from the start (ADR 0010).
-    opts.metrics?.auditEntries('written', 0);
-    opts.metrics?.auditEntries('dropped', 0);
   }
 
   /** Queues one entry for an agent's chain. Never throws; never blocks. */

@@ -333,7 +333,8 @@ export async function startLoadStack(o: LoadStackOptions): Promise<LoadStack> {
 
   const bundle = await bundleChild();
   const child = fork(bundle, [], {
-    execArgv: ['--expose-gc'],
+    // LOAD_BROKER_NODE_FLAGS: V8/Node flags for the broker process (e.g. --cpu-prof, --max-semi-space-size=4).
+    execArgv: ['--expose-gc', ...(process.env.LOAD_BROKER_NODE_FLAGS ?? '').split(' ').filter(Boolean)],
     env: { ...process.env, [CHILD_ENV]: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -15,6 +15,7 @@ import { verifyChain } from '../core/audit/chain.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
 import {
   type BrokerProcessStats,
+  classify,
   countDecisions,
   type DriveResult,
   drive,
@@ -26,6 +27,26 @@ import {
 const RATE = 200;
 const DURATION_MS = 10_000;
 const DENY_EVERY = 4;
+
+describe('classify: what counts as an error not caused by policy', () => {
+  const denial = (reason: string) => JSON.stringify({ error: 'access_denied', decision: 'Deny', reason });
+  it.each([
+    ['an allowed GET', 'GET', 200, '{}', 'allowed'],
+    ['a POST denied by policy', 'POST', 403, denial('NoMatchingAllow'), 'denied'],
+    ['a GET the broker failed', 'GET', 502, 'bad gateway', 'GET: HTTP 502 bad gateway'],
+    [
+      'a POST denied because the authority was unreachable',
+      'POST',
+      403,
+      denial('AuthorityUnreachable'),
+      'POST: denied for a reason that is not policy: AuthorityUnreachable',
+    ],
+    ['a POST answered 200', 'POST', 200, '{}', 'POST: HTTP 200 {}'],
+    ['a 403 without JSON', 'POST', 403, 'nope', 'POST: 403 with a body that is not JSON: nope'],
+  ] as const)('%s', (_name, method, status, body, expected) => {
+    expect(classify(method, status, body)).toBe(expected);
+  });
+});
 
 describe('load through one broker (200 requests/s, 10 s, mixed allow/deny)', () => {
   let stack: LoadStack;
