@@ -21,7 +21,7 @@ import {
   kubeconfigPath,
   startControlPlane,
 } from './harness/index.js';
-import { type PostgresServer, startPostgres } from './harness/postgres.js';
+import { createWardenAdmin, type PostgresServer, startPostgres } from './harness/postgres.js';
 import { eventually, type Stack, startStack } from './killswitch-fixture.js';
 
 const exec = promisify(execFile);
@@ -56,13 +56,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
     pgServer = await startPostgres();
     superuser = new pg.Client({ connectionString: pgServer.connectionString });
     await superuser.connect();
-    for (const sql of [
-      'CREATE ROLE app_read NOLOGIN',
-      `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
-      'GRANT app_read TO warden_admin WITH ADMIN OPTION',
-      'GRANT pg_signal_backend TO warden_admin',
-    ])
-      await superuser.query(sql);
+    await createWardenAdmin(superuser, { password: ADMIN_PASSWORD, grantRoles: ['app_read'] });
     const kc = kubeConfig();
     stack = await startStack({ kubeConfig: kc, namespace: ns });
     await kc.makeApiClient((await import('@kubernetes/client-node')).CoreV1Api).createNamespacedSecret({

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedCredential } from '../broker/credentials.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
-import { type PostgresServer, startPostgres } from './harness/postgres.js';
+import { createWardenAdmin, type PostgresServer, startPostgres } from './harness/postgres.js';
 import { eventually, type Stack, startStack } from './killswitch-fixture.js';
 
 const ADMIN_PASSWORD = 'e2e-admin-password-pg-chain';
@@ -67,14 +67,11 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
     pgServer = await startPostgres();
     superuser = new pg.Client({ connectionString: pgServer.connectionString });
     await superuser.connect();
+    await createWardenAdmin(superuser, { password: ADMIN_PASSWORD, grantRoles: ['orders_read'] });
     for (const sql of [
-      'CREATE ROLE orders_read NOLOGIN',
       'CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)',
       "INSERT INTO orders VALUES (1, 'keyboard'), (2, 'monitor'), (3, 'cable')",
       'GRANT SELECT ON orders TO orders_read',
-      `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
-      'GRANT orders_read TO warden_admin WITH ADMIN OPTION',
-      'GRANT pg_signal_backend TO warden_admin',
     ])
       await superuser.query(sql);
 

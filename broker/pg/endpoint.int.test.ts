@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresMinter } from '../../authority/mint/postgresql.js';
 import { policy, provider, request, secrets } from '../../authority/mint/testing.js';
 import type { MintResult, PostgresCredential } from '../../authority/mint/types.js';
-import { type PostgresServer, startPostgres } from '../../e2e/harness/postgres.js';
+import { createWardenAdmin, type PostgresServer, startPostgres } from '../../e2e/harness/postgres.js';
 import {
   type PgClientInfo,
   type PgDecision,
@@ -63,14 +63,11 @@ describe('broker PostgreSQL endpoint', () => {
     server = await startPostgres();
     superuser = new pg.Client({ connectionString: server.connectionString });
     await superuser.connect();
+    await createWardenAdmin(superuser, { password: ADMIN_PASSWORD, grantRoles: ['app_read'] });
     for (const sql of [
       'CREATE TABLE tickets (id int PRIMARY KEY, title text)',
       "INSERT INTO tickets VALUES (1, 'printer on fire'), (2, 'coffee machine empty')",
-      'CREATE ROLE app_read NOLOGIN',
       'GRANT SELECT ON tickets TO app_read',
-      `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
-      'GRANT app_read TO warden_admin WITH ADMIN OPTION',
-      'GRANT pg_signal_backend TO warden_admin',
     ])
       await superuser.query(sql);
     endpoint = await startPgEndpoint({

@@ -35,7 +35,7 @@ import { webhookConfiguration } from '../../webhook/config.js';
 import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
-import { startPostgres } from '../harness/postgres.js';
+import { createWardenAdmin, startPostgres } from '../harness/postgres.js';
 import { startSampleMcpServer } from './sample-mcp-server.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -419,14 +419,11 @@ async function startSampleDatabase(): Promise<SampleDatabase> {
   const su = new pg.Client({ connectionString: server.connectionString });
   await su.connect();
   const adminPassword = `demo-${Math.random().toString(36).slice(2)}`;
+  await createWardenAdmin(su, { password: adminPassword, grantRoles: ['orders_read'] });
   for (const q of [
-    'CREATE ROLE orders_read NOLOGIN',
     'CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)',
     "INSERT INTO orders VALUES (1, 'keyboard'), (2, 'monitor'), (3, 'cable')",
     'GRANT SELECT ON orders TO orders_read',
-    `CREATE ROLE warden_admin LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(adminPassword)}`,
-    'GRANT orders_read TO warden_admin WITH ADMIN OPTION',
-    'GRANT pg_signal_backend TO warden_admin',
   ])
     await su.query(q);
   return {

@@ -15,7 +15,7 @@ import { agentRolePrefix } from '../../authority/mint/postgresql.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
 import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
-import type { PostgresServer } from '../harness/postgres.js';
+import { createWardenAdmin, type PostgresServer } from '../harness/postgres.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -31,13 +31,11 @@ export async function preparePostgres(server: PostgresServer): Promise<pg.Client
   // The server is stopped under this client in the outage tests.
   superuser.on('error', () => {});
   await superuser.connect();
-  for (const sql of [
-    `CREATE ROLE ${GRANTED_ROLE} NOLOGIN`,
-    `CREATE ROLE ${ADMIN_USER} LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(ADMIN_PASSWORD)}`,
-    `GRANT ${GRANTED_ROLE} TO ${ADMIN_USER} WITH ADMIN OPTION`,
-    `GRANT pg_signal_backend TO ${ADMIN_USER}`,
-  ])
-    await superuser.query(sql);
+  await createWardenAdmin(superuser, {
+    user: ADMIN_USER,
+    password: ADMIN_PASSWORD,
+    grantRoles: [GRANTED_ROLE],
+  });
   return superuser;
 }
 

@@ -270,3 +270,25 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     throw err;
   }
 }
+
+export interface WardenAdminOptions {
+  /** The admin login CredentialProviders name in adminSecretRef (default warden_admin). */
+  user?: string;
+  password: string;
+  /** Roles temporary logins are granted; created NOLOGIN here. */
+  grantRoles: readonly string[];
+}
+
+/**
+ * The least-privilege admin login Warden mints temporary roles with (docs/adr/0008): CREATEROLE,
+ * ADMIN OPTION on each granted role (PostgreSQL 16+ requires it to grant them) and
+ * pg_signal_backend (to end sessions on revocation). `db` must be a superuser session.
+ */
+export async function createWardenAdmin(db: pg.Client, o: WardenAdminOptions): Promise<void> {
+  const admin = pg.escapeIdentifier(o.user ?? 'warden_admin');
+  const roles = o.grantRoles.map((r) => pg.escapeIdentifier(r));
+  for (const role of roles) await db.query(`CREATE ROLE ${role} NOLOGIN`);
+  await db.query(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(o.password)}`);
+  if (roles.length > 0) await db.query(`GRANT ${roles.join(', ')} TO ${admin} WITH ADMIN OPTION`);
+  await db.query(`GRANT pg_signal_backend TO ${admin}`);
+}
