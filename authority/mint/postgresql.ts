@@ -263,19 +263,24 @@ export class PostgresMinter implements Minter {
       provider: { value: spec.roleTTL ?? DEFAULT_ROLE_TTL, field: `${where} spec.postgresql.roleTTL` },
       agentMax: req.agent.maxCredentialTTL,
     });
+    // The broker is told the expiry on our clock (it converts to its own); VALID UNTIL is set on
+    // the database's clock, so a database whose clock is off does not cut the role short.
     const expiresAt = new Date(now.getTime() + ttlMs);
     const user = req.user?.present ? { issuer: req.user.issuer, sub: req.user.sub } : null;
     const name = roleName(req.agent, user, req.policy.policy, this.random.suffix());
     const password = this.random.password();
-    const statements = createRoleStatements(name, scramSha256Verifier(password), expiresAt, spec.grantRoles, {
-      agent: `${req.agent.namespace}/${req.agent.name}`,
-      user: user?.sub ?? null,
-      policy: req.policy.policy ?? null,
-      expiresAt: expiresAt.toISOString(),
-    });
+    const verifier = scramSha256Verifier(password);
     await this.withAdmin(req.provider, req.secrets, async (db) => {
       await db.query('BEGIN');
       try {
+        const { rows } = await db.query<{ now: Date }>('SELECT now() AS now');
+        const validUntil = new Date((rows[0]?.now ?? now).getTime() + ttlMs);
+        const statements = createRoleStatements(name, verifier, validUntil, spec.grantRoles, {
+          agent: `${req.agent.namespace}/${req.agent.name}`,
+          user: user?.sub ?? null,
+          policy: req.policy.policy ?? null,
+          expiresAt: validUntil.toISOString(),
+        });
         for (const sql of statements) await db.query(sql);
         await db.query('COMMIT');
       } catch (err) {
@@ -362,9 +367,9 @@ export class PostgresMinter implements Minter {
       `SELECT rolname FROM pg_roles
         WHERE starts_with(rolname, $1)
           AND shobj_description(oid, 'pg_authid') LIKE $2
-          AND (NOT $3::boolean OR rolvaliduntil < $4::timestamptz)
+          AND (NOT $3::boolean OR rolvaliduntil < now())
         ORDER BY rolname`,
-      [prefix, `{"managedBy":"${MANAGED_BY}",%`, expiredOnly, this.now().toISOString()],
+      [prefix, `{"managedBy":"${MANAGED_BY}",%`, expiredOnly],
     );
     return rows.map((r) => r.rolname);
   }
