@@ -5,8 +5,8 @@ import {
   BROKER_TOKEN_DIR,
   BROKER_TOKEN_VOLUME,
   ENV_HTTP_BASE,
-  ENV_PG_BASE,
   ENV_MCP_BASE,
+  ENV_PG_BASE,
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
 } from '../core/constants.js';
@@ -110,7 +110,12 @@ describe('mutatePod', () => {
     pod.spec!.containers.push({ name: 'tools', image: 'busybox' });
     const out = mutated(pod);
     for (const c of [...(out.spec?.containers ?? []), out.spec?.initContainers?.[1]]) {
-      expect(c?.env?.map((e) => e.name)).toEqual([ENV_MCP_BASE, ENV_HTTP_BASE, ENV_PG_BASE, ENV_USER_TOKEN_HEADER]);
+      expect(c?.env?.map((e) => e.name)).toEqual([
+        ENV_MCP_BASE,
+        ENV_HTTP_BASE,
+        ENV_PG_BASE,
+        ENV_USER_TOKEN_HEADER,
+      ]);
     }
     expect(out.spec?.initContainers?.[0]?.env).toBeUndefined();
   });
