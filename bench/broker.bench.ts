@@ -206,6 +206,8 @@ function added(
 
 interface ChildHandle {
   port: number;
+  /** The bare Node.js proxy in the same process (the floor for any Node proxy). */
+  barePort: number;
   /** The broker process's memory: RSS and V8's view of it (heap, external, array buffers). */
   memory(): Promise<NodeJS.MemoryUsage>;
   /** Total CPU time (user + system) of the broker process so far, µs. */
@@ -240,14 +242,14 @@ async function startBrokerProcess(upstreamUrl: string): Promise<ChildHandle> {
     env: { ...process.env, [CHILD_ENV]: '1', UPSTREAM_URL: upstreamUrl },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number }) =>
-      m.port ? resolve(m.port) : reject(new Error('no port')),
+  const ports = await new Promise<{ port: number; barePort: number }>((resolve, reject) => {
+    child.once('message', (m: { port?: number; barePort?: number }) =>
+      m.port && m.barePort ? resolve({ port: m.port, barePort: m.barePort }) : reject(new Error('no port')),
     );
     child.once('exit', (code) => reject(new Error(`broker process exited with ${code}`)));
   });
   return {
-    port,
+    ...ports,
     memory: () =>
       new Promise((resolve) => {
         child.once('message', (m: { memory?: NodeJS.MemoryUsage }) =>
@@ -297,6 +299,8 @@ async function childMain(): Promise<void> {
     log: pino({ level: 'silent' }),
   });
   await new Promise<void>((resolve) => broker.server.listen(0, '127.0.0.1', resolve));
+  const bare = bareProxy(new URL(process.env.UPSTREAM_URL ?? ''));
+  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
   process.on('message', (m) => {
     if (m === 'memory') process.send?.({ memory: process.memoryUsage() });
     if (m === 'cpu') {
@@ -306,7 +310,44 @@ async function childMain(): Promise<void> {
   });
   // Exit normally on stop so V8 flags like --cpu-prof (WARDEN_BENCH_BROKER_NODE_FLAGS) can write their output.
   process.on('SIGTERM', () => process.exit(0));
-  process.send?.({ port: (broker.server.address() as AddressInfo).port });
+  process.send?.({
+    port: (broker.server.address() as AddressInfo).port,
+    barePort: (bare.address() as AddressInfo).port,
+  });
+}
+
+/** Hop-by-hop headers a proxy does not forward. */
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'upgrade', 'proxy-connection']);
+
+/**
+ * The floor for any Node.js proxy: forward the request to the upstream with a keep-alive agent and
+ * pipe the answer back — no parsing, no decision, no credential, no audit. Same process and
+ * runtime as the broker, so the broker's CPU per call minus this one is what Warden's own logic costs.
+ */
+function bareProxy(upstream: URL): Server {
+  const agent = new Agent({ keepAlive: true });
+  return createServer((req, res) => {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+    const out = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        path: upstream.pathname,
+        method: req.method,
+        headers,
+        agent,
+      },
+      (up) => {
+        const back: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP.has(k)) back[k] = v;
+        res.writeHead(up.statusCode ?? 502, back);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => res.writeHead(502).end());
+    req.pipe(out);
+  });
 }
 
 /** A minimal MCP-over-HTTP JSON responder: session on initialize, 202 for notifications, canned tool results. */
@@ -416,6 +457,9 @@ async function entryPointRss(): Promise<number> {
   }
 }
 
+/** Median broker CPU per call of a measurement. */
+const br0 = (m: { cpu: number[] }): number | undefined => (m.cpu.length > 0 ? median(m.cpu) : undefined);
+
 const REPEATS = Number(process.env.WARDEN_BENCH_BROKER_REPEATS ?? 3);
 const SEQUENTIAL_CALLS = 2_000;
 
@@ -435,49 +479,61 @@ export async function run(): Promise<BenchResult[]> {
     await load(via, viaSid, 500, 1000);
     await new Promise((r) => setTimeout(r, 500));
     const idle = await broker.memory();
+    // The bare proxy is warmed only after the idle sample, so it does not inflate the broker's idle RSS.
+    const bare = new URL(`http://127.0.0.1:${broker.barePort}/mcp`);
+    const bareSid = await initialize(bare);
+    await load(bare, bareSid, 500, 1000);
     let peak = idle;
     const sample = (m: NodeJS.MemoryUsage): void => {
       if (m.rss > peak.rss) peak = m;
     };
     // Each repeat runs the direct path, then the broker path, back to back: a ratio from the same
     // moment of a shared machine. The median over repeats and its spread go in the result.
-    const measurePair = async (
-      once: (url: URL, sid: string) => Promise<Sample>,
-    ): Promise<{ d: Sample[]; b: Sample[]; cpu: number[] }> => {
-      const d: Sample[] = [];
-      const b: Sample[] = [];
-      const cpu: number[] = [];
+    type Measured = { d: Sample[]; n: Sample[]; ncpu: number[]; b: Sample[]; cpu: number[] };
+    const perCall = async (run: () => Promise<Sample>): Promise<{ s: Sample; cpu: number }> => {
+      const cpu0 = await broker.cpu();
+      const s = await run();
+      return { s, cpu: ((await broker.cpu()) - cpu0) / Math.max(1, s.latencies.length + s.errors) };
+    };
+    const measurePair = async (once: (url: URL, sid: string) => Promise<Sample>): Promise<Measured> => {
+      const m: Measured = { d: [], n: [], ncpu: [], b: [], cpu: [] };
       for (let r = 0; r < REPEATS; r++) {
-        d.push(await once(direct, directSid));
-        const cpu0 = await broker.cpu();
+        m.d.push(await once(direct, directSid));
+        const n = await perCall(() => once(bare, bareSid));
+        m.n.push(n.s);
+        m.ncpu.push(n.cpu);
         const probe = setTimeout(() => {
           void broker.memory().then(sample);
         }, DURATION_MS / 2);
-        const s = await once(via, viaSid);
+        const b = await perCall(() => once(via, viaSid));
         clearTimeout(probe);
-        cpu.push(((await broker.cpu()) - cpu0) / Math.max(1, s.latencies.length + s.errors));
-        b.push(s);
+        m.b.push(b.s);
+        m.cpu.push(b.cpu);
       }
       sample(await broker.memory());
-      return { d, b, cpu };
+      return m;
     };
-    const rows = (
-      label: string,
-      rate: number,
-      m: { d: Sample[]; b: Sample[]; cpu: number[] },
-      what: string,
-    ) => {
+    const rows = (label: string, rate: number, m: Measured, what: string) => {
       const directName = `broker/mcp-tools-call/direct@${label}`;
+      const bareName = `broker/mcp-tools-call/bare-node-proxy@${label}`;
       const dr = result(directName, m.d, rate, `${what}: client → upstream MCP responder`);
+      const nr = result(
+        bareName,
+        m.n,
+        rate,
+        `${what}: client → minimal Node.js proxy (same process as the broker, no parsing, decision, credential or audit) → upstream; the floor for any Node proxy`,
+        { cpuMicrosPerOp: m.ncpu, baseline: directName },
+      );
       const br = result(
         `broker/mcp-tools-call/via-broker@${label}`,
         m.b,
         rate,
-        `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call${flagNote}`,
+        `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call (bare Node proxy: ${nr.cpuMicrosPerOp?.toFixed(0)} µs, so Warden's own work ≈ ${((br0(m) ?? 0) - (nr.cpuMicrosPerOp ?? 0)).toFixed(0)} µs)${flagNote}`,
         { cpuMicrosPerOp: m.cpu, baseline: directName },
       );
       results.push(
         dr,
+        nr,
         br,
         added(`broker/added-latency@${label}`, m.b, m.d, br, dr, 'p50Micros'),
         added(`broker/added-latency-p99@${label}`, m.b, m.d, br, dr, 'p99Micros'),
