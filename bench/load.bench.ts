@@ -16,7 +16,10 @@
  *   chain — entries per second from the first event queued to the last one persisted.
  *
  * Sizes: LOAD_BENCH_RATE (1000), LOAD_BENCH_SECONDS (60), LOAD_BENCH_CAPACITY_ENTRIES (20000).
+ * LOAD_BROKER_NODE_FLAGS passes V8 flags to the broker process (e.g. "--max-old-space-size=64
+ * --max-semi-space-size=4", what a sidecar with a 128 MiB limit would need: see docs/benchmarks.md).
  */
+import { cpus, loadavg } from 'node:os';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { AuditShipper, type BrokerAuditEvent } from '../broker/audit.js';
@@ -139,6 +142,7 @@ export async function run(): Promise<BenchResult[]> {
     await drive(s.brokerUrl, { rate: Math.min(RATE, 300), durationMs: 3_000, requestIdPrefix: 'warmup-' });
     await new Promise((r) => setTimeout(r, 1000));
     const start = await s.brokerStats(true);
+    const loadStart = loadavg();
 
     // RSS every 5 s while the load runs (no GC forced: what the kubelet would see).
     const rssSeen: number[] = [];
@@ -202,7 +206,10 @@ export async function run(): Promise<BenchResult[]> {
         `audited ${audited.allowed} allowed + ${audited.denied} denied ${auditOk ? '= requests' : 'MISMATCH'}`,
         `status.decisions ${decisions?.allowed}/${decisions?.denied} vs trail ${all.allowed}/${all.denied} ${statusOk ? 'agree' : 'DISAGREE'}`,
         `writer dropped ${writer.dropped}, failures ${writer.failures}`,
-        `broker RSS ${mib(start.rss)} → ${mib(endLoaded.rss)} (max while loaded ${mib(Math.max(endLoaded.rss, ...rssSeen))}), heap after GC ${mib(start.heapUsed)} → ${mib(end.heapUsed)}`,
+        `broker RSS ${mib(start.rss)} → ${mib(endLoaded.rss)} (max while loaded ${mib(Math.max(endLoaded.rss, ...rssSeen))}), after GC: heap used ${mib(start.heapUsed)} → ${mib(end.heapUsed)}, heap total ${mib(start.heapTotal)} → ${mib(end.heapTotal)}, external ${mib(start.external)} → ${mib(end.external)}`,
+        `load average ${loadStart.map((l) => l.toFixed(1)).join(' ')} → ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')} on ${cpus().length} CPUs`,
         'cpuMicrosPerOp = broker process CPU per request',
       ].join('; '),
     };

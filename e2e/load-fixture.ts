@@ -49,6 +49,9 @@ export interface LoadStackOptions {
 export interface BrokerProcessStats {
   rss: number;
   heapUsed: number;
+  heapTotal: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers, ArrayBuffers). */
+  external: number;
   /** user + system CPU time so far, µs. */
   cpuMicros: number;
 }
@@ -231,7 +234,14 @@ async function childMain(): Promise<void> {
     if (m === 'stats+gc') (globalThis as { gc?: () => void }).gc?.();
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
-    process.send?.({ stats: { rss: mem.rss, heapUsed: mem.heapUsed, cpuMicros: cpu.user + cpu.system } });
+    const stats: BrokerProcessStats = {
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      external: mem.external,
+      cpuMicros: cpu.user + cpu.system,
+    };
+    process.send?.({ stats });
   });
   process.send?.({ port: broker.ports.listen });
 }
