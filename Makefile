@@ -89,5 +89,5 @@ test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails i
 	npx tsx e2e/demo/demo.ts
 
 .PHONY: bench
-bench: deps controlplane-build postgres ## Run the benchmarks and write bench/results/latest.json
+bench: deps controlplane-build postgres ## Run the benchmarks; writes bench/results/latest.{json,md,svg} (docs/benchmarks.md)
 	npx tsx bench/run.ts

@@ -8,12 +8,13 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+// The controller's modules (client-node, the operator, the authority) are loaded only by
+// `warden controller`: the broker sidecar would otherwise carry ~50 MB of RSS it never uses.
+import type { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { parseRetention } from '../audit/retention.js';
 import { brokerCommand } from '../broker/main.js';
-import { runController } from '../controller/run.js';
 import { enableLinearRegexFallback } from '../core/policy/index.js';
 
 /** Warden's package.json, found by walking up from this file (works from the sources and from dist/). */
@@ -69,7 +70,8 @@ function retention(value: string): number | undefined {
   }
 }
 
-function loadKubeConfig(path: string | undefined): KubeConfig {
+async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
@@ -165,8 +167,9 @@ program
       `${o.service}.${namespace}.svc.cluster.local`,
     ];
     const issuer: string = o.issuer ?? `https://${o.service}.${namespace}.svc:${o.authorityPort}`;
+    const { runController } = await import('../controller/run.js');
     const running = await runController({
-      kubeConfig: loadKubeConfig(o.kubeconfig),
+      kubeConfig: await loadKubeConfig(o.kubeconfig),
       log,
       namespace,
       watchNamespace: o.watchNamespace,

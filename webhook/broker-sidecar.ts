@@ -57,6 +57,9 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       // The kubelet probes the pod IP, so the health port listens on all interfaces.
       `--health-listen=0.0.0.0:${config.healthPort}`,
     ],
+    // A smaller young generation: ~10 MB less RSS at idle with no measurable CPU cost
+    // (bench/broker.bench.ts, docs/benchmarks.md). Only the broker's own process gets it.
+    env: [{ name: 'NODE_OPTIONS', value: BROKER_NODE_OPTIONS }],
     ports: [{ name: BROKER_HEALTH_PORT_NAME, containerPort: config.healthPort, protocol: 'TCP' }],
     // The kubelet starts the next init container (and the agent) only after this
     // passes, so the agent never runs before its broker has attested.
@@ -83,6 +86,9 @@ export function brokerContainer(config: BrokerConfig): V1Container {
     volumeMounts: [{ name: BROKER_TOKEN_VOLUME, mountPath: BROKER_TOKEN_DIR, readOnly: true }],
   };
 }
+
+/** V8 options of the injected broker. */
+export const BROKER_NODE_OPTIONS = '--max-semi-space-size=2';
 
 /**
  * The projected service-account token the broker presents to the authority,

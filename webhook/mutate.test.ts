@@ -10,6 +10,7 @@ import {
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
 } from '../core/constants.js';
+import { BROKER_NODE_OPTIONS } from './broker-sidecar.js';
 import { mutatePod } from './mutate.js';
 import { diff } from './patch.js';
 import { agentIdentity, agentPod, TEST_BROKER } from './test-builders.js';
@@ -69,7 +70,10 @@ describe('mutatePod', () => {
         ],
       },
     });
-    expect(out.spec?.initContainers?.[0]?.env).toBeUndefined();
+    // The broker gets only its V8 options: none of the agent's addresses, and no secret.
+    expect(out.spec?.initContainers?.[0]?.env).toEqual([
+      { name: 'NODE_OPTIONS', value: BROKER_NODE_OPTIONS },
+    ]);
     expect(mutatePod(out, 'support-bot', agentIdentity(), config)).toEqual(out);
   });
 
@@ -117,7 +121,10 @@ describe('mutatePod', () => {
         ENV_USER_TOKEN_HEADER,
       ]);
     }
-    expect(out.spec?.initContainers?.[0]?.env).toBeUndefined();
+    // The broker gets only its V8 options: none of the agent's addresses, and no secret.
+    expect(out.spec?.initContainers?.[0]?.env).toEqual([
+      { name: 'NODE_OPTIONS', value: BROKER_NODE_OPTIONS },
+    ]);
   });
 
   it('puts no credential in agent env: only loopback URLs and a header name, no secret or token reference', () => {

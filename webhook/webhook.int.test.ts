@@ -193,6 +193,7 @@ describe('admission through the real API server', () => {
     expect(agent?.env?.map((e) => e.name)).toEqual([
       'WARDEN_MCP_BASE',
       'WARDEN_HTTP_BASE',
+      'WARDEN_PG_BASE',
       'WARDEN_USER_TOKEN_HEADER',
     ]);
     expect(agent?.volumeMounts?.map((m) => m.name) ?? []).not.toContain('warden-broker-token');
@@ -388,6 +389,7 @@ describe('reinvocation through the real API server', () => {
       expect(stored.spec.containers[1]?.env?.map((e) => e.name)).toEqual([
         'WARDEN_MCP_BASE',
         'WARDEN_HTTP_BASE',
+        'WARDEN_PG_BASE',
         'WARDEN_USER_TOKEN_HEADER',
       ]);
       expect(stored.spec.initContainers?.filter((c) => c.name === 'warden-broker')).toHaveLength(1);
