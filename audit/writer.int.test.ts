@@ -12,7 +12,7 @@ import { API_VERSION, PLURAL } from '../core/constants.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { freshNamespace, kubeConfig, startControlPlane } from '../e2e/harness/index.js';
 import { createMetrics } from '../observability/metrics.js';
-import { KubeConfigApi, type ObjectList } from '../operator/core/kube.js';
+import { type KubeApi, KubeConfigApi, type ObjectList, type RequestOptions } from '../operator/core/kube.js';
 import { AuditWriter } from './writer.js';
 
 const log = pino({ level: 'silent' });
@@ -98,6 +98,32 @@ describe('AuditWriter', () => {
     expect(requestIds(items)).toHaveLength(30);
     expect(new Set(requestIds(items)).size).toBe(30);
     expect(verifyChain(items.map((r) => ({ spec: r.spec }))).problems).toEqual([]);
+  });
+
+  it.each([
+    ['the first record (head read from a list)', 0],
+    ['a later record (cached head, caught up by name)', 1],
+  ])('does not write a batch twice when the response to its create was lost: %s', async (_name, lost) => {
+    const ns = await freshNamespace('audit-lost');
+    const real = new KubeConfigApi(kubeConfig());
+    let creates = 0;
+    // The real API server, with one create's response lost after the record landed.
+    const api: KubeApi = {
+      watcher: real.watcher,
+      async request<T>(method: string, path: string, opts?: RequestOptions): Promise<T> {
+        const r = await real.request<T>(method, path, opts);
+        if (method === 'POST' && creates++ === lost) throw new Error('socket hang up');
+        return r;
+      },
+    };
+    const w = new AuditWriter({ api, log, limits: { maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 0 } });
+    for (let i = 0; i < 6; i++) w.record(ns, 'bot', entry(i));
+    await w.stop();
+    const items = await records(real, ns);
+    expect(requestIds(items)).toEqual(Array.from({ length: 6 }, (_, i) => `req-${i}`).sort());
+    expect(items.map((r) => r.spec.sequence).sort()).toEqual([0, 1]);
+    expect(verifyChain(items.map((r) => ({ spec: r.spec }))).problems).toEqual([]);
+    expect(w.stats()).toMatchObject({ written: 6, records: 2, failures: 1, dropped: 0 });
   });
 
   it('rejects edits of a written record (immutable spec)', async () => {

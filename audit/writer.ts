@@ -6,8 +6,9 @@
  * backoff (e.g. while the API server is down); past `maxBuffered` entries the oldest
  * are shed, counted in `stats().dropped` and logged. Several authority replicas may
  * write the same agent's chain: a record's name is derived from its sequence, so
- * `create` is the compare-and-set — the loser of a race gets 409, re-reads the
- * chain's head and writes its batch at the next sequence.
+ * `create` is the compare-and-set — the loser of a race gets 409, catches up with
+ * the chain (a GET by name per record written since) and writes its batch at the next
+ * sequence. A write whose response was lost is found the same way and not written twice.
  *
  * Throughput: each chain drains on its own — a write that finishes with a full batch (or, when
  * flushing everything, any entry) still pending starts the next at once, without waiting for the
@@ -34,8 +35,6 @@ export function agentLabelValue(agent: string): string {
 interface ChainHead {
   sequence: number;
   digest: string;
-  /** Canonical JSON of the head's entries, when read from the API (see writeChain). */
-  entries?: string;
 }
 
 export interface AuditWriterOptions {
@@ -63,7 +62,10 @@ export interface AuditWriterStats {
 
 export class AuditWriter {
   private readonly batcher: AuditBatcher;
+  /** The last record written per chain, as far as this writer knows. */
   private readonly heads = new Map<string, ChainHead>();
+  /** Chains whose cached head may be behind (a contested or failed write): caught up before writing. */
+  private readonly unsure = new Set<string>();
   /** Chains being drained, each by one loop (drain) that writes one record at a time. */
   private readonly draining = new Map<string, Promise<void>>();
   private readonly retryAt = new Map<string, { at: number; delay: number }>();
@@ -193,14 +195,25 @@ export class AuditWriter {
     this.buffered -= batch.length;
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const head = this.heads.get(key) ?? (await this.readHead(namespace, agent));
-        // A write whose response was lost (API server stopping mid-request) may have
-        // landed: if the head already holds exactly this batch, it is written.
-        if (head?.entries !== undefined && head.entries === canonicalJson(batch)) {
-          this.heads.set(key, { sequence: head.sequence, digest: head.digest });
-          this.written(batch);
-          this.retryAt.delete(key);
-          return true;
+        let head = this.heads.get(key);
+        let headEntries: string | undefined;
+        if (!head) {
+          const read = await this.readHead(namespace, agent);
+          head = read && { sequence: read.sequence, digest: read.digest };
+          headEntries = read?.entries;
+        }
+        if (this.unsure.has(key)) {
+          const batchJson = canonicalJson(batch);
+          const caught = await this.catchUp(namespace, agent, head, batchJson);
+          head = caught.head;
+          if (head) this.heads.set(key, head);
+          this.unsure.delete(key);
+          // A write whose response was lost (API server stopping mid-request) may have landed.
+          if (caught.landed || headEntries === batchJson) {
+            this.written(batch);
+            this.retryAt.delete(key);
+            return true;
+          }
         }
         const spec = sealRecord({
           agent,
@@ -215,9 +228,9 @@ export class AuditWriter {
           this.retryAt.delete(key);
           return true;
         } catch (err) {
-          // Another writer took this sequence: forget the cached head and try the next one.
+          // Another writer took this sequence: catch up with the chain and try the next one.
           if (err instanceof ApiError && err.code === 409) {
-            this.heads.delete(key);
+            this.unsure.add(key);
             continue;
           }
           throw err;
@@ -226,7 +239,8 @@ export class AuditWriter {
       throw new Error(`audit chain ${key}: lost the create race 5 times in a row`);
     } catch (err) {
       this.counters.failures++;
-      this.heads.delete(key);
+      // The write may have landed without our hearing of it: check before the next one.
+      this.unsure.add(key);
       this.batcher.putBack(key, batch, this.now());
       this.buffered += batch.length;
       const prev = this.retryAt.get(key)?.delay ?? 0;
@@ -245,7 +259,46 @@ export class AuditWriter {
     }
   }
 
-  private async readHead(namespace: string, agent: string): Promise<ChainHead | undefined> {
+  /**
+   * Walks the chain forward from a cached head, one GET by name per record written since (by
+   * another replica, or by us when a response was lost), rather than listing the whole chain:
+   * a chain of a busy agent holds hundreds of records of hundreds of entries, and listing it
+   * after every contested or failed write stalled the writer under load. `landed` says whether
+   * one of those records holds exactly `batchJson`.
+   */
+  private async catchUp(
+    namespace: string,
+    agent: string,
+    from: ChainHead | undefined,
+    batchJson: string,
+  ): Promise<{ head: ChainHead | undefined; landed: boolean }> {
+    let head = from;
+    let landed = false;
+    for (;;) {
+      const sequence = head ? head.sequence + 1 : 0;
+      const name = recordName(agent, sequence);
+      let next: AuditRecord;
+      try {
+        next = await this.opts.api.request<AuditRecord>('GET', resourcePath(AUDIT_REF, namespace, name));
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 404) return { head, landed };
+        throw err;
+      }
+      if (next.spec.agent !== agent || next.spec.sequence !== sequence) {
+        throw new Error(
+          `audit chain ${namespace}/${agent}: ${name} is not record ${sequence} of this agent (agent ${next.spec.agent}, sequence ${next.spec.sequence})`,
+        );
+      }
+      head = { sequence, digest: next.spec.digest };
+      if (!landed && canonicalJson(next.spec.entries) === batchJson) landed = true;
+    }
+  }
+
+  /** The newest record of a chain from a list (once per chain, when no head is cached), with its entries' canonical JSON. */
+  private async readHead(
+    namespace: string,
+    agent: string,
+  ): Promise<(ChainHead & { entries: string }) | undefined> {
     const list = await this.opts.api.request<ObjectList<AuditRecord>>(
       'GET',
       resourcePath(AUDIT_REF, namespace),
@@ -253,13 +306,18 @@ export class AuditWriter {
         query: { labelSelector: `${LABEL_AGENT}=${agentLabelValue(agent)}` },
       },
     );
-    let head: ChainHead | undefined;
+    let newest: AuditRecord | undefined;
     for (const r of list.items) {
       if (r.spec.agent !== agent) continue;
-      if (!head || r.spec.sequence > head.sequence)
-        head = { sequence: r.spec.sequence, digest: r.spec.digest };
+      if (!newest || r.spec.sequence > newest.spec.sequence) newest = r;
     }
-    return head;
+    return (
+      newest && {
+        sequence: newest.spec.sequence,
+        digest: newest.spec.digest,
+        entries: canonicalJson(newest.spec.entries),
+      }
+    );
   }
 
   private async create(namespace: string, spec: AuditRecordSpec): Promise<void> {
