@@ -166,25 +166,20 @@ export async function run(): Promise<BenchResult[]> {
     // itself is counted.
     const writerDone = () => {
       const w = writer.stats();
-      return w.buffered === 0 && w.written - written0 >= r.sent;
+      return w.buffered === 0 && w.written - written0 >= r.allowed + r.denied;
     };
-    await eventually('the writer to persist the run', async () => writerDone(), 300_000, 20).catch(
-      (err: unknown) => {
-        throw new Error(`${(err as Error).message}; writer ${JSON.stringify(writer.stats())}`);
-      },
-    );
-    const lagMs = performance.now() - loadEnd;
-    const audited = await eventually(
-      "every decision of the run in the agent's AuditRecords",
-      async () => {
-        const c = countDecisions(await s.auditRecords(), prefix);
-        return c.allowed + c.denied >= r.sent ? c : false;
-      },
-      120_000,
-      5_000,
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; writer ${JSON.stringify(writer.stats())}`);
-    });
+    // On timeout the counts below tell what is missing.
+    const persisted = await eventually('the writer to persist the run', async () => writerDone(), 300_000, 20)
+      .then(() => true)
+      .catch(() => false);
+    const lagMs = persisted ? performance.now() - loadEnd : Number.NaN;
+    // Compared with the answered requests: a request that failed (an error, in the note) may or
+    // may not have been decided and audited, so the count is reported, not waited for.
+    let audited = countDecisions(await s.auditRecords(), prefix);
+    for (let i = 0; i < 12 && audited.allowed + audited.denied < r.allowed + r.denied; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      audited = countDecisions(await s.auditRecords(), prefix);
+    }
     const all = countDecisions(await s.auditRecords(), '');
     const decisions = await eventually(
       'status.decisions to catch up',
