@@ -103,8 +103,15 @@ export function createBrokerServer(deps: BrokerServerDeps): Server {
   // Requests must arrive promptly; responses (SSE) may stream for long.
   server.headersTimeout = 10_000;
   server.requestTimeout = 60_000;
+  // Idle keep-alive connections stay open longer than clients usually keep them (Node's default
+  // of 5 s races agents whose http.Agent reuses a socket just as the broker closes it: the agent
+  // sees "socket hang up" on a request the broker never read). Loopback sockets cost little.
+  server.keepAliveTimeout = BROKER_KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
+
+/** How long the broker keeps an idle agent connection open. */
+export const BROKER_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface Readiness {
   readonly ready: boolean;

@@ -128,6 +128,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
 
   const auditWriter = new AuditWriter({
     api,
+    metrics,
     log: log.child({ component: 'audit' }),
     limits: o.audit,
     // What had to be dropped is told on the agent, not only in the logs: an Event and a
