@@ -8,24 +8,16 @@
  * POST is a denial.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { rmSync } from 'node:fs';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { closeServer, startHttpUpstream } from '../broker/int-fixtures.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
-import { type RunningController, runController } from '../controller/run.js';
+import type { RunningController } from '../controller/run.js';
 import type { AgentIdentity, AuditRecord } from '../core/api/index.js';
-import {
-  ANNOTATION_AGENT,
-  API_VERSION,
-  DEFAULT_BROKER_AUDIENCE,
-  GROUP,
-  PLURAL,
-  VERSION,
-} from '../core/constants.js';
+import { API_VERSION, PLURAL } from '../core/constants.js';
 import { KubeConfigApi, type ObjectList } from '../operator/core/kube.js';
+import { createAgentWithApi, startTestController, writePodToken } from './agent-stack.js';
 
 export interface StackOptions {
   kubeConfig: KubeConfig;
@@ -93,93 +85,27 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const ns = o.namespace;
   const agent = o.agent ?? 'bot';
   const kc = o.kubeConfig;
-  const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const api = new KubeConfigApi(kc);
   const log = pino({ level: process.env.WARDEN_E2E_LOG ?? 'silent' });
-  const wardenObj = (kind: string, name: string, spec: unknown) => ({
-    apiVersion: API_VERSION,
-    kind,
-    metadata: { name, namespace: ns },
-    spec,
-  });
-  const create = (plural: string, body: object) =>
-    custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body });
 
   const upstream = await startHttpUpstream();
-  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: agent } } });
-  await create(PLURAL.AgentIdentity, wardenObj('AgentIdentity', agent, { serviceAccountName: agent }));
-  // Warden-minted JWTs for the upstream: the broker injects them, the kill switch revokes them.
-  await create(
-    PLURAL.CredentialProvider,
-    wardenObj('CredentialProvider', 'api', {
-      target: { url: upstream.url, protocol: 'HTTP' },
-      type: 'JWT',
-      jwt: { audience: 'api', defaultTTL: '5m' },
-    }),
-  );
-  await create(
-    PLURAL.AccessPolicy,
-    wardenObj('AccessPolicy', `${agent}-read`, {
-      agentSelector: { names: [agent] },
-      effect: 'Allow',
-      rules: [{ targets: ['api'], http: { methods: ['GET'], paths: ['/**'] } }],
-    }),
-  );
-  const pod = await core.createNamespacedPod({
+  const pod = await createAgentWithApi(kc, { namespace: ns, agent, upstreamUrl: upstream.url });
+  const controller = await startTestController(kc, {
     namespace: ns,
-    body: {
-      metadata: { name: `${agent}-0`, annotations: { [ANNOTATION_AGENT]: agent } },
-      spec: {
-        serviceAccountName: agent,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
-      },
-    },
-  });
-
-  const controller = await runController({
-    kubeConfig: kc,
     log,
-    namespace: ns,
-    watchNamespace: ns,
-    identity: `killswitch-${randomBytes(3).toString('hex')}`,
-    leaderElection: false,
-    host: '127.0.0.1',
-    webhookPort: 0,
-    authorityPort: 0,
-    healthPort: 0,
-    tlsNames: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
-    webhookConfigurationName: null,
-    issuer: 'http://warden-authority.e2e',
-    authorityTls: false,
-    broker: {
-      image: 'warden:e2e',
-      imagePullPolicy: 'IfNotPresent',
-      resources: { requests: { cpu: '20m', memory: '48Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
-    },
-    tlsSecret: `warden-tls-${randomBytes(3).toString('hex')}`,
-    version: '0.0.0-e2e',
+    identityPrefix: 'killswitch',
     audit: { maxEntries: o.auditMaxEntries ?? 50, maxBytes: 256 * 1024, maxAgeMs: o.auditMaxAgeMs ?? 300 },
     ...(o.postgresSweepIntervalMs !== undefined
       ? { postgresSweepIntervalMs: o.postgresSweepIntervalMs }
       : {}),
   });
-
-  const tokenDir = mkdtempSync(join(tmpdir(), 'warden-killswitch-'));
-  const tokenFile = join(tokenDir, 'token');
-  const tr = await core.createNamespacedServiceAccountToken({
+  const { dir: tokenDir, tokenFile } = await writePodToken(kc, {
     namespace: ns,
-    name: agent,
-    body: {
-      spec: {
-        audiences: [DEFAULT_BROKER_AUDIENCE],
-        expirationSeconds: 3600,
-        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name, uid: pod.metadata?.uid },
-      },
-    },
+    serviceAccount: agent,
+    pod,
+    prefix: 'warden-killswitch-',
   });
-  writeFileSync(tokenFile, tr.status?.token ?? '');
   const broker = await runBroker({
     tokenFile,
     authorityUrl: `http://127.0.0.1:${controller.authorityPort}`,

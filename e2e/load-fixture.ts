@@ -13,12 +13,9 @@
  */
 
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -249,97 +246,32 @@ async function childMain(): Promise<void> {
 export async function startLoadStack(o: LoadStackOptions): Promise<LoadStack> {
   // Imported here, not at the top: the broker process runs a bundle of this module and must not
   // load the controller (its RSS would not be a broker's).
-  const { CoreV1Api, CustomObjectsApi } = await import('@kubernetes/client-node');
-  const { runController } = await import('../controller/run.js');
+  const { createAgentWithApi, startTestController, writePodToken } = await import('./agent-stack.js');
   const { DEFAULT_BATCH_LIMITS } = await import('../core/audit/batcher.js');
-  const { ANNOTATION_AGENT, API_VERSION, DEFAULT_BROKER_AUDIENCE, GROUP, PLURAL, VERSION } = await import(
-    '../core/constants.js'
-  );
   const { KubeConfigApi } = await import('../operator/core/kube.js');
+  const { API_VERSION, PLURAL } = await import('../core/constants.js');
 
   const ns = o.namespace;
   const agent = o.agent ?? 'load-bot';
   const kc = o.kubeConfig;
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
   const api = new KubeConfigApi(kc);
   const logLevel = process.env.WARDEN_E2E_LOG ?? o.logLevel ?? 'silent';
   const log = pino({ level: logLevel }, pino.destination(2));
-  const wardenObj = (kind: string, name: string, spec: unknown) => ({
-    apiVersion: API_VERSION,
-    kind,
-    metadata: { name, namespace: ns },
-    spec,
-  });
-  const create = (plural: string, body: object) =>
-    custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body });
 
   const upstream = await startCountingUpstream();
-  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: agent } } });
-  await create(PLURAL.AgentIdentity, wardenObj('AgentIdentity', agent, { serviceAccountName: agent }));
-  await create(
-    PLURAL.CredentialProvider,
-    wardenObj('CredentialProvider', 'api', {
-      target: { url: upstream.url, protocol: 'HTTP' },
-      type: 'JWT',
-      jwt: { audience: 'api', defaultTTL: '5m' },
-    }),
-  );
-  await create(
-    PLURAL.AccessPolicy,
-    wardenObj('AccessPolicy', `${agent}-read`, {
-      agentSelector: { names: [agent] },
-      effect: 'Allow',
-      rules: [{ targets: ['api'], http: { methods: ['GET'], paths: ['/**'] } }],
-    }),
-  );
-  const pod = await core.createNamespacedPod({
+  const pod = await createAgentWithApi(kc, { namespace: ns, agent, upstreamUrl: upstream.url });
+  const controller = await startTestController(kc, {
     namespace: ns,
-    body: {
-      metadata: { name: `${agent}-0`, annotations: { [ANNOTATION_AGENT]: agent } },
-      spec: {
-        serviceAccountName: agent,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
-      },
-    },
-  });
-
-  const controller = await runController({
-    kubeConfig: kc,
     log,
-    namespace: ns,
-    watchNamespace: ns,
-    identity: `load-${randomBytes(3).toString('hex')}`,
-    leaderElection: false,
-    host: '127.0.0.1',
-    webhookPort: 0,
-    authorityPort: 0,
-    healthPort: 0,
-    tlsNames: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
-    webhookConfigurationName: null,
-    issuer: 'http://warden-authority.e2e',
-    authorityTls: false,
-    broker: { image: 'warden:e2e', imagePullPolicy: 'IfNotPresent' },
-    tlsSecret: `warden-tls-${randomBytes(3).toString('hex')}`,
-    version: '0.0.0-e2e',
+    identityPrefix: 'load',
     audit: o.audit ?? DEFAULT_BATCH_LIMITS,
   });
-
-  const tokenDir = mkdtempSync(join(tmpdir(), 'warden-load-'));
-  const tokenFile = join(tokenDir, 'token');
-  const tr = await core.createNamespacedServiceAccountToken({
+  const { dir: tokenDir, tokenFile } = await writePodToken(kc, {
     namespace: ns,
-    name: agent,
-    body: {
-      spec: {
-        audiences: [DEFAULT_BROKER_AUDIENCE],
-        expirationSeconds: 3600,
-        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name, uid: pod.metadata?.uid },
-      },
-    },
+    serviceAccount: agent,
+    pod,
+    prefix: 'warden-load-',
   });
-  writeFileSync(tokenFile, tr.status?.token ?? '');
 
   const bundle = await bundleChild();
   const child = fork(bundle, [], {
