@@ -18,6 +18,7 @@ import type { AgentIdentity, AuditRecord } from '../core/api/index.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
 import { KubeConfigApi, type ObjectList } from '../operator/core/kube.js';
 import { createAgentWithApi, startTestController, writePodToken } from './agent-stack.js';
+import { eventually } from './eventually.js';
 
 export interface StackOptions {
   kubeConfig: KubeConfig;
@@ -59,27 +60,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | false | undefined | null>,
-  timeoutMs = 30_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { eventually };
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const ns = o.namespace;

@@ -22,6 +22,7 @@ import { pino } from 'pino';
 import { runBroker } from '../broker/main.js';
 import type { RunningController } from '../controller/run.js';
 import type { AgentIdentity, AuditRecord } from '../core/api/index.js';
+import { eventually } from './eventually.js';
 
 const CHILD_ENV = 'LOAD_BROKER_CHILD';
 
@@ -97,27 +98,7 @@ export interface DriveResult {
   elapsedMs: number;
 }
 
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | false | undefined | null>,
-  timeoutMs = 30_000,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { eventually };
 
 /** Decision entries of an agent's AuditRecords whose request id has the prefix, by decision. */
 export function countDecisions(records: readonly AuditRecord[], requestIdPrefix: string) {
