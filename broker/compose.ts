@@ -40,6 +40,8 @@ export interface ComposeOptions {
 export interface ComposedBroker {
   readonly decider: Decider;
   readonly credentials: CredentialCache;
+  /** Verified user tokens (the PostgreSQL service decides with it too). */
+  readonly users: UserCache;
   readonly gateway: McpGateway;
   readonly proxy: HttpProxy;
   /** The combined listener's server (`/mcp/...` and `/http/...`). */
@@ -107,5 +109,5 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     }
   };
   const unsubscribe = o.source.onChange?.(onChange) ?? (() => {});
-  return { decider, credentials, gateway, proxy, server, serverFor, dispose: unsubscribe };
+  return { decider, credentials, users, gateway, proxy, server, serverFor, dispose: unsubscribe };
 }

@@ -135,7 +135,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
       access: {
         decider: broker.decider,
         credentials: broker.credentials,
-        users: null,
+        users: broker.users,
         audit,
         podName: o.podName,
         metrics,

@@ -38,13 +38,14 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
   const issued: IssuedCredential[] = [];
   const sessions: AgentSession[] = [];
 
-  const connectAgent = async (database: string): Promise<AgentSession> => {
+  const connectAgent = async (database: string, options?: string): Promise<AgentSession> => {
     const client = new pg.Client({
       host: '127.0.0.1',
       port: stack.broker.ports.pg!,
       database,
       user: 'agent',
       application_name: 'e2e-agent',
+      ...(options !== undefined ? { options } : {}),
     });
     const s: AgentSession = { client, received: [], errors: [], ended: false };
     sessions.push(s);
@@ -93,7 +94,7 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
       stack.api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${plural}`, {
         body: { apiVersion: API_VERSION, kind, metadata: { name }, spec },
       });
-    for (const name of ['orders', 'payroll']) {
+    for (const name of ['orders', 'payroll', 'reports']) {
       await create(PLURAL.CredentialProvider, 'CredentialProvider', name, {
         type: 'PostgreSQL',
         target: { url: `postgres://127.0.0.1:${pgServer.port}/postgres`, protocol: 'PostgreSQL' },
@@ -110,7 +111,18 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
     // A rule with neither tools nor http applies to every request to its targets: connections.
     await create(PLURAL.AccessPolicy, 'AccessPolicy', 'orders-db', {
       agentSelector: { names: [stack.agent] },
-      rules: [{ targets: ['orders'] }],
+      rules: [
+        { targets: ['orders'] },
+        {
+          targets: ['reports'],
+          when: [
+            {
+              name: 'change-ticket',
+              expression: "has(context.ticketId) && context.ticketId.startsWith('CHG-')",
+            },
+          ],
+        },
+      ],
     });
     // Observe what the authority hands the broker, to prove none of it reaches the agent.
     const client = stack.broker.client;
@@ -180,6 +192,30 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
       (e: unknown) => e as Error,
     );
     expect(unknown?.message).toMatch(/no CredentialProvider 'nope'/);
+  });
+
+  it('request metadata travels as a connection option (PGOPTIONS) and is decided like the HTTP header', async () => {
+    const without = await connectAgent('reports').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(without?.message).toMatch(/condition 'change-ticket'/);
+
+    const s = await connectAgent('reports', '-c warden.context={"ticketId":"CHG-881"}');
+    const r = await s.client.query<{ n: string }>('SELECT count(*) AS n FROM orders');
+    expect(r.rows[0]!.n).toBe('3');
+    const entry = await eventually('the Allow entry for reports', async () =>
+      (await stack.auditRecords())
+        .flatMap((rec) => rec.spec.entries)
+        .find((e) => e.target === 'reports' && e.decision === 'Allow' && e.kind === 'Decision'),
+    );
+    expect(entry.policy).toBe(`${ns}/orders-db`);
+
+    const bad = await connectAgent('reports', '-c warden.context={ticket}').then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(bad?.message).toMatch(/warden\.context: not valid JSON/);
   });
 
   it('the role disappears after its TTL: the operator drops it and ends its session', async () => {

@@ -42,6 +42,8 @@ export interface PgClientInfo {
   readonly database: string;
   readonly applicationName: string | undefined;
   readonly remoteAddress: string;
+  /** The startup `options` (PGOPTIONS): read for Warden's settings (options.ts), never forwarded. */
+  readonly options?: string | undefined;
 }
 
 export type PgDecision =
@@ -410,6 +412,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       database,
       applicationName: params.application_name,
       remoteAddress: agent.remoteAddress ?? '',
+      options: params.options,
     };
     if (params.replication !== undefined) {
       fail(

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { pgDenial } from './service.js';
+import { pgDenial, settingMessage } from './service.js';
+
+describe('settingMessage', () => {
+  it('names the connection option instead of the header it stands in for', () => {
+    expect(
+      settingMessage('x-warden-context: not valid JSON (expected an object like {"ticketId":"SUP-1"})'),
+    ).toBe('warden.context: not valid JSON (expected an object like {"ticketId":"SUP-1"})');
+    expect(settingMessage('x-warden-user-token: not a bearer token')).toBe(
+      'warden.user_token: not a bearer token',
+    );
+    expect(settingMessage('something else')).toBe('something else');
+  });
+});
 
 describe('pgDenial', () => {
   it('carries the policy reasons as the DETAIL psql prints under the error', () => {

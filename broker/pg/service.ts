@@ -6,13 +6,18 @@
  * (access.ts: gate → policy → the authority's re-check and temporary login → audit), so a
  * connection is one audited Decision, and the login the authority returns stays in this process.
  *
- * PostgreSQL's startup packet has no place for the human's token: sessions are decided as the
- * agent acting alone (CEL `user.present == false`).
+ * PostgreSQL's startup packet has no header for the human's token or request metadata: the agent
+ * sends them as connection options (options.ts: `-c warden.user_token=… -c warden.context={…}`),
+ * validated exactly like the x-warden-user-token and x-warden-context headers. Without them a
+ * session is decided as the agent acting alone (CEL `user.present == false`).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { HEADER_CONTEXT, HEADER_USER_TOKEN } from '../../core/constants.js';
 import { type AccessDeps, authorize } from '../access.js';
+import { readRequestMeta } from '../request-meta.js';
 import { type PgClientInfo, type PgEndpoint, type PgLogin, startPgEndpoint } from './endpoint.js';
+import { SETTING_CONTEXT, SETTING_USER_TOKEN, wardenSettings } from './options.js';
 
 export interface PgServiceOptions {
   readonly access: AccessDeps;
@@ -38,6 +43,17 @@ export function pgDenial(decision: {
     .map((r) => `${r.policy}${r.rule !== null ? ` rule ${r.rule}` : ''}: ${r.message}`)
     .join('; ');
   return detail ? { message: decision.message, detail } : { message: decision.message };
+}
+
+/** Pure: a request-meta error about a header, reworded for the connection option it came from. */
+export function settingMessage(message: string): string {
+  for (const [header, setting] of [
+    [HEADER_USER_TOKEN, SETTING_USER_TOKEN],
+    [HEADER_CONTEXT, SETTING_CONTEXT],
+  ] as const) {
+    if (message.startsWith(`${header}:`)) return `${setting}${message.slice(header.length)}`;
+  }
+  return message;
 }
 
 export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
@@ -70,12 +86,25 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
             'no database name: connect to the CredentialProvider by name, e.g. postgresql://127.0.0.1:15432/<provider>',
         };
       }
+      const settings = wardenSettings(info.options);
+      if (!settings.ok) return { allow: false, message: settings.message };
+      // The same validation as the HTTP headers these settings stand in for.
+      const read = readRequestMeta(
+        { [HEADER_USER_TOKEN]: settings.userToken, [HEADER_CONTEXT]: settings.context },
+        randomUUID,
+      );
+      if (!read.ok)
+        return {
+          allow: false,
+          message: settingMessage(read.message),
+        };
+      const meta = read.meta;
       const out = await authorize(o.access, {
-        meta: { requestId: randomUUID(), userToken: null, context: null },
+        meta,
         target: info.target,
         protocol: 'PostgreSQL',
         credential: { kind: 'postgresql' },
-        decide: (user) => o.access.decider.decidePostgres(info.target, user, null),
+        decide: (user) => o.access.decider.decidePostgres(info.target, user, meta.context),
       });
       if (!out.ok) return { allow: false, ...pgDenial(out.decision) };
       const login = out.credential.postgresql;
