@@ -22,6 +22,7 @@ import {
   createPod,
   createServiceAccount,
   deletePod,
+  exchangeToken,
   type Fixture,
   fixture,
   form,
@@ -43,17 +44,7 @@ let pod: V1Pod;
 let token: string;
 
 const exchange = (subjectToken: string, extra: Record<string, string> = {}, localAddress?: string) =>
-  httpCall(`${base}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: form({
-      grant_type: GRANT_TOKEN_EXCHANGE,
-      subject_token: subjectToken,
-      subject_token_type: TOKEN_TYPE_JWT,
-      ...extra,
-    }),
-    localAddress,
-  });
+  exchangeToken(base, subjectToken, extra, localAddress);
 
 /** The last audit event, which every request produces. */
 const lastAudit = () => audit.events.at(-1)!;

@@ -9,20 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { MemoryAuditSink } from './audit.js';
-import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
 import { httpsFetch } from './fetch.js';
 import { type Authority, createAuthority } from './index.js';
 import {
   createAgentIdentity,
-  createPod,
   createServiceAccount,
   deletePod,
   type Fixture,
   fixture,
-  form,
   httpCall,
   patchAgentIdentity,
-  projectedToken,
+  sessionFor,
 } from './int-fixtures.js';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.js';
 
@@ -34,20 +31,8 @@ let untrusted: OidcFixture;
 const audit = new MemoryAuditSink();
 const tokens: Record<string, string> = {};
 
-async function sessionFor(agent: string, podName: string): Promise<string> {
-  const pod = await createPod(f, podName, { serviceAccount: 'bot-sa', agent });
-  const res = await httpCall(`${base}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: form({
-      grant_type: GRANT_TOKEN_EXCHANGE,
-      subject_token: await projectedToken(f, 'bot-sa', pod),
-      subject_token_type: TOKEN_TYPE_JWT,
-    }),
-  });
-  expect(res.status).toBe(200);
-  return res.body.access_token as string;
-}
+const newSession = (agent: string, podName: string): Promise<string> =>
+  sessionFor(f, base, { pod: podName, agent });
 
 const ask = (session: string, body: unknown, userToken?: string) =>
   httpCall(`${base}/v1/credentials`, {
@@ -156,7 +141,7 @@ afterAll(async () => {
 
 describe('POST /v1/credentials', () => {
   it('allows a support user with a ticket, naming the deciding policy', async () => {
-    const session = await sessionFor('support-bot', 'support-1');
+    const session = await newSession('support-bot', 'support-1');
     const res = await ask(session, jiraGet, tokens.alice);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
@@ -176,7 +161,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('denies a user outside the support group, naming the failed condition', async () => {
-    const session = await sessionFor('support-bot', 'support-2');
+    const session = await newSession('support-bot', 'support-2');
     const res = await ask(session, jiraGet, tokens.bob);
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('access_denied');
@@ -193,7 +178,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('decides for the agent acting alone when no user token is sent', async () => {
-    const session = await sessionFor('support-bot', 'support-3');
+    const session = await newSession('support-bot', 'support-3');
     expect((await ask(session, jiraGet)).status).toBe(403);
     const status = await ask(session, { target: 'status-page', tool: 'status.get' });
     expect(status.status).toBe(200);
@@ -202,7 +187,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('answers an Allow with a minted, audience-scoped Warden JWT for the provider', async () => {
-    const session = await sessionFor('support-bot', 'support-mint');
+    const session = await newSession('support-bot', 'support-mint');
     const res = await ask(session, { target: 'status-page', tool: 'status.get' });
     expect(res.status).toBe(200);
     const cred = res.body.credential as { id: string; headers: Record<string, string>; expiresAt: string };
@@ -218,7 +203,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('allows MCP protocol traffic (no tool) to a target some rule serves, and mints for it', async () => {
-    const session = await sessionFor('support-bot', 'support-proto');
+    const session = await newSession('support-bot', 'support-proto');
     const res = await ask(session, { target: 'status-page', kind: 'mcp' });
     expect(res.status).toBe(200);
     expect((res.body.credential as { headers: Record<string, string> }).headers.Authorization).toMatch(
@@ -228,7 +213,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('fails closed when the allowed target has no CredentialProvider', async () => {
-    const session = await sessionFor('solo-bot', 'solo-missing');
+    const session = await newSession('solo-bot', 'solo-missing');
     await kubeConfig()
       .makeApiClient(CustomObjectsApi)
       .createNamespacedCustomObject({
@@ -258,7 +243,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('refuses a user token from an untrusted issuer', async () => {
-    const session = await sessionFor('support-bot', 'support-4');
+    const session = await newSession('support-bot', 'support-4');
     const res = await ask(session, jiraGet, tokens.mallory);
     expect(res.status).toBe(400);
     expect(res.body).toEqual({
@@ -269,13 +254,13 @@ describe('POST /v1/credentials', () => {
   });
 
   it('enforces userContext.mode Required and Forbidden', async () => {
-    const human = await sessionFor('human-only', 'human-1');
+    const human = await newSession('human-only', 'human-1');
     const alone = await ask(human, { target: 'status-page', tool: 'x' });
     expect(alone.status).toBe(403);
     expect(alone.body.decision).toMatchObject({ reason: 'UserRequired' });
     expect((await ask(human, { target: 'status-page', tool: 'x' }, tokens.alice)).status).toBe(200);
 
-    const solo = await sessionFor('solo-bot', 'solo-1');
+    const solo = await newSession('solo-bot', 'solo-1');
     const withUser = await ask(solo, { target: 'status-page', tool: 'x' }, tokens.alice);
     expect(withUser.status).toBe(403);
     expect(withUser.body.decision).toMatchObject({ reason: 'UserForbidden' });
@@ -283,7 +268,7 @@ describe('POST /v1/credentials', () => {
 
   it('denies a suspended agent at once, without a new session', async () => {
     await createAgentIdentity(f, 'kill-me', { serviceAccountName: 'bot-sa' });
-    const session = await sessionFor('kill-me', 'kill-1');
+    const session = await newSession('kill-me', 'kill-1');
     await patchAgentIdentity(f, 'kill-me', { suspended: true });
     // The store is watch-fed: wait for the watch event rather than a fixed time.
     for (let i = 0; i < 100 && !authority.store.identity(f.namespace, 'kill-me')?.spec.suspended; i++) {
@@ -295,7 +280,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('refuses a session whose pod was deleted', async () => {
-    const session = await sessionFor('support-bot', 'gone-1');
+    const session = await newSession('support-bot', 'gone-1');
     await deletePod(f, 'gone-1');
     const res = await ask(session, { target: 'status-page', tool: 'x' });
     expect(res.status).toBe(401);
@@ -313,7 +298,7 @@ describe('POST /v1/credentials', () => {
     ],
     ['a bad chainStep', { target: 'jira', tool: 'x', context: { chainStep: -1 } }, 'context.chainStep'],
   ])('refuses %s', async (_name, body, message) => {
-    const session = await sessionFor('support-bot', `bad-${Math.random().toString(36).slice(2, 8)}`);
+    const session = await newSession('support-bot', `bad-${Math.random().toString(36).slice(2, 8)}`);
     const res = await ask(session, body);
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_request');
@@ -321,7 +306,7 @@ describe('POST /v1/credentials', () => {
   });
 
   it('refuses an oversize body', async () => {
-    const session = await sessionFor('support-bot', 'big-1');
+    const session = await newSession('support-bot', 'big-1');
     const res = await ask(session, { target: 'jira', tool: 'x', args: { blob: 'x'.repeat(70_000) } });
     expect(res.status).toBe(413);
     expect(res.body.error_description).toContain('65536-byte limit');

@@ -6,6 +6,7 @@
 import { request as httpRequest } from 'node:http';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
 
 export interface Fixture {
   core: CoreV1Api;
@@ -149,6 +150,42 @@ export function httpCall(
 }
 
 export const form = (params: Record<string, string>): string => new URLSearchParams(params).toString();
+
+/** POST /v1/token: exchange a projected service-account token for a session (RFC 8693). */
+export function exchangeToken(
+  base: string,
+  subjectToken: string,
+  extra: Record<string, string> = {},
+  localAddress?: string,
+): Promise<HttpResult> {
+  return httpCall(`${base}/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({
+      grant_type: GRANT_TOKEN_EXCHANGE,
+      subject_token: subjectToken,
+      subject_token_type: TOKEN_TYPE_JWT,
+      ...extra,
+    }),
+    ...(localAddress ? { localAddress } : {}),
+  });
+}
+
+/**
+ * A session for a new pod of `agent`, as a broker would get it: create the pod, exchange its bound
+ * token. Throws with the authority's answer when the exchange is refused.
+ */
+export async function sessionFor(
+  f: Fixture,
+  base: string,
+  o: { pod: string; agent: string; serviceAccount?: string },
+): Promise<string> {
+  const sa = o.serviceAccount ?? 'bot-sa';
+  const pod = await createPod(f, o.pod, { serviceAccount: sa, agent: o.agent });
+  const res = await exchangeToken(base, await projectedToken(f, sa, pod));
+  if (res.status !== 200) throw new Error(`/v1/token answered ${res.status}: ${res.text}`);
+  return res.body.access_token as string;
+}
 
 export interface SseEvent {
   event: string;

@@ -9,18 +9,16 @@ import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { KubeConfigApi } from '../operator/core/kube.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
-import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
 import { type Authority, createAuthority } from './index.js';
 import {
   createAgentIdentity,
-  createPod,
   createServiceAccount,
   type Fixture,
   fixture,
   form,
   httpCall,
   patchAgentIdentity,
-  projectedToken,
+  sessionFor,
 } from './int-fixtures.js';
 import { JwtMinter } from './mint/jwt.js';
 import { policy, provider } from './mint/testing.js';
@@ -53,18 +51,7 @@ beforeAll(async () => {
     brokerAuditSinks: [sink],
   });
   base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
-  const pod = await createPod(f, 'bot-0', { serviceAccount: 'bot-sa', agent: 'bot' });
-  const res = await httpCall(`${base}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: form({
-      grant_type: GRANT_TOKEN_EXCHANGE,
-      subject_token: await projectedToken(f, 'bot-sa', pod),
-      subject_token_type: TOKEN_TYPE_JWT,
-    }),
-  });
-  expect(res.status).toBe(200);
-  session = res.body.access_token as string;
+  session = await sessionFor(f, base, { pod: 'bot-0', agent: 'bot' });
 });
 
 afterAll(async () => {

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { MemoryAuditSink } from './audit.js';
-import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
 import { type Authority, createAuthority } from './index.js';
 import {
   createAgentIdentity,
@@ -16,12 +15,12 @@ import {
   createServiceAccount,
   type Fixture,
   fixture,
-  form,
   httpCall,
   openStream,
   patchAgentIdentity,
   projectedToken,
   type SseEvent,
+  sessionFor,
 } from './int-fixtures.js';
 import type { PolicySnapshot } from './snapshot.js';
 
@@ -71,17 +70,7 @@ beforeAll(async () => {
     log: pino({ level: 'silent' }),
   });
   base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
-  const pod = await createPod(f, 'bot-1', { serviceAccount: 'bot-sa', agent: 'support-bot' });
-  const res = await httpCall(`${base}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: form({
-      grant_type: GRANT_TOKEN_EXCHANGE,
-      subject_token: await projectedToken(f, 'bot-sa', pod),
-      subject_token_type: TOKEN_TYPE_JWT,
-    }),
-  });
-  session = res.body.access_token as string;
+  session = await sessionFor(f, base, { pod: 'bot-1', agent: 'support-bot' });
 });
 
 afterAll(async () => {
@@ -191,19 +180,8 @@ describe('GET /v1/stream', () => {
 
   it('reports a deleted AgentIdentity as agent: null', async () => {
     await createAgentIdentity(f, 'temp-bot', { serviceAccountName: 'bot-sa' });
-    const pod = await createPod(f, 'temp-1', { serviceAccount: 'bot-sa', agent: 'temp-bot' });
-    const res = await httpCall(`${base}/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: form({
-        grant_type: GRANT_TOKEN_EXCHANGE,
-        subject_token: await projectedToken(f, 'bot-sa', pod),
-        subject_token_type: TOKEN_TYPE_JWT,
-      }),
-    });
-    const stream = await openStream(`${base}/v1/stream`, {
-      authorization: `Bearer ${res.body.access_token}`,
-    });
+    const tempSession = await sessionFor(f, base, { pod: 'temp-1', agent: 'temp-bot' });
+    const stream = await openStream(`${base}/v1/stream`, { authorization: `Bearer ${tempSession}` });
     try {
       expect(snapshotOf(await stream.next()).agent?.name).toBe('temp-bot');
       await kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({
