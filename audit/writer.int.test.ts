@@ -86,6 +86,30 @@ describe('AuditWriter', () => {
     expect(w.stats()).toMatchObject({ written: 5, dropped: 3 });
   });
 
+  it('drops a batch the API server refuses as invalid and keeps writing the chain', async () => {
+    const ns = await freshNamespace('audit-invalid');
+    const api = new KubeConfigApi(kubeConfig());
+    const droppedFor: Array<[string, string, number]> = [];
+    const w = new AuditWriter({
+      api,
+      log,
+      onDropped: (n, a, c) => droppedFor.push([n, a, c]),
+      limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 600_000 },
+    });
+    w.record(ns, 'bot', entry(0));
+    // A rule index outside the schema's 0..63: the API server answers 422 for this record.
+    w.record(ns, 'bot', { ...entry(1), reasons: [{ rule: -1, message: 'x' }] });
+    w.record(ns, 'bot', entry(2));
+    await w.stop();
+    const items = await records(api, ns);
+    expect(requestIds(items)).toEqual(['req-0', 'req-2']);
+    expect(verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec }))).problems).toEqual(
+      [],
+    );
+    expect(w.stats()).toMatchObject({ written: 2, dropped: 1, buffered: 0 });
+    expect(droppedFor).toEqual([[ns, 'bot', 1]]);
+  });
+
   it('keeps one valid chain when two writers (replicas) race on the same agent', async () => {
     const ns = await freshNamespace('audit-race');
     const api = new KubeConfigApi(kubeConfig());

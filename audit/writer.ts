@@ -239,6 +239,19 @@ export class AuditWriter {
       throw new Error(`audit chain ${key}: lost the create race 5 times in a row`);
     } catch (err) {
       this.counters.failures++;
+      if (err instanceof ApiError && (err.code === 422 || err.code === 400)) {
+        // The API server refused the record's content (schema or validation rule): retrying the
+        // same batch can never succeed and would hold back every later entry of this agent.
+        // Drop it, count it and say so loudly; the chain continues with the next batch.
+        this.retryAt.delete(key);
+        this.dropped(batch.length);
+        this.opts.onDropped?.(namespace, agent, batch.length);
+        this.opts.log.error(
+          { chain: key, entries: batch.length, err: err.message },
+          'audit record refused by the API server as invalid: its entries are dropped',
+        );
+        return false;
+      }
       // The write may have landed without our hearing of it: check before the next one.
       this.unsure.add(key);
       this.batcher.putBack(key, batch, this.now());
