@@ -101,7 +101,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     const blocked = decider.blocked();
     if (blocked) {
       gateway.abortAll(blocked);
-      proxy.abortAll();
+      proxy.abortAll(blocked);
       o.log.warn(
         { reason: blocked.reason },
         'agent may no longer act: in-flight requests cut, credentials dropped',

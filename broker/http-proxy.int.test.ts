@@ -189,6 +189,26 @@ describe('HTTP proxy', () => {
     expect(big.status).toBe(413);
   });
 
+  it('answers a request cut by the kill switch with the suspension, not a gateway error', async () => {
+    const slow = await startTestBroker({
+      issuer: new RecordingIssuer(300_000, 'X-Api-Key'),
+      upstreamHeadersTimeoutMs: 60_000,
+    });
+    try {
+      const providers = [provider('api', upstream.url, 'HTTP', 'X-Api-Key')];
+      slow.source.set(snapshot({ policies, providers }));
+      const before = upstream.seen.length;
+      const pending = fetch(`${slow.url}/http/api/hang`);
+      await expect.poll(() => upstream.seen.length, { timeout: 10_000 }).toBe(before + 1);
+      slow.source.set(snapshot({ policies, providers, suspended: true }));
+      const r = await pending;
+      expect(r.status).toBe(403);
+      expect(await r.json()).toMatchObject({ reason: BrokerDenyReason.AgentSuspended });
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('denies a suspended agent and an unknown provider', async () => {
     tb.source.set(
       snapshot({

@@ -89,7 +89,7 @@ function decoderFor(encoding: string): Transform | null | 'unsupported' {
 }
 
 export class HttpProxy {
-  private readonly active = new Set<{ abort: () => void }>();
+  private readonly active = new Set<{ abort: (why: BrokerDecision) => void }>();
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly maxBodyBytes: number;
@@ -100,9 +100,12 @@ export class HttpProxy {
     this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   }
 
-  /** Kill switch: cut every in-flight proxied request. */
-  abortAll(): void {
-    for (const a of [...this.active]) a.abort();
+  /**
+   * Kill switch: cut every in-flight proxied request. One still waiting for the upstream's
+   * headers is answered with `decision` (403, like any denial); one already streaming is cut.
+   */
+  abortAll(decision: BrokerDecision): void {
+    for (const a of [...this.active]) a.abort(decision);
     this.active.clear();
   }
 
@@ -182,7 +185,13 @@ export class HttpProxy {
     built.headers.push(['host', url.host]);
 
     const controller = new AbortController();
-    const handle = { abort: () => controller.abort() };
+    let cutBy: BrokerDecision | undefined;
+    const handle = {
+      abort: (why: BrokerDecision) => {
+        cutBy = why;
+        controller.abort();
+      },
+    };
     this.active.add(handle);
     res.on('close', () => {
       if (!res.writableFinished) controller.abort();
@@ -235,6 +244,10 @@ export class HttpProxy {
       );
       if (res.headersSent) {
         res.destroy();
+        return;
+      }
+      if (cutBy) {
+        sendJson(res, 403, denialBody(cutBy));
         return;
       }
       sendJson(res, timeout ? 504 : 502, {
