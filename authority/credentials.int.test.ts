@@ -1,12 +1,7 @@
-/**
- * POST /v1/credentials end to end: a real attested session, a real OIDC user token (blended
- * identity), AccessPolicies in the real API server, and the central policy decision.
- */
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
+import { HEADER_USER_TOKEN } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { MemoryAuditSink } from './audit.js';
 import { httpsFetch } from './fetch.js';
@@ -14,6 +9,7 @@ import { type Authority, createAuthority } from './index.js';
 import {
   createAgentIdentity,
   createServiceAccount,
+  createWardenObject,
   deletePod,
   type Fixture,
   fixture,
@@ -71,46 +67,28 @@ beforeAll(async () => {
     serviceAccountName: 'bot-sa',
     userContext: { mode: 'Forbidden' },
   });
-  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    namespace: f.namespace,
-    plural: PLURAL.AccessPolicy,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'AccessPolicy',
-      metadata: { name: 'support-jira' },
-      spec: {
-        rules: [
+  await createWardenObject(f, 'AccessPolicy', 'support-jira', {
+    rules: [
+      {
+        targets: ['jira'],
+        tools: ['jira.get_*'],
+        when: [
+          { name: 'support-staff', expression: "user.present && 'support' in user.groups" },
           {
-            targets: ['jira'],
-            tools: ['jira.get_*'],
-            when: [
-              { name: 'support-staff', expression: "user.present && 'support' in user.groups" },
-              {
-                name: 'ticket-referenced',
-                expression: "has(context.ticketId) && context.ticketId.matches('^SUP-[0-9]+$')",
-              },
-            ],
+            name: 'ticket-referenced',
+            expression: "has(context.ticketId) && context.ticketId.matches('^SUP-[0-9]+$')",
           },
-          { targets: ['status-page'], tools: ['*'] },
         ],
       },
-    },
+      { targets: ['status-page'], tools: ['*'] },
+    ],
   });
   // Targets are CredentialProviders: the Allow answer carries a credential minted for them.
   for (const name of ['jira', 'status-page']) {
-    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: f.namespace,
-      plural: PLURAL.CredentialProvider,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'CredentialProvider',
-        metadata: { name },
-        spec: { target: { url: `https://${name}.example/mcp`, protocol: 'MCP' }, type: 'JWT', jwt: {} },
-      },
+    await createWardenObject(f, 'CredentialProvider', name, {
+      target: { url: `https://${name}.example/mcp`, protocol: 'MCP' },
+      type: 'JWT',
+      jwt: {},
     });
   }
   authority = await createAuthority({
@@ -214,20 +192,10 @@ describe('POST /v1/credentials', () => {
 
   it('fails closed when the allowed target has no CredentialProvider', async () => {
     const session = await newSession('solo-bot', 'solo-missing');
-    await kubeConfig()
-      .makeApiClient(CustomObjectsApi)
-      .createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: f.namespace,
-        plural: PLURAL.AccessPolicy,
-        body: {
-          apiVersion: `${GROUP}/${VERSION}`,
-          kind: 'AccessPolicy',
-          metadata: { name: 'ghost-target' },
-          spec: { agentSelector: { names: ['solo-bot'] }, rules: [{ targets: ['ghost'], tools: ['*'] }] },
-        },
-      });
+    await createWardenObject(f, 'AccessPolicy', 'ghost-target', {
+      agentSelector: { names: ['solo-bot'] },
+      rules: [{ targets: ['ghost'], tools: ['*'] }],
+    });
     let res = await ask(session, { target: 'ghost', tool: 'x' });
     for (
       let i = 0;

@@ -22,8 +22,10 @@ export async function createServiceAccount(f: Fixture, name: string): Promise<vo
   await f.core.createNamespacedServiceAccount({ namespace: f.namespace, body: { metadata: { name } } });
 }
 
-export async function createAgentIdentity(
+/** Creates a Warden object of `kind` in the fixture's namespace. */
+export async function createWardenObject(
   f: Fixture,
+  kind: 'AgentIdentity' | 'AccessPolicy' | 'CredentialProvider',
   name: string,
   spec: Record<string, unknown>,
 ): Promise<void> {
@@ -31,9 +33,13 @@ export async function createAgentIdentity(
     group: GROUP,
     version: VERSION,
     namespace: f.namespace,
-    plural: PLURAL.AgentIdentity,
-    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'AgentIdentity', metadata: { name }, spec },
+    plural: PLURAL[kind],
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec },
   });
+}
+
+export function createAgentIdentity(f: Fixture, name: string, spec: Record<string, unknown>): Promise<void> {
+  return createWardenObject(f, 'AgentIdentity', name, spec);
 }
 
 export async function patchAgentIdentity(

@@ -13,6 +13,7 @@ import {
   createAgentIdentity,
   createPod,
   createServiceAccount,
+  createWardenObject,
   type Fixture,
   fixture,
   httpCall,
@@ -30,18 +31,6 @@ let base: string;
 let session: string;
 const audit = new MemoryAuditSink();
 
-const policy = (name: string, spec: Record<string, unknown>) => ({
-  apiVersion: `${GROUP}/${VERSION}`,
-  kind: 'AccessPolicy',
-  metadata: { name },
-  spec,
-});
-const apiRef = () => ({
-  group: GROUP,
-  version: VERSION,
-  namespace: f.namespace,
-  plural: PLURAL.AccessPolicy,
-});
 const snapshotOf = (e: SseEvent) => e.data as PolicySnapshot;
 
 beforeAll(async () => {
@@ -49,17 +38,13 @@ beforeAll(async () => {
   f = fixture(kc, await freshNamespace('authority-stream'));
   await createServiceAccount(f, 'bot-sa');
   await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  await custom.createNamespacedCustomObject({
-    ...apiRef(),
-    body: policy('jira-read', {
-      agentSelector: { names: ['support-bot'] },
-      rules: [{ targets: ['jira'], tools: ['jira.get_*'] }],
-    }),
+  await createWardenObject(f, 'AccessPolicy', 'jira-read', {
+    agentSelector: { names: ['support-bot'] },
+    rules: [{ targets: ['jira'], tools: ['jira.get_*'] }],
   });
-  await custom.createNamespacedCustomObject({
-    ...apiRef(),
-    body: policy('other-agent', { agentSelector: { names: ['billing-bot'] }, rules: [{ targets: ['*'] }] }),
+  await createWardenObject(f, 'AccessPolicy', 'other-agent', {
+    agentSelector: { names: ['billing-bot'] },
+    rules: [{ targets: ['*'] }],
   });
   authority = await createAuthority({
     kubeConfig: kc,
@@ -92,13 +77,9 @@ describe('GET /v1/stream', () => {
       expect(audit.events.some((e) => e.kind === 'Stream' && e.decision === 'Allow')).toBe(true);
 
       // A policy edit arrives as a new snapshot.
-      const custom = kubeConfig().makeApiClient(CustomObjectsApi);
-      await custom.createNamespacedCustomObject({
-        ...apiRef(),
-        body: policy('deny-delete', {
-          effect: 'Deny',
-          rules: [{ targets: ['jira'], tools: ['jira.delete_*'] }],
-        }),
+      await createWardenObject(f, 'AccessPolicy', 'deny-delete', {
+        effect: 'Deny',
+        rules: [{ targets: ['jira'], tools: ['jira.delete_*'] }],
       });
       const second = snapshotOf(await stream.next((e) => snapshotOf(e).policies.length === 2));
       expect(second.policies.map((p) => p.name)).toEqual(['deny-delete', 'jira-read']);
@@ -143,25 +124,12 @@ describe('GET /v1/stream', () => {
     try {
       const first = snapshotOf(await stream.next());
       expect(first.providers.map((p) => p.name)).not.toContain('tickets');
-      await kubeConfig()
-        .makeApiClient(CustomObjectsApi)
-        .createNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: f.namespace,
-          plural: PLURAL.CredentialProvider,
-          body: {
-            apiVersion: `${GROUP}/${VERSION}`,
-            kind: 'CredentialProvider',
-            metadata: { name: 'tickets' },
-            spec: {
-              target: { url: 'https://tickets.example/api', protocol: 'HTTP' },
-              type: 'APIKey',
-              apiKey: { secretRef: { name: 'tickets-api-key', key: 'key' } },
-              inject: { header: 'X-Api-Key', format: '{token}' },
-            },
-          },
-        });
+      await createWardenObject(f, 'CredentialProvider', 'tickets', {
+        target: { url: 'https://tickets.example/api', protocol: 'HTTP' },
+        type: 'APIKey',
+        apiKey: { secretRef: { name: 'tickets-api-key', key: 'key' } },
+        inject: { header: 'X-Api-Key', format: '{token}' },
+      });
       const e = await stream.next((ev) => snapshotOf(ev).providers.some((p) => p.name === 'tickets'));
       const next = snapshotOf(e);
       expect(next.version).not.toBe(first.version);

@@ -18,7 +18,7 @@ import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { policy, provider, request, secrets } from '../authority/mint/testing.js';
 import type { MintResult, PostgresCredential } from '../authority/mint/types.js';
 import { startPgEndpoint } from '../broker/pg/endpoint.js';
-import { startPostgres } from '../e2e/harness/postgres.js';
+import { postgresProviderSpec, startPostgres } from '../e2e/harness/postgres.js';
 import { type BenchResult, measureAsync } from './lib.js';
 
 const ISSUER = 'https://warden-authority.bench';
@@ -80,20 +80,7 @@ async function postgresBenches(): Promise<BenchResult[]> {
     ])
       await su.query(sql);
     const store = secrets({ 'agents/pg-admin': { username: 'warden_admin', password: 'bench-admin' } });
-    const pgProvider = provider(
-      {
-        type: 'PostgreSQL',
-        target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
-        postgresql: {
-          host: '127.0.0.1',
-          port: server.port,
-          database: 'postgres',
-          adminSecretRef: { name: 'pg-admin' },
-          grantRoles: ['app_read'],
-        },
-      },
-      'bench-db',
-    );
+    const pgProvider = provider(postgresProviderSpec(server, { grantRoles: ['app_read'] }), 'bench-db');
     const minter = new PostgresMinter();
     const mintReq = request({ provider: pgProvider, secrets: store });
     const issued: MintResult[] = [];

@@ -21,7 +21,12 @@ import {
   kubeconfigPath,
   startControlPlane,
 } from './harness/index.js';
-import { createWardenAdmin, type PostgresServer, startPostgres } from './harness/postgres.js';
+import {
+  createWardenAdmin,
+  type PostgresServer,
+  postgresProviderSpec,
+  startPostgres,
+} from './harness/postgres.js';
 import { eventually, type Stack, startStack } from './killswitch-fixture.js';
 
 const exec = promisify(execFile);
@@ -71,17 +76,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
         apiVersion: API_VERSION,
         kind: 'CredentialProvider',
         metadata: { name: 'db' },
-        spec: {
-          type: 'PostgreSQL',
-          target: { url: `postgres://127.0.0.1:${pgServer.port}/postgres`, protocol: 'PostgreSQL' },
-          postgresql: {
-            host: '127.0.0.1',
-            port: pgServer.port,
-            database: 'postgres',
-            adminSecretRef: { name: 'pg-admin' },
-            grantRoles: ['app_read'],
-          },
-        },
+        spec: postgresProviderSpec(pgServer, { grantRoles: ['app_read'] }),
       },
     });
     await stack.waitReady();
@@ -117,17 +112,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
       provider: {
         name: 'db',
         namespace: ns,
-        spec: {
-          type: 'PostgreSQL',
-          target: { url: `postgres://127.0.0.1:${pgServer.port}/postgres`, protocol: 'PostgreSQL' },
-          postgresql: {
-            host: '127.0.0.1',
-            port: pgServer.port,
-            database: 'postgres',
-            adminSecretRef: { name: 'pg-admin' },
-            grantRoles: ['app_read'],
-          },
-        },
+        spec: postgresProviderSpec(pgServer, { grantRoles: ['app_read'] }),
       },
       policy: { policy: `${ns}/bot-read` },
       secrets: kubeSecretsReader(core),

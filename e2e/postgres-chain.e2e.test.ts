@@ -15,7 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuedCredential } from '../broker/credentials.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
-import { createWardenAdmin, type PostgresServer, startPostgres } from './harness/postgres.js';
+import {
+  createWardenAdmin,
+  type PostgresServer,
+  postgresProviderSpec,
+  startPostgres,
+} from './harness/postgres.js';
 import { eventually, type Stack, startStack } from './killswitch-fixture.js';
 
 const ADMIN_PASSWORD = 'e2e-admin-password-pg-chain';
@@ -95,18 +100,12 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
         body: { apiVersion: API_VERSION, kind, metadata: { name }, spec },
       });
     for (const name of ['orders', 'payroll', 'reports']) {
-      await create(PLURAL.CredentialProvider, 'CredentialProvider', name, {
-        type: 'PostgreSQL',
-        target: { url: `postgres://127.0.0.1:${pgServer.port}/postgres`, protocol: 'PostgreSQL' },
-        postgresql: {
-          host: '127.0.0.1',
-          port: pgServer.port,
-          database: 'postgres',
-          adminSecretRef: { name: 'pg-admin' },
-          grantRoles: ['orders_read'],
-          roleTTL: ROLE_TTL,
-        },
-      });
+      await create(
+        PLURAL.CredentialProvider,
+        'CredentialProvider',
+        name,
+        postgresProviderSpec(pgServer, { grantRoles: ['orders_read'], roleTTL: ROLE_TTL }),
+      );
     }
     // A rule with neither tools nor http applies to every request to its targets: connections.
     await create(PLURAL.AccessPolicy, 'AccessPolicy', 'orders-db', {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PostgresServer, startPostgres } from '../../e2e/harness/postgres.js';
+import { type PostgresServer, postgresProviderSpec, startPostgres } from '../../e2e/harness/postgres.js';
 import { agentRolePrefix, PostgresMinter } from './postgresql.js';
 import { agent, policy, provider, request, secrets, user } from './testing.js';
 import type { MintProvider, PostgresCredential } from './types.js';
@@ -50,22 +50,10 @@ describe('PostgresMinter against a real PostgreSQL', () => {
     await server?.stop();
   });
 
-  const pgProvider = (over: Partial<NonNullable<MintProvider['spec']['postgresql']>> = {}) =>
-    provider(
-      {
-        type: 'PostgreSQL',
-        target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
-        postgresql: {
-          host: '127.0.0.1',
-          port: server.port,
-          database: 'postgres',
-          adminSecretRef: { name: 'pg-admin' },
-          grantRoles: ['app_read'],
-          ...over,
-        },
-      },
-      'tickets-db',
-    );
+  const pgProvider = (over: Partial<NonNullable<MintProvider['spec']['postgresql']>> = {}) => {
+    const spec = postgresProviderSpec(server, { grantRoles: ['app_read'] });
+    return provider({ ...spec, postgresql: { ...spec.postgresql!, ...over } }, 'tickets-db');
+  };
 
   const login = async (c: PostgresCredential) => {
     const client = new pg.Client({ ...c.value });

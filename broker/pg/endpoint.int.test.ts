@@ -9,7 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresMinter } from '../../authority/mint/postgresql.js';
 import { policy, provider, request, secrets } from '../../authority/mint/testing.js';
 import type { MintResult, PostgresCredential } from '../../authority/mint/types.js';
-import { createWardenAdmin, type PostgresServer, startPostgres } from '../../e2e/harness/postgres.js';
+import {
+  createWardenAdmin,
+  type PostgresServer,
+  postgresProviderSpec,
+  startPostgres,
+} from '../../e2e/harness/postgres.js';
 import {
   type PgClientInfo,
   type PgDecision,
@@ -43,21 +48,7 @@ describe('broker PostgreSQL endpoint', () => {
   const events: PgSessionEvent[] = [];
   const seen: PgClientInfo[] = [];
 
-  const pgProvider = () =>
-    provider(
-      {
-        type: 'PostgreSQL',
-        target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
-        postgresql: {
-          host: '127.0.0.1',
-          port: server.port,
-          database: 'postgres',
-          adminSecretRef: { name: 'pg-admin' },
-          grantRoles: ['app_read'],
-        },
-      },
-      'tickets-db',
-    );
+  const pgProvider = () => provider(postgresProviderSpec(server, { grantRoles: ['app_read'] }), 'tickets-db');
 
   beforeAll(async () => {
     server = await startPostgres();

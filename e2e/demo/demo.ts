@@ -35,7 +35,7 @@ import { webhookConfiguration } from '../../webhook/config.js';
 import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
-import { createWardenAdmin, startPostgres } from '../harness/postgres.js';
+import { createWardenAdmin, postgresProviderSpec, startPostgres } from '../harness/postgres.js';
 import { startSampleMcpServer } from './sample-mcp-server.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -383,19 +383,16 @@ function demoManifests(o: {
       stringData: { username: o.db.adminUser, password: o.db.adminPassword },
     }),
     ...['orders-db', 'payroll-db'].map((name) =>
-      doc('CredentialProvider', name, {
-        target: { url: `postgres://127.0.0.1:${o.db.port}/postgres`, protocol: 'PostgreSQL' },
-        type: 'PostgreSQL',
-        postgresql: {
-          host: '127.0.0.1',
-          port: o.db.port,
-          database: 'postgres',
-          adminSecretRef: { name: 'orders-db-admin' },
+      doc(
+        'CredentialProvider',
+        name,
+        // The role's TTL is short for the demo, so its expiry can be watched.
+        postgresProviderSpec(o.db, {
           grantRoles: ['orders_read'],
-          // Short for the demo, so the role's expiry can be watched.
+          adminSecret: 'orders-db-admin',
           roleTTL: '5s',
-        },
-      }),
+        }),
+      ),
     ),
     // A rule with neither tools nor http covers every request to its targets: DB connections.
     doc('AccessPolicy', 'orders-db-read', {

@@ -15,7 +15,7 @@ import { agentRolePrefix } from '../../authority/mint/postgresql.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
 import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
-import { createWardenAdmin, type PostgresServer } from '../harness/postgres.js';
+import { createWardenAdmin, type PostgresServer, postgresProviderSpec } from '../harness/postgres.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -59,18 +59,11 @@ export async function createDbProvider(
       apiVersion: API_VERSION,
       kind: 'CredentialProvider',
       metadata: { name },
-      spec: {
-        type: 'PostgreSQL',
-        target: { url: `postgres://127.0.0.1:${o.server.port}/postgres`, protocol: 'PostgreSQL' },
-        postgresql: {
-          host: '127.0.0.1',
-          port: o.server.port,
-          database: 'postgres',
-          adminSecretRef: { name: ADMIN_SECRET },
-          grantRoles: [GRANTED_ROLE],
-          roleTTL: '10m',
-        },
-      },
+      spec: postgresProviderSpec(o.server, {
+        grantRoles: [GRANTED_ROLE],
+        adminSecret: ADMIN_SECRET,
+        roleTTL: '10m',
+      }),
     },
   });
   await api.request('POST', `${base}/${PLURAL.AccessPolicy}`, {

@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { CredentialProviderSpec } from '../../core/api/generated/credential-provider.js';
 import { createCertificateAuthority } from '../../core/x509.js';
 import {
   freePort,
@@ -291,4 +292,26 @@ export async function createWardenAdmin(db: pg.Client, o: WardenAdminOptions): P
   await db.query(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(o.password)}`);
   if (roles.length > 0) await db.query(`GRANT ${roles.join(', ')} TO ${admin} WITH ADMIN OPTION`);
   await db.query(`GRANT pg_signal_backend TO ${admin}`);
+}
+
+/**
+ * The spec of a PostgreSQL CredentialProvider for this server's `postgres` database, with the
+ * admin login in Secret `adminSecret` (default pg-admin) as createWardenAdmin made it.
+ */
+export function postgresProviderSpec(
+  server: { readonly port: number },
+  o: { readonly grantRoles: readonly string[]; readonly adminSecret?: string; readonly roleTTL?: string },
+): CredentialProviderSpec {
+  return {
+    type: 'PostgreSQL',
+    target: { url: `postgres://127.0.0.1:${server.port}/postgres`, protocol: 'PostgreSQL' },
+    postgresql: {
+      host: '127.0.0.1',
+      port: server.port,
+      database: 'postgres',
+      adminSecretRef: { name: o.adminSecret ?? 'pg-admin' },
+      grantRoles: [...o.grantRoles],
+      ...(o.roleTTL !== undefined ? { roleTTL: o.roleTTL } : {}),
+    },
+  };
 }
