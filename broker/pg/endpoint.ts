@@ -42,7 +42,10 @@ export interface PgClientInfo {
   readonly database: string;
   readonly applicationName: string | undefined;
   readonly remoteAddress: string;
-  /** The startup `options` (PGOPTIONS): read for Warden's settings (options.ts), never forwarded. */
+  /**
+   * The startup `options` (PGOPTIONS): read for Warden's settings (options.ts), never forwarded.
+   * May hold the human's token: never log it or put it in an event message.
+   */
   readonly options?: string | undefined;
 }
 
