@@ -518,6 +518,28 @@ describe('decide: bounds', () => {
     );
   });
 
+  it('Allow rules that did not hold are charged once: within budget the reason is ConditionFailed', () => {
+    // Three rules whose conditions are false spend 3 × cost; the budget allows exactly that.
+    // The re-examination that names the failed condition must not charge them a second time.
+    const policies = Array.from({ length: 3 }, (_, i) =>
+      allowPolicy(`q${i}`, {
+        targets: ['jira'],
+        when: when({ scan: "request.args.items.exists(i, i == 'never')" }),
+      }),
+    );
+    const perCondition = policies[0]?.rules[0]?.conditions[0]?.expression.cost ?? 0;
+    expect(perCondition).toBeGreaterThan(0);
+    const bounds = { ...DEFAULT_BOUNDS, maxDecisionCost: perCondition * 3 };
+    const set = buildPolicySet(policies, SUPPORT_BOT, { bounds });
+    const d = decide(set, mcpCall('jira.get_issue', { args: { items: ['a'] } }));
+    expect(d).toMatchObject({
+      decision: 'Deny',
+      reason: 'ConditionFailed',
+      policy: 'agents/q0',
+      condition: 'scan',
+    });
+  });
+
   it('a catastrophic regex cannot be written, so 50 a + ! is decided immediately', () => {
     // ^(a+)+$ is rejected at compile time (see compile.test.ts); the accepted equivalent runs linearly.
     const policy = allowPolicy('re', {

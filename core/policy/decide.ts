@@ -173,12 +173,14 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
     notHeld.push(ref);
   }
 
+  // The re-examination spends nothing from the budget: each rule's conditions were
+  // charged in full above (conditionsCost), and this pass evaluates at most those same
+  // conditions again, so its work is bounded by what was already charged. Charging
+  // them twice turned a request within budget into CostExceeded.
   let firstFailure: Pending | null = null;
   let firstError: Pending | null = null;
   for (const ref of notHeld) {
     for (const condition of ref.rule.conditions) {
-      spent += condition.expression.cost;
-      if (spent > budget) return costExceeded(result, ref, condition.name, who, what, budget);
       const outcome = evaluateCondition(condition, activation);
       if (outcome === true) continue;
       if (outcome === false) firstFailure ??= { ref, condition: condition.name, error: null };
