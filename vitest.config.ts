@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (CONVENTIONS.md): unit tests next to the source need no control
+// Three tiers (docs/conventions.md §13): unit tests next to the source need no control
 // plane; integration and e2e tests share one real kube-apiserver + etcd booted
 // once per run by the globalSetup.
 export default defineConfig({

@@ -1,5 +1,5 @@
 /**
- * metav1.Condition helpers (CONVENTIONS.md item 5), free of I/O.
+ * metav1.Condition helpers (docs/conventions.md §5), free of I/O.
  *
  * A condition's lastTransitionTime records when its *status* last flipped, so a
  * change of reason, message or observedGeneration alone keeps the old time. That

@@ -1,7 +1,7 @@
 /**
  * Time as a dependency. Everything in the controller core that waits or reads the
  * time takes a Clock, so unit tests drive time by hand instead of sleeping
- * (CONVENTIONS.md item 7).
+ * (docs/conventions.md §7).
  */
 
 /** Opaque handle returned by Clock.setTimeout. */

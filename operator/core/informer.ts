@@ -1,5 +1,5 @@
 /**
- * A list+watch informer with a local cache (CONVENTIONS.md item 4).
+ * A list+watch informer with a local cache (docs/conventions.md §4).
  *
  * It uses client-node's Watch for the stream but not its ListWatch/makeInformer,
  * which (in 1.4.0) stops for good on any watch error other than 410, keeps

@@ -1,5 +1,5 @@
 /**
- * A keyed work queue with its own worker pool (CONVENTIONS.md item 3).
+ * A keyed work queue with its own worker pool (docs/conventions.md §3).
  *
  * - Events for the same key merge: a key waiting in the queue is not queued twice.
  * - At most one worker processes a key at a time; an add while it is being

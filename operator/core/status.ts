@@ -1,6 +1,6 @@
 /**
  * Status writes: only through the `/status` subresource, only when something
- * changed (CONVENTIONS.md item 5).
+ * changed (docs/conventions.md §5).
  *
  * The write is a JSON merge patch of just the status fields the reconciler owns
  * (others, such as decision counters written by the authority, are left alone),

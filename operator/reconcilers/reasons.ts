@@ -1,6 +1,6 @@
 /**
  * Condition types and reasons the reconcilers write, and the Event reasons they
- * record. Reasons are CamelCase constants (CONVENTIONS.md item 5): tools and
+ * record. Reasons are CamelCase constants (docs/conventions.md §5): tools and
  * people match on them, so they never change meaning.
  */
 
