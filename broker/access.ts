@@ -13,8 +13,8 @@ import {
   type CredentialCache,
   CredentialDeniedError,
   type CredentialRequest,
-  credentialSecrets,
   type IssuedCredential,
+  issuedSecrets,
   type UserCache,
   UserTokenRejectedError,
 } from './credentials.js';
@@ -204,7 +204,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     provider: gate.provider,
     credential,
     inject: Object.entries(credential.headers),
-    secrets: credentialSecrets(credential.headers),
+    secrets: issuedSecrets(credential),
     user,
   };
 }

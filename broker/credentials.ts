@@ -8,6 +8,7 @@ import type { ContextInput, UserInput } from '../core/policy/types.js';
 import { CREDENTIAL_REFRESH_MARGIN_MS } from './constants.js';
 import type { DecisionReasonEntry } from './decider.js';
 import type { PgLogin } from './pg/endpoint.js';
+import { credentialValueForms, MIN_SCRUB_CHARS, secretForms } from './scrub.js';
 
 export interface CredentialRequest {
   readonly target: string;
@@ -81,17 +82,41 @@ export function userKey(userToken: string | null): string {
 
 /**
  * Every form of an issued credential the response scrubber must remove: each injected header
- * value, and the value without its auth scheme ("Bearer x" → "x"), which is what an upstream
- * echoing "your token is x" would show. Short fragments are left out (they would redact noise).
+ * value as sent, and the credential without its auth scheme ("Bearer x" → "x", what an upstream
+ * echoing "your token is x" would show) in every encoding scrub.ts knows, with each segment of a
+ * JWT on its own; for HTTP Basic, the decoded "user:password" too. Short fragments are left out
+ * (they would redact noise).
  */
 export function credentialSecrets(headers: Readonly<Record<string, string>>): string[] {
   const out = new Set<string>();
+  const add = (forms: readonly string[]): void => {
+    for (const f of forms) if (f.length >= MIN_SCRUB_CHARS) out.add(f);
+  };
   for (const value of Object.values(headers)) {
-    if (value.length >= 8) out.add(value);
-    const m = /^[A-Za-z][\w.+-]*\s+(\S.*)$/.exec(value);
-    if (m && m[1]!.length >= 8) out.add(m[1]!);
+    add([value]);
+    const m = /^([A-Za-z][\w.+-]*)\s+(\S.*)$/.exec(value);
+    const bare = m ? m[2]! : value;
+    add(credentialValueForms(bare));
+    if (m && m[1]!.toLowerCase() === 'basic') {
+      add(secretForms(Buffer.from(bare, 'base64').toString('utf8')));
+    }
   }
   return [...out];
+}
+
+const secretsByCredential = new WeakMap<IssuedCredential, readonly string[]>();
+
+/**
+ * credentialSecrets of an issued credential, computed once per credential (about a millisecond for
+ * a JWT: every encoding of every segment) and reused by every request the cached credential serves.
+ */
+export function issuedSecrets(credential: IssuedCredential): readonly string[] {
+  let secrets = secretsByCredential.get(credential);
+  if (!secrets) {
+    secrets = credentialSecrets(credential.headers);
+    secretsByCredential.set(credential, secrets);
+  }
+  return secrets;
 }
 
 interface Entry<T> {

@@ -2,8 +2,11 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { REDACTED } from './constants.js';
 import { credentialSecrets } from './credentials.js';
-import { Scrubber, ScrubTransform } from './scrub.js';
+import { redactString } from './headers.js';
+import { jwtSegments, Scrubber, ScrubTransform, secretForms } from './scrub.js';
+import { echoForms, signedJwt } from './testing.js';
 
 const scrubChunks = (secrets: string[], chunks: string[]): string => {
   const s = new Scrubber(secrets);
@@ -80,12 +83,116 @@ describe('Scrubber', () => {
 
 describe('credentialSecrets', () => {
   it('covers the header value and the bare token', () => {
-    expect(credentialSecrets({ Authorization: 'Bearer abcdefgh123' }).sort()).toEqual([
-      'Bearer abcdefgh123',
-      'abcdefgh123',
-    ]);
+    const secrets = credentialSecrets({ Authorization: 'Bearer abcdefgh123' });
+    expect(secrets).toContain('Bearer abcdefgh123');
+    expect(secrets).toContain('abcdefgh123');
   });
   it('covers a raw API key', () => {
-    expect(credentialSecrets({ 'X-Api-Key': 'k-1234567890' })).toEqual(['k-1234567890']);
+    expect(credentialSecrets({ 'X-Api-Key': 'k-1234567890' })).toContain('k-1234567890');
+  });
+  it('leaves out values and forms shorter than 8 characters', () => {
+    expect(credentialSecrets({ 'X-Api-Key': 'k-123' })).toEqual([]);
+  });
+  it('covers the decoded user:password of HTTP Basic', () => {
+    const basic = Buffer.from('svc-user:pa55word!').toString('base64');
+    expect(credentialSecrets({ Authorization: `Basic ${basic}` })).toContain('svc-user:pa55word!');
+  });
+});
+
+const token = signedJwt();
+const bearer = { Authorization: `Bearer ${token}` };
+
+describe('scrubbing every encoding of an injected JWT', () => {
+  const forms = Object.entries(echoForms(token));
+
+  it.each(forms)('%s: removed from a body', (_name, form) => {
+    const out = scrubChunks(credentialSecrets(bearer), [`{"echo":"${form}"}`]);
+    expect(out).not.toContain(form);
+    expect(out).toContain(REDACTED);
+  });
+
+  it.each(forms)('%s: removed from a JSON document holding it as a string value', (_name, form) => {
+    const out = redactString(JSON.stringify({ text: `seen ${form}` }), credentialSecrets(bearer));
+    const text = (JSON.parse(out) as { text: string }).text;
+    expect(text).not.toContain(form);
+    expect(text).toContain(REDACTED);
+  });
+
+  it.each(forms)('%s: removed from a header value (redactString)', (_name, form) => {
+    const out = redactString(`seen=${form}; more`, credentialSecrets(bearer));
+    expect(out).not.toContain(form);
+    expect(out).toContain(REDACTED);
+  });
+
+  it.each(forms)('%s: removed when split across two chunks at any point', (_name, form) => {
+    const secrets = credentialSecrets(bearer);
+    const body = `a ${form} b`;
+    for (let cut = 1; cut < body.length; cut += Math.max(1, Math.floor(body.length / 40))) {
+      const out = scrubChunks(secrets, [body.slice(0, cut), body.slice(cut)]);
+      expect(out).not.toContain(form);
+    }
+  });
+
+  it('leaves no Base64 run in an encoded document that decodes to the token or its signature', () => {
+    const signature = token.split('.')[2]!;
+    for (const prefix of ['', 'x', 'xy', 'xyz']) {
+      const blob = Buffer.from(`${prefix}{"authorization":"Bearer ${token}"}`).toString('base64');
+      const out = scrubChunks(credentialSecrets(bearer), [blob]);
+      for (const run of out.match(/[A-Za-z0-9+/=]{8,}/g) ?? []) {
+        const decoded = Buffer.from(run, 'base64').toString('latin1');
+        expect(decoded).not.toContain(signature);
+        expect(decoded).not.toContain(token.slice(0, 40));
+      }
+    }
+  });
+
+  it('does not touch another JWT with the same header but its own payload and signature', () => {
+    const other = signedJwt();
+    const [, payload, signature] = other.split('.');
+    const out = scrubChunks(credentialSecrets(bearer), [`${payload} ${signature}`]);
+    expect(out).toBe(`${payload} ${signature}`);
+  });
+
+  it('covers each segment, and the signature decoded as standard base64 and hex', () => {
+    const secrets = credentialSecrets(bearer);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const sig = Buffer.from(signature, 'base64url');
+    for (const piece of [header, payload, signature, sig.toString('base64'), sig.toString('hex')]) {
+      expect(secrets).toContain(piece);
+    }
+  });
+
+  it('scrubs a body full of echoes in one pass per secret (each occurrence replaced)', () => {
+    const form = echoForms(token).base64!;
+    const out = scrubChunks(credentialSecrets(bearer), [Array(200).fill(form).join(',')]);
+    expect(out).toBe(Array(200).fill(REDACTED).join(','));
+  });
+});
+
+describe('secretForms', () => {
+  it('percent-encodes and JSON-escapes special characters of an API key', () => {
+    const key = 'k/ey+with=special"chars';
+    const forms = secretForms(key);
+    expect(forms).toContain(encodeURIComponent(key));
+    expect(forms).toContain(JSON.stringify(key).slice(1, -1));
+    expect(forms).toContain(JSON.stringify(key).slice(1, -1).replaceAll('/', '\\/'));
+  });
+  it('percent-encodes the standard base64 of a key whose encoding has + / =', () => {
+    const key = '\u00ff\u00fe>>??~~';
+    const std = Buffer.from(key).toString('base64');
+    expect(std).toMatch(/[+/=]/);
+    expect(secretForms(key)).toContain(encodeURIComponent(std));
+  });
+});
+
+describe('jwtSegments', () => {
+  it.each([
+    ['a JWT', 'aaa.bbb.ccc', ['aaa', 'bbb', 'ccc']],
+    ['two segments', 'aaa.bbb', []],
+    ['an empty segment', 'aaa..ccc', []],
+    ['non-base64url characters', 'a+a.bbb.ccc', []],
+    ['an opaque token', 'wdn_abcdefgh', []],
+  ])('%s', (_name, value, expected) => {
+    expect(jwtSegments(value)).toEqual(expected);
   });
 });
