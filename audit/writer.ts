@@ -23,6 +23,7 @@ import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/au
 import { canonicalJson, recordName, sealRecord } from '../core/audit/chain.js';
 import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
 import type { AuditResult } from '../observability/metrics.js';
+import { describeError, isTerminal } from '../operator/core/errors.js';
 import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../operator/core/kube.js';
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
@@ -239,7 +240,7 @@ export class AuditWriter {
       throw new Error(`audit chain ${key}: lost the create race 5 times in a row`);
     } catch (err) {
       this.counters.failures++;
-      if (err instanceof ApiError && (err.code === 422 || err.code === 400)) {
+      if (isTerminal(err)) {
         // The API server refused the record's content (schema or validation rule): retrying the
         // same batch can never succeed and would hold back every later entry of this agent.
         // Drop it, count it and say so loudly; the chain continues with the next batch.
@@ -247,7 +248,7 @@ export class AuditWriter {
         this.dropped(batch.length);
         this.opts.onDropped?.(namespace, agent, batch.length);
         this.opts.log.error(
-          { chain: key, entries: batch.length, err: err.message },
+          { chain: key, entries: batch.length, err: describeError(err) },
           'audit record refused by the API server as invalid: its entries are dropped',
         );
         return false;

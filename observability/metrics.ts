@@ -344,12 +344,12 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
 
 /**
  * Adapter for operator/core/controller.ts ControllerOptions.metrics: reconcile outcomes and queue
- * depth. `error` counts as a reconcile error; `conflict` (409, retried at once) does not.
+ * depth. `error` and `terminal` count as reconcile errors; `conflict` (409, retried at once) does not.
  */
 export function controllerMetrics(m: WardenMetrics): {
   reconciled(
     controller: string,
-    outcome: 'success' | 'requeue' | 'conflict' | 'error',
+    outcome: 'success' | 'requeue' | 'conflict' | 'error' | 'terminal',
     durationMs: number,
   ): void;
   queueDepth(controller: string, depth: number): void;
@@ -357,7 +357,7 @@ export function controllerMetrics(m: WardenMetrics): {
   return {
     reconciled(controller, outcome, durationMs) {
       m.reconcileDuration(controller, durationMs / 1000);
-      if (outcome === 'error') m.reconcileError(controller);
+      if (outcome === 'error' || outcome === 'terminal') m.reconcileError(controller);
     },
     queueDepth(controller, n) {
       m.queueDepth(controller, n);

@@ -142,6 +142,11 @@ export class Controller {
           this.o.metrics?.reconciled?.(this.o.name, outcome, ms);
           if (outcome === 'error') {
             this.log.warn({ key, err: describeError(d.error), retryInMs: d.retryInMs }, 'reconcile failed');
+          } else if (outcome === 'terminal') {
+            this.log.error(
+              { key, err: describeError(d.error) },
+              'reconcile failed with an error retrying cannot fix; not retried until the object changes',
+            );
           } else if (outcome === 'conflict') {
             this.log.debug({ key, retryInMs: d.retryInMs }, 'reconcile hit a conflict, retrying');
           }

@@ -19,6 +19,28 @@ export class ConflictError extends Error {
   }
 }
 
+/**
+ * An error that retrying cannot fix (controller-runtime's TerminalError). The work
+ * queue reports it once and does not retry the key; a later change to the object
+ * queues it again as usual. Throw it for a permanent condition the handler has
+ * recognised; an API error the server calls invalid (400, 422) is treated the same.
+ */
+export class TerminalError extends Error {
+  override readonly name = 'TerminalError';
+}
+
+/**
+ * Whether err can never succeed by retrying the same request: a TerminalError, or
+ * the API server refusing the request's content (400 Bad Request, 422 Invalid).
+ * Authorization (401/403), NotFound and throttling can change with time and are
+ * not terminal.
+ */
+export function isTerminal(err: unknown): boolean {
+  if (err instanceof TerminalError) return true;
+  const code = statusCodeOf(err);
+  return code === 400 || code === 422;
+}
+
 /** HTTP status carried by an error from client-node, if any. */
 export function statusCodeOf(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;

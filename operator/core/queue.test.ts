@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock, flushPromises } from '../testing/fake-clock.js';
-import { ConflictError } from './errors.js';
+import { ConflictError, isTerminal, TerminalError } from './errors.js';
 import { backoffDelay, DEFAULT_BACKOFF, type Outcome, type ProcessResult, WorkQueue } from './queue.js';
 
 /** A handler whose passes the test resolves or rejects by hand. */
@@ -181,6 +181,45 @@ describe('WorkQueue', () => {
     await h.fail('a', Object.assign(new Error('conflict'), { code: 409 }));
     expect(queue.numFailures('a')).toBe(0);
     expect(outcomes.map(([, o]) => o)).toEqual(['conflict', 'conflict']);
+  });
+
+  it.each([
+    ['a TerminalError', new TerminalError('spec.target is not a URL')],
+    ['an API 422 Invalid', Object.assign(new Error('invalid'), { code: 422 })],
+    ['an API 400 Bad Request', Object.assign(new Error('bad request'), { code: 400 })],
+  ])('reports %s once and does not retry it', async (_name, err) => {
+    const { clock, h, queue, outcomes } = makeQueue();
+    queue.add('a');
+    await h.fail('a');
+    await clock.advance(1_000);
+    await h.fail('a', err);
+    expect(outcomes.map(([, o, retry]) => [o, retry])).toEqual([
+      ['error', 1_000],
+      ['terminal', undefined],
+    ]);
+    expect(clock.pendingDelays()).toEqual([]);
+    expect(queue.numFailures('a')).toBe(0);
+    expect(queue.has('a')).toBe(false);
+    // A later change queues the key again as usual.
+    queue.add('a');
+    await h.succeed('a');
+    expect(h.calls).toEqual(['a', 'a', 'a']);
+  });
+
+  it.each([
+    ['401', 401],
+    ['403', 403],
+    ['404', 404],
+    ['429', 429],
+    ['500', 500],
+  ])('an API %s is retried with backoff (it can change with time)', async (_name, code) => {
+    const err = Object.assign(new Error(`http ${code}`), { code });
+    expect(isTerminal(err)).toBe(false);
+    const { h, queue, outcomes } = makeQueue();
+    queue.add('a');
+    await h.fail('a', err);
+    expect(outcomes.map(([, o]) => o)).toEqual(['error']);
+    expect(queue.numFailures('a')).toBe(1);
   });
 
   it('schedules requeueAfter and resets failures', async () => {

@@ -9,6 +9,9 @@
  *   a success forgets the key's failures.
  * - A 409 Conflict is retried soon, without counting as a failure: the next pass
  *   reads the fresh object.
+ * - A terminal error (TerminalError, or the API server refusing the content with
+ *   400/422) is reported once and not retried: retrying the same request cannot
+ *   succeed, and a change to the object queues the key again anyway.
  * - `requeueAfter` from the handler schedules time-based work.
  * - Bounded concurrency; graceful shutdown stops accepting work and drains what
  *   is in flight, giving up after a deadline.
@@ -16,7 +19,7 @@
  * Time comes from an injected Clock so tests never sleep.
  */
 import { type Clock, type RandomSource, realClock, type TimerHandle } from './clock.js';
-import { isConflict } from './errors.js';
+import { isConflict, isTerminal } from './errors.js';
 
 /** What a handler asks for after a successful pass. */
 export interface ProcessResult {
@@ -32,7 +35,7 @@ export interface ProcessContext {
 // biome-ignore lint/suspicious/noConfusingVoidType: most handlers return nothing; `async () => {}` is Promise<void>.
 export type ProcessFn<K> = (key: K, ctx: ProcessContext) => Promise<ProcessResult | undefined | void>;
 
-export type Outcome = 'success' | 'requeue' | 'conflict' | 'error';
+export type Outcome = 'success' | 'requeue' | 'conflict' | 'error' | 'terminal';
 
 /** Optional metrics/log hooks; the queue works without them. */
 export interface QueueObserver<K> {
@@ -81,6 +84,8 @@ export interface WorkQueueOptions<K> {
   conflictDelayMs?: number;
   /** Decides which errors are conflicts. Default: ConflictError or HTTP 409. */
   isConflict?: (err: unknown) => boolean;
+  /** Decides which errors are terminal (never retried). Default: TerminalError or HTTP 400/422. */
+  isTerminal?: (err: unknown) => boolean;
   observer?: QueueObserver<K>;
 }
 
@@ -99,6 +104,7 @@ export class WorkQueue<K = string> {
   private readonly backoff: BackoffOptions;
   private readonly conflictDelayMs: number;
   private readonly conflictTest: (err: unknown) => boolean;
+  private readonly terminalTest: (err: unknown) => boolean;
   private readonly observer: QueueObserver<K> | undefined;
 
   /** Ready keys in FIFO order, and the same keys as a set for de-duplication. */
@@ -121,6 +127,7 @@ export class WorkQueue<K = string> {
     this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.conflictDelayMs = opts.conflictDelayMs ?? 100;
     this.conflictTest = opts.isConflict ?? isConflict;
+    this.terminalTest = opts.isTerminal ?? isTerminal;
     this.observer = opts.observer;
   }
 
@@ -262,6 +269,9 @@ export class WorkQueue<K = string> {
       if (this.conflictTest(err)) {
         outcome = 'conflict';
         retryInMs = Math.round(this.conflictDelayMs * (1 + this.random()));
+      } else if (this.terminalTest(err)) {
+        outcome = 'terminal';
+        this.forget(key);
       } else {
         outcome = 'error';
         const n = (this.failures.get(key) ?? 0) + 1;
