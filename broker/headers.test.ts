@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { agentResponseHeaders, type HeaderList, redactString, upstreamRequestHeaders } from './headers.js';
+import { ROUTING_HEADERS } from './constants.js';
+import {
+  agentResponseHeaders,
+  type HeaderList,
+  redactString,
+  routingHeader,
+  upstreamRequestHeaders,
+} from './headers.js';
 
 const names = (h: HeaderList): string[] => h.map(([n]) => n.toLowerCase());
 const value = (h: HeaderList, name: string): string[] =>
@@ -23,8 +30,9 @@ describe('upstreamRequestHeaders', () => {
     ['X-Custom', 'kept'],
   ];
 
-  it('strips agent credentials, warden headers, hop-by-hop and spoofable headers, then injects', () => {
-    const r = upstreamRequestHeaders(agent, {
+  it('strips agent credentials, warden headers and hop-by-hop headers, then injects', () => {
+    const http = agent.filter(([n]) => n !== 'X-Forwarded-For');
+    const r = upstreamRequestHeaders(http, {
       mode: 'http',
       injectHeader: 'X-Api-Key',
       inject: [['X-Api-Key', 'issued-key-123']],
@@ -58,6 +66,61 @@ describe('upstreamRequestHeaders', () => {
       'authorization',
     ]);
     expect(r.ok && value(r.headers, 'authorization')).toEqual(['Bearer issued']);
+  });
+
+  it.each(Object.keys(ROUTING_HEADERS))('HTTP mode refuses the routing header %s, naming it', (name) => {
+    const r = upstreamRequestHeaders(
+      [
+        ['Accept', '*/*'],
+        [name, name === 'forwarded' ? 'for=10.0.0.1' : 'DELETE'],
+      ],
+      { mode: 'http', injectHeader: 'Authorization', inject: [] },
+    );
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.message).toContain(`header '${name}' is not allowed`);
+      expect(r.message).toContain(ROUTING_HEADERS[name]);
+    }
+  });
+
+  it.each([
+    ['upper case', 'X-HTTP-METHOD-OVERRIDE', 'x-http-method-override'],
+    ['underscores (CGI/Rack/PHP read them as dashes)', 'X_HTTP_Method_Override', 'x-http-method-override'],
+    ['mixed', 'x-Forwarded_Prefix', 'x-forwarded-prefix'],
+  ])('recognises a routing header written in %s', (_n, name, key) => {
+    expect(routingHeader(name)).toBe(key);
+    const r = upstreamRequestHeaders([[name, 'DELETE']], {
+      mode: 'http',
+      injectHeader: 'Authorization',
+      inject: [],
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toContain(`header '${name}' is not allowed`);
+  });
+
+  it('refuses a routing header even when Connection lists it (it is not left to a hop to drop)', () => {
+    const r = upstreamRequestHeaders(
+      [
+        ['Connection', 'X-HTTP-Method-Override'],
+        ['X-HTTP-Method-Override', 'DELETE'],
+      ],
+      { mode: 'http', injectHeader: 'Authorization', inject: [] },
+    );
+    expect(r.ok).toBe(false);
+  });
+
+  it('does not take look-alike names for routing headers', () => {
+    for (const n of ['x-http-method-overrides', 'x-forwarded', 'method', 'x-original']) {
+      expect(routingHeader(n)).toBeUndefined();
+    }
+  });
+
+  it('MCP mode drops routing headers (its allow-list never forwards them)', () => {
+    const r = upstreamRequestHeaders(
+      Object.keys(ROUTING_HEADERS).map((n): [string, string] => [n, 'x']),
+      { mode: 'mcp', injectHeader: 'Authorization', inject: [] },
+    );
+    expect(r.ok && names(r.headers)).toEqual(['accept-encoding']);
   });
 
   it.each([

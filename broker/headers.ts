@@ -1,11 +1,13 @@
 /**
  * Header hygiene (pure). The agent is untrusted: whatever credential it sends is dropped, the
- * broker's own control headers never reach the upstream, hop-by-hop and spoofable forwarding
- * headers are removed, and any value carrying CR, LF or NUL refuses the whole request (a header
- * injection attempt, even though Node's parser already rejects most of them on the wire).
+ * broker's own control headers never reach the upstream, hop-by-hop headers are removed, a header
+ * that changes how the upstream routes or authorises the request (ROUTING_HEADERS: method
+ * overrides, path rewrites, forwarding headers) refuses an HTTP-proxy request, and any value
+ * carrying CR, LF or NUL refuses the whole request (a header injection attempt, even though Node's
+ * parser already rejects most of them on the wire).
  */
 import { HEADER_CONTEXT, HEADER_REQUEST_ID, HEADER_USER_TOKEN } from '../core/constants.js';
-import { REDACTED } from './constants.js';
+import { REDACTED, ROUTING_HEADERS } from './constants.js';
 
 export type HeaderList = Array<[name: string, value: string]>;
 
@@ -23,19 +25,15 @@ const HOP_BY_HOP = new Set([
 /** Headers that carry credentials; never forwarded from the agent. */
 export const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'cookie2']);
 
-/** Headers the agent could use to spoof where a request came from or which host it is for. */
-const SPOOFABLE = new Set([
-  'host',
-  'forwarded',
-  'x-real-ip',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
-  'x-original-url',
-  'x-rewrite-url',
-]);
+/**
+ * The ROUTING_HEADERS entry a header name stands for, if any: case-insensitive, and `_` read as
+ * `-` because CGI, Rack and PHP map `X_HTTP_METHOD_OVERRIDE` and `X-HTTP-Method-Override` to the
+ * same variable.
+ */
+export function routingHeader(name: string): string | undefined {
+  const key = name.toLowerCase().replaceAll('_', '-');
+  return Object.hasOwn(ROUTING_HEADERS, key) ? key : undefined;
+}
 
 /** The broker's own headers: consumed by the broker, never forwarded. */
 const WARDEN = new Set([HEADER_USER_TOKEN, HEADER_CONTEXT]);
@@ -86,6 +84,16 @@ export function upstreamRequestHeaders(agent: HeaderList, opts: UpstreamHeaderOp
     if (hasControlChars(value) || hasControlChars(name)) {
       return { ok: false, message: `header '${name.slice(0, 64)}' contains CR, LF or NUL` };
     }
+    const routing = routingHeader(name);
+    // HTTP proxy: refused, not stripped (ADR 0007). MCP mode forwards an allow-list, so it is dropped below.
+    if (routing && opts.mode === 'http') {
+      return {
+        ok: false,
+        message:
+          `header '${name.slice(0, 64)}' is not allowed: ${ROUTING_HEADERS[routing]}, so the upstream ` +
+          'would act on something other than the method and path the broker decided; send the request without it',
+      };
+    }
     if (name.toLowerCase() === 'connection') {
       for (const token of value.split(',')) connectionListed.add(token.trim().toLowerCase());
     }
@@ -99,7 +107,8 @@ export function upstreamRequestHeaders(agent: HeaderList, opts: UpstreamHeaderOp
       connectionListed.has(lower) ||
       CREDENTIAL_HEADERS.has(lower) ||
       injected.has(lower) ||
-      SPOOFABLE.has(lower) ||
+      lower === 'host' ||
+      routingHeader(lower) !== undefined ||
       WARDEN.has(lower) ||
       lower === 'accept-encoding' ||
       (opts.mode === 'mcp' && !MCP_FORWARD.has(lower) && lower !== 'content-length');

@@ -4,7 +4,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BrokerDenyReason } from './constants.js';
+import { BrokerDenyReason, ROUTING_HEADERS } from './constants.js';
 import { type Seen, startHttpUpstream, startTestBroker, type TestBroker } from './int-fixtures.js';
 import { provider, RecordingIssuer, snapshot } from './testing.js';
 
@@ -18,7 +18,10 @@ const policies = [
       rules: [
         {
           targets: ['api'],
-          http: { methods: ['GET'], paths: ['/api/v1/tickets/*', '/echo', '/gzip-echo', '/hang'] },
+          http: {
+            methods: ['GET'],
+            paths: ['/api/v1/tickets/*', '/echo', '/gzip-echo', '/hang', '/public/**'],
+          },
         },
         { targets: ['api'], http: { methods: ['POST'], paths: ['/api/v1/tickets'] } },
       ],
@@ -34,22 +37,31 @@ async function get(path: string, headers: Record<string, string> = {}, method = 
 }
 
 /** Sends bytes the fetch API would refuse to send; returns the status line's code. */
-function raw(request: string): Promise<number> {
+async function raw(request: string): Promise<number> {
+  return (await rawResponse(request)).status;
+}
+
+/** Sends raw bytes (the request must say `Connection: close`); returns the status and the body. */
+function rawResponse(request: string): Promise<{ status: number; body: string }> {
   const u = new URL(tb.url);
   return new Promise((resolve, reject) => {
     const s = connect(Number(u.port), u.hostname, () => s.write(request));
     let data = '';
     s.on('data', (d) => {
       data += d.toString();
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
-      if (m) {
-        resolve(Number(m[1]));
-        s.destroy();
-      }
     });
     s.on('error', reject);
-    s.on('close', () => resolve(0));
+    s.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
+      const at = data.indexOf('\r\n\r\n');
+      resolve({ status: m ? Number(m[1]) : 0, body: at < 0 ? '' : data.slice(at + 4) });
+    });
   });
+}
+
+/** A GET of an allowed path through the broker carrying one extra raw header line. */
+function getWithHeader(path: string, header: string): Promise<{ status: number; body: string }> {
+  return rawResponse(`GET /http/api${path} HTTP/1.1\r\nHost: x\r\n${header}\r\nConnection: close\r\n\r\n`);
 }
 
 function expectNoCredential(received: string[]): void {
@@ -131,6 +143,85 @@ describe('HTTP proxy', () => {
     const audited = tb.audit.events.at(-1)!;
     expect(audited).toMatchObject({ decision: 'Deny', reason: BrokerDenyReason.InvalidRequest });
     expect(audited.message).toMatch(message);
+  });
+
+  it('forwards an allowed GET without routing headers (the baseline the refusals below differ from)', async () => {
+    const n = upstream.seen.length;
+    const r = await getWithHeader('/api/v1/tickets/7', 'X-Custom: kept');
+    expect(r.status).toBe(200);
+    expect(upstream.seen.length).toBe(n + 1);
+    expect(upstream.seen.at(-1)!.headers['x-custom']).toBe('kept');
+  });
+
+  // One test per header of the documented list (broker/constants.ts ROUTING_HEADERS).
+  it.each(Object.keys(ROUTING_HEADERS))(
+    'refuses a request carrying %s; the upstream never sees it',
+    async (name) => {
+      const n = upstream.seen.length;
+      const value = name === 'forwarded' ? 'for=10.0.0.1;host=admin.internal' : 'DELETE';
+      const r = await getWithHeader('/api/v1/tickets/7', `${name}: ${value}`);
+      expect(r.status).toBe(400);
+      const body = JSON.parse(r.body);
+      expect(body).toMatchObject({
+        error: 'access_denied',
+        decision: 'Deny',
+        reason: BrokerDenyReason.InvalidRequest,
+      });
+      expect(body.message).toContain(`header '${name}' is not allowed`);
+      expect(upstream.seen.length).toBe(n);
+      const audited = tb.audit.events.at(-1)!;
+      expect(audited).toMatchObject({ decision: 'Deny', reason: BrokerDenyReason.InvalidRequest });
+      expect(audited.message).toContain(name);
+    },
+  );
+
+  it.each([
+    ['X-HTTP-METHOD-OVERRIDE: DELETE', 'X-HTTP-METHOD-OVERRIDE'],
+    ['X_HTTP_Method_Override: DELETE', 'X_HTTP_Method_Override'],
+  ])('refuses a routing header spelled %s', async (line, name) => {
+    const n = upstream.seen.length;
+    const r = await getWithHeader('/api/v1/tickets/7', line);
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toContain(`header '${name}' is not allowed`);
+    expect(upstream.seen.length).toBe(n);
+  });
+
+  it.each([
+    ['/api/v1/tickets/7?_method=DELETE', /query parameter '_method' is not allowed/],
+    ['/api/v1/tickets/7?x=1;_METHOD=DELETE', /query parameter '_METHOD' is not allowed/],
+    ['/api/v1/tickets/7?%5Fmethod=DELETE', /query parameter '%5Fmethod' is not allowed/],
+    ['/api/v1/tickets/7?_HttpMethod=PATCH', /query parameter '_HttpMethod' is not allowed/],
+  ])('refuses the method-override query %s; the upstream never sees it', async (path, message) => {
+    const n = upstream.seen.length;
+    const r = await getWithHeader(path, 'Accept: */*');
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toMatch(message);
+    expect(upstream.seen.length).toBe(n);
+  });
+
+  it.each([
+    ['/public/..;/private', /contains ';' \(a path parameter\)/],
+    ['/public/..;x=1/private', /contains ';'/],
+    ['/public/x;jsessionid=1', /contains ';'/],
+    ['/public/..%3B/private', /encoded ';' \(%3B\)/],
+    ['/public/..%3b/private', /encoded ';' \(%3b\)/],
+    ['/public/%EF%BC%8E%EF%BC%8E/private', /NFKC/],
+    ['/public/%C0%AE%C0%AE/private', /not valid UTF-8/],
+    ['/public/x%2e', /encoded '\.'/],
+    ['/public/private.', /ends in '\.'/],
+    ['/public/%70rivate', /needless percent-encoding/],
+  ])('refuses %s inside an allowed /public/** prefix; the upstream never sees it', async (path, message) => {
+    const n = upstream.seen.length;
+    const r = await getWithHeader(path, 'Accept: */*');
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toMatch(message);
+    expect(upstream.seen.length).toBe(n);
+  });
+
+  it('still forwards an ordinary path under /public/**', async () => {
+    const r = await getWithHeader('/public/docs/readme.txt', 'Accept: */*');
+    expect(r.status).toBe(404); // the test upstream has no such page; what matters is that it was asked
+    expect(upstream.seen.at(-1)!.url).toBe('/base/public/docs/readme.txt');
   });
 
   it('refuses CRLF header injection', async () => {
