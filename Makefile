@@ -3,6 +3,17 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
+# Every target runs under the Node.js that scripts/ensure-node.sh provides: the node on PATH when it
+# is at least the major in .node-version, else the pinned version bootstrapped (checksum-verified)
+# into ~/.cache/warden/node/<version>. Its directory goes first on PATH, so npm, npx and every
+# `#!/usr/bin/env node` script run on it too (the system npm works under a newer node).
+NODE_INFO := $(shell scripts/ensure-node.sh)
+ifneq ($(.SHELLSTATUS),0)
+$(error Node.js $(shell cat .node-version) is not available (the reason is printed above))
+endif
+NODE_BIN := $(word 1,$(NODE_INFO))
+export PATH := $(patsubst %/,%,$(dir $(NODE_BIN))):$(PATH)
+
 ##@ Getting started
 
 .PHONY: help
@@ -16,6 +27,10 @@ demo: deps controlplane-build postgres ## Run the whole story on an embedded loc
 .PHONY: controlplane
 controlplane: deps controlplane-build ## Start a local kube-apiserver + etcd in the foreground and print KUBECONFIG
 	npx tsx e2e/controlplane/cli.ts
+
+.PHONY: which-node
+which-node: ## Print "<path-to-node> <version>" of the Node.js every target runs under
+	@echo "$(NODE_INFO)"
 
 ##@ Development
 
