@@ -31,7 +31,8 @@ export const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization
  * same variable.
  */
 export function routingHeader(name: string): string | undefined {
-  const key = name.toLowerCase().replaceAll('_', '-');
+  const lower = name.toLowerCase();
+  const key = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
   return Object.hasOwn(ROUTING_HEADERS, key) ? key : undefined;
 }
 
@@ -102,13 +103,13 @@ export function upstreamRequestHeaders(agent: HeaderList, opts: UpstreamHeaderOp
   const stripped: string[] = [];
   for (const [name, value] of agent) {
     const lower = name.toLowerCase();
+    // Routing headers never get here: refused above in 'http' mode, off the allow-list in 'mcp' mode.
     const drop =
       HOP_BY_HOP.has(lower) ||
       connectionListed.has(lower) ||
       CREDENTIAL_HEADERS.has(lower) ||
       injected.has(lower) ||
       lower === 'host' ||
-      routingHeader(lower) !== undefined ||
       WARDEN.has(lower) ||
       lower === 'accept-encoding' ||
       (opts.mode === 'mcp' && !MCP_FORWARD.has(lower) && lower !== 'content-length');

@@ -143,7 +143,8 @@ export function normaliseProxyPath(rest: string, base: string): NormalisedPath {
         `${where} ends in '.' or a space, which Windows-based servers drop ("admin." is "admin")`,
       );
     }
-    if (text.normalize('NFKC') !== text) {
+    // Printable ASCII is NFKC-stable (control characters were refused above); only other text needs the check.
+    if (/[^ -~]/.test(text) && text.normalize('NFKC') !== text) {
       return refuse(
         `${where} changes under Unicode NFKC normalisation (e.g. full-width or decomposed characters), ` +
           'which some servers apply before routing; send the normalised (NFKC) form',
