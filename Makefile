@@ -88,8 +88,9 @@ typecheck: deps ## tsc --noEmit
 	npx tsc --noEmit
 
 .PHONY: lint
-lint: deps ## Lint and check formatting (biome)
+lint: deps ## Lint and check formatting (biome); check the layering of imports (docs/conventions.md §1)
 	npx biome check .
+	npx tsx scripts/import-graph.ts
 
 .PHONY: test-unit
 test-unit: deps ## Unit tests (no control plane)

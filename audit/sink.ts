@@ -6,9 +6,15 @@
  * there is no chain to put them in, and an attacker must not be able to grow one.
  */
 import type { Logger } from 'pino';
-import type { AuditEvent, AuditSink } from '../authority/audit.js';
-import type { AuditSubject, BrokerEvent, BrokerEventSink } from '../authority/audit-endpoint.js';
 import type { AuditEntry } from '../core/api/index.js';
+import type {
+  AuditEvent,
+  AuditSink,
+  AuditSubject,
+  BrokerEvent,
+  BrokerEventSink,
+  ControllerAuditSink,
+} from '../core/ports/audit.js';
 import type { AuditWriter } from './writer.js';
 
 const KIND: Record<AuditEvent['kind'], AuditEntry['kind']> = {
@@ -66,9 +72,7 @@ export function toEntry(e: AuditEvent): AuditEntry {
 }
 
 /** What the controller itself records (suspensions, revocations): already an entry. */
-export interface ControllerAuditSink {
-  recordEntry(namespace: string, agent: string, entry: AuditEntry): void;
-}
+export type { ControllerAuditSink } from '../core/ports/audit.js';
 
 export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAuditSink {
   constructor(

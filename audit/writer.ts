@@ -16,7 +16,6 @@
  * links to the digest of the previous one, which must exist before the next can claim to follow
  * it (another replica may take the sequence).
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index.js';
 import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/audit/batcher.js';
@@ -28,10 +27,9 @@ import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../operat
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
 
-/** Label values are at most 63 characters; long agent names are hashed. */
-export function agentLabelValue(agent: string): string {
-  return agent.length <= 63 ? agent : `h-${createHash('sha256').update(agent).digest('hex').slice(0, 40)}`;
-}
+export { agentLabelValue } from '../core/audit/labels.js';
+
+import { agentLabelValue } from '../core/audit/labels.js';
 
 interface ChainHead {
   sequence: number;

@@ -23,28 +23,9 @@ export const MAX_AUDIT_EVENTS = 500;
 export const MAX_AUDIT_BYTES = 1024 * 1024;
 
 /** Who shipped the events, from the verified session. */
-export interface AuditSubject {
-  namespace: string;
-  agent: string;
-  pod: string;
-  podUID: string;
-  /** The session's jti. */
-  session: string;
-}
+export type { AuditSubject, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
 
-/** One broker event, validated and clipped; `entry` is ready for an AuditRecord. */
-export interface BrokerEvent {
-  entry: AuditEntry;
-  /** The broker's reason constant (e.g. AgentSuspended, NoMatchingRule), for counters and Events. */
-  reason?: string;
-  /** Header names the broker stripped from the agent's request (never values). */
-  stripped?: string[];
-}
-
-/** Where validated broker events go (the audit trail, the decision counters). */
-export interface BrokerEventSink {
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void;
-}
+import type { AuditSubject, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
 
 export interface AuditEndpointDeps {
   sessions: Sessions;

@@ -4,39 +4,9 @@
  */
 import type { Logger } from 'pino';
 
-export type AuditKind = 'Session' | 'Decision' | 'Credential' | 'Stream';
+export type { AuditEvent, AuditKind, AuditSink } from '../core/ports/audit.js';
 
-export interface AuditEvent {
-  time: string;
-  kind: AuditKind;
-  decision: 'Allow' | 'Deny';
-  /** Endpoint path, e.g. /v1/token. */
-  endpoint: string;
-  /** Remote address of the caller. */
-  source: string;
-  requestId?: string;
-  namespace?: string;
-  agent?: string;
-  pod?: string;
-  podUID?: string;
-  /** The user subject, or "agent acting alone". */
-  user?: string;
-  target?: string;
-  tool?: string;
-  /** OAuth error code when denied. */
-  error?: string;
-  /** What the caller was told. */
-  message?: string;
-  /** What only the audit trail sees (e.g. the API server's rejection text). Never a token. */
-  detail?: string;
-  reasons?: Array<{ policy: string; rule: number; condition?: string; message: string }>;
-  /** Session / credential id (jti). */
-  credentialId?: string;
-}
-
-export interface AuditSink {
-  record(event: AuditEvent): void;
-}
+import type { AuditEvent, AuditSink } from '../core/ports/audit.js';
 
 /** Writes each event as one structured log line (until the AuditRecord writer exists). */
 export class PinoAuditSink implements AuditSink {

@@ -13,7 +13,7 @@ import {
 } from '../core/policy/index.js';
 import { type Informer, resourceInformer } from '../operator/core/informer.js';
 import type { KubeApi } from '../operator/core/kube.js';
-import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../operator/resources.js';
+import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../operator/core/resources.js';
 import {
   buildSnapshot,
   type IdentityView,

@@ -17,7 +17,6 @@
  * leader (which runs the reconciler) revokes upstream only the OAuth tokens IT issued; tokens
  * issued by other replicas expire on their own (short TTLs) — documented in docs/killswitch.md.
  */
-import type { CredentialProviderSpec } from '../core/api/generated/credential-provider.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import type { PostgresMinter } from './mint/postgresql.js';
 import type { ProviderType, SecretsReader } from './mint/types.js';
@@ -105,31 +104,19 @@ export class IssuedCredentials {
 }
 
 /** A CredentialProvider as the reconciler gathered it. */
-export interface RevocationProvider {
-  namespace: string;
-  name: string;
-  spec: CredentialProviderSpec;
-}
+export type {
+  AgentRevoker,
+  RevocationFailure,
+  RevocationOutcome,
+  RevocationProvider,
+} from '../core/ports/credentials.js';
 
-export interface RevocationFailure {
-  /** What could not be revoked, e.g. `CredentialProvider ns/db` or `credential <id>`. */
-  what: string;
-  message: string;
-}
-
-export interface RevocationOutcome {
-  revoked: number;
-  failures: RevocationFailure[];
-}
-
-/** What the revocation reconciler calls. Must be idempotent: it may run again after a crash. */
-export interface AgentRevoker {
-  revokeAgent(
-    namespace: string,
-    agent: string,
-    providers: readonly RevocationProvider[],
-  ): Promise<RevocationOutcome>;
-}
+import type {
+  AgentRevoker,
+  RevocationFailure,
+  RevocationOutcome,
+  RevocationProvider,
+} from '../core/ports/credentials.js';
 
 export interface CredentialRevokerOptions {
   postgres: Pick<PostgresMinter, 'revokeAgent'>;

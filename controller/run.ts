@@ -22,11 +22,11 @@ import { controllerMetrics, createMetrics, type WardenMetrics } from '../observa
 import { metricsHandler } from '../observability/server.js';
 import { ApiEventRecorder } from '../operator/core/events.js';
 import { KubeConfigApi, resourcePath } from '../operator/core/kube.js';
+import { AGENT_IDENTITIES } from '../operator/core/resources.js';
 import { type RunningOperator, runOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
 import { postgresSweepController } from '../operator/reconcilers/postgres-sweep.js';
 import { revocationController } from '../operator/reconcilers/revocation.js';
-import { AGENT_IDENTITIES } from '../operator/resources.js';
 import type { AgentIdentityLookup } from '../webhook/admission.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';

@@ -20,11 +20,16 @@ import { ApiEventRecorder, type EventRecorder } from './core/events.js';
 import { type Informer, type InformerLifecycleEvent, resourceInformer } from './core/informer.js';
 import { type KubeApi, KubeConfigApi, type KubeObject } from './core/kube.js';
 import { LeaderElector } from './core/leader.js';
+import {
+  ACCESS_POLICIES,
+  AGENT_IDENTITIES,
+  CREDENTIAL_PROVIDERS,
+  SERVICE_ACCOUNTS,
+} from './core/resources.js';
 import { ApiStatusWriter, type StatusWriter } from './core/status.js';
 import { accessPolicyController } from './reconcilers/accesspolicy.js';
 import { agentIdentityController } from './reconcilers/agentidentity.js';
 import { apiSecretReader, credentialProviderController } from './reconcilers/credentialprovider.js';
-import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS, SERVICE_ACCOUNTS } from './resources.js';
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;

@@ -171,10 +171,9 @@ export function createRoleStatements(
   ];
 }
 
-export interface SweepResult {
-  dropped: string[];
-  failed: { role: string; message: string }[];
-}
+export type { SweepResult } from '../../core/ports/credentials.js';
+
+import type { SweepResult } from '../../core/ports/credentials.js';
 
 export interface PostgresMinterOptions {
   /** Admin connections; default: pooledConnector() (closed by close()). */

@@ -14,21 +14,14 @@ import type { AgentInput, ContextInput, RequestInput } from '../../core/policy/t
 
 export type ProviderType = CredentialProviderSpec['type'];
 
-/** Reads one key of a Secret in the provider's namespace. Throws MintError (SecretNotFound / SecretKeyMissing). */
-export interface SecretsReader {
-  read(namespace: string, name: string, key: string): Promise<string>;
-}
+export type { MintProvider, SecretsReader } from '../../core/ports/credentials.js';
+
+import type { MintProvider, SecretsReader } from '../../core/ports/credentials.js';
 
 /** The AgentIdentity a credential is minted for. */
 export interface MintAgent extends AgentInput {
   /** spec.maxCredentialTTL (Go duration); default "1h". */
   readonly maxCredentialTTL?: string | undefined;
-}
-
-export interface MintProvider {
-  readonly name: string;
-  readonly namespace: string;
-  readonly spec: CredentialProviderSpec;
 }
 
 /** The deciding rule's `credential` block, compiled (core/policy CompiledCredential). */

@@ -19,8 +19,8 @@ import type { Clock } from '../core/clock.js';
 import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../core/controller.js';
 import type { EventInput, EventRecorder } from '../core/events.js';
 import type { Informer } from '../core/informer.js';
+import { ACCESS_POLICIES } from '../core/resources.js';
 import type { StatusWriter } from '../core/status.js';
-import { ACCESS_POLICIES } from '../resources.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** The agent facts the selector looks at. */

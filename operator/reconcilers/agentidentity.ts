@@ -18,8 +18,8 @@ import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../
 import type { EventInput, EventRecorder } from '../core/events.js';
 import type { Informer } from '../core/informer.js';
 import type { KubeObject } from '../core/kube.js';
+import { AGENT_IDENTITIES } from '../core/resources.js';
 import type { StatusWriter } from '../core/status.js';
-import { AGENT_IDENTITIES } from '../resources.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** What decide needs to know. */

@@ -13,16 +13,16 @@
  * Chains of deleted AgentIdentities are not pruned (their records stay until deleted by hand).
  */
 import type { Logger } from 'pino';
-import { agentLabelValue } from '../../audit/writer.js';
 import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
 import { formatPrunedThrough, type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
+import { agentLabelValue } from '../../core/audit/labels.js';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../../core/constants.js';
 import type { Clock } from '../core/clock.js';
 import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
 import { isNotFound } from '../core/errors.js';
 import type { Informer } from '../core/informer.js';
 import { type KubeApi, type ObjectList, resourcePath } from '../core/kube.js';
-import { AGENT_IDENTITIES } from '../resources.js';
+import { AGENT_IDENTITIES } from '../core/resources.js';
 
 /**
  * `status.audit.prunedThrough` of an AgentIdentity, `<sequence>:<digest>`: records 0..sequence were

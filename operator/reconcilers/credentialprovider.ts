@@ -22,8 +22,8 @@ import { isNotFound, statusCodeOf } from '../core/errors.js';
 import type { EventInput, EventRecorder } from '../core/events.js';
 import type { Informer } from '../core/informer.js';
 import { type KubeApi, type KubeObject, resourcePath } from '../core/kube.js';
+import { CREDENTIAL_PROVIDERS, SECRETS } from '../core/resources.js';
 import type { StatusWriter } from '../core/status.js';
-import { CREDENTIAL_PROVIDERS, SECRETS } from '../resources.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** One Secret key a provider needs, with the field paths that name it. */

@@ -10,9 +10,8 @@
  * Warning Event and a retry after `retryMs` — roles past VALID UNTIL cannot log in meanwhile.
  */
 import type { Logger } from 'pino';
-import type { SweepResult } from '../../authority/mint/postgresql.js';
-import type { MintProvider, SecretsReader } from '../../authority/mint/types.js';
 import type { CredentialProvider } from '../../core/api/index.js';
+import type { MintProvider, SecretsReader, SweepResult } from '../../core/ports/credentials.js';
 import type { Clock } from '../core/clock.js';
 import { Controller, type ControllerMetrics, type ObjectKey, type ReconcileFn } from '../core/controller.js';
 import type { EventRecorder } from '../core/events.js';

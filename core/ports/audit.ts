@@ -1,0 +1,68 @@
+/**
+ * Ports of the audit trail: what the authority, the reconcilers and the broker-event
+ * endpoint hand audit events to. Implemented by audit/ (the AuditRecord trail) and by
+ * in-memory sinks in tests; wired by controller/. docs/conventions.md §1.
+ */
+import type { AuditEntry } from '../api/index.js';
+
+export type AuditKind = 'Session' | 'Decision' | 'Credential' | 'Stream';
+
+export interface AuditEvent {
+  time: string;
+  kind: AuditKind;
+  decision: 'Allow' | 'Deny';
+  /** Endpoint path, e.g. /v1/token. */
+  endpoint: string;
+  /** Remote address of the caller. */
+  source: string;
+  requestId?: string;
+  namespace?: string;
+  agent?: string;
+  pod?: string;
+  podUID?: string;
+  /** The user subject, or "agent acting alone". */
+  user?: string;
+  target?: string;
+  tool?: string;
+  /** OAuth error code when denied. */
+  error?: string;
+  /** What the caller was told. */
+  message?: string;
+  /** What only the audit trail sees (e.g. the API server's rejection text). Never a token. */
+  detail?: string;
+  reasons?: Array<{ policy: string; rule: number; condition?: string; message: string }>;
+  /** Session / credential id (jti). */
+  credentialId?: string;
+}
+
+export interface AuditSink {
+  record(event: AuditEvent): void;
+}
+
+export interface AuditSubject {
+  namespace: string;
+  agent: string;
+  pod: string;
+  podUID: string;
+  /** The session's jti. */
+  session: string;
+}
+
+/** One broker event, validated and clipped; `entry` is ready for an AuditRecord. */
+export interface BrokerEvent {
+  entry: AuditEntry;
+  /** The broker's reason constant (e.g. AgentSuspended, NoMatchingRule), for counters and Events. */
+  reason?: string;
+  /** Header names the broker stripped from the agent's request (never values). */
+  stripped?: string[];
+}
+
+/** Where validated broker events go (the audit trail, the decision counters). */
+export interface BrokerEventSink {
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void;
+}
+
+/** Entries the controller itself records (suspensions, revocations), per agent chain. */
+export interface ControllerAuditSink {
+  recordEntry(namespace: string, agent: string, entry: AuditEntry): void;
+}
