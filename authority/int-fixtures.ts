@@ -109,7 +109,12 @@ export async function projectedToken(
       },
     },
   });
-  return res.status!.token;
+  const token = res.status?.token;
+  if (!token)
+    throw new Error(
+      `TokenRequest for ServiceAccount ${f.namespace}/${serviceAccount}: status.token is empty`,
+    );
+  return token;
 }
 
 export interface HttpResult {

@@ -1,16 +1,18 @@
 /**
- * Pins the client-node 1.4.0 ListWatch behaviours that made us write our own
- * list+watch (docs/adr/0004-controller-core.md). If an upgrade changes them, these
- * tests fail and the decision should be revisited.
+ * Pins the client-node ListWatch behaviours (1.4.0, unchanged in 2.0.1) that made us
+ * write our own list+watch (docs/adr/0004-controller-core.md), and the 2.x Watch
+ * inactivity timeout KubeConfigApi raises. If an upgrade changes them, these tests fail
+ * and the decision should be revisited.
  */
-import { ListWatch } from '@kubernetes/client-node';
+import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { flushPromises } from '../testing/fake-clock.js';
+import { KubeConfigApi, WATCH_INACTIVITY_TIMEOUT_MS } from './kube.js';
 
 type WatchArg = ConstructorParameters<typeof ListWatch>[1];
 type ListFn = ConstructorParameters<typeof ListWatch>[2];
 
-describe('client-node 1.4 ListWatch (why operator/core/informer.ts exists)', () => {
+describe('client-node ListWatch (why operator/core/informer.ts exists)', () => {
   it('opens a watch even when stop() was called during the initial list', async () => {
     let watches = 0;
     const watch = {
@@ -66,5 +68,25 @@ describe('client-node 1.4 ListWatch (why operator/core/informer.ts exists)', () 
     lw.on('error', (e) => errors.push(e));
     await expect(lw.start()).rejects.toThrow('exec credential plugin failed');
     expect(errors).toEqual([]);
+  });
+});
+
+describe('client-node Watch inactivity timeout', () => {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+
+  it('is 30 s by default, shorter than an idle watch lasts', () => {
+    expect(Reflect.get(new Watch(kc), 'requestTimeoutMs')).toBe(30_000);
+  });
+
+  it('is raised by KubeConfigApi beyond the informer watchdog', () => {
+    const api = new KubeConfigApi(kc);
+    expect(Reflect.get(api.watcher, 'requestTimeoutMs')).toBe(WATCH_INACTIVITY_TIMEOUT_MS);
+    expect(WATCH_INACTIVITY_TIMEOUT_MS).toBeGreaterThan((600 + 30) * 1000);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Classifying errors from the Kubernetes API. client-node 1.4 throws ApiException
+ * Classifying errors from the Kubernetes API. client-node (1.4 and 2.x) throws ApiException
  * with `code` (HTTP status); its Watch reports `statusCode`. Callers only need to
  * know "conflict", "not found", "gone" or "something else".
  */

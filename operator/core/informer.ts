@@ -2,9 +2,9 @@
  * A list+watch informer with a local cache (docs/conventions.md §4).
  *
  * It uses client-node's Watch for the stream but not its ListWatch/makeInformer,
- * which (in 1.4.0) stops for good on any watch error other than 410, keeps
- * watching when stop() is called during the initial list, and turns an error
- * thrown while opening a watch into an unhandled rejection (which ends a Node 20
+ * which (in 1.4.0 and still in 2.0.1) stops for good on any watch error other than
+ * 410, keeps watching when stop() is called during the initial list, and turns an
+ * error thrown while opening a watch into an unhandled rejection (which ends the Node
  * process). docs/adr/0004-controller-core.md has the details.
  *
  * Behaviour:

@@ -100,13 +100,30 @@ export interface WatchLike {
   ): Promise<AbortController>;
 }
 
+/** client-node's Watch field for its inactivity timeout (private in its typings). */
+interface WatchTimeouts {
+  requestTimeoutMs: number;
+}
+
+/**
+ * How long a watch may stay silent before client-node aborts it: longer than the informer's
+ * longest watch (10 min timeoutSeconds + 30 s watchdog grace), so the informer decides.
+ */
+export const WATCH_INACTIVITY_TIMEOUT_MS = 15 * 60_000;
+
 /** KubeApi over a KubeConfig: client-node supplies TLS and credentials, node:https carries JSON. */
 export class KubeConfigApi implements KubeApi {
   readonly watcher: WatchLike;
   private agent: https.Agent | undefined;
 
   constructor(private readonly kc: KubeConfig) {
-    this.watcher = new Watch(kc);
+    const watch = new Watch(kc);
+    // client-node 2.x aborts a watch after 30 s without a byte (1.4 had no such timeout). A quiet
+    // resource sends nothing for minutes, so every idle watch would fail and reconnect with a
+    // warning. The informer already bounds a watch (its timeoutSeconds + a watchdog grace), so
+    // the inactivity timeout only has to outlast that. The field is private in the typings.
+    (watch as unknown as WatchTimeouts).requestTimeoutMs = WATCH_INACTIVITY_TIMEOUT_MS;
+    this.watcher = watch;
   }
 
   /** Close kept-alive connections (tests, shutdown). */
