@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { MemoryAuditSink } from './audit.js';
 import { type ComposedBroker, type ComposeOptions, composeBroker } from './compose.js';
 import { StaticSnapshotSource } from './decider.js';
+import { parseStrictJson } from './strict-json.js';
 import { RecordingIssuer } from './testing.js';
 
 export interface Seen {
@@ -23,6 +24,8 @@ export interface Seen {
   url: string;
   headers: IncomingHttpHeaders;
   body: unknown;
+  /** The body exactly as it arrived. */
+  raw: string;
 }
 
 export async function listen(server: Server): Promise<string> {
@@ -49,7 +52,15 @@ export interface McpUpstream {
 
 /** A stateful MCP server with tools covering the broker's cases. */
 export async function startMcpUpstream(
-  opts: { jsonResponse?: boolean; stateless?: boolean } = {},
+  opts: {
+    jsonResponse?: boolean;
+    stateless?: boolean;
+    /**
+     * Read a repeated JSON key as its FIRST occurrence (as some parsers do) instead of JSON.parse's
+     * last: the upstream a smuggled message was built for.
+     */
+    firstKeyWins?: boolean;
+  } = {},
 ): Promise<McpUpstream> {
   const seen: Seen[] = [];
   const calls: string[] = [];
@@ -122,12 +133,14 @@ export async function startMcpUpstream(
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const server = createServer(async (req, res) => {
     let body: unknown;
+    let raw = '';
     if (req.method === 'POST') {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      body = JSON.parse(Buffer.concat(chunks).toString());
+      raw = Buffer.concat(chunks).toString();
+      body = opts.firstKeyWins ? firstKeyWinsParse(raw) : JSON.parse(raw);
     }
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, raw });
     res.on('close', () => {
       if (!res.writableFinished) state.aborted++;
     });
@@ -182,18 +195,22 @@ export async function startMcpUpstream(
   };
 }
 
+/** JSON read with the first of each repeated key winning (the strict parser keeps the first). */
+function firstKeyWinsParse(text: string): unknown {
+  const r = parseStrictJson(text, { maxDepth: 1000 });
+  if (r.ok) return r.value;
+  if (r.value !== undefined) return r.value;
+  throw new SyntaxError(r.problem.message);
+}
+
 /** A plain HTTP API: tickets, header echo (plain and gzip), a hang, recording what it receives. */
 export async function startHttpUpstream(): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
   const seen: Seen[] = [];
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    seen.push({
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: Buffer.concat(chunks).toString(),
-    });
+    const raw = Buffer.concat(chunks).toString();
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: raw, raw });
     const path = (req.url ?? '').split('?')[0];
     if (path === '/base/hang') return; // never answers
     if (path === '/base/echo') {

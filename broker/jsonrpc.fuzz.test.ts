@@ -9,13 +9,7 @@ import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { MAX_JSON_DEPTH } from './constants.js';
-import {
-  CLIENT_NOTIFICATIONS,
-  CLIENT_REQUESTS,
-  jsonDepthExceeds,
-  type ParseResult,
-  parseAgentMessage,
-} from './jsonrpc.js';
+import { CLIENT_NOTIFICATIONS, CLIENT_REQUESTS, type ParseResult, parseAgentMessage } from './jsonrpc.js';
 
 const seed = Number(process.env.FUZZ_SEED ?? 20_261_129);
 // FUZZ_SCALE=10 runs ten times as many cases (e.g. under `make bench`); the default keeps `make test` fast.
@@ -51,13 +45,6 @@ function wellFormed(r: ParseResult): void {
   expect(r.error.error.message.length).toBeLessThan(2000);
   // Serializable as the response body (no cycles, no BigInt).
   expect(() => JSON.stringify(r.error)).not.toThrow();
-}
-
-/** Deepest nesting of a JSON value: scalars 0, `[]` / `{}` 1. */
-function depthOf(v: unknown): number {
-  if (v === null || typeof v !== 'object') return 0;
-  const children = Array.isArray(v) ? v : Object.values(v);
-  return 1 + children.reduce<number>((m, c) => Math.max(m, depthOf(c)), 0);
 }
 
 const knownRequests = [...CLIENT_REQUESTS.keys()];
@@ -107,7 +94,8 @@ describe('parseAgentMessage under hostile input', () => {
         wellFormed(r);
         if (Array.isArray(v)) {
           expect(r.ok).toBe(false);
-          if (!r.ok) expect(r.error.error.message).toContain('batches');
+          // (or for an integer past 2^53 inside it, which the strict parser refuses first)
+          if (!r.ok) expect(r.error.error.message).toMatch(/batches|2\^53/);
         }
       }),
       runs(500),
@@ -179,7 +167,7 @@ describe('parseAgentMessage under hostile input', () => {
     );
   });
 
-  it('nesting beyond the limit is refused before parsing; within it, depth never causes a refusal', () => {
+  it('nesting beyond the limit is refused; within it, depth never causes a refusal', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 4 * MAX_JSON_DEPTH }), fc.boolean(), (levels, objects) => {
         const open = objects ? '{"a":' : '[';
@@ -198,16 +186,6 @@ describe('parseAgentMessage under hostile input', () => {
         }
       }),
       runs(300),
-    );
-  });
-
-  it('jsonDepthExceeds agrees with the real depth of any JSON document (brackets in strings ignored)', () => {
-    const withBrackets = fc.jsonValue({ maxDepth: 10 }).map((v) => ({ '[{"\\': v, s: '}}]]\\"[[{{' }));
-    fc.assert(
-      fc.property(withBrackets, fc.integer({ min: 0, max: 12 }), (v, max) => {
-        expect(jsonDepthExceeds(JSON.stringify(v), max)).toBe(depthOf(v) > max);
-      }),
-      runs(1000),
     );
   });
 

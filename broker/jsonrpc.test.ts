@@ -1,6 +1,6 @@
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { filterToolList, jsonDepthExceeds, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
+import { filterToolList, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
 
 const enc = (v: unknown): Uint8Array => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const call = (name: string, args: unknown = {}) => ({
@@ -34,6 +34,7 @@ describe('parseAgentMessage', () => {
 
   it.each([
     ['invalid JSON', '{"jsonrpc":"2.0",', 400, ErrorCode.ParseError, /not valid JSON/],
+    ['a trailing comma', '{"jsonrpc":"2.0","id":1,"method":"ping",}', 400, ErrorCode.ParseError, /offset 40/],
     ['not UTF-8', Buffer.from([0x7b, 0xff, 0x7d]), 400, ErrorCode.ParseError, /UTF-8/],
     ['a batch', [call('a'), call('b')], 400, ErrorCode.InvalidRequest, /batches are not supported/],
     ['an empty batch', [], 400, ErrorCode.InvalidRequest, /batches/],
@@ -98,6 +99,81 @@ describe('parseAgentMessage', () => {
     expect(r.error.error.message).toMatch(message);
   });
 
+  // Issue 15 item 1: what JSON.parse reads as tools/list, a first-key-wins upstream runs as tools/call.
+  it.each([
+    [
+      'method',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","method":"tools/list","params":{"name":"jira.delete_issue"}}',
+      '$.method',
+      5,
+    ],
+    [
+      'name',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"jira.delete_issue","name":"jira.get_issue"}}',
+      '$.params.name',
+      5,
+    ],
+    [
+      'params',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"jira.delete_issue"},"params":{"name":"jira.get_issue"}}',
+      '$.params',
+      5,
+    ],
+    [
+      'a key deep in the arguments',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{"q":[{"a":1,"b":2,"a":3}]}}}',
+      '$.params.arguments.q[0].a',
+      5,
+    ],
+    [
+      'a key spelled with an escape',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","n\\u0061me":"u"}}',
+      '$.params.name',
+      5,
+    ],
+    ['id (no id is echoed)', '{"jsonrpc":"2.0","id":5,"id":6,"method":"ping"}', '$.id', null],
+  ])('refuses a repeated %s, naming the key and its JSON path', (_n, body, path, id) => {
+    const r = parseAgentMessage(enc(body));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.status).toBe(400);
+    expect(r.error.error.code).toBe(ErrorCode.InvalidRequest);
+    const key = path.replace(/^.*[.[]/, '').replace(/]$/, '');
+    expect(r.error.error.message).toContain(`duplicate key "${key}" at ${path}`);
+    expect(r.error.id).toBe(id);
+  });
+
+  it.each([
+    ['a lone surrogate', '"\\ud800"', /lone UTF-16 surrogate/],
+    ['an integer past 2^53', '12345678901234567890', /beyond ±\(2\^53−1\)/],
+    ['a float that overflows', '1e400', /too large for a 64-bit float/],
+  ])('refuses %s in the arguments (parsers read it differently)', (_n, arg, message) => {
+    const body = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{"x":${arg}}}}`;
+    const r = parseAgentMessage(enc(body));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.error.code).toBe(ErrorCode.InvalidRequest);
+    expect(r.error.error.message).toMatch(message);
+    expect(r.error.error.message).toContain('$.params.arguments.x');
+  });
+
+  it('forwards its own serialisation of what it decided on, not the bytes it was sent', () => {
+    const body =
+      '{ "jsonrpc" : "2.0", "id" : 1, "method" : "tools/call",\n "params" : { "name" : "jira\\u002eget_issue", "arguments" : { "n" : 1.50, "z": -0, "e": 1E2, "__proto__": {"x": 1} } } }';
+    const r = parseAgentMessage(enc(body));
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.message).toMatchObject({ kind: 'request', params: { name: 'jira.get_issue' } });
+    expect(r.forward.toString()).toBe(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"jira.get_issue","arguments":{"n":1.5,"z":0,"e":100,"__proto__":{"x":1}}}}',
+    );
+    expect(r.forward.toString()).toBe(JSON.stringify(r.json));
+    // The __proto__ key is data, not the arguments' prototype.
+    const args = (r.message.kind === 'request' && r.message.params?.arguments) as object;
+    expect(Object.getPrototypeOf(args)).toBe(Object.prototype);
+    expect(Object.keys(args)).toContain('__proto__');
+  });
+
   it('answers an unknown method with the request id', () => {
     const r = parseAgentMessage(enc({ jsonrpc: '2.0', id: 'abc', method: 'x/y' }));
     expect(!r.ok && r.error.id).toBe('abc');
@@ -106,17 +182,6 @@ describe('parseAgentMessage', () => {
   it('refuses bodies over the limit without parsing them', () => {
     const r = parseAgentMessage(new Uint8Array(2048), 1024);
     expect(r).toMatchObject({ ok: false, status: 413, error: { error: { code: ErrorCode.InvalidRequest } } });
-  });
-});
-
-describe('jsonDepthExceeds', () => {
-  it('counts nesting outside strings only', () => {
-    expect(jsonDepthExceeds('{"a":"[[[[[[[[[[[["}', 2)).toBe(false);
-    expect(jsonDepthExceeds('{"a":[[1]]}', 2)).toBe(true);
-    expect(jsonDepthExceeds('{"a":"\\"[[[["}', 1)).toBe(false);
-  });
-  it('handles a million brackets without recursion', () => {
-    expect(jsonDepthExceeds('['.repeat(1_000_000), 64)).toBe(true);
   });
 });
 

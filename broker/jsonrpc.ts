@@ -8,7 +8,10 @@
  *     would let one POST carry many tool calls past a per-message decision;
  *   - requests with a method the MCP client schema does not know are refused (-32601) instead of
  *     passed through: a future method could reach the upstream without a policy decision;
- *   - nesting is bounded before JSON.parse so nothing downstream recurses on attacker depth.
+ *   - the body is read by a strict parser (strict-json.ts): a repeated key, a lone surrogate or a
+ *     number parsers read differently is refused, nesting is bounded as it parses; the message is
+ *     decided on that one reading and the broker's own serialisation of it is what goes upstream
+ *     (`forward`), never the agent's bytes.
  */
 import {
   ClientNotificationSchema,
@@ -21,6 +24,7 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_BODY_BYTES, MAX_JSON_DEPTH } from './constants.js';
+import { parseStrictJson } from './strict-json.js';
 
 /** A schema we only call safeParse on; typed structurally so we depend on no zod internals. */
 interface SafeParser {
@@ -58,7 +62,14 @@ export type AgentMessage =
   | { readonly kind: 'response'; readonly id: RequestId | undefined };
 
 export type ParseResult =
-  | { readonly ok: true; readonly message: AgentMessage; readonly json: JSONRPCMessage }
+  | {
+      readonly ok: true;
+      readonly message: AgentMessage;
+      /** The message as parsed: what was decided on (params, tool name and arguments are read from it). */
+      readonly json: JSONRPCMessage;
+      /** The broker's serialisation of `json`: the only bytes sent upstream (never the agent's). */
+      readonly forward: Buffer;
+    }
   | { readonly ok: false; readonly status: number; readonly error: JSONRPCErrorResponse };
 
 export function jsonRpcError(
@@ -81,26 +92,6 @@ const fail = (status: number, id: RequestId | undefined, code: number, message: 
   error: jsonRpcError(id, code, message),
 });
 
-/**
- * Deepest nesting of `{`/`[` outside string literals, stopping as soon as it exceeds `max`.
- * Iterative, O(n), no allocation: safe on hostile input of any shape.
- */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
-}
-
 function formatIssues(
   issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> | undefined,
 ): string {
@@ -116,8 +107,12 @@ function readId(value: unknown): RequestId | undefined {
   return typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id)) ? id : undefined;
 }
 
-/** Strict UTF-8 decoding; decode() without `stream` keeps no state between calls, so one instance serves all. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * Strict UTF-8 decoding; decode() without `stream` keeps no state between calls, so one instance
+ * serves all. A byte order mark is kept (ignoreBOM) so the JSON parser refuses it, as Python's
+ * json does, instead of silently dropping it.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Parse and validate one POSTed MCP message. `body` is at most MAX_BODY_BYTES (the caller bounds the read). */
 export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): ParseResult {
@@ -135,25 +130,17 @@ export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): 
   } catch {
     return fail(400, undefined, ErrorCode.ParseError, 'request body is not valid UTF-8');
   }
-  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
-    return fail(
-      400,
-      undefined,
-      ErrorCode.InvalidRequest,
-      `JSON nesting is deeper than ${MAX_JSON_DEPTH} levels; flatten the tool arguments`,
-    );
+  const read = parseStrictJson(text, { maxDepth: MAX_JSON_DEPTH });
+  if (!read.ok) {
+    const { problem } = read;
+    if (problem.kind === 'syntax') {
+      return fail(400, undefined, ErrorCode.ParseError, `request body is not valid JSON: ${problem.message}`);
+    }
+    // The id is echoed only when the message has exactly one (a repeated "id" is itself the problem).
+    const id = problem.kind === 'duplicate-key' && problem.path !== '$.id' ? readId(read.value) : undefined;
+    return fail(400, id, ErrorCode.InvalidRequest, problem.message);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return fail(
-      400,
-      undefined,
-      ErrorCode.ParseError,
-      `request body is not valid JSON (${err instanceof Error ? err.message.slice(0, 200) : 'parse error'})`,
-    );
-  }
+  const value = read.value;
   if (Array.isArray(value)) {
     return fail(
       400,
@@ -172,7 +159,10 @@ export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): 
       `not a valid JSON-RPC 2.0 message: ${formatIssues(parsed.error.issues)}`,
     );
   }
-  const json = parsed.data;
+  // Decide on (and forward) the parsed value itself, not zod's copy of it: zod may drop or
+  // re-create keys, and what goes upstream must be exactly what was decided.
+  const json = value as JSONRPCMessage;
+  const forward = Buffer.from(JSON.stringify(json));
   if ('method' in json && 'id' in json) {
     const schema = CLIENT_REQUESTS.get(json.method);
     if (!schema) {
@@ -196,6 +186,7 @@ export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): 
     return {
       ok: true,
       json,
+      forward,
       message: {
         kind: 'request',
         id: json.id,
@@ -223,9 +214,9 @@ export function parseAgentMessage(body: Uint8Array, maxBytes = MAX_BODY_BYTES): 
         `invalid params for ${json.method}: ${formatIssues(checked.error?.issues)}`,
       );
     }
-    return { ok: true, json, message: { kind: 'notification', method: json.method } };
+    return { ok: true, json, forward, message: { kind: 'notification', method: json.method } };
   }
-  return { ok: true, json, message: { kind: 'response', id: 'id' in json ? json.id : undefined } };
+  return { ok: true, json, forward, message: { kind: 'response', id: 'id' in json ? json.id : undefined } };
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * MCP gateway: `/mcp/<provider>` speaks MCP streamable HTTP to the agent and to the upstream MCP
  * server, as a JSON-RPC-aware pass-through proxy (ADR 0007):
- *   - each POSTed message is validated with the SDK's schemas (jsonrpc.ts) before anything else;
+ *   - each POSTed message is read once by a strict parser and validated with the SDK's schemas
+ *     (jsonrpc.ts) before anything else; a repeated key is refused; what goes upstream is the
+ *     broker's serialisation of the message it decided on, never the agent's bytes;
  *   - `tools/call` is decided by policy before the upstream sees it; a denial is a JSON-RPC error
  *     whose `data` carries {decision, reason, reasons[{policy, rule, condition, message}]};
  *   - every other message needs the session gate (fresh snapshot, agent not suspended, some rule
@@ -217,7 +219,8 @@ export class McpGateway {
     }
     timing.allow();
     const listId = msg.kind === 'request' && msg.method === 'tools/list' ? msg.id : undefined;
-    await this.forward(req, ex, target, outcome, body, listId, meta.requestId);
+    // The broker's serialisation of the message it decided on, never the agent's bytes (issue 15).
+    await this.forward(req, ex, target, outcome, parsed.forward, listId, meta.requestId);
   }
 
   private async session(
@@ -271,6 +274,14 @@ export class McpGateway {
       ex.fail(400, ErrorCode.InvalidRequest, built.message);
       return;
     }
+    // The body is the broker's own serialisation: its length, not the agent's Content-Length.
+    const upstreamHeaders: HeaderList =
+      body === undefined
+        ? built.headers
+        : [
+            ...built.headers.filter(([n]) => n.toLowerCase() !== 'content-length'),
+            ['content-length', String(body.length)],
+          ];
     const url = new URL(provider.url);
     this.active.add(ex);
     ex.res.on('close', () => {
@@ -283,7 +294,7 @@ export class McpGateway {
         url,
         method: req.method ?? 'POST',
         path: `${url.pathname}${url.search}`,
-        headers: built.headers,
+        headers: upstreamHeaders,
         body,
         headersTimeoutMs: this.headersTimeoutMs,
         idleTimeoutMs: req.method === 'GET' ? this.streamIdleTimeoutMs : this.idleTimeoutMs,

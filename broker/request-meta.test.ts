@@ -31,6 +31,12 @@ describe('readRequestMeta', () => {
 
   it.each([
     ['context not JSON', { 'x-warden-context': '{nope' }, /not valid JSON/],
+    [
+      'context with a repeated key (read differently by other parsers)',
+      { 'x-warden-context': '{"ticketId":"SUP-1","ticketId":"CHG-9"}' },
+      /x-warden-context: duplicate key "ticketId" at \$\.ticketId/,
+    ],
+    ['context nested deeply', { 'x-warden-context': '{"purpose":[[[[[1]]]]]}' }, /deeper than 4 levels/],
     ['context unknown field', { 'x-warden-context': '{"admin":true}' }, /allowed fields/],
     ['context wrong type', { 'x-warden-context': '{"chainStep":"2"}' }, /x-warden-context\.chainStep/],
     [

@@ -8,6 +8,10 @@ import { z } from 'zod';
 import { HEADER_CONTEXT, HEADER_REQUEST_ID, HEADER_USER_TOKEN } from '../core/constants.js';
 import type { ContextInput } from '../core/policy/types.js';
 import { MAX_CONTEXT_HEADER_BYTES, MAX_USER_TOKEN_CHARS } from './constants.js';
+import { parseStrictJson } from './strict-json.js';
+
+/** x-warden-context is a flat object: nesting beyond this is refused while parsing. */
+const MAX_CONTEXT_DEPTH = 4;
 
 export interface RequestMeta {
   readonly requestId: string;
@@ -66,15 +70,18 @@ export function readRequestMeta(
     if (Buffer.byteLength(raw) > MAX_CONTEXT_HEADER_BYTES) {
       return { ok: false, message: `${HEADER_CONTEXT}: longer than ${MAX_CONTEXT_HEADER_BYTES} bytes` };
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
+    // Read strictly, like MCP messages: a repeated key would be read differently by other parsers.
+    const read = parseStrictJson(raw, { maxDepth: MAX_CONTEXT_DEPTH });
+    if (!read.ok) {
       return {
         ok: false,
-        message: `${HEADER_CONTEXT}: not valid JSON (expected an object like {"ticketId":"SUP-1"})`,
+        message:
+          read.problem.kind === 'syntax'
+            ? `${HEADER_CONTEXT}: not valid JSON (expected an object like {"ticketId":"SUP-1"})`
+            : `${HEADER_CONTEXT}: ${read.problem.message}`,
       };
     }
+    const json = read.value;
     const r = ContextSchema.safeParse(json);
     if (!r.success) {
       const i = r.error.issues[0]!;

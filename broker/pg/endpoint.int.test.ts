@@ -258,6 +258,50 @@ describe('broker PostgreSQL endpoint', () => {
     expect(reply.toString('latin1')).toContain('08P01');
   });
 
+  // Issue 15 item 1: nothing the broker could read differently from the server gets through.
+  it.each([
+    {
+      name: 'a repeated database',
+      body: 'user\0agent\0database\0tickets-db\0database\0other\0\0',
+      message: "startup parameter 'database' is sent twice",
+    },
+    {
+      name: 'a repeated options (the Warden settings)',
+      body: 'user\0agent\0options\0-c warden.context={"ticketId":"A"}\0options\0-c warden.context={"ticketId":"B"}\0\0',
+      message: "startup parameter 'options' is sent twice",
+    },
+    {
+      name: 'a setting repeated in another case',
+      body: 'user\0agent\0TimeZone\0UTC\0timezone\0Europe/Paris\0\0',
+      message: "startup parameter 'timezone' is sent twice",
+    },
+    {
+      name: 'a Warden setting as a startup parameter',
+      body: 'user\0agent\0warden.user_token\0eyJ.x.y\0\0',
+      message: "startup parameter 'warden.user_token': send Warden settings as connection options",
+    },
+  ])('refuses $name before deciding, naming the parameter', async ({ body, message }) => {
+    const before = seen.length;
+    const mintedBefore = minted.length;
+    const s = connect(endpoint.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    const closed = new Promise((r) => s.once('close', r));
+    const bytes = Buffer.from(body);
+    const head = Buffer.alloc(8);
+    head.writeInt32BE(8 + bytes.length, 0);
+    head.writeInt32BE(196608, 4);
+    s.write(Buffer.concat([head, bytes]));
+    await closed;
+    const reply = Buffer.concat(chunks).toString('utf8');
+    expect(reply.slice(0, 1)).toBe('E');
+    expect(reply).toContain('08P01');
+    expect(reply).toContain(message);
+    expect(seen.length).toBe(before);
+    expect(minted.length).toBe(mintedBefore);
+  });
+
   it('refuses replication connections', async () => {
     const client = new pg.Client({
       host: '127.0.0.1',

@@ -16,6 +16,7 @@
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
   authenticationOk,
@@ -407,6 +408,17 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       return;
     }
     const params = startup.params;
+    // A Warden setting sent as a startup parameter would be silently ignored (only `options` is
+    // read for them): refuse it so the agent does not believe its token or context was applied.
+    const stray = Object.keys(params).find((k) => k.toLowerCase().startsWith(WARDEN_SETTING_PREFIX));
+    if (stray !== undefined) {
+      fail(
+        agent,
+        SQLSTATE.protocolViolation,
+        `startup parameter '${stray.slice(0, 64)}': send Warden settings as connection options (PGOPTIONS='-c ${stray.slice(0, 64).toLowerCase()}=…'), not as startup parameters`,
+      );
+      return;
+    }
     const user = params.user ?? '';
     const database = params.database ?? params.user ?? '';
     const info: PgClientInfo = {

@@ -10,6 +10,8 @@
  * and HTTP), `warden.context` the JSON the x-warden-context header carries. Pure functions.
  */
 
+/** Every Warden setting's name starts with this (compared in lower case). */
+export const WARDEN_SETTING_PREFIX = 'warden.';
 export const SETTING_USER_TOKEN = 'warden.user_token';
 export const SETTING_CONTEXT = 'warden.context';
 
@@ -54,7 +56,7 @@ export function wardenSettings(options: string | undefined): WardenSettings {
     if (setting === undefined) continue;
     const eq = setting.indexOf('=');
     const name = (eq < 0 ? setting : setting.slice(0, eq)).toLowerCase();
-    if (!name.startsWith('warden.')) continue; // other server options are not forwarded either
+    if (!name.startsWith(WARDEN_SETTING_PREFIX)) continue; // other server options are not forwarded either
     if (name !== SETTING_USER_TOKEN && name !== SETTING_CONTEXT) {
       return {
         ok: false,

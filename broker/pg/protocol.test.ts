@@ -11,11 +11,12 @@ import {
   startupMessage,
 } from './protocol.js';
 
-function rawStartup(body: string): Buffer {
+function rawStartup(body: string | Buffer): Buffer {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
   const head = Buffer.alloc(8);
-  head.writeInt32BE(8 + Buffer.byteLength(body), 0);
+  head.writeInt32BE(8 + bytes.length, 0);
   head.writeInt32BE(196608, 4);
-  return Buffer.concat([head, Buffer.from(body)]);
+  return Buffer.concat([head, bytes]);
 }
 
 describe('parseFrontendStartup', () => {
@@ -68,6 +69,37 @@ describe('parseFrontendStartup', () => {
       name: 'odd number of strings',
       bytes: rawStartup('user\0a\0x\0\0'),
       err: /malformed/,
+    },
+    // Issue 15: whatever the broker could read differently from the server is refused.
+    {
+      name: 'a repeated parameter',
+      bytes: rawStartup('user\0a\0database\0reports\0database\0tickets-db\0\0'),
+      err: /startup parameter 'database' is sent twice/,
+    },
+    {
+      name: 'a parameter repeated in another case',
+      bytes: rawStartup('user\0a\0TimeZone\0UTC\0timezone\0Europe/Paris\0\0'),
+      err: /startup parameter 'timezone' is sent twice/,
+    },
+    {
+      name: 'a repeated options parameter',
+      bytes: rawStartup('user\0a\0options\0-c warden.context={}\0options\0-c x=1\0\0'),
+      err: /'options' is sent twice/,
+    },
+    {
+      name: 'an empty name before the end (PostgreSQL stops there)',
+      bytes: rawStartup('user\0a\0\0database\0other\0\0'),
+      err: /malformed/,
+    },
+    {
+      name: 'an empty name with a value',
+      bytes: rawStartup('user\0a\0\0v\0\0'),
+      err: /empty parameter name/,
+    },
+    {
+      name: 'invalid UTF-8',
+      bytes: rawStartup(Buffer.concat([Buffer.from('user\0a'), Buffer.from([0xff, 0, 0])])),
+      err: /not valid UTF-8/,
     },
   ])('reports $name as invalid', ({ bytes, err }) => {
     const r = parseFrontendStartup(bytes);

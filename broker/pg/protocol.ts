@@ -23,6 +23,9 @@ export const AUTH = {
   SASLFinal: 12,
 } as const;
 
+/** Strict UTF-8: a lossy decode would let the broker read other names and values than the server. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export type FrontendStartup =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
@@ -69,7 +72,19 @@ export function parseFrontendStartup(buf: Buffer): { message: FrontendStartup; u
       used,
     };
   }
-  const parts = body.toString('utf8').split('\0');
+  let text: string;
+  try {
+    text = UTF8.decode(body);
+  } catch {
+    return {
+      message: {
+        kind: 'invalid',
+        message: 'startup packet is not valid UTF-8; send parameter names and values in UTF-8',
+      },
+      used,
+    };
+  }
+  const parts = text.split('\0');
   // key\0value\0 ... \0 — the split leaves two trailing empty strings.
   if (parts.length < 2 || parts.at(-1) !== '' || parts.at(-2) !== '') {
     return { message: { kind: 'invalid', message: 'malformed startup packet' }, used };
@@ -78,7 +93,34 @@ export function parseFrontendStartup(buf: Buffer): { message: FrontendStartup; u
   if (pairs.length % 2 !== 0)
     return { message: { kind: 'invalid', message: 'malformed startup packet' }, used };
   const params: Record<string, string> = Object.create(null);
-  for (let i = 0; i < pairs.length; i += 2) params[pairs[i] as string] = pairs[i + 1] as string;
+  const names = new Set<string>();
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i] as string;
+    // PostgreSQL ends the list at the first empty name: anything after it would be read by the
+    // broker and not by the server.
+    if (name === '') {
+      return {
+        message: {
+          kind: 'invalid',
+          message: 'malformed startup packet: an empty parameter name before the end',
+        },
+        used,
+      };
+    }
+    // Settings are case-insensitive in PostgreSQL (TimeZone = timezone): a second spelling is a repeat.
+    const folded = name.toLowerCase();
+    if (names.has(folded)) {
+      return {
+        message: {
+          kind: 'invalid',
+          message: `startup parameter '${name.slice(0, 64)}' is sent twice; send each parameter once (the broker and the server could read different values)`,
+        },
+        used,
+      };
+    }
+    names.add(folded);
+    params[name] = pairs[i + 1] as string;
+  }
   return { message: { kind: 'startup', params }, used };
 }
 
