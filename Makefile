@@ -32,6 +32,10 @@ controlplane: deps controlplane-build ## Start a local kube-apiserver + etcd in 
 which-node: ## Print "<path-to-node> <version>" of the Node.js every target runs under
 	@echo "$(NODE_INFO)"
 
+.PHONY: cluster
+cluster: deps cluster-build helm-build ## Start a real single-node cluster (kubelet, containerd; root) in the foreground, push the images, print KUBECONFIG
+	npx tsx e2e/cluster/cli.ts
+
 ##@ Development
 
 deps: $(NPM_STAMP) ## Install npm dependencies (npm ci) when the lockfile changed
@@ -47,6 +51,11 @@ controlplane-build: ## Build kube-apiserver and etcd from their Go modules (cach
 .PHONY: postgres
 postgres: ## Install PostgreSQL server binaries (Debian package) when missing: the harness starts its own server
 	scripts/ensure-postgres.sh
+
+.PHONY: cluster-build
+cluster-build: controlplane-build ## Install containerd, runc, CNI plugins, iptables (Debian) and build kubelet, kube-proxy, controller-manager, scheduler, CoreDNS, registry (cached)
+	scripts/ensure-cluster-packages.sh
+	e2e/cluster/build.sh >/dev/null
 
 .PHONY: helm-build
 helm-build: ## Build helm from its Go module (cached in ~/.cache/warden/tools)
@@ -99,6 +108,10 @@ test-unit: deps ## Unit tests (no control plane)
 .PHONY: test-integration
 test-integration: deps controlplane-build helm-build postgres ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
+
+.PHONY: test-cluster
+test-cluster: deps cluster-build helm-build postgres ## The real-node suite (e2e/cluster): helm install on a real single-node cluster (root)
+	npx vitest run --project cluster
 
 .PHONY: test-demo
 test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails if any step of the story fails)

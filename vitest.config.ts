@@ -21,13 +21,26 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['**/*.int.test.ts', 'e2e/**/*.e2e.test.ts'],
-          exclude: ['**/node_modules/**'],
+          // The real-node suite has its own project (below) until it has proven reliable.
+          exclude: ['**/node_modules/**', 'e2e/cluster/**'],
           globalSetup: ['e2e/harness/global-setup.ts'],
           // Each file works in its own namespace; two workers match the 2-core machines.
           pool: 'forks',
           maxWorkers: 2,
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // A real single-node cluster per file (e2e/cluster): `make test-cluster`, as root.
+          name: 'cluster',
+          include: ['e2e/cluster/**/*.e2e.test.ts'],
+          exclude: ['**/node_modules/**'],
+          pool: 'forks',
+          maxWorkers: 1,
+          testTimeout: 300_000,
+          hookTimeout: 1_800_000,
         },
       },
     ],

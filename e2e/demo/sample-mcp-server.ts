@@ -36,6 +36,8 @@ export async function startSampleMcpServer(opts: {
   /** This server's clock (tests: a skewed host). */
   now?: () => Date;
   clockToleranceSeconds?: number;
+  /** Where to listen (default 127.0.0.1 on a free port; the real-node image listens on the pod IP). */
+  listen?: { host: string; port: number };
 }): Promise<SampleMcpServer> {
   const jwks = createRemoteJWKSet(new URL(opts.jwksUrl));
   const calls: string[] = [];
@@ -105,8 +107,9 @@ export async function startSampleMcpServer(opts: {
     await mcp.connect(transport);
     await transport.handleRequest(req, res, body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  const listen = opts.listen ?? { host: '127.0.0.1', port: 0 };
+  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  const url = `http://${listen.host}:${(server.address() as AddressInfo).port}/mcp`;
   return {
     url,
     calls,

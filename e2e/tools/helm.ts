@@ -64,8 +64,15 @@ export async function ensureHelm(timeoutMs = 20 * 60_000): Promise<string> {
  * Runs helm with its own config/cache/data dirs under `home`, so tests never touch the
  * user's repositories or plugins; KUBECONFIG passes through for lookups.
  */
-export function helmAt(helm: string, home: string, args: string[], kubeconfig?: string): Promise<RunResult> {
+export function helmAt(
+  helm: string,
+  home: string,
+  args: string[],
+  kubeconfig?: string,
+  timeoutMs?: number,
+): Promise<RunResult> {
   return run(helm, args, {
+    ...(timeoutMs ? { timeoutMs } : {}),
     env: {
       HELM_CONFIG_HOME: join(home, 'config'),
       HELM_CACHE_HOME: join(home, 'cache'),

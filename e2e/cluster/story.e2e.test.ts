@@ -1,0 +1,343 @@
+/**
+ * Warden as it ships, on a real node: the chart installed with helm, the controller and
+ * the webhook as pods, an annotated agent Deployment whose pods get the broker as a native
+ * sidecar, the kubelet-projected token, and an agent container (a real MCP client) calling
+ * through the broker over the pod's loopback. One cluster for the whole file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ANNOTATION_INJECTED,
+  BROKER_CONTAINER_NAME,
+  BROKER_TOKEN_DIR,
+  DEFAULT_BROKER_AUDIENCE,
+  GROUP,
+  LEADER_LEASE_NAME,
+  PLURAL,
+  VERSION,
+} from '../../core/constants.js';
+import { eventually } from '../eventually.js';
+import { WARDEN_NAMESPACE } from './install.js';
+import { AGENT, AGENT_NS, agentDeployment, type Story, startStory } from './story-fixture.js';
+
+const SETUP_TIMEOUT = 25 * 60_000;
+let story: Story;
+
+interface AgentOutput {
+  ok: boolean;
+  text?: string;
+  error?: string;
+  reason?: string;
+  code?: unknown;
+  tools?: string[];
+  rows?: Record<string, unknown>[];
+  envNames?: string[];
+  envWithTokens?: string[];
+  secretsDirs?: string[];
+  filesScanned?: number;
+  filesWithTokens?: string[];
+  uid?: number;
+}
+
+interface PodJson {
+  metadata: { name: string; annotations?: Record<string, string>; creationTimestamp: string };
+  spec: {
+    initContainers?: Array<{
+      name: string;
+      restartPolicy?: string;
+      volumeMounts?: Array<{ mountPath: string }>;
+    }>;
+    containers: Array<{
+      name: string;
+      env?: Array<{ name: string; value?: string }>;
+      volumeMounts?: Array<{ mountPath: string }>;
+    }>;
+    volumes?: Array<{
+      name: string;
+      projected?: { sources: Array<{ serviceAccountToken?: { audience: string } }> };
+    }>;
+  };
+  status: {
+    phase: string;
+    conditions?: Array<{ type: string; status: string; lastTransitionTime: string }>;
+    initContainerStatuses?: Array<{
+      name: string;
+      started?: boolean;
+      imageID: string;
+      state: { running?: { startedAt: string } };
+    }>;
+    containerStatuses?: Array<{
+      name: string;
+      ready: boolean;
+      imageID: string;
+      state: { running?: { startedAt: string } };
+    }>;
+  };
+}
+
+async function agentPod(): Promise<PodJson> {
+  return eventually(
+    'a Ready agent pod',
+    async () => {
+      const list = JSON.parse(
+        await story.kk(['get', 'pods', '-n', AGENT_NS, '-l', `app=${AGENT}`, '-o', 'json']),
+      ) as { items: PodJson[] };
+      const pods = list.items.filter(
+        (p) => !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp,
+      );
+      const ready = pods.find((p) =>
+        p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+      return pods.length === 1 ? ready : undefined;
+    },
+    120_000,
+  );
+}
+
+/** Runs the agent script inside the agent container (kubectl exec) and parses its JSON line. */
+async function agent(...args: string[]): Promise<AgentOutput> {
+  const pod = await agentPod();
+  const r = await story.k([
+    'exec',
+    '-n',
+    AGENT_NS,
+    pod.metadata.name,
+    '-c',
+    'agent',
+    '--',
+    '/nodejs/bin/node',
+    '/app/e2e/cluster/workloads/agent.js',
+    ...args,
+  ]);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as AgentOutput;
+  } catch {
+    throw new Error(`agent ${args.join(' ')}: no JSON output (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+}
+
+beforeAll(async () => {
+  story = await startStory((l) => process.stderr.write(`[cluster] ${l}\n`));
+  await story.kk(
+    ['apply', '-n', AGENT_NS, '-f', '-'],
+    agentDeployment(
+      story.images.workloads.reference.replace(/:[^:/]+$/, `@${story.images.workloads.digest}`),
+    ),
+  );
+}, SETUP_TIMEOUT);
+
+afterAll(async () => {
+  process.stderr.write(
+    `[cluster] timings ${JSON.stringify(story?.timings)} memory ${JSON.stringify(story?.cluster.memory())}\n`,
+  );
+  await story?.stop();
+}, 120_000);
+
+describe('Warden installed by helm on a real node', () => {
+  it('runs the controller Deployment: 2 Ready replicas from the pushed image digest, one leader', async () => {
+    const dep = JSON.parse(
+      await story.kk(['get', 'deployment', 'warden-controller', '-n', WARDEN_NAMESPACE, '-o', 'json']),
+    ) as {
+      status: { readyReplicas?: number };
+    };
+    expect(dep.status.readyReplicas).toBe(2);
+    const pods = JSON.parse(await story.kk(['get', 'pods', '-n', WARDEN_NAMESPACE, '-o', 'json'])) as {
+      items: PodJson[];
+    };
+    for (const p of pods.items) {
+      expect(p.status.containerStatuses?.[0]?.imageID).toContain(story.images.warden.digest);
+    }
+    const holder = await story.kk([
+      'get',
+      'lease',
+      LEADER_LEASE_NAME,
+      '-n',
+      WARDEN_NAMESPACE,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
+    expect(pods.items.map((p) => p.metadata.name)).toContain(holder);
+  });
+
+  it('bootstraps the webhook TLS: the caBundle of the MutatingWebhookConfiguration is the Secret CA', async () => {
+    const secretCa = await story.kk([
+      'get',
+      'secret',
+      'warden-webhook-tls',
+      '-n',
+      WARDEN_NAMESPACE,
+      '-o',
+      'jsonpath={.data.ca\\.crt}',
+    ]);
+    const bundle = await eventually('the caBundle patched', async () => {
+      const b = await story.kk([
+        'get',
+        'mutatingwebhookconfiguration',
+        '-o',
+        'jsonpath={.items[0].webhooks[0].clientConfig.caBundle}',
+      ]);
+      return b || undefined;
+    });
+    expect(Buffer.from(bundle, 'base64').toString()).toContain(
+      Buffer.from(secretCa, 'base64').toString().trim(),
+    );
+  });
+});
+
+describe('an annotated agent Deployment on a real node', () => {
+  it('gets the broker as a native sidecar: started and probed before the agent container', async () => {
+    const pod = await agentPod();
+    expect(pod.metadata.annotations?.[ANNOTATION_INJECTED]).toBeTruthy();
+    const sidecar = pod.spec.initContainers?.find((c) => c.name === BROKER_CONTAINER_NAME);
+    expect(sidecar?.restartPolicy).toBe('Always');
+    const broker = pod.status.initContainerStatuses?.find((c) => c.name === BROKER_CONTAINER_NAME);
+    const main = pod.status.containerStatuses?.find((c) => c.name === 'agent');
+    expect(broker?.started).toBe(true);
+    expect(broker?.imageID).toContain(story.images.warden.digest);
+    const brokerStart = Date.parse(broker?.state.running?.startedAt ?? '');
+    const agentStart = Date.parse(main?.state.running?.startedAt ?? '');
+    expect(brokerStart).toBeLessThanOrEqual(agentStart);
+  });
+
+  it('projects the broker-audience token into the broker container only', async () => {
+    const pod = await agentPod();
+    const vol = pod.spec.volumes?.find((v) =>
+      v.projected?.sources.some((s) => s.serviceAccountToken?.audience === DEFAULT_BROKER_AUDIENCE),
+    );
+    expect(vol).toBeDefined();
+    const sidecar = pod.spec.initContainers?.find((c) => c.name === BROKER_CONTAINER_NAME);
+    expect(sidecar?.volumeMounts?.map((m) => m.mountPath)).toContain(BROKER_TOKEN_DIR);
+    const agentC = pod.spec.containers.find((c) => c.name === 'agent');
+    expect(agentC?.volumeMounts ?? []).toEqual([]);
+    // The broker attested with that token: the AgentIdentity counts it as a live broker session.
+    const logs = await story.kk(['logs', '-n', AGENT_NS, pod.metadata.name, '-c', BROKER_CONTAINER_NAME]);
+    expect(logs).toMatch(/attest/i);
+  });
+
+  it('lets the agent container list and call allowed tools over 127.0.0.1', async () => {
+    const tools = await agent('tools', 'jira');
+    expect(tools.ok).toBe(true);
+    expect(tools.tools).toContain('jira.get_issue');
+    const got = await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-7"}');
+    expect(got).toMatchObject({ ok: true });
+    expect(got.text).toMatch(/SUP-7: "Printer on fire" \(open\) — served to /);
+  });
+
+  it('denies a tool a Deny policy covers, with the reason', async () => {
+    const denied = await agent('call', 'jira', 'jira.delete_issue', '{"key":"SUP-7"}');
+    expect(denied.ok).toBe(false);
+    expect(`${denied.reason} ${denied.error}`).toMatch(/deny-deletes|Denied|denied/);
+  });
+
+  it('queries PostgreSQL through the broker as a temporary role, without a password', async () => {
+    const r = await agent('sql', 'orders-db', 'SELECT current_user AS who, count(*)::int AS n FROM orders');
+    expect(r.ok).toBe(true);
+    expect(r.rows?.[0]?.n).toBe(3);
+    expect(String(r.rows?.[0]?.who)).not.toBe('warden_admin');
+  });
+
+  it('holds no credential: no token file, no JWT in env or on the filesystem, only broker addresses', async () => {
+    const r = await agent('inspect');
+    expect(r.ok).toBe(true);
+    expect(r.uid).toBe(65532);
+    expect(r.secretsDirs).toEqual([]);
+    expect(r.envWithTokens).toEqual([]);
+    expect(r.filesWithTokens).toEqual([]);
+    expect(r.filesScanned).toBeGreaterThan(0);
+    expect(r.envNames).toEqual(expect.arrayContaining(['WARDEN_MCP_BASE', 'WARDEN_PG_BASE']));
+  });
+
+  it('recovers after the controller pods are deleted', async () => {
+    await story.kk([
+      'delete',
+      'pods',
+      '-n',
+      WARDEN_NAMESPACE,
+      '-l',
+      'app.kubernetes.io/name=warden',
+      '--wait=false',
+    ]);
+    await story.kk([
+      'rollout',
+      'status',
+      'deployment/warden-controller',
+      '-n',
+      WARDEN_NAMESPACE,
+      '--timeout=180s',
+    ]);
+    const got = await eventually(
+      'a call after the controller came back',
+      async () => {
+        const r = await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-8"}');
+        return r.ok ? r : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(got.text).toMatch(/SUP-8/);
+  });
+
+  it('recovers when the agent pod is deleted: the new pod is injected and calls again', async () => {
+    const old = await agentPod();
+    await story.kk(['delete', 'pod', '-n', AGENT_NS, old.metadata.name, '--wait=false']);
+    const fresh = await eventually(
+      'a new Ready agent pod',
+      async () => {
+        const p = await agentPod();
+        return p.metadata.name !== old.metadata.name ? p : undefined;
+      },
+      120_000,
+    );
+    expect(fresh.metadata.annotations?.[ANNOTATION_INJECTED]).toBeTruthy();
+    expect((await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-9"}')).ok).toBe(true);
+  });
+
+  it('stops the agent with the kill switch', async () => {
+    await story.kk([
+      'patch',
+      `${PLURAL.AgentIdentity}.${GROUP}`,
+      AGENT,
+      '-n',
+      AGENT_NS,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { suspended: true, suspendReason: 'e2e: kill switch' } }),
+    ]);
+    const denied = await eventually(
+      'a denied call after the kill switch',
+      async () => {
+        const r = await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-7"}');
+        return r.ok ? undefined : r;
+      },
+      60_000,
+      1000,
+    );
+    expect(`${denied.reason} ${denied.error}`).toMatch(/suspend/i);
+  });
+
+  it('leaves an audit trail that verifies', async () => {
+    const out = await eventually(
+      'audit records',
+      async () => {
+        const o = await story.kk(['get', `${PLURAL.AuditRecord}.${GROUP}`, '-n', AGENT_NS, '-o', 'name']);
+        return o.trim() ? o : undefined;
+      },
+      60_000,
+      1000,
+    );
+    expect(out).toContain(`${PLURAL.AuditRecord}.${GROUP}`);
+    const { execFile } = await import('node:child_process');
+    const verify = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        'npx',
+        ['tsx', 'cli/kubectl-warden.ts', 'audit', '-n', AGENT_NS, '--verify'],
+        { env: { ...process.env, KUBECONFIG: story.cluster.kubeconfigPath }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
+      );
+    });
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/verif/i);
+  });
+});
+
+void VERSION;
