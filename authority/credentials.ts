@@ -57,7 +57,12 @@ export interface CredentialRequest {
   method?: string;
   path?: string;
   context?: ContextInput;
+  /** RFC 7638 thumbprint of the broker's DPoP key (body field `dpop_jkt`, RFC 9449 §10 spelling). */
+  dpopJkt?: string;
 }
+
+/** A base64url SHA-256 digest: what an RFC 7638 JWK thumbprint is. */
+const JWK_THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 
 /** A policy denial: an OAuth access_denied whose body also carries the decision. */
 export class DeniedError extends OAuthError {
@@ -131,7 +136,14 @@ export function parseCredentialRequest(body: Record<string, unknown>): Credentia
     }
     context = out as ContextInput;
   }
-  return { target, kind, tool, args: body.args, method, path, context };
+  const dpopJkt = optionalString(body, 'dpop_jkt', 43);
+  if (dpopJkt !== undefined && !JWK_THUMBPRINT.test(dpopJkt)) {
+    throw new OAuthError(
+      'invalid_request',
+      "dpop_jkt must be the RFC 7638 SHA-256 thumbprint of the broker's DPoP public key: 43 base64url characters",
+    );
+  }
+  return { target, kind, tool, args: body.args, method, path, context, ...(dpopJkt ? { dpopJkt } : {}) };
 }
 
 /**
@@ -260,6 +272,7 @@ async function decideCredentials(
         target: request.target,
         request: requestInput,
         ...(request.context ? { context: request.context } : {}),
+        ...(request.dpopJkt ? { dpopJkt: request.dpopJkt } : {}),
       });
     } catch (err) {
       if (err instanceof IssueRefused) throw new DeniedError({ reason: err.reason, message: err.message });

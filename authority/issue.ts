@@ -30,6 +30,8 @@ export interface IssuedAnswer {
   headers: Record<string, string>;
   expiresAt: string;
   postgresql?: { host: string; port: number; database: string; user: string; password: string };
+  /** The token is bound to this DPoP key thumbprint: the broker must send a DPoP proof with it. */
+  dpop?: { jkt: string };
 }
 
 export interface ProviderGetter {
@@ -71,6 +73,8 @@ export interface IssueInput {
   target: string;
   request?: RequestInput;
   context?: ContextInput;
+  /** The broker's DPoP key thumbprint (credential request `dpop_jkt`). */
+  dpopJkt?: string;
 }
 
 /** A refusal to issue: the caller turns it into a denial with this reason and message. */
@@ -108,6 +112,7 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
       secrets: deps.secrets,
       ...(input.request ? { request: input.request } : {}),
       ...(input.context ? { context: input.context } : {}),
+      ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
     });
     const c = result.credential;
     deps.issued?.remember(input.namespace, input.agent.name, {
@@ -120,7 +125,12 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
     if (c.kind === 'postgresql') {
       return { id: c.id, headers: {}, expiresAt: c.expiresAt.toISOString(), postgresql: { ...c.value } };
     }
-    return { id: c.id, headers: { ...c.headers }, expiresAt: c.expiresAt.toISOString() };
+    return {
+      id: c.id,
+      headers: { ...c.headers },
+      expiresAt: c.expiresAt.toISOString(),
+      ...(c.dpopJkt ? { dpop: { jkt: c.dpopJkt } } : {}),
+    };
   } catch (err) {
     if (err instanceof MintError) {
       // Minters' messages usually start with the provider already: name it once.

@@ -214,6 +214,23 @@ describe('buildSnapshot providers', () => {
 });
 
 describe('parseCredentialRequest', () => {
+  it('reads the broker DPoP key thumbprint (dpop_jkt)', () => {
+    const jkt = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
+    expect(parseCredentialRequest({ target: 'jira', tool: 'jira.get', dpop_jkt: jkt }).dpopJkt).toBe(jkt);
+    expect(parseCredentialRequest({ target: 'jira', tool: 'jira.get' }).dpopJkt).toBeUndefined();
+  });
+
+  it.each([
+    ['too short', 'abc'],
+    ['not base64url', 'NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs'],
+    ['too long', `${'A'.repeat(44)}`],
+    ['not a string', 42],
+  ])('refuses a dpop_jkt that is %s, naming the field', (_name, jkt) => {
+    expect(() => parseCredentialRequest({ target: 'jira', tool: 'jira.get', dpop_jkt: jkt })).toThrow(
+      /dpop_jkt/,
+    );
+  });
+
   it('infers the request kind', () => {
     expect(parseCredentialRequest({ target: 'jira', tool: 'jira.get' }).kind).toBe('mcp');
     expect(parseCredentialRequest({ target: 'api', method: 'get', path: '/x' })).toMatchObject({

@@ -4,6 +4,7 @@
  * Every failure is a Deny BrokerDecision with a reason constant and a message that says what to do.
  */
 import type { ServerResponse } from 'node:http';
+import { HEADER_DPOP } from '../core/constants.js';
 import type { UserInput } from '../core/policy/types.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import type { AuditSink, BrokerAuditEvent } from './audit.js';
@@ -70,9 +71,8 @@ export type AccessOutcome =
       readonly ok: true;
       readonly decision: BrokerDecision;
       readonly provider: Provider;
+      /** What to inject upstream: per request through upstreamCredentialHeaders (DPoP proofs are per request). */
       readonly credential: IssuedCredential;
-      /** Headers to inject upstream. */
-      readonly inject: ReadonlyArray<readonly [string, string]>;
       /** Every form of the credential the scrubber must remove from responses. */
       readonly secrets: readonly string[];
       readonly user: UserInput | null;
@@ -203,10 +203,24 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     decision,
     provider: gate.provider,
     credential,
-    inject: Object.entries(credential.headers),
     secrets: issuedSecrets(credential),
     user,
   };
+}
+
+/**
+ * The headers to set on one upstream request: the credential's, and for a sender-constrained
+ * credential a fresh DPoP proof (RFC 9449) for exactly this method and URL — a proof is never
+ * reused, so each request gets its own jti and iat.
+ */
+export function upstreamCredentialHeaders(
+  credential: IssuedCredential,
+  method: string,
+  url: URL,
+): Array<readonly [string, string]> {
+  const headers: Array<readonly [string, string]> = Object.entries(credential.headers);
+  if (credential.dpop) headers.push([HEADER_DPOP, credential.dpop.proof(method, url)]);
+  return headers;
 }
 
 /** Error text safe to show: our own error classes carry curated messages; others only their class. */

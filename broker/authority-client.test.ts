@@ -1,8 +1,54 @@
+import { EmbeddedJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseCredentialAnswer, toLocalExpiry } from './authority-client.js';
 import { AuthorityUnavailableError, CredentialDeniedError } from './credentials.js';
+import { accessTokenHash, DpopKey } from './dpop.js';
 
 const NOW = 1_800_000_000_000;
+
+describe('parseCredentialAnswer: DPoP-bound credentials', () => {
+  const key = new DpopKey(() => NOW);
+  const answer = (dpop: unknown, headers: Record<string, string> = { Authorization: 'DPoP tok.en.sig' }) =>
+    JSON.stringify({
+      decision: 'Allow',
+      credential: { id: 'jti-1', headers, expiresAt: new Date(NOW + 60_000).toISOString(), dpop },
+    });
+
+  it('binds proofs to the broker key, the token (ath) and each request', async () => {
+    const c = parseCredentialAnswer(200, answer({ jkt: key.thumbprint }), NOW, undefined, key);
+    expect(c.headers).toEqual({ Authorization: 'DPoP tok.en.sig' });
+    const url = new URL('http://127.0.0.1:9/mcp?x=1');
+    const proof = c.dpop?.proof('post', url) ?? '';
+    const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt' });
+    expect(protectedHeader.jwk).toEqual(key.publicJwk);
+    expect(payload).toMatchObject({
+      htm: 'POST',
+      htu: 'http://127.0.0.1:9/mcp',
+      iat: NOW / 1000,
+      ath: accessTokenHash('tok.en.sig'),
+    });
+    expect(c.dpop?.proof('POST', url)).not.toBe(proof);
+  });
+
+  it('refuses a credential bound to a key this broker does not hold', () => {
+    expect(() =>
+      parseCredentialAnswer(200, answer({ jkt: new DpopKey().thumbprint }), NOW, undefined, key),
+    ).toThrow(/DPoP key this broker does not hold/);
+    expect(() => parseCredentialAnswer(200, answer({ jkt: key.thumbprint }), NOW)).toThrow(
+      AuthorityUnavailableError,
+    );
+  });
+
+  it.each([
+    ['a Bearer scheme', { Authorization: 'Bearer tok' }],
+    ['another header', { 'X-Token': 'DPoP tok' }],
+    ['two headers', { Authorization: 'DPoP tok', 'X-Other': 'v' }],
+  ])('refuses a DPoP-bound credential sent with %s', (_name, headers) => {
+    expect(() =>
+      parseCredentialAnswer(200, answer({ jkt: key.thumbprint }, headers), NOW, undefined, key),
+    ).toThrow(/not 'Authorization: DPoP <token>'/);
+  });
+});
 
 describe('parseCredentialAnswer', () => {
   it('reads an issued header credential', () => {

@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from 'pino';
-import { HEADER_REQUEST_ID, HEADER_USER_TOKEN } from '../core/constants.js';
+import { AUTH_SCHEME_DPOP, HEADER_REQUEST_ID, HEADER_USER_TOKEN } from '../core/constants.js';
 import type { AuditTransport, BrokerAuditEvent } from './audit.js';
 import {
   AuthorityUnavailableError,
@@ -24,6 +24,7 @@ import {
   type IssuedCredential,
 } from './credentials.js';
 import type { SnapshotSource } from './decider.js';
+import { accessTokenHash, DpopKey } from './dpop.js';
 import type { PgLogin } from './pg/endpoint.js';
 import { type PolicySnapshot, parseSnapshot } from './snapshot.js';
 import { SseParser } from './sse.js';
@@ -51,6 +52,11 @@ export interface AuthorityClientOptions {
   readonly maxBackoffMs?: number;
   /** Stream considered dead if silent this long (the authority pings every 15 s). */
   readonly streamIdleMs?: number;
+  /**
+   * The broker's DPoP key (sender-constrained JWT providers); generated here by default, one per
+   * broker process. Its thumbprint goes with every credential request.
+   */
+  readonly dpopKey?: DpopKey;
 }
 
 interface HttpResult {
@@ -88,8 +94,10 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
   private readonly base: URL;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly now: () => number;
+  private readonly dpopKey: DpopKey;
 
   constructor(private readonly opts: AuthorityClientOptions) {
+    this.dpopKey = opts.dpopKey ?? new DpopKey(opts.wallNow ?? Date.now);
     this.base = new URL(opts.authorityUrl);
     this.agent =
       this.base.protocol === 'https:'
@@ -399,6 +407,8 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
       ...(req.method !== undefined ? { method: req.method } : {}),
       ...(req.path !== undefined ? { path: req.path } : {}),
       ...(req.context ? { context: req.context } : {}),
+      // Always sent: the authority binds the token to it only for a DPoP provider.
+      dpop_jkt: this.dpopKey.thumbprint,
     });
     const r = await this.withSession(
       'POST',
@@ -415,6 +425,7 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
       r.body,
       (this.opts.wallNow ?? Date.now)(),
       r.date !== undefined ? Date.parse(r.date) : undefined,
+      this.dpopKey,
     );
   }
 
@@ -441,6 +452,7 @@ export function parseCredentialAnswer(
   text: string,
   nowMs: number,
   authorityNowMs?: number,
+  dpopKey?: DpopKey,
 ): IssuedCredential {
   let body: Record<string, unknown> = {};
   try {
@@ -466,6 +478,8 @@ export function parseCredentialAnswer(
       headers: headers as Record<string, string>,
       expiresAt: toLocalExpiry(expiresAt, nowMs, authorityNowMs),
     };
+    const dpop = (body.credential as { dpop?: unknown }).dpop;
+    if (dpop !== undefined) return { ...base, dpop: dpopBinding(dpop, base.headers, dpopKey) };
     const pgRaw = (body.credential as { postgresql?: unknown }).postgresql;
     if (pgRaw === undefined) return base;
     const login = parsePgLogin(pgRaw);
@@ -497,6 +511,36 @@ export function parseCredentialAnswer(
       message,
     },
   ]);
+}
+
+/**
+ * A DPoP-bound credential (answer field `dpop: {jkt}`): the token must be bound to this broker's
+ * key and travel as `Authorization: DPoP <token>`; anything else is refused (fail closed), since an
+ * upstream would refuse it anyway. Messages never quote the token.
+ */
+function dpopBinding(
+  raw: unknown,
+  headers: Readonly<Record<string, string>>,
+  key: DpopKey | undefined,
+): NonNullable<IssuedCredential['dpop']> {
+  const jkt = raw !== null && typeof raw === 'object' ? (raw as { jkt?: unknown }).jkt : undefined;
+  if (!key || jkt !== key.thumbprint) {
+    throw new AuthorityUnavailableError(
+      "/v1/credentials bound the credential to a DPoP key this broker does not hold (credential.dpop.jkt differs from the broker's key thumbprint)",
+    );
+  }
+  const names = Object.keys(headers);
+  const token =
+    names.length === 1 && names[0]!.toLowerCase() === 'authorization'
+      ? new RegExp(`^${AUTH_SCHEME_DPOP} (\\S+)$`).exec(headers[names[0]!]!)?.[1]
+      : undefined;
+  if (!token) {
+    throw new AuthorityUnavailableError(
+      `/v1/credentials answered a DPoP-bound credential whose headers are not 'Authorization: ${AUTH_SCHEME_DPOP} <token>'`,
+    );
+  }
+  const ath = accessTokenHash(token);
+  return { proof: (htm, url) => key.proof({ htm, url, ath }) };
 }
 
 /**

@@ -35,6 +35,11 @@ export interface IssuedCredential {
    * (broker/pg). Secret (the password); never logged, never sent to the agent.
    */
   readonly postgresql?: PgLogin;
+  /**
+   * Set when the token is sender-constrained (RFC 9449 DPoP, bound to the broker's key): signs a
+   * fresh proof for one upstream request (method, URL). The key never leaves the broker.
+   */
+  readonly dpop?: { proof(htm: string, url: URL): string };
 }
 
 /** The authority said no (it re-checks policy at issuance). */

@@ -148,6 +148,25 @@ describe('upstreamRequestHeaders', () => {
   });
 });
 
+describe('a DPoP proof the agent sends', () => {
+  it('is stripped (and named in stripped) even for a bearer provider', () => {
+    const r = upstreamRequestHeaders(
+      [
+        ['DPoP', 'agent-made-proof'],
+        ['Accept', '*/*'],
+      ],
+      {
+        mode: 'http',
+        injectHeader: 'Authorization',
+        inject: [['Authorization', 'Bearer issued']],
+      },
+    );
+    if (!r.ok) throw new Error(r.message);
+    expect(r.headers.map(([n]) => n.toLowerCase())).not.toContain('dpop');
+    expect(r.stripped).toEqual(['dpop']);
+  });
+});
+
 describe('agentResponseHeaders', () => {
   it('drops hop-by-hop and Set-Cookie, drops length when the body is rewritten, redacts secrets', () => {
     const out = agentResponseHeaders(

@@ -22,8 +22,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Headers that carry credentials; never forwarded from the agent. */
-export const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'cookie2']);
+/** Headers that carry credentials (a DPoP proof included); never forwarded from the agent. */
+export const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'cookie2',
+  'dpop',
+]);
 
 /**
  * The ROUTING_HEADERS entry a header name stands for, if any: case-insensitive, and `_` read as

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
-import { type AccessDeps, authorize, timeRequest } from './access.js';
+import { type AccessDeps, authorize, timeRequest, upstreamCredentialHeaders } from './access.js';
 import {
   BrokerDenyReason,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
@@ -179,7 +179,11 @@ export class HttpProxy {
     const built = upstreamRequestHeaders(pairs(req.rawHeaders), {
       mode: 'http',
       injectHeader: outcome.provider.inject.header,
-      inject: outcome.inject,
+      inject: upstreamCredentialHeaders(
+        outcome.credential,
+        method,
+        new URL(`${url.protocol}//${url.host}${path.upstreamPath}`),
+      ),
     });
     if (!built.ok) return refuse(built.message);
     built.headers.push(['host', url.host]);

@@ -17,7 +17,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import { type AccessDeps, type AccessOutcome, authorize, type RequestTiming, timeRequest } from './access.js';
+import {
+  type AccessDeps,
+  type AccessOutcome,
+  authorize,
+  type RequestTiming,
+  timeRequest,
+  upstreamCredentialHeaders,
+} from './access.js';
 import {
   BrokerDenyReason,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
@@ -265,10 +272,11 @@ export class McpGateway {
     requestId: string,
   ): Promise<void> {
     const { provider, secrets, user } = outcome;
+    const url = new URL(provider.url);
     const built = upstreamRequestHeaders(pairs(req.rawHeaders), {
       mode: 'mcp',
       injectHeader: provider.inject.header,
-      inject: outcome.inject,
+      inject: upstreamCredentialHeaders(outcome.credential, req.method ?? 'POST', url),
     });
     if (!built.ok) {
       ex.fail(400, ErrorCode.InvalidRequest, built.message);
@@ -282,7 +290,6 @@ export class McpGateway {
             ...built.headers.filter(([n]) => n.toLowerCase() !== 'content-length'),
             ['content-length', String(body.length)],
           ];
-    const url = new URL(provider.url);
     this.active.add(ex);
     ex.res.on('close', () => {
       // The agent went away: stop the upstream work too.

@@ -56,6 +56,10 @@ export const HEADER_USER_TOKEN = 'x-warden-user-token';
 export const HEADER_CONTEXT = 'x-warden-context';
 /** Header carrying a request id for audit correlation. */
 export const HEADER_REQUEST_ID = 'x-request-id';
+/** RFC 9449 §4.1: header carrying the DPoP proof the broker signs for each upstream request. */
+export const HEADER_DPOP = 'DPoP';
+/** RFC 9449 §7.1: the Authorization scheme of a DPoP-bound (sender-constrained) token. */
+export const AUTH_SCHEME_DPOP = 'DPoP';
 
 /** Field manager name for server-side apply and status writes. */
 export const FIELD_MANAGER = 'warden-controller';

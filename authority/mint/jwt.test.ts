@@ -169,4 +169,57 @@ describe('JwtMinter', () => {
     expect(Object.keys(credential.headers)).toEqual(['X-Token']);
     expect(credential.headers['X-Token']).toMatch(/^JWT ey/);
   });
+
+  describe('sender-constrained (spec.jwt.senderConstraint DPoP)', () => {
+    const JKT = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
+    const dpopProvider = (inject?: { header: string; format: string }) =>
+      provider({ type: 'JWT', jwt: { senderConstraint: 'DPoP' }, ...(inject ? { inject } : {}) });
+
+    it('binds the token to the broker key (cnf.jkt) and sends it with the DPoP scheme', async () => {
+      const keys = StaticKeySource.generate();
+      const minter = new JwtMinter({ issuer: ISSUER, keys, now: () => NOW });
+      const { credential } = await minter.mint(request({ provider: dpopProvider(), dpopJkt: JKT }));
+      if (credential.kind !== 'headers') throw new Error('expected headers');
+      expect(Object.keys(credential.headers)).toEqual(['Authorization']);
+      const token = /^DPoP (\S+)$/.exec(credential.headers.Authorization ?? '')?.[1] ?? '';
+      const { payload } = await jwtVerify(token, await importJWK(keys.jwks().keys[0] as object, 'ES256'), {
+        currentDate: NOW,
+      });
+      expect(payload.cnf).toEqual({ jkt: JKT });
+      expect(credential.dpopJkt).toBe(JKT);
+    });
+
+    it('uses Authorization: DPoP even when spec.inject keeps its bearer default', async () => {
+      const minter = new JwtMinter({ issuer: ISSUER, keys: StaticKeySource.generate(), now: () => NOW });
+      const { credential } = await minter.mint(
+        request({
+          provider: dpopProvider({ header: 'Authorization', format: 'Bearer {token}' }),
+          dpopJkt: JKT,
+        }),
+      );
+      if (credential.kind !== 'headers') throw new Error('expected headers');
+      expect(credential.headers.Authorization).toMatch(/^DPoP ey/);
+    });
+
+    it('refuses (fails closed) when the broker sent no key thumbprint', async () => {
+      const minter = new JwtMinter({ issuer: ISSUER, keys: StaticKeySource.generate(), now: () => NOW });
+      await expect(minter.mint(request({ provider: dpopProvider() }))).rejects.toMatchObject({
+        reason: 'ProofKeyMissing',
+        message: expect.stringMatching(/spec\.jwt\.senderConstraint is DPoP.*dpop_jkt/),
+      });
+    });
+
+    it('a bearer provider ignores a thumbprint the broker sends', async () => {
+      const keys = StaticKeySource.generate();
+      const minter = new JwtMinter({ issuer: ISSUER, keys, now: () => NOW });
+      const { credential } = await minter.mint(request({ provider: jwtProvider(), dpopJkt: JKT }));
+      if (credential.kind !== 'headers') throw new Error('expected headers');
+      const token = (credential.headers.Authorization ?? '').slice('Bearer '.length);
+      const { payload } = await jwtVerify(token, await importJWK(keys.jwks().keys[0] as object, 'ES256'), {
+        currentDate: NOW,
+      });
+      expect(payload.cnf).toBeUndefined();
+      expect(credential.dpopJkt).toBeUndefined();
+    });
+  });
 });

@@ -6,13 +6,14 @@
  * Signing uses authority/jwt.ts (node:crypto ES256); claim building is pure.
  */
 import { randomBytes } from 'node:crypto';
+import { AUTH_SCHEME_DPOP } from '../../core/constants.js';
 import { delegation } from '../../core/identity/agent.js';
 import { signJwt } from '../jwt.js';
 import type { KeySource } from '../keystore.js';
 import { compileClaim, evaluateClaims, mintPolicyInput, type NamedExpression } from './claims.js';
 import { injectHeader } from './inject.js';
 import { effectiveTtlMs } from './ttl.js';
-import { type Minter, type MintRequest, type MintResult, providerRef } from './types.js';
+import { MintError, type Minter, type MintRequest, type MintResult, providerRef } from './types.js';
 
 /** JOSE typ of minted access tokens (RFC 9068 §2.1). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -30,6 +31,8 @@ export interface JwtPayload extends Record<string, unknown> {
   client_id: string;
   act?: { sub: string };
   scope?: string;
+  /** RFC 9449 §6.1: the DPoP key the token is bound to. */
+  cnf?: { jkt: string };
 }
 
 /** Builds the payload of a credential JWT (pure: time and jti are inputs). */
@@ -93,17 +96,43 @@ export class JwtMinter implements Minter {
   async mint(req: MintRequest): Promise<MintResult> {
     const now = this.opts.now?.() ?? new Date();
     const jti = this.opts.newId?.() ?? randomBytes(16).toString('base64url');
-    const payload = buildJwtPayload(req, this.opts.issuer, now, jti);
+    const jkt = senderKey(req);
+    const payload: JwtPayload = {
+      ...buildJwtPayload(req, this.opts.issuer, now, jti),
+      ...(jkt ? { cnf: { jkt } } : {}),
+    };
     const token = signJwt(this.opts.keys.signingKey(), ACCESS_TOKEN_TYP, payload);
+    const where = providerRef(req.provider);
     return {
       credential: {
         kind: 'headers',
-        headers: injectHeader(req.provider.spec.inject, token, providerRef(req.provider)),
+        // RFC 9449 §7.1: a DPoP-bound token travels as `Authorization: DPoP <token>`, whatever
+        // the bearer default of spec.inject says (the CRD refuses any other header or scheme).
+        headers: jkt
+          ? injectHeader({ header: 'Authorization', format: `${AUTH_SCHEME_DPOP} {token}` }, token, where)
+          : injectHeader(req.provider.spec.inject, token, where),
         expiresAt: new Date(payload.exp * 1000),
         id: jti,
         standing: false,
+        ...(jkt ? { dpopJkt: jkt } : {}),
       },
       // No revoke: a Warden JWT is revoked by listing its jti (the authority's revocation list).
     };
   }
+}
+
+/**
+ * The DPoP key thumbprint to bind the token to, or undefined for a bearer token. A provider with
+ * spec.jwt.senderConstraint DPoP never falls back to a bearer token: without a thumbprint from the
+ * broker it refuses (fail closed).
+ */
+function senderKey(req: MintRequest): string | undefined {
+  if (req.provider.spec.jwt?.senderConstraint !== 'DPoP') return undefined;
+  if (!req.dpopJkt) {
+    throw new MintError(
+      'ProofKeyMissing',
+      `${providerRef(req.provider)} spec.jwt.senderConstraint is DPoP, but the broker sent no DPoP key thumbprint (dpop_jkt) with the credential request; run a broker that supports DPoP, or set senderConstraint None`,
+    );
+  }
+  return req.dpopJkt;
 }

@@ -43,6 +43,11 @@ export interface MintRequest {
   /** The request being served (CEL `request` for claims); defaults to a bare request to the target. */
   readonly request?: RequestInput | undefined;
   readonly context?: ContextInput | undefined;
+  /**
+   * RFC 7638 thumbprint of the broker's DPoP public key (the credential request's `dpop_jkt`), or
+   * undefined. A sender-constrained JWT provider binds its token to it (`cnf.jkt`).
+   */
+  readonly dpopJkt?: string | undefined;
 }
 
 /** Headers the broker sets on the upstream request (after stripping whatever the agent sent). */
@@ -54,6 +59,11 @@ export interface HeaderCredential {
   readonly id: string;
   /** True for APIKey/BasicAuth: a long-lived secret Warden only forwards (status.standingSecret). */
   readonly standing: boolean;
+  /**
+   * Set when the token is bound to the broker's DPoP key (RFC 9449): the thumbprint it carries in
+   * `cnf.jkt`. The broker then sends a DPoP proof with every upstream request.
+   */
+  readonly dpopJkt?: string;
 }
 
 /** A temporary PostgreSQL login the broker uses to authenticate upstream (never shown to the agent). */
@@ -91,7 +101,9 @@ export type MintErrorReason =
   | 'SecretKeyMissing'
   | 'InvalidClaim'
   | 'UpstreamRejected'
-  | 'UpstreamUnreachable';
+  | 'UpstreamUnreachable'
+  /** A sender-constrained provider, but the broker sent no DPoP key thumbprint. */
+  | 'ProofKeyMissing';
 
 /** A minting failure a person can act on; the message never contains a secret value. */
 export class MintError extends Error {

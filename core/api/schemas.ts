@@ -212,6 +212,10 @@ export const PROVIDER_TYPES = [
 ] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export const PROTOCOLS = ['MCP', 'HTTP', 'PostgreSQL'] as const;
+/** spec.jwt.senderConstraint: a bearer JWT, or one bound to the broker's key (RFC 9449 DPoP). */
+export const SENDER_CONSTRAINTS = ['None', 'DPoP'] as const;
+/** inject.format values a DPoP provider accepts: the token always travels as `Authorization: DPoP <token>`. */
+export const DPOP_INJECT_FORMATS: readonly string[] = ['Bearer {token}', 'DPoP {token}'];
 
 /** The spec field holding each type's settings; exactly that one must be set. */
 export const TYPE_BLOCK = {
@@ -253,6 +257,7 @@ export const credentialProviderSpecSchema = z
       .strictObject({
         audience: text(2048).optional(),
         defaultTTL: duration().default('5m'),
+        senderConstraint: z.enum(SENDER_CONSTRAINTS).default('None'),
         claims: boundedMap(celExpression(), 32).optional(),
       })
       .optional(),
@@ -310,6 +315,16 @@ export const credentialProviderSpecSchema = z
         path: ['target', 'protocol'],
         message: `must be PostgreSQL because spec.type is PostgreSQL (is ${protocol})`,
       });
+    if (spec.jwt?.senderConstraint === 'DPoP' && spec.inject) {
+      const { header, format } = spec.inject;
+      if (header !== 'Authorization' || !DPOP_INJECT_FORMATS.includes(format))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['inject'],
+          message:
+            "spec.jwt.senderConstraint DPoP sends the token as 'Authorization: DPoP <token>' (RFC 9449): leave spec.inject unset, or set header Authorization and format 'DPoP {token}'",
+        });
+    }
     const url = spec.target?.url;
     if (typeof url === 'string' && protocol !== undefined) {
       const ok = protocol === 'PostgreSQL' ? /^postgres(ql)?:\/\//.test(url) : /^https?:\/\//.test(url);

@@ -33,8 +33,8 @@ beforeAll(async () => {
   namespace = await freshNamespace('cookbook');
 });
 
-it('has ten recipes', () => {
-  expect(recipes).toHaveLength(10);
+it('has eleven recipes', () => {
+  expect(recipes).toHaveLength(11);
 });
 
 describe.each(recipes)('%s', (recipe) => {

@@ -1,14 +1,17 @@
 /**
  * The demo's "Jira" MCP server: a real MCP server (the SDK's McpServer over streamable
  * HTTP, stateless) that accepts only Warden-minted JWTs, verified with jose against the
- * authority's JWKS — so every answer says who the server believes it is talking to.
+ * authority's JWKS by samples/dpop-target.ts — as bearer tokens, or (`requireDpop`) only
+ * sender-constrained ones with a DPoP proof from the broker's key — so every answer says who
+ * the server believes it is talking to.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import { createRemoteJWKSet, type JWTPayload } from 'jose';
 import { z } from 'zod';
+import { createWardenTokenVerifier, TokenRefused } from '../../samples/dpop-target.js';
 
 export interface SampleMcpServer {
   url: string;
@@ -16,6 +19,8 @@ export interface SampleMcpServer {
   calls: string[];
   /** Authorization headers the server received (to show the agent never had them). */
   credentialsSeen: string[];
+  /** DPoP proofs the server received. */
+  proofsSeen: string[];
   close(): Promise<void>;
 }
 
@@ -38,10 +43,18 @@ export async function startSampleMcpServer(opts: {
   clockToleranceSeconds?: number;
   /** Where to listen (default 127.0.0.1 on a free port; the real-node image listens on the pod IP). */
   listen?: { host: string; port: number };
+  /** The CredentialProvider's spec.jwt.audience; default this server's URL (the CRD's default). */
+  audience?: string;
+  /** Accept only DPoP-bound tokens (the CredentialProvider sets spec.jwt.senderConstraint DPoP). */
+  requireDpop?: boolean;
 }): Promise<SampleMcpServer> {
   const jwks = createRemoteJWKSet(new URL(opts.jwksUrl));
   const calls: string[] = [];
   const credentialsSeen: string[] = [];
+  const proofsSeen: string[] = [];
+  // Known once listening: the URL clients address, which DPoP proofs (htu) must name.
+  let base = '';
+  let verify: ReturnType<typeof createWardenTokenVerifier> | undefined;
 
   const mcpFor = (who: string) => {
     const s = new McpServer({ name: 'jira', version: '1.0.0' });
@@ -74,24 +87,24 @@ export async function startSampleMcpServer(opts: {
   };
 
   const server: Server = createServer(async (req, res) => {
-    const auth = req.headers.authorization ?? '';
-    const token = /^Bearer (.+)$/.exec(auth)?.[1];
+    const auth = req.headers.authorization;
     let who: string;
     try {
-      if (!token) throw new Error('no bearer token');
-      credentialsSeen.push(auth);
-      const { payload } = await jwtVerify(token, jwks, {
-        issuer: opts.issuer,
-        algorithms: ['ES256'],
-        clockTolerance: opts.clockToleranceSeconds ?? WARDEN_JWT_CLOCK_TOLERANCE_SECONDS,
-        ...(opts.now ? { currentDate: opts.now() } : {}),
+      if (!verify) throw new TokenRefused('invalid_request', 'not ready');
+      if (auth) credentialsSeen.push(auth);
+      proofsSeen.push(...(req.headersDistinct.dpop ?? []));
+      const { claims } = await verify({
+        method: req.method ?? 'GET',
+        // This server's own base URL, not the Host header: a proof must name where it really is.
+        url: new URL(req.url ?? '/', base),
+        authorization: auth,
+        dpop: req.headersDistinct.dpop,
       });
-      who = caller(payload);
+      who = caller(claims);
     } catch (err) {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
-      res.end(
-        JSON.stringify({ error: 'unauthorized', detail: err instanceof Error ? err.message : String(err) }),
-      );
+      const refused = err instanceof TokenRefused ? err : new TokenRefused('invalid_token', String(err));
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': refused.wwwAuthenticate });
+      res.end(JSON.stringify({ error: refused.error, error_description: refused.message }));
       return;
     }
     const chunks: Buffer[] = [];
@@ -109,11 +122,21 @@ export async function startSampleMcpServer(opts: {
   });
   const listen = opts.listen ?? { host: '127.0.0.1', port: 0 };
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
-  const url = `http://${listen.host}:${(server.address() as AddressInfo).port}/mcp`;
+  base = `http://${listen.host}:${(server.address() as AddressInfo).port}`;
+  const url = `${base}/mcp`;
+  verify = createWardenTokenVerifier({
+    issuer: opts.issuer,
+    jwks,
+    audience: opts.audience ?? url,
+    requireDpop: opts.requireDpop ?? false,
+    clockToleranceSeconds: opts.clockToleranceSeconds ?? WARDEN_JWT_CLOCK_TOLERANCE_SECONDS,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   return {
     url,
     calls,
     credentialsSeen,
+    proofsSeen,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

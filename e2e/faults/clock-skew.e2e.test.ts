@@ -120,6 +120,7 @@ describe('fault: clock skew of ±2 minutes between components', () => {
         issuer: ISSUER,
         jwksUrl: `${authorityUrl}/.well-known/jwks.json`,
         now: () => new Date(Date.now() + c.upstream),
+        audience: 'jira',
       });
       upstreams.push(upstream);
       await createWardenObject(api, ns, 'CredentialProvider', `jira-${i}`, {

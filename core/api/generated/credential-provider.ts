@@ -69,6 +69,12 @@ export interface JwtProvider {
    */
   defaultTTL?: string;
   /**
+   * None: a bearer token. DPoP: a sender-constrained token (RFC 9449) — the broker holds a key pair that never leaves its memory, the JWT carries the key's thumbprint in cnf.jkt, and every upstream request carries 'Authorization: DPoP <token>' plus a fresh DPoP proof signed with that key, so a leaked token is useless without the broker. The target must verify the proof (docs/dpop.md).
+   *
+   * @default "None"
+   */
+  senderConstraint?: 'None' | 'DPoP';
+  /**
    * Extra claims; each value is a CEL expression over the policy input.
    */
   claims?: {

@@ -244,6 +244,45 @@ export const CORPUS: CorpusCase[] = [
     spec: jwtProviderSpec({ type: 'Kerberos' }),
     ok: false,
   },
+  {
+    name: 'provider: JWT sender-constrained with DPoP',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: { senderConstraint: 'DPoP' } }),
+    ok: true,
+  },
+  {
+    name: 'provider: JWT with DPoP and inject format DPoP {token}',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({
+      jwt: { senderConstraint: 'DPoP' },
+      inject: { header: 'Authorization', format: 'DPoP {token}' },
+    }),
+    ok: true,
+  },
+  {
+    name: 'provider: JWT with DPoP in another header',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: { senderConstraint: 'DPoP' }, inject: { header: 'X-Token' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: JWT with DPoP and a Token format',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: { senderConstraint: 'DPoP' }, inject: { format: 'Token {token}' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: JWT with an unknown senderConstraint',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: { senderConstraint: 'mTLS' } }),
+    ok: false,
+  },
+  {
+    name: 'provider: JWT bearer with a custom inject header',
+    kind: 'CredentialProvider',
+    spec: jwtProviderSpec({ jwt: { senderConstraint: 'None' }, inject: { header: 'X-Token' } }),
+    ok: true,
+  },
   { name: 'provider: PostgreSQL', kind: 'CredentialProvider', spec: postgresProviderSpec(), ok: true },
   {
     name: 'provider: PostgreSQL over default protocol',

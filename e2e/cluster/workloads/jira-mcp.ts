@@ -3,7 +3,7 @@
  * it accepts only Warden-minted JWTs, verified against the authority's JWKS in-cluster
  * (the authority's CA comes from NODE_EXTRA_CA_CERTS), and logs one JSON line per
  * request with the caller it verified — never the token.
- *   env ISSUER, JWKS_URL, PORT (default 8080)
+ *   env ISSUER, JWKS_URL, PORT (default 8080), AUDIENCE (the provider's spec.jwt.audience, default jira-mcp)
  */
 import { startSampleMcpServer } from '../../demo/sample-mcp-server.js';
 
@@ -16,6 +16,7 @@ if (!issuer || !jwksUrl) {
 const server = await startSampleMcpServer({
   issuer,
   jwksUrl,
+  audience: process.env.AUDIENCE ?? 'jira-mcp',
   listen: { host: '0.0.0.0', port: Number(process.env.PORT ?? 8080) },
 });
 process.stdout.write(`${JSON.stringify({ listening: server.url })}\n`);
