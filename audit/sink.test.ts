@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../authority/audit.js';
-import type { KubeApi } from '../operator/core/kube.js';
+import type { KubeApi } from '../kube/kube.js';
 import { TrailAuditSink, toEntry } from './sink.js';
 import { AuditWriter } from './writer.js';
 

@@ -11,8 +11,8 @@ import { verifyChain } from '../core/audit/chain.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { freshNamespace, kubeConfig, startControlPlane } from '../e2e/harness/index.js';
+import { type KubeApi, KubeConfigApi, type ObjectList, type RequestOptions } from '../kube/kube.js';
 import { createMetrics } from '../observability/metrics.js';
-import { type KubeApi, KubeConfigApi, type ObjectList, type RequestOptions } from '../operator/core/kube.js';
 import { AuditWriter } from './writer.js';
 
 const log = pino({ level: 'silent' });

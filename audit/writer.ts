@@ -21,9 +21,9 @@ import type { AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index
 import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/audit/batcher.js';
 import { canonicalJson, recordName, sealRecord } from '../core/audit/chain.js';
 import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
+import { describeError, isTerminal } from '../kube/errors.js';
+import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../kube/kube.js';
 import type { AuditResult } from '../observability/metrics.js';
-import { describeError, isTerminal } from '../operator/core/errors.js';
-import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../operator/core/kube.js';
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
 

@@ -15,8 +15,8 @@
 import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
-import type { EventRecorder } from '../operator/core/events.js';
-import { ApiError, type KubeApi, resourcePath } from '../operator/core/kube.js';
+import type { EventRecorder } from '../kube/events.js';
+import { ApiError, type KubeApi, resourcePath } from '../kube/kube.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 
 const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };

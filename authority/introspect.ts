@@ -20,7 +20,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { AgentIdentity } from '../core/api/index.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { parseAgentSubject } from '../core/identity/agent.js';
-import { ApiError, type KubeApi, resourcePath } from '../operator/core/kube.js';
+import { ApiError, type KubeApi, resourcePath } from '../kube/kube.js';
 import { OAuthError } from './errors.js';
 import { MAX_FORM_BYTES, mediaType, parseForm, readBody } from './http.js';
 import type { KeySource } from './keystore.js';

@@ -13,8 +13,8 @@ import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import type { UserContext } from '../core/identity/user.js';
 import type { Decision, PolicySet } from '../core/policy/index.js';
 import type { ContextInput, RequestInput } from '../core/policy/types.js';
-import { isNotFound } from '../operator/core/errors.js';
-import { type KubeApi, resourcePath } from '../operator/core/kube.js';
+import { isNotFound } from '../kube/errors.js';
+import { type KubeApi, resourcePath } from '../kube/kube.js';
 import type { MinterRegistry } from './mint/index.js';
 import {
   type MintAgent,

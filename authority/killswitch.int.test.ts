@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
-import { KubeConfigApi } from '../operator/core/kube.js';
+import { KubeConfigApi } from '../kube/kube.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { type Authority, createAuthority } from './index.js';
 import {

@@ -4,8 +4,8 @@ import type { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client
 import type { Logger } from 'pino';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
-import { type Informer, resourceInformer } from '../operator/core/informer.js';
-import type { KubeApi, KubeObject } from '../operator/core/kube.js';
+import { type Informer, resourceInformer } from '../kube/informer.js';
+import type { KubeApi, KubeObject } from '../kube/kube.js';
 import type { AgentIdentityLike } from './attest.js';
 import { apiStatus } from './keystore.js';
 

@@ -1,6 +1,6 @@
 /**
  * The authority's view of AgentIdentities, AccessPolicies and CredentialProviders, kept current by watches
- * (operator/core/informer.ts), with compiled policies cached per resourceVersion. Feeds the policy
+ * (kube/informer.ts), with compiled policies cached per resourceVersion. Feeds the policy
  * stream (snapshots, change notifications) and central decisions on /v1/credentials.
  */
 import type { Logger } from 'pino';
@@ -11,9 +11,9 @@ import {
   compileAccessPolicy,
   type PolicySet,
 } from '../core/policy/index.js';
-import { type Informer, resourceInformer } from '../operator/core/informer.js';
-import type { KubeApi } from '../operator/core/kube.js';
-import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../operator/core/resources.js';
+import { type Informer, resourceInformer } from '../kube/informer.js';
+import type { KubeApi } from '../kube/kube.js';
+import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../kube/resources.js';
 import {
   buildSnapshot,
   type IdentityView,

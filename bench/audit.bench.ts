@@ -14,7 +14,7 @@ import type { AuditEntry } from '../core/api/index.js';
 import { startControlPlane } from '../e2e/controlplane/controlplane.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { eventually, type Stack, startStack } from '../e2e/killswitch-fixture.js';
-import { KubeConfigApi } from '../operator/core/kube.js';
+import { KubeConfigApi } from '../kube/kube.js';
 import type { BenchResult } from './lib.js';
 
 const WRITER_ENTRIES = Number(process.env.AUDIT_BENCH_ENTRIES ?? 20_000);

@@ -5,7 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { AgentIdentity, Condition } from '../core/api/index.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
-import { ApiError, KubeConfigApi, resourcePath } from '../operator/core/kube.js';
+import { ApiError, KubeConfigApi, resourcePath } from '../kube/kube.js';
 import { CliError } from './command.js';
 
 const AGENTS = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };

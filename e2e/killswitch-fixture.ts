@@ -16,7 +16,7 @@ import { type RunningBroker, runBroker } from '../broker/main.js';
 import type { RunningController } from '../controller/run.js';
 import type { AgentIdentity, AuditRecord } from '../core/api/index.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
-import { KubeConfigApi, type ObjectList } from '../operator/core/kube.js';
+import { KubeConfigApi, type ObjectList } from '../kube/kube.js';
 import { createAgentWithApi, startTestController, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
 

@@ -229,7 +229,7 @@ export async function startLoadStack(o: LoadStackOptions): Promise<LoadStack> {
   // load the controller (its RSS would not be a broker's).
   const { createAgentWithApi, startTestController, writePodToken } = await import('./agent-stack.js');
   const { DEFAULT_BATCH_LIMITS } = await import('../core/audit/batcher.js');
-  const { KubeConfigApi } = await import('../operator/core/kube.js');
+  const { KubeConfigApi } = await import('../kube/kube.js');
   const { API_VERSION, PLURAL } = await import('../core/constants.js');
 
   const ns = o.namespace;

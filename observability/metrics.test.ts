@@ -4,7 +4,7 @@ import type { CredentialDenyReason } from '../authority/credentials.js';
 import type { OAuthErrorCode } from '../authority/errors.js';
 import { BrokerDenyReason } from '../broker/constants.js';
 import type { DecisionReason } from '../core/policy/types.js';
-import type { ControllerMetrics } from '../operator/core/controller.js';
+import type { ControllerMetrics } from '../kube/controller.js';
 import type { RejectionReason } from '../webhook/checks.js';
 import {
   ADMISSION_BUCKETS,
@@ -234,7 +234,7 @@ describe('createMetrics', () => {
   });
 });
 
-describe('controllerMetrics (operator/core/controller.ts ControllerOptions.metrics)', () => {
+describe('controllerMetrics (kube/controller.ts ControllerOptions.metrics)', () => {
   it('records every reconcile duration, counts only errors, and reports queue depth', async () => {
     const m = createMetrics();
     // Typed as the operator's hook interface: tsc fails if the two drift apart.

@@ -343,7 +343,7 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
 }
 
 /**
- * Adapter for operator/core/controller.ts ControllerOptions.metrics: reconcile outcomes and queue
+ * Adapter for kube/controller.ts ControllerOptions.metrics: reconcile outcomes and queue
  * depth. `error` and `terminal` count as reconcile errors; `conflict` (409, retried at once) does not.
  */
 export function controllerMetrics(m: WardenMetrics): {

@@ -13,20 +13,20 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AccessPolicy, AgentIdentity, CredentialProvider } from '../core/api/index.js';
 import { LEADER_LEASE_NAME } from '../core/constants.js';
-import { type Clock, realClock } from './core/clock.js';
-import type { Controller, ControllerMetrics } from './core/controller.js';
-import { describeError } from './core/errors.js';
-import { ApiEventRecorder, type EventRecorder } from './core/events.js';
-import { type Informer, type InformerLifecycleEvent, resourceInformer } from './core/informer.js';
-import { type KubeApi, KubeConfigApi, type KubeObject } from './core/kube.js';
-import { LeaderElector } from './core/leader.js';
+import { type Clock, realClock } from '../kube/clock.js';
+import type { Controller, ControllerMetrics } from '../kube/controller.js';
+import { describeError } from '../kube/errors.js';
+import { ApiEventRecorder, type EventRecorder } from '../kube/events.js';
+import { type Informer, type InformerLifecycleEvent, resourceInformer } from '../kube/informer.js';
+import { type KubeApi, KubeConfigApi, type KubeObject } from '../kube/kube.js';
+import { LeaderElector } from '../kube/leader.js';
 import {
   ACCESS_POLICIES,
   AGENT_IDENTITIES,
   CREDENTIAL_PROVIDERS,
   SERVICE_ACCOUNTS,
-} from './core/resources.js';
-import { ApiStatusWriter, type StatusWriter } from './core/status.js';
+} from '../kube/resources.js';
+import { ApiStatusWriter, type StatusWriter } from '../kube/status.js';
 import { accessPolicyController } from './reconcilers/accesspolicy.js';
 import { agentIdentityController } from './reconcilers/agentidentity.js';
 import { apiSecretReader, credentialProviderController } from './reconcilers/credentialprovider.js';

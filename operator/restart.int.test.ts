@@ -7,9 +7,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, installCrds, startControlPlane } from '../e2e/harness/index.js';
-import type { InformerLifecycleEvent } from './core/informer.js';
-import { resourceInformer } from './core/informer.js';
-import { KubeConfigApi, type KubeObject } from './core/kube.js';
+import type { InformerLifecycleEvent } from '../kube/informer.js';
+import { resourceInformer } from '../kube/informer.js';
+import { KubeConfigApi, type KubeObject } from '../kube/kube.js';
 import { type RunningOperator, runOperator } from './main.js';
 import { condition, corePath, create, eventually, get, testLogger, wardenPath } from './testing/int.js';
 

@@ -29,8 +29,8 @@ describe('layering check', () => {
     ],
     [
       'the kube runtime importing a reconciler',
-      { 'operator/core/x.ts': "export { r } from '../reconcilers/r.js';" },
-      ['operator/core/x.ts -> operator'],
+      { 'kube/x.ts': "export { r } from '../operator/reconcilers/r.js';" },
+      ['kube/x.ts -> operator'],
     ],
     [
       'a dynamic import',
@@ -39,8 +39,8 @@ describe('layering check', () => {
     ],
     [
       'the broker importing the kube runtime',
-      { 'broker/x.ts': "import { K } from '../operator/core/kube.js';" },
-      ['broker/x.ts -> operator/core'],
+      { 'broker/x.ts': "import { K } from '../kube/kube.js';" },
+      ['broker/x.ts -> kube'],
     ],
   ])('refuses %s', (_name, files, expected) => {
     expect(check(files)).toEqual(expected);
@@ -50,7 +50,7 @@ describe('layering check', () => {
     [
       'an adapter using core and the kube runtime',
       {
-        'authority/x.ts': "import { a } from '../core/a.js';\nimport { k } from '../operator/core/kube.js';",
+        'authority/x.ts': "import { a } from '../core/a.js';\nimport { k } from '../kube/kube.js';",
       },
     ],
     [
@@ -91,7 +91,7 @@ describe('layering check', () => {
     expect(isProductionFile('authority/int-fixtures.ts')).toBe(false);
     expect(isProductionFile('e2e/killswitch-fixture.ts')).toBe(false);
     expect(isProductionFile('operator/testing/int.ts')).toBe(false);
-    expect(roomOf('operator/core/queue.ts')).toBe('operator/core');
+    expect(roomOf('kube/queue.ts')).toBe('kube');
     expect(roomOf('operator/reconcilers/revocation.ts')).toBe('operator');
     expect(roomOf('e2e/harness/x.ts')).toBeNull();
   });

@@ -19,27 +19,17 @@ import { fileURLToPath } from 'node:url';
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   core: [],
   observability: ['core'],
-  // The Kubernetes runtime every adapter uses (client, informers, queue, leader
-  // election, status writer, Events); issue #16 moves it to kube/.
-  'operator/core': ['core', 'observability'],
-  operator: ['core', 'observability', 'operator/core'],
-  webhook: ['core', 'observability', 'operator/core'],
-  authority: ['core', 'observability', 'operator/core'],
-  audit: ['core', 'observability', 'operator/core'],
+  // The Kubernetes runtime every adapter uses: client, informers, queue, leader
+  // election, status writer, Events.
+  kube: ['core', 'observability'],
+  operator: ['core', 'observability', 'kube'],
+  webhook: ['core', 'observability', 'kube'],
+  authority: ['core', 'observability', 'kube'],
+  audit: ['core', 'observability', 'kube'],
   broker: ['core', 'observability'],
   // Entry points wire the rooms together.
-  controller: ['core', 'observability', 'operator/core', 'operator', 'webhook', 'authority', 'audit'],
-  cli: [
-    'core',
-    'observability',
-    'operator/core',
-    'operator',
-    'webhook',
-    'authority',
-    'audit',
-    'broker',
-    'controller',
-  ],
+  controller: ['core', 'observability', 'kube', 'operator', 'webhook', 'authority', 'audit'],
+  cli: ['core', 'observability', 'kube', 'operator', 'webhook', 'authority', 'audit', 'broker', 'controller'],
 };
 
 /** Files that ship: no tests, fixtures or test helpers. */
@@ -54,7 +44,7 @@ export function isProductionFile(path: string): boolean {
 /** The room a repository-relative path belongs to, or null outside the checked rooms. */
 export function roomOf(path: string): string | null {
   const parts = path.split('/');
-  if (parts[0] === 'operator' && parts[1] === 'core') return 'operator/core';
+  if (parts[0] === 'operator' && parts[1] === 'core') return 'kube';
   const top = parts[0] ?? '';
   return top in LAYERS ? top : null;
 }
@@ -112,7 +102,7 @@ export function readRooms(root: string): Map<string, string> {
   for (const room of Object.keys(LAYERS)) {
     const dir = join(root, room);
     try {
-      if (statSync(dir).isDirectory() && !room.includes('/')) walk(dir, root, files);
+      if (statSync(dir).isDirectory()) walk(dir, root, files);
     } catch {
       // a room that does not exist yet has no edges
     }

@@ -5,7 +5,7 @@
  * the Kubernetes-backed one adapts the controller's recorder.
  */
 import { API_VERSION } from '../core/constants.js';
-import type { EventRecorder } from '../operator/core/events.js';
+import type { EventRecorder } from '../kube/events.js';
 
 export interface AdmissionEvent {
   agent: { name: string; namespace: string; uid?: string };
@@ -32,7 +32,7 @@ export class MemoryEvents implements AdmissionEvents {
 }
 
 /**
- * Writes through the controller's Event recorder (operator/core/events.ts):
+ * Writes through the controller's Event recorder (kube/events.ts):
  * events.k8s.io/v1 Events, aggregated and rate-limited, so a ReplicaSet
  * retrying a rejected pod cannot flood the API server.
  */

@@ -3,7 +3,7 @@
  * step), the HTTPS admission server, and a periodic refresh that rotates the
  * certificate or picks up another replica's rotation.
  */
-import type { KubeApi } from '../operator/core/kube.js';
+import type { KubeApi } from '../kube/kube.js';
 import type { AdmissionDeps, AdmissionLogger, AgentIdentityLookup } from './admission.js';
 import { DEFAULT_CONFIGURATION_NAME } from './config.js';
 import type { AdmissionEvents } from './events.js';

@@ -3,8 +3,8 @@
  * can pass an informer-cache lookup with the same signature instead.
  */
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
-import { describeError, isNotFound } from '../operator/core/errors.js';
-import { type KubeApi, resourcePath } from '../operator/core/kube.js';
+import { describeError, isNotFound } from '../kube/errors.js';
+import { type KubeApi, resourcePath } from '../kube/kube.js';
 import type { AgentIdentityLookup } from './admission.js';
 import type { AgentIdentityView } from './types.js';
 
@@ -30,7 +30,7 @@ export function apiLookup(api: KubeApi, timeoutMs = 2000): AgentIdentityLookup {
   };
 }
 
-/** What the lookup needs from an informer (operator/core/informer.ts's Informer fits). */
+/** What the lookup needs from an informer (kube/informer.ts's Informer fits). */
 export interface AgentIdentityCache {
   hasSynced(): boolean;
   get(name: string, namespace?: string): AgentIdentityView | undefined;

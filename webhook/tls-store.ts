@@ -9,8 +9,8 @@
  *     replica serves a certificate from it, so it never drifts between replicas.
  */
 import { FIELD_MANAGER } from '../core/constants.js';
-import { describeError, isConflict, isNotFound } from '../operator/core/errors.js';
-import { type KubeApi, resourcePath } from '../operator/core/kube.js';
+import { describeError, isConflict, isNotFound } from '../kube/errors.js';
+import { type KubeApi, resourcePath } from '../kube/kube.js';
 import type { AdmissionLogger } from './admission.js';
 import {
   DEFAULT_VALIDITY_MS,

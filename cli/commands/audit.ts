@@ -3,7 +3,7 @@ import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
 import { type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
 import { agentLabelValue } from '../../core/audit/labels.js';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../../core/constants.js';
-import { ApiError, KubeConfigApi, type ObjectList, resourcePath } from '../../operator/core/kube.js';
+import { ApiError, KubeConfigApi, type ObjectList, resourcePath } from '../../kube/kube.js';
 import { prunedThroughOf } from '../../operator/reconcilers/audit-retention.js';
 import {
   filterEntries,

@@ -30,7 +30,7 @@ import {
   PLURAL,
   VERSION,
 } from '../../core/constants.js';
-import { KubeConfigApi } from '../../operator/core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { webhookConfiguration } from '../../webhook/config.js';
 import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/controlplane.js';
 import { installCrds } from '../harness/crds.js';

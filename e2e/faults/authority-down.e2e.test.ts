@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpUpstream } from '../../broker/int-fixtures.js';
 import { type RunningBroker, runBroker } from '../../broker/main.js';
-import { KubeConfigApi } from '../../operator/core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../harness/index.js';
 import { eventually } from '../killswitch-fixture.js';
 import {

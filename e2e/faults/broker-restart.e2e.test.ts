@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type McpUpstream, startMcpUpstream } from '../../broker/int-fixtures.js';
-import { KubeConfigApi } from '../../operator/core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../harness/index.js';
 import { eventually } from '../killswitch-fixture.js';
 import {

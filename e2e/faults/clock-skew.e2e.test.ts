@@ -28,7 +28,7 @@ import { Sessions } from '../../authority/session.js';
 import { CREDENTIAL_REFRESH_MARGIN_MS } from '../../broker/constants.js';
 import { type RunningController, runController } from '../../controller/run.js';
 import { HEADER_USER_TOKEN } from '../../core/constants.js';
-import { KubeConfigApi } from '../../operator/core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { type SampleMcpServer, startSampleMcpServer } from '../demo/sample-mcp-server.js';
 import { freshNamespace, kubeConfig } from '../harness/index.js';
 import { eventually } from '../killswitch-fixture.js';

@@ -22,7 +22,7 @@ import { type ComposedBroker, composeBroker } from '../../broker/compose.js';
 import type { AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { ANNOTATION_AGENT, API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
 import { createCertificateAuthority } from '../../core/x509.js';
-import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
+import type { KubeConfigApi, ObjectList } from '../../kube/kube.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -14,7 +14,7 @@ import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../authority/constants.
 import { agentRolePrefix } from '../../authority/mint/postgresql.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
-import type { KubeConfigApi, ObjectList } from '../../operator/core/kube.js';
+import type { KubeConfigApi, ObjectList } from '../../kube/kube.js';
 import { createWardenAdmin, type PostgresServer, postgresProviderSpec } from '../harness/postgres.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../core/audit/chain.js';
 import { LEADER_LEASE_NAME } from '../../core/constants.js';
-import { KubeConfigApi } from '../../operator/core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from '../harness/index.js';
 import { type PostgresServer, startPostgres } from '../harness/postgres.js';
 import { eventually } from '../killswitch-fixture.js';

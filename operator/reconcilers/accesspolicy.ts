@@ -15,12 +15,12 @@ import type { AccessPolicy, AgentIdentity, Condition } from '../../core/api/inde
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import { type CompilePolicyResult, compileAccessPolicy } from '../../core/policy/compile.js';
 import type { AccessPolicySpecLike, PolicyCompileError } from '../../core/policy/types.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../core/controller.js';
-import type { EventInput, EventRecorder } from '../core/events.js';
-import type { Informer } from '../core/informer.js';
-import { ACCESS_POLICIES } from '../core/resources.js';
-import type { StatusWriter } from '../core/status.js';
+import type { Clock } from '../../kube/clock.js';
+import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../../kube/controller.js';
+import type { EventInput, EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import { ACCESS_POLICIES } from '../../kube/resources.js';
+import type { StatusWriter } from '../../kube/status.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** The agent facts the selector looks at. */

@@ -13,13 +13,13 @@
 import type { Logger } from 'pino';
 import type { AgentIdentity, Condition } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../core/controller.js';
-import type { EventInput, EventRecorder } from '../core/events.js';
-import type { Informer } from '../core/informer.js';
-import type { KubeObject } from '../core/kube.js';
-import { AGENT_IDENTITIES } from '../core/resources.js';
-import type { StatusWriter } from '../core/status.js';
+import type { Clock } from '../../kube/clock.js';
+import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../../kube/controller.js';
+import type { EventInput, EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import type { KubeObject } from '../../kube/kube.js';
+import { AGENT_IDENTITIES } from '../../kube/resources.js';
+import type { StatusWriter } from '../../kube/status.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** What decide needs to know. */

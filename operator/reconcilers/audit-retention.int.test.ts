@@ -10,9 +10,9 @@ import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/inde
 import { parsePrunedThrough } from '../../core/audit/chain.js';
 import { API_VERSION, PLURAL } from '../../core/constants.js';
 import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
-import { realClock } from '../core/clock.js';
-import type { Informer } from '../core/informer.js';
-import { KubeConfigApi, type ObjectList } from '../core/kube.js';
+import { realClock } from '../../kube/clock.js';
+import type { Informer } from '../../kube/informer.js';
+import { KubeConfigApi, type ObjectList } from '../../kube/kube.js';
 import { prunedThroughOf, reconcileAuditRetention } from './audit-retention.js';
 
 const DAY = 86_400_000;

@@ -17,12 +17,12 @@ import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
 import { formatPrunedThrough, type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
 import { agentLabelValue } from '../../core/audit/labels.js';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../../core/constants.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
-import { isNotFound } from '../core/errors.js';
-import type { Informer } from '../core/informer.js';
-import { type KubeApi, type ObjectList, resourcePath } from '../core/kube.js';
-import { AGENT_IDENTITIES } from '../core/resources.js';
+import type { Clock } from '../../kube/clock.js';
+import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
+import { isNotFound } from '../../kube/errors.js';
+import type { Informer } from '../../kube/informer.js';
+import { type KubeApi, type ObjectList, resourcePath } from '../../kube/kube.js';
+import { AGENT_IDENTITIES } from '../../kube/resources.js';
 
 /**
  * `status.audit.prunedThrough` of an AgentIdentity, `<sequence>:<digest>`: records 0..sequence were

@@ -16,14 +16,14 @@
 import type { Logger } from 'pino';
 import { type Condition, type CredentialProvider, STANDING_SECRET_TYPES } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
-import { isNotFound, statusCodeOf } from '../core/errors.js';
-import type { EventInput, EventRecorder } from '../core/events.js';
-import type { Informer } from '../core/informer.js';
-import { type KubeApi, type KubeObject, resourcePath } from '../core/kube.js';
-import { CREDENTIAL_PROVIDERS, SECRETS } from '../core/resources.js';
-import type { StatusWriter } from '../core/status.js';
+import type { Clock } from '../../kube/clock.js';
+import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
+import { isNotFound, statusCodeOf } from '../../kube/errors.js';
+import type { EventInput, EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import { type KubeApi, type KubeObject, resourcePath } from '../../kube/kube.js';
+import { CREDENTIAL_PROVIDERS, SECRETS } from '../../kube/resources.js';
+import type { StatusWriter } from '../../kube/status.js';
 import { ACTION, CONDITION, REASON } from './reasons.js';
 
 /** One Secret key a provider needs, with the field paths that name it. */

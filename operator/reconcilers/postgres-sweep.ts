@@ -12,10 +12,15 @@
 import type { Logger } from 'pino';
 import type { CredentialProvider } from '../../core/api/index.js';
 import type { MintProvider, SecretsReader, SweepResult } from '../../core/ports/credentials.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, type ObjectKey, type ReconcileFn } from '../core/controller.js';
-import type { EventRecorder } from '../core/events.js';
-import type { Informer } from '../core/informer.js';
+import type { Clock } from '../../kube/clock.js';
+import {
+  Controller,
+  type ControllerMetrics,
+  type ObjectKey,
+  type ReconcileFn,
+} from '../../kube/controller.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
 
 export const SWEEP_REASON = {
   RolesDropped: 'ExpiredRolesDropped',

@@ -4,9 +4,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
-import { KubeConfigApi, type ResourceRef } from '../core/kube.js';
-import type { Outcome } from '../core/queue.js';
-import { ApiStatusWriter, type StatusWriter } from '../core/status.js';
+import { KubeConfigApi, type ResourceRef } from '../../kube/kube.js';
+import type { Outcome } from '../../kube/queue.js';
+import { ApiStatusWriter, type StatusWriter } from '../../kube/status.js';
 import { type RunningOperator, runOperator } from '../main.js';
 import {
   condition,

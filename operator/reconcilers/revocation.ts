@@ -22,13 +22,13 @@ import type { Logger } from 'pino';
 import type { AgentIdentity, AuditEntry, CredentialProvider } from '../../core/api/index.js';
 import type { ControllerAuditSink } from '../../core/ports/audit.js';
 import type { AgentRevoker, RevocationProvider } from '../../core/ports/credentials.js';
-import type { Clock } from '../core/clock.js';
-import { Controller, type ControllerMetrics, type ReconcileFn } from '../core/controller.js';
-import { ConflictError, isConflict, isNotFound } from '../core/errors.js';
-import type { EventRecorder } from '../core/events.js';
-import type { Informer } from '../core/informer.js';
-import { type KubeApi, resourcePath } from '../core/kube.js';
-import { AGENT_IDENTITIES } from '../core/resources.js';
+import type { Clock } from '../../kube/clock.js';
+import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
+import { ConflictError, isConflict, isNotFound } from '../../kube/errors.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Informer } from '../../kube/informer.js';
+import { type KubeApi, resourcePath } from '../../kube/kube.js';
+import { AGENT_IDENTITIES } from '../../kube/resources.js';
 
 /** Field manager of the revocation reconciler's writes. */
 export const REVOCATION_FIELD_MANAGER = 'warden-controller-revocation';

@@ -9,7 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startControlPlane } from '../../e2e/controlplane/controlplane.js';
 import { installCrds } from '../../e2e/harness/crds.js';
-import { KubeConfigApi } from '../core/kube.js';
+import { KubeConfigApi } from '../../kube/kube.js';
 import { runOperator } from '../main.js';
 
 export interface ColdStartResult {

@@ -4,7 +4,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { KubeApi, KubeObject } from '../core/kube.js';
+import type { KubeApi, KubeObject } from '../../kube/kube.js';
 
 export const testLogger = pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' });
 

@@ -6,13 +6,13 @@
  */
 import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { flushPromises } from '../testing/fake-clock.js';
 import { KubeConfigApi, WATCH_INACTIVITY_TIMEOUT_MS } from './kube.js';
+import { flushPromises } from './testing/fake-clock.js';
 
 type WatchArg = ConstructorParameters<typeof ListWatch>[1];
 type ListFn = ConstructorParameters<typeof ListWatch>[2];
 
-describe('client-node ListWatch (why operator/core/informer.ts exists)', () => {
+describe('client-node ListWatch (why kube/informer.ts exists)', () => {
   it('opens a watch even when stop() was called during the initial list', async () => {
     let watches = 0;
     const watch = {

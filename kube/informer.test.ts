@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeClock, flushPromises } from '../testing/fake-clock.js';
-import { FakeWatch } from '../testing/fake-watch.js';
 import { Informer, type InformerLifecycleEvent } from './informer.js';
 import type { KubeObject, ObjectList } from './kube.js';
+import { FakeClock, flushPromises } from './testing/fake-clock.js';
+import { FakeWatch } from './testing/fake-watch.js';
 
 const silent = pino({ level: 'silent' });
 

@@ -4,8 +4,8 @@
  * control plane.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
-import { corePath, create, del, eventually, testLogger } from '../testing/int.js';
+import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { corePath, create, del, eventually, testLogger } from '../operator/testing/int.js';
 import { type Informer, type InformerLifecycleEvent, resourceInformer } from './informer.js';
 import { KubeConfigApi, type KubeObject, resourcePath } from './kube.js';
 

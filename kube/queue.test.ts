@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock, flushPromises } from '../testing/fake-clock.js';
 import { ConflictError, isTerminal, TerminalError } from './errors.js';
 import { backoffDelay, DEFAULT_BACKOFF, type Outcome, type ProcessResult, WorkQueue } from './queue.js';
+import { FakeClock, flushPromises } from './testing/fake-clock.js';
 
 /** A handler whose passes the test resolves or rejects by hand. */
 function controllableHandler() {

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { REPORTING_CONTROLLER } from '../../core/constants.js';
+import { REPORTING_CONTROLLER } from '../core/constants.js';
 import { type Clock, microTime, realClock } from './clock.js';
 import { describeError, isNotFound } from './errors.js';
 import type { KubeApi, KubeObject } from './kube.js';

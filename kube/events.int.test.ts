@@ -3,11 +3,11 @@
  * series update it sends are accepted by events.k8s.io/v1 validation.
  */
 import { describe, expect, it } from 'vitest';
-import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
-import { FakeClock } from '../testing/fake-clock.js';
-import { corePath, create, eventsFor, eventually, testLogger } from '../testing/int.js';
+import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { corePath, create, eventsFor, eventually, testLogger } from '../operator/testing/int.js';
 import { ApiEventRecorder } from './events.js';
 import { KubeConfigApi } from './kube.js';
+import { FakeClock } from './testing/fake-clock.js';
 
 const api = new KubeConfigApi(kubeConfig());
 

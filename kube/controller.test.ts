@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeClock, flushPromises } from '../testing/fake-clock.js';
-import { FakeWatch } from '../testing/fake-watch.js';
 import { Controller, keyOf, type ObjectKey, parseKey } from './controller.js';
 import { Informer } from './informer.js';
 import { ApiError, type KubeObject, type ObjectList } from './kube.js';
+import { FakeClock, flushPromises } from './testing/fake-clock.js';
+import { FakeWatch } from './testing/fake-watch.js';
 
 const silent = pino({ level: 'silent' });
 

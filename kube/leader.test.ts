@@ -1,6 +1,5 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FakeClock, flushPromises } from '../testing/fake-clock.js';
 import { ApiError, type KubeApi, type RequestOptions } from './kube.js';
 import {
   decide,
@@ -13,6 +12,7 @@ import {
   releasedSpec,
   renewDeadlinePassed,
 } from './leader.js';
+import { FakeClock, flushPromises } from './testing/fake-clock.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const timing = { leaseDurationMs: 15_000 };

@@ -1,5 +1,5 @@
 /** The resources the operator reads and writes, as API path parts. */
-import { GROUP, PLURAL, VERSION } from '../../core/constants.js';
+import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import type { ResourceRef } from './kube.js';
 
 export const AGENT_IDENTITIES: ResourceRef = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };

@@ -1,7 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { REPORTING_CONTROLLER } from '../../core/constants.js';
-import { FakeClock } from '../testing/fake-clock.js';
+import { REPORTING_CONTROLLER } from '../core/constants.js';
 import {
   type AggregationTiming,
   ApiEventRecorder,
@@ -12,6 +11,7 @@ import {
   TokenBucket,
 } from './events.js';
 import { ApiError, type KubeApi, type RequestOptions } from './kube.js';
+import { FakeClock } from './testing/fake-clock.js';
 
 const timing: AggregationTiming = { windowMs: 360_000, seriesUpdateIntervalMs: 30_000 };
 

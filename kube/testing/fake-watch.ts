@@ -1,4 +1,4 @@
-import type { WatchLike } from '../core/kube.js';
+import type { WatchLike } from '../kube.js';
 
 export interface FakeWatchCall {
   path: string;

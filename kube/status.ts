@@ -11,8 +11,8 @@
  * the decision would be applied over a spec it was not computed from.)
  */
 
-import { type Condition, conditionsEqual } from '../../core/conditions.js';
-import { FIELD_MANAGER } from '../../core/constants.js';
+import { type Condition, conditionsEqual } from '../core/conditions.js';
+import { FIELD_MANAGER } from '../core/constants.js';
 import { ConflictError, isConflict, isNotFound } from './errors.js';
 import type { KubeApi, KubeObject, ResourceRef } from './kube.js';
 import { resourcePath } from './kube.js';

@@ -4,9 +4,17 @@
  * beyond "it happened".
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
-import { type RunningOperator, runOperator } from '../main.js';
-import { condition, corePath, create, eventually, get, testLogger, wardenPath } from '../testing/int.js';
+import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { type RunningOperator, runOperator } from '../operator/main.js';
+import {
+  condition,
+  corePath,
+  create,
+  eventually,
+  get,
+  testLogger,
+  wardenPath,
+} from '../operator/testing/int.js';
 import { type KubeApi, KubeConfigApi, type RequestOptions } from './kube.js';
 
 const api = new KubeConfigApi(kubeConfig());
