@@ -13,6 +13,7 @@ import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { createCertificateAuthority } from '../core/x509.js';
+import { OIDC_TEST_TTL, oidcTestAdapter } from './oidc-test-config.js';
 
 export interface OidcUser {
   sub: string;
@@ -95,6 +96,8 @@ export async function startOidcProvider(): Promise<OidcFixture> {
     // Put the scope claims into the ID token itself (what agents forward), not only userinfo.
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
+    adapter: oidcTestAdapter(),
+    ttl: { ...OIDC_TEST_TTL },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: (_ctx, id) => {
       const u = users.get(id);

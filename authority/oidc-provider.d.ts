@@ -21,6 +21,7 @@ declare module 'oidc-provider' {
     cookies?: { keys?: string[] };
     conformIdTokenClaims?: boolean;
     ttl?: Record<string, number>;
+    adapter?: (model: string) => unknown;
     pkce?: { required?: () => boolean };
   }
 

@@ -5,6 +5,7 @@
  * (served over HTTP) with jose, as an upstream that trusts Warden would. Introspection shows what
  * the upstream issued; RFC 7009 revocation ends it.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
@@ -12,6 +13,7 @@ import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../constants.js';
 import { StaticKeySource } from '../keystore.js';
+import { OIDC_TEST_TTL, oidcTestAdapter, ownTokensOnly } from '../oidc-test-config.js';
 import { ClientCredentialsMinter, TokenExchangeMinter } from './oauth2.js';
 import { policy, provider, request, secrets, user } from './testing.js';
 import type { HeaderCredential, MintProvider } from './types.js';
@@ -89,10 +91,21 @@ describe('OAuth2 minters against a real oidc-provider', () => {
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
-        introspection: { enabled: true },
-        revocation: { enabled: true },
+        introspection: { enabled: true, allowedPolicy: ownTokensOnly },
+        revocation: { enabled: true, allowedPolicy: ownTokensOnly },
       },
-      ttl: { ClientCredentials: 600 },
+      adapter: oidcTestAdapter(),
+      ttl: { ...OIDC_TEST_TTL },
+      jwks: {
+        keys: [
+          {
+            ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+            kid: 'idp-key-1',
+            alg: 'RS256',
+            use: 'sig',
+          },
+        ],
+      },
       extraTokenClaims: (ctx: object) => exchanged.get(ctx),
     };
     // The shared declaration (authority/oidc-provider.d.ts) covers the OIDC fixture's needs; this
