@@ -10,8 +10,9 @@
 # platform and only the final stage is per target: `docker buildx build
 # --platform linux/amd64,linux/arm64` needs no emulation.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+# Node 24 LTS, the major .node-version pins (the exact patch follows the tags).
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 # --- build: compile TypeScript to dist/ (what `make build` runs) ---------------
 FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
@@ -31,7 +32,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
-# --- runtime: distroless Node 20, no shell, no package manager, non-root ---------
+# --- runtime: distroless Node 24, no shell, no package manager, non-root ---------
 FROM ${RUNTIME_IMAGE}
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="warden" \

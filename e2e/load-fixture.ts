@@ -164,7 +164,7 @@ async function bundleChild(): Promise<string> {
     ],
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node24',
     packages: 'external',
     outfile,
     logLevel: 'error',
