@@ -43,6 +43,11 @@ export interface BenchResult {
    * upstream call, raw node:crypto signing): the report prints p50/p99 ratios against it.
    */
   readonly baseline?: string;
+  /**
+   * The Node.js version (process.version) that produced this result. bench/run.ts sets it: a
+   * filtered run merges its results with earlier ones, which may come from another Node.
+   */
+  readonly node?: string;
 }
 
 /** A compact latency distribution (µs): what the chart draws, small enough for latest.json. */

@@ -5,6 +5,7 @@ import {
   formatTable,
   markdownReport,
   mergeResults,
+  otherNodeNote,
   parseResults,
   peerComparisons,
   type RunMeta,
@@ -160,5 +161,41 @@ describe('parseResults', () => {
   it('gives no results for a file without a results array and throws on invalid JSON', () => {
     expect(parseResults('{"time":"x"}')).toEqual([]);
     expect(() => parseResults('{')).toThrow();
+  });
+});
+
+describe('otherNodeNote (results merged from a run on another Node.js)', () => {
+  it('says nothing when every result comes from this run’s Node', () => {
+    expect(otherNodeNote([result('a', 1, 1, { node: 'v24.22.3' })], 'v24.22.3')).toEqual([]);
+  });
+
+  it('names each result measured on another Node, grouped by version', () => {
+    const note = otherNodeNote(
+      [
+        result('policy/x', 1, 1, { node: 'v24.22.3' }),
+        result('broker/y', 1, 1, { node: 'v20.20.2' }),
+        result('broker/z', 1, 1, { node: 'v20.20.2' }),
+      ],
+      'v24.22.3',
+    ).join('\n');
+    expect(note).toContain('**Measured on another Node.js**');
+    expect(note).toContain('v20.20.2: `broker/y`, `broker/z`');
+    expect(note).not.toContain('policy/x');
+  });
+
+  it('flags results from before versions were recorded', () => {
+    expect(otherNodeNote([result('old', 1, 1)], 'v24.22.3').join('\n')).toContain(
+      'an unrecorded Node.js version: `old`',
+    );
+  });
+
+  it('appears in the markdown report', () => {
+    const md = markdownReport(
+      [result('broker/y', 1, 1, { node: 'v20.20.2' })],
+      { ...meta, node: 'v24.22.3' },
+      'c.svg',
+    );
+    expect(md).toContain('| Node.js | v24.22.3 (linux/x64) |');
+    expect(md).toContain('v20.20.2: `broker/y`');
   });
 });

@@ -141,6 +141,25 @@ export interface RunMeta {
   readonly failed?: readonly string[];
 }
 
+/**
+ * A note naming the results an earlier (filtered-in) run measured on another Node.js than this
+ * run's, so a merged report never passes off one runtime's numbers as another's.
+ */
+export function otherNodeNote(results: readonly BenchResult[], node: string): string[] {
+  const byNode = new Map<string, string[]>();
+  for (const r of results) {
+    const v = r.node ?? 'an unrecorded Node.js version';
+    if (v === node) continue;
+    byNode.set(v, [...(byNode.get(v) ?? []), r.name]);
+  }
+  if (byNode.size === 0) return [];
+  const parts = [...byNode].map(([v, names]) => `${v}: ${names.map((n) => `\`${mdCell(n)}\``).join(', ')}`);
+  return [
+    `> **Measured on another Node.js** (earlier runs merged into this report): ${parts.join('; ')}.`,
+    '',
+  ];
+}
+
 /** bench/results/latest.md: the machine, the table, the peer ratios, the notes and the chart. */
 export function markdownReport(results: readonly BenchResult[], meta: RunMeta, chartFile: string): string {
   const busy = (meta.loadavg[0] ?? 0) > meta.cpus || (meta.loadavgStart[0] ?? 0) > meta.cpus;
@@ -160,6 +179,7 @@ export function markdownReport(results: readonly BenchResult[], meta: RunMeta, c
     `| Node.js | ${meta.node} (${meta.platform}) |`,
     ...(env.length > 0 ? [`| settings | ${env.map(([k, v]) => `\`${k}=${mdCell(v)}\``).join(', ')} |`] : []),
     '',
+    ...otherNodeNote(results, meta.node),
     ...(meta.failed && meta.failed.length > 0
       ? [`> **Failed modules**: ${meta.failed.map(mdCell).join(', ')} (see the run's output).`, '']
       : []),
@@ -266,7 +286,7 @@ async function main(): Promise<void> {
       continue;
     }
     try {
-      const produced = await module.run();
+      const produced = (await module.run()).map((r) => ({ ...r, node: process.version }));
       results.push(...produced.filter((r) => whole(file) || r.name.includes(filter)));
       console.error(
         `${file}: ${produced.length} results in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
@@ -286,7 +306,7 @@ async function main(): Promise<void> {
   const load = loadNow();
   console.log(formatTable(results));
   console.log(
-    `\nload average ${loadStart.join(' ')} → ${load.join(' ')} on ${cpus().length} CPUs${(load[0] ?? 0) > cpus().length ? ' — busy machine: wall-clock numbers are inflated; cpu µs/op is steadier' : ''}`,
+    `\nNode.js ${process.version}; load average ${loadStart.join(' ')} → ${load.join(' ')} on ${cpus().length} CPUs${(load[0] ?? 0) > cpus().length ? ' — busy machine: wall-clock numbers are inflated; cpu µs/op is steadier' : ''}`,
   );
   for (const r of results) if (r.note) console.log(`  ${r.name}: ${r.note}`);
   const dir = join(benchDir, 'results');
