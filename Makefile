@@ -74,8 +74,9 @@ format: deps ## Format and apply safe lint fixes
 	npx biome check --write .
 
 .PHONY: build
-build: deps ## Compile TypeScript to dist/
+build: deps ## Compile TypeScript to dist/ (dist/cli/kubectl-warden.js is an executable kubectl plugin)
 	npx tsc -p tsconfig.build.json
+	scripts/finish-build.sh dist
 
 ##@ Deploying (needs Docker)
 

@@ -17,6 +17,7 @@ export interface AuditFilter {
 
 /** One entry with where it came from. */
 export interface AuditRow extends AuditEntry {
+  namespace: string;
   agent: string;
   record: string;
 }
@@ -63,7 +64,12 @@ export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): 
       if (f.user && !globMatch(f.user, e.user)) continue;
       if (f.tool && !globMatch(f.tool, e.tool) && !globMatch(f.tool, e.target)) continue;
       if (f.sinceMs !== undefined && Date.parse(e.time) < f.sinceMs) continue;
-      rows.push({ ...e, agent: r.spec.agent, record: r.metadata?.name ?? '' });
+      rows.push({
+        ...e,
+        namespace: r.metadata?.namespace ?? '',
+        agent: r.spec.agent,
+        record: r.metadata?.name ?? '',
+      });
     }
   }
   return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
@@ -91,17 +97,36 @@ function clip(s: string, n: number): string {
   return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
 }
 
-export function formatTable(rows: readonly AuditRow[]): string {
+export interface TableOptions {
+  /** -A: a NAMESPACE column first. */
+  namespaces?: boolean;
+  /** -o wide: the credential id and the AuditRecord each entry is in. */
+  wide?: boolean;
+}
+
+export function formatTable(rows: readonly AuditRow[], opts: TableOptions = {}): string {
   if (rows.length === 0) return 'No audit entries match.';
-  const header = ['TIME', 'AGENT', 'KIND', 'DECISION', 'USER', 'TARGET/TOOL', 'REASON'];
+  const header = [
+    ...(opts.namespaces ? ['NAMESPACE'] : []),
+    'TIME',
+    'AGENT',
+    'KIND',
+    'DECISION',
+    'USER',
+    'TARGET/TOOL',
+    ...(opts.wide ? ['CREDENTIAL', 'RECORD'] : []),
+    'REASON',
+  ];
   const lines: string[][] = rows.map((r) => [
+    ...(opts.namespaces ? [r.namespace] : []),
     r.time.replace(/\.\d+Z$/, 'Z'),
     r.agent,
     r.kind,
     r.decision ?? '',
-    clip(r.user ?? '', 32),
-    clip(what(r), 40),
-    clip(reasonText(r), 100),
+    clip(r.user ?? '', opts.wide ? 256 : 32),
+    clip(what(r), opts.wide ? 256 : 40),
+    ...(opts.wide ? [r.credentialId ?? '', r.record] : []),
+    opts.wide ? reasonText(r) : clip(reasonText(r), 100),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
   const fmt = (cols: string[]) =>

@@ -2,13 +2,11 @@
  * Shared by `kubectl warden kill` and `revive`: the spec patch, and reading progress from the
  * AgentIdentity status (pure, tested) while waiting.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import type { AgentIdentity, Condition } from '../core/api/index.js';
-import { GROUP, PLURAL, VERSION } from '../core/constants.js';
-import { ApiError, KubeConfigApi, resourcePath } from '../kube/kube.js';
+import { resourcePath } from '../kube/kube.js';
 import { CliError } from './command.js';
+import { AGENTS, type CliKube } from './kube.js';
 
-const AGENTS = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
 /** The field manager the kill switch's spec patches carry: the revocation's requestedBy names it. */
 export const KILL_FIELD_MANAGER = 'kubectl-warden';
 
@@ -79,49 +77,30 @@ export function parseTimeout(value: string): number {
 }
 
 export class AgentClient {
-  private readonly api: KubeConfigApi;
-  constructor(config: KubeConfig = loadConfig()) {
-    this.api = new KubeConfigApi(config);
-  }
+  constructor(private readonly kube: CliKube) {}
 
   async get(namespace: string, name: string): Promise<AgentIdentity> {
-    try {
-      return await this.api.request<AgentIdentity>('GET', resourcePath(AGENTS, namespace, name));
-    } catch (err) {
-      throw cliError(err, `AgentIdentity ${namespace}/${name}`);
-    }
+    return this.kube.request<AgentIdentity>(
+      'GET',
+      resourcePath(AGENTS, namespace, name),
+      `AgentIdentity ${namespace}/${name}`,
+      'get and patch',
+    );
   }
 
   async patchSpec(namespace: string, name: string, spec: Record<string, unknown>): Promise<AgentIdentity> {
-    try {
-      return await this.api.request<AgentIdentity>('PATCH', resourcePath(AGENTS, namespace, name), {
+    return this.kube.request<AgentIdentity>(
+      'PATCH',
+      resourcePath(AGENTS, namespace, name),
+      `AgentIdentity ${namespace}/${name}`,
+      'get and patch',
+      {
         body: { spec },
         contentType: 'application/merge-patch+json',
         query: { fieldManager: KILL_FIELD_MANAGER },
-      });
-    } catch (err) {
-      throw cliError(err, `AgentIdentity ${namespace}/${name}`);
-    }
+      },
+    );
   }
-}
-
-function loadConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
-
-function cliError(err: unknown, what: string): CliError {
-  if (err instanceof ApiError) {
-    if (err.code === 404)
-      return new CliError(`${what} not found; list agents with: kubectl get agentidentities -A`);
-    if (err.code === 403) {
-      return new CliError(
-        `${what}: forbidden — your kubeconfig user needs get and patch on agentidentities.${GROUP}`,
-      );
-    }
-  }
-  return new CliError(`${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 /** Polls until `progress` says done, printing each milestone once; throws on timeout. */

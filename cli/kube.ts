@@ -1,69 +1,110 @@
 /**
- * Reading Warden objects for CLI commands (the I/O edge). Uses the kubeconfig
- * kubectl would use (KUBECONFIG, ~/.kube/config, in-cluster).
+ * The CLI's connection to the API server (the I/O edge), built from kubectl's flags: the
+ * kubeconfig kubectl would use (--kubeconfig, else KUBECONFIG, ~/.kube/config, in-cluster), the
+ * --context, the namespace (-n, else the context's, else "default") and --request-timeout.
  */
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { ApiError, KubeConfigApi, type ObjectList, type RequestOptions, resourcePath } from '../kube/kube.js';
 import { CliError } from './command.js';
+import { type GlobalOptions, parseRequestTimeout } from './globals.js';
 
-export interface KubeContext {
-  readonly config: KubeConfig;
-  /** Namespace of the current context, or "default". */
-  readonly namespace: string;
+export const WARDEN_REF = (plural: string) => ({ group: GROUP, version: VERSION, plural });
+export const AGENTS = WARDEN_REF(PLURAL.AgentIdentity);
+
+export class CliKube {
+  readonly api: KubeConfigApi;
+  constructor(
+    readonly config: KubeConfig,
+    /** -n, or the context's namespace, or "default". */
+    readonly namespace: string,
+    readonly allNamespaces: boolean,
+    private readonly timeoutMs: number | undefined,
+  ) {
+    this.api = new KubeConfigApi(config);
+  }
+
+  /** One request; errors become CliErrors naming `what` and the permission a 403 lacks. */
+  async request<T>(
+    method: string,
+    path: string,
+    what: string,
+    verbs: string,
+    opts: RequestOptions = {},
+  ): Promise<T> {
+    try {
+      return await this.api.request<T>(method, path, {
+        ...opts,
+        ...(this.timeoutMs ? { signal: AbortSignal.timeout(this.timeoutMs), timeoutMs: this.timeoutMs } : {}),
+      });
+    } catch (err) {
+      throw cliError(err, what, verbs, this.timeoutMs);
+    }
+  }
+
+  /** Every item of a list, following `continue`. */
+  async list<T>(path: string, query: Record<string, string>, what: string): Promise<T[]> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await this.request<ObjectList<T>>('GET', path, what, 'list', {
+        query: { ...query, limit: '500', ...(cont ? { continue: cont } : {}) },
+      });
+      items.push(...page.items);
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    return items;
+  }
 }
 
-export function loadKubeContext(): KubeContext {
+/** Builds the connection from the global flags. */
+export function connect(g: GlobalOptions): CliKube {
+  const timeoutMs = parseRequestTimeout(g.requestTimeout);
   const config = new KubeConfig();
-  config.loadFromDefault();
+  try {
+    if (g.kubeconfig) config.loadFromFile(g.kubeconfig);
+    else config.loadFromDefault();
+  } catch (err) {
+    throw new CliError(
+      `--kubeconfig ${g.kubeconfig ?? '(default)'}: cannot load (${(err as Error).message})`,
+    );
+  }
+  if (g.context) {
+    if (!config.getContextObject(g.context)) {
+      const known = config.getContexts().map((c) => c.name);
+      throw new CliError(
+        `--context: context "${g.context}" not found in the kubeconfig (known: ${known.join(', ') || 'none'})`,
+      );
+    }
+    config.setCurrentContext(g.context);
+  }
   const current = config.getContextObject(config.getCurrentContext());
-  return { config, namespace: current?.namespace ?? 'default' };
+  return new CliKube(
+    config,
+    g.namespace ?? current?.namespace ?? 'default',
+    g.allNamespaces === true,
+    timeoutMs,
+  );
 }
 
-interface ObjectLike {
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
-  spec?: unknown;
-}
-
-function apiError(err: unknown, what: string): CliError {
-  const code = (err as { code?: number }).code;
-  if (code === 404) return new CliError(`${what} not found`);
-  if (code === 403)
-    return new CliError(`${what}: forbidden — your kubeconfig user needs get/list on ${GROUP} resources`);
-  return new CliError(`${what}: ${(err as Error).message ?? String(err)}`);
-}
-
-export async function listAccessPolicies(ctx: KubeContext, namespace: string): Promise<ObjectLike[]> {
-  const api = ctx.config.makeApiClient(CustomObjectsApi);
-  try {
-    const list = (await api.listNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: PLURAL.AccessPolicy,
-    })) as {
-      items?: ObjectLike[];
-    };
-    return list.items ?? [];
-  } catch (err) {
-    throw apiError(err, `AccessPolicies in namespace ${namespace}`);
+function cliError(err: unknown, what: string, verbs: string, timeoutMs: number | undefined): CliError {
+  if (err instanceof ApiError) {
+    if (err.code === 404) return new CliError(`${what} not found`);
+    if (err.code === 403) {
+      return new CliError(
+        `${what}: forbidden — your kubeconfig user needs ${verbs} on ${what.split(' ')[0]?.toLowerCase()}.${GROUP}`,
+      );
+    }
   }
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return new CliError(`${what}: no answer within --request-timeout (${timeoutMs} ms)`);
+  }
+  return new CliError(`${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-export async function getAgentIdentity(
-  ctx: KubeContext,
-  namespace: string,
-  name: string,
-): Promise<ObjectLike> {
-  const api = ctx.config.makeApiClient(CustomObjectsApi);
-  try {
-    return (await api.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: PLURAL.AgentIdentity,
-      name,
-    })) as ObjectLike;
-  } catch (err) {
-    throw apiError(err, `AgentIdentity ${namespace}/${name}`);
-  }
+/** Names of the agents in the namespace, or of the namespaces (completion). */
+export async function listNames(kube: CliKube, kind: 'agent' | 'namespace'): Promise<string[]> {
+  const path = kind === 'agent' ? resourcePath(AGENTS, kube.namespace) : '/api/v1/namespaces';
+  const items = await kube.list<{ metadata?: { name?: string } }>(path, {}, kind);
+  return items.flatMap((i) => (i.metadata?.name ? [i.metadata.name] : []));
 }

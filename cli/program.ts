@@ -3,6 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import type { CliIO, CommandFactory } from './command.js';
+import { addGlobalOptions } from './globals.js';
+import { wardenVersion } from './version.js';
 
 const COMMANDS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'commands');
 
@@ -29,8 +31,11 @@ export async function discoverCommands(dir = COMMANDS_DIR): Promise<CommandFacto
 export function buildProgram(factories: readonly CommandFactory[], io: CliIO): Command {
   const program = new Command('kubectl-warden')
     .description('Warden: identity and access management for AI agents on Kubernetes (kubectl plugin)')
+    .version(wardenVersion(), '--version', 'print the plugin version')
     .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: io.out, writeErr: io.err });
-  for (const factory of factories) program.addCommand(factory(io));
+  addGlobalOptions(program);
+  for (const factory of factories) program.addCommand(factory(io).configureHelp({ showGlobalOptions: true }));
   return program;
 }

@@ -24,6 +24,18 @@ export const ANNOTATION_AGENT = 'warden.dev/agent';
 export const LABEL_AGENT = 'warden.dev/agent';
 /** Pod annotation written by the webhook recording what was injected and by which Warden version. */
 export const ANNOTATION_INJECTED = 'warden.dev/injected';
+/**
+ * AgentIdentity annotations the admission webhook writes whenever spec.suspended changes: the
+ * Kubernetes user (the API server's userInfo.username) who last set the kill switch. Any other
+ * change to the four kill-switch annotations is reverted at admission, so they cannot be forged.
+ */
+export const ANNOTATION_SUSPENDED_BY = 'warden.dev/suspended-by';
+/** RFC 3339 time spec.suspended was last set to true (written with ANNOTATION_SUSPENDED_BY). */
+export const ANNOTATION_SUSPENDED_AT = 'warden.dev/suspended-at';
+/** The Kubernetes user who last set spec.suspended back to false (written at admission). */
+export const ANNOTATION_REVIVED_BY = 'warden.dev/revived-by';
+/** RFC 3339 time spec.suspended was last set back to false. */
+export const ANNOTATION_REVIVED_AT = 'warden.dev/revived-at';
 /** Pod annotation to opt out of injection: `warden.dev/inject: "false"`. */
 export const ANNOTATION_INJECT = 'warden.dev/inject';
 /** Namespace label that excludes a whole namespace from the webhook (Warden's own namespace carries it). */

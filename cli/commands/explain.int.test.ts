@@ -87,7 +87,7 @@ describe('kubectl warden explain (live CRs)', () => {
       'jira.create_issue',
       '--user-claims',
       '{"sub":"alice","groups":["support"]}',
-      '--context',
+      '--request-context',
       '{"ticketId":"SUP-1"}',
       '-n',
       ns,

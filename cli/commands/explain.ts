@@ -1,4 +1,6 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import type { AccessPolicy, AgentIdentity } from '../../core/api/index.js';
+import { PLURAL } from '../../core/constants.js';
 import {
   type AccessPolicySpecLike,
   buildPolicySet,
@@ -7,9 +9,11 @@ import {
   explain,
   formatCompileError,
 } from '../../core/policy/index.js';
+import { resourcePath } from '../../kube/kube.js';
 import { type CliIO, type CommandFactory, parseJsonObjectOption } from '../command.js';
-import { explainInput, formatExplainJson, formatExplainTable, type InvalidPolicy } from '../explain-view.js';
-import { getAgentIdentity, listAccessPolicies, loadKubeContext } from '../kube.js';
+import { explainInput, formatExplainTable, type InvalidPolicy } from '../explain-view.js';
+import { globalsOf, oneNamespace, printStructured } from '../globals.js';
+import { connect, WARDEN_REF } from '../kube.js';
 
 interface ExplainOptions {
   agent: string;
@@ -19,10 +23,8 @@ interface ExplainOptions {
   path?: string;
   args?: string;
   userClaims?: string;
-  context?: string;
+  requestContext?: string;
   time?: string;
-  namespace?: string;
-  output: 'table' | 'json';
 }
 
 const createExplainCommand: CommandFactory = (io: CliIO) =>
@@ -40,13 +42,14 @@ const createExplainCommand: CommandFactory = (io: CliIO) =>
       '--user-claims <json>',
       'claims of the human the agent acts for, e.g. \'{"sub":"alice","groups":["support"]}\'; omit for the agent acting alone',
     )
-    .option('--context <json>', 'request context, e.g. \'{"ticketId":"SUP-1"}\'')
-    .option('--time <rfc3339>', 'request time (default: now)')
-    .option('-n, --namespace <ns>', 'namespace (default: the current kubeconfig context namespace)')
-    .addOption(
-      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    .option(
+      '--request-context <json>',
+      'request context (what the agent sends in x-warden-context), e.g. \'{"ticketId":"SUP-1"}\'',
     )
-    .action(async (opts: ExplainOptions) => {
+    .option('--time <rfc3339>', 'request time (default: now)')
+    .action(async (opts: ExplainOptions, cmd: Command) => {
+      const g = globalsOf(cmd);
+      oneNamespace(g, 'explain');
       const input = explainInput(
         {
           agent: opts.agent,
@@ -56,16 +59,25 @@ const createExplainCommand: CommandFactory = (io: CliIO) =>
           path: opts.path,
           args: parseJsonObjectOption('--args', opts.args),
           userClaims: parseJsonObjectOption('--user-claims', opts.userClaims),
-          context: parseJsonObjectOption('--context', opts.context),
+          context: parseJsonObjectOption('--request-context', opts.requestContext),
           time: opts.time,
         },
         new Date(),
       );
-      const kube = loadKubeContext();
-      const namespace = opts.namespace ?? kube.namespace;
+      const kube = connect(g);
+      const namespace = kube.namespace;
       const [agent, items] = await Promise.all([
-        getAgentIdentity(kube, namespace, opts.agent),
-        listAccessPolicies(kube, namespace),
+        kube.request<AgentIdentity>(
+          'GET',
+          resourcePath(WARDEN_REF(PLURAL.AgentIdentity), namespace, opts.agent),
+          `AgentIdentity ${namespace}/${opts.agent}`,
+          'get',
+        ),
+        kube.list<AccessPolicy>(
+          resourcePath(WARDEN_REF(PLURAL.AccessPolicy), namespace),
+          {},
+          `AccessPolicies in namespace ${namespace}`,
+        ),
       ]);
       const compiled: CompiledPolicy[] = [];
       const invalid: InvalidPolicy[] = [];
@@ -93,11 +105,8 @@ const createExplainCommand: CommandFactory = (io: CliIO) =>
         suspendReason: spec.suspendReason,
       });
       const explanation = explain(set, input);
-      io.out(
-        opts.output === 'json'
-          ? formatExplainJson(explanation, invalid)
-          : formatExplainTable(explanation, invalid),
-      );
+      if (printStructured(io, g.output, { ...explanation, invalidPolicies: invalid })) return;
+      io.out(formatExplainTable(explanation, invalid));
     });
 
 export default createExplainCommand;

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import type { CliIO, CommandFactory } from '../command.js';
+import { globalsOf, oneNamespace, printStructured } from '../globals.js';
 import { AgentClient, parseTimeout, reviveProgress, waitFor } from '../killswitch.js';
-import { loadKubeContext } from '../kube.js';
+import { connect } from '../kube.js';
 
 interface ReviveOptions {
-  namespace?: string;
   wait: boolean;
   timeout: string;
 }
@@ -15,24 +15,31 @@ const createReviveCommand: CommandFactory = (io: CliIO) =>
       'Lift a suspension (spec.suspended: false). Credentials issued before the kill stay revoked; the agent gets new ones',
     )
     .argument('<agent>', 'AgentIdentity name')
-    .option('-n, --namespace <ns>', 'namespace (default: the current kubeconfig context namespace)')
     .option('--no-wait', 'return once the spec is patched')
     .option('--timeout <duration>', 'how long to wait for Suspended=False', '60s')
-    .action(async (agent: string, opts: ReviveOptions) => {
+    .action(async (agent: string, opts: ReviveOptions, cmd: Command) => {
+      const g = globalsOf(cmd);
+      oneNamespace(g, 'revive');
+      // -o json|yaml prints the AgentIdentity at the end; progress lines go to stderr then.
+      const say = g.output === 'json' || g.output === 'yaml' ? io.err : io.out;
       const timeoutMs = parseTimeout(opts.timeout);
-      const ctx = loadKubeContext();
-      const ns = opts.namespace ?? ctx.namespace;
-      const client = new AgentClient(ctx.config);
-      await client.patchSpec(ns, agent, { suspended: false, suspendReason: null });
-      io.out(`agentidentity ${ns}/${agent} revived`);
-      if (!opts.wait) return;
-      await waitFor(
+      const kube = connect(g);
+      const ns = kube.namespace;
+      const client = new AgentClient(kube);
+      const patched = await client.patchSpec(ns, agent, { suspended: false, suspendReason: null });
+      say(`agentidentity ${ns}/${agent} revived`);
+      if (!opts.wait) {
+        printStructured(io, g.output, patched);
+        return;
+      }
+      const done = await waitFor(
         () => client.get(ns, agent),
         reviveProgress,
-        io.out,
+        say,
         timeoutMs,
         `${ns}/${agent} to be active`,
       );
+      printStructured(io, g.output, done);
     });
 
 export default createReviveCommand;

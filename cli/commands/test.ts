@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Command } from 'commander';
 import { CliError, type CliIO, type CommandFactory } from '../command.js';
+import { globalsOf, printStructured } from '../globals.js';
 import { formatReport, runPolicyTests, type SourceFile } from '../policy-test.js';
 
 /** Every *.yaml / *.yml file under `path` (or `path` itself), sorted, skipping dot-directories. */
@@ -35,7 +36,8 @@ const createTestCommand: CommandFactory = (io: CliIO) =>
       'after',
       '\nExit status: 0 when every case passes, 1 on a failed case or an invalid policy/test, 2 on usage errors.\nSee docs/policy.md for the PolicyTest format.',
     )
-    .action(async (paths: string[], opts: { now?: string }) => {
+    .action(async (paths: string[], opts: { now?: string }, cmd: Command) => {
+      const g = globalsOf(cmd);
       const now = opts.now ? new Date(opts.now) : new Date();
       if (Number.isNaN(now.getTime()))
         throw new CliError(`--now: '${opts.now}' is not an RFC 3339 time, e.g. 2026-01-05T10:00:00Z`, 2);
@@ -45,8 +47,9 @@ const createTestCommand: CommandFactory = (io: CliIO) =>
           files.push({ path: relative(process.cwd(), f) || f, text: await readFile(f, 'utf8') });
       }
       if (files.length === 0) throw new CliError(`no .yaml/.yml files under ${paths.join(', ')}`, 2);
-      const { text, passed } = formatReport(runPolicyTests(files, now));
-      io.out(text);
+      const report = runPolicyTests(files, now);
+      const { text, passed } = formatReport(report);
+      if (!printStructured(io, g.output, { passed, ...report })) io.out(text);
       if (!passed) process.exitCode = 1;
     });
 
