@@ -91,10 +91,13 @@ const toolCall = (id: number, name: string, args: Record<string, unknown>) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
-async function agentCall(id: number): Promise<{ status: number; text: string }> {
+async function agentCall(
+  id: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   const r = await fetch(`http://127.0.0.1:${broker.ports.listen}/mcp/jira`, {
     method: 'POST',
-    headers: MCP_HEADERS,
+    headers: { ...MCP_HEADERS, ...headers },
     body: toolCall(id, 'jira.get_issue', { key: 'SUP-7' }),
   });
   const text = await r.text();
@@ -190,6 +193,16 @@ describe('DPoP-bound Warden JWTs through the real broker', () => {
     expect(new Set(jira.proofsSeen).size).toBe(jira.proofsSeen.length);
   });
 
+  it('a DPoP header the agent sends is dropped; the upstream gets only the broker proof', async () => {
+    const before = jira.proofsSeen.length;
+    const r = await agentCall(3, { dpop: 'agent-made-proof', authorization: 'DPoP agent-made-token' });
+    expect(r.status).toBe(200);
+    const fresh = jira.proofsSeen.slice(before);
+    expect(fresh).toHaveLength(1);
+    expect(fresh[0]).not.toBe('agent-made-proof');
+    expect(jira.credentialsSeen.at(-1)).not.toContain('agent-made-token');
+  });
+
   it('an allowed HTTP proxy call works with a proof for its method and path', async () => {
     const r = await fetch(`http://127.0.0.1:${broker.ports.listen}/http/items/items/42?verbose=1`);
     const text = await r.text();
@@ -260,7 +273,7 @@ describe('the same token, leaked, is useless outside the broker', () => {
     const r = await direct(jira.url, { authorization: `DPoP ${leaked()}`, dpop: lastProof() });
     expect(r.status).toBe(401);
     expect(r.body.error_description).toMatch(/replay/);
-    expect(jira.calls).toEqual(['jira.get_issue', 'jira.get_issue']);
+    expect(jira.calls).toEqual(['jira.get_issue', 'jira.get_issue', 'jira.get_issue']);
   });
 
   it('the HTTP API refuses its leaked token without the broker too', async () => {

@@ -47,6 +47,11 @@ export async function startSampleMcpServer(opts: {
   audience?: string;
   /** Accept only DPoP-bound tokens (the CredentialProvider sets spec.jwt.senderConstraint DPoP). */
   requireDpop?: boolean;
+  /**
+   * The base URL clients address (scheme://host:port, as the CredentialProvider's target URL names
+   * it), which DPoP proofs' htu must match; default the listen address.
+   */
+  publicBase?: string;
 }): Promise<SampleMcpServer> {
   const jwks = createRemoteJWKSet(new URL(opts.jwksUrl));
   const calls: string[] = [];
@@ -122,7 +127,7 @@ export async function startSampleMcpServer(opts: {
   });
   const listen = opts.listen ?? { host: '127.0.0.1', port: 0 };
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
-  base = `http://${listen.host}:${(server.address() as AddressInfo).port}`;
+  base = opts.publicBase ?? `http://${listen.host}:${(server.address() as AddressInfo).port}`;
   const url = `${base}/mcp`;
   verify = createWardenTokenVerifier({
     issuer: opts.issuer,
