@@ -21,7 +21,15 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: deps controlplane-build postgres ## Run the whole story on an embedded local control plane
+demo: needs-root deps cluster-build helm-build postgres ## Run the story on a real single-node cluster: helm install, injected pods (root; else use demo-local)
+	npx tsx e2e/cluster/demo.ts
+
+.PHONY: needs-root
+needs-root:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "This target runs a real single-node cluster and needs root (network namespace, cgroups, mounts) and a Linux kernel with overlayfs, veth, bridge and netfilter. Run it as root, or run 'make demo-local' (the story with host processes, no root)." >&2; exit 2; fi
+
+.PHONY: demo-local
+demo-local: deps controlplane-build postgres ## Run the story with host processes around an embedded local control plane (no root, no containers)
 	npx tsx e2e/demo/demo.ts
 
 .PHONY: controlplane
@@ -33,7 +41,7 @@ which-node: ## Print "<path-to-node> <version>" of the Node.js every target runs
 	@echo "$(NODE_INFO)"
 
 .PHONY: cluster
-cluster: deps cluster-build helm-build ## Start a real single-node cluster (kubelet, containerd; root) in the foreground, push the images, print KUBECONFIG
+cluster: needs-root deps cluster-build helm-build ## Start a real single-node cluster (kubelet, containerd; root) in the foreground, push the images, print KUBECONFIG
 	npx tsx e2e/cluster/cli.ts
 
 ##@ Development
@@ -111,7 +119,7 @@ test-integration: deps controlplane-build helm-build postgres ## Integration and
 	npx vitest run --project integration
 
 .PHONY: test-cluster
-test-cluster: deps cluster-build helm-build postgres ## The real-node suite (e2e/cluster): helm install on a real single-node cluster (root)
+test-cluster: needs-root deps cluster-build helm-build postgres ## The real-node suite (e2e/cluster): helm install on a real single-node cluster (root)
 	npx vitest run --project cluster
 
 .PHONY: test-demo

@@ -58,6 +58,52 @@ describe('decideAttestation', () => {
     );
   });
 
+  describe('allowedImages and the injected broker (found on a real node: the broker is in the pod)', () => {
+    const BROKER_IMAGE = 'registry.example/warden@sha256:b';
+    const restricted = {
+      ...identity,
+      spec: { ...identity.spec, attestation: { allowedImages: ['ghcr.io/acme/*@sha256:*'] } },
+    };
+    const withSidecar = (name: string, image: string) => ({
+      ...pod,
+      spec: { ...pod.spec, initContainers: [{ name, image, restartPolicy: 'Always' }] },
+    });
+
+    it('does not hold the injected broker (its name and the configured broker image) to the agent images', () => {
+      const f = facts({
+        identity: restricted,
+        pod: withSidecar('warden-broker', BROKER_IMAGE),
+        brokerImage: BROKER_IMAGE,
+      });
+      expect(decideAttestation(f).ok).toBe(true);
+    });
+
+    it('checks a container named like the broker but with another image', () => {
+      const f = facts({
+        identity: restricted,
+        pod: withSidecar('warden-broker', 'docker.io/evil/miner:latest'),
+        brokerImage: BROKER_IMAGE,
+      });
+      const d = decideAttestation(f);
+      expect(d.ok).toBe(false);
+      if (!d.ok) expect(d.error.description).toContain('docker.io/evil/miner:latest matches none');
+    });
+
+    it('checks the broker image under another container name', () => {
+      const d = decideAttestation(
+        facts({ identity: restricted, pod: withSidecar('helper', BROKER_IMAGE), brokerImage: BROKER_IMAGE }),
+      );
+      expect(d.ok).toBe(false);
+    });
+
+    it('checks every container when the broker image is not known', () => {
+      const d = decideAttestation(
+        facts({ identity: restricted, pod: withSidecar('warden-broker', BROKER_IMAGE) }),
+      );
+      expect(d.ok).toBe(false);
+    });
+  });
+
   const cases: Array<[string, Partial<AttestationFacts>, string, string]> = [
     [
       'a token the API server rejected',

@@ -172,6 +172,8 @@ export interface AttestationFacts {
   resource?: string;
   /** True when refreshing with a session token: the audience was checked at the first exchange. */
   refresh?: boolean;
+  /** The broker image the webhook injects: that container is exempt from allowedImages. */
+  brokerImage?: string | undefined;
 }
 
 const SA_PREFIX = 'system:serviceaccount:';
@@ -277,7 +279,7 @@ export function decideAttestation(
       );
     }
   }
-  const conditions = checkAttestationConditions(pod, id.spec?.attestation);
+  const conditions = checkAttestationConditions(pod, id.spec?.attestation, f.brokerImage);
   if (!conditions.ok) {
     return fail(
       'unauthorized_client',

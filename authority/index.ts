@@ -60,6 +60,8 @@ export interface AuthorityOptions {
   metrics?: WardenMetrics;
   /** Told of every successful attestation (the controller writes status.lastAttestation). */
   onAttested?: (a: Attested) => void;
+  /** The broker image the webhook injects: exempt from AgentIdentity allowedImages at attestation. */
+  brokerImage?: string;
 }
 
 /** The pieces other endpoints build on. */
@@ -80,6 +82,7 @@ export interface AuthorityParts {
   issuance: IssuanceDeps;
   metrics?: WardenMetrics | undefined;
   onAttested?: ((a: Attested) => void) | undefined;
+  brokerImage?: string | undefined;
 }
 
 export interface Authority extends AuthorityParts {
@@ -138,6 +141,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     },
     metrics: opts.metrics,
     onAttested: opts.onAttested,
+    brokerImage: opts.brokerImage,
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,

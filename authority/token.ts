@@ -29,6 +29,8 @@ export interface TokenEndpointDeps {
   metrics?: Pick<WardenMetrics, 'tokenExchange' | 'credentialIssued'> | undefined;
   /** Told of every successful attestation (not of refreshes): AgentIdentity status.lastAttestation. */
   onAttested?: ((a: Attested) => void) | undefined;
+  /** The broker image the webhook injects (exempt from allowedImages; see agentImages). */
+  brokerImage?: string | undefined;
 }
 
 /** A pod that attested as an agent: what `status.lastAttestation` shows. */
@@ -150,7 +152,7 @@ async function exchange(
     ctx.audit.agent = agentName;
     facts.identity = await deps.identities.getAgentIdentity(ns, agentName);
   }
-  const decision = decideAttestation(facts);
+  const decision = decideAttestation({ ...facts, brokerImage: deps.brokerImage });
   if (!decision.ok) throw decision.error;
   const session = deps.sessions.issue(decision.subject);
   deps.metrics?.credentialIssued('Session');

@@ -193,6 +193,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
     onAttested: (a) => decisionStats.attested(a),
+    // The injected broker runs Warden's image, not the agent's: allowedImages does not apply to it.
+    brokerImage: o.broker.image,
     issuedCredentials,
     metrics,
     ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),

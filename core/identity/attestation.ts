@@ -2,7 +2,8 @@
  * Attestation conditions of an AgentIdentity (spec.attestation) checked against a pod.
  * Pure: the caller fetches the pod; this says whether it qualifies and, if not, exactly why.
  */
-import { type PodLike, podImages } from './agent.js';
+import { BROKER_CONTAINER_NAME } from '../constants.js';
+import type { PodLike } from './agent.js';
 
 /** spec.attestation, as far as pod checks go. */
 export interface AttestationConditions {
@@ -12,6 +13,26 @@ export interface AttestationConditions {
 }
 
 export type ConditionCheck = { ok: true } | { ok: false; reason: string; message: string };
+
+/**
+ * The images allowedImages applies to: every container's, except the broker the webhook injected —
+ * Warden's own image, not the agent's. The broker is recognised by name *and* by the image the
+ * controller injects (`brokerImage`): a container merely named like the broker, with any other
+ * image, is checked like the rest.
+ */
+export function agentImages(pod: PodLike, brokerImage?: string): string[] {
+  const images: string[] = [];
+  for (const c of pod.spec?.initContainers ?? []) {
+    if (
+      c.image &&
+      !(brokerImage !== undefined && c.name === BROKER_CONTAINER_NAME && c.image === brokerImage)
+    ) {
+      images.push(c.image);
+    }
+  }
+  for (const c of pod.spec?.containers ?? []) if (c.image) images.push(c.image);
+  return images;
+}
 
 /**
  * Image glob: `*` matches any run of characters except `/` and `@`, `**` matches anything.
@@ -46,6 +67,7 @@ export function imageAllowed(image: string, patterns: readonly string[]): boolea
 export function checkAttestationConditions(
   pod: PodLike,
   conditions: AttestationConditions | undefined,
+  brokerImage?: string,
 ): ConditionCheck {
   const labels = pod.metadata?.labels ?? {};
   for (const [key, want] of Object.entries(conditions?.requiredPodLabels ?? {})) {
@@ -59,7 +81,7 @@ export function checkAttestationConditions(
   }
   const allowed = conditions?.allowedImages ?? [];
   if (allowed.length > 0) {
-    for (const image of podImages(pod)) {
+    for (const image of agentImages(pod, brokerImage)) {
       if (!imageAllowed(image, allowed)) {
         return {
           ok: false,

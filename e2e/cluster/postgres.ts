@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -31,6 +31,8 @@ export async function startNodePostgres(
   const id = async (flag: string) => Number((await execFileP('id', [flag, 'nobody'])).stdout.trim());
   const [uid, gid] = [await id('-u'), await id('-g')];
   const dir = join(cluster.dir, 'postgres');
+  // The work dir is mkdtemp's 0700: let `nobody` traverse it (not list it) to its own dir.
+  chmodSync(cluster.dir, 0o711);
   const data = join(dir, 'data');
   const socket = join(dir, 'socket');
   mkdirSync(socket, { recursive: true });
