@@ -77,7 +77,7 @@ export interface AgentAttestation {
     [k: string]: string | undefined;
   };
   /**
-   * Glob patterns over the full image reference of every container of the pod (e.g. "ghcr.io/acme/*@sha256:*"); when set, each image must match one.
+   * Glob patterns over the full image reference of every container of the pod (e.g. "ghcr.io/acme/*@sha256:*"); when set, each image must match one. The broker the webhook injects (container warden-broker running the controller's broker image) is exempt.
    *
    * @maxItems 32
    *
