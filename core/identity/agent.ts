@@ -26,8 +26,8 @@ export interface PodLike {
   spec?: {
     serviceAccountName?: string;
     nodeName?: string;
-    containers?: Array<{ image?: string }>;
-    initContainers?: Array<{ image?: string }>;
+    containers?: Array<{ name?: string; image?: string }>;
+    initContainers?: Array<{ name?: string; image?: string }>;
   };
   status?: { phase?: string };
 }
