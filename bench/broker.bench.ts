@@ -350,7 +350,7 @@ function bareProxy(upstream: URL): Server {
   });
 }
 
-/** A minimal MCP-over-HTTP JSON responder: session on initialize, 202 for notifications, canned tool results. */
+/** A minimal MCP-over-HTTP JSON responder: session on initialize, 202 for notifications, one tool listed, canned tool results. */
 async function startLightUpstream(): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -368,7 +368,10 @@ async function startLightUpstream(): Promise<{ url: string; close(): Promise<voi
               capabilities: { tools: {} },
               serverInfo: { name: 'light', version: '1' },
             }
-          : { content: [{ type: 'text', text: 'results for printer' }] };
+          : msg.method === 'tools/list'
+            ? // The broker asks once per session: a tools/call must name an advertised tool.
+              { tools: [{ name: 'jira.search', inputSchema: { type: 'object' } }] }
+            : { content: [{ type: 'text', text: 'results for printer' }] };
       const body = JSON.stringify({ jsonrpc: '2.0', id: msg.id, result });
       res.writeHead(200, {
         'content-type': 'application/json',

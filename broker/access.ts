@@ -84,8 +84,11 @@ export interface AccessRequest {
   readonly target: string;
   readonly protocol: Provider['protocol'];
   readonly credential: Omit<CredentialRequest, 'userToken' | 'context' | 'requestId' | 'target'>;
-  /** The policy decision, given the verified user (gate already passed). */
-  readonly decide: (user: UserInput | null) => BrokerDecision;
+  /**
+   * The policy decision, given the verified user (gate already passed). May be asynchronous: the
+   * MCP gateway checks a tool against the upstream's advertised list, fetched on first use.
+   */
+  readonly decide: (user: UserInput | null) => BrokerDecision | Promise<BrokerDecision>;
   /** Extra audit fields (tool, method, path, stripped header names). */
   readonly auditFields?: Partial<BrokerAuditEvent>;
 }
@@ -161,7 +164,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     }
   }
 
-  const decision = r.decide(user);
+  const decision = await r.decide(user);
   if (decision.decision === 'Deny') return deny(decision);
 
   const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';

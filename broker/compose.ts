@@ -14,6 +14,7 @@ import { HttpProxy } from './http-proxy.js';
 import { McpGateway } from './mcp-gateway.js';
 import { createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
+import type { ToolCatalog } from './tool-catalog.js';
 import { SnapshotUserResolver } from './user.js';
 
 export interface ComposeOptions {
@@ -35,6 +36,8 @@ export interface ComposeOptions {
   readonly wallNow?: () => number;
   /** The process's metrics (decisions, request durations); absent = no metrics. */
   readonly metrics?: WardenMetrics;
+  /** The tools each upstream advertised (tests pass one with their own clock). */
+  readonly toolCatalog?: ToolCatalog;
 }
 
 export interface ComposedBroker {
@@ -82,6 +85,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     ...(o.upstreamStreamIdleTimeoutMs !== undefined
       ? { streamIdleTimeoutMs: o.upstreamStreamIdleTimeoutMs }
       : {}),
+    ...(o.toolCatalog ? { catalog: o.toolCatalog } : {}),
   });
   const proxy = new HttpProxy({ access, log: o.log, ...timeouts });
   const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });

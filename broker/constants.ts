@@ -24,10 +24,21 @@ export const BrokerDenyReason = {
   CredentialDenied: 'CredentialDenied',
   /** The tool name has characters outside the allowed set or path tricks. */
   InvalidToolName: 'InvalidToolName',
+  /** The tools/call names a tool the upstream did not advertise in tools/list (exact match). */
+  UnknownTool: 'UnknownTool',
+  /** The upstream's tool list could not be read, so the call cannot be checked against it (fail closed). */
+  ToolListUnavailable: 'ToolListUnavailable',
   /** The request itself is malformed (path, headers, context). */
   InvalidRequest: 'InvalidRequest',
 } as const;
 export type BrokerDenyReason = (typeof BrokerDenyReason)[keyof typeof BrokerDenyReason];
+
+/** MCP streamable HTTP: the session the upstream assigned (the tool catalog is kept per session). */
+export const HEADER_MCP_SESSION_ID = 'mcp-session-id';
+/** MCP streamable HTTP: the negotiated protocol version, sent on the broker's own tools/list too. */
+export const HEADER_MCP_PROTOCOL_VERSION = 'mcp-protocol-version';
+/** The notification an MCP server sends when its tools change: the broker forgets their list. */
+export const MCP_TOOLS_LIST_CHANGED = 'notifications/tools/list_changed';
 
 /** Largest MCP / HTTP-proxy request body the broker reads (the agent is untrusted). */
 export const MAX_BODY_BYTES = 1024 * 1024;

@@ -47,6 +47,10 @@ export interface McpUpstream {
   release(): void;
   /** Number of upstream HTTP requests whose connection closed before the response finished. */
   aborted: number;
+  /** While true, tools/list is answered with HTTP 500 (a broken upstream). */
+  failToolsList: boolean;
+  /** Registers a tool on every live session's server: the SDK sends notifications/tools/list_changed. */
+  addTool(name: string): void;
   close(): Promise<void>;
 }
 
@@ -65,9 +69,13 @@ export async function startMcpUpstream(
   const seen: Seen[] = [];
   const calls: string[] = [];
   let waiters: Array<() => void> = [];
-  const state = { aborted: 0 };
+  const state = { aborted: 0, failToolsList: false };
+  const servers: McpServer[] = [];
+  const extraTools: string[] = [];
   const makeServer = (): McpServer => {
     const s = new McpServer({ name: 'jira', version: '1.0.0' });
+    servers.push(s);
+    for (const name of extraTools) registerExtra(s, name);
     const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
     s.registerTool(
       'jira.get_issue',
@@ -130,6 +138,12 @@ export async function startMcpUpstream(
     });
     return s;
   };
+  const registerExtra = (s: McpServer, name: string): void => {
+    s.registerTool(name, { description: 'Added later' }, async () => {
+      calls.push(name);
+      return { content: [{ type: 'text' as const, text: `${name} ran` }] };
+    });
+  };
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const server = createServer(async (req, res) => {
     let body: unknown;
@@ -144,6 +158,11 @@ export async function startMcpUpstream(
     res.on('close', () => {
       if (!res.writableFinished) state.aborted++;
     });
+    if (state.failToolsList && (body as { method?: unknown } | undefined)?.method === 'tools/list') {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('tool registry unavailable');
+      return;
+    }
     if (opts.stateless) {
       // Stateless mode (SDK pattern): a fresh server and transport per request, no session.
       const t = new StreamableHTTPServerTransport({
@@ -187,6 +206,16 @@ export async function startMcpUpstream(
     },
     get aborted() {
       return state.aborted;
+    },
+    get failToolsList() {
+      return state.failToolsList;
+    },
+    set failToolsList(v: boolean) {
+      state.failToolsList = v;
+    },
+    addTool: (name) => {
+      extraTools.push(name);
+      for (const s of servers) if (s.isConnected()) registerExtra(s, name);
     },
     close: async () => {
       for (const t of transports.values()) await t.close();

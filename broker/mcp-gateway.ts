@@ -30,12 +30,22 @@ import {
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
   DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
   DEFAULT_UPSTREAM_STREAM_IDLE_TIMEOUT_MS,
+  HEADER_MCP_PROTOCOL_VERSION,
+  HEADER_MCP_SESSION_ID,
   JSONRPC_POLICY_DENIED,
   JSONRPC_UPSTREAM_UNAVAILABLE,
   MAX_BODY_BYTES,
   MAX_RESPONSE_BUFFER_BYTES,
   MAX_SSE_EVENT_BYTES,
+  MCP_TOOLS_LIST_CHANGED,
 } from './constants.js';
+import {
+  AuthorityUnavailableError,
+  CredentialDeniedError,
+  type IssuedCredential,
+  UserTokenRejectedError,
+  userKey,
+} from './credentials.js';
 import { type BrokerDecision, brokerDeny } from './decider.js';
 import {
   agentResponseHeaders,
@@ -47,6 +57,8 @@ import {
 import { filterToolList, jsonRpcError, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
 import type { RequestMeta } from './request-meta.js';
 import { SseParser, writeSseEvent } from './sse.js';
+import { type CatalogKey, ToolCatalog } from './tool-catalog.js';
+import { fetchToolList, ToolListError } from './tool-list-fetch.js';
 import { describeTarget, readLimited, requestUpstream, UpstreamTimeoutError } from './upstream.js';
 
 export interface McpGatewayOptions {
@@ -56,6 +68,36 @@ export interface McpGatewayOptions {
   readonly idleTimeoutMs?: number;
   readonly streamIdleTimeoutMs?: number;
   readonly maxBodyBytes?: number;
+  /** The tools each upstream advertised (a fresh one by default). */
+  readonly catalog?: ToolCatalog;
+}
+
+/** What a relayed response means for tools/list: filtering, and keeping the tool catalog current. */
+interface ListWatch {
+  /** Id of the agent's tools/list this response answers (its result is filtered), if any. */
+  readonly listId: RequestId | undefined;
+  readonly keep: (name: string) => boolean;
+  /** Set when the agent asked for the whole list (no cursor): called with every advertised name. */
+  readonly record: ((names: string[]) => void) | undefined;
+  /** The upstream announced that its tools changed. */
+  readonly changed: () => void;
+}
+
+/** Agent headers the broker's own tools/list carries (the session it belongs to). */
+const LIST_FETCH_HEADERS = new Set([HEADER_MCP_SESSION_ID, HEADER_MCP_PROTOCOL_VERSION, 'user-agent']);
+
+/** The agent's MCP session id ('' when the upstream is stateless or the header is repeated). */
+function sessionOf(req: IncomingMessage): string {
+  const v = req.headers[HEADER_MCP_SESSION_ID];
+  return typeof v === 'string' ? v : '';
+}
+
+/** JSON-RPC error code for a refusal: the tool-name ones are InvalidParams, as MCP specifies for unknown tools. */
+function refusalCode(reason: string): number {
+  if (reason === BrokerDenyReason.InvalidToolName || reason === BrokerDenyReason.UnknownTool)
+    return ErrorCode.InvalidParams;
+  if (reason === BrokerDenyReason.ToolListUnavailable) return JSONRPC_UPSTREAM_UNAVAILABLE;
+  return JSONRPC_POLICY_DENIED;
 }
 
 /** The JSON-RPC error `data` of a denial. */
@@ -117,8 +159,10 @@ export class McpGateway {
   private readonly idleTimeoutMs: number;
   private readonly streamIdleTimeoutMs: number;
   private readonly maxBodyBytes: number;
+  readonly catalog: ToolCatalog;
 
   constructor(private readonly opts: McpGatewayOptions) {
+    this.catalog = opts.catalog ?? new ToolCatalog();
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs ?? DEFAULT_UPSTREAM_STREAM_IDLE_TIMEOUT_MS;
@@ -188,26 +232,30 @@ export class McpGateway {
     const msg = parsed.message;
     const ex = new Exchange(res, msg.kind === 'request' ? msg.id : undefined);
     const decider = this.opts.access.decider;
+    const catalogKey: CatalogKey = { target, session: sessionOf(req), user: userKey(meta.userToken) };
     let outcome: AccessOutcome;
-    let invalidTool = false;
     if (msg.kind === 'request' && msg.method === 'tools/call') {
       const name = String(msg.params?.name ?? '');
       const args = msg.params?.arguments;
       const problem = toolNameProblem(name);
-      invalidTool = problem !== null;
       outcome = await authorize(this.opts.access, {
         meta,
         target,
         protocol: 'MCP',
         credential: { kind: 'mcp', tool: name },
         auditFields: { tool: name.slice(0, 256) },
-        decide: (user) =>
-          problem
-            ? brokerDeny(
-                BrokerDenyReason.InvalidToolName,
-                `tool name '${name.slice(0, 64)}' refused: ${problem}`,
-              )
-            : decider.decideTool(target, name, args, user, meta.context),
+        decide: async (user) => {
+          if (problem) {
+            return brokerDeny(
+              BrokerDenyReason.InvalidToolName,
+              `tool name '${name.slice(0, 64)}' refused: ${problem}`,
+            );
+          }
+          const d = decider.decideTool(target, name, args, user, meta.context);
+          // Policy first: a denied call never makes the broker contact the upstream.
+          if (d.decision === 'Deny') return d;
+          return this.checkAdvertised(d, catalogKey, name, req, meta);
+        },
       });
     } else {
       outcome = await authorize(this.opts.access, {
@@ -221,13 +269,114 @@ export class McpGateway {
     }
     if (!outcome.ok) {
       const d = outcome.decision;
-      ex.fail(403, invalidTool ? ErrorCode.InvalidParams : JSONRPC_POLICY_DENIED, d.message, denialData(d));
+      ex.fail(403, refusalCode(d.reason), d.message, denialData(d));
       return;
     }
     timing.allow();
-    const listId = msg.kind === 'request' && msg.method === 'tools/list' ? msg.id : undefined;
+    const listing = msg.kind === 'request' && msg.method === 'tools/list';
+    const watch = this.listWatch(catalogKey, outcome, {
+      listId: listing ? msg.id : undefined,
+      // Only the whole list (no cursor) is a catalog; a page is not.
+      complete: listing && msg.params?.cursor === undefined,
+    });
     // The broker's serialisation of the message it decided on, never the agent's bytes (issue 15).
-    await this.forward(req, ex, target, outcome, parsed.forward, listId, meta.requestId);
+    await this.forward(req, ex, outcome, parsed.forward, watch, meta.requestId);
+  }
+
+  /**
+   * An allowed tools/call must name a tool the upstream advertised (issue 15, item 5): looked up
+   * in the catalog, fetched from the upstream when unknown; a list that cannot be read denies.
+   */
+  private async checkAdvertised(
+    allowed: BrokerDecision,
+    key: CatalogKey,
+    name: string,
+    req: IncomingMessage,
+    meta: RequestMeta,
+  ): Promise<BrokerDecision> {
+    const found = await this.catalog.lookup(key, name, () => this.fetchTools(req, key.target, meta));
+    if (!found.ok) {
+      return brokerDeny(
+        BrokerDenyReason.ToolListUnavailable,
+        `could not read the tools '${key.target}' advertises (${found.message}); the broker refuses calls it cannot check against that list`,
+        allowed.snapshotVersion,
+      );
+    }
+    if (!found.advertised) {
+      return brokerDeny(
+        BrokerDenyReason.UnknownTool,
+        `unknown tool '${name.slice(0, 64)}': '${key.target}' does not advertise it in tools/list; tool names must match exactly, case included (list the tools to see them)`,
+        allowed.snapshotVersion,
+      );
+    }
+    return allowed;
+  }
+
+  /** The upstream's tools, asked for by the broker on the agent's session with a session credential. */
+  private async fetchTools(req: IncomingMessage, target: string, meta: RequestMeta): Promise<string[]> {
+    const gate = this.opts.access.decider.gate(target, 'MCP');
+    if (!gate.ok) throw new ToolListError(gate.decision.message);
+    const provider = gate.provider;
+    const url = new URL(provider.url);
+    let credential: IssuedCredential;
+    try {
+      credential = await this.opts.access.credentials.get(
+        {
+          target,
+          kind: 'mcp',
+          userToken: meta.userToken,
+          context: meta.context,
+          requestId: meta.requestId,
+        },
+        'session',
+      );
+    } catch (err) {
+      const known =
+        err instanceof CredentialDeniedError ||
+        err instanceof AuthorityUnavailableError ||
+        err instanceof UserTokenRejectedError;
+      throw new ToolListError(
+        `no session credential from the Warden authority: ${known ? err.message : errName(err)}`,
+      );
+    }
+    const agent = pairs(req.rawHeaders).filter(([n]) => LIST_FETCH_HEADERS.has(n.toLowerCase()));
+    const headers = (): HeaderList => {
+      const built = upstreamRequestHeaders(
+        [...agent, ['content-type', 'application/json'], ['accept', 'application/json, text/event-stream']],
+        {
+          mode: 'mcp',
+          injectHeader: provider.inject.header,
+          inject: upstreamCredentialHeaders(credential, 'POST', url),
+        },
+      );
+      if (!built.ok) throw new ToolListError(built.message);
+      return built.headers;
+    };
+    try {
+      return await fetchToolList({
+        url,
+        headers,
+        headersTimeoutMs: this.headersTimeoutMs,
+        idleTimeoutMs: this.idleTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof ToolListError) throw err;
+      throw new ToolListError(`tools/list to ${describeTarget(url)} failed (${errName(err)})`);
+    }
+  }
+
+  private listWatch(
+    key: CatalogKey,
+    outcome: Extract<AccessOutcome, { ok: true }>,
+    list: { listId: RequestId | undefined; complete: boolean },
+  ): ListWatch {
+    const { user } = outcome;
+    return {
+      listId: list.listId,
+      keep: (name) => this.opts.access.decider.couldAllowTool(key.target, name, user),
+      record: list.complete ? (names) => this.catalog.record(key, names) : undefined,
+      changed: () => this.catalog.invalidate(key.target, key.session),
+    };
   }
 
   private async session(
@@ -259,19 +408,29 @@ export class McpGateway {
       return;
     }
     timing.allow();
-    await this.forward(req, ex, target, outcome, undefined, undefined, meta.requestId);
+    const key: CatalogKey = { target, session: sessionOf(req), user: userKey(meta.userToken) };
+    // A GET stream may carry notifications/tools/list_changed; a DELETE ends the session's list.
+    if (req.method === 'DELETE') this.catalog.invalidate(target, key.session);
+    await this.forward(
+      req,
+      ex,
+      outcome,
+      undefined,
+      this.listWatch(key, outcome, { listId: undefined, complete: false }),
+      meta.requestId,
+    );
   }
 
   private async forward(
     req: IncomingMessage,
     ex: Exchange,
-    target: string,
     outcome: Extract<AccessOutcome, { ok: true }>,
     body: Buffer | undefined,
-    listId: RequestId | undefined,
+    watch: ListWatch,
     requestId: string,
   ): Promise<void> {
-    const { provider, secrets, user } = outcome;
+    const { provider, secrets } = outcome;
+    const target = provider.name;
     const url = new URL(provider.url);
     const built = upstreamRequestHeaders(pairs(req.rawHeaders), {
       mode: 'mcp',
@@ -315,13 +474,12 @@ export class McpGateway {
         up.headers.find(([n]) => n.toLowerCase() === 'content-type')?.[1] ?? ''
       ).toLowerCase();
       const headers = agentResponseHeaders(up.headers, secrets, { bodyRewritten: true });
-      const keep = (name: string): boolean => this.opts.access.decider.couldAllowTool(target, name, user);
       if (contentType.startsWith('text/event-stream')) {
         // A tool call may work silently for minutes; SSE gets the stream idle bound.
         up.setIdleTimeout(this.streamIdleTimeoutMs);
-        await this.relaySse(ex, up.status, headers, up.body, secrets, listId, keep, url);
+        await this.relaySse(ex, up.status, headers, up.body, secrets, watch, url);
       } else {
-        await this.relayBuffered(ex, up.status, headers, up.body, secrets, listId, keep, url);
+        await this.relayBuffered(ex, up.status, headers, up.body, secrets, watch, url);
       }
     } catch (err) {
       if (ex.done) return;
@@ -345,8 +503,7 @@ export class McpGateway {
     headers: HeaderList,
     body: IncomingMessage,
     secrets: readonly string[],
-    listId: RequestId | undefined,
-    keep: (name: string) => boolean,
+    watch: ListWatch,
     url: URL,
   ): Promise<void> {
     const buf = await readLimited(body, MAX_RESPONSE_BUFFER_BYTES);
@@ -360,7 +517,7 @@ export class McpGateway {
       return;
     }
     let text = buf.toString('utf8');
-    if (listId !== undefined && text.length > 0) text = filterListText(text, listId, keep);
+    if (watch.listId !== undefined && text.length > 0) text = relayedMessage(text, watch);
     text = redactString(text, secrets);
     ex.done = true;
     const out = Buffer.from(text);
@@ -375,8 +532,7 @@ export class McpGateway {
     headers: HeaderList,
     body: IncomingMessage,
     secrets: readonly string[],
-    listId: RequestId | undefined,
-    keep: (name: string) => boolean,
+    watch: ListWatch,
     url: URL,
   ): Promise<void> {
     const res = ex.res;
@@ -389,7 +545,8 @@ export class McpGateway {
       for await (const chunk of body) {
         if (ex.done) return;
         for (const ev of parser.push(decoder.decode(chunk as Buffer, { stream: true }))) {
-          if (listId !== undefined && ev.data) ev.data = filterListText(ev.data, listId, keep);
+          if (ev.data && (watch.listId !== undefined || ev.data.includes(MCP_TOOLS_LIST_CHANGED)))
+            ev.data = relayedMessage(ev.data, watch);
           res.write(redactString(writeSseEvent(ev), secrets));
         }
       }
@@ -408,16 +565,35 @@ export class McpGateway {
   }
 }
 
-/** Filter a tools/list result carried in `text` (one JSON-RPC message) when it answers `listId`. */
-function filterListText(text: string, listId: RequestId, keep: (name: string) => boolean): string {
+/**
+ * One upstream message on its way to the agent: a tools/list result answering `watch.listId` is
+ * recorded in the catalog (all names, when the list is complete) and filtered; a
+ * tools/list_changed notification drops the catalog's list. Anything else passes unchanged.
+ */
+function relayedMessage(text: string, watch: ListWatch): string {
   let msg: unknown;
   try {
     msg = JSON.parse(text);
   } catch {
     return text;
   }
-  if (msg === null || typeof msg !== 'object' || (msg as { id?: unknown }).id !== listId) return text;
-  return JSON.stringify(filterToolList(msg, keep).message);
+  if (msg === null || typeof msg !== 'object') return text;
+  const m = msg as { id?: unknown; method?: unknown; result?: { tools?: unknown; nextCursor?: unknown } };
+  if (m.method === MCP_TOOLS_LIST_CHANGED && m.id === undefined) {
+    watch.changed();
+    return text;
+  }
+  if (watch.listId === undefined || m.id !== watch.listId) return text;
+  const tools = m.result?.tools;
+  if (watch.record && Array.isArray(tools) && m.result?.nextCursor === undefined) {
+    watch.record(
+      tools.flatMap((t: unknown) => {
+        const name = t !== null && typeof t === 'object' ? (t as { name?: unknown }).name : undefined;
+        return typeof name === 'string' ? [name] : [];
+      }),
+    );
+  }
+  return JSON.stringify(filterToolList(msg, watch.keep).message);
 }
 
 function errName(err: unknown): string {

@@ -44,6 +44,8 @@ export const REASONS = [
   'UserTokenInvalid',
   'CredentialDenied',
   'InvalidToolName',
+  'UnknownTool',
+  'ToolListUnavailable',
   'InvalidRequest',
   // webhook RejectionReason and admission outcomes
   'InvalidAgentName',

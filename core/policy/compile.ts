@@ -90,7 +90,7 @@ export function compileAccessPolicy(
 
   const rules: CompiledRule[] = [];
   rulesIn.slice(0, MAX_RULES).forEach((rule, index) => {
-    const compiled = compileRule(rule, index, `spec.rules[${index}]`, bounds, errors);
+    const compiled = compileRule(rule, index, `spec.rules[${index}]`, bounds, errors, effect === 'Deny');
     if (compiled) rules.push(compiled);
   });
 
@@ -130,6 +130,8 @@ function compileRule(
   path: string,
   bounds: PolicyBounds,
   errors: PolicyCompileError[],
+  /** Deny rules match tool names case-insensitively after Unicode normalisation (glob.ts foldToolName). */
+  denies: boolean,
 ): CompiledRule | null {
   const before = errors.length;
   const fail = (p: string, code: string, message: string): void => {
@@ -162,7 +164,9 @@ function compileRule(
       const problem = typeof t === 'string' ? globProblem(t) : 'tool glob must be a string';
       if (problem) fail(`${path}.tools[${i}]`, 'invalid_glob', problem);
     });
-    toolMatchers = rule.tools.map((t) => compileToolGlob(String(t)));
+    // Allow globs stay exact (widening an Allow by case would allow calls nobody wrote down);
+    // Deny globs fold case and compatibility forms, so DELETE and ｄｅｌｅｔｅ cannot step around them.
+    toolMatchers = rule.tools.map((t) => compileToolGlob(String(t), { caseInsensitive: denies }));
   }
 
   const http = rule.http ? compileHttp(rule.http, `${path}.http`, fail) : null;

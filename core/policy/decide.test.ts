@@ -567,6 +567,46 @@ describe('decide: kill switch', () => {
   });
 });
 
+// Issue 15 item 5: with Allow * and Deny *delete*, jira.DELETE_ISSUE reached an upstream.
+describe('decide: Deny tool globs are case-insensitive after Unicode normalisation', () => {
+  const set = buildPolicySet(
+    [
+      allowPolicy('everything', { targets: ['*'], tools: ['*'] }),
+      denyPolicy('no-delete', { targets: ['*'], tools: ['*delete*'] }),
+      allowPolicy('readers', { targets: ['jira'], tools: ['jira.get_*'] }),
+    ],
+    SUPPORT_BOT,
+  );
+  const readersOnly = buildPolicySet(
+    [allowPolicy('readers', { targets: ['jira'], tools: ['jira.get_*'] })],
+    SUPPORT_BOT,
+  );
+
+  it.each([
+    'jira.delete_issue',
+    'jira.DELETE_ISSUE',
+    'jira.Delete_Issue',
+    'ｊｉｒａ．ＤＥＬＥＴＥ＿ＩＳＳＵＥ',
+    'jira.de\u00ADlete_issue',
+    'jira.𝐝𝐞𝐥𝐞𝐭𝐞_issue',
+  ])('%s is denied by the Deny rule', (tool) => {
+    expect(decide(set, mcpCall(tool))).toMatchObject({
+      decision: 'Deny',
+      reason: 'DeniedByPolicy',
+      policy: 'agents/no-delete',
+    });
+    expect(couldAllowTool(set, 'jira', tool, null)).toBe(false);
+  });
+
+  it('Allow globs keep exact case: JIRA.GET_ISSUE is not jira.get_*', () => {
+    expect(decide(readersOnly, mcpCall('jira.get_issue')).decision).toBe('Allow');
+    expect(decide(readersOnly, mcpCall('JIRA.GET_ISSUE'))).toMatchObject({
+      decision: 'Deny',
+      reason: 'NoMatchingAllow',
+    });
+  });
+});
+
 describe('couldAllowTool (tools/list filtering)', () => {
   const set = buildPolicySet(
     [

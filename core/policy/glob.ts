@@ -74,8 +74,42 @@ export function matchCharGlob(pattern: string, s: string): boolean {
   return p === pl;
 }
 
-/** Compile a tool-name glob once; common shapes become plain string tests. */
-export function compileToolGlob(pattern: string): GlobMatcher {
+/** Characters Unicode says to ignore when comparing identifiers (soft hyphen, zero-width joiners, …). */
+const DEFAULT_IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const NON_ASCII = /[\u0080-\uffff]/;
+/** toLowerCase picks final sigma by context; case folding has one sigma. */
+const FINAL_SIGMA = /ς/g;
+
+/**
+ * The form Deny tool globs compare in: NFKC, then case folded, then NFKC again, without default
+ * ignorable code points — Unicode's NFKC_Casefold, approximated with what JavaScript offers
+ * (lower → upper → lower applies the full case mappings: "ß" and "ẞ" → "ss", "K" (Kelvin) → "k";
+ * final sigma is mapped to σ as case folding does). Fullwidth "ＤＥＬＥＴＥ" and "DELETE" both become "delete".
+ * Not covered: look-alikes across scripts (Cyrillic "е" is not Latin "e"; confusables are not a
+ * normalisation) — the broker refuses non-ASCII tool names and names no upstream advertised.
+ */
+export function foldToolName(s: string): string {
+  if (!NON_ASCII.test(s)) return s.toLowerCase(); // ASCII is NFKC already; the common case stays cheap
+  return s
+    .normalize('NFKC')
+    .toLowerCase()
+    .toUpperCase()
+    .toLowerCase()
+    .replace(FINAL_SIGMA, 'σ')
+    .normalize('NFKC')
+    .replace(DEFAULT_IGNORABLE, '');
+}
+
+/**
+ * Compile a tool-name glob once; common shapes become plain string tests. `caseInsensitive`
+ * (Deny rules) folds the pattern and every name with foldToolName before matching, so a Deny on
+ * `*delete*` also matches `jira.DELETE_ISSUE` and `ｊｉｒａ．ｄｅｌｅｔｅ`; `*` and `?` then match folded text.
+ */
+export function compileToolGlob(pattern: string, options: { caseInsensitive?: boolean } = {}): GlobMatcher {
+  if (options.caseInsensitive) {
+    const exact = compileToolGlob(foldToolName(pattern));
+    return (s) => exact(foldToolName(s));
+  }
   if (pattern === '*') return () => true;
   if (pattern.includes('?')) return (s) => matchCharGlob(pattern, s);
   const stars = pattern.split('*').length - 1;
