@@ -284,5 +284,7 @@ describe('kubectl warden, through kubectl', () => {
     expect((await warden('completion', 'zsh')).stdout).toContain('compdef _kubectl_warden kubectl-warden');
     const bad = await warden('completion', 'fish');
     expect(bad.code).toBe(2);
-  });
+    // Six plugin start-ups through the tsx shim: about 10 s on an idle machine, over 60 s at a
+    // load average of 30 on 2 cores, hence its own timeout.
+  }, 240_000);
 });
