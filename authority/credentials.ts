@@ -23,6 +23,7 @@ import type { WardenMetrics } from '../observability/metrics.js';
 import { authenticate } from './authn.js';
 import { OAuthError, toOAuthError } from './errors.js';
 import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
+import type { Issued } from './issuance-stats.js';
 import { type IssuanceDeps, type IssuedAnswer, IssueRefused, issueCredential } from './issue.js';
 import type { PodGetter } from './kube.js';
 import type { PolicySource } from './policy-store.js';
@@ -40,6 +41,8 @@ export interface CredentialsDeps {
   now?: () => Date;
   /** Records each decision (allow/deny with its reason) and each credential issued; absent = no metrics. */
   metrics?: Pick<WardenMetrics, 'decision' | 'credentialIssued'> | undefined;
+  /** Told of each credential issued (the controller counts them into CredentialProvider status.issuedCount). */
+  onIssued?: ((i: Issued) => void) | undefined;
 }
 
 /** Refusals at this endpoint that are not policy decisions (observability/metrics.ts lists them as reasons). */
@@ -279,6 +282,7 @@ async function decideCredentials(
       throw err;
     }
     ctx.audit.credentialId = credential.id;
+    deps.onIssued?.({ namespace, provider: request.target });
   }
   return {
     decision: 'Allow',

@@ -14,6 +14,7 @@ import { type BrokerEventSink, handleAudit, LogBrokerEventSink } from './audit-e
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import { handleIntrospect, liveAgentState } from './introspect.js';
+import type { Issued } from './issuance-stats.js';
 import { apiProviderGetter, type IssuanceDeps } from './issue.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
@@ -62,6 +63,8 @@ export interface AuthorityOptions {
   onAttested?: (a: Attested) => void;
   /** The broker image the webhook injects: exempt from AgentIdentity allowedImages at attestation. */
   brokerImage?: string;
+  /** Told of every credential issued at /v1/credentials (the controller writes status.issuedCount). */
+  onIssued?: (i: Issued) => void;
 }
 
 /** The pieces other endpoints build on. */
@@ -83,6 +86,7 @@ export interface AuthorityParts {
   metrics?: WardenMetrics | undefined;
   onAttested?: ((a: Attested) => void) | undefined;
   brokerImage?: string | undefined;
+  onIssued?: ((i: Issued) => void) | undefined;
 }
 
 export interface Authority extends AuthorityParts {
@@ -142,6 +146,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     metrics: opts.metrics,
     onAttested: opts.onAttested,
     brokerImage: opts.brokerImage,
+    onIssued: opts.onIssued,
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,

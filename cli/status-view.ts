@@ -24,8 +24,8 @@ export interface AgentStatus {
   lastSeen?: string;
   lastDenialReason?: string;
   /**
-   * Credentials that may still be live: issued (per the audit trail) within the agent's
-   * maxCredentialTTL — no credential outlives it — and after its last revocation.
+   * Provider credentials that may still be live: issued (per the audit trail's Decision entries)
+   * within the agent's maxCredentialTTL — no credential outlives it — and after its last revocation.
    */
   activeCredentials: number;
   revocation: string;
@@ -84,10 +84,19 @@ export function agentStatuses(input: StatusInput, now: number): AgentStatus[] {
       const ttl = parseDuration(a.spec.maxCredentialTTL ?? '1h') ?? 3_600_000;
       const revokedAt = Date.parse(a.status?.revocation?.requestedAt ?? '') || 0;
       const since = Math.max(now - ttl, revokedAt);
-      let active = 0;
+      // Distinct ids: the authority's issuing entry and each broker call that used the (cached)
+      // credential carry the same credentialId.
+      const live = new Set<string>();
       for (const r of records)
         for (const e of r.spec.entries)
-          if (e.credentialId && e.decision !== 'Deny' && Date.parse(e.time) > since) active++;
+          if (
+            e.kind === 'Decision' && // Session entries name the broker's own session token
+            e.credentialId &&
+            e.decision !== 'Deny' &&
+            Date.parse(e.time) > since
+          )
+            live.add(e.credentialId);
+      const active = live.size;
       const pruned: Record<string, PrunedThrough> = {};
       const cut = parsePrunedThrough(a.status?.audit?.prunedThrough);
       if (cut) pruned[name] = cut;

@@ -13,6 +13,7 @@ import { AuditWriter } from '../audit/writer.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
 import { type Authority, createAuthority } from '../authority/index.js';
+import { IssuanceStats } from '../authority/issuance-stats.js';
 import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
@@ -156,6 +157,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
   const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
   decisionStats.start();
+  const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
+  issuanceStats.start();
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
   const secrets = kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api));
@@ -195,6 +198,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     onAttested: (a) => decisionStats.attested(a),
     // The injected broker runs Warden's image, not the agent's: allowedImages does not apply to it.
     brokerImage: o.broker.image,
+    onIssued: (i) => issuanceStats.issued(i),
     issuedCredentials,
     metrics,
     ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
@@ -277,6 +281,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         await webhook.stop();
         await authority.close();
         await decisionStats.stop();
+        await issuanceStats.stop();
         await auditWriter.stop();
         await postgres.close();
         await recorder.flush();

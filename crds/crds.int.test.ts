@@ -70,7 +70,7 @@ describe('samples/', () => {
     }
   });
 
-  it('are listed by `kubectl get warden` across kinds, with short names working', async () => {
+  it('are listed by `kubectl get warden` across kinds (AuditRecords by warden-audit), with short names working', async () => {
     const audit = await apply(ns, manifest('AuditRecord', 'support-bot-0', auditSpec()));
     expect(audit.stderr).toBe('');
     const all = await kubectl(['get', 'warden', '-n', ns, '-o', 'name']);
@@ -78,11 +78,12 @@ describe('samples/', () => {
       'accesspolicy.warden.dev/deny-deletes',
       'accesspolicy.warden.dev/support-bot-allow',
       'agentidentity.warden.dev/support-bot',
-      'auditrecord.warden.dev/support-bot-0',
       'credentialprovider.warden.dev/jira',
       'credentialprovider.warden.dev/orders-db',
       'credentialprovider.warden.dev/tickets-api',
     ]);
+    const trail = await kubectl(['get', 'warden-audit', '-n', ns, '-o', 'name']);
+    expect(trail.stdout.trim()).toBe('auditrecord.warden.dev/support-bot-0');
     const short = await kubectl(['get', 'agent,ap,cp,ar', '-n', ns, '-o', 'name']);
     expect(short.code).toBe(0);
     expect(short.stdout.trim().split('\n')).toHaveLength(7);

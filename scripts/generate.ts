@@ -412,7 +412,7 @@ function renderReference(crds: Crd[]): string {
     '',
     `<!-- ${HEADER} -->`,
     '',
-    `API group \`${GROUP}\`, version \`${VERSION}\`; every kind is namespaced and in the category \`warden\`, so \`kubectl get warden\` lists them all.`,
+    `API group \`${GROUP}\`, version \`${VERSION}\`; every kind is namespaced; AgentIdentities, AccessPolicies and CredentialProviders are in the category \`warden\` (\`kubectl get warden\` lists them), AuditRecords in their own category \`warden-audit\` (\`kubectl get warden-audit\`).`,
     '',
     ...crds.map((c) => `- [${c.kind}](#${c.kind.toLowerCase()})`),
     '',

@@ -115,5 +115,7 @@ export const RESOURCES = {
   AuditRecord: info('AuditRecord'),
 } as const satisfies Record<keyof typeof PLURAL, ResourceInfo>;
 
-/** The category every Warden CRD is in: `kubectl get warden` lists them all. */
+/** The category of the objects people declare: `kubectl get warden` lists AgentIdentities, AccessPolicies and CredentialProviders. */
 export const CATEGORY = 'warden';
+/** AuditRecords' own category (`kubectl get warden-audit`): the trail grows every flush and would drown the rest. */
+export const AUDIT_CATEGORY = 'warden-audit';

@@ -459,6 +459,7 @@ export const agentIdentityStatusSchema = z.strictObject({
 export const accessPolicyStatusSchema = z.strictObject({
   observedGeneration: nonNegative().optional(),
   conditions: conditions(),
+  matchedAgentCount: nonNegative().optional(),
   matchedAgents: z.array(text(253)).max(10000).optional(),
 });
 
@@ -467,7 +468,6 @@ export const credentialProviderStatusSchema = z.strictObject({
   conditions: conditions(),
   standingSecret: z.boolean().optional(),
   issuedCount: nonNegative().optional(),
-  activeCredentials: nonNegative().optional(),
 });
 
 /** Kinds with a status (AuditRecord has none: records never change). */

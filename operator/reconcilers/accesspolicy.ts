@@ -62,6 +62,7 @@ export interface AccessPolicyFacts {
 export type AccessPolicyOwnedStatus = {
   observedGeneration?: number;
   conditions: Condition[];
+  matchedAgentCount: number;
   matchedAgents: string[];
 };
 
@@ -130,6 +131,7 @@ export function decideAccessPolicy(facts: AccessPolicyFacts, now: Date): AccessP
     status: {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       conditions,
+      matchedAgentCount: matchedAgents.length,
       matchedAgents,
     },
     events,

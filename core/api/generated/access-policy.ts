@@ -174,6 +174,10 @@ export interface AccessPolicyStatus {
    */
   conditions?: Condition[];
   /**
+   * How many AgentIdentities the policy currently selects (the Agents printer column).
+   */
+  matchedAgentCount?: number;
+  /**
    * Names of the AgentIdentities the policy currently selects.
    *
    * @maxItems 10000

@@ -308,13 +308,9 @@ export interface CredentialProviderStatus {
    */
   standingSecret?: boolean;
   /**
-   * Credentials issued so far.
+   * Credentials the authority issued for this provider so far, written at most every 2 s per provider. A dashboard count (replicas may lose an increment); the AuditRecords are exact. There is no count of live credentials: no replica knows them (Warden JWTs are stateless and upstream tokens expire on their own).
    */
   issuedCount?: number;
-  /**
-   * Credentials currently valid (issued and neither expired nor revoked).
-   */
-  activeCredentials?: number;
 }
 
 /** A list of CredentialProvider objects, as returned by list and watch. */

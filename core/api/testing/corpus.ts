@@ -505,7 +505,7 @@ export const STATUS_CORPUS: { name: string; kind: KindWithStatus; status: unknow
   {
     name: 'standing secret',
     kind: 'CredentialProvider',
-    status: { standingSecret: true, issuedCount: 3, activeCredentials: 1 },
+    status: { standingSecret: true, issuedCount: 3 },
     ok: true,
   },
   { name: 'unknown status field', kind: 'CredentialProvider', status: { ready: true }, ok: false },
