@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../authority/audit.js';
 import type { KubeApi } from '../kube/kube.js';
+import { StaticAuditKeys } from './keyset.js';
 import { TrailAuditSink, toEntry } from './sink.js';
 import { AuditWriter } from './writer.js';
 
@@ -92,7 +93,11 @@ describe('TrailAuditSink', () => {
     watcher: { watch: () => Promise.reject(new Error('not called')) },
   };
   const make = () => {
-    const writer = new AuditWriter({ api: unusedApi, log: pino({ level: 'silent' }) });
+    const writer = new AuditWriter({
+      api: unusedApi,
+      log: pino({ level: 'silent' }),
+      keys: StaticAuditKeys.generate(),
+    });
     return { writer, sink: new TrailAuditSink(writer, pino({ level: 'silent' })) };
   };
 

@@ -6,16 +6,19 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { AuditEntry, AuditRecord } from '../core/api/index.js';
-import { verifyChain } from '../core/audit/chain.js';
-import { API_VERSION, PLURAL } from '../core/constants.js';
+import type { AgentIdentity, AuditEntry, AuditRecord } from '../core/api/index.js';
+import { GENESIS_DIGEST, recordName, sealRecord, verifyChain } from '../core/audit/chain.js';
+import { verifyTrail } from '../core/audit/verify.js';
+import { API_VERSION, LABEL_AGENT, PLURAL } from '../core/constants.js';
 import { installCrds } from '../e2e/harness/crds.js';
 import { freshNamespace, kubeConfig, startControlPlane } from '../e2e/harness/index.js';
 import { type KubeApi, KubeConfigApi, type ObjectList, type RequestOptions } from '../kube/kube.js';
 import { createMetrics } from '../observability/metrics.js';
+import { StaticAuditKeys } from './keyset.js';
 import { AuditWriter } from './writer.js';
 
 const log = pino({ level: 'silent' });
+const keys = StaticAuditKeys.generate();
 const entry = (i: number): AuditEntry => ({
   time: new Date(Date.UTC(2026, 10, 29, 12, 0, 0, i)).toISOString(),
   kind: 'Decision',
@@ -41,7 +44,12 @@ describe('AuditWriter', () => {
   it('writes N entries as exactly N chained entries across batches', async () => {
     const ns = await freshNamespace('audit-writer');
     const api = new KubeConfigApi(kubeConfig());
-    const w = new AuditWriter({ api, log, limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 100 } });
+    const w = new AuditWriter({
+      api,
+      keys,
+      log,
+      limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 100 },
+    });
     for (let i = 0; i < 50; i++) w.record(ns, 'support-bot', entry(i));
     await w.stop();
     const items = await records(api, ns);
@@ -55,7 +63,12 @@ describe('AuditWriter', () => {
   it('drains every full batch of a chain in one flush, not one batch per flush', async () => {
     const ns = await freshNamespace('audit-drain');
     const api = new KubeConfigApi(kubeConfig());
-    const w = new AuditWriter({ api, log, limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 600_000 } });
+    const w = new AuditWriter({
+      api,
+      keys,
+      log,
+      limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 600_000 },
+    });
     for (let i = 0; i < 50; i++) w.record(ns, 'bot', entry(i));
     await w.flush();
     // Seven full batches written; the last entry waits for its age or the final flush.
@@ -70,6 +83,7 @@ describe('AuditWriter', () => {
     const m = createMetrics();
     const w = new AuditWriter({
       api,
+      keys,
       log,
       metrics: m,
       maxBuffered: 5,
@@ -92,6 +106,7 @@ describe('AuditWriter', () => {
     const droppedFor: Array<[string, string, number]> = [];
     const w = new AuditWriter({
       api,
+      keys,
       log,
       onDropped: (n, a, c) => droppedFor.push([n, a, c]),
       limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 600_000 },
@@ -114,8 +129,8 @@ describe('AuditWriter', () => {
     const ns = await freshNamespace('audit-race');
     const api = new KubeConfigApi(kubeConfig());
     const limits = { maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 50 };
-    const a = new AuditWriter({ api, log, limits });
-    const b = new AuditWriter({ api, log, limits });
+    const a = new AuditWriter({ api, keys, log, limits });
+    const b = new AuditWriter({ api, keys, log, limits });
     for (let i = 0; i < 30; i++) (i % 2 ? a : b).record(ns, 'bot', entry(i));
     await Promise.all([a.stop(), b.stop()]);
     const items = await records(api, ns);
@@ -140,7 +155,7 @@ describe('AuditWriter', () => {
         return r;
       },
     };
-    const w = new AuditWriter({ api, log, limits: { maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 0 } });
+    const w = new AuditWriter({ api, keys, log, limits: { maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 0 } });
     for (let i = 0; i < 6; i++) w.record(ns, 'bot', entry(i));
     await w.stop();
     const items = await records(real, ns);
@@ -153,7 +168,7 @@ describe('AuditWriter', () => {
   it('rejects edits of a written record (immutable spec)', async () => {
     const ns = await freshNamespace('audit-immutable');
     const api = new KubeConfigApi(kubeConfig());
-    const w = new AuditWriter({ api, log });
+    const w = new AuditWriter({ api, keys, log });
     w.record(ns, 'bot', entry(1));
     await w.stop();
     const [r] = await records(api, ns);
@@ -176,6 +191,7 @@ describe('AuditWriter', () => {
       await api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: 'outage' } } });
       const w = new AuditWriter({
         api,
+        keys,
         log,
         limits: { maxEntries: 5, maxBytes: 1 << 20, maxAgeMs: 50 },
         flushIntervalMs: 50,
@@ -198,5 +214,162 @@ describe('AuditWriter', () => {
     } finally {
       await cp.stop();
     }
+  });
+});
+
+describe('AuditWriter: signed, anchored, never chaining onto a forgery', () => {
+  const agentIdentity = (api: KubeConfigApi, ns: string, name = 'bot') =>
+    api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}`, {
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'AgentIdentity',
+        metadata: { name },
+        spec: { serviceAccountName: name },
+      },
+    });
+  const head = async (api: KubeConfigApi, ns: string) =>
+    (
+      await api.request<AgentIdentity>(
+        'GET',
+        `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}/bot`,
+      )
+    ).status?.audit?.head;
+  /** What an attacker allowed to create AuditRecords appends: linked to the newest digest, unsigned. */
+  const forge = (api: KubeConfigApi, ns: string, sequence: number, previousDigest: string) => {
+    const spec = sealRecord({ agent: 'bot', sequence, previousDigest, entries: [entry(900 + sequence)] });
+    return api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AuditRecord}`, {
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'AuditRecord',
+        metadata: { name: recordName('bot', sequence), labels: { [LABEL_AGENT]: 'bot' } },
+        spec,
+      },
+    });
+  };
+  const trail = async (api: KubeConfigApi, ns: string) =>
+    verifyTrail({
+      namespace: ns,
+      records: (await records(api, ns)).map((r) => ({
+        name: r.metadata.name ?? '',
+        spec: r.spec,
+        createdAt: String(r.metadata.creationTimestamp),
+      })),
+      agents: { bot: { head: await head(api, ns) } },
+      keys: keys.keySet(),
+    });
+
+  it('signs every record and anchors the newest one, signed, in status.audit.head', async () => {
+    const ns = await freshNamespace('audit-anchor');
+    const api = new KubeConfigApi(kubeConfig());
+    await agentIdentity(api, ns);
+    const w = new AuditWriter({ api, keys, log, limits: { maxEntries: 2, maxBytes: 1 << 20, maxAgeMs: 0 } });
+    for (let i = 0; i < 6; i++) w.record(ns, 'bot', entry(i));
+    await w.stop();
+    const items = await records(api, ns);
+    expect(items.map((r) => r.spec.signature?.keyId)).toEqual([1, 2, 3].map(() => keys.signingKey().kid));
+    const anchored = await head(api, ns);
+    expect(anchored).toMatchObject({
+      sequence: 2,
+      digest: items.find((r) => r.spec.sequence === 2)?.spec.digest,
+    });
+    expect((await keys.keySet().verifyHead(ns, 'bot', anchored ?? {})).ok).toBe(true);
+    const v = await trail(api, ns);
+    expect(v.problems).toEqual([]);
+    expect(v.notes).toEqual([]);
+  });
+
+  it.each([
+    ['a writer that knows the chain (its create meets the forgery: 409, walk)', true],
+    ['a writer that starts on the forged chain (list, then walk)', false],
+  ])('skips a forged record at the tail and reports it once: %s', async (_name, sameWriter) => {
+    const ns = await freshNamespace('audit-forged');
+    const api = new KubeConfigApi(kubeConfig());
+    await agentIdentity(api, ns);
+    const forged: Array<[string, string, string, string]> = [];
+    const make = () =>
+      new AuditWriter({
+        api,
+        keys,
+        log,
+        onForged: (n, a, r, why) => forged.push([n, a, r, why]),
+        limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 0 },
+      });
+    const first = make();
+    first.record(ns, 'bot', entry(0));
+    first.record(ns, 'bot', entry(1));
+    await first.flush(true);
+    const newest = (await records(api, ns)).find((r) => r.spec.sequence === 1);
+    await forge(api, ns, 2, newest?.spec.digest ?? '');
+    const w = sameWriter ? first : make();
+    w.record(ns, 'bot', entry(2));
+    w.record(ns, 'bot', entry(3));
+    await w.stop();
+    if (!sameWriter) await first.stop();
+
+    const items = await records(api, ns);
+    const at = (s: number) => items.find((r) => r.spec.sequence === s)?.spec;
+    // The writer went on from its own record 1, past the forged slot 2.
+    expect(at(3)?.previousDigest).toBe(at(1)?.digest);
+    expect(at(3)?.entries[0]?.requestId).toBe('req-2');
+    expect(at(4)?.previousDigest).toBe(at(3)?.digest);
+    expect(forged).toEqual([[ns, 'bot', recordName('bot', 2), 'the record is not signed']]);
+    expect((await head(api, ns))?.sequence).toBe(4);
+    const v = await trail(api, ns);
+    expect(v.problems.map((p) => [p.kind, p.name])).toEqual([['forged', recordName('bot', 2)]]);
+  });
+
+  it('starts a chain whose first slot is forged at sequence 1, linked to GENESIS_DIGEST', async () => {
+    const ns = await freshNamespace('audit-forged-start');
+    const api = new KubeConfigApi(kubeConfig());
+    await agentIdentity(api, ns);
+    await forge(api, ns, 0, '');
+    const w = new AuditWriter({ api, keys, log });
+    w.record(ns, 'bot', entry(0));
+    await w.stop();
+    const mine = (await records(api, ns)).find((r) => r.spec.sequence === 1)?.spec;
+    expect(mine?.previousDigest).toBe(GENESIS_DIGEST);
+    expect((await trail(api, ns)).problems.map((p) => p.kind)).toEqual(['forged']);
+  });
+
+  it('continues from its anchored head when the newest records were deleted', async () => {
+    const ns = await freshNamespace('audit-truncated');
+    const api = new KubeConfigApi(kubeConfig());
+    await agentIdentity(api, ns);
+    const limits = { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 0 };
+    const first = new AuditWriter({ api, keys, log, limits });
+    for (let i = 0; i < 4; i++) first.record(ns, 'bot', entry(i));
+    await first.stop();
+    const before = await records(api, ns);
+    const digest3 = before.find((r) => r.spec.sequence === 3)?.spec.digest;
+    for (const s of [2, 3]) {
+      await api.request(
+        'DELETE',
+        `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AuditRecord}/${recordName('bot', s)}`,
+      );
+    }
+    expect((await trail(api, ns)).problems.map((p) => p.kind)).toEqual(['truncated']);
+
+    const next = new AuditWriter({ api, keys, log, limits });
+    next.record(ns, 'bot', entry(4));
+    await next.stop();
+    const after = await records(api, ns);
+    const mine = after.find((r) => r.spec.sequence === 4)?.spec;
+    expect(mine?.previousDigest).toBe(digest3);
+    // The deletion stays visible: now as a gap inside the chain.
+    expect((await trail(api, ns)).problems.map((p) => p.kind)).toEqual(['gap']);
+  });
+
+  it('keeps the anchored head at the newest record when two writers race', async () => {
+    const ns = await freshNamespace('audit-anchor-race');
+    const api = new KubeConfigApi(kubeConfig());
+    await agentIdentity(api, ns);
+    const limits = { maxEntries: 2, maxBytes: 1 << 20, maxAgeMs: 0 };
+    const a = new AuditWriter({ api, keys, log, limits });
+    const b = new AuditWriter({ api, keys, log, limits });
+    for (let i = 0; i < 20; i++) (i % 2 ? a : b).record(ns, 'bot', entry(i));
+    await Promise.all([a.stop(), b.stop()]);
+    const newest = Math.max(...(await records(api, ns)).map((r) => r.spec.sequence));
+    expect((await head(api, ns))?.sequence).toBe(newest);
+    expect((await trail(api, ns)).problems).toEqual([]);
   });
 });

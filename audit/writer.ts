@@ -15,30 +15,57 @@
  * flush timer or for other chains' writes. One write per chain is in flight at a time: a record
  * links to the digest of the previous one, which must exist before the next can claim to follow
  * it (another replica may take the sequence).
+ *
+ * Signed and anchored (docs/adr/0011-audit-signing.md): every record carries the controller's
+ * signature, and after each write the chain head (sequence + digest, signed) is anchored in the
+ * AgentIdentity's status.audit.head, where only the controller writes. The writer never chains
+ * onto a record it did not sign: a record without a valid signature where it was about to write
+ * (someone allowed to create AuditRecords, linking to the newest digest) is reported (onForged →
+ * Event + status.audit.forged) and its slot skipped; the next record links to the last genuine
+ * one. When the newest records were deleted, the writer continues from its anchored head.
  */
 import type { Logger } from 'pino';
-import type { AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index.js';
+import type { AgentIdentity, AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index.js';
 import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/audit/batcher.js';
-import { canonicalJson, recordName, sealRecord } from '../core/audit/chain.js';
+import { canonicalJson, GENESIS_DIGEST, recordName, sealRecord } from '../core/audit/chain.js';
+import { type AuditKeys, type ChainHead, signHead, signRecord } from '../core/audit/signature.js';
+import { createdBeforeSigning } from '../core/audit/verify.js';
 import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
 import { describeError, isTerminal } from '../kube/errors.js';
 import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../kube/kube.js';
 import type { AuditResult } from '../observability/metrics.js';
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
+const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
+/** Field manager of the writer's status.audit.head writes. */
+const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
 
 export { agentLabelValue } from '../core/audit/labels.js';
 
 import { agentLabelValue } from '../core/audit/labels.js';
 
-interface ChainHead {
-  sequence: number;
-  digest: string;
+/**
+ * Where a chain continues: the last genuine record (the controller's, or legacy from before
+ * signing) and the next free sequence (past slots forged records took).
+ */
+interface ChainPosition {
+  head?: ChainHead;
+  next: number;
 }
+
+const after = (head: ChainHead | undefined): ChainPosition =>
+  head ? { head, next: head.sequence + 1 } : { next: 0 };
 
 export interface AuditWriterOptions {
   api: KubeApi;
   log: Logger;
+  /** Signs records and heads; verifies records found in the chain (audit/keyset.ts). */
+  keys: AuditKeys;
+  /**
+   * Told of a record without the controller's valid signature found where the writer was about to
+   * write (once per record and process), for an Event and status.audit.forged.
+   */
+  onForged?: (namespace: string, agent: string, record: string, reason: string) => void;
   limits?: BatchLimits;
   /** Entries kept in memory while the API server is unreachable before the oldest are shed. */
   maxBuffered?: number;
@@ -61,8 +88,13 @@ export interface AuditWriterStats {
 
 export class AuditWriter {
   private readonly batcher: AuditBatcher;
-  /** The last record written per chain, as far as this writer knows. */
-  private readonly heads = new Map<string, ChainHead>();
+  /** Where each chain continues, as far as this writer knows. */
+  private readonly positions = new Map<string, ChainPosition>();
+  /** Heads to anchor in AgentIdentity status, per chain (the newest wins). */
+  private readonly anchorWanted = new Map<string, ChainHead>();
+  private readonly anchoring = new Map<string, Promise<void>>();
+  /** Forged records already reported by this process. */
+  private readonly reported = new Set<string>();
   /** Chains whose cached head may be behind (a contested or failed write): caught up before writing. */
   private readonly unsure = new Set<string>();
   /** Chains being drained, each by one loop (drain) that writes one record at a time. */
@@ -122,6 +154,8 @@ export class AuditWriter {
       if (this.buffered > 0) await new Promise((r) => setTimeout(r, 200));
     }
     await Promise.all(this.draining.values());
+    this.retryAnchors();
+    await Promise.all(this.anchoring.values());
     const left = this.buffered;
     if (left > 0) {
       this.dropped(left);
@@ -138,6 +172,7 @@ export class AuditWriter {
    * resolves when those chains are drained or a write of theirs failed.
    */
   async flush(all = false): Promise<void> {
+    this.retryAnchors();
     const now = this.now();
     // Chains being written count as pending: their batch left the batcher when the write began.
     const keys = all
@@ -193,36 +228,45 @@ export class AuditWriter {
     if (batch.length === 0) return false;
     this.buffered -= batch.length;
     try {
+      const batchJson = canonicalJson(batch);
       for (let attempt = 0; attempt < 5; attempt++) {
-        let head = this.heads.get(key);
-        let headEntries: string | undefined;
-        if (!head) {
-          const read = await this.readHead(namespace, agent);
-          head = read && { sequence: read.sequence, digest: read.digest };
-          headEntries = read?.entries;
+        let position = this.positions.get(key);
+        let landed = false;
+        if (!position) {
+          const found = await this.locate(namespace, agent);
+          position = found.position;
+          // A write whose response was lost (API server stopping mid-request) may have landed.
+          landed = found.headEntries === batchJson;
+          // Walk past the base: records written since, or forged ones in the way.
+          this.unsure.add(key);
         }
         if (this.unsure.has(key)) {
-          const batchJson = canonicalJson(batch);
-          const caught = await this.catchUp(namespace, agent, head, batchJson);
-          head = caught.head;
-          if (head) this.heads.set(key, head);
+          const caught = await this.catchUp(namespace, agent, position, batchJson);
+          position = caught.position;
+          this.positions.set(key, position);
           this.unsure.delete(key);
-          // A write whose response was lost (API server stopping mid-request) may have landed.
-          if (caught.landed || headEntries === batchJson) {
+          if (caught.landed || landed) {
             this.written(batch);
             this.retryAt.delete(key);
             return true;
           }
         }
-        const spec = sealRecord({
+        const sealed = sealRecord({
           agent,
-          sequence: head ? head.sequence + 1 : 0,
-          previousDigest: head?.digest ?? '',
+          sequence: position.next,
+          // Above 0 with no genuine record before it, every earlier slot holds a forgery.
+          previousDigest: position.head?.digest ?? (position.next === 0 ? '' : GENESIS_DIGEST),
           entries: batch,
         });
+        const spec: AuditRecordSpec = {
+          ...sealed,
+          signature: signRecord(namespace, sealed, this.opts.keys.signingKey()),
+        };
         try {
           await this.create(namespace, spec);
-          this.heads.set(key, { sequence: spec.sequence, digest: spec.digest });
+          const head = { sequence: spec.sequence, digest: spec.digest };
+          this.positions.set(key, after(head));
+          this.anchor(key, head);
           this.written(batch);
           this.retryAt.delete(key);
           return true;
@@ -272,45 +316,55 @@ export class AuditWriter {
   }
 
   /**
-   * Walks the chain forward from a cached head, one GET by name per record written since (by
+   * Walks the chain forward from a position, one GET by name per record written since (by
    * another replica, or by us when a response was lost), rather than listing the whole chain:
    * a chain of a busy agent holds hundreds of records of hundreds of entries, and listing it
-   * after every contested or failed write stalled the writer under load. `landed` says whether
-   * one of those records holds exactly `batchJson`.
+   * after every contested or failed write stalled the writer under load. A record that is not
+   * the controller's is reported and its slot skipped, never chained onto. `landed` says whether
+   * one of the genuine records holds exactly `batchJson`.
    */
   private async catchUp(
     namespace: string,
     agent: string,
-    from: ChainHead | undefined,
+    from: ChainPosition,
     batchJson: string,
-  ): Promise<{ head: ChainHead | undefined; landed: boolean }> {
-    let head = from;
+  ): Promise<{ position: ChainPosition; landed: boolean }> {
+    let position = from;
     let landed = false;
     for (;;) {
-      const sequence = head ? head.sequence + 1 : 0;
+      const sequence = position.next;
       const name = recordName(agent, sequence);
       let next: AuditRecord;
       try {
         next = await this.opts.api.request<AuditRecord>('GET', resourcePath(AUDIT_REF, namespace, name));
       } catch (err) {
-        if (err instanceof ApiError && err.code === 404) return { head, landed };
+        if (err instanceof ApiError && err.code === 404) return { position, landed };
         throw err;
       }
-      if (next.spec.agent !== agent || next.spec.sequence !== sequence) {
-        throw new Error(
-          `audit chain ${namespace}/${agent}: ${name} is not record ${sequence} of this agent (agent ${next.spec.agent}, sequence ${next.spec.sequence})`,
-        );
+      const misplaced =
+        next.spec?.agent !== agent || next.spec?.sequence !== sequence
+          ? `it is named for record ${sequence} of agent ${agent} but claims agent ${next.spec?.agent}, sequence ${next.spec?.sequence}`
+          : undefined;
+      const forged = misplaced ?? (await this.notGenuine(namespace, next));
+      if (forged) {
+        this.reportForged(namespace, agent, name, forged);
+        position = { ...position, next: sequence + 1 };
+        continue;
       }
-      head = { sequence, digest: next.spec.digest };
+      position = after({ sequence, digest: next.spec.digest });
       if (!landed && canonicalJson(next.spec.entries) === batchJson) landed = true;
     }
   }
 
-  /** The newest record of a chain from a list (once per chain, when no head is cached), with its entries' canonical JSON. */
-  private async readHead(
+  /**
+   * Where a chain continues when this writer knows nothing of it yet: its newest genuine record
+   * (one list, once per chain), or the anchored head when that is newer (the newest records were
+   * deleted: the chain goes on from the controller's own head, and the gap stays visible).
+   */
+  private async locate(
     namespace: string,
     agent: string,
-  ): Promise<(ChainHead & { entries: string }) | undefined> {
+  ): Promise<{ position: ChainPosition; headEntries?: string }> {
     const list = await this.opts.api.request<ObjectList<AuditRecord>>(
       'GET',
       resourcePath(AUDIT_REF, namespace),
@@ -318,17 +372,153 @@ export class AuditWriter {
         query: { labelSelector: `${LABEL_AGENT}=${agentLabelValue(agent)}` },
       },
     );
-    let newest: AuditRecord | undefined;
-    for (const r of list.items) {
-      if (r.spec.agent !== agent) continue;
-      if (!newest || r.spec.sequence > newest.spec.sequence) newest = r;
+    const newestFirst = list.items
+      .filter((r) => r.spec?.agent === agent && r.metadata?.name === recordName(agent, r.spec.sequence))
+      .sort((a, b) => b.spec.sequence - a.spec.sequence);
+    let head: ChainHead | undefined;
+    let headEntries: string | undefined;
+    // Forged records above the newest genuine one are reported by the walk (catchUp) that follows.
+    for (const r of newestFirst) {
+      if (await this.notGenuine(namespace, r)) continue;
+      head = { sequence: r.spec.sequence, digest: r.spec.digest };
+      headEntries = canonicalJson(r.spec.entries);
+      break;
     }
-    return (
-      newest && {
-        sequence: newest.spec.sequence,
-        digest: newest.spec.digest,
-        entries: canonicalJson(newest.spec.entries),
+    const anchored = await this.readAnchor(namespace, agent);
+    if (anchored && (!head || anchored.sequence > head.sequence)) {
+      this.opts.log.error(
+        { chain: `${namespace}/${agent}`, anchored: anchored.sequence, newest: head?.sequence ?? null },
+        'audit chain is missing its newest records (truncated tail): continuing from the anchored head',
+      );
+      return { position: after(anchored) };
+    }
+    return { position: after(head), ...(headEntries !== undefined ? { headEntries } : {}) };
+  }
+
+  /** Why a record is not the controller's, or undefined when it is (signed, or legacy). */
+  private async notGenuine(namespace: string, r: AuditRecord): Promise<string | undefined> {
+    const verdict = await this.opts.keys.keySet().verifyRecord(namespace, r.spec);
+    if (verdict.ok) return undefined;
+    // Written before audit signing began (an upgrade): the first signed record vouches for it.
+    const created = r.metadata?.creationTimestamp ? String(r.metadata.creationTimestamp) : undefined;
+    if (verdict.problem === 'missing' && createdBeforeSigning(created, this.opts.keys.signingSince())) {
+      return undefined;
+    }
+    return verdict.message;
+  }
+
+  private reportForged(namespace: string, agent: string, name: string, reason: string): void {
+    const id = `${namespace}/${name}`;
+    if (this.reported.has(id)) return;
+    if (this.reported.size >= 10_000) this.reported.clear();
+    this.reported.add(id);
+    this.opts.log.error(
+      { chain: `${namespace}/${agent}`, record: name, reason },
+      'forged AuditRecord in the chain: skipped, not chained onto',
+    );
+    this.opts.onForged?.(namespace, agent, name, reason);
+  }
+
+  /** The signed head anchored in the AgentIdentity status, when it verifies. */
+  private async readAnchor(namespace: string, agent: string): Promise<ChainHead | undefined> {
+    let identity: AgentIdentity;
+    try {
+      identity = await this.opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, agent));
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return undefined;
+      throw err;
+    }
+    const head = identity.status?.audit?.head;
+    if (!head) return undefined;
+    const verdict = await this.opts.keys.keySet().verifyHead(namespace, agent, head);
+    if (!verdict.ok) {
+      this.opts.log.error(
+        { chain: `${namespace}/${agent}`, reason: verdict.message },
+        'anchored audit head is not the controller’s: ignored',
+      );
+      return undefined;
+    }
+    return { sequence: head.sequence, digest: head.digest };
+  }
+
+  /** Restarts anchoring of heads whose last attempt failed. */
+  private retryAnchors(): void {
+    for (const [key, head] of this.anchorWanted) if (!this.anchoring.has(key)) this.anchor(key, head);
+  }
+
+  /** Anchors a chain's new head in its AgentIdentity status; one write per chain in flight, the newest wins. */
+  private anchor(key: string, head: ChainHead): void {
+    const wanted = this.anchorWanted.get(key);
+    if (!wanted || wanted.sequence < head.sequence) this.anchorWanted.set(key, head);
+    if (this.anchoring.has(key)) return;
+    const loop = (async () => {
+      const [namespace = '', agent = ''] = key.split('/');
+      try {
+        for (;;) {
+          const next = this.anchorWanted.get(key);
+          if (!next) return;
+          this.anchorWanted.delete(key);
+          try {
+            await this.writeAnchor(namespace, agent, next);
+          } catch (err) {
+            // Kept for the next write or flush; the records themselves are written.
+            if (!this.anchorWanted.has(key)) this.anchorWanted.set(key, next);
+            this.opts.log.warn(
+              { chain: key, sequence: next.sequence, err: err instanceof Error ? err.message : String(err) },
+              'could not anchor the audit chain head; will retry',
+            );
+            return;
+          }
+        }
+      } finally {
+        this.anchoring.delete(key);
       }
+    })();
+    this.anchoring.set(key, loop);
+  }
+
+  /**
+   * Read-modify-write of status.audit.head with a resourceVersion precondition, never moving it
+   * back: replicas anchoring the same chain race, and an older head landing last would hide the
+   * deletion of the newest records.
+   */
+  private async writeAnchor(namespace: string, agent: string, head: ChainHead): Promise<void> {
+    const path = resourcePath(AGENT_REF, namespace, agent);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let identity: AgentIdentity;
+      try {
+        identity = await this.opts.api.request<AgentIdentity>('GET', path);
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 404) return; // no AgentIdentity: nothing to anchor in
+        throw err;
+      }
+      const current = identity.status?.audit?.head;
+      if (
+        current &&
+        current.sequence >= head.sequence &&
+        (await this.opts.keys.keySet().verifyHead(namespace, agent, current)).ok
+      ) {
+        return;
+      }
+      const signed = signHead(namespace, agent, head, this.opts.keys.signingKey());
+      try {
+        await this.opts.api.request('PATCH', `${path}/status`, {
+          body: {
+            metadata: { resourceVersion: identity.metadata?.resourceVersion },
+            status: { audit: { head: signed } },
+          },
+          contentType: 'application/merge-patch+json',
+          query: { fieldManager: AUDIT_FIELD_MANAGER },
+        });
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 409) continue;
+        if (err instanceof ApiError && err.code === 404) return;
+        throw err;
+      }
+    }
+    throw new Error(
+      `AgentIdentity ${namespace}/${agent}: status changed 5 times while anchoring the audit head`,
     );
   }
 

@@ -9,6 +9,7 @@
  */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { StaticAuditKeys } from '../audit/keyset.js';
 import { AuditWriter } from '../audit/writer.js';
 import type { AuditEntry } from '../core/api/index.js';
 import { startControlPlane } from '../e2e/controlplane/controlplane.js';
@@ -68,6 +69,7 @@ export async function run(): Promise<BenchResult[]> {
     const writer = new AuditWriter({
       api: new KubeConfigApi(kc),
       log: pino({ level: 'silent' }),
+      keys: StaticAuditKeys.generate(),
       limits: { maxEntries: 200, maxBytes: 256 * 1024, maxAgeMs: 200 },
       flushIntervalMs: 50,
     });

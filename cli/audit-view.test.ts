@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
-import { recordName, sealRecord } from '../core/audit/chain.js';
+import { type ChainProblem, recordName, sealRecord } from '../core/audit/chain.js';
 import {
   filterEntries,
   formatTable,
   formatVerify,
   parseDecision,
   parseSince,
+  VERIFY_EXIT,
+  VERIFY_EXIT_HELP,
+  verifyExitCode,
   verifyRecords,
 } from './audit-view.js';
 
@@ -86,8 +89,9 @@ describe('verifyRecords / formatVerify', () => {
   it('reports an intact chain', () => {
     const v = verifyRecords([...bot, ...other], {});
     expect(formatVerify('agents', v)).toBe(
-      'audit chain OK in namespace agents: 3 record(s), 4 entries, no gap or altered record',
+      'audit trail OK in namespace agents: 3 record(s), 4 entries; no forged, missing, altered or truncated record',
     );
+    expect(verifyExitCode(v)).toBe(0);
   });
 
   it('names the deleted and the edited record', () => {
@@ -97,9 +101,48 @@ describe('verifyRecords / formatVerify', () => {
     const v = verifyRecords([three[0]!, edited], {});
     const text = formatVerify('agents', v);
     expect(v.ok).toBe(false);
-    expect(text).toContain(`ALTERED  auditrecord/${recordName('bot', 2)}`);
-    expect(text).toContain('GAP');
-    expect(text).toContain('records 1..1 of agent bot are missing');
+    expect(text).toMatch(new RegExp(`\\n  ALTERED +auditrecord/${recordName('bot', 2)}: `));
+    expect(text).toMatch(/\n {2}GAP +auditrecord\/bot-0000000002: records 1\.\.1 of agent bot are missing/);
+    expect(text.split('\n').at(-1)).toBe('exit status 24 (GAP 8 + ALTERED 16)');
+    expect(verifyExitCode(v)).toBe(VERIFY_EXIT.gap + VERIFY_EXIT.altered);
+  });
+
+  it.each<[ChainProblem['kind'], number]>([
+    ['forged', 4],
+    ['duplicate', 4],
+    ['gap', 8],
+    ['missing-start', 8],
+    ['altered', 16],
+    ['broken-link', 16],
+    ['truncated', 32],
+  ])('a %s problem exits with %i', (kind, code) => {
+    const v = {
+      ok: false,
+      records: 1,
+      entries: 1,
+      notes: [],
+      problems: [{ kind, agent: 'bot', sequence: 1, message: 'm' }],
+    };
+    expect(verifyExitCode(v)).toBe(code);
+  });
+
+  it('prints notes (legacy, unanchored) on their own lines without failing', () => {
+    const v = {
+      ok: true,
+      records: 2,
+      entries: 2,
+      problems: [],
+      notes: [{ kind: 'legacy' as const, agent: 'bot', message: 'records 0..1 of agent bot are unsigned' }],
+    };
+    expect(formatVerify('agents', v).split('\n')[1]).toBe(
+      '  LEGACY     agent bot: records 0..1 of agent bot are unsigned',
+    );
+  });
+
+  it('documents every exit bit in --help', () => {
+    for (const [cls, bit] of Object.entries(VERIFY_EXIT)) {
+      expect(VERIFY_EXIT_HELP).toMatch(new RegExp(`\\n  ${bit} +${cls.toUpperCase()} `));
+    }
   });
 
   it('accepts records pruned by retention', () => {

@@ -4,6 +4,7 @@
  */
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
 import { type NamedRecord, type PrunedThrough, type VerifyResult, verifyChain } from '../core/audit/chain.js';
+import { PROBLEM_CLASS, type ProblemClass } from '../core/audit/verify.js';
 import { CliError } from './command.js';
 
 export interface AuditFilter {
@@ -149,15 +150,65 @@ export function verifyRecords(
   return verifyChain(named, {}, pruned);
 }
 
+/**
+ * Exit status bits of `kubectl warden audit --verify`, one per class of problem (added up when
+ * several are found). 1 stays "could not verify" (an error) and 2 a usage error.
+ */
+export const VERIFY_EXIT: Readonly<Record<ProblemClass, number>> = {
+  forged: 4,
+  gap: 8,
+  altered: 16,
+  truncated: 32,
+};
+
+const CLASS_ORDER: readonly ProblemClass[] = ['forged', 'gap', 'altered', 'truncated'];
+
+/** The exit status for a verification result: 0, or the sum of the bits of the classes found. */
+export function verifyExitCode(v: VerifyResult): number {
+  const found = new Set(v.problems.map((p) => PROBLEM_CLASS[p.kind]));
+  return CLASS_ORDER.reduce((code, c) => (found.has(c) ? code | VERIFY_EXIT[c] : code), 0);
+}
+
+/** `--help` text: the exit statuses of --verify. */
+export const VERIFY_EXIT_HELP = [
+  'Exit status:',
+  '  0   success; with --verify: every record in scope verified',
+  '  1   error (could not read the trail or the audit keys)',
+  '  2   usage error',
+  '  With --verify, a problem sets its bit (several add up, e.g. 36 = forged + truncated):',
+  `  ${VERIFY_EXIT.forged}   FORGED     a record without the controller's valid signature (missing, bad, unknown key),`,
+  '             a copy of a genuine record, or an anchored head the controller did not sign',
+  `  ${VERIFY_EXIT.gap}   GAP        records missing inside the chain (deleted?)`,
+  `  ${VERIFY_EXIT.altered}  ALTERED    a record whose content no longer matches its signed digest, or whose link`,
+  '             does not match the record before it',
+  `  ${VERIFY_EXIT.truncated}  TRUNCATED  the newest records are missing: the head anchored in the AgentIdentity`,
+  '             status is ahead of the newest record',
+  '  Not problems (exit 0), each on its own line: LEGACY (unsigned records written before audit',
+  '  signing began) and UNANCHORED (a chain without an anchored head, whose newest records could',
+  '  be deleted unnoticed).',
+].join('\n');
+
 export function formatVerify(namespace: string, v: VerifyResult): string {
+  const noteLines = v.notes.map((n) => `  ${n.kind.toUpperCase().padEnd(10)} agent ${n.agent}: ${n.message}`);
   if (v.ok) {
-    return `audit chain OK in namespace ${namespace}: ${v.records} record(s), ${v.entries} entr${v.entries === 1 ? 'y' : 'ies'}, no gap or altered record`;
+    return [
+      `audit trail OK in namespace ${namespace}: ${v.records} record(s), ${v.entries} entr${v.entries === 1 ? 'y' : 'ies'}; no forged, missing, altered or truncated record`,
+      ...noteLines,
+    ].join('\n');
   }
+  const code = verifyExitCode(v);
+  const classes = CLASS_ORDER.filter((c) => code & VERIFY_EXIT[c]).map(
+    (c) => `${c.toUpperCase()} ${VERIFY_EXIT[c]}`,
+  );
   return [
-    `audit chain BROKEN in namespace ${namespace}: ${v.problems.length} problem(s) in ${v.records} record(s)`,
-    ...v.problems.map(
-      (p) =>
-        `  ${p.kind.toUpperCase()}  ${p.name ? `auditrecord/${p.name}` : `${p.agent}#${p.sequence}`}: ${p.message}`,
-    ),
+    `audit trail BROKEN in namespace ${namespace}: ${v.problems.length} problem(s) in ${v.records} record(s)`,
+    ...v.problems.map((p) => {
+      const cls = PROBLEM_CLASS[p.kind];
+      const label = cls.toUpperCase().padEnd(10);
+      const where = p.name ? `auditrecord/${p.name}` : `${p.agent}#${p.sequence}`;
+      return `  ${label} ${where}: ${p.message}`;
+    }),
+    ...noteLines,
+    `exit status ${code} (${classes.join(' + ')})`,
   ].join('\n');
 }

@@ -8,12 +8,14 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { AUDIT_KEY_ROTATION, AUDIT_SIGNING_KEYS_SECRET, PublishedAuditKeys } from '../audit/keyset.js';
 import { TrailAuditSink } from '../audit/sink.js';
 import { AuditWriter } from '../audit/writer.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
 import { type Authority, createAuthority } from '../authority/index.js';
 import { IssuanceStats } from '../authority/issuance-stats.js';
+import { SecretKeyStore } from '../authority/keystore.js';
 import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
@@ -79,6 +81,8 @@ export interface RunningController {
   authority: Authority;
   webhook: RunningWebhook;
   auditWriter: AuditWriter;
+  /** The audit signing keys as published in the ConfigMap warden-audit-keys. */
+  auditKeys: PublishedAuditKeys;
   /** Credentials this replica issued that the kill switch can revoke upstream (RFC 7009). */
   issuedCredentials: IssuedCredentials;
   /** The process's metrics registry, served on the health port at /metrics. */
@@ -97,6 +101,33 @@ async function addDropped(
   const current = await api.request<{ status?: { audit?: { dropped?: number } } }>('GET', path);
   await api.request('PATCH', `${path}/status`, {
     body: { status: { audit: { dropped: (current.status?.audit?.dropped ?? 0) + count } } },
+    contentType: 'application/merge-patch+json',
+  });
+}
+
+/** Counts a forged AuditRecord in status.audit.forged of its AgentIdentity (through /status). */
+async function addForged(
+  api: KubeConfigApi,
+  namespace: string,
+  agent: string,
+  record: string,
+  reason: string,
+): Promise<void> {
+  const path = resourcePath(AGENT_IDENTITIES, namespace, agent);
+  const current = await api.request<{ status?: { audit?: { forged?: { count?: number } } } }>('GET', path);
+  await api.request('PATCH', `${path}/status`, {
+    body: {
+      status: {
+        audit: {
+          forged: {
+            count: (current.status?.audit?.forged?.count ?? 0) + 1,
+            lastRecord: record,
+            lastReason: reason.slice(0, 1024),
+            lastTime: new Date().toISOString(),
+          },
+        },
+      },
+    },
     contentType: 'application/merge-patch+json',
   });
 }
@@ -127,9 +158,51 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       ? cachedLookup(agentsCache, fallbackLookup)(namespace, name)
       : fallbackLookup(namespace, name);
 
+  // Audit records are signed with their own key ring (docs/adr/0011-audit-signing.md), published
+  // before any record is signed with it.
+  const auditKeyStore = new SecretKeyStore({
+    core: o.kubeConfig.makeApiClient(CoreV1Api),
+    namespace: o.namespace,
+    secretName: AUDIT_SIGNING_KEYS_SECRET,
+    policy: AUDIT_KEY_ROTATION,
+    log: log.child({ component: 'audit-keys' }),
+  });
+  await auditKeyStore.start();
+  const auditKeys = new PublishedAuditKeys({
+    api,
+    namespace: o.namespace,
+    source: auditKeyStore,
+    log: log.child({ component: 'audit-keys' }),
+  });
+  await auditKeys.start();
+  const agentRef = (namespace: string, agent: string) => ({
+    apiVersion: API_VERSION,
+    kind: 'AgentIdentity',
+    metadata: { name: agent, namespace },
+  });
   const auditWriter = new AuditWriter({
     api,
+    keys: auditKeys,
     metrics,
+    // A record without the controller's signature where it was about to write: skipped, and told
+    // on the agent (Event + status.audit.forged), never chained onto.
+    onForged: (namespace, agent, record, reason) => {
+      void addForged(api, namespace, agent, record, reason).catch((err: unknown) =>
+        log.warn(
+          { namespace, agent, record, err: String(err) },
+          'could not record a forged AuditRecord in status',
+        ),
+      );
+      recorder.record(agentRef(namespace, agent), {
+        type: 'Warning',
+        reason: 'AuditRecordForged',
+        action: 'Audit',
+        note: `AuditRecord ${record} was not written by the Warden controller (${reason}); the chain skips it. Inspect who created it: kubectl warden audit --verify`.slice(
+          0,
+          1024,
+        ),
+      });
+    },
     log: log.child({ component: 'audit' }),
     limits: o.audit,
     // What had to be dropped is told on the agent, not only in the logs: an Event and a
@@ -272,6 +345,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     authority,
     webhook,
     auditWriter,
+    auditKeys,
     issuedCredentials,
     metrics,
     stop() {
@@ -283,6 +357,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         await decisionStats.stop();
         await issuanceStats.stop();
         await auditWriter.stop();
+        auditKeys.stop();
+        auditKeyStore.stop();
         await postgres.close();
         await recorder.flush();
         await new Promise<void>((r) => health.close(() => r()));

@@ -79,3 +79,11 @@ export const FIELD_MANAGER = 'warden-controller';
 export const LEADER_LEASE_NAME = 'warden-controller-leader';
 /** Event reporting controller (events.k8s.io/v1 reportingController). */
 export const REPORTING_CONTROLLER = 'warden.dev/controller';
+/** Secret (in Warden's namespace) holding the audit signing key ring as data["keys.json"] (docs/adr/0011-audit-signing.md). */
+export const AUDIT_SIGNING_KEYS_SECRET = 'warden-audit-signing-keys';
+/** ConfigMap (in Warden's namespace, readable by every authenticated user) publishing every audit public key ever used. */
+export const AUDIT_KEYS_CONFIGMAP = 'warden-audit-keys';
+/** Key of AUDIT_KEYS_CONFIGMAP's data: a JWKS with an extra top-level member `signingSince`. */
+export const AUDIT_KEYS_CONFIGMAP_KEY = 'jwks.json';
+/** Namespace `warden controller` runs in unless told otherwise (POD_NAMESPACE, --warden-namespace). */
+export const DEFAULT_WARDEN_NAMESPACE = 'warden-system';

@@ -317,7 +317,7 @@ describe('what the default values render', () => {
         .map((r) => JSON.stringify(r))
         .sort();
     const kustomize = parseManifests(
-      ['cluster_role.yaml', 'role.yaml', 'secret_reader_role.yaml']
+      ['cluster_role.yaml', 'role.yaml', 'secret_reader_role.yaml', 'audit_keys_reader_role.yaml']
         .map((f) => readFileSync(join(CHART_DIR, '..', '..', 'config', 'rbac', f), 'utf8'))
         .join('\n---\n'),
     );

@@ -244,17 +244,19 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
     expect(table.out).toMatch(/TIME\s+AGENT\s+KIND\s+DECISION/);
     expect(table.out).toContain('NoMatchingAllow');
 
-    const ok = await cli(['audit', '-n', ns, '--verify']);
-    expect(ok.out).toContain('audit chain OK');
+    // The test controller runs in the agents' namespace: its audit keys are published there.
+    const verify = () => cli(['audit', '-n', ns, '--verify', '--warden-namespace', ns]);
+    const ok = await verify();
+    expect(ok.out).toContain('audit trail OK');
     expect(ok.code).toBe(0);
 
     const records = (await stack.auditRecords()).sort((a, b) => a.spec.sequence - b.spec.sequence);
     const victim = records[1] as AuditRecord;
     const path = `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AuditRecord}/${victim.metadata?.name}`;
     await stack.api.request('DELETE', path);
-    const gap = await cli(['audit', '-n', ns, '--verify']);
-    expect(gap.code).toBe(1);
-    expect(gap.out).toContain('audit chain BROKEN');
+    const gap = await verify();
+    expect(gap.code).toBe(8);
+    expect(gap.out).toContain('audit trail BROKEN');
     expect(gap.out).toContain(`records 1..1 of agent ${stack.agent} are missing`);
 
     // "Edited": the spec is immutable through the API, so an attacker recreates it with other content.
@@ -271,9 +273,9 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
         spec: forged,
       },
     });
-    const altered = await cli(['audit', '-n', ns, '--verify']);
-    expect(altered.code).toBe(1);
-    expect(altered.out).toContain(`ALTERED  auditrecord/${victim.metadata?.name}`);
+    const altered = await verify();
+    expect(altered.code).toBe(16);
+    expect(altered.out).toContain(`ALTERED    auditrecord/${victim.metadata?.name}`);
   });
 });
 
@@ -318,7 +320,10 @@ describe('audit trail across an API server outage (private control plane)', () =
     expect(new Set(got.map((e) => e.requestId)).size).toBe(35);
     expect(got).toHaveLength(35);
     expect(stack.controller.auditWriter.stats().dropped).toBe(0);
-    const verify = await cli(['audit', '-n', 'outage', '--verify'], cp.kubeconfigPath);
-    expect(verify.out).toContain('audit chain OK');
+    const verify = await cli(
+      ['audit', '-n', 'outage', '--verify', '--warden-namespace', 'outage'],
+      cp.kubeconfigPath,
+    );
+    expect(verify.out).toContain('audit trail OK');
   }, 180_000);
 });

@@ -1,9 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { parsePublishedKeys } from '../../audit/keyset.js';
 import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
-import { type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
+import { parsePrunedThrough, type VerifyResult } from '../../core/audit/chain.js';
 import { agentLabelValue } from '../../core/audit/labels.js';
-import { LABEL_AGENT, PLURAL } from '../../core/constants.js';
-import { resourcePath } from '../../kube/kube.js';
+import { AuditKeySet } from '../../core/audit/signature.js';
+import { type TrailAgent, verifyTrail } from '../../core/audit/verify.js';
+import {
+  AUDIT_KEYS_CONFIGMAP,
+  AUDIT_KEYS_CONFIGMAP_KEY,
+  DEFAULT_WARDEN_NAMESPACE,
+  LABEL_AGENT,
+  PLURAL,
+} from '../../core/constants.js';
+import { ApiError, resourcePath } from '../../kube/kube.js';
 import { prunedThroughOf } from '../../operator/reconcilers/audit-retention.js';
 import {
   filterEntries,
@@ -11,11 +21,12 @@ import {
   formatVerify,
   parseDecision,
   parseSince,
-  verifyRecords,
+  VERIFY_EXIT_HELP,
+  verifyExitCode,
 } from '../audit-view.js';
-import type { CliIO, CommandFactory } from '../command.js';
+import { CliError, type CliIO, type CommandFactory } from '../command.js';
 import { globalsOf, printStructured } from '../globals.js';
-import { connect, WARDEN_REF } from '../kube.js';
+import { type CliKube, connect, WARDEN_REF } from '../kube.js';
 
 interface AuditOptions {
   agent?: string;
@@ -24,6 +35,60 @@ interface AuditOptions {
   decision?: string;
   since?: string;
   verify?: boolean;
+  wardenNamespace: string;
+  keys?: string;
+}
+
+/**
+ * The published audit keys: a saved copy (--keys, for an auditor who pins them out of band) or
+ * the ConfigMap in Warden's namespace, which every authenticated user may read.
+ */
+async function auditKeys(
+  kube: CliKube,
+  opts: AuditOptions,
+): Promise<{ keys: AuditKeySet; signingSince?: number }> {
+  let text: string;
+  let where: string;
+  if (opts.keys) {
+    where = `--keys ${opts.keys}`;
+    try {
+      text = readFileSync(opts.keys, 'utf8');
+    } catch (err) {
+      throw new CliError(`${where}: cannot read the file (${(err as Error).message})`);
+    }
+  } else {
+    const ns = opts.wardenNamespace;
+    where = `ConfigMap ${ns}/${AUDIT_KEYS_CONFIGMAP}`;
+    let cm: { data?: Record<string, string> };
+    try {
+      cm = await kube.api.request('GET', `/api/v1/namespaces/${ns}/configmaps/${AUDIT_KEYS_CONFIGMAP}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) {
+        throw new CliError(
+          `${where} not found: the audit keys are published there by warden controller; pass --warden-namespace if Warden runs elsewhere, or --keys FILE with a saved copy`,
+        );
+      }
+      if (err instanceof ApiError && err.code === 403) {
+        throw new CliError(
+          `${where}: forbidden — the chart lets every authenticated user get it (Role ${AUDIT_KEYS_CONFIGMAP}-reader); or pass --keys FILE with a saved copy`,
+        );
+      }
+      throw new CliError(`${where}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const data = cm.data?.[AUDIT_KEYS_CONFIGMAP_KEY];
+    if (!data) throw new CliError(`${where}: data["${AUDIT_KEYS_CONFIGMAP_KEY}"] is missing`);
+    text = data;
+    where = `${where} data["${AUDIT_KEYS_CONFIGMAP_KEY}"]`;
+  }
+  try {
+    const parsed = parsePublishedKeys(text, where);
+    return {
+      keys: new AuditKeySet(parsed.keys),
+      ...(parsed.signingSince !== undefined ? { signingSince: parsed.signingSince } : {}),
+    };
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
 }
 
 const createAuditCommand: CommandFactory = (io: CliIO) =>
@@ -36,11 +101,20 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
     .option('--tool <name>', 'only this tool or target (* globs, e.g. "jira.*")')
     .option('--decision <Allow|Deny>', 'only allowed or denied')
     .option('--since <when>', 'only entries newer than a duration (30m, 1h, 2d) or an RFC 3339 time')
-    .option('--verify', 'check the hash chain of every record in scope and report gaps and altered records')
-    .addHelpText(
-      'after',
-      '\nExit status: 0 on success; 1 when --verify finds a problem or on errors; 2 on usage errors.',
+    .option(
+      '--verify',
+      "verify the trail: every record signed by the controller's audit key, chains without gaps or altered records, and reaching the head anchored in the AgentIdentity status",
     )
+    .option(
+      '--warden-namespace <ns>',
+      `namespace of Warden, whose ConfigMap ${AUDIT_KEYS_CONFIGMAP} publishes the audit keys`,
+      DEFAULT_WARDEN_NAMESPACE,
+    )
+    .option(
+      '--keys <file>',
+      `verify with a saved copy of the published audit keys (the JWKS in ConfigMap ${AUDIT_KEYS_CONFIGMAP}) instead of reading it`,
+    )
+    .addHelpText('after', `\n${VERIFY_EXIT_HELP}`)
     .action(async (opts: AuditOptions, cmd: Command) => {
       const g = globalsOf(cmd);
       const now = Date.now();
@@ -65,9 +139,13 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
           {},
           `AgentIdentities ${where}`,
         );
-        const result = verifyByNamespace(records, agents, opts.agent);
-        if (!printStructured(io, g.output, result)) io.out(formatVerify(ns ?? 'all namespaces', result));
-        if (!result.ok) process.exitCode = 1;
+        const { keys, signingSince } = await auditKeys(kube, opts);
+        const result = await verifyByNamespace(records, agents, opts.agent, keys, signingSince, !ns);
+        const exitCode = verifyExitCode(result);
+        if (!printStructured(io, g.output, { ...result, exitCode })) {
+          io.out(formatVerify(ns ?? 'all namespaces', result));
+        }
+        if (exitCode !== 0) process.exitCode = exitCode;
         return;
       }
       const rows = filterEntries(records, filter);
@@ -75,30 +153,56 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       io.out(formatTable(rows, { namespaces: kube.allNamespaces, wide: g.output === 'wide' }));
     });
 
-/** Chains are per agent; with -A two namespaces may hold agents of the same name, so verify per namespace. */
-function verifyByNamespace(
+/**
+ * Chains are per agent and signatures name the namespace; with -A two namespaces may hold agents
+ * of the same name, so verify per namespace (and name each object with its namespace).
+ */
+async function verifyByNamespace(
   records: readonly AuditRecord[],
-  agents: readonly AgentIdentity[],
+  identities: readonly AgentIdentity[],
   agent: string | undefined,
-) {
-  const namespaces = new Set([...records, ...agents].map((o) => o.metadata?.namespace ?? ''));
-  const results = [...namespaces].sort().map((ns) => {
-    const pruned: Record<string, PrunedThrough> = {};
-    for (const a of agents) {
-      if ((a.metadata?.namespace ?? '') !== ns) continue;
+  keys: AuditKeySet,
+  signingSince: number | undefined,
+  qualify: boolean,
+): Promise<VerifyResult> {
+  const namespaces = new Set([...records, ...identities].map((o) => o.metadata?.namespace ?? ''));
+  const results: VerifyResult[] = [];
+  for (const ns of [...namespaces].sort()) {
+    const agents: Record<string, TrailAgent> = {};
+    for (const a of identities) {
+      const name = a.metadata?.name;
+      if ((a.metadata?.namespace ?? '') !== ns || !name || (agent && name !== agent)) continue;
       const cut = parsePrunedThrough(prunedThroughOf(a));
-      if (cut && a.metadata?.name) pruned[a.metadata.name] = cut;
+      const head = a.status?.audit?.head;
+      agents[name] = { ...(cut ? { pruned: cut } : {}), ...(head ? { head } : {}) };
     }
     const inScope = records.filter(
       (r) => (r.metadata?.namespace ?? '') === ns && (!agent || r.spec.agent === agent),
     );
-    return verifyRecords(inScope, pruned);
-  });
+    const result = await verifyTrail({
+      namespace: ns,
+      records: inScope.map((r) => ({
+        ...(r.metadata?.name ? { name: r.metadata.name } : {}),
+        spec: r.spec,
+        // Raw JSON from the API server: an RFC 3339 string.
+        ...(r.metadata?.creationTimestamp ? { createdAt: String(r.metadata.creationTimestamp) } : {}),
+      })),
+      agents,
+      keys,
+      ...(signingSince !== undefined ? { signingSince } : {}),
+    });
+    if (qualify) {
+      for (const p of result.problems) if (p.name) p.name = `${ns}/${p.name}`;
+      for (const n of result.notes) n.agent = `${ns}/${n.agent}`;
+    }
+    results.push(result);
+  }
   return {
     ok: results.every((r) => r.ok),
     records: results.reduce((n, r) => n + r.records, 0),
     entries: results.reduce((n, r) => n + r.entries, 0),
     problems: results.flatMap((r) => r.problems),
+    notes: results.flatMap((r) => r.notes),
   };
 }
 

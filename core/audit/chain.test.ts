@@ -4,6 +4,7 @@ import {
   canonicalJson,
   digestOf,
   formatPrunedThrough,
+  GENESIS_DIGEST,
   type NamedRecord,
   parsePrunedThrough,
   recordName,
@@ -82,7 +83,7 @@ describe('recordName', () => {
 describe('verifyChain', () => {
   it('accepts an intact chain and counts records and entries', () => {
     const res = verifyChain([...chain('a', 3), ...chain('b', 2)]);
-    expect(res).toEqual({ ok: true, records: 5, entries: 10, problems: [] });
+    expect(res).toEqual({ ok: true, records: 5, entries: 10, problems: [], notes: [] });
   });
 
   it('accepts records in any order', () => {
@@ -135,12 +136,115 @@ describe('verifyChain', () => {
     expect(res.problems.map((p) => p.message).join('\n')).toMatch(message);
   });
 
-  it('uses anchors to catch deletion of the newest records', () => {
+  it('uses anchors to catch deletion of the newest records (a truncated tail)', () => {
     const res = verifyChain(chain('a', 2), { a: 3 });
     expect(res.ok).toBe(false);
+    expect(res.problems.map((p) => p.kind)).toEqual(['truncated']);
     expect(res.problems[0]?.message).toMatch(/records 2\.\.3 of agent a are missing/);
-    expect(verifyChain([], { a: 0 }).problems[0]?.message).toMatch(/all 1 records of agent a are missing/);
+    const none = verifyChain([], { a: 0 });
+    expect(none.problems.map((p) => p.kind)).toEqual(['truncated']);
+    expect(none.problems[0]?.message).toMatch(/records 0\.\.0 of agent a are missing.*no record is left/);
     expect(verifyChain(chain('a', 2), { a: 1 }).ok).toBe(true);
+  });
+
+  it('accepts records newer than the anchor (the anchor follows the writes)', () => {
+    const c = chain('a', 4);
+    expect(verifyChain(c, { a: { sequence: 1, digest: c[1]!.spec.digest } }).ok).toBe(true);
+  });
+
+  it('reports a record at the anchored sequence whose digest is not the anchored one', () => {
+    const c = chain('a', 2);
+    const r = verifyChain(c, { a: { sequence: 1, digest: 'e'.repeat(64) } });
+    expect(r.problems.map((p) => [p.kind, p.name])).toEqual([['altered', recordName('a', 1)]]);
+  });
+});
+
+describe('verifyChain with forged records (standing decided by core/audit/verify.ts)', () => {
+  const signed = (c: NamedRecord[]) => c.map((r) => ({ ...r, standing: 'signed' as const }));
+  const forge = (agent: string, sequence: number, previousDigest: string): NamedRecord => ({
+    name: `${recordName(agent, sequence)}`,
+    spec: sealRecord({ agent, sequence, previousDigest, entries: [entry(77)] }),
+    standing: 'forged',
+    why: 'it is not signed',
+  });
+
+  it('reports a forged record at the tail and leaves it out of the chain', () => {
+    const c = signed(chain('a', 2));
+    const r = verifyChain([...c, forge('a', 2, c[1]!.spec.digest)], {
+      a: { sequence: 1, digest: c[1]!.spec.digest },
+    });
+    expect(r.problems.map((p) => [p.kind, p.name])).toEqual([['forged', recordName('a', 2)]]);
+    expect(r.problems[0]?.message).toMatch(/was not written by the Warden controller: it is not signed/);
+  });
+
+  it('accepts the controller skipping a slot a forged record took (the next links over it)', () => {
+    const c = signed(chain('a', 2));
+    const next = sealRecord({
+      agent: 'a',
+      sequence: 3,
+      previousDigest: c[1]!.spec.digest,
+      entries: [entry(8)],
+    });
+    const r = verifyChain([
+      ...c,
+      forge('a', 2, c[1]!.spec.digest),
+      { name: recordName('a', 3), spec: next, standing: 'signed' },
+    ]);
+    expect(r.problems.map((p) => p.kind)).toEqual(['forged']);
+  });
+
+  it('reports a gap when a forged record replaced a genuine one (the next links to the missing one)', () => {
+    const c = signed(chain('a', 4));
+    const r = verifyChain([c[0]!, c[1]!, forge('a', 2, c[1]!.spec.digest), c[3]!]);
+    expect(r.problems.map((p) => p.kind).sort()).toEqual(['forged', 'gap']);
+    expect(r.problems.find((p) => p.kind === 'gap')?.message).toMatch(
+      /the record a-0000000003 follows is missing: forged records hold sequences 2\.\.2/,
+    );
+  });
+
+  it('accepts a first record above 0 that links to GENESIS_DIGEST when forged records took every earlier slot', () => {
+    const first = sealRecord({
+      agent: 'a',
+      sequence: 1,
+      previousDigest: GENESIS_DIGEST,
+      entries: [entry(1)],
+    });
+    const r = verifyChain([forge('a', 0, ''), { name: recordName('a', 1), spec: first, standing: 'signed' }]);
+    expect(r.problems.map((p) => p.kind)).toEqual(['forged']);
+  });
+
+  it('still reports missing-start when the slots before the first record are empty, not forged', () => {
+    const first = sealRecord({
+      agent: 'a',
+      sequence: 2,
+      previousDigest: GENESIS_DIGEST,
+      entries: [entry(1)],
+    });
+    const r = verifyChain([forge('a', 0, ''), { name: recordName('a', 2), spec: first, standing: 'signed' }]);
+    expect(r.problems.map((p) => p.kind).sort()).toEqual(['forged', 'missing-start']);
+  });
+
+  it('notes a legacy (unsigned, pre-signing) prefix and whether a signed record vouches for it', () => {
+    const c = chain('a', 3);
+    const mixed: NamedRecord[] = [
+      { ...c[0]!, standing: 'legacy' },
+      { ...c[1]!, standing: 'legacy' },
+      { ...c[2]!, standing: 'signed' },
+    ];
+    const vouched = verifyChain(mixed);
+    expect(vouched.ok).toBe(true);
+    expect(vouched.notes).toEqual([
+      {
+        kind: 'legacy',
+        agent: 'a',
+        message: expect.stringMatching(
+          /records 0\.\.1 of agent a are unsigned.*signed record a-0000000002 chains onto them/,
+        ),
+      },
+    ]);
+    const alone = verifyChain(mixed.slice(0, 2));
+    expect(alone.ok).toBe(true);
+    expect(alone.notes[0]?.message).toMatch(/no signed record follows them, so they prove nothing/);
   });
 });
 

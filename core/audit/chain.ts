@@ -21,9 +21,13 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-/** sha256 (hex) of a record's canonical spec without its `digest` field. */
+/**
+ * sha256 (hex) of a record's canonical spec without its `digest` and `signature` fields (the
+ * signature signs the digest, core/audit/signature.ts; records written before signing have none,
+ * so their digests are unchanged).
+ */
 export function digestOf(spec: Omit<AuditRecordSpec, 'digest'> | AuditRecordSpec): string {
-  const { digest: _ignored, ...rest } = spec as AuditRecordSpec;
+  const { digest: _ignored, signature: _signature, ...rest } = spec as AuditRecordSpec;
   return createHash('sha256').update(canonicalJson(rest)).digest('hex');
 }
 
@@ -56,7 +60,25 @@ export function recordName(agent: string, sequence: number): string {
   return `${agent.slice(0, 253 - suffix.length)}${suffix}`;
 }
 
-export type ChainProblemKind = 'altered' | 'gap' | 'broken-link' | 'duplicate' | 'missing-start';
+/**
+ * What can be wrong with a trail. Each kind belongs to one of the four classes `kubectl warden
+ * audit --verify` names with its own exit bit (core/audit/verify.ts, PROBLEM_CLASS).
+ */
+export type ChainProblemKind =
+  | 'forged'
+  | 'altered'
+  | 'gap'
+  | 'broken-link'
+  | 'duplicate'
+  | 'missing-start'
+  | 'truncated';
+
+/**
+ * previousDigest of a first record written at a sequence above 0 because forged records took
+ * every earlier slot (the schema needs a non-empty previousDigest above sequence 0, and there is
+ * no genuine record to link to).
+ */
+export const GENESIS_DIGEST = '0'.repeat(64);
 
 /**
  * Where retention pruned an agent's chain: records 0..sequence were deleted on purpose and the
@@ -90,31 +112,59 @@ export interface ChainProblem {
   message: string;
 }
 
+/** Something a reader should know that is not a problem (e.g. records from before signing). */
+export interface ChainNote {
+  kind: 'legacy' | 'unanchored';
+  agent: string;
+  message: string;
+}
+
 export interface VerifyResult {
   ok: boolean;
   /** Records checked, per agent. */
   records: number;
   entries: number;
   problems: ChainProblem[];
+  notes: ChainNote[];
 }
+
+/**
+ * How a record's signature stands (decided by core/audit/verify.ts): signed by a published audit
+ * key; legacy (unsigned, created before audit signing began); or forged (anything else).
+ */
+export type RecordStanding = 'signed' | 'legacy' | 'forged';
 
 export interface NamedRecord {
   name?: string;
   spec: AuditRecordSpec;
+  /** Absent: the record is taken as the controller's and only digests and links are checked. */
+  standing?: RecordStanding;
+  /** Why a forged record is not the controller's. */
+  why?: string;
 }
 
 /**
- * Checks every agent's chain: each record's digest matches its content, sequences run
- * from 0 without gaps or duplicates, and each previousDigest equals the digest of the
- * record before it. `anchors` (agent → last sequence known elsewhere, e.g. from the
- * AgentIdentity status) also catch deletion of the newest records.
+ * The newest record known elsewhere (the AgentIdentity's signed status.audit.head): a chain
+ * ending before it lost its newest records. A number is a sequence without digest.
+ */
+export type ChainAnchor = number | { sequence: number; digest: string };
+
+/**
+ * Checks every agent's chain: each record's digest matches its content, sequences run from 0
+ * (or from after the retention cut) without gaps or duplicates, each previousDigest equals the
+ * digest of the record before it, and the chain reaches its anchored head.
+ *
+ * Forged records are reported and left out of the chain: the controller never chains onto a
+ * record it did not sign, it skips the slot, so the next genuine record links to the genuine
+ * one before the forged slots (a skip that is not a gap).
  */
 export function verifyChain(
   records: NamedRecord[],
-  anchors: Record<string, number> = {},
+  anchors: Record<string, ChainAnchor> = {},
   pruned: Record<string, PrunedThrough> = {},
 ): VerifyResult {
   const problems: ChainProblem[] = [];
+  const notes: ChainNote[] = [];
   const byAgent = new Map<string, NamedRecord[]>();
   let entries = 0;
   for (const r of records) {
@@ -123,82 +173,141 @@ export function verifyChain(
     list.push(r);
     byAgent.set(r.spec.agent, list);
   }
-  for (const [agent, list] of byAgent) {
-    list.sort((a, b) => a.spec.sequence - b.spec.sequence);
-    let prev: NamedRecord | undefined;
+  const agents = new Set([...byAgent.keys(), ...Object.keys(anchors)]);
+  for (const agent of agents) {
+    const list = (byAgent.get(agent) ?? []).sort(
+      (a, b) => a.spec.sequence - b.spec.sequence || (a.name ?? '').localeCompare(b.name ?? ''),
+    );
+    const forgedAt = new Set<number>();
     for (const r of list) {
+      if (r.standing !== 'forged') continue;
+      forgedAt.add(r.spec.sequence);
+      problems.push({
+        ...at(r),
+        kind: 'forged',
+        message: `record ${label(r)} was not written by the Warden controller: ${r.why ?? 'no valid signature'}`,
+      });
+    }
+    /** Every sequence in from..to is held by a forged record (the controller skipped them). */
+    const skipped = (from: number, to: number) => {
+      for (let s = from; s <= to; s++) if (!forgedAt.has(s)) return false;
+      return true;
+    };
+    const chain = list.filter((r) => r.standing !== 'forged');
+    const cut = pruned[agent];
+    let prev: NamedRecord | undefined;
+    for (const r of chain) {
       const { sequence } = r.spec;
-      const at = { agent, sequence, ...(r.name ? { name: r.name } : {}) };
       if (digestOf(r.spec) !== r.spec.digest) {
         problems.push({
-          ...at,
+          ...at(r),
           kind: 'altered',
           message: `record ${label(r)} was altered: its digest does not match its content`,
         });
       }
-      const cut = pruned[agent];
       if (!prev && cut && sequence <= cut.sequence + 1) {
         // Retention pruned 0..cut.sequence. Records at or below the cut may still exist (the
         // pruner writes the cut before deleting); the first record after it must link to it.
         if (sequence === cut.sequence + 1 && r.spec.previousDigest !== cut.digest) {
           problems.push({
-            ...at,
+            ...at(r),
             kind: 'broken-link',
             message: `record ${label(r)} does not follow the pruned record ${agent}#${cut.sequence}: previousDigest differs from the retention anchor`,
           });
         }
       } else if (!prev) {
-        if (sequence !== 0) {
+        const from = cut ? cut.sequence + 1 : 0;
+        const linksToStart = r.spec.previousDigest === (cut ? cut.digest : GENESIS_DIGEST);
+        if (sequence !== from && !(skipped(from, sequence - 1) && linksToStart)) {
           problems.push({
-            ...at,
+            ...at(r),
             kind: 'missing-start',
             message: cut
-              ? `records ${cut.sequence + 1}..${sequence - 1} of agent ${agent} are missing (retention pruned only 0..${cut.sequence})`
+              ? `records ${from}..${sequence - 1} of agent ${agent} are missing (retention pruned only 0..${cut.sequence})`
               : `records 0..${sequence - 1} of agent ${agent} are missing`,
           });
         }
       } else if (sequence === prev.spec.sequence) {
         problems.push({
-          ...at,
+          ...at(r),
           kind: 'duplicate',
-          message: `two records of agent ${agent} have sequence ${sequence}`,
+          message: `two records of agent ${agent} have sequence ${sequence} (${label(prev)} and ${label(r)})`,
         });
+        continue;
       } else if (sequence !== prev.spec.sequence + 1) {
-        problems.push({
-          ...at,
-          kind: 'gap',
-          message: `records ${prev.spec.sequence + 1}..${sequence - 1} of agent ${agent} are missing (deleted?)`,
-        });
+        const from = prev.spec.sequence + 1;
+        if (!skipped(from, sequence - 1)) {
+          problems.push({
+            ...at(r),
+            kind: 'gap',
+            message: `records ${from}..${sequence - 1} of agent ${agent} are missing (deleted?)`,
+          });
+        } else if (r.spec.previousDigest !== prev.spec.digest) {
+          problems.push({
+            ...at(r),
+            kind: 'gap',
+            message: `the record ${label(r)} follows is missing: forged records hold sequences ${from}..${sequence - 1} in its place`,
+          });
+        }
       } else if (r.spec.previousDigest !== prev.spec.digest) {
         problems.push({
-          ...at,
+          ...at(r),
           kind: 'broken-link',
           message: `record ${label(r)} does not follow ${label(prev)}: previousDigest differs`,
         });
       }
       prev = r;
     }
-    const anchor = anchors[agent];
-    if (prev && anchor !== undefined && prev.spec.sequence < anchor) {
-      problems.push({
+    const legacy = chain.filter((r) => r.standing === 'legacy');
+    if (legacy.length > 0) {
+      const last = legacy[legacy.length - 1] as NamedRecord;
+      const voucher = chain.find((r) => r.standing === 'signed' && r.spec.sequence > last.spec.sequence);
+      notes.push({
+        kind: 'legacy',
         agent,
-        sequence: anchor,
-        kind: 'gap',
-        message: `records ${prev.spec.sequence + 1}..${anchor} of agent ${agent} are missing (the newest were deleted?)`,
+        message:
+          `records ${legacy[0]?.spec.sequence}..${last.spec.sequence} of agent ${agent} are unsigned: written before audit signing began` +
+          (voucher
+            ? `; the signed record ${label(voucher)} chains onto them, so they cannot have changed since`
+            : '; no signed record follows them, so they prove nothing against forgery'),
       });
     }
-  }
-  for (const [agent, anchor] of Object.entries(anchors)) {
-    if (!byAgent.has(agent) && anchor >= 0 && anchor > (pruned[agent]?.sequence ?? -1)) {
+    const raw = anchors[agent];
+    if (raw === undefined) continue;
+    const anchor = typeof raw === 'number' ? { sequence: raw } : raw;
+    if (!prev) {
+      if (anchor.sequence > (cut?.sequence ?? -1)) {
+        const from = (cut?.sequence ?? -1) + 1;
+        problems.push({
+          agent,
+          sequence: anchor.sequence,
+          kind: 'truncated',
+          message: `records ${from}..${anchor.sequence} of agent ${agent} are missing: the anchored head is #${anchor.sequence} and no record is left`,
+        });
+      }
+    } else if (prev.spec.sequence < anchor.sequence) {
       problems.push({
         agent,
-        sequence: 0,
-        kind: 'missing-start',
-        message: `all ${anchor + 1} records of agent ${agent} are missing`,
+        sequence: anchor.sequence,
+        kind: 'truncated',
+        message: `records ${prev.spec.sequence + 1}..${anchor.sequence} of agent ${agent} are missing: the anchored head is #${anchor.sequence} but the newest record is ${label(prev)} (the newest were deleted?)`,
       });
+    } else if ('digest' in anchor) {
+      const atHead = chain.find((r) => r.spec.sequence === anchor.sequence);
+      if (atHead && atHead.spec.digest !== anchor.digest) {
+        problems.push({
+          ...at(atHead),
+          kind: 'altered',
+          message: `record ${label(atHead)} is not the record the controller anchored as head #${anchor.sequence}: digests differ`,
+        });
+      }
     }
   }
-  return { ok: problems.length === 0, records: records.length, entries, problems };
+  return { ok: problems.length === 0, records: records.length, entries, problems, notes };
+}
+
+function at(r: NamedRecord): { agent: string; sequence: number; name?: string } {
+  return { agent: r.spec.agent, sequence: r.spec.sequence, ...(r.name ? { name: r.name } : {}) };
 }
 
 function label(r: NamedRecord): string {

@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { StaticAuditKeys } from '../../audit/keyset.js';
 import { AuditWriter } from '../../audit/writer.js';
 import { verifyRecords } from '../../cli/audit-view.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/index.js';
@@ -32,7 +33,12 @@ describe('audit retention', () => {
       },
     });
     // Five records of one entry each: 10, 9, 8 days old, then two from now.
-    const writer = new AuditWriter({ api, log, limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 0 } });
+    const writer = new AuditWriter({
+      api,
+      log,
+      keys: StaticAuditKeys.generate(),
+      limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 0 },
+    });
     const at = (msAgo: number, i: number): AuditEntry => ({
       time: new Date(Date.now() - msAgo).toISOString(),
       kind: 'Decision',

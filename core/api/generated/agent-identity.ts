@@ -181,6 +181,48 @@ export interface AgentIdentityStatus {
      * Audit entries this agent lost because the controller's buffer overflowed while the API server was unreachable (also logged and sent as an Event).
      */
     dropped?: number;
+    /**
+     * The newest AuditRecord the controller wrote for this agent, signed by the controller's audit key (docs/adr/0011-audit-signing.md). Anchored here, where only the controller's service account writes, so `kubectl warden audit --verify` reports deleted newest records as a truncated tail.
+     */
+    head?: {
+      /**
+       * Sequence of the newest record.
+       */
+      sequence: number;
+      /**
+       * Digest of the newest record.
+       */
+      digest: string;
+      /**
+       * Id (kid) of the audit key that signed the head.
+       */
+      keyId: string;
+      /**
+       * Detached compact JWS over the namespace, agent, sequence and digest (typ warden-audit-head+jws).
+       */
+      jws: string;
+    };
+    /**
+     * AuditRecords of this agent the controller found without its valid signature where it was about to write, and skipped instead of chaining onto them (also sent as an Event AuditRecordForged).
+     */
+    forged?: {
+      /**
+       * How many such records the controller found.
+       */
+      count?: number;
+      /**
+       * Name of the last one found.
+       */
+      lastRecord?: string;
+      /**
+       * Why it is not the controller's (missing signature, unknown key, bad signature).
+       */
+      lastReason?: string;
+      /**
+       * When it was found.
+       */
+      lastTime?: string;
+    };
   };
 }
 /**

@@ -37,9 +37,22 @@ export interface AuditRecordSpec {
    */
   previousDigest: string;
   /**
-   * sha256 (hex) of this record's canonical spec without the digest field.
+   * sha256 (hex) of this record's canonical spec without the digest and signature fields.
    */
   digest: string;
+  /**
+   * The controller's signature of the record: an ES256 detached JWS over the namespace, agent, sequence and digest, by an audit key published in the ConfigMap warden-audit-keys of Warden's namespace (docs/adr/0011-audit-signing.md). `kubectl warden audit --verify` reports a record without a valid signature as forged. Absent on records written before audit signing.
+   */
+  signature?: {
+    /**
+     * Id (kid) of the audit key that signed.
+     */
+    keyId: string;
+    /**
+     * Detached compact JWS: `<base64url protected header>..<base64url signature>`; the payload is rebuilt from the record.
+     */
+    jws: string;
+  };
   /**
    * Time of the first entry.
    */
