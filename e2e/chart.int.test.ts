@@ -210,7 +210,9 @@ describe('what the default values render', () => {
         'MutatingWebhookConfiguration/w-default-warden-pod-injector',
         'NetworkPolicy/w-default-warden-controller',
         'PodDisruptionBudget/w-default-warden-controller',
+        'Role/w-default-warden-audit-keys-reader',
         'Role/w-default-warden-controller',
+        'RoleBinding/w-default-warden-audit-keys-reader',
         'RoleBinding/w-default-warden-controller',
         'Service/w-default-warden',
         'ServiceAccount/w-default-warden-controller',
@@ -299,6 +301,22 @@ describe('what the default values render', () => {
       (o) => o.kind.endsWith('Binding') && o.metadata.name.endsWith('-secret-reader'),
     );
     expect(bindings).toEqual([]);
+  });
+
+  it('lets every authenticated user get the published audit keys, and nothing else', () => {
+    const objects = all('default');
+    const role = objects.find((o) => o.kind === 'Role' && o.metadata.name.endsWith('-audit-keys-reader')) as
+      | (RenderedObject & { rules: V1PolicyRule[] })
+      | undefined;
+    expect(role?.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['warden-audit-keys'], verbs: ['get'] },
+    ]);
+    const binding = objects.find(
+      (o) => o.kind === 'RoleBinding' && o.metadata.name.endsWith('-audit-keys-reader'),
+    ) as (RenderedObject & { subjects: Array<{ kind: string; name: string }> }) | undefined;
+    expect(binding?.subjects).toEqual([
+      { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:authenticated' },
+    ]);
   });
 
   it('grants exactly the rules of config/rbac/ (the kustomize install), names aside', () => {
