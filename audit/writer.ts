@@ -38,7 +38,7 @@ import type { AuditResult } from '../observability/metrics.js';
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
 const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
 /** Field manager of the writer's status.audit.head writes. */
-const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
+export const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
 
 export { agentLabelValue } from '../core/audit/labels.js';
 

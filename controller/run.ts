@@ -10,7 +10,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { AUDIT_KEY_ROTATION, AUDIT_SIGNING_KEYS_SECRET, PublishedAuditKeys } from '../audit/keyset.js';
 import { TrailAuditSink } from '../audit/sink.js';
-import { AuditWriter } from '../audit/writer.js';
+import { AUDIT_FIELD_MANAGER, AuditWriter } from '../audit/writer.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
 import { type Authority, createAuthority } from '../authority/index.js';
@@ -129,6 +129,7 @@ async function addForged(
       },
     },
     contentType: 'application/merge-patch+json',
+    query: { fieldManager: AUDIT_FIELD_MANAGER },
   });
 }
 
