@@ -5,7 +5,7 @@
  * sender-constrained ones with a DPoP proof from the broker's key — so every answer says who
  * the server believes it is talking to.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -91,7 +91,7 @@ export async function startSampleMcpServer(opts: {
     return s;
   };
 
-  const server: Server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const auth = req.headers.authorization;
     let who: string;
     try {
@@ -124,6 +124,14 @@ export async function startSampleMcpServer(opts: {
     });
     await mcp.connect(transport);
     await transport.handleRequest(req, res, body);
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      // The caller went away mid-request: the broker's kill switch aborts calls in flight, which
+      // rejects the body read with 'aborted'. Nobody is left to answer, and an unhandled
+      // rejection would end the whole demo process.
+      res.destroy();
+    });
   });
   const listen = opts.listen ?? { host: '127.0.0.1', port: 0 };
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
