@@ -93,38 +93,89 @@ export interface AccessRequest {
   readonly auditFields?: Partial<BrokerAuditEvent>;
 }
 
-export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
+/**
+ * Counts and audits one decision of the broker: every allow and every deny, including refusals
+ * before a decision (recordRefusal), passes here exactly once, with the injected wall clock.
+ */
+function recordDecision(
+  deps: AccessDeps,
+  e: {
+    readonly user: string;
+    readonly target: string;
+    readonly requestId: string;
+    readonly decision: BrokerDecision;
+    readonly credentialId?: string | undefined;
+    readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
+  },
+): void {
+  const { decision } = e;
+  deps.metrics?.decision('broker', decision.decision === 'Allow' ? 'allow' : 'deny', decision.reason);
   const now = deps.wallClock ?? (() => new Date());
+  const first = decision.reasons[0];
+  deps.audit.record({
+    time: now().toISOString(),
+    kind: 'Decision',
+    decision: decision.decision,
+    ...(deps.podName ? { pod: deps.podName } : {}),
+    user: e.user,
+    target: e.target,
+    requestId: e.requestId,
+    reason: decision.reason,
+    message: decision.message,
+    ...(decision.policy ? { policy: decision.policy } : {}),
+    ...(decision.decision === 'Deny' && first
+      ? {
+          reasons: decision.reasons.map((x) => ({
+            ...(x.policy !== null ? { policy: x.policy } : {}),
+            ...(x.rule !== null ? { rule: x.rule } : {}),
+            ...(x.condition !== null ? { condition: x.condition } : {}),
+            message: x.message,
+          })),
+        }
+      : {}),
+    ...(e.credentialId ? { credentialId: e.credentialId } : {}),
+    ...e.auditFields,
+  });
+}
+
+/**
+ * Admission: a request the protocol adapter refuses before any decision (bad method, body, path,
+ * header, startup parameter or connection option). Audited and counted exactly like a denial of
+ * the pipeline — the same for MCP, HTTP and PostgreSQL — and returned as a Deny decision for the
+ * adapter to answer in its protocol. The user is not verified this early.
+ */
+export function recordRefusal(
+  deps: AccessDeps,
+  r: {
+    readonly meta: Pick<RequestMeta, 'userToken' | 'requestId'>;
+    readonly target: string;
+    readonly message: string;
+    readonly reason?: string;
+    readonly auditFields?: Partial<BrokerAuditEvent>;
+  },
+): BrokerDecision {
+  const decision = brokerDeny(r.reason ?? BrokerDenyReason.InvalidRequest, r.message);
+  recordDecision(deps, {
+    user: r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE,
+    target: r.target,
+    requestId: r.meta.requestId,
+    decision,
+    auditFields: r.auditFields,
+  });
+  return decision;
+}
+
+export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
-  const audit = (decision: BrokerDecision, credentialId?: string): void => {
-    // Every allow and every deny of the pipeline passes here exactly once.
-    deps.metrics?.decision('broker', decision.decision === 'Allow' ? 'allow' : 'deny', decision.reason);
-    const first = decision.reasons[0];
-    deps.audit.record({
-      time: now().toISOString(),
-      kind: 'Decision',
-      decision: decision.decision,
-      ...(deps.podName ? { pod: deps.podName } : {}),
+  const audit = (decision: BrokerDecision, credentialId?: string): void =>
+    recordDecision(deps, {
       user: userName,
       target: r.target,
       requestId: r.meta.requestId,
-      reason: decision.reason,
-      message: decision.message,
-      ...(decision.policy ? { policy: decision.policy } : {}),
-      ...(decision.decision === 'Deny' && first
-        ? {
-            reasons: decision.reasons.map((x) => ({
-              ...(x.policy !== null ? { policy: x.policy } : {}),
-              ...(x.rule !== null ? { rule: x.rule } : {}),
-              ...(x.condition !== null ? { condition: x.condition } : {}),
-              message: x.message,
-            })),
-          }
-        : {}),
-      ...(credentialId ? { credentialId } : {}),
-      ...r.auditFields,
+      decision,
+      credentialId,
+      auditFields: r.auditFields,
     });
-  };
   const deny = (decision: BrokerDecision): AccessOutcome => {
     audit(decision);
     return { ok: false, decision };

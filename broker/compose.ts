@@ -1,7 +1,9 @@
 /**
  * Wires the broker's parts around their three edges — a snapshot source, a credential issuer and
  * an audit sink — so runBroker (authority-backed) and tests (in-process sources) build the very
- * same broker.
+ * same broker. The access dependencies (decider, credentials, users, audit, clock, metrics) and
+ * the in-flight registry are built here once and shared by all three protocol adapters (MCP
+ * gateway, HTTP proxy, PostgreSQL endpoint), so the kill switch below reaches every one of them.
  */
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -11,7 +13,10 @@ import type { AuditSink } from './audit.js';
 import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } from './credentials.js';
 import { Decider, type SnapshotSource } from './decider.js';
 import { HttpProxy } from './http-proxy.js';
+import { InFlightRegistry } from './in-flight.js';
 import { McpGateway } from './mcp-gateway.js';
+import type { PgEndpoint } from './pg/endpoint.js';
+import { startPgService } from './pg/service.js';
 import { createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
 import type { ToolCatalog } from './tool-catalog.js';
@@ -40,7 +45,20 @@ export interface ComposeOptions {
   readonly toolCatalog?: ToolCatalog;
 }
 
+/** Where the PostgreSQL endpoint listens (loopback: the trust model depends on it). */
+export interface PgListen {
+  readonly host: string;
+  /** 0 = any free port. */
+  readonly port: number;
+  readonly startupTimeoutMs?: number;
+  readonly upstreamTimeoutMs?: number;
+}
+
 export interface ComposedBroker {
+  /** The one set of access dependencies every adapter decides with. */
+  readonly access: AccessDeps;
+  /** Every in-flight MCP exchange, HTTP request and PostgreSQL session; the kill switch aborts it. */
+  readonly inFlight: InFlightRegistry;
   readonly decider: Decider;
   readonly credentials: CredentialCache;
   /** Verified user tokens (the PostgreSQL service decides with it too). */
@@ -51,6 +69,8 @@ export interface ComposedBroker {
   readonly server: Server;
   /** A further server for a dedicated listener. */
   readonly serverFor: (mode: ListenerMode) => Server;
+  /** Starts the PostgreSQL endpoint on the same access dependencies and in-flight registry. */
+  readonly startPostgres: (listen: PgListen) => Promise<PgEndpoint>;
   /** Stop following snapshot changes. */
   readonly dispose: () => void;
 }
@@ -78,8 +98,10 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),
     ...(o.upstreamIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.upstreamIdleTimeoutMs } : {}),
   };
+  const inFlight = new InFlightRegistry();
   const gateway = new McpGateway({
     access,
+    inFlight,
     log: o.log,
     ...timeouts,
     ...(o.upstreamStreamIdleTimeoutMs !== undefined
@@ -87,9 +109,19 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
       : {}),
     ...(o.toolCatalog ? { catalog: o.toolCatalog } : {}),
   });
-  const proxy = new HttpProxy({ access, log: o.log, ...timeouts });
+  const proxy = new HttpProxy({ access, inFlight, log: o.log, ...timeouts });
   const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });
   const server = serverFor('combined');
+  const startPostgres = (l: PgListen): Promise<PgEndpoint> =>
+    startPgService({
+      access,
+      inFlight,
+      host: l.host,
+      port: l.port,
+      log: o.log.child({ component: 'postgresql' }),
+      ...(l.startupTimeoutMs !== undefined ? { startupTimeoutMs: l.startupTimeoutMs } : {}),
+      ...(l.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: l.upstreamTimeoutMs } : {}),
+    });
 
   // Kill switch and policy loss: when the new snapshot no longer lets the agent act, cut every
   // in-flight exchange and forget cached credentials and users, so nothing outlives the decision.
@@ -104,14 +136,27 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     lastVersion = version;
     const blocked = decider.blocked();
     if (blocked) {
-      gateway.abortAll(blocked);
-      proxy.abortAll(blocked);
+      const ended = inFlight.abortAll(blocked, (err) =>
+        o.log.error({ err: err instanceof Error ? err.name : 'error' }, 'ending an in-flight request failed'),
+      );
       o.log.warn(
-        { reason: blocked.reason },
-        'agent may no longer act: in-flight requests cut, credentials dropped',
+        { reason: blocked.reason, inFlight: ended },
+        'agent may no longer act: in-flight requests and sessions cut, credentials dropped',
       );
     }
   };
   const unsubscribe = o.source.onChange?.(onChange) ?? (() => {});
-  return { decider, credentials, users, gateway, proxy, server, serverFor, dispose: unsubscribe };
+  return {
+    access,
+    inFlight,
+    decider,
+    credentials,
+    users,
+    gateway,
+    proxy,
+    server,
+    serverFor,
+    startPostgres,
+    dispose: unsubscribe,
+  };
 }

@@ -9,15 +9,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
-import { type AccessDeps, authorize, timeRequest, upstreamCredentialHeaders } from './access.js';
 import {
-  BrokerDenyReason,
+  type AccessDeps,
+  authorize,
+  recordRefusal,
+  timeRequest,
+  upstreamCredentialHeaders,
+} from './access.js';
+import {
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
   DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
   MAX_BODY_BYTES,
 } from './constants.js';
-import { type BrokerDecision, brokerDeny } from './decider.js';
+import type { BrokerDecision } from './decider.js';
 import { agentResponseHeaders, pairs, upstreamRequestHeaders } from './headers.js';
+import { InFlightRegistry } from './in-flight.js';
 import { normaliseProxyPath } from './path.js';
 import type { RequestMeta } from './request-meta.js';
 import { ScrubTransform } from './scrub.js';
@@ -26,6 +32,8 @@ import { describeTarget, requestUpstream, UpstreamTimeoutError } from './upstrea
 export interface HttpProxyOptions {
   readonly access: AccessDeps;
   readonly log: Logger;
+  /** The broker's in-flight registry the kill switch aborts (composeBroker's; a fresh one by default). */
+  readonly inFlight?: InFlightRegistry;
   readonly headersTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly maxBodyBytes?: number;
@@ -89,7 +97,7 @@ function decoderFor(encoding: string): Transform | null | 'unsupported' {
 }
 
 export class HttpProxy {
-  private readonly active = new Set<{ abort: (why: BrokerDecision) => void }>();
+  readonly inFlight: InFlightRegistry;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly maxBodyBytes: number;
@@ -98,15 +106,7 @@ export class HttpProxy {
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
-  }
-
-  /**
-   * Kill switch: cut every in-flight proxied request. One still waiting for the upstream's
-   * headers is answered with `decision` (403, like any denial); one already streaming is cut.
-   */
-  abortAll(decision: BrokerDecision): void {
-    for (const a of [...this.active]) a.abort(decision);
-    this.active.clear();
+    this.inFlight = opts.inFlight ?? new InFlightRegistry();
   }
 
   /** @param rest the raw request-target after `/http/<provider>` */
@@ -120,20 +120,7 @@ export class HttpProxy {
     const timing = timeRequest(this.opts.access.metrics, 'http', res);
     const method = (req.method ?? '').toUpperCase();
     const refuse = (message: string, status = 400): void => {
-      const d = brokerDeny(BrokerDenyReason.InvalidRequest, message);
-      // Audited as a denial outside authorize(), so counted as one here.
-      this.opts.access.metrics?.decision('broker', 'deny', d.reason);
-      this.opts.access.audit.record({
-        time: new Date().toISOString(),
-        kind: 'Decision',
-        decision: 'Deny',
-        user: meta.userToken ? 'unverified user' : 'agent acting alone',
-        target,
-        method,
-        requestId: meta.requestId,
-        reason: d.reason,
-        message,
-      });
+      const d = recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
       sendJson(res, status, denialBody(d), !req.complete);
       req.resume();
     };
@@ -188,18 +175,17 @@ export class HttpProxy {
     if (!built.ok) return refuse(built.message);
     built.headers.push(['host', url.host]);
 
+    // Kill switch: one still waiting for the upstream's headers is answered with the decision
+    // (403, like any denial); one already streaming is cut.
     const controller = new AbortController();
     let cutBy: BrokerDecision | undefined;
-    const handle = {
-      abort: (why: BrokerDecision) => {
-        cutBy = why;
-        controller.abort();
-      },
-    };
-    this.active.add(handle);
+    const release = this.inFlight.add((why) => {
+      cutBy = why;
+      controller.abort();
+    });
     res.on('close', () => {
       if (!res.writableFinished) controller.abort();
-      this.active.delete(handle);
+      release();
     });
     const hasBody =
       method !== 'GET' &&
@@ -261,7 +247,7 @@ export class HttpProxy {
           : `upstream ${describeTarget(url)} failed (${errCode(err)})`,
       });
     } finally {
-      if (res.writableFinished) this.active.delete(handle);
+      if (res.writableFinished) release();
     }
   }
 }

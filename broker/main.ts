@@ -15,7 +15,6 @@ import { type ComposedBroker, composeBroker } from './compose.js';
 import { DEFAULT_STALE_AFTER_MS } from './constants.js';
 import { createBrokerLogger } from './log.js';
 import type { PgEndpoint } from './pg/endpoint.js';
-import { startPgService } from './pg/service.js';
 import { createHealthServer, type Readiness } from './server.js';
 import { type Provider, ProviderSchema } from './snapshot.js';
 
@@ -128,36 +127,11 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     servers.push(s);
     ports.http = await listenOn(s, o.httpListen);
   }
+  // Same access dependencies and in-flight registry as MCP and HTTP (composeBroker's kill switch).
   let pg: PgEndpoint | undefined;
-  let unsubscribePg = (): void => {};
   if (o.pgListen) {
-    pg = await startPgService({
-      access: {
-        decider: broker.decider,
-        credentials: broker.credentials,
-        users: broker.users,
-        audit,
-        podName: o.podName,
-        metrics,
-      },
-      host: o.pgListen.host,
-      port: o.pgListen.port,
-      log: log.child({ component: 'postgresql' }),
-    });
+    pg = await broker.startPostgres(o.pgListen);
     ports.pg = pg.port;
-    const endpoint = pg;
-    // Kill switch: relayed sessions end with the decision, not when the authority's revocation
-    // reaches the database (it does too: NOLOGIN + pg_terminate_backend).
-    unsubscribePg = client.onChange(() => {
-      const blocked = broker.decider.blocked();
-      if (blocked && endpoint.activeSessions > 0) {
-        const n = endpoint.closeSessions();
-        log.warn(
-          { reason: blocked.reason, sessions: n },
-          'agent may no longer act: postgresql sessions ended',
-        );
-      }
-    });
   }
   // Attestation runs in the background: /readyz stays 503 until it and a snapshot succeed.
   void client.start();
@@ -171,7 +145,6 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     close: async () => {
       client.stop();
       broker.dispose();
-      unsubscribePg();
       await pg?.close();
       await audit.close();
       await Promise.all(

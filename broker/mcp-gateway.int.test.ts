@@ -391,7 +391,7 @@ describe('kill switch', () => {
     expect(err.code).toBe(JSONRPC_POLICY_DENIED);
     expect(err.data).toMatchObject({ reason: BrokerDenyReason.AgentSuspended });
     expect(err.message).toMatch(/suspended: incident 42/);
-    expect(tb.broker.gateway.inFlight).toBe(0);
+    expect(tb.broker.inFlight.size).toBe(0);
     await expect.poll(() => upstream.aborted).toBeGreaterThan(0);
     const next = await denial(client.callTool({ name: 'jira.search', arguments: {} }));
     expect(next.data).toMatchObject({ reason: BrokerDenyReason.AgentSuspended });

@@ -12,7 +12,8 @@
  *     tools some rule could allow for this agent and user, and the injected credential is scrubbed;
  *   - Mcp-Session-Id, MCP-Protocol-Version and Last-Event-ID pass through, so sessions,
  *     notifications, server-initiated requests and resumable streams work unchanged.
- * A kill switch (abortAll) ends every in-flight exchange with a structured error.
+ * A kill switch ends every in-flight exchange with a structured error: each exchange is in the
+ * broker's one in-flight registry (in-flight.ts), shared with the HTTP proxy and PostgreSQL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
@@ -54,6 +55,7 @@ import {
   redactString,
   upstreamRequestHeaders,
 } from './headers.js';
+import { InFlightRegistry } from './in-flight.js';
 import { filterToolList, jsonRpcError, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
 import type { RequestMeta } from './request-meta.js';
 import { SseParser, writeSseEvent } from './sse.js';
@@ -64,6 +66,8 @@ import { describeTarget, readLimited, requestUpstream, UpstreamTimeoutError } fr
 export interface McpGatewayOptions {
   readonly access: AccessDeps;
   readonly log: Logger;
+  /** The broker's in-flight registry the kill switch aborts (composeBroker's; a fresh one by default). */
+  readonly inFlight?: InFlightRegistry;
   readonly headersTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly streamIdleTimeoutMs?: number;
@@ -154,7 +158,7 @@ class Exchange {
 }
 
 export class McpGateway {
-  private readonly active = new Set<Exchange>();
+  readonly inFlight: InFlightRegistry;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly streamIdleTimeoutMs: number;
@@ -163,21 +167,11 @@ export class McpGateway {
 
   constructor(private readonly opts: McpGatewayOptions) {
     this.catalog = opts.catalog ?? new ToolCatalog();
+    this.inFlight = opts.inFlight ?? new InFlightRegistry();
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs ?? DEFAULT_UPSTREAM_STREAM_IDLE_TIMEOUT_MS;
     this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
-  }
-
-  /** In-flight exchanges (for tests and metrics). */
-  get inFlight(): number {
-    return this.active.size;
-  }
-
-  /** Kill switch / policy loss: end every in-flight exchange with `decision` and cut the upstreams. */
-  abortAll(decision: BrokerDecision): void {
-    for (const ex of [...this.active]) ex.abort(decision);
-    this.active.clear();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, target: string, meta: RequestMeta): Promise<void> {
@@ -449,11 +443,11 @@ export class McpGateway {
             ...built.headers.filter(([n]) => n.toLowerCase() !== 'content-length'),
             ['content-length', String(body.length)],
           ];
-    this.active.add(ex);
+    const release = this.inFlight.add((why) => ex.abort(why));
     ex.res.on('close', () => {
       // The agent went away: stop the upstream work too.
       if (!ex.res.writableFinished) ex.upstream.abort();
-      this.active.delete(ex);
+      release();
     });
     try {
       const up = await requestUpstream({
@@ -493,7 +487,7 @@ export class McpGateway {
           : `upstream MCP server ${describeTarget(url)} failed (${errName(err)})`,
       );
     } finally {
-      this.active.delete(ex);
+      release();
     }
   }
 

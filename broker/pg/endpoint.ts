@@ -16,6 +16,7 @@
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import type { InFlightRegistry } from '../in-flight.js';
 import { WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
@@ -99,6 +100,11 @@ export interface PgEndpointOptions {
    * to `ca`, or to the system CAs without it, and match the host). Off: plain TCP.
    */
   readonly upstreamTls?: { readonly ca?: string | undefined } | undefined;
+  /**
+   * The broker's in-flight registry (composeBroker's): each relayed session is in it, so the kill
+   * switch ends PostgreSQL sessions together with MCP and HTTP requests.
+   */
+  readonly inFlight?: InFlightRegistry | undefined;
 }
 
 export interface PgEndpoint {
@@ -502,9 +508,13 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     if (cancelKey) cancelTargets.set(cancelKey, { host: login.host, port: login.port });
     emit({ type: 'opened', info, credentialId: login.user });
     let closed = false;
+    // Suspension ends the session at once, not when the authority's revocation reaches the
+    // database (it does too: NOLOGIN + pg_terminate_backend).
+    const release = opts.inFlight?.add(() => close()) ?? (() => {});
     const close = () => {
       if (closed) return;
       closed = true;
+      release();
       sessions.delete(session);
       if (cancelKey) cancelTargets.delete(cancelKey);
       agent.destroy();

@@ -15,12 +15,15 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HEADER_CONTEXT, HEADER_USER_TOKEN } from '../../core/constants.js';
 import { type AccessDeps, authorize } from '../access.js';
+import type { InFlightRegistry } from '../in-flight.js';
 import { readRequestMeta } from '../request-meta.js';
 import { type PgClientInfo, type PgEndpoint, type PgLogin, startPgEndpoint } from './endpoint.js';
 import { SETTING_CONTEXT, SETTING_USER_TOKEN, wardenSettings } from './options.js';
 
 export interface PgServiceOptions {
   readonly access: AccessDeps;
+  /** The broker's in-flight registry: relayed sessions end with the kill switch. */
+  readonly inFlight?: InFlightRegistry | undefined;
   readonly host: string;
   /** 0 = any free port. */
   readonly port: number;
@@ -68,6 +71,7 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
     host: o.host,
     port: o.port,
     target: ({ database }) => database,
+    inFlight: o.inFlight,
     ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
     ...(o.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
     decide: async (info) => {
