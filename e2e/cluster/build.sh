@@ -41,9 +41,13 @@ build() { # dir module-dir ldflags cgo packages...
   mkdir -p "$tmp"
   (cd "$moddir" && CGO_ENABLED="$cgo" go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${missing[@]}") &
   local pid=$!
+  local next=15
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 15
-    kill -0 "$pid" 2>/dev/null && log "  still building $names ($((SECONDS - start)) s)"
+    sleep 1
+    if [ $((SECONDS - start)) -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
+      log "  still building $names ($((SECONDS - start)) s)"
+      next=$((next + 15))
+    fi
   done
   wait "$pid" || { rm -rf "$tmp"; log "build of $names failed (see the go output above)"; exit 1; }
   for pkg in "${missing[@]}"; do mv "$tmp/${pkg##*/}" "$dir/"; done

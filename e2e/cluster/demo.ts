@@ -5,7 +5,7 @@
  * creates a network namespace, cgroups and mounts); `make demo-local` tells the same story
  * with host processes around an API server.
  */
-import { ANNOTATION_INJECTED, BROKER_CONTAINER_NAME, GROUP, PLURAL } from '../../core/constants.js';
+import { BROKER_CONTAINER_NAME, GROUP, PLURAL } from '../../core/constants.js';
 import { eventually } from '../eventually.js';
 import { WARDEN_NAMESPACE } from './install.js';
 import { AGENT, AGENT_NS, agentDeployment, type Story, startStory } from './story-fixture.js';
@@ -65,7 +65,6 @@ async function main(story: Story): Promise<void> {
       `jsonpath=init (native sidecar): {.spec.initContainers[0].name} restartPolicy={.spec.initContainers[0].restartPolicy}{"\\n"}started {.status.initContainerStatuses[0].state.running.startedAt}, agent started {.status.containerStatuses[0].state.running.startedAt}{"\\n"}injected: {.metadata.annotations.warden\\.dev/injected}{"\\n"}`,
     ]),
   );
-  void ANNOTATION_INJECTED;
 
   const agent = async (...args: string[]) =>
     (

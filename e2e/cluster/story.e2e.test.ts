@@ -196,6 +196,15 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     const brokerStart = Date.parse(broker?.state.running?.startedAt ?? '');
     const agentStart = Date.parse(main?.state.running?.startedAt ?? '');
     expect(brokerStart).toBeLessThanOrEqual(agentStart);
+    // Reported, not asserted: admission → agent container running (1 s resolution), vs a plain pod.
+    story.timings.injectedPodStartSeconds = (agentStart - Date.parse(pod.metadata.creationTimestamp)) / 1000;
+    const plain = JSON.parse(await story.kk(['get', 'pods', '-n', 'tools', '-o', 'json'])) as {
+      items: PodJson[];
+    };
+    const p = plain.items[0];
+    const plainStart = Date.parse(p?.status.containerStatuses?.[0]?.state.running?.startedAt ?? '');
+    story.timings.plainPodStartSeconds =
+      (plainStart - Date.parse(p?.metadata.creationTimestamp ?? '')) / 1000;
   });
 
   it('projects the broker-audience token into the broker container only', async () => {
