@@ -36,6 +36,14 @@ async function expectRejected(ns: string, yaml: string, ...messages: string[]): 
   for (const m of messages) expect(r.stderr).toContain(m);
 }
 
+describe('the CRDs as the harness installed them', () => {
+  it("take a user's later client-side `kubectl apply -f crds/` without a warning (last-applied annotation present)", async () => {
+    const r = await kubectl(['apply', '-f', fileURLToPath(new URL('.', import.meta.url))]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+});
+
 describe('samples/', () => {
   let ns: string;
   beforeAll(async () => {

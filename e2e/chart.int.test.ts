@@ -208,6 +208,8 @@ describe('what the default values render', () => {
         'CustomResourceDefinition/credentialproviders.warden.dev',
         'Deployment/w-default-warden-controller',
         'MutatingWebhookConfiguration/w-default-warden-pod-injector',
+        'MutatingAdmissionPolicy/w-default-warden-kill-switch-user',
+        'MutatingAdmissionPolicyBinding/w-default-warden-kill-switch-user',
         'NetworkPolicy/w-default-warden-controller',
         'PodDisruptionBudget/w-default-warden-controller',
         'Role/w-default-warden-audit-keys-reader',

@@ -137,7 +137,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
 
     const agent = await stack.getAgent();
     expect(agent.status?.revocation).toMatchObject({ reason: 'incident 42', pending: 0 });
-    expect(agent.status?.revocation?.requestedBy).toMatch(/^kubectl-warden \(Update at /);
+    expect(agent.status?.revocation?.requestedBy).toMatch(/ via kubectl-warden \(Update at /);
     expect(agent.status?.revocation?.credentialsRevoked).toBeGreaterThanOrEqual(1);
     expect(agent.status?.revocation?.completedAt).toBeDefined();
     expect(agent.status?.conditions?.find((c) => c.type === 'Suspended')?.status).toBe('True');
@@ -165,7 +165,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
     const suspension = await eventually('the Suspension audit entry', async () =>
       (await stack.auditRecords()).flatMap((r) => r.spec.entries).find((e) => e.kind === 'Suspension'),
     );
-    expect(suspension.user).toMatch(/^kubectl-warden/);
+    expect(suspension.user).toMatch(/ via kubectl-warden/);
     expect(suspension.message).toContain('incident 42');
 
     const revived = await cli(['revive', stack.agent, '-n', ns, '--timeout', '60s']);

@@ -1,20 +1,35 @@
-/** Installs Warden's CRDs (crds/*.yaml) and waits until the API server serves them. */
-import { existsSync, readdirSync } from 'node:fs';
+/**
+ * Installs Warden's CRDs (crds/*.yaml) and the chart's kill-switch user policy, and waits until the
+ * API server serves them. Client-side `kubectl apply`, so the objects carry the
+ * last-applied-configuration annotation and a user's later `kubectl apply -f crds/` prints no
+ * "missing the last-applied-configuration annotation" warning.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kubectlAt } from './kubectl.js';
 
 export const CRDS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'crds');
+/** The chart's template; its only templating (name, labels) is substituted by killSwitchPolicy(). */
+export const KILL_SWITCH_POLICY = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'charts/warden/templates/killswitch-user-policy.yaml',
+);
+
+/** The chart's kill-switch user policy as the release "warden" renders it, minus the labels. */
+export function killSwitchPolicy(): string {
+  return readFileSync(KILL_SWITCH_POLICY, 'utf8')
+    .replaceAll('{{ include "warden.fullname" . }}', 'warden')
+    .replace(/^\s*labels:\n\s*\{\{- include "warden.baseLabels" \. \| nindent 4 \}\}\n/gm, '');
+}
 
 export async function installCrds(kubeconfigPath: string): Promise<void> {
   if (!existsSync(CRDS_DIR) || !readdirSync(CRDS_DIR).some((f) => f.endsWith('.yaml'))) return;
-  const apply = await kubectlAt(kubeconfigPath, [
-    'apply',
-    '--server-side',
-    '--force-conflicts',
-    '-f',
-    CRDS_DIR,
-  ]);
+  const apply = await kubectlAt(kubeconfigPath, ['apply', '-f', CRDS_DIR, '-f', '-'], {
+    input: killSwitchPolicy(),
+  });
   if (apply.code !== 0) throw new Error(`installing CRDs failed:\n${apply.stderr}`);
   const wait = await kubectlAt(kubeconfigPath, [
     'wait',

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { AgentIdentity, Condition } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
+import { ANNOTATION_REVIVED_BY } from '../../core/constants.js';
 import type { Clock } from '../../kube/clock.js';
 import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../../kube/controller.js';
 import type { EventInput, EventRecorder } from '../../kube/events.js';
@@ -97,7 +98,12 @@ export function decideAgentIdentity(facts: AgentIdentityFacts, now: Date): Agent
   const conditions = setConditions(before, [ready, suspendedCond], now);
   return {
     status: { ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions },
-    events: transitionEvents(before, ready, suspendedCond),
+    events: transitionEvents(
+      before,
+      ready,
+      suspendedCond,
+      agent.metadata?.annotations?.[ANNOTATION_REVIVED_BY],
+    ),
   };
 }
 
@@ -105,6 +111,8 @@ function transitionEvents(
   before: readonly Condition[] | undefined,
   ready: DesiredCondition,
   suspended: DesiredCondition,
+  /** warden.dev/revived-by: the Kubernetes user who cleared spec.suspended (written at admission). */
+  revivedBy?: string,
 ): EventInput[] {
   const events: EventInput[] = [];
   const oldReady = getCondition(before, CONDITION.Ready);
@@ -122,7 +130,7 @@ function transitionEvents(
       type: 'Normal',
       reason: REASON.Resumed,
       action: ACTION.Reconcile,
-      note: 'spec.suspended is false again',
+      note: `spec.suspended is false again${revivedBy ? ` (set by ${revivedBy})` : ''}`,
     });
   }
   const readyChanged = oldReady?.status !== ready.status || oldReady?.reason !== ready.reason;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity } from '../../core/api/index.js';
+import { ANNOTATION_SUSPENDED_BY } from '../../core/constants.js';
 import { decideRevocation, revocationDone, suspendedBy, suspendedSince } from './revocation.js';
 
 const NOW = new Date('2026-11-29T12:00:00.000Z');
@@ -53,6 +54,28 @@ function agent(over: {
 }
 
 const killed = { suspended: true, condition: { status: 'True' as const } };
+
+describe('suspendedBy with the admission-recorded user', () => {
+  const fields = [
+    {
+      manager: 'kubectl-warden',
+      operation: 'Update',
+      time: '2026-06-01T10:00:00Z',
+      fieldsV1: { 'f:spec': { 'f:suspended': {} } },
+    },
+  ];
+  it('names the Kubernetes user from warden.dev/suspended-by, then the manager and time', () => {
+    expect(suspendedBy(fields, { [ANNOTATION_SUSPENDED_BY]: 'alice@example.com' })).toBe(
+      'alice@example.com via kubectl-warden (Update at 2026-06-01T10:00:00Z)',
+    );
+  });
+  it('falls back to the manager alone without the annotation (policy not installed)', () => {
+    expect(suspendedBy(fields, {})).toBe('kubectl-warden (Update at 2026-06-01T10:00:00Z)');
+  });
+  it('names the user even without a managedFields entry', () => {
+    expect(suspendedBy([], { [ANNOTATION_SUSPENDED_BY]: 'alice' })).toBe('alice');
+  });
+});
 
 describe('decideRevocation', () => {
   it.each([

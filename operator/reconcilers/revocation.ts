@@ -20,6 +20,7 @@
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity, AuditEntry, CredentialProvider } from '../../core/api/index.js';
+import { ANNOTATION_SUSPENDED_BY } from '../../core/constants.js';
 import type { ControllerAuditSink } from '../../core/ports/audit.js';
 import type { AgentRevoker, RevocationProvider } from '../../core/ports/credentials.js';
 import type { Clock } from '../../kube/clock.js';
@@ -57,22 +58,29 @@ interface ManagedFieldsEntry {
 }
 
 /**
- * Pure: who flipped spec.suspended, from metadata.managedFields: the newest entry owning
- * f:spec.f:suspended (Kubernetes records the field manager and time, not the user name; the
- * CLI's --reason, in spec.suspendReason, carries the human's word).
+ * Pure: who flipped spec.suspended. The Kubernetes user comes from the warden.dev/suspended-by
+ * annotation, which the chart's MutatingAdmissionPolicy writes from the API server's userInfo when
+ * the flag is set (and reverts on any other edit); the field manager and time from
+ * metadata.managedFields (the newest entry owning f:spec.f:suspended): "alice (kubectl-warden
+ * Update at …)". Without the annotation (the policy not installed) only the manager is known.
  */
-export function suspendedBy(managedFields: readonly ManagedFieldsEntry[] | undefined): string {
+export function suspendedBy(
+  managedFields: readonly ManagedFieldsEntry[] | undefined,
+  annotations?: Readonly<Record<string, string>>,
+): string {
+  const user = annotations?.[ANNOTATION_SUSPENDED_BY];
   let best: ManagedFieldsEntry | undefined;
   for (const m of managedFields ?? []) {
     if (m.subresource) continue; // status writes do not set spec
     if (!m.fieldsV1?.['f:spec'] || !('f:suspended' in m.fieldsV1['f:spec'])) continue;
     if (!best || (m.time ?? '') > (best.time ?? '')) best = m;
   }
-  if (!best) return 'unknown (no managedFields entry owns spec.suspended)';
-  return `${best.manager ?? 'unknown manager'} (${best.operation ?? 'Update'} at ${best.time ?? 'unknown time'})`.slice(
-    0,
-    1024,
-  );
+  const how = best
+    ? `${best.manager ?? 'unknown manager'} (${best.operation ?? 'Update'} at ${best.time ?? 'unknown time'})`
+    : undefined;
+  if (user) return (how ? `${user} via ${how}` : user).slice(0, 1024);
+  if (!how) return 'unknown (no managedFields entry owns spec.suspended)';
+  return how.slice(0, 1024);
 }
 
 export type RevocationAction =
@@ -113,14 +121,16 @@ export function decideRevocation(agent: AgentIdentity, now: Date): RevocationAct
   if (since !== undefined) {
     // Compared as instants: condition times have second resolution, requestedAt milliseconds.
     if (rev?.requestedAt && ms(rev.requestedAt) >= ms(since)) return { kind: 'none' };
-    const meta = agent.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined;
+    const meta = agent.metadata as
+      | { managedFields?: ManagedFieldsEntry[]; annotations?: Record<string, string> }
+      | undefined;
     return {
       kind: 'start',
       revocation: {
         // Never before the suspension began (another replica's clock may lag): it would look
         // like an older revocation and be started again.
         requestedAt: new Date(Math.max(now.getTime(), ms(since) || 0)).toISOString(),
-        requestedBy: suspendedBy(meta?.managedFields),
+        requestedBy: suspendedBy(meta?.managedFields, meta?.annotations),
         reason: (agent.spec?.suspendReason?.trim() || 'no reason given').slice(0, 1024),
         credentialsRevoked: 0,
       },
