@@ -80,6 +80,31 @@ describe('agentStatuses', () => {
     });
   });
 
+  it('reports a truncated tail (anchored head ahead of the newest record) and forged records the controller found', () => {
+    const only = record('a', [issued('2026-06-01T11:30:00Z', 'x')]);
+    const head = { sequence: 4, digest: 'a'.repeat(64), keyId: 'k', jws: 'h..s' };
+    const forged = { count: 2, lastRecord: 'a-0000000005' };
+    const [s] = agentStatuses(
+      {
+        agents: [agent('a', { status: { audit: { head, forged } } })],
+        policies: [],
+        providers: [],
+        records: [only],
+      },
+      NOW,
+    );
+    expect(s?.audit.healthy).toBe(false);
+    // (The bare test record has no digest, so it is also reported as altered.)
+    expect(s?.audit.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^truncated: records 1\.\.4 of agent a are missing/),
+        expect.stringMatching(
+          /^forged: the controller skipped 2 AuditRecord\(s\) it did not write, the last a-0000000005/,
+        ),
+      ]),
+    );
+  });
+
   it('reports a broken audit chain and dropped entries as unhealthy', () => {
     const broken = record('a', [issued('2026-06-01T11:30:00Z', 'x')]);
     broken.spec.sequence = 3; // records 0..2 missing and no retention cut

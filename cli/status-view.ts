@@ -100,11 +100,24 @@ export function agentStatuses(input: StatusInput, now: number): AgentStatus[] {
       const pruned: Record<string, PrunedThrough> = {};
       const cut = parsePrunedThrough(a.status?.audit?.prunedThrough);
       if (cut) pruned[name] = cut;
+      // Links, retention cut and the anchored head only: signatures are checked by
+      // `kubectl warden audit --verify`, which reads the published audit keys.
+      const head = a.status?.audit?.head;
       const chain = verifyChain(
         records.map((r) => ({ ...(r.metadata?.name ? { name: r.metadata.name } : {}), spec: r.spec })),
-        {},
+        head ? { [name]: { sequence: head.sequence, digest: head.digest } } : {},
         pruned,
       );
+      const forged = a.status?.audit?.forged;
+      if (forged?.count) {
+        chain.problems.push({
+          kind: 'forged',
+          agent: name,
+          sequence: -1,
+          message: `the controller skipped ${forged.count} AuditRecord(s) it did not write, the last ${forged.lastRecord ?? '(unknown)'}; run kubectl warden audit --verify`,
+        });
+        chain.ok = false;
+      }
       const dropped = a.status?.audit?.dropped ?? 0;
       const annotations = a.metadata?.annotations ?? {};
       const suspended = a.spec.suspended === true;
