@@ -1,5 +1,5 @@
 /**
- * The audit keys' publication (I/O edge of core/audit/signature.ts; docs/adr/0011-audit-signing.md).
+ * The audit keys' publication (I/O edge of core/audit/signature.ts; docs/adr/0012-audit-signing.md).
  *
  * The private keys live in their own Secret (warden-audit-signing-keys), rotated by the same
  * key-ring code as the authority's token keys but on an audit schedule (AUDIT_KEY_ROTATION).

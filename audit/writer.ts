@@ -16,7 +16,7 @@
  * links to the digest of the previous one, which must exist before the next can claim to follow
  * it (another replica may take the sequence).
  *
- * Signed and anchored (docs/adr/0011-audit-signing.md): every record carries the controller's
+ * Signed and anchored (docs/adr/0012-audit-signing.md): every record carries the controller's
  * signature, and after each write the chain head (sequence + digest, signed) is anchored in the
  * AgentIdentity's status.audit.head, where only the controller writes. The writer never chains
  * onto a record it did not sign: a record without a valid signature where it was about to write

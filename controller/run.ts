@@ -159,7 +159,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       ? cachedLookup(agentsCache, fallbackLookup)(namespace, name)
       : fallbackLookup(namespace, name);
 
-  // Audit records are signed with their own key ring (docs/adr/0011-audit-signing.md), published
+  // Audit records are signed with their own key ring (docs/adr/0012-audit-signing.md), published
   // before any record is signed with it.
   const auditKeyStore = new SecretKeyStore({
     core: o.kubeConfig.makeApiClient(CoreV1Api),

@@ -79,7 +79,7 @@ export const FIELD_MANAGER = 'warden-controller';
 export const LEADER_LEASE_NAME = 'warden-controller-leader';
 /** Event reporting controller (events.k8s.io/v1 reportingController). */
 export const REPORTING_CONTROLLER = 'warden.dev/controller';
-/** Secret (in Warden's namespace) holding the audit signing key ring as data["keys.json"] (docs/adr/0011-audit-signing.md). */
+/** Secret (in Warden's namespace) holding the audit signing key ring as data["keys.json"] (docs/adr/0012-audit-signing.md). */
 export const AUDIT_SIGNING_KEYS_SECRET = 'warden-audit-signing-keys';
 /** ConfigMap (in Warden's namespace, readable by every authenticated user) publishing every audit public key ever used. */
 export const AUDIT_KEYS_CONFIGMAP = 'warden-audit-keys';

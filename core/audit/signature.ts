@@ -1,5 +1,5 @@
 /**
- * Signatures of the audit trail (docs/adr/0011-audit-signing.md): the controller signs every
+ * Signatures of the audit trail (docs/adr/0012-audit-signing.md): the controller signs every
  * AuditRecord it writes and the chain head it anchors in the AgentIdentity status, with a
  * dedicated audit key (ES256). Anyone holding only read access verifies them against the
  * published public keys, so a record created by anyone without the controller's key — even

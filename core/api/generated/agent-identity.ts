@@ -182,7 +182,7 @@ export interface AgentIdentityStatus {
      */
     dropped?: number;
     /**
-     * The newest AuditRecord the controller wrote for this agent, signed by the controller's audit key (docs/adr/0011-audit-signing.md). Anchored here, where only the controller's service account writes, so `kubectl warden audit --verify` reports deleted newest records as a truncated tail.
+     * The newest AuditRecord the controller wrote for this agent, signed by the controller's audit key (docs/adr/0012-audit-signing.md). Anchored here, where only the controller's service account writes, so `kubectl warden audit --verify` reports deleted newest records as a truncated tail.
      */
     head?: {
       /**

@@ -41,7 +41,7 @@ export interface AuditRecordSpec {
    */
   digest: string;
   /**
-   * The controller's signature of the record: an ES256 detached JWS over the namespace, agent, sequence and digest, by an audit key published in the ConfigMap warden-audit-keys of Warden's namespace (docs/adr/0011-audit-signing.md). `kubectl warden audit --verify` reports a record without a valid signature as forged. Absent on records written before audit signing.
+   * The controller's signature of the record: an ES256 detached JWS over the namespace, agent, sequence and digest, by an audit key published in the ConfigMap warden-audit-keys of Warden's namespace (docs/adr/0012-audit-signing.md). `kubectl warden audit --verify` reports a record without a valid signature as forged. Absent on records written before audit signing.
    */
   signature?: {
     /**
