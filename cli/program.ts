@@ -36,6 +36,9 @@ export function buildProgram(factories: readonly CommandFactory[], io: CliIO): C
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   addGlobalOptions(program);
-  for (const factory of factories) program.addCommand(factory(io).configureHelp({ showGlobalOptions: true }));
+  for (const factory of factories) {
+    // Words a command does not declare are errors (`audit support-bot` means `--agent support-bot`).
+    program.addCommand(factory(io).configureHelp({ showGlobalOptions: true }).allowExcessArguments(false));
+  }
   return program;
 }
