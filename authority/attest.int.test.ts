@@ -29,6 +29,7 @@ import {
   httpCall,
   patchAgentIdentity,
   projectedToken,
+  TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
 import { SecretKeyStore } from './keystore.js';
 import { WatchedPods } from './kube.js';
@@ -58,6 +59,7 @@ beforeAll(async () => {
   await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
   await createAgentIdentity(f, 'admin-bot', { serviceAccountName: 'bot-sa' });
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace,
     issuer: ISSUER,
@@ -67,7 +69,8 @@ beforeAll(async () => {
     rateLimit: { burst: 40, refillPerSecond: 0.5, maxSources: 1000 },
   });
   base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
-  pod = await createPod(f, 'bot-1', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+  // Unlabelled: the 'watch' pod lookup below finds it by the live GET.
+  pod = await createPod(f, 'bot-1', { serviceAccount: 'bot-sa', agent: 'support-bot', unlabelled: true });
   token = await projectedToken(f, 'bot-sa', pod);
 });
 
@@ -386,6 +389,7 @@ describe('signing keys in a Secret', () => {
 describe("podLookup: 'watch'", () => {
   it('finds agent pods from the watch, falls back to a live GET, and refuses a pod once its deletion is seen', async () => {
     const watching = await createAuthority({
+      trustedBrokerImages: [TEST_BROKER_IMAGE],
       kubeConfig: kubeConfig(),
       namespace: f.namespace,
       watchNamespace: f.namespace,

@@ -1,4 +1,6 @@
+import type { V1ObjectMeta, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { injectBroker, TEST_BROKER_IMAGE } from '../webhook/test-builders.js';
 import {
   type AttestationFacts,
   CachedTokenReviewer,
@@ -15,21 +17,38 @@ const review: TokenReviewResult = {
   podName: 'bot-1',
   podUID: 'uid-1',
 };
-const pod = {
-  metadata: {
-    name: 'bot-1',
-    namespace: 'ns',
-    uid: 'uid-1',
-    labels: { app: 'bot' },
-    annotations: { 'warden.dev/agent': 'support-bot' },
-  },
-  spec: { serviceAccountName: 'bot-sa', containers: [{ image: 'ghcr.io/acme/bot@sha256:1' }] },
-};
+const ISSUER = 'https://warden-authority.test';
+const broker = { trustedImages: [TEST_BROKER_IMAGE], authorityUrl: ISSUER };
+/** The agent pod as the webhook admits it (audience: the AgentIdentity's). */
+const injected = (audience?: string) =>
+  injectBroker(
+    {
+      metadata: {
+        name: 'bot-1',
+        namespace: 'ns',
+        uid: 'uid-1',
+        labels: { app: 'bot' },
+        annotations: { 'warden.dev/agent': 'support-bot' },
+      },
+      spec: {
+        serviceAccountName: 'bot-sa',
+        containers: [{ name: 'bot', image: 'ghcr.io/acme/bot@sha256:1' }],
+      },
+    },
+    { agent: 'support-bot', issuer: ISSUER, ...(audience ? { audience } : {}) },
+  ) as V1Pod & { metadata: V1ObjectMeta; spec: V1PodSpec };
+const pod = injected();
 const identity = {
   metadata: { name: 'support-bot', namespace: 'ns' },
   spec: { serviceAccountName: 'bot-sa' },
 };
-const facts = (o: Partial<AttestationFacts> = {}): AttestationFacts => ({ review, pod, identity, ...o });
+const facts = (o: Partial<AttestationFacts> = {}): AttestationFacts => ({
+  review,
+  pod,
+  identity,
+  broker,
+  ...o,
+});
 
 describe('decideAttestation', () => {
   it('issues a session subject for a matching pod and identity', () => {
@@ -59,48 +78,40 @@ describe('decideAttestation', () => {
   });
 
   describe('allowedImages and the injected broker (found on a real node: the broker is in the pod)', () => {
-    const BROKER_IMAGE = 'registry.example/warden@sha256:b';
     const restricted = {
       ...identity,
       spec: { ...identity.spec, attestation: { allowedImages: ['ghcr.io/acme/*@sha256:*'] } },
     };
-    const withSidecar = (name: string, image: string) => ({
+    const withInit = (c: { name: string; image: string }): V1Pod => ({
       ...pod,
-      spec: { ...pod.spec, initContainers: [{ name, image, restartPolicy: 'Always' }] },
+      spec: { ...pod.spec, initContainers: [...(pod.spec.initContainers ?? []), c] },
     });
 
-    it('does not hold the injected broker (its name and the configured broker image) to the agent images', () => {
-      const f = facts({
-        identity: restricted,
-        pod: withSidecar('warden-broker', BROKER_IMAGE),
-        brokerImage: BROKER_IMAGE,
-      });
-      expect(decideAttestation(f).ok).toBe(true);
+    it('does not hold the injected (and verified) broker to the agent images', () => {
+      expect(decideAttestation(facts({ identity: restricted })).ok).toBe(true);
     });
 
-    it('checks a container named like the broker but with another image', () => {
-      const f = facts({
-        identity: restricted,
-        pod: withSidecar('warden-broker', 'docker.io/evil/miner:latest'),
-        brokerImage: BROKER_IMAGE,
-      });
-      const d = decideAttestation(f);
+    it('refuses a container named like the broker but with another image before allowedImages', () => {
+      const evil = {
+        ...pod,
+        spec: {
+          ...pod.spec,
+          initContainers: (pod.spec.initContainers ?? []).map((c) =>
+            c.name === 'warden-broker' ? { ...c, image: 'docker.io/evil/miner:latest' } : c,
+          ),
+        },
+      };
+      const d = decideAttestation(facts({ identity: restricted, pod: evil }));
       expect(d.ok).toBe(false);
-      if (!d.ok) expect(d.error.description).toContain('docker.io/evil/miner:latest matches none');
+      if (!d.ok) expect(d.error.detail).toContain('BrokerImageNotTrusted');
     });
 
     it('checks the broker image under another container name', () => {
       const d = decideAttestation(
-        facts({ identity: restricted, pod: withSidecar('helper', BROKER_IMAGE), brokerImage: BROKER_IMAGE }),
+        facts({ identity: restricted, pod: withInit({ name: 'helper', image: TEST_BROKER_IMAGE }) }),
       );
       expect(d.ok).toBe(false);
-    });
-
-    it('checks every container when the broker image is not known', () => {
-      const d = decideAttestation(
-        facts({ identity: restricted, pod: withSidecar('warden-broker', BROKER_IMAGE) }),
-      );
-      expect(d.ok).toBe(false);
+      if (!d.ok) expect(d.error.description).toContain('matches none of spec.attestation.allowedImages');
     });
   });
 
@@ -226,10 +237,150 @@ describe('decideAttestation', () => {
 
   it('uses a custom AgentIdentity audience', () => {
     const id = { ...identity, spec: { ...identity.spec, attestation: { audience: 'custom' } } };
-    expect(decideAttestation(facts({ identity: id })).ok).toBe(false);
-    expect(decideAttestation(facts({ identity: id, review: { ...review, audiences: ['custom'] } })).ok).toBe(
-      true,
-    );
+    const p = injected('custom');
+    expect(decideAttestation(facts({ identity: id, pod: p })).ok).toBe(false);
+    expect(
+      decideAttestation(facts({ identity: id, pod: p, review: { ...review, audiences: ['custom'] } })).ok,
+    ).toBe(true);
+  });
+
+  it('judges allowedImages on the agent containers, not on the (verified) broker', () => {
+    const id = {
+      ...identity,
+      spec: { ...identity.spec, attestation: { allowedImages: ['ghcr.io/acme/*@sha256:*'] } },
+    };
+    expect(decideAttestation(facts({ identity: id })).ok).toBe(true);
+  });
+});
+
+describe('decideAttestation: only the injected broker attests', () => {
+  const annotations = pod.metadata.annotations ?? {};
+  const brokerAt = (pod.spec.initContainers ?? []).findIndex((c) => c.name === 'warden-broker');
+  const withBroker = (change: Record<string, unknown>): V1Pod => ({
+    ...pod,
+    spec: {
+      ...pod.spec,
+      initContainers: (pod.spec.initContainers ?? []).map((c, i) =>
+        i === brokerAt ? { ...c, ...change } : c,
+      ),
+    },
+  });
+  const cases: Array<[string, V1Pod, string, string]> = [
+    [
+      'an opted-out pod',
+      {
+        ...pod,
+        metadata: { ...pod.metadata, annotations: { ...annotations, 'warden.dev/inject': 'false' } },
+      },
+      'OptedOut',
+      'opted out of injection',
+    ],
+    [
+      'a pod the webhook never saw (no injected record)',
+      {
+        ...pod,
+        metadata: { ...pod.metadata, annotations: { 'warden.dev/agent': 'support-bot' } },
+      },
+      'NotInjected',
+      'not admitted through the Warden webhook',
+    ],
+    [
+      'a look-alike broker running another image',
+      withBroker({ image: 'docker.io/evil/broker:1' }),
+      'BrokerImageNotTrusted',
+      'not a broker image this Warden trusts',
+    ],
+    [
+      'a look-alike broker sending its token elsewhere',
+      withBroker({
+        args: [
+          'broker',
+          '--token-file=/var/run/secrets/warden.dev/broker/token',
+          '--authority-url=https://evil.example',
+        ],
+      }),
+      'BrokerContainerAltered',
+      'not to this authority',
+    ],
+    [
+      'a broker whose entrypoint is replaced',
+      withBroker({ command: ['sh', '-c', 'cat /var/run/secrets/warden.dev/broker/token'] }),
+      'BrokerContainerAltered',
+      'overrides the image entrypoint',
+    ],
+    [
+      'an agent container mounting the token volume',
+      {
+        ...pod,
+        spec: {
+          ...pod.spec,
+          containers: [
+            {
+              name: 'bot',
+              image: 'ghcr.io/acme/bot@sha256:1',
+              volumeMounts: [{ name: 'warden-broker-token', mountPath: '/t' }],
+            },
+          ],
+        },
+      },
+      'TokenVolumeMounted',
+      'container "bot" mounts volume "warden-broker-token"',
+    ],
+    [
+      'an agent container mounting its own token for the broker audience',
+      {
+        ...pod,
+        spec: {
+          ...pod.spec,
+          volumes: [
+            ...(pod.spec.volumes ?? []),
+            {
+              name: 'mine',
+              projected: { sources: [{ serviceAccountToken: { audience: 'warden.dev/broker', path: 't' } }] },
+            },
+          ],
+          containers: [
+            {
+              name: 'bot',
+              image: 'ghcr.io/acme/bot@sha256:1',
+              volumeMounts: [{ name: 'mine', mountPath: '/t' }],
+            },
+          ],
+        },
+      },
+      'BrokerAudienceToken',
+      'container "bot" mounts volume "mine"',
+    ],
+    [
+      'an ephemeral container in the broker process namespace',
+      {
+        ...pod,
+        spec: {
+          ...pod.spec,
+          ephemeralContainers: [{ name: 'debug', image: 'busybox', targetContainerName: 'warden-broker' }],
+        },
+      },
+      'EphemeralTargetsBroker',
+      'ephemeral container "debug"',
+    ],
+  ];
+  it.each(cases)('refuses %s (also on refresh)', (_name, p, reason, message) => {
+    for (const refresh of [false, true]) {
+      const d = decideAttestation(facts({ pod: p, refresh }));
+      expect(d.ok).toBe(false);
+      if (d.ok) return;
+      expect(d.error.code).toBe('unauthorized_client');
+      expect(d.error.description).toContain(message);
+      expect(d.error.description).toContain('so it gets no session');
+      expect(d.error.detail).toContain(reason);
+    }
+  });
+
+  it('trusts a further broker image when configured (an upgrade in progress)', () => {
+    const p = withBroker({ image: 'ghcr.io/warden-dev/warden:0.0.9' });
+    expect(decideAttestation(facts({ pod: p })).ok).toBe(false);
+    const upgrade = { ...broker, trustedImages: [TEST_BROKER_IMAGE, 'ghcr.io/warden-dev/warden:0.0.9'] };
+    expect(decideAttestation(facts({ pod: p, broker: upgrade })).ok).toBe(true);
   });
 });
 

@@ -6,11 +6,18 @@
  * decide (pure): decideAttestation() over what was gathered → a session subject or an OAuthError.
  */
 import { createHash } from 'node:crypto';
-import type { AuthenticationV1Api } from '@kubernetes/client-node';
+import type { AuthenticationV1Api, V1Pod } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
 import { type AttestationConditions, checkAttestationConditions } from '../core/identity/attestation.js';
+import {
+  type BrokerExpectation,
+  type BrokerPodProblem,
+  brokerTokenExposures,
+  injectedBrokerProblems,
+  withoutBroker,
+} from '../core/identity/broker-pod.js';
 import {
   AGENT_RESOURCE_PREFIX,
   CLUSTER_CLOCK_SKEW_MS,
@@ -172,8 +179,22 @@ export interface AttestationFacts {
   resource?: string;
   /** True when refreshing with a session token: the audience was checked at the first exchange. */
   refresh?: boolean;
-  /** The broker image the webhook injects: that container is exempt from allowedImages. */
-  brokerImage?: string | undefined;
+  /** The broker this Warden injects: only a pod carrying it attests (docs/threat-model.md). */
+  broker: BrokerExpectation;
+}
+
+/** At most this many problems are spelled out to the caller (all reasons go to the audit detail). */
+const MAX_SHAPE_PROBLEMS = 4;
+
+function shapeRefusal(lead: string, problems: readonly BrokerPodProblem[]): OAuthError {
+  const shown = problems.slice(0, MAX_SHAPE_PROBLEMS).map((p) => `${p.field}: ${p.message}`);
+  const more =
+    problems.length > MAX_SHAPE_PROBLEMS ? ` (and ${problems.length - MAX_SHAPE_PROBLEMS} more)` : '';
+  return new OAuthError(
+    'unauthorized_client',
+    `${lead}, so it gets no session: ${shown.join('; ')}${more}`,
+    `reasons ${[...new Set(problems.map((p) => p.reason))].join(',')}`,
+  );
 }
 
 const SA_PREFIX = 'system:serviceaccount:';
@@ -269,6 +290,22 @@ export function decideAttestation(
       `verified audiences ${JSON.stringify(r.audiences)}`,
     );
   }
+  // Only Warden's broker may hold a session: the pod must carry the broker the webhook injects,
+  // and nothing else in it may read that broker's token. Checked on refresh too, against the live
+  // pod, so a pod changed after admission (an ephemeral container, a new broker image) loses it.
+  // The pod getter returns the API server's whole Pod; PodLike only names what identity reads.
+  const livePod = pod as V1Pod;
+  const injected = injectedBrokerProblems(livePod, agentName, audience, f.broker);
+  if (injected.length > 0) {
+    return { ok: false, error: shapeRefusal('the pod does not carry the broker Warden injects', injected) };
+  }
+  const exposed = brokerTokenExposures(livePod, [...new Set([audience, DEFAULT_BROKER_AUDIENCE])]);
+  if (exposed.length > 0) {
+    return {
+      ok: false,
+      error: shapeRefusal("a container other than Warden's broker can read the broker's token", exposed),
+    };
+  }
   if (f.resource !== undefined) {
     const expected = `${AGENT_RESOURCE_PREFIX}${sa.namespace}:${agentName}`;
     if (f.resource !== expected) {
@@ -279,7 +316,8 @@ export function decideAttestation(
       );
     }
   }
-  const conditions = checkAttestationConditions(pod, id.spec?.attestation, f.brokerImage);
+  // The broker was verified above: allowedImages judge the agent's own containers.
+  const conditions = checkAttestationConditions(withoutBroker(livePod), id.spec?.attestation);
   if (!conditions.ok) {
     return fail(
       'unauthorized_client',

@@ -16,6 +16,7 @@ import {
   httpCall,
   patchAgentIdentity,
   sessionFor,
+  TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.js';
 
@@ -92,6 +93,7 @@ beforeAll(async () => {
     });
   }
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace: f.namespace,
     watchNamespace: f.namespace,

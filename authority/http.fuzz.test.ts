@@ -201,6 +201,7 @@ beforeAll(async () => {
         pods: { getPod: async () => null },
         identities: { getAgentIdentity: async () => null },
         sessions,
+        broker: { trustedImages: [], authorityUrl: ISSUER },
       }),
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
+import type { BrokerExpectation } from '../core/identity/broker-pod.js';
 import { KubeConfigApi } from '../kube/kube.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
@@ -36,6 +37,12 @@ export interface AuthorityOptions {
   namespace: string;
   /** Issuer URL: how brokers and targets reach the authority (https in production). */
   issuer: string;
+  /**
+   * Broker images a pod's `warden-broker` container may run to attest: the image the webhook
+   * injects, plus (during an upgrade) the ones running pods were injected with. The broker's
+   * `--authority-url` must be `issuer`. Pods without that broker get no session.
+   */
+  trustedBrokerImages: readonly string[];
   log?: Logger;
   audit?: AuditSink;
   rateLimit?: RateLimitOptions;
@@ -61,8 +68,6 @@ export interface AuthorityOptions {
   metrics?: WardenMetrics;
   /** Told of every successful attestation (the controller writes status.lastAttestation). */
   onAttested?: (a: Attested) => void;
-  /** The broker image the webhook injects: exempt from AgentIdentity allowedImages at attestation. */
-  brokerImage?: string;
   /** Told of every credential issued at /v1/credentials (the controller writes status.issuedCount). */
   onIssued?: (i: Issued) => void;
 }
@@ -85,8 +90,9 @@ export interface AuthorityParts {
   issuance: IssuanceDeps;
   metrics?: WardenMetrics | undefined;
   onAttested?: ((a: Attested) => void) | undefined;
-  brokerImage?: string | undefined;
   onIssued?: ((i: Issued) => void) | undefined;
+  /** The broker a pod must carry to attest. */
+  broker: BrokerExpectation;
 }
 
 export interface Authority extends AuthorityParts {
@@ -145,8 +151,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     },
     metrics: opts.metrics,
     onAttested: opts.onAttested,
-    brokerImage: opts.brokerImage,
     onIssued: opts.onIssued,
+    broker: { trustedImages: [...opts.trustedBrokerImages], authorityUrl: opts.issuer },
   };
   const server = createAuthorityServer({
     issuer: opts.issuer,

@@ -1,21 +1,42 @@
 /**
  * Builders for integration tests against the real API server: ServiceAccounts, AgentIdentities,
  * Pods (no kubelet runs, so pods stay Pending — they exist, which is all attestation needs) and
- * the pod-bound projected token the kubelet would mount into the broker.
+ * the pod-bound projected token the kubelet would mount into the broker. Agent pods are built as
+ * the webhook admits them (injectBroker): the authority attests only pods carrying that broker.
  */
 import { request as httpRequest } from 'node:http';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import {
+  ANNOTATION_AGENT,
+  DEFAULT_BROKER_AUDIENCE,
+  GROUP,
+  LABEL_AGENT,
+  PLURAL,
+  VERSION,
+} from '../core/constants.js';
+import { injectBroker } from '../webhook/test-builders.js';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
+
+export { injectBroker, TEST_BROKER_IMAGE } from '../webhook/test-builders.js';
+
+/** The issuer of test authorities unless a test picks its own; injected brokers are pointed at it. */
+export const TEST_ISSUER = 'https://warden-authority.test';
 
 export interface Fixture {
   core: CoreV1Api;
   custom: CustomObjectsApi;
   namespace: string;
+  /** The authority URL injected brokers are given (`--authority-url`): the test authority's issuer. */
+  issuer: string;
 }
 
-export function fixture(kc: KubeConfig, namespace: string): Fixture {
-  return { core: kc.makeApiClient(CoreV1Api), custom: kc.makeApiClient(CustomObjectsApi), namespace };
+export function fixture(kc: KubeConfig, namespace: string, issuer = TEST_ISSUER): Fixture {
+  return {
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    namespace,
+    issuer,
+  };
 }
 
 export async function createServiceAccount(f: Fixture, name: string): Promise<void> {
@@ -64,26 +85,40 @@ export async function patchAgentIdentity(
   });
 }
 
+/**
+ * Creates a pod. With `agent` it is an agent pod as the webhook admits it (injectBroker) unless
+ * `injected: false`; `unlabelled` drops the agent label the webhook adds (a pod the authority's
+ * pod watch does not see).
+ */
 export async function createPod(
   f: Fixture,
   name: string,
-  opts: { serviceAccount: string; agent?: string; labels?: Record<string, string>; image?: string },
+  opts: {
+    serviceAccount: string;
+    agent?: string;
+    labels?: Record<string, string>;
+    image?: string;
+    injected?: boolean;
+    unlabelled?: boolean;
+  },
 ): Promise<V1Pod> {
-  return f.core.createNamespacedPod({
-    namespace: f.namespace,
-    body: {
-      metadata: {
-        name,
-        labels: opts.labels,
-        annotations: opts.agent ? { [ANNOTATION_AGENT]: opts.agent } : {},
-      },
-      spec: {
-        serviceAccountName: opts.serviceAccount,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: opts.image ?? 'ghcr.io/acme/agent@sha256:0000' }],
-      },
+  let body: V1Pod = {
+    metadata: {
+      name,
+      labels: opts.labels,
+      annotations: opts.agent ? { [ANNOTATION_AGENT]: opts.agent } : {},
     },
-  });
+    spec: {
+      serviceAccountName: opts.serviceAccount,
+      automountServiceAccountToken: false,
+      containers: [{ name: 'agent', image: opts.image ?? 'ghcr.io/acme/agent@sha256:0000' }],
+    },
+  };
+  if (opts.agent && opts.injected !== false) {
+    body = injectBroker(body, { agent: opts.agent, issuer: f.issuer });
+    if (opts.unlabelled) delete body.metadata?.labels?.[LABEL_AGENT];
+  }
+  return f.core.createNamespacedPod({ namespace: f.namespace, body });
 }
 
 export async function deletePod(f: Fixture, name: string): Promise<void> {

@@ -19,6 +19,7 @@ import {
   httpCall,
   patchAgentIdentity,
   sessionFor,
+  TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
 import { JwtMinter } from './mint/jwt.js';
 import { policy, provider } from './mint/testing.js';
@@ -43,6 +44,7 @@ beforeAll(async () => {
   await createServiceAccount(f, 'bot-sa');
   await createAgentIdentity(f, 'bot', { serviceAccountName: 'bot-sa' });
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace: f.namespace,
     watchNamespace: f.namespace,

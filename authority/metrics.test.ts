@@ -14,6 +14,7 @@ import { buildPolicySet } from '../core/policy/index.js';
 import { allowPolicy } from '../core/policy/testing.js';
 import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { seriesValue } from '../observability/testing.js';
+import { injectBroker, TEST_BROKER_IMAGE } from '../webhook/test-builders.js';
 import { MemoryAuditSink } from './audit.js';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './constants.js';
 import { handleCredentials } from './credentials.js';
@@ -30,15 +31,19 @@ const ISSUER = 'https://warden-authority.metrics';
 const NS = 'agents';
 const GOOD_TOKEN = 'projected-sa-token';
 
-const pod = {
-  metadata: {
-    name: 'bot-1',
-    namespace: NS,
-    uid: 'uid-1',
-    annotations: { 'warden.dev/agent': 'support-bot' },
+// As the webhook admits it: only a pod carrying the injected broker attests.
+const pod = injectBroker(
+  {
+    metadata: {
+      name: 'bot-1',
+      namespace: NS,
+      uid: 'uid-1',
+      annotations: { 'warden.dev/agent': 'support-bot' },
+    },
+    spec: { serviceAccountName: 'bot-sa', containers: [{ name: 'bot', image: 'ghcr.io/acme/bot@sha256:1' }] },
   },
-  spec: { serviceAccountName: 'bot-sa', containers: [{ image: 'ghcr.io/acme/bot@sha256:1' }] },
-};
+  { agent: 'support-bot', issuer: ISSUER },
+);
 const identitySpec = { serviceAccountName: 'bot-sa' };
 const jiraProvider = {
   apiVersion: 'warden.dev/v1alpha1',
@@ -82,7 +87,7 @@ beforeAll(async () => {
   metrics = createMetrics();
   const keys = StaticKeySource.generate();
   const sessions = new Sessions({ issuer: ISSUER, keys });
-  const pods = { getPod: async (_ns: string, name: string) => (name === pod.metadata.name ? pod : null) };
+  const pods = { getPod: async (_ns: string, name: string) => (name === pod.metadata?.name ? pod : null) };
   server = createAuthorityServer({
     issuer: ISSUER,
     keys,
@@ -111,6 +116,7 @@ beforeAll(async () => {
         },
         sessions,
         metrics,
+        broker: { trustedImages: [TEST_BROKER_IMAGE], authorityUrl: ISSUER },
       }),
     credentials: (ctx) =>
       handleCredentials(ctx, {

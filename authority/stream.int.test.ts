@@ -22,6 +22,7 @@ import {
   projectedToken,
   type SseEvent,
   sessionFor,
+  TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
 import type { PolicySnapshot } from './snapshot.js';
 
@@ -47,6 +48,7 @@ beforeAll(async () => {
     rules: [{ targets: ['*'] }],
   });
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace: f.namespace,
     watchNamespace: f.namespace,

@@ -40,6 +40,7 @@ import {
   type HttpResult,
   httpCall,
   projectedToken,
+  TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
 import { signJwt } from './jwt.js';
 import { type LoadedKey, loadKey, parseKeyRing, signingKeyOf } from './keys.js';
@@ -106,10 +107,11 @@ const HOSTILE_KIDS: Array<[string, string]> = [
 beforeAll(async () => {
   const kc = kubeConfig();
   const namespace = await freshNamespace('token-attacks');
-  f = fixture(kc, namespace);
+  f = fixture(kc, namespace, ISSUER);
   await createServiceAccount(f, 'bot-sa');
   await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace,
     watchNamespace: namespace,

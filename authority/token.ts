@@ -6,6 +6,7 @@
  *   (refresh), after re-checking the pod and AgentIdentity live.
  */
 import { ANNOTATION_AGENT } from '../core/constants.js';
+import type { BrokerExpectation } from '../core/identity/broker-pod.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import {
   type AttestationFacts,
@@ -29,8 +30,8 @@ export interface TokenEndpointDeps {
   metrics?: Pick<WardenMetrics, 'tokenExchange' | 'credentialIssued'> | undefined;
   /** Told of every successful attestation (not of refreshes): AgentIdentity status.lastAttestation. */
   onAttested?: ((a: Attested) => void) | undefined;
-  /** The broker image the webhook injects (exempt from allowedImages; see agentImages). */
-  brokerImage?: string | undefined;
+  /** The broker a pod must carry to attest (trusted images, this authority's URL). */
+  broker: BrokerExpectation;
 }
 
 /** A pod that attested as an agent: what `status.lastAttestation` shows. */
@@ -118,7 +119,7 @@ async function exchange(
     // that costs no TokenReview.
     if (ctx.limited && !deps.reviewer.knownGood?.(subjectToken)) throw ctx.slowDown();
     const review = await deps.reviewer.review(subjectToken);
-    facts = { review, pod: null, identity: null, resource };
+    facts = { review, pod: null, identity: null, resource, broker: deps.broker };
     if (review.authenticated && review.username && review.podName) {
       const ns = review.username.split(':')[2] ?? '';
       Object.assign(ctx.audit, { namespace: ns, pod: review.podName, podUID: review.podUID });
@@ -139,6 +140,7 @@ async function exchange(
       identity: null,
       resource,
       refresh: true,
+      broker: deps.broker,
     };
   } else {
     throw new OAuthError(
@@ -152,7 +154,7 @@ async function exchange(
     ctx.audit.agent = agentName;
     facts.identity = await deps.identities.getAgentIdentity(ns, agentName);
   }
-  const decision = decideAttestation({ ...facts, brokerImage: deps.brokerImage });
+  const decision = decideAttestation(facts);
   if (!decision.ok) throw decision.error;
   const session = deps.sessions.issue(decision.subject);
   deps.metrics?.credentialIssued('Session');

@@ -25,9 +25,11 @@ import {
   type Fixture,
   fixture,
   httpCall,
+  injectBroker,
   openStream,
   patchAgentIdentity,
   projectedToken,
+  TEST_BROKER_IMAGE,
 } from '../authority/int-fixtures.js';
 import { StaticKeySource } from '../authority/keystore.js';
 import { FailureRateLimiter } from '../authority/ratelimit.js';
@@ -132,7 +134,7 @@ async function controlPlaneBenchmarks(): Promise<BenchResult[]> {
     await installCrds(cp.kubeconfigPath);
     const kc = new KubeConfig();
     kc.loadFromFile(cp.kubeconfigPath);
-    const f = fixture(kc, 'bench');
+    const f = fixture(kc, 'bench', ISSUER);
     await f.core.createNamespace({ body: { metadata: { name: 'bench' } } });
     await createServiceAccount(f, 'bot-sa');
     await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
@@ -155,6 +157,7 @@ async function controlPlaneBenchmarks(): Promise<BenchResult[]> {
     const results: BenchResult[] = [];
     for (const podLookup of ['live', 'watch'] as const) {
       const authority = await createAuthority({
+        trustedBrokerImages: [TEST_BROKER_IMAGE],
         kubeConfig: kc,
         namespace: 'bench',
         watchNamespace: 'bench',
@@ -273,15 +276,24 @@ async function inProcessExchangeBenchmark(): Promise<BenchResult> {
       podName: `bot-${i}`,
       podUID: `uid-${i}`,
     });
-    pods.set(`bot-${i}`, {
-      metadata: {
-        name: `bot-${i}`,
-        namespace: 'bench',
-        uid: `uid-${i}`,
-        annotations: { [ANNOTATION_AGENT]: 'support-bot' },
-      },
-      spec: { serviceAccountName: 'bot-sa', containers: [{ image: 'ghcr.io/acme/agent@sha256:0000' }] },
-    });
+    pods.set(
+      `bot-${i}`,
+      injectBroker(
+        {
+          metadata: {
+            name: `bot-${i}`,
+            namespace: 'bench',
+            uid: `uid-${i}`,
+            annotations: { [ANNOTATION_AGENT]: 'support-bot' },
+          },
+          spec: {
+            serviceAccountName: 'bot-sa',
+            containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+          },
+        },
+        { agent: 'support-bot', issuer: ISSUER },
+      ),
+    );
     bodies.push(
       new URLSearchParams({
         grant_type: GRANT_TOKEN_EXCHANGE,
@@ -303,6 +315,7 @@ async function inProcessExchangeBenchmark(): Promise<BenchResult> {
       }),
     },
     sessions: new Sessions({ issuer: ISSUER, keys }),
+    broker: { trustedImages: [TEST_BROKER_IMAGE], authorityUrl: ISSUER },
   };
   const server = createAuthorityServer({
     issuer: ISSUER,

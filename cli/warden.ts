@@ -127,6 +127,12 @@ program
     `ghcr.io/warden-dev/warden:${pkg.version}`,
   )
   .option('--broker-image-pull-policy <policy>', 'Always, IfNotPresent or Never', pullPolicy, 'IfNotPresent')
+  .option(
+    '--trusted-broker-image <ref>',
+    'a further broker image accepted at attestation, e.g. the previous one during an upgrade (repeatable)',
+    (v: string, prev: string[]) => (v === '' ? prev : [...prev, v]),
+    [] as string[],
+  )
   .option('--broker-cpu-request <q>', 'broker CPU request', quantity, '20m')
   .option('--broker-memory-request <q>', 'broker memory request', quantity, '48Mi')
   .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
@@ -183,6 +189,7 @@ program
       webhookConfigurationName: o.webhookConfiguration === '' ? null : o.webhookConfiguration,
       issuer,
       authorityTls: !o.authorityInsecureHttp,
+      trustedBrokerImages: o.trustedBrokerImage,
       broker: {
         image: o.brokerImage,
         imagePullPolicy: o.brokerImagePullPolicy,

@@ -59,6 +59,11 @@ export interface ControllerOptions {
   /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
   authorityTls: boolean;
   broker: Pick<BrokerConfig, 'image'> & Partial<Pick<BrokerConfig, 'imagePullPolicy' | 'resources'>>;
+  /**
+   * Broker images accepted at attestation besides `broker.image` (e.g. the previous one while an
+   * upgrade rolls through agent pods). A pod whose broker runs any other image gets no session.
+   */
+  trustedBrokerImages?: readonly string[];
   /** Extra CA (PEM) trusted when fetching identity providers' discovery and JWKS (a private IdP). */
   idpCaPem?: string;
   /** Serve the certificate mounted here (cert-manager) instead of the self-managed Secret. */
@@ -266,12 +271,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     kubeConfig: o.kubeConfig,
     namespace: o.namespace,
     issuer: o.issuer,
+    // Only pods whose broker runs one of these attest; allowedImages does not apply to that broker.
+    trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
     log: log.child({ component: 'authority' }),
     audit: auditSink,
     brokerAuditSinks: [auditSink, decisionStats],
     onAttested: (a) => decisionStats.attested(a),
-    // The injected broker runs Warden's image, not the agent's: allowedImages does not apply to it.
-    brokerImage: o.broker.image,
     onIssued: (i) => issuanceStats.issued(i),
     issuedCredentials,
     metrics,

@@ -49,6 +49,15 @@ export const BROKER_CONTAINER_NAME = 'warden-broker';
 export const BROKER_TOKEN_VOLUME = 'warden-broker-token';
 /** Mount path of the projected token inside the broker. */
 export const BROKER_TOKEN_DIR = '/var/run/secrets/warden.dev/broker';
+/** File name of the token inside BROKER_TOKEN_DIR. */
+export const BROKER_TOKEN_FILE = 'token';
+/**
+ * Pod annotation carrying the PEM bundle the broker trusts for the authority
+ * (public data), projected into the broker's volume as a file by the downward API.
+ */
+export const ANNOTATION_AUTHORITY_CA = 'warden.dev/authority-ca';
+/** File name of the authority CA bundle inside BROKER_TOKEN_DIR. */
+export const BROKER_AUTHORITY_CA_FILE = 'authority-ca.crt';
 
 /** Env var in agent containers: base URL of the broker's MCP gateway (`<base>/<provider>`). */
 export const ENV_MCP_BASE = 'WARDEN_MCP_BASE';

@@ -21,6 +21,12 @@ import {
   PLURAL,
   VERSION,
 } from '../core/constants.js';
+import { injectBroker } from '../webhook/test-builders.js';
+
+/** The issuer e2e controllers announce (brokers reach them by URL, not by name). */
+export const E2E_ISSUER = 'http://warden-authority.e2e';
+/** The broker image e2e controllers inject and trust; e2e agent pods carry it as the webhook would. */
+export const E2E_BROKER_IMAGE = 'warden:e2e';
 
 /**
  * Creates the agent's ServiceAccount, AgentIdentity, the `api` CredentialProvider (Warden JWTs
@@ -54,16 +60,20 @@ export async function createAgentWithApi(
     effect: 'Allow',
     rules: [{ targets: ['api'], http: { methods: ['GET'], paths: ['/**'] } }],
   });
+  // As the webhook admits it (no webhook runs here): the authority attests only injected pods.
   return core.createNamespacedPod({
     namespace: ns,
-    body: {
-      metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
-      spec: {
-        serviceAccountName: o.agent,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+    body: injectBroker(
+      {
+        metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
+        spec: {
+          serviceAccountName: o.agent,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+        },
       },
-    },
+      { agent: o.agent, issuer: E2E_ISSUER, image: E2E_BROKER_IMAGE },
+    ),
   });
 }
 
@@ -85,9 +95,9 @@ export function startTestController(
     healthPort: 0,
     tlsNames: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
     webhookConfigurationName: null,
-    issuer: 'http://warden-authority.e2e',
+    issuer: E2E_ISSUER,
     authorityTls: false,
-    broker: { image: 'warden:e2e', imagePullPolicy: 'IfNotPresent' },
+    broker: { image: E2E_BROKER_IMAGE, imagePullPolicy: 'IfNotPresent' },
     tlsSecret: `warden-tls-${randomBytes(3).toString('hex')}`,
     version: '0.0.0-e2e',
     ...rest,

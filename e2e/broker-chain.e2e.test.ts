@@ -21,6 +21,7 @@ import {
   fixture,
   patchAgentIdentity,
   projectedToken,
+  TEST_BROKER_IMAGE,
 } from '../authority/int-fixtures.js';
 import { BrokerDenyReason, JSONRPC_POLICY_DENIED } from '../broker/constants.js';
 import { type McpUpstream, type Seen, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
@@ -115,6 +116,7 @@ beforeAll(async () => {
     });
   }
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace: f.namespace,
     watchNamespace: f.namespace,

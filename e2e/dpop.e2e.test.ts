@@ -26,6 +26,7 @@ import {
   httpCall,
   projectedToken,
   sessionFor,
+  TEST_BROKER_IMAGE,
 } from '../authority/int-fixtures.js';
 import { accessTokenHash, DpopKey } from '../broker/dpop.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
@@ -116,10 +117,11 @@ function direct(url: string, headers: Record<string, string>, method = 'POST') {
 
 beforeAll(async () => {
   const kc = kubeConfig();
-  f = fixture(kc, await freshNamespace('dpop'));
+  f = fixture(kc, await freshNamespace('dpop'), ISSUER);
   await createServiceAccount(f, 'bot-sa');
   await createAgentIdentity(f, 'support-bot', { serviceAccountName: 'bot-sa' });
   authority = await createAuthority({
+    trustedBrokerImages: [TEST_BROKER_IMAGE],
     kubeConfig: kc,
     namespace: f.namespace,
     watchNamespace: f.namespace,

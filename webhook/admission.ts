@@ -192,7 +192,10 @@ export async function handleReview(
     };
   }
 
-  const problems = checkPod(pod, namespace, agentName, agent);
+  const problems = checkPod(pod, namespace, agentName, agent, {
+    trustedImages: [deps.broker.image],
+    authorityUrl: deps.broker.authorityUrl,
+  });
   if (problems.length > 0 || agent === undefined) {
     return reject({ uid, namespace, podName, agentName, agent }, problems, deps, req);
   }

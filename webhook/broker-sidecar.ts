@@ -5,8 +5,11 @@
  */
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeProjection } from '@kubernetes/client-node';
 import {
+  ANNOTATION_AUTHORITY_CA,
+  BROKER_AUTHORITY_CA_FILE,
   BROKER_CONTAINER_NAME,
   BROKER_TOKEN_DIR,
+  BROKER_TOKEN_FILE,
   BROKER_TOKEN_VOLUME,
   ENV_HTTP_BASE,
   ENV_MCP_BASE,
@@ -16,16 +19,8 @@ import {
 } from '../core/constants.js';
 import type { BrokerConfig } from './types.js';
 
-/**
- * Pod annotation carrying the PEM bundle the broker trusts for the authority
- * (public data), projected into the broker's volume as a file by the downward API.
- */
-export const ANNOTATION_AUTHORITY_CA = 'warden.dev/authority-ca';
-/** File name of the authority CA bundle inside BROKER_TOKEN_DIR. */
-export const BROKER_AUTHORITY_CA_FILE = 'authority-ca.crt';
-
-/** File name of the token inside BROKER_TOKEN_DIR. */
-export const BROKER_TOKEN_FILE = 'token';
+// Re-exported: they moved to core/constants.ts, where attestation checks the injected shape too.
+export { ANNOTATION_AUTHORITY_CA, BROKER_AUTHORITY_CA_FILE, BROKER_TOKEN_FILE };
 /** Name of the broker's health port (the startup probe refers to it by name). */
 export const BROKER_HEALTH_PORT_NAME = 'warden-health';
 /** Broker endpoint that answers 200 only once the broker has attested and holds a session. */

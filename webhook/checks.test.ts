@@ -142,7 +142,71 @@ describe('checkPod', () => {
       }),
       agentIdentity(),
       'TokenVolumeMounted',
-      /spec\.containers\[0\]\.volumeMounts\[0\].*only the broker/,
+      /spec\.containers\[0\]\.volumeMounts\[0\]: container "agent" mounts volume "warden-broker-token".*only the injected Warden broker/,
+    ],
+    [
+      'an agent container mounting its own token for the broker audience',
+      withPod((p) => {
+        p.spec!.volumes = [
+          {
+            name: 'mine',
+            projected: { sources: [{ serviceAccountToken: { audience: 'warden.dev/broker', path: 't' } }] },
+          },
+        ];
+        p.spec!.containers[0]!.volumeMounts = [{ name: 'mine', mountPath: '/t' }];
+      }),
+      agentIdentity(),
+      'BrokerAudienceToken',
+      /spec\.containers\[0\]\.volumeMounts\[0\]: container "agent" mounts volume "mine".*"warden\.dev\/broker"/,
+    ],
+    [
+      "an init container mounting a token for the AgentIdentity's custom audience",
+      withPod((p) => {
+        p.spec!.volumes = [
+          {
+            name: 'mine',
+            projected: { sources: [{ serviceAccountToken: { audience: 'custom-aud', path: 't' } }] },
+          },
+        ];
+        p.spec!.initContainers = [
+          { name: 'setup', image: 'x', volumeMounts: [{ name: 'mine', mountPath: '/t' }] },
+        ];
+      }),
+      agentIdentity({ attestation: { audience: 'custom-aud' } }),
+      'BrokerAudienceToken',
+      /spec\.initContainers\[0\]\.volumeMounts\[0\]: container "setup" mounts volume "mine".*"custom-aud"/,
+    ],
+    [
+      'an unmounted volume projecting the broker audience',
+      withPod((p) => {
+        p.spec!.volumes = [
+          {
+            name: 'spare',
+            projected: { sources: [{ serviceAccountToken: { audience: 'warden.dev/broker', path: 't' } }] },
+          },
+        ];
+      }),
+      agentIdentity(),
+      'BrokerAudienceToken',
+      /spec\.volumes\[0\]\.projected\.sources\[0\]\.serviceAccountToken\.audience: volume "spare"/,
+    ],
+    [
+      'a shared process namespace',
+      withPod((p) => {
+        p.spec!.shareProcessNamespace = true;
+      }),
+      agentIdentity(),
+      'SharedProcessNamespace',
+      /spec\.shareProcessNamespace: .*\/proc/,
+    ],
+    [
+      'the host PID namespace',
+      withPod((p) => {
+        p.spec!.hostPID = true;
+      }),
+      agentIdentity(),
+      'HostPID',
+      /spec\.hostPID/,
     ],
     [
       'a missing required pod label',
@@ -162,6 +226,36 @@ describe('checkPod', () => {
     const problems = checkPod(pod, ns, 'support-bot', agent);
     expect(problems.map((p) => p.reason)).toContain(reason);
     expect(rejectionMessage('p', 'support-bot', problems)).toMatch(message);
+  });
+
+  it('accepts a token volume for another audience (e.g. a workload-identity token for a cloud)', () => {
+    const pod = withPod((p) => {
+      p.spec!.volumes = [
+        {
+          name: 'cloud',
+          projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', path: 't' } }] },
+        },
+      ];
+      p.spec!.containers[0]!.volumeMounts = [{ name: 'cloud', mountPath: '/t' }];
+    });
+    expect(checkPod(pod, ns, 'support-bot', agentIdentity())).toEqual([]);
+  });
+
+  it('refuses a hand-written broker carrying the injected record, naming what differs', () => {
+    const forged = mutatePod(agentPod(), 'support-bot', agentIdentity(), {
+      ...TEST_BROKER,
+      image: 'docker.io/evil/broker:1',
+      authorityUrl: 'https://evil.example',
+    });
+    const expectation = { trustedImages: [TEST_BROKER.image], authorityUrl: TEST_BROKER.authorityUrl };
+    const problems = checkPod(forged, ns, 'support-bot', agentIdentity(), expectation);
+    expect(problems.map((p) => [p.reason, p.field])).toEqual([
+      ['BrokerImageNotTrusted', 'spec.initContainers[0].image'],
+      ['BrokerContainerAltered', 'spec.initContainers[0].args[2]'],
+    ]);
+    // ...while the webhook's own output passes on reinvocation.
+    const ours = mutatePod(agentPod(), 'support-bot', agentIdentity(), TEST_BROKER);
+    expect(checkPod(ours, ns, 'support-bot', agentIdentity(), expectation)).toEqual([]);
   });
 
   it('leaves the injected broker image out of the allowedImages check on reinvocation', () => {

@@ -10,10 +10,18 @@ import {
   ANNOTATION_INJECTED,
   BROKER_CONTAINER_NAME,
   BROKER_TOKEN_VOLUME,
+  DEFAULT_BROKER_AUDIENCE,
   LABEL_AGENT,
 } from '../core/constants.js';
 import { checkAttestationConditions } from '../core/identity/attestation.js';
-import type { AgentIdentityView } from './types.js';
+import {
+  type BrokerExpectation,
+  type BrokerPodReason,
+  brokerContainerProblems,
+  brokerTokenExposures,
+  withoutBroker,
+} from '../core/identity/broker-pod.js';
+import { type AgentIdentityView, attestationOf } from './types.js';
 
 /** Machine-readable reasons; they end up in Events and logs. */
 export type RejectionReason =
@@ -26,9 +34,9 @@ export type RejectionReason =
   | 'NoContainers'
   | 'ReservedContainerName'
   | 'ReservedVolumeName'
-  | 'TokenVolumeMounted'
   | 'PodLabelMismatch'
-  | 'ImageNotAllowed';
+  | 'ImageNotAllowed'
+  | BrokerPodReason;
 
 export interface Problem {
   reason: RejectionReason;
@@ -100,13 +108,16 @@ export function alreadyInjected(pod: V1Pod): boolean {
 
 /**
  * Every problem that prevents injecting `agent` into `pod`, each with its field
- * path. An empty list means the pod may be admitted and mutated.
+ * path. An empty list means the pod may be admitted and mutated. `broker` is
+ * what the webhook injects: a broker container the pod already carries (a
+ * reinvocation, or a hand-written copy) must match it.
  */
 export function checkPod(
   pod: V1Pod,
   namespace: string,
   agentName: string,
   agent: AgentIdentityView | undefined,
+  broker?: BrokerExpectation,
 ): Problem[] {
   const problems: Problem[] = [];
   if (agent === undefined) {
@@ -161,16 +172,19 @@ export function checkPod(
     });
   }
   problems.push(...structuralProblems(pod));
+  // The broker's token must stay the broker's: no other container mounts it, no other volume
+  // projects a token for the audience the authority accepts, no shared process namespace.
+  const audiences = new Set([DEFAULT_BROKER_AUDIENCE]);
+  if (agent) audiences.add(attestationOf(agent).audience);
+  problems.push(...brokerTokenExposures(pod, [...audiences]));
+  // The webhook keeps a broker container it finds (add-if-missing): one written by the pod's
+  // author instead must be indistinguishable from ours, or it is refused here, not at attestation.
+  const init = pod.spec?.initContainers ?? [];
+  const b = init.findIndex((c) => c.name === BROKER_CONTAINER_NAME);
+  if (broker && b !== -1 && alreadyInjected(pod)) {
+    problems.push(...brokerContainerProblems(init[b] as V1Container, b, broker));
+  }
   return problems;
-}
-
-function withoutBroker(pod: V1Pod): V1Pod {
-  const init = pod.spec?.initContainers;
-  if (!pod.spec || !init?.some((c) => c.name === BROKER_CONTAINER_NAME)) return pod;
-  return {
-    ...pod,
-    spec: { ...pod.spec, initContainers: init.filter((c) => c.name !== BROKER_CONTAINER_NAME) },
-  };
 }
 
 /** Problems with the pod's own shape: missing containers, names Warden reserves. */
@@ -211,22 +225,6 @@ function structuralProblems(pod: V1Pod): Problem[] {
       }
     });
   }
-  // The token volume is the broker's credential; no other container may mount it.
-  const mounts = (list: string, cs: V1Container[]) =>
-    cs.forEach((c, i) => {
-      if (c.name === BROKER_CONTAINER_NAME) return;
-      (c.volumeMounts ?? []).forEach((m, j) => {
-        if (m.name === BROKER_TOKEN_VOLUME) {
-          problems.push({
-            reason: 'TokenVolumeMounted',
-            field: `spec.${list}[${i}].volumeMounts[${j}]`,
-            message: `container "${c.name}" mounts "${BROKER_TOKEN_VOLUME}"; only the broker may read its token, remove this mount`,
-          });
-        }
-      });
-    });
-  mounts('containers', containers);
-  mounts('initContainers', initContainers);
   return problems;
 }
 

@@ -3,6 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_AGENT } from '../core/constants.js';
 import type { AdmissionDeps, AdmissionLogger } from './admission.js';
 import { MemoryEvents } from './events.js';
+import { mutatePod } from './mutate.js';
 import { type AgentIdentityView, type BrokerConfig, DEFAULT_BROKER_CONFIG } from './types.js';
 
 export const TEST_BROKER: BrokerConfig = {
@@ -11,6 +12,32 @@ export const TEST_BROKER: BrokerConfig = {
   image: 'ghcr.io/warden-dev/warden@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
   authorityUrl: 'https://warden.warden-system.svc:8443',
 };
+
+/** The broker image test authorities trust (createAuthority trustedBrokerImages) and test agent pods run. */
+export const TEST_BROKER_IMAGE = TEST_BROKER.image;
+
+/**
+ * `pod` as the webhook admits it for AgentIdentity `agent`: the broker native sidecar (running
+ * `image`, pointed at `issuer`), its projected token volume for `audience`, the agent env vars,
+ * the agent label and the `warden.dev/injected` record — built by the webhook's own mutation.
+ */
+export function injectBroker(
+  pod: V1Pod,
+  o: { agent: string; issuer: string; image?: string; audience?: string },
+): V1Pod {
+  return mutatePod(
+    pod,
+    o.agent,
+    {
+      metadata: { name: o.agent },
+      spec: {
+        serviceAccountName: pod.spec?.serviceAccountName ?? '',
+        ...(o.audience ? { attestation: { audience: o.audience } } : {}),
+      },
+    },
+    { ...TEST_BROKER, image: o.image ?? TEST_BROKER_IMAGE, authorityUrl: o.issuer },
+  );
+}
 
 export function agentPod(overrides: { name?: string; agent?: string; sa?: string } = {}): V1Pod {
   return {

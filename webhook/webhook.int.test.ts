@@ -284,6 +284,98 @@ describe('admission through the real API server', () => {
         pod('r-vol', { agent: 'bot', extra: { volumes: [{ name: 'warden-broker-token', emptyDir: {} }] } }),
       /spec\.volumes\[0\]\.name: "warden-broker-token" is reserved/,
     ],
+    [
+      'an agent container mounting its own token for the broker audience',
+      () =>
+        pod('r-own-token', {
+          agent: 'bot',
+          extra: {
+            volumes: [
+              {
+                name: 'stolen',
+                projected: {
+                  sources: [{ serviceAccountToken: { audience: 'warden.dev/broker', path: 't' } }],
+                },
+              },
+            ],
+            containers: [
+              { name: 'agent', image: 'x', volumeMounts: [{ name: 'stolen', mountPath: '/var/run/t' }] },
+            ],
+          },
+        }),
+      /spec\.containers\[0\]\.volumeMounts\[0\]: container "agent" mounts volume "stolen", which projects a service-account token for the Warden broker audience "warden\.dev\/broker"/,
+    ],
+    [
+      "an init container mounting a token for the AgentIdentity's own audience",
+      () =>
+        pod('r-init-token', {
+          agent: 'bot',
+          extra: {
+            volumes: [
+              {
+                name: 'side',
+                projected: {
+                  sources: [{ serviceAccountToken: { audience: 'warden.dev/int-test', path: 't' } }],
+                },
+              },
+            ],
+            initContainers: [
+              { name: 'fetch', image: 'x', volumeMounts: [{ name: 'side', mountPath: '/var/run/t' }] },
+            ],
+          },
+        }),
+      /spec\.initContainers\[0\]\.volumeMounts\[0\]: container "fetch" mounts volume "side".*"warden\.dev\/int-test"/,
+    ],
+    [
+      'a shared process namespace',
+      () => pod('r-sharepid', { agent: 'bot', extra: { shareProcessNamespace: true } }),
+      /spec\.shareProcessNamespace: a shared process namespace lets every container read the broker's files/,
+    ],
+    [
+      'a hand-written broker carrying a forged injected record',
+      () => {
+        const p = pod('r-forged', {
+          agent: 'bot',
+          extra: {
+            initContainers: [
+              {
+                name: 'warden-broker',
+                image: 'docker.io/evil/broker:1',
+                restartPolicy: 'Always',
+                args: [
+                  'broker',
+                  '--token-file=/var/run/secrets/warden.dev/broker/token',
+                  `--authority-url=${BROKER.authorityUrl}`,
+                ],
+                volumeMounts: [
+                  {
+                    name: 'warden-broker-token',
+                    mountPath: '/var/run/secrets/warden.dev/broker',
+                    readOnly: true,
+                  },
+                ],
+              },
+            ],
+            volumes: [
+              {
+                name: 'warden-broker-token',
+                projected: {
+                  sources: [{ serviceAccountToken: { audience: 'warden.dev/int-test', path: 'token' } }],
+                },
+              },
+            ],
+          },
+        });
+        p.metadata.annotations['warden.dev/injected'] = JSON.stringify({
+          agent: 'bot',
+          container: 'warden-broker',
+          volume: 'warden-broker-token',
+          audience: 'warden.dev/int-test',
+        });
+        return p;
+      },
+      /spec\.initContainers\[0\]\.image: container "warden-broker" runs image "docker\.io\/evil\/broker:1", which is not a broker image this Warden trusts/,
+    ],
   ])('rejects %s with the message shown by kubectl', async (_name, manifest, message) => {
     const res = await createPod(manifest());
     expect(res.code).not.toBe(0);

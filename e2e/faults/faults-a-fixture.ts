@@ -23,11 +23,13 @@ import type { AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { ANNOTATION_AGENT, API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
 import { createCertificateAuthority } from '../../core/x509.js';
 import type { KubeConfigApi, ObjectList } from '../../kube/kube.js';
+import { injectBroker } from '../../webhook/test-builders.js';
+import { E2E_BROKER_IMAGE, E2E_ISSUER } from '../agent-stack.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The issuer every controller in these tests announces (brokers reach it by URL, not by name). */
-export const ISSUER = 'http://warden-authority.e2e';
+export const ISSUER = E2E_ISSUER;
 
 /** A TCP port free right now on 127.0.0.1 (for a process that must come back on the same port). */
 export async function freePort(): Promise<number> {
@@ -140,6 +142,7 @@ export async function spawnController(o: {
     '--webhook-configuration=',
     '--authority-insecure-http',
     `--issuer=${ISSUER}`,
+    `--broker-image=${E2E_BROKER_IMAGE}`,
     `--tls-secret=warden-tls-${o.namespace}`,
     `--audit-flush-seconds=${o.auditFlushSeconds ?? 0.2}`,
     '--audit-batch-size=50',
@@ -229,14 +232,17 @@ export async function createAgentPod(
   });
   const pod = await core.createNamespacedPod({
     namespace: ns,
-    body: {
-      metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
-      spec: {
-        serviceAccountName: o.agent,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+    body: injectBroker(
+      {
+        metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
+        spec: {
+          serviceAccountName: o.agent,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+        },
       },
-    },
+      { agent: o.agent, issuer: ISSUER, image: E2E_BROKER_IMAGE },
+    ),
   });
   const tr = await core.createNamespacedServiceAccountToken({
     namespace: ns,

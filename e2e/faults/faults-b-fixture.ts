@@ -15,6 +15,8 @@ import { agentRolePrefix } from '../../authority/mint/postgresql.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/index.js';
 import { API_VERSION, DEFAULT_BROKER_AUDIENCE, PLURAL } from '../../core/constants.js';
 import type { KubeConfigApi, ObjectList } from '../../kube/kube.js';
+import { injectBroker } from '../../webhook/test-builders.js';
+import { E2E_BROKER_IMAGE, E2E_ISSUER } from '../agent-stack.js';
 import { createWardenAdmin, type PostgresServer, postgresProviderSpec } from '../harness/postgres.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -96,14 +98,17 @@ export async function createAgent(
   });
   await core.createNamespacedPod({
     namespace,
-    body: {
-      metadata: { name: `${agent}-0`, annotations: { 'warden.dev/agent': agent } },
-      spec: {
-        serviceAccountName: agent,
-        automountServiceAccountToken: false,
-        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+    body: injectBroker(
+      {
+        metadata: { name: `${agent}-0`, annotations: { 'warden.dev/agent': agent } },
+        spec: {
+          serviceAccountName: agent,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+        },
       },
-    },
+      { agent, issuer: E2E_ISSUER, image: E2E_BROKER_IMAGE },
+    ),
   });
 }
 
@@ -299,7 +304,8 @@ export async function spawnController(o: SpawnControllerOptions): Promise<Contro
       '--health-port=0',
       '--webhook-configuration=',
       '--authority-insecure-http',
-      '--issuer=http://warden-authority.e2e',
+      `--issuer=${E2E_ISSUER}`,
+      `--broker-image=${E2E_BROKER_IMAGE}`,
       `--tls-secret=warden-tls-${o.namespace}`,
       `--audit-flush-seconds=${o.auditFlushSeconds ?? 0.2}`,
       '--audit-batch-size=50',

@@ -144,6 +144,11 @@ so the defaults run on any controller version and a changed value never fails si
 {{- if ne $v.broker.image.pullPolicy "IfNotPresent" }}
 - --broker-image-pull-policy={{ $v.broker.image.pullPolicy }}
 {{- end }}
+{{- range $v.broker.trustedImages }}
+{{- if . }}
+- --trusted-broker-image={{ . }}
+{{- end }}
+{{- end }}
 {{- $r := $v.broker.resources }}
 {{- if ne (toString $r.requests.cpu) "20m" }}
 - --broker-cpu-request={{ $r.requests.cpu }}
