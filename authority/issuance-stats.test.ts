@@ -11,7 +11,8 @@ function memoryApi(initial: number | undefined, fail: { next?: number } = {}) {
       if (fail.next && fail.next-- > 0) throw new ApiError(500, 'boom', method, _path);
       if (method === 'GET') return { status: { issuedCount: state.issuedCount } } as T;
       state.patches++;
-      state.issuedCount = (opts?.body as { status: { issuedCount: number } }).status.issuedCount;
+      const body = opts?.body as { status: { issuedCount: number } };
+      state.issuedCount = body.status.issuedCount;
       return {} as T;
     },
   } as unknown as KubeApi;

@@ -22,7 +22,7 @@ function markdownFiles(dir: string): string[] {
 
 const FILES = [join(ROOT, 'README.md'), ...markdownFiles(join(ROOT, 'docs'))];
 
-export interface DocCommand {
+interface DocCommand {
   where: string;
   text: string;
   /** From a code block (a command to run) rather than prose naming a command. */
@@ -30,7 +30,7 @@ export interface DocCommand {
 }
 
 /** Every `kubectl warden …` in code blocks (continuations joined, comments cut) and inline code. */
-export function extractCommands(file: string, markdown: string, tool: RegExp): DocCommand[] {
+function extractCommands(file: string, markdown: string, tool: RegExp): DocCommand[] {
   const out: DocCommand[] = [];
   const lines = markdown.split('\n');
   let fence: string | undefined;
@@ -79,7 +79,7 @@ function stripComment(text: string): string {
 }
 
 /** POSIX-shell-like word splitting with single and double quotes (enough for documented commands). */
-export function shellWords(text: string): string[] {
+function shellWords(text: string): string[] {
   const words: string[] = [];
   let cur = '';
   let quote: string | undefined;

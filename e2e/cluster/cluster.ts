@@ -253,6 +253,9 @@ async function tail(path: string, lines = 25): Promise<string> {
   }
 }
 
+/** Every slot's host uplink lives in this range (10.250.<slot>.0/30); see the unreachable route. */
+const UPLINK_RANGE = '10.250.0.0/16';
+
 /** Starts the cluster; resolves once the node is Ready and the default ServiceAccount exists. */
 export async function startCluster(opts: StartClusterOptions = {}): Promise<Cluster> {
   const log: Log = opts.log ?? (() => {});
@@ -377,6 +380,12 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     await ipn('link', 'add', 'cni0', 'type', 'bridge');
     await ipn('addr', 'add', `${NODE_IP}/24`, 'dev', 'cni0');
     await ipn('link', 'set', 'cni0', 'up');
+    // The host's uplink addresses (10.250.<slot>.0/30) are routed over the veth only while a
+    // cluster runs. A client still aimed at a torn-down cluster (a kept KUBECONFIG, a late
+    // poll) would otherwise follow the default route off this machine. This catch-all is
+    // less specific than the veth's /30, so it never hides a live cluster, and it is left in
+    // place on purpose after cleanup: such a connection then fails here, locally.
+    await sh(['ip', 'route', 'replace', 'unreachable', UPLINK_RANGE, 'metric', '4242']);
     await sh(['ip', 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', nodeVeth]);
     await sh(['ip', 'link', 'set', nodeVeth, 'netns', netns]);
     await sh(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostVeth]);
