@@ -23,6 +23,7 @@ import {
   type AccessOutcome,
   authorize,
   type RequestTiming,
+  recordRefusal,
   timeRequest,
   upstreamCredentialHeaders,
 } from './access.js';
@@ -183,14 +184,20 @@ export class McpGateway {
       case 'DELETE':
         return this.session(req, res, target, meta, timing);
       default: {
-        const ex = new Exchange(res, undefined);
-        ex.replyJson(
+        const message = 'use POST, GET or DELETE (MCP streamable HTTP)';
+        this.refuse(meta, target, message, (req.method ?? '').slice(0, 16));
+        new Exchange(res, undefined).replyJson(
           405,
-          jsonRpcError(undefined, ErrorCode.InvalidRequest, 'use POST, GET or DELETE (MCP streamable HTTP)'),
+          jsonRpcError(undefined, ErrorCode.InvalidRequest, message),
           [['allow', 'GET, POST, DELETE']],
         );
       }
     }
+  }
+
+  /** A message refused before any decision: audited and counted like every denial (access.ts). */
+  private refuse(meta: RequestMeta, target: string, message: string, method: string): void {
+    recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
   }
 
   private async post(
@@ -206,13 +213,11 @@ export class McpGateway {
         ? null
         : await readLimited(req, this.maxBodyBytes, false);
     if (body === null) {
+      const message = `request body exceeds the broker's ${this.maxBodyBytes}-byte limit; send smaller tool arguments`;
+      this.refuse(meta, target, message, 'POST');
       new Exchange(res, undefined).replyJson(
         413,
-        jsonRpcError(
-          undefined,
-          ErrorCode.InvalidRequest,
-          `request body exceeds the broker's ${this.maxBodyBytes}-byte limit; send smaller tool arguments`,
-        ),
+        jsonRpcError(undefined, ErrorCode.InvalidRequest, message),
         [['connection', 'close']],
       );
       req.resume();
@@ -220,6 +225,7 @@ export class McpGateway {
     }
     const parsed = parseAgentMessage(body, this.maxBodyBytes);
     if (!parsed.ok) {
+      this.refuse(meta, target, parsed.error.error.message, 'POST');
       new Exchange(res, undefined).replyJson(parsed.status, parsed.error);
       return;
     }

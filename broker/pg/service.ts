@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HEADER_CONTEXT, HEADER_USER_TOKEN } from '../../core/constants.js';
-import { type AccessDeps, authorize } from '../access.js';
+import { type AccessDeps, authorize, recordRefusal } from '../access.js';
 import type { InFlightRegistry } from '../in-flight.js';
 import { readRequestMeta } from '../request-meta.js';
 import { type PgClientInfo, type PgEndpoint, type PgLogin, startPgEndpoint } from './endpoint.js';
@@ -83,25 +83,29 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
           stop();
         });
       }
+      // Refusals before a decision are audited like every denial (access.ts recordRefusal); the
+      // user token, when one was sent, is not verified this early.
+      const refuse = (message: string, userToken: string | null = null) => {
+        recordRefusal(o.access, {
+          meta: { userToken, requestId: randomUUID() },
+          target: info.target,
+          message,
+        });
+        return { allow: false as const, message };
+      };
       if (info.target === '') {
-        return {
-          allow: false,
-          message:
-            'no database name: connect to the CredentialProvider by name, e.g. postgresql://127.0.0.1:15432/<provider>',
-        };
+        return refuse(
+          'no database name: connect to the CredentialProvider by name, e.g. postgresql://127.0.0.1:15432/<provider>',
+        );
       }
       const settings = wardenSettings(info.options);
-      if (!settings.ok) return { allow: false, message: settings.message };
+      if (!settings.ok) return refuse(settings.message);
       // The same validation as the HTTP headers these settings stand in for.
       const read = readRequestMeta(
         { [HEADER_USER_TOKEN]: settings.userToken, [HEADER_CONTEXT]: settings.context },
         randomUUID,
       );
-      if (!read.ok)
-        return {
-          allow: false,
-          message: settingMessage(read.message),
-        };
+      if (!read.ok) return refuse(settingMessage(read.message), settings.userToken ?? null);
       const meta = read.meta;
       const out = await authorize(o.access, {
         meta,
