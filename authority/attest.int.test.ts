@@ -4,7 +4,8 @@
  */
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { OpenidApi, type V1Pod } from '@kubernetes/client-node';
-import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_AGENT } from '../core/constants.js';
@@ -119,17 +120,32 @@ describe('token exchange (RFC 8693) with a real projected token', () => {
     expect(decodeJwt(res.body.access_token as string).jti).not.toBe(decodeJwt(first).jti);
   });
 
-  it('serves discovery documents naming the token endpoint and JWKS', async () => {
-    const oidc = await httpCall(`${base}/.well-known/openid-configuration`);
-    const as = await httpCall(`${base}/.well-known/oauth-authorization-server`);
-    for (const doc of [oidc.body, as.body]) {
-      expect(doc).toMatchObject({
-        issuer: ISSUER,
-        token_endpoint: `${ISSUER}/v1/token`,
-        jwks_uri: `${ISSUER}/.well-known/jwks.json`,
-        grant_types_supported: [GRANT_TOKEN_EXCHANGE],
-      });
-    }
+  it('serves RFC 8414 metadata that an independent client (oauth4webapi) accepts, listing token, introspection and JWKS', async () => {
+    const issuer = new URL(ISSUER);
+    // The issuer's host is not resolvable in tests: the client's requests go to the loopback server.
+    const toLoopback: typeof fetch = (url, init) =>
+      fetch(String(url).replace(ISSUER.replace(/\/+$/, ''), base), init);
+    const response = await oauth.discoveryRequest(issuer, {
+      algorithm: 'oauth2',
+      [oauth.customFetch]: toLoopback,
+      [oauth.allowInsecureRequests]: true,
+    });
+    const as = await oauth.processDiscoveryResponse(issuer, response);
+    expect(as).toMatchObject({
+      issuer: ISSUER,
+      token_endpoint: `${ISSUER}/v1/token`,
+      introspection_endpoint: `${ISSUER}/v1/introspect`,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      grant_types_supported: [GRANT_TOKEN_EXCHANGE],
+    });
+    // The JWKS the metadata names serves the keys sessions are signed with.
+    const jwks = (await (await toLoopback(as.jwks_uri as string)).json()) as { keys: { kid?: string }[] };
+    const kid = decodeProtectedHeader((await exchange(token)).body.access_token as string).kid;
+    expect(jwks.keys.map((k) => k.kid)).toContain(kid);
+  });
+
+  it('serves no OpenID Connect discovery document (not an OpenID Provider, ADR 0006)', async () => {
+    expect((await httpCall(`${base}/.well-known/openid-configuration`)).status).toBe(404);
   });
 
   it('accepts a resource naming the same agent', async () => {

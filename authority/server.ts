@@ -11,7 +11,7 @@ import { OAuthError, toOAuthError } from './errors.js';
 import type { KeySource } from './keystore.js';
 import type { FailureRateLimiter } from './ratelimit.js';
 import { type RequestContext, slowDownError } from './request.js';
-import { authorizationServerMetadata, openIdConfiguration } from './wellknown.js';
+import { authorizationServerMetadata } from './wellknown.js';
 
 /** A route handler: returns the JSON body of a 200, throws OAuthError, or streams itself. */
 export type Handler = (ctx: RequestContext) => Promise<Record<string, unknown> | undefined>;
@@ -64,7 +64,6 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
   if (opts.stream) routes.set('/v1/stream', opts.stream);
   for (const [path, handler] of Object.entries(opts.routes ?? {})) routes.set(path, handler);
   const discovery = {
-    '/.well-known/openid-configuration': () => openIdConfiguration(opts.issuer),
     '/.well-known/oauth-authorization-server': () => authorizationServerMetadata(opts.issuer),
     '/.well-known/jwks.json': () => opts.keys.jwks(),
     '/healthz': () => ({ ok: true }),

@@ -9,27 +9,24 @@ export function endpoint(issuer: string, path: string): string {
   return `${issuer.replace(/\/+$/, '')}${path}`;
 }
 
-/** RFC 8414 authorization-server metadata. */
+/**
+ * RFC 8414 authorization-server metadata — what Warden's authority is, and nothing it is not: a
+ * token-exchange-only issuer (no authorization endpoint, no ID tokens), so it serves no OpenID
+ * Connect discovery document (ADR 0006). Listed: the token endpoint (RFC 8693 exchange), the JWKS
+ * and the RFC 7662 introspection endpoint; there is no RFC 7009 revocation endpoint (credentials
+ * are revoked per agent by the kill switch, docs/killswitch.md).
+ */
 export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
   return {
     issuer,
     token_endpoint: endpoint(issuer, '/v1/token'),
     jwks_uri: endpoint(issuer, '/.well-known/jwks.json'),
+    introspection_endpoint: endpoint(issuer, '/v1/introspect'),
+    introspection_endpoint_auth_methods_supported: ['none'],
     grant_types_supported: [GRANT_TOKEN_EXCHANGE],
-    // Warden has no authorization endpoint: no browser flows, so no response types.
+    // RFC 8414 requires the member; with no authorization endpoint there is no response type.
     response_types_supported: [],
     token_endpoint_auth_methods_supported: ['none'],
-    token_endpoint_auth_signing_alg_values_supported: ['ES256'],
     service_documentation: 'https://warden.dev/docs/authority',
-  };
-}
-
-/** OpenID Connect discovery document (the subset meaningful for a token-exchange-only issuer). */
-export function openIdConfiguration(issuer: string): Record<string, unknown> {
-  return {
-    ...authorizationServerMetadata(issuer),
-    subject_types_supported: ['public'],
-    id_token_signing_alg_values_supported: ['ES256'],
-    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'act', 'scope'],
   };
 }

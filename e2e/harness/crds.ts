@@ -39,4 +39,14 @@ export async function installCrds(kubeconfigPath: string): Promise<void> {
     CRDS_DIR,
   ]);
   if (wait.code !== 0) throw new Error(`CRDs not established:\n${wait.stderr}`);
+  // Established can come a moment before the API server serves the kinds (a create then answers
+  // 503 "Resource kind … not found"): wait until every kind lists.
+  const kinds =
+    'agentidentities.warden.dev,accesspolicies.warden.dev,credentialproviders.warden.dev,auditrecords.warden.dev';
+  for (let attempt = 0; ; attempt++) {
+    const r = await kubectlAt(kubeconfigPath, ['get', kinds, '-A', '--request-timeout=10s']);
+    if (r.code === 0) return;
+    if (attempt >= 60) throw new Error(`CRDs established but not served:\n${r.stderr}`);
+    await new Promise((done) => setTimeout(done, 500));
+  }
 }
