@@ -19,15 +19,24 @@ import type { PgEndpoint } from './pg/endpoint.js';
 import { startPgService } from './pg/service.js';
 import { createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
+import { followSuspension } from './suspension.js';
 import type { ToolCatalog } from './tool-catalog.js';
 import { SnapshotUserResolver } from './user.js';
 
 export interface ComposeOptions {
   readonly source: SnapshotSource;
   readonly issuer: CredentialIssuer;
+  /**
+   * Where every decision of every adapter is recorded (access.ts recordDecision). Seam: an audit
+   * spool that must hold a record before the answer goes out plugs in here, once for all protocols.
+   */
   readonly audit: AuditSink;
   readonly log: Logger;
-  /** Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts). */
+  /**
+   * Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts).
+   * Seam: a gateway mode differs from the sidecar only in how the caller is authenticated, i.e.
+   * here and in the request metadata the server reads (server.ts) — not in the pipeline.
+   */
   readonly users?: UserResolver;
   /** Fallback targets for names the snapshot's CredentialProviders do not cover (the snapshot wins). */
   readonly providers?: readonly Provider[];
@@ -123,29 +132,15 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
       ...(l.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: l.upstreamTimeoutMs } : {}),
     });
 
-  // Kill switch and policy loss: when the new snapshot no longer lets the agent act, cut every
-  // in-flight exchange and forget cached credentials and users, so nothing outlives the decision.
-  let lastVersion: string | null = null;
-  const onChange = (): void => {
-    const cur = decider.current();
-    const version = cur.ok ? cur.snapshot.version : (cur.decision.snapshotVersion ?? null);
-    if (version !== lastVersion) {
-      credentials.clear();
-      users.clear();
-    }
-    lastVersion = version;
-    const blocked = decider.blocked();
-    if (blocked) {
-      const ended = inFlight.abortAll(blocked, (err) =>
-        o.log.error({ err: err instanceof Error ? err.name : 'error' }, 'ending an in-flight request failed'),
-      );
-      o.log.warn(
-        { reason: blocked.reason, inFlight: ended },
-        'agent may no longer act: in-flight requests and sessions cut, credentials dropped',
-      );
-    }
-  };
-  const unsubscribe = o.source.onChange?.(onChange) ?? (() => {});
+  // Kill switch and policy loss: one subscription for all three adapters.
+  const unsubscribe = followSuspension({
+    source: o.source,
+    decider,
+    credentials,
+    users,
+    inFlight,
+    log: o.log,
+  });
   return {
     access,
     inFlight,
