@@ -76,4 +76,19 @@ describe('statusPatch', () => {
     });
     expect(statusPatch(undefined, { allowed: 1, denied: 0 })).not.toHaveProperty('lastAttestation');
   });
+
+  it('adds dropped audit entries to status.audit.dropped', () => {
+    expect(statusPatch({ allowed: 4 }, { allowed: 1, denied: 0, dropped: 3 }, 5)).toEqual({
+      decisions: { allowed: 5, denied: 0 },
+      audit: { dropped: 8 },
+    });
+  });
+
+  it('writes only status.audit.dropped when a drop is all there is (decision counters untouched)', () => {
+    expect(statusPatch(undefined, { allowed: 0, denied: 0, dropped: 2 })).toEqual({ audit: { dropped: 2 } });
+  });
+
+  it('leaves status.audit alone when nothing was dropped', () => {
+    expect(statusPatch(undefined, { allowed: 1, denied: 0 }, 7)).not.toHaveProperty('audit');
+  });
 });

@@ -1,6 +1,8 @@
 /**
- * AgentIdentity decision counters (status.decisions, status.lastSeen) and denial Events, fed by the
- * brokers' audit events (POST /v1/audit).
+ * AgentIdentity decision counters (status.decisions, status.lastSeen, status.lastAttestation), the
+ * count of audit entries the audit writer had to drop (status.audit.dropped) and denial Events, fed
+ * by the brokers' audit events (POST /v1/audit) and the audit writer. It is the one writer of these
+ * status fields, under its own field manager (docs/conventions.md §5).
  *
  * Bounded write rate: counts accumulate in memory and each agent's status is written at most once
  * per `minIntervalMs` (default 2 s), however many decisions arrive. A write reads the agent's
@@ -32,6 +34,8 @@ export interface PendingStats {
   lastDenialReason?: string;
   lastSeen?: string;
   lastAttestation?: LastAttestation;
+  /** Audit entries of this agent the audit writer dropped (buffer full). */
+  dropped?: number;
 }
 
 /** AgentIdentity status.lastAttestation. */
@@ -74,7 +78,16 @@ export function accumulate(p: PendingStats, events: readonly BrokerEvent[]): Pen
 export function statusPatch(
   current: DecisionsStatus | undefined,
   p: PendingStats,
-): { decisions: DecisionsStatus; lastSeen?: string; lastAttestation?: LastAttestation } {
+  currentDropped = 0,
+): {
+  decisions?: DecisionsStatus;
+  lastSeen?: string;
+  lastAttestation?: LastAttestation;
+  audit?: { dropped: number };
+} {
+  const dropped = p.dropped ? { audit: { dropped: currentDropped + p.dropped } } : {};
+  // Only a drop to report: leave the decision counters as they are (absent stays absent).
+  if (p.dropped && onlyDropped(p)) return dropped;
   const decisions: DecisionsStatus = {
     allowed: (current?.allowed ?? 0) + p.allowed,
     denied: (current?.denied ?? 0) + p.denied,
@@ -90,7 +103,19 @@ export function statusPatch(
     decisions,
     ...(p.lastSeen ? { lastSeen: p.lastSeen } : {}),
     ...(p.lastAttestation ? { lastAttestation: p.lastAttestation } : {}),
+    ...dropped,
   };
+}
+
+function onlyDropped(p: PendingStats): boolean {
+  return (
+    p.allowed === 0 &&
+    p.denied === 0 &&
+    !p.lastDecisionTime &&
+    !p.lastDenialReason &&
+    !p.lastSeen &&
+    !p.lastAttestation
+  );
 }
 
 export interface DecisionStatsOptions {
@@ -161,6 +186,18 @@ export class DecisionStats implements BrokerEventSink {
     this.timer.unref();
   }
 
+  /**
+   * The audit writer dropped `count` entries of this agent: added to status.audit.dropped with the
+   * next status write (the Warning Event is the writer's, sent at once).
+   */
+  dropped(namespace: string, agent: string, count: number): void {
+    if (count <= 0) return;
+    const key = `${namespace}/${agent}`;
+    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
+    st.pending = { ...st.pending, dropped: (st.pending.dropped ?? 0) + count };
+    this.agents.set(key, st);
+  }
+
   /** Stops the timer and writes what is pending (ignoring the rate bound). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
@@ -186,7 +223,13 @@ export class DecisionStats implements BrokerEventSink {
     try {
       const obj = await this.opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, name));
       await this.opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
-        body: { status: statusPatch(obj.status?.decisions as DecisionsStatus | undefined, pending) },
+        body: {
+          status: statusPatch(
+            obj.status?.decisions as DecisionsStatus | undefined,
+            pending,
+            obj.status?.audit?.dropped ?? 0,
+          ),
+        },
         contentType: 'application/merge-patch+json',
         query: { fieldManager: STATS_FIELD_MANAGER },
       });
@@ -196,7 +239,8 @@ export class DecisionStats implements BrokerEventSink {
         st.pending.allowed === 0 &&
         st.pending.denied === 0 &&
         !st.pending.lastSeen &&
-        !st.pending.lastAttestation
+        !st.pending.lastAttestation &&
+        !st.pending.dropped
       )
         this.agents.delete(key);
     } catch (err) {
@@ -215,6 +259,7 @@ export class DecisionStats implements BrokerEventSink {
         lastDenialReason: st.pending.lastDenialReason ?? pending.lastDenialReason,
         lastSeen: st.pending.lastSeen ?? pending.lastSeen,
         lastAttestation: st.pending.lastAttestation ?? pending.lastAttestation,
+        dropped: (st.pending.dropped ?? 0) + (pending.dropped ?? 0),
       };
       this.opts.log.warn(
         { agent: key, err: err instanceof Error ? err.message : String(err) },

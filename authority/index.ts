@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import type { BrokerExpectation } from '../core/identity/broker-pod.js';
-import { KubeConfigApi } from '../kube/kube.js';
+import { SharedCache } from '../kube/cache.js';
+import { type KubeApi, KubeConfigApi } from '../kube/kube.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
 import { type AuditSink, PinoAuditSink } from './audit.js';
@@ -58,6 +59,12 @@ export interface AuthorityOptions {
   podLookup?: 'live' | 'watch';
   /** Watch AgentIdentities/AccessPolicies (and agent pods) in this namespace only (default: all). */
   watchNamespace?: string;
+  /**
+   * The process's API client and shared cache (a Manager's): the policy store reads the same
+   * informers as the webhook and the reconcilers, and the cache's owner starts and stops them.
+   * Absent: the authority makes its own client and cache (a standalone authority, tests).
+   */
+  kube?: { api: KubeApi; cache: SharedCache };
   /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
   brokerAuditSinks?: BrokerEventSink[];
   /** Where issued, revocable credentials are remembered for the kill switch (shared with the revoker). */
@@ -117,16 +124,21 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
   const core = opts.kubeConfig.makeApiClient(CoreV1Api);
   const keys = new SecretKeyStore({ core, namespace: opts.namespace, policy: opts.keyRotation, log });
   await keys.start();
-  const store = new InformerPolicyStore(new KubeConfigApi(opts.kubeConfig), log, opts.watchNamespace);
-  await store.start();
+  const api = opts.kube?.api ?? new KubeConfigApi(opts.kubeConfig);
+  // Our own cache only when no process cache was handed in; its lifetime is then ours.
+  const ownCache = opts.kube
+    ? undefined
+    : new SharedCache({ api, logger: log, namespace: opts.watchNamespace });
+  const cache = opts.kube?.cache ?? (ownCache as SharedCache);
+  const store = new InformerPolicyStore(cache);
+  ownCache?.start();
+  await store.waitForSync();
   const kube = new FastKube(opts.kubeConfig, (ns, name) => {
     const id = store.identity(ns, name);
     return id && { metadata: { name: id.name, namespace: id.namespace, labels: id.labels }, spec: id.spec };
   });
   const watchedPods =
-    opts.podLookup === 'watch'
-      ? new WatchedPods(new KubeConfigApi(opts.kubeConfig), kube, log, opts.watchNamespace)
-      : undefined;
+    opts.podLookup === 'watch' ? new WatchedPods(api, kube, log, opts.watchNamespace) : undefined;
   await watchedPods?.start();
   const parts: AuthorityParts = {
     issuer: opts.issuer,
@@ -145,7 +157,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     store,
     issuance: {
       minters: opts.minters ?? createMinters({ issuer: opts.issuer, keys }),
-      providers: apiProviderGetter(new KubeConfigApi(opts.kubeConfig)),
+      providers: apiProviderGetter(api),
       secrets: kubeSecretsReader(core),
       ...(opts.issuedCredentials ? { issued: opts.issuedCredentials } : {}),
     },
@@ -174,7 +186,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
         handleIntrospect(ctx, {
           issuer: opts.issuer,
           keys,
-          agentState: liveAgentState(new KubeConfigApi(opts.kubeConfig)),
+          agentState: liveAgentState(api),
         }),
     },
   });
@@ -189,7 +201,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     close: async () => {
       keys.stop();
       if (!opts.minters) await parts.issuance.minters.PostgreSQL.close();
-      await store.stop();
+      await ownCache?.stop();
       await watchedPods?.stop();
       kube.close();
       server.closeAllConnections();

@@ -1,6 +1,7 @@
 /**
- * The authority's view of AgentIdentities, AccessPolicies and CredentialProviders, kept current by watches
- * (kube/informer.ts), with compiled policies cached per resourceVersion. Feeds the policy
+ * The authority's view of AgentIdentities, AccessPolicies and CredentialProviders, read from the
+ * process's shared cache (kube/cache.ts: the same informers the webhook and the reconcilers read),
+ * with compiled policies cached per resourceVersion. Feeds the policy
  * stream (snapshots, change notifications) and central decisions on /v1/credentials.
  */
 import type { Logger } from 'pino';
@@ -11,8 +12,8 @@ import {
   compileAccessPolicy,
   type PolicySet,
 } from '../core/policy/index.js';
-import { type Informer, resourceInformer } from '../kube/informer.js';
-import type { KubeApi } from '../kube/kube.js';
+import type { SharedCache } from '../kube/cache.js';
+import type { Informer } from '../kube/informer.js';
 import { ACCESS_POLICIES, AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from '../kube/resources.js';
 import {
   buildSnapshot,
@@ -68,12 +69,11 @@ export class InformerPolicyStore implements PolicySource {
   private readonly compiled = new Map<string, StoredPolicy>(); // key ns/name
   private readonly listeners = new Set<ChangeListener>();
 
-  constructor(api: KubeApi, log: Logger, namespace?: string) {
-    this.identities = resourceInformer<AgentIdentity>(api, AGENT_IDENTITIES, namespace, { logger: log });
-    this.policyInformer = resourceInformer<AccessPolicy>(api, ACCESS_POLICIES, namespace, { logger: log });
-    this.providerInformer = resourceInformer<CredentialProvider>(api, CREDENTIAL_PROVIDERS, namespace, {
-      logger: log,
-    });
+  /** Reads `cache`'s informers; starting and stopping them is the cache owner's business. */
+  constructor(cache: SharedCache) {
+    this.identities = cache.informer<AgentIdentity>(AGENT_IDENTITIES);
+    this.policyInformer = cache.informer<AccessPolicy>(ACCESS_POLICIES);
+    this.providerInformer = cache.informer<CredentialProvider>(CREDENTIAL_PROVIDERS);
     const notify = (obj: { metadata?: { namespace?: string } }) => {
       const ns = obj.metadata?.namespace ?? '';
       for (const l of this.listeners) l(ns);
@@ -110,19 +110,13 @@ export class InformerPolicyStore implements PolicySource {
     });
   }
 
-  async start(): Promise<void> {
-    this.identities.start();
-    this.policyInformer.start();
-    this.providerInformer.start();
+  /** Resolves once the three informers have listed: a store that answers before would deny by mistake. */
+  async waitForSync(): Promise<void> {
     await Promise.all([
       this.identities.waitForSync(),
       this.policyInformer.waitForSync(),
       this.providerInformer.waitForSync(),
     ]);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([this.identities.stop(), this.policyInformer.stop(), this.providerInformer.stop()]);
   }
 
   identity(namespace: string, name: string): IdentityView | null {

@@ -1,7 +1,9 @@
 /**
  * `warden controller`: one process serving the operator (reconcilers, leader-elected),
  * the mutating webhook and the authority (every replica serves both), plus the audit
- * writer and health endpoints. This module only wires parts built elsewhere.
+ * writer and health endpoints. This module is a list of registrations on one Manager
+ * (kube/manager.ts): it owns the API client, the shared cache all parts read, the status
+ * writers, start/stop order, readiness and leader election.
  */
 import { createServer, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -19,21 +21,22 @@ import { SecretKeyStore } from '../authority/keystore.js';
 import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
+import type { AgentIdentity } from '../core/api/index.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
 import { API_VERSION } from '../core/constants.js';
-import { ApiEventRecorder } from '../kube/events.js';
-import { KubeConfigApi, resourcePath } from '../kube/kube.js';
+import type { Controller } from '../kube/controller.js';
+import { type KubeApi, KubeConfigApi, resourcePath } from '../kube/kube.js';
+import { Manager, runnableValue, type ValueRunnable } from '../kube/manager.js';
 import { AGENT_IDENTITIES } from '../kube/resources.js';
 import { controllerMetrics, createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { metricsHandler } from '../observability/server.js';
-import { type RunningOperator, runOperator } from '../operator/main.js';
+import { addController, addOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
 import { postgresSweepController } from '../operator/reconcilers/postgres-sweep.js';
 import { revocationController } from '../operator/reconcilers/revocation.js';
-import type { AgentIdentityLookup } from '../webhook/admission.js';
 import { recorderEvents } from '../webhook/events.js';
 import { DEFAULT_BROKER_CONFIG, type RunningWebhook, startWebhook } from '../webhook/index.js';
-import { type AgentIdentityCache, apiLookup, cachedLookup } from '../webhook/lookup.js';
+import { apiLookup, cachedLookup } from '../webhook/lookup.js';
 import type { TlsNames } from '../webhook/tls.js';
 import type { BrokerConfig } from '../webhook/types.js';
 
@@ -82,7 +85,10 @@ export interface RunningController {
   webhookPort: number;
   authorityPort: number;
   healthPort: number;
-  operator: RunningOperator;
+  /** The process's manager: its cache, status writers, runnables and leadership. */
+  manager: Manager;
+  /** The operator's reconcilers (leader-only runnables). */
+  controllers: readonly Controller[];
   authority: Authority;
   webhook: RunningWebhook;
   auditWriter: AuditWriter;
@@ -95,24 +101,9 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-/** Adds to status.audit.dropped of an AgentIdentity (through /status). */
-async function addDropped(
-  api: KubeConfigApi,
-  namespace: string,
-  agent: string,
-  count: number,
-): Promise<void> {
-  const path = resourcePath(AGENT_IDENTITIES, namespace, agent);
-  const current = await api.request<{ status?: { audit?: { dropped?: number } } }>('GET', path);
-  await api.request('PATCH', `${path}/status`, {
-    body: { status: { audit: { dropped: (current.status?.audit?.dropped ?? 0) + count } } },
-    contentType: 'application/merge-patch+json',
-  });
-}
-
 /** Counts a forged AuditRecord in status.audit.forged of its AgentIdentity (through /status). */
 async function addForged(
-  api: KubeConfigApi,
+  api: KubeApi,
   namespace: string,
   agent: string,
   record: string,
@@ -138,32 +129,53 @@ async function addForged(
   });
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
+/** Liveness on /healthz, readiness (the manager's) on /readyz, metrics on /metrics. */
+function healthServer(
+  metrics: WardenMetrics,
+  ready: () => boolean,
+  host: string,
+  port: number,
+): ValueRunnable<{ server: Server; port: number }> {
+  return runnableValue(
+    'health',
+    async () => {
+      const serveMetrics = metricsHandler(metrics.registry);
+      const server = createServer((req, res) => {
+        if (serveMetrics(req, res)) return;
+        if (req.url === '/healthz' || (req.url === '/readyz' && ready())) {
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        } else if (req.url === '/readyz') {
+          res.writeHead(503, { 'content-type': 'text/plain' }).end('not ready: starting or stopping\n');
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        }
+      });
+      const bound = await new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+      });
+      return { server, port: bound };
+    },
+    ({ server }) => new Promise<void>((r) => server.close(() => r())),
+  );
 }
 
 export async function runController(o: ControllerOptions): Promise<RunningController> {
   const log = o.log;
-  const api = new KubeConfigApi(o.kubeConfig);
-  const recorder = new ApiEventRecorder({
-    api,
-    instance: o.identity,
-    logger: log.child({ component: 'events' }),
+  const mgr = new Manager({
+    api: new KubeConfigApi(o.kubeConfig),
+    logger: log,
+    identity: o.identity,
+    namespace: o.watchNamespace,
+    leaderElection: o.leaderElection ? { namespace: o.namespace } : false,
   });
-
+  const { api, recorder } = mgr;
   const metrics = createMetrics({ processMetrics: true, defaultLabels: { pod: o.identity } });
-  // The AgentIdentity informer is the operator's (created below); until it has synced,
-  // admission falls back to a GET per review.
-  let agentsCache: AgentIdentityCache | undefined;
-  const fallbackLookup = apiLookup(api);
-  const lookup: AgentIdentityLookup = (namespace, name) =>
-    agentsCache
-      ? cachedLookup(agentsCache, fallbackLookup)(namespace, name)
-      : fallbackLookup(namespace, name);
+  const reconcileMetrics = controllerMetrics(metrics);
+  const agents = mgr.cache.informer<AgentIdentity>(AGENT_IDENTITIES);
 
+  // Status counters (decisions, attestation, dropped audit entries) have one writer: DecisionStats.
+  const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
   // Audit records are signed with their own key ring (docs/adr/0012-audit-signing.md), published
   // before any record is signed with it.
   const auditKeyStore = new SecretKeyStore({
@@ -173,14 +185,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     policy: AUDIT_KEY_ROTATION,
     log: log.child({ component: 'audit-keys' }),
   });
-  await auditKeyStore.start();
   const auditKeys = new PublishedAuditKeys({
     api,
     namespace: o.namespace,
     source: auditKeyStore,
     log: log.child({ component: 'audit-keys' }),
   });
-  await auditKeys.start();
   const agentRef = (namespace: string, agent: string) => ({
     apiVersion: API_VERSION,
     kind: 'AgentIdentity',
@@ -211,166 +221,142 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     },
     log: log.child({ component: 'audit' }),
     limits: o.audit,
-    // What had to be dropped is told on the agent, not only in the logs: an Event and a
-    // count in status.audit.dropped (read-modify-write, best effort like the decision counters).
+    // What had to be dropped is told on the agent, not only in the logs: a count in
+    // status.audit.dropped and an Event.
     onDropped: (namespace, agent, count) => {
-      void addDropped(api, namespace, agent, count).catch((err: unknown) =>
-        log.warn(
-          { namespace, agent, count, err: String(err) },
-          'could not record dropped audit entries in status',
-        ),
-      );
-      return recorder.record(
-        { apiVersion: API_VERSION, kind: 'AgentIdentity', metadata: { name: agent, namespace } },
-        {
-          type: 'Warning',
-          reason: 'AuditEntriesDropped',
-          action: 'Audit',
-          // A stable note, so repeated drops aggregate into one Event series.
-          note: 'audit buffer full (API server unreachable for long?): oldest audit entries of this agent were dropped; the controller log has the counts',
-        },
-      );
+      decisionStats.dropped(namespace, agent, count);
+      return recorder.record(agentRef(namespace, agent), {
+        type: 'Warning',
+        reason: 'AuditEntriesDropped',
+        action: 'Audit',
+        // A stable note, so repeated drops aggregate into one Event series.
+        note: 'audit buffer full (API server unreachable for long?): oldest audit entries of this agent were dropped; the controller log has the counts',
+      });
     },
   });
-  auditWriter.start();
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
-  const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
-  decisionStats.start();
   const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
-  issuanceStats.start();
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
   const secrets = kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api));
-  const revoker = new CredentialRevoker({
-    postgres,
-    secrets,
-    issued: issuedCredentials,
-    metrics,
-  });
+  const revoker = new CredentialRevoker({ postgres, secrets, issued: issuedCredentials, metrics });
 
-  const webhook = await startWebhook({
-    api,
-    namespace: o.namespace,
-    configurationName: o.webhookConfigurationName,
-    names: o.tlsNames,
-    secretName: o.tlsSecret,
-    ...(o.tlsCertDir ? { certDir: o.tlsCertDir } : {}),
-    broker: { ...DEFAULT_BROKER_CONFIG, ...o.broker, version: o.version, authorityUrl: o.issuer },
-    port: o.webhookPort,
-    host: o.host,
-    logger: log.child({ component: 'webhook' }),
-    events: recorderEvents(recorder),
-    lookup,
-    metrics,
-    // The authority serves the webhook's certificate: brokers get its CA bundle as a file.
-    injectAuthorityCa: o.authorityTls,
-  });
-
-  const material = webhook.material();
-  const authority = await createAuthority({
-    kubeConfig: o.kubeConfig,
-    namespace: o.namespace,
-    issuer: o.issuer,
-    // Only pods whose broker runs one of these attest; allowedImages does not apply to that broker.
-    trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
-    log: log.child({ component: 'authority' }),
-    audit: auditSink,
-    brokerAuditSinks: [auditSink, decisionStats],
-    onAttested: (a) => decisionStats.attested(a),
-    onIssued: (i) => issuanceStats.issued(i),
-    issuedCredentials,
-    metrics,
-    ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
-    ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
-    ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
-  });
-  const authorityPort = await authority.listen(o.authorityPort, o.host);
-  if (o.authorityTls) {
-    // Follow the webhook's certificate rotation, or the authority would serve an expired one.
-    webhook.onCertificateChange((m) => {
-      (authority.server as HttpsServer).setSecureContext({ cert: m.certPem, key: m.keyPem });
-    });
-  }
-
-  const reconcileMetrics = controllerMetrics(metrics);
-  const operator = runOperator({
-    kubeConfig: o.kubeConfig,
-    logger: log,
-    identity: o.identity,
-    leaderElection: o.leaderElection,
-    leaseNamespace: o.namespace,
-    api,
-    recorder,
-    ...(o.watchNamespace ? { namespace: o.watchNamespace } : {}),
-    metrics: reconcileMetrics,
-    extraControllers: (shared) => {
-      agentsCache = shared.agents;
-      // SharedInformers carries no metrics: the extra controllers get theirs here.
-      return [
-        revocationController({ ...shared, revoker, audit: auditSink, metrics: reconcileMetrics }),
-        postgresSweepController({
-          ...shared,
-          sweeper: postgres,
-          secrets,
-          metrics: reconcileMetrics,
-          ...(o.postgresSweepIntervalMs !== undefined ? { intervalMs: o.postgresSweepIntervalMs } : {}),
-        }),
-        ...(o.auditRetentionMs
-          ? [
-              auditRetentionController({
-                ...shared,
-                retentionMs: o.auditRetentionMs,
-                metrics: reconcileMetrics,
-              }),
-            ]
-          : []),
-      ];
+  const health = healthServer(metrics, () => mgr.ready(), o.host, o.healthPort);
+  const webhook = runnableValue(
+    'webhook',
+    () =>
+      startWebhook({
+        api,
+        namespace: o.namespace,
+        configurationName: o.webhookConfigurationName,
+        names: o.tlsNames,
+        secretName: o.tlsSecret,
+        ...(o.tlsCertDir ? { certDir: o.tlsCertDir } : {}),
+        broker: { ...DEFAULT_BROKER_CONFIG, ...o.broker, version: o.version, authorityUrl: o.issuer },
+        port: o.webhookPort,
+        host: o.host,
+        logger: log.child({ component: 'webhook' }),
+        events: recorderEvents(recorder),
+        // From the shared cache; a GET while it syncs or on a miss (an AgentIdentity created a
+        // moment before its pod).
+        lookup: cachedLookup(agents, apiLookup(api)),
+        metrics,
+        // The authority serves the webhook's certificate: brokers get its CA bundle as a file.
+        injectAuthorityCa: o.authorityTls,
+      }),
+    (w) => w.stop(),
+  );
+  const authority = runnableValue(
+    'authority',
+    async () => {
+      const material = webhook.get().material();
+      const a = await createAuthority({
+        kubeConfig: o.kubeConfig,
+        kube: { api, cache: mgr.cache },
+        namespace: o.namespace,
+        issuer: o.issuer,
+        // Only pods whose broker runs one of these attest; allowedImages does not apply to that broker.
+        trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
+        log: log.child({ component: 'authority' }),
+        audit: auditSink,
+        brokerAuditSinks: [auditSink, decisionStats],
+        onAttested: (at) => decisionStats.attested(at),
+        onIssued: (i) => issuanceStats.issued(i),
+        issuedCredentials,
+        metrics,
+        ...(o.idpCaPem ? { idpFetch: httpsFetch({ ca: o.idpCaPem }) } : {}),
+        ...(o.watchNamespace ? { watchNamespace: o.watchNamespace } : {}),
+        ...(o.authorityTls ? { tls: { cert: material.certPem, key: material.keyPem } } : {}),
+      });
+      const port = await a.listen(o.authorityPort, o.host);
+      // Follow the webhook's certificate rotation, or the authority would serve an expired one.
+      if (o.authorityTls)
+        webhook.get().onCertificateChange((m) => {
+          (a.server as HttpsServer).setSecureContext({ cert: m.certPem, key: m.keyPem });
+        });
+      return { authority: a, port };
     },
-  });
-
-  // Liveness: the process serves. Readiness: the webhook and authority are listening
-  // (they are, once we get here); a replica that is not the leader is still ready.
-  const serveMetrics = metricsHandler(metrics.registry);
-  const health = createServer((req, res) => {
-    if (serveMetrics(req, res)) return;
-    const ok = req.url === '/healthz' || req.url === '/readyz';
-    res.writeHead(ok ? 200 : 404, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not found\n');
-  });
-  const healthPort = await listen(health, o.healthPort, o.host);
-  log.info(
-    { webhookPort: webhook.port, authorityPort, healthPort, issuer: o.issuer },
-    'warden controller serving',
+    ({ authority: a }) => a.close(),
   );
 
-  let stopping: Promise<void> | undefined;
+  // Every replica: stopped in reverse (the authority before the audit writer it writes to).
+  mgr
+    .add(health)
+    .add({ name: 'postgres-minter', start: () => {}, stop: () => postgres.close() })
+    .add({ name: 'audit-signing-keys', start: () => auditKeyStore.start(), stop: () => auditKeyStore.stop() })
+    .add({ name: 'audit-keys-published', start: () => auditKeys.start(), stop: () => auditKeys.stop() })
+    .add({ name: 'audit-writer', start: () => auditWriter.start(), stop: () => auditWriter.stop() })
+    .add({ name: 'decision-stats', start: () => decisionStats.start(), stop: () => decisionStats.stop() })
+    .add({ name: 'issuance-stats', start: () => issuanceStats.start(), stop: () => issuanceStats.stop() })
+    .add(webhook)
+    .add(authority);
+  // The leader only: the reconcilers, on the shared cache.
+  const { controllers, shared } = addOperator(mgr, { metrics: reconcileMetrics });
+  addController(
+    mgr,
+    revocationController({ ...shared, revoker, audit: auditSink, metrics: reconcileMetrics }),
+  );
+  addController(
+    mgr,
+    postgresSweepController({
+      ...shared,
+      sweeper: postgres,
+      secrets,
+      metrics: reconcileMetrics,
+      ...(o.postgresSweepIntervalMs !== undefined ? { intervalMs: o.postgresSweepIntervalMs } : {}),
+    }),
+  );
+  if (o.auditRetentionMs)
+    addController(
+      mgr,
+      auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs, metrics: reconcileMetrics }),
+    );
+
+  await mgr.start();
+  log.info(
+    {
+      webhookPort: webhook.get().port,
+      authorityPort: authority.get().port,
+      healthPort: health.get().port,
+      issuer: o.issuer,
+    },
+    'warden controller serving',
+  );
   return {
-    webhookPort: webhook.port,
-    authorityPort,
-    healthPort,
-    operator,
-    authority,
-    webhook,
+    webhookPort: webhook.get().port,
+    authorityPort: authority.get().port,
+    healthPort: health.get().port,
+    manager: mgr,
+    controllers,
+    authority: authority.get().authority,
+    webhook: webhook.get(),
     auditWriter,
     auditKeys,
     issuedCredentials,
     metrics,
-    stop() {
-      stopping ??= (async () => {
-        log.info('warden controller stopping');
-        await operator.stop();
-        await webhook.stop();
-        await authority.close();
-        await decisionStats.stop();
-        await issuanceStats.stop();
-        await auditWriter.stop();
-        auditKeys.stop();
-        auditKeyStore.stop();
-        await postgres.close();
-        await recorder.flush();
-        await new Promise<void>((r) => health.close(() => r()));
-        log.info({ audit: auditWriter.stats() }, 'warden controller stopped');
-      })();
-      return stopping;
+    async stop() {
+      await mgr.stop();
+      log.info({ audit: auditWriter.stats() }, 'warden controller stopped');
     },
   };
 }

@@ -70,6 +70,38 @@ function setup(opts: { resyncPeriodMs?: number } = {}) {
 }
 
 describe('Informer', () => {
+  it('hands a handler registered after the first list every cached object as an add, then later events', async () => {
+    const t = setup();
+    t.pushList([obj('a', '5'), obj('b', '6')], '10');
+    t.informer.start();
+    await t.informer.waitForSync();
+    await flushPromises();
+    const late: string[] = [];
+    t.informer.on({
+      add: (o) => late.push(`add ${o.metadata?.name}@${o.metadata?.resourceVersion}`),
+      update: (_old, o) => late.push(`update ${o.metadata?.name}@${o.metadata?.resourceVersion}`),
+    });
+    expect(late.sort()).toEqual(['add a@5', 'add b@6']);
+    t.watch.last().send('MODIFIED', obj('a', '11'));
+    await flushPromises();
+    expect(late).toContain('update a@11');
+    // The early handler saw the first list once, not again.
+    expect(t.events.filter((e) => e.startsWith('add'))).toEqual(['add a@5', 'add b@6']);
+    await t.informer.stop();
+  });
+
+  it('a handler registered before the first list is not handed anything twice', async () => {
+    const t = setup();
+    t.pushList([obj('a', '5')], '10');
+    const early: string[] = [];
+    t.informer.on({ add: (o) => early.push(`add ${o.metadata?.name}`) });
+    t.informer.start();
+    await t.informer.waitForSync();
+    await flushPromises();
+    expect(early).toEqual(['add a']);
+    await t.informer.stop();
+  });
+
   it('lists, reports every object as an add, then watches from the list resourceVersion with bookmarks', async () => {
     const t = setup();
     t.pushList([obj('a', '5'), obj('b', '6')], '10');

@@ -113,9 +113,24 @@ export class Informer<T extends KubeObject> {
     this.random = opts.random ?? Math.random;
   }
 
-  /** Register handlers; they see every later event and, at the first list, every object as an add. */
+  /**
+   * Register handlers; they see every later event and, at the first list, every object as an add.
+   * Handlers registered after the first list get every cached object as an add at once (a shared
+   * cache is started before all its readers exist, as controller-runtime's AddEventHandler does).
+   */
   on(handlers: InformerHandlers<T>): void {
     this.handlers.push(handlers);
+    if (!this.synced || !handlers.add) return;
+    for (const obj of this.list()) {
+      try {
+        handlers.add(obj);
+      } catch (err) {
+        this.opts.logger.error(
+          { informer: this.opts.name, err: describeError(err) },
+          'informer handler threw',
+        );
+      }
+    }
   }
 
   /** Start list+watch in the background. Idempotent. */

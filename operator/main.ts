@@ -1,32 +1,29 @@
 /**
- * runOperator: wires informers, controllers, the event recorder and leader
- * election. The `warden controller` entry point calls it and calls stop() on
- * SIGTERM.
+ * The operator's reconcilers as leader-only runnables on a Manager (kube/manager.ts):
+ * addOperator() registers them on the process's manager (`warden controller` does);
+ * runOperator() is a manager holding only the operator (tests, the cold-start benchmark).
  *
- * Informers run on every replica (warm caches: a replica that wins the Lease
- * starts reconciling without a cold list); controllers run only on the leader.
- * Leadership changes are serialized so a quick lose/regain never runs two sets
- * of workers.
+ * The manager's cache runs on every replica (warm caches: a replica that wins the Lease
+ * starts reconciling without a cold list); reconcilers run only on the leader.
  */
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AccessPolicy, AgentIdentity, CredentialProvider } from '../core/api/index.js';
-import { LEADER_LEASE_NAME } from '../core/constants.js';
-import { type Clock, realClock } from '../kube/clock.js';
+import type { Clock } from '../kube/clock.js';
 import type { Controller, ControllerMetrics } from '../kube/controller.js';
 import { describeError } from '../kube/errors.js';
-import { ApiEventRecorder, type EventRecorder } from '../kube/events.js';
-import { type Informer, type InformerLifecycleEvent, resourceInformer } from '../kube/informer.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer, InformerLifecycleEvent } from '../kube/informer.js';
 import { type KubeApi, KubeConfigApi, type KubeObject } from '../kube/kube.js';
-import { LeaderElector } from '../kube/leader.js';
+import { controllerRunnable, Manager } from '../kube/manager.js';
 import {
   ACCESS_POLICIES,
   AGENT_IDENTITIES,
   CREDENTIAL_PROVIDERS,
   SERVICE_ACCOUNTS,
 } from '../kube/resources.js';
-import { ApiStatusWriter, type StatusWriter } from '../kube/status.js';
+import type { StatusWriter } from '../kube/status.js';
 import { accessPolicyController } from './reconcilers/accesspolicy.js';
 import { agentIdentityController } from './reconcilers/agentidentity.js';
 import { apiSecretReader, credentialProviderController } from './reconcilers/credentialprovider.js';
@@ -86,41 +83,22 @@ export interface RunningOperator {
   readonly controllers: readonly Controller[];
 }
 
-export function runOperator(opts: OperatorOptions): RunningOperator {
-  const clock = opts.clock ?? realClock;
-  const identity = opts.identity ?? `${hostname()}-${process.pid}`;
-  const log = opts.logger.child({ component: 'operator', identity });
-  const api = opts.api ?? new KubeConfigApi(opts.kubeConfig);
-  const status = opts.statusWriter ?? new ApiStatusWriter(api);
-  const recorder = opts.recorder ?? new ApiEventRecorder({ api, instance: identity, logger: log, clock });
-  const ns = opts.namespace;
-
-  const informerOpts = (name: string) => ({
-    logger: log,
-    clock,
-    resyncPeriodMs: opts.resyncPeriodMs,
-    onLifecycle: (e: InformerLifecycleEvent) => opts.onInformerLifecycle?.(name, e),
-  });
-  const agents = resourceInformer<AgentIdentity>(api, AGENT_IDENTITIES, ns, informerOpts('agentidentities'));
-  const policies = resourceInformer<AccessPolicy>(api, ACCESS_POLICIES, ns, informerOpts('accesspolicies'));
-  const providers = resourceInformer<CredentialProvider>(
-    api,
-    CREDENTIAL_PROVIDERS,
-    ns,
-    informerOpts('credentialproviders'),
-  );
-  const serviceAccounts = resourceInformer<KubeObject>(
-    api,
-    SERVICE_ACCOUNTS,
-    ns,
-    informerOpts('serviceaccounts'),
-  );
-  const informers = [agents, policies, providers, serviceAccounts] as unknown as Informer<KubeObject>[];
-
+/** Registers the AgentIdentity, CredentialProvider and AccessPolicy reconcilers (leader-only), reading the manager's cache. */
+export function addOperator(
+  mgr: Manager,
+  opts: Pick<OperatorOptions, 'concurrency' | 'secretRecheckMs' | 'metrics'> & {
+    stopDeadlineMs?: () => number;
+  } = {},
+): { controllers: Controller[]; shared: SharedInformers } {
+  const agents = mgr.cache.informer<AgentIdentity>(AGENT_IDENTITIES);
+  const policies = mgr.cache.informer<AccessPolicy>(ACCESS_POLICIES);
+  const providers = mgr.cache.informer<CredentialProvider>(CREDENTIAL_PROVIDERS);
+  const serviceAccounts = mgr.cache.informer<KubeObject>(SERVICE_ACCOUNTS);
+  const log = mgr.logger.child({ component: 'operator', identity: mgr.identity });
   const common = {
-    status,
-    recorder,
-    clock,
+    status: mgr.statusWriter(),
+    recorder: mgr.recorder,
+    clock: mgr.clock,
     logger: log,
     concurrency: opts.concurrency,
     metrics: opts.metrics,
@@ -130,98 +108,68 @@ export function runOperator(opts: OperatorOptions): RunningOperator {
     credentialProviderController({
       ...common,
       providers,
-      readSecret: apiSecretReader(api),
+      readSecret: apiSecretReader(mgr.api),
       secretRecheckMs: opts.secretRecheckMs,
     }),
     accessPolicyController({ ...common, policies, agents }),
-    ...(opts.extraControllers?.({ agents, providers, api, recorder, clock, logger: log }) ?? []),
   ];
-  // An extra controller may watch an informer of its own: run it with the others,
-  // or that controller would wait for its sync forever.
-  for (const c of controllers)
-    for (const i of c.watchedInformers()) if (!informers.includes(i)) informers.push(i);
-
-  let leading = false;
-  let transitions: Promise<void> = Promise.resolve();
-  let startAbort = new AbortController();
-  const setLeading = (want: boolean): Promise<void> => {
-    if (!want) startAbort.abort(); // a start still waiting for caches gives up at once
-    transitions = transitions.then(async () => {
-      if (want === leading) return;
-      if (want) {
-        startAbort = new AbortController();
-        leading = true;
-        log.info('starting controllers');
-        await Promise.all(controllers.map((c) => c.start(startAbort.signal)));
-      } else {
-        leading = false;
-        log.info('stopping controllers');
-        await Promise.all(controllers.map((c) => c.stop(10_000)));
-      }
-      try {
-        opts.onLeadershipChange?.(want);
-      } catch (err) {
-        log.error({ err: describeError(err) }, 'onLeadershipChange threw');
-      }
-    });
-    return transitions;
+  for (const c of controllers) addController(mgr, c, opts.stopDeadlineMs);
+  return {
+    controllers,
+    shared: { agents, providers, api: mgr.api, recorder: mgr.recorder, clock: mgr.clock, logger: log },
   };
+}
 
-  for (const i of informers) i.start();
+/** Registers one reconciler as a leader-only runnable. */
+export function addController(mgr: Manager, c: Controller, stopDeadlineMs?: () => number): void {
+  mgr.add(controllerRunnable(c, `controller/${c.name}`, stopDeadlineMs), { leaderOnly: true });
+}
 
-  let elector: LeaderElector | undefined;
-  if (opts.leaderElection === false) {
-    void setLeading(true);
-  } else {
-    elector = new LeaderElector({
-      api,
-      namespace: opts.leaseNamespace ?? ns ?? 'warden-system',
-      name: opts.leaseName ?? LEADER_LEASE_NAME,
-      identity,
-      logger: log,
-      clock,
-      leaseDurationMs: opts.leaseDurationMs,
-      renewPeriodMs: opts.renewPeriodMs,
-      retryPeriodMs: opts.retryPeriodMs,
-      // Do not await the transition: the elector must keep renewing while caches sync.
-      onStartedLeading: () => {
-        void setLeading(true);
-      },
-      onStoppedLeading: () => {
-        void setLeading(false);
-      },
-    });
-    elector.start();
-  }
+export function runOperator(opts: OperatorOptions): RunningOperator {
+  const identity = opts.identity ?? `${hostname()}-${process.pid}`;
+  const api = opts.api ?? new KubeConfigApi(opts.kubeConfig);
+  const mgr = new Manager({
+    api,
+    logger: opts.logger,
+    identity,
+    namespace: opts.namespace,
+    clock: opts.clock,
+    recorder: opts.recorder,
+    statusWriter: opts.statusWriter,
+    resyncPeriodMs: opts.resyncPeriodMs,
+    onInformerLifecycle: opts.onInformerLifecycle,
+    onLeadershipChange: opts.onLeadershipChange,
+    leaderElection:
+      opts.leaderElection === false
+        ? false
+        : {
+            namespace: opts.leaseNamespace ?? opts.namespace ?? 'warden-system',
+            name: opts.leaseName,
+            leaseDurationMs: opts.leaseDurationMs,
+            renewPeriodMs: opts.renewPeriodMs,
+            retryPeriodMs: opts.retryPeriodMs,
+          },
+  });
+  let deadlineMs = 10_000;
+  const { controllers, shared } = addOperator(mgr, { ...opts, stopDeadlineMs: () => deadlineMs });
+  const extra = opts.extraControllers?.(shared) ?? [];
+  for (const c of extra) addController(mgr, c, () => deadlineMs);
+  const all = [...controllers, ...extra];
+  const started = mgr.start();
+  started.catch((err: unknown) => opts.logger.error({ err: describeError(err) }, 'operator failed to start'));
 
-  let stopped: Promise<void> | undefined;
   return {
     identity,
-    controllers,
-    isLeader: () => leading,
+    controllers: all,
+    isLeader: () => mgr.isLeader(),
     async whenIdle() {
-      await transitions;
-      await Promise.all(controllers.map((c) => c.whenIdle()));
+      await started;
+      await mgr.settled();
+      await Promise.all(all.map((c) => c.whenIdle()));
     },
-    stop(deadlineMs = 10_000) {
-      stopped ??= (async () => {
-        log.info('operator stopping');
-        // Controllers first (drain), then give up the Lease so another replica takes over at once.
-        startAbort.abort();
-        transitions = transitions.then(async () => {
-          if (leading) {
-            leading = false;
-            await Promise.all(controllers.map((c) => c.stop(deadlineMs)));
-            opts.onLeadershipChange?.(false);
-          }
-        });
-        await transitions;
-        await elector?.stop();
-        await Promise.all(informers.map((i) => i.stop()));
-        if (recorder instanceof ApiEventRecorder) await recorder.flush();
-        log.info('operator stopped');
-      })();
-      return stopped;
+    stop(d = 10_000) {
+      deadlineMs = d;
+      return mgr.stop();
     },
   };
 }
