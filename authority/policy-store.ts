@@ -4,7 +4,6 @@
  * with compiled policies cached per resourceVersion. Feeds the policy
  * stream (snapshots, change notifications) and central decisions on /v1/credentials.
  */
-import type { Logger } from 'pino';
 import type { AccessPolicy, AgentIdentity, CredentialProvider } from '../core/api/index.js';
 import {
   type AccessPolicySpecLike,
