@@ -309,7 +309,7 @@ async function main(): Promise<void> {
   );
   show((await k(['get', 'agentidentity', 'support-bot', '-n', NS])).stdout);
 
-  say('The auditor reads the trail: `kubectl warden audit` and `--verify`');
+  say('The auditor reads the trail: `kubectl warden audit`, `--verify` and `kubectl warden status -A`');
   await controller.auditWriter.flush(true);
   const cli = (args: string[]) =>
     promisify(execFile)('npx', ['tsx', join(root, 'cli/kubectl-warden.ts'), ...args], {
@@ -317,6 +317,7 @@ async function main(): Promise<void> {
     });
   show((await cli(['audit', '-n', NS, '--agent', 'support-bot'])).stdout);
   show((await cli(['audit', '-n', NS, '--verify'])).stdout);
+  show((await cli(['status', '-A'])).stdout);
 
   say('What the agent saw: compare every byte it received with the credentials the MCP server got');
   for (const c of [agent, alice, bob]) await c.close();
