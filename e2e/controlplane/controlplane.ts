@@ -193,6 +193,63 @@ function httpsGet(url: string, tls: https.RequestOptions): Promise<{ status: num
   });
 }
 
+/**
+ * Paths of the established CRDs the API server does not serve for writes yet. Lists can work
+ * seconds before writes do: admission (the chart's MutatingAdmissionPolicy on AgentIdentity)
+ * needs the kind's schema and answers 503 "Resource kind … not found" until it has it. So the
+ * probe is a server-side dry-run create of an empty object: a validation error (422) means the
+ * kind is served; only a 503 or 404 means not yet. Nothing is stored.
+ */
+export async function unservedCrds(server: string, tls: https.RequestOptions): Promise<string[]> {
+  const res = await httpsGet(`${server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`, tls);
+  if (res.status !== 200) return ['customresourcedefinitions'];
+  const crds = (
+    JSON.parse(res.body) as {
+      items: {
+        spec: {
+          group: string;
+          scope: string;
+          names: { plural: string; kind: string };
+          versions: { name: string; served: boolean }[];
+        };
+        status?: { conditions?: { type: string; status: string }[] };
+      }[];
+    }
+  ).items;
+  const unserved: string[] = [];
+  for (const crd of crds) {
+    const established = crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    const version = crd.spec.versions.find((v) => v.served)?.name;
+    if (!established || !version) continue;
+    const where = crd.spec.scope === 'Namespaced' ? '/namespaces/default' : '';
+    const path = `/apis/${crd.spec.group}/${version}${where}/${crd.spec.names.plural}?dryRun=All`;
+    const body = JSON.stringify({
+      apiVersion: `${crd.spec.group}/${version}`,
+      kind: crd.spec.names.kind,
+      metadata: { name: 'served-probe' },
+    });
+    const status = await httpsPost(`${server}${path}`, body, tls);
+    if (status === 503 || status === 404) unserved.push(path);
+  }
+  return unserved;
+}
+
+function httpsPost(url: string, body: string, tls: https.RequestOptions): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      { ...tls, method: 'POST', timeout: 5000, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function httpGetPlain(url: string): Promise<number> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
   return res.status;
@@ -324,6 +381,16 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       await waitFor(
         'kube-apiserver',
         async () => (await httpsGet(`${server}/readyz`, tls)).status === 200,
+        120_000,
+        () => proc.child.exitCode !== null,
+        apiLog,
+      );
+      // /readyz turns 200 before a (re)started server serves writes of the custom resources it
+      // has: until then creates answer 503 "Resource kind … not found". A start is over (for
+      // the tests and the demo alike) once every established CRD takes writes again.
+      await waitFor(
+        'kube-apiserver to serve writes of its custom resources',
+        async () => (await unservedCrds(server, tls)).length === 0,
         120_000,
         () => proc.child.exitCode !== null,
         apiLog,

@@ -39,14 +39,23 @@ export async function installCrds(kubeconfigPath: string): Promise<void> {
     CRDS_DIR,
   ]);
   if (wait.code !== 0) throw new Error(`CRDs not established:\n${wait.stderr}`);
-  // Established can come a moment before the API server serves the kinds (a create then answers
-  // 503 "Resource kind … not found"): wait until every kind lists.
-  const kinds =
-    'agentidentities.warden.dev,accesspolicies.warden.dev,credentialproviders.warden.dev,auditrecords.warden.dev';
+  // Established comes before the API server serves writes of the kinds: a create answers 503
+  // "Resource kind … not found" until admission (the kill-switch user policy above) has the
+  // kind's schema, even while lists already work. Wait until a server-side dry-run create of
+  // each kind gets past that (a validation error is fine: the kind is served; nothing is stored).
+  const probes = ['AgentIdentity', 'AccessPolicy', 'CredentialProvider', 'AuditRecord']
+    .map(
+      (kind) =>
+        `apiVersion: warden.dev/v1alpha1\nkind: ${kind}\nmetadata:\n  name: served-probe\n  namespace: default\n`,
+    )
+    .join('---\n');
   for (let attempt = 0; ; attempt++) {
-    const r = await kubectlAt(kubeconfigPath, ['get', kinds, '-A', '--request-timeout=10s']);
-    if (r.code === 0) return;
-    if (attempt >= 60) throw new Error(`CRDs established but not served:\n${r.stderr}`);
+    const r = await kubectlAt(kubeconfigPath, ['create', '--dry-run=server', '-o', 'name', '-f', '-'], {
+      input: probes,
+    });
+    if (!/ServiceUnavailable|could not find the requested resource|no matches for kind/.test(r.stderr))
+      return;
+    if (attempt >= 120) throw new Error(`CRDs established but not served for writes:\n${r.stderr}`);
     await new Promise((done) => setTimeout(done, 500));
   }
 }
