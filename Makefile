@@ -26,7 +26,7 @@ demo: needs-root deps cluster-build helm-build postgres ## Run the story on a re
 
 .PHONY: needs-root
 needs-root:
-	@if [ "$$(id -u)" -ne 0 ]; then echo "This target runs a real single-node cluster and needs root (network namespace, cgroups, mounts) and a Linux kernel with overlayfs, veth, bridge and netfilter. Run it as root, or run 'make demo-local' (the story with host processes, no root)." >&2; exit 2; fi
+	@if [ "$$(id -u)" -ne 0 ]; then echo "This target runs a real single-node cluster and needs root (network namespace, cgroups, mounts) and a Linux kernel with overlayfs, veth, bridge and netfilter. Run it as root, or run 'make demo-local' (the story with host processes, no root) or 'make test-unit test-integration test-demo' (everything but the real node)." >&2; exit 2; fi
 
 .PHONY: demo-local
 demo-local: deps controlplane-build postgres ## Run the story with host processes around an embedded local control plane (no root, no containers)
@@ -99,7 +99,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: deps controlplane-build helm-build postgres typecheck lint verify test-unit test-integration test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests and the demo
+test: needs-root deps controlplane-build cluster-build helm-build postgres typecheck lint verify test-unit test-integration test-cluster test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests, the real-node suite (root) and the demo
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
