@@ -4,6 +4,7 @@
  * what it made.
  */
 import { dirname } from 'node:path';
+import { holdUntilSignal } from '../controlplane/foreground.js';
 import { ensureHelm } from '../tools/helm.js';
 import { startCluster } from './cluster.js';
 import { buildClusterImages } from './images.js';
@@ -44,14 +45,4 @@ process.stdout.write(
   ].join('\n'),
 );
 
-let stopping = false;
-const shutdown = async (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  log(`${signal}: stopping`);
-  await cluster.stop();
-  process.exit(0);
-};
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-setInterval(() => {}, 1 << 30);
+holdUntilSignal(() => cluster.stop(), log);

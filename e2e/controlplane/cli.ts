@@ -5,6 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { startControlPlane } from './controlplane.js';
+import { holdUntilSignal } from './foreground.js';
 
 const log = (line: string) => process.stderr.write(`[controlplane] ${line}\n`);
 
@@ -24,15 +25,4 @@ process.stdout.write(
   ].join('\n'),
 );
 
-let stopping = false;
-const shutdown = async (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  log(`${signal}: stopping`);
-  await cp.stop();
-  process.exit(0);
-};
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-// Keep the event loop alive until a signal arrives.
-setInterval(() => {}, 1 << 30);
+holdUntilSignal(() => cp.stop(), log);
