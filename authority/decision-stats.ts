@@ -4,8 +4,8 @@
  * by the brokers' audit events (POST /v1/audit) and the audit writer. It is the one writer of these
  * status fields, under its own field manager (docs/conventions.md §5).
  *
- * Bounded write rate: counts accumulate in memory and each agent's status is written at most once
- * per `minIntervalMs` (default 2 s), however many decisions arrive. A write reads the agent's
+ * Bounded write rate (rate-bounded-status.ts): counts accumulate in memory and each agent's
+ * status is written at most once per `minIntervalMs` (default 2 s), however many decisions arrive. A write reads the agent's
  * current counters and merge-patches /status with the sums, WITHOUT a resourceVersion
  * precondition, so it never fights the reconcilers over the object (they own other status
  * fields). Across several authority replicas two writes may interleave and lose an increment:
@@ -18,8 +18,9 @@ import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
 import type { EventRecorder } from '../kube/events.js';
-import { ApiError, type KubeApi, resourcePath } from '../kube/kube.js';
+import { type KubeApi, resourcePath } from '../kube/kube.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
+import { RateBoundedStatus } from './rate-bounded-status.js';
 
 const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
 /** The field manager of status counter writes (distinct from the reconcilers'). */
@@ -127,32 +128,56 @@ export interface DecisionStatsOptions {
   now?: () => number;
 }
 
-interface AgentState {
-  pending: PendingStats;
-  lastWrite: number;
-  writing: boolean;
-}
-
 const empty = (): PendingStats => ({ allowed: 0, denied: 0 });
 
 export class DecisionStats implements BrokerEventSink {
-  private readonly agents = new Map<string, AgentState>();
-  private timer: NodeJS.Timeout | undefined;
-  private readonly now: () => number;
-  private readonly minInterval: number;
-  /** Status writes done and failed (for tests, metrics and the benchmark). */
-  readonly counters = { writes: 0, failures: 0 };
+  private readonly bound: RateBoundedStatus<PendingStats>;
 
   constructor(private readonly opts: DecisionStatsOptions) {
-    this.now = opts.now ?? Date.now;
-    this.minInterval = opts.minIntervalMs ?? 2_000;
+    this.bound = new RateBoundedStatus<PendingStats>({
+      empty,
+      isEmpty: (p) => p.allowed === 0 && p.denied === 0 && !p.lastSeen && !p.lastAttestation && !p.dropped,
+      // What failed, merged with what arrived meanwhile: counts add up, the newer "last" wins.
+      merge: (failed, arrived) => ({
+        ...arrived,
+        allowed: arrived.allowed + failed.allowed,
+        denied: arrived.denied + failed.denied,
+        lastDecision: arrived.lastDecision ?? failed.lastDecision,
+        lastDecisionTime: arrived.lastDecisionTime ?? failed.lastDecisionTime,
+        lastDenialReason: arrived.lastDenialReason ?? failed.lastDenialReason,
+        lastSeen: arrived.lastSeen ?? failed.lastSeen,
+        lastAttestation: arrived.lastAttestation ?? failed.lastAttestation,
+        dropped: (arrived.dropped ?? 0) + (failed.dropped ?? 0),
+      }),
+      write: async (namespace, name, pending) => {
+        const obj = await opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, name));
+        await opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
+          body: {
+            status: statusPatch(
+              obj.status?.decisions as DecisionsStatus | undefined,
+              pending,
+              obj.status?.audit?.dropped ?? 0,
+            ),
+          },
+          contentType: 'application/merge-patch+json',
+          query: { fieldManager: STATS_FIELD_MANAGER },
+        });
+      },
+      log: opts.log,
+      what: 'decision counters',
+      keyField: 'agent',
+      minIntervalMs: opts.minIntervalMs,
+      now: opts.now,
+    });
+  }
+
+  /** Status writes done and failed (for tests, metrics and the benchmark). */
+  get counters(): { writes: number; failures: number } {
+    return this.bound.counters;
   }
 
   recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
-    const key = `${who.namespace}/${who.agent}`;
-    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
-    st.pending = accumulate(st.pending, events);
-    this.agents.set(key, st);
+    this.bound.update(who.namespace, who.agent, (p) => accumulate(p, events));
     if (!this.opts.recorder) return;
     const regarding = {
       apiVersion: API_VERSION,
@@ -174,16 +199,14 @@ export class DecisionStats implements BrokerEventSink {
 
   /** A pod of this agent attested: written as status.lastAttestation with the next status write. */
   attested(a: { namespace: string; agent: string; pod: string; podUID: string; time: string }): void {
-    const key = `${a.namespace}/${a.agent}`;
-    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
-    st.pending = { ...st.pending, lastAttestation: { pod: a.pod, podUID: a.podUID, time: a.time } };
-    this.agents.set(key, st);
+    this.bound.update(a.namespace, a.agent, (p) => ({
+      ...p,
+      lastAttestation: { pod: a.pod, podUID: a.podUID, time: a.time },
+    }));
   }
 
   start(intervalMs = 500): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.bound.start(intervalMs);
   }
 
   /**
@@ -192,81 +215,16 @@ export class DecisionStats implements BrokerEventSink {
    */
   dropped(namespace: string, agent: string, count: number): void {
     if (count <= 0) return;
-    const key = `${namespace}/${agent}`;
-    const st = this.agents.get(key) ?? { pending: empty(), lastWrite: 0, writing: false };
-    st.pending = { ...st.pending, dropped: (st.pending.dropped ?? 0) + count };
-    this.agents.set(key, st);
+    this.bound.update(namespace, agent, (p) => ({ ...p, dropped: (p.dropped ?? 0) + count }));
   }
 
   /** Stops the timer and writes what is pending (ignoring the rate bound). */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush(true);
+  stop(): Promise<void> {
+    return this.bound.stop();
   }
 
   /** Writes every agent that has something pending and whose interval has passed. */
-  async flush(force = false): Promise<void> {
-    const now = this.now();
-    const due = [...this.agents.entries()].filter(
-      ([, st]) => !st.writing && (force || now - st.lastWrite >= this.minInterval),
-    );
-    await Promise.all(due.map(([key, st]) => this.write(key, st)));
-  }
-
-  private async write(key: string, st: AgentState): Promise<void> {
-    const [namespace = '', name = ''] = key.split('/');
-    const pending = st.pending;
-    st.pending = empty();
-    st.writing = true;
-    st.lastWrite = this.now();
-    try {
-      const obj = await this.opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, name));
-      await this.opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
-        body: {
-          status: statusPatch(
-            obj.status?.decisions as DecisionsStatus | undefined,
-            pending,
-            obj.status?.audit?.dropped ?? 0,
-          ),
-        },
-        contentType: 'application/merge-patch+json',
-        query: { fieldManager: STATS_FIELD_MANAGER },
-      });
-      this.counters.writes++;
-      // Idle agents are forgotten, so the map holds only agents active in the last interval.
-      if (
-        st.pending.allowed === 0 &&
-        st.pending.denied === 0 &&
-        !st.pending.lastSeen &&
-        !st.pending.lastAttestation &&
-        !st.pending.dropped
-      )
-        this.agents.delete(key);
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 404) {
-        this.agents.delete(key); // the agent is gone: nothing to count on
-        return;
-      }
-      this.counters.failures++;
-      // Keep the counts for the next attempt: merge what failed with what arrived meanwhile.
-      st.pending = {
-        ...st.pending,
-        allowed: st.pending.allowed + pending.allowed,
-        denied: st.pending.denied + pending.denied,
-        lastDecision: st.pending.lastDecision ?? pending.lastDecision,
-        lastDecisionTime: st.pending.lastDecisionTime ?? pending.lastDecisionTime,
-        lastDenialReason: st.pending.lastDenialReason ?? pending.lastDenialReason,
-        lastSeen: st.pending.lastSeen ?? pending.lastSeen,
-        lastAttestation: st.pending.lastAttestation ?? pending.lastAttestation,
-        dropped: (st.pending.dropped ?? 0) + (pending.dropped ?? 0),
-      };
-      this.opts.log.warn(
-        { agent: key, err: err instanceof Error ? err.message : String(err) },
-        'decision counters: status write failed; will retry',
-      );
-    } finally {
-      st.writing = false;
-    }
+  flush(force = false): Promise<void> {
+    return this.bound.flush(force);
   }
 }
