@@ -1,20 +1,28 @@
 /**
  * `warden broker`: the sidecar next to an agent. runBroker() wires the authority client (attestation,
- * policy stream, credentials, audit) to the gateway/proxy and starts the listeners: agent-facing
- * ones on loopback only, the health listener where the kubelet can probe it.
+ * policy stream, credentials, audit) to the gateway/proxy (composeBroker) and registers the parts
+ * in order: the listeners (agent-facing ones on loopback only, the health listener where the
+ * kubelet can probe it), the audit shipper, the PostgreSQL endpoint, the kill-switch subscription
+ * and the authority client.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
+import {
+  RunnableGroup,
+  runnableValue,
+  stopOnly,
+  stopOnSignals,
+  type ValueRunnable,
+} from '../lifecycle/runnables.js';
 import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { AuditShipper } from './audit.js';
 import { AuthorityClient } from './authority-client.js';
 import { type ComposedBroker, composeBroker } from './compose.js';
 import { DEFAULT_STALE_AFTER_MS } from './constants.js';
 import { createBrokerLogger } from './log.js';
-import type { PgEndpoint } from './pg/endpoint.js';
 import { createHealthServer, type Readiness } from './server.js';
 import { type Provider, ProviderSchema } from './snapshot.js';
 
@@ -54,6 +62,8 @@ export interface RunningBroker {
   readonly client: AuthorityClient;
   readonly broker: ComposedBroker;
   readonly metrics: WardenMetrics;
+  /** The process's parts in start order (stopped in reverse). */
+  readonly runnables: readonly string[];
   readiness(): Readiness;
   close(): Promise<void>;
 }
@@ -68,17 +78,32 @@ function assertLoopback(what: string, l: Listen): void {
   }
 }
 
-async function listenOn(server: Server, l: Listen): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(l.port, l.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return (server.address() as AddressInfo).port;
+/** A server as a runnable: started = listening on `l`, stopped = its connections cut and closed. */
+function listener(name: string, server: Server, l: Listen): ValueRunnable<number> {
+  return runnableValue(
+    name,
+    () =>
+      new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(l.port, l.host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      }),
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
 }
 
+/**
+ * The broker process as a list of parts (lifecycle/runnables.ts, the same ordering code as the
+ * controller's Manager): started in this order, stopped in reverse; a part that fails to start
+ * stops the ones before it and runBroker rejects naming it. /readyz is 200 only while every part
+ * runs, the broker attested and its snapshot is fresh.
+ */
 export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
   assertLoopback('listen', o.listen);
   if (o.mcpListen) assertLoopback('mcp-listen', o.mcpListen);
@@ -105,58 +130,64 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
     metrics,
   });
+  const parts = new RunnableGroup({ logger: log.child({ component: 'lifecycle' }) });
   const readiness = (): Readiness => {
+    if (!parts.ready()) return { ready: false, reason: 'starting or stopping' };
     if (!client.attested) return { ready: false, reason: 'not attested with the Warden authority yet' };
     const cur = broker.decider.current();
     if (!cur.ok) return { ready: false, reason: `${cur.decision.reason}: ${cur.decision.message}` };
     return { ready: true, reason: `snapshot ${cur.snapshot.version}` };
   };
-  const health = createHealthServer(readiness, metrics);
-  const servers: Server[] = [health];
-  const healthPort = await listenOn(health, { host: o.healthHost ?? '0.0.0.0', port: o.healthPort });
-  servers.push(broker.server);
-  const listenPort = await listenOn(broker.server, o.listen);
-  const ports: RunningBroker['ports'] = { listen: listenPort, health: healthPort };
-  if (o.mcpListen) {
-    const s = broker.serverFor('mcp');
-    servers.push(s);
-    ports.mcp = await listenOn(s, o.mcpListen);
-  }
-  if (o.httpListen) {
-    const s = broker.serverFor('http');
-    servers.push(s);
-    ports.http = await listenOn(s, o.httpListen);
-  }
+
+  const health = listener('health', createHealthServer(readiness, metrics), {
+    host: o.healthHost ?? '0.0.0.0',
+    port: o.healthPort,
+  });
+  const agent = listener('listen', broker.server, o.listen);
+  const mcp = o.mcpListen ? listener('mcp-listen', broker.serverFor('mcp'), o.mcpListen) : undefined;
+  const http = o.httpListen ? listener('http-listen', broker.serverFor('http'), o.httpListen) : undefined;
   // Same access dependencies and in-flight registry as MCP and HTTP (composeBroker's kill switch).
-  let pg: PgEndpoint | undefined;
-  if (o.pgListen) {
-    pg = await broker.startPostgres(o.pgListen);
-    ports.pg = pg.port;
-  }
-  // Attestation runs in the background: /readyz stays 503 until it and a snapshot succeed.
-  void client.start();
+  const pgListen = o.pgListen;
+  const pg = pgListen
+    ? runnableValue(
+        'pg-listen',
+        () => broker.startPostgres(pgListen),
+        (endpoint) => endpoint.close(),
+      )
+    : undefined;
+
+  parts.add(health).add(agent);
+  if (mcp) parts.add(mcp);
+  if (http) parts.add(http);
+  // Stopped after the PostgreSQL endpoint and before the listeners: ships what is queued.
+  parts.add(stopOnly('audit-shipper', () => audit.close()));
+  if (pg) parts.add(pg);
+  parts
+    // Follows the snapshot for the kill switch from composeBroker on; stopped before the endpoints.
+    .add(stopOnly('suspension', () => broker.dispose()))
+    // Attestation runs in the background: /readyz stays 503 until it and a snapshot succeed.
+    .add({
+      name: 'authority-client',
+      start: () => {
+        void client.start();
+      },
+      stop: () => client.stop(),
+    });
+  await parts.start();
+
+  const ports: RunningBroker['ports'] = { listen: agent.get(), health: health.get() };
+  if (mcp) ports.mcp = mcp.get();
+  if (http) ports.http = http.get();
+  if (pg) ports.pg = pg.get().port;
   log.info({ ports, authority: new URL(o.authorityUrl).origin }, 'broker listening');
   return {
     ports,
     client,
     broker,
     metrics,
+    runnables: parts.names(),
     readiness,
-    close: async () => {
-      client.stop();
-      broker.dispose();
-      await pg?.close();
-      await audit.close();
-      await Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.closeAllConnections();
-              s.close(() => resolve());
-            }),
-        ),
-      );
-    },
+    close: () => parts.stop(),
   };
 }
 
@@ -254,12 +285,7 @@ export function brokerCommand(): Command {
           }),
           log,
         });
-        const stop = (signal: string): void => {
-          log.info({ signal }, 'shutting down');
-          void running.close().then(() => process.exit(0));
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        stopOnSignals(() => running.close(), log);
       },
     );
 }

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthority } from '../authority/index.js';
 import type { AgentIdentity } from '../core/api/index.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { type Runnable, runnableValue } from '../lifecycle/runnables.js';
 import { addOperator } from '../operator/main.js';
 import {
   condition,
@@ -19,7 +20,7 @@ import {
 } from '../operator/testing/int.js';
 import { apiLookup, cachedLookup } from '../webhook/lookup.js';
 import { type KubeApi, KubeConfigApi, type RequestOptions, type WatchLike } from './kube.js';
-import { Manager, type Runnable, runnableValue } from './manager.js';
+import { Manager } from './manager.js';
 import { AGENT_IDENTITIES } from './resources.js';
 
 const real = new KubeConfigApi(kubeConfig());

@@ -1,9 +1,9 @@
-import { connect, createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FIELD_MANAGER } from '../core/constants.js';
+import type { RunContext, Runnable } from '../lifecycle/runnables.js';
 import type { KubeApi } from './kube.js';
-import { Manager, type RunContext, type Runnable, runnableValue } from './manager.js';
+import { Manager } from './manager.js';
 import { AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from './resources.js';
 
 const logger = pino({ level: 'silent' });
@@ -42,34 +42,6 @@ function recording(
       if (o.failStop) throw new Error(`${name} stop failed`);
     },
   };
-}
-
-/** A real loopback TCP server as a runnable: start resolves once it accepts connections. */
-function tcpServer(name: string) {
-  return runnableValue<{ server: Server; port: number }>(
-    name,
-    () =>
-      new Promise((resolve, reject) => {
-        const server = createServer((s) => s.end());
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-          const addr = server.address();
-          resolve({ server, port: typeof addr === 'object' && addr ? addr.port : 0 });
-        });
-      }),
-    ({ server }) => new Promise<void>((r) => server.close(() => r())),
-  );
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function until(what: string, cond: () => boolean): Promise<void> {
@@ -120,29 +92,6 @@ describe('Manager start and stop', () => {
     expect(readyDuringStop).toBe(false);
   });
 
-  it('lets a part use the value of a part registered before it, and serves a real server between start and stop', async () => {
-    const mgr = manager();
-    const server = tcpServer('server');
-    let seenPort: number | undefined;
-    mgr.add(server).add({
-      name: 'client',
-      start: () => {
-        seenPort = server.get().port;
-      },
-      stop: () => {},
-    });
-    await mgr.start();
-    const port = server.get().port;
-    expect(seenPort).toBe(port);
-    expect(await accepts(port)).toBe(true);
-    await mgr.stop();
-    expect(await accepts(port)).toBe(false);
-  });
-
-  it('refuses to hand out a value before its runnable started, naming it', () => {
-    expect(() => tcpServer('authority').get()).toThrow(/authority is not started/);
-  });
-
   it('a failed start stops what started before it, in reverse, starts nothing after it, and names the part', async () => {
     const log: string[] = [];
     const mgr = manager()
@@ -155,18 +104,6 @@ describe('Manager start and stop', () => {
     expect(log).toEqual(['start health', 'start audit', 'stop audit', 'stop health']);
     expect(mgr.ready()).toBe(false);
     expect(mgr.isLeader()).toBe(false);
-  });
-
-  it('keeps stopping the other parts when one fails to stop', async () => {
-    const log: string[] = [];
-    const mgr = manager()
-      .add(recording('a', log))
-      .add(recording('b', log, { failStop: true }))
-      .add(recording('c', log));
-    await mgr.start();
-    log.length = 0;
-    await mgr.stop();
-    expect(log).toEqual(['stop c', 'stop b', 'stop a']);
   });
 
   it('a leader-only runnable that fails to start does not keep the others from starting', async () => {

@@ -15,11 +15,14 @@
  * runnable in turn (awaiting each start, so a part may use the parts registered before it), marks
  * the manager ready, then campaigns for the Lease; a won Lease starts the leader-only runnables in
  * order, a lost one stops them in reverse. stop() stops leader-only runnables, releases the Lease,
- * stops the other runnables in reverse order, then the cache, then flushes Events.
+ * stops the other runnables in reverse order, then the cache, then flushes Events. The ordering
+ * itself (start in order, roll back a failed start, stop in reverse) is lifecycle/runnables.ts's
+ * RunnableGroup, which the broker (no API client, no Manager) uses too.
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { FIELD_MANAGER, LEADER_LEASE_NAME } from '../core/constants.js';
+import { type Runnable, RunnableGroup } from '../lifecycle/runnables.js';
 import { SharedCache } from './cache.js';
 import { type Clock, realClock } from './clock.js';
 import type { Controller } from './controller.js';
@@ -29,21 +32,6 @@ import type { InformerLifecycleEvent } from './informer.js';
 import type { KubeApi } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { ApiStatusWriter, type StatusWriter } from './status.js';
-
-/** What a runnable's start gets: aborted when the manager stops or (leader-only) leadership is lost. */
-export interface RunContext {
-  signal: AbortSignal;
-}
-
-/** A part of the process that starts and stops. */
-export interface Runnable {
-  /** For logs and errors: what this part is. */
-  readonly name: string;
-  /** Resolves once the part serves (or its loops run). Throwing fails the manager's start. */
-  start(ctx: RunContext): Promise<void> | void;
-  /** Stops the part; called once, only after its start resolved. */
-  stop(): Promise<void> | void;
-}
 
 export interface RunnableOptions {
   /** Run only while this replica holds the Lease (reconcilers). Default false. */
@@ -97,12 +85,14 @@ export class Manager {
   private readonly log: Logger;
   private readonly registrations: Registration[] = [];
   private readonly statusWriters = new Map<string, StatusWriter>();
-  private readonly started: Runnable[] = []; // non-leader runnables, in start order
-  private readonly leaderStarted: Runnable[] = [];
   private state: State = 'new';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly stopAbort = new AbortController();
+  /** Every replica's runnables (lifecycle/runnables.ts: order, start failure, stop in reverse). */
+  private readonly everyReplica: RunnableGroup;
+  /** The leader-only runnables of the current leadership term, if leading. */
+  private term: RunnableGroup | undefined;
   private elector: LeaderElector | undefined;
   private leading = false;
   private leaderAbort = new AbortController();
@@ -114,6 +104,11 @@ export class Manager {
     this.identity = opts.identity ?? `${hostname()}-${process.pid}`;
     this.logger = opts.logger;
     this.log = opts.logger.child({ component: 'manager', identity: this.identity });
+    this.everyReplica = new RunnableGroup({
+      logger: this.log,
+      signal: this.stopAbort.signal,
+      describe: describeError,
+    });
     this.cache = new SharedCache({
       api: opts.api,
       logger: opts.logger,
@@ -148,7 +143,9 @@ export class Manager {
       throw new Error(
         `manager: a runnable named '${runnable.name}' is already registered; names must be unique`,
       );
-    this.registrations.push({ runnable, leaderOnly: opts.leaderOnly === true });
+    const leaderOnly = opts.leaderOnly === true;
+    if (!leaderOnly) this.everyReplica.add(runnable);
+    this.registrations.push({ runnable, leaderOnly });
     return this;
   }
 
@@ -185,23 +182,16 @@ export class Manager {
 
   private async doStart(): Promise<void> {
     this.cache.start();
-    const ctx: RunContext = { signal: this.stopAbort.signal };
-    for (const { runnable } of this.registrations.filter((r) => !r.leaderOnly)) {
-      if (this.stopAbort.signal.aborted) return;
-      try {
-        await runnable.start(ctx);
-      } catch (err) {
-        this.log.error({ runnable: runnable.name, err: describeError(err) }, 'runnable failed to start');
-        await this.stopRunnables(this.started.splice(0).reverse());
-        await this.cache.stop();
-        this.state = 'stopped';
-        throw new Error(`manager: ${runnable.name} failed to start: ${describeError(err)}`, { cause: err });
-      }
-      this.started.push(runnable);
+    try {
+      await this.everyReplica.start();
+    } catch (err) {
+      await this.cache.stop();
+      this.state = 'stopped';
+      throw new Error(`manager: ${describeError(err)}`, { cause: err });
     }
     if (this.stopAbort.signal.aborted) return;
     this.state = 'ready';
-    this.log.info({ runnables: this.started.map((r) => r.name) }, 'manager ready');
+    this.log.info({ runnables: this.everyReplica.running() }, 'manager ready');
     const election = this.opts.leaderElection;
     if (election === false) {
       void this.setLeading(true);
@@ -237,22 +227,22 @@ export class Manager {
       this.leading = want;
       if (want) {
         this.leaderAbort = new AbortController();
-        const ctx: RunContext = { signal: this.leaderAbort.signal };
+        // A fresh group per term; a reconciler that cannot start must not take the others down
+        // with it: it is logged at error level and retried at the next leadership.
+        const term = new RunnableGroup({
+          logger: this.log,
+          signal: this.leaderAbort.signal,
+          onStartFailure: 'continue',
+          describe: describeError,
+        });
+        for (const r of this.registrations) if (r.leaderOnly) term.add(r.runnable);
+        this.term = term;
         this.log.info('leading: starting leader-only runnables');
-        for (const { runnable } of this.registrations.filter((r) => r.leaderOnly)) {
-          if (ctx.signal.aborted) break;
-          try {
-            await runnable.start(ctx);
-            this.leaderStarted.push(runnable);
-          } catch (err) {
-            // A reconciler that cannot start must not take the others down with it; it is logged
-            // at error level and retried at the next leadership.
-            this.log.error({ runnable: runnable.name, err: describeError(err) }, 'runnable failed to start');
-          }
-        }
+        await term.start();
       } else {
         this.log.info('not leading: stopping leader-only runnables');
-        await this.stopRunnables(this.leaderStarted.splice(0).reverse());
+        await this.term?.stop();
+        this.term = undefined;
       }
       try {
         this.opts.onLeadershipChange?.(want);
@@ -261,17 +251,6 @@ export class Manager {
       }
     });
     return this.transitions;
-  }
-
-  private async stopRunnables(runnables: Runnable[]): Promise<void> {
-    for (const r of runnables) {
-      try {
-        await r.stop();
-      } catch (err) {
-        // Keep stopping the rest: one part's failure must not leave the others running.
-        this.log.error({ runnable: r.name, err: describeError(err) }, 'runnable failed to stop');
-      }
-    }
   }
 
   /**
@@ -288,7 +267,7 @@ export class Manager {
       await this.setLeading(false);
       await this.elector?.stop();
       await this.transitions;
-      await this.stopRunnables(this.started.splice(0).reverse());
+      await this.everyReplica.stop();
       await this.cache.stop();
       if (this.recorder instanceof ApiEventRecorder) await this.recorder.flush();
       this.state = 'stopped';
@@ -296,33 +275,6 @@ export class Manager {
     })();
     return this.stopping;
   }
-}
-
-/** A runnable around a value built at start (a server, an authority) that later parts may use. */
-export interface ValueRunnable<T> extends Runnable {
-  /** The started value; throws before start (a registration-order mistake). */
-  get(): T;
-}
-
-export function runnableValue<T>(
-  name: string,
-  start: (ctx: RunContext) => Promise<T> | T,
-  stop: (value: T) => Promise<void> | void,
-): ValueRunnable<T> {
-  let value: { v: T } | undefined;
-  return {
-    name,
-    async start(ctx) {
-      value = { v: await start(ctx) };
-    },
-    async stop() {
-      if (value) await stop(value.v);
-    },
-    get() {
-      if (!value) throw new Error(`${name} is not started: register it before the parts that use it`);
-      return value.v;
-    },
-  };
 }
 
 /** A reconciler as a runnable (register it leaderOnly); stop drains in-flight reconciles up to deadlineMs. */

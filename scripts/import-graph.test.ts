@@ -42,6 +42,11 @@ describe('layering check', () => {
       { 'broker/x.ts': "import { K } from '../kube/kube.js';" },
       ['broker/x.ts -> kube'],
     ],
+    [
+      'the lifecycle runnables importing the kube runtime',
+      { 'lifecycle/x.ts': "import { K } from '../kube/kube.js';" },
+      ['lifecycle/x.ts -> kube'],
+    ],
   ])('refuses %s', (_name, files, expected) => {
     expect(check(files)).toEqual(expected);
   });
@@ -67,6 +72,13 @@ describe('layering check', () => {
     [
       'a test helper reaching across rooms',
       { 'operator/testing/int.ts': "import { f } from '../../e2e/harness/x.js';" },
+    ],
+    [
+      'the broker and the kube Manager sharing the lifecycle runnables',
+      {
+        'broker/main.ts': "import { RunnableGroup } from '../lifecycle/runnables.js';",
+        'kube/manager.ts': "import { RunnableGroup } from '../lifecycle/runnables.js';",
+      },
     ],
     ['an import inside one room', { 'broker/a.ts': "import { b } from './b.js';" }],
   ])('allows %s', (_name, files) => {

@@ -19,17 +19,31 @@ import { fileURLToPath } from 'node:url';
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   core: [],
   observability: ['core'],
+  // Process lifecycle: ordered runnables, readiness, shutdown (no Kubernetes, no I/O), so
+  // the broker and the kube Manager share it.
+  lifecycle: [],
   // The Kubernetes runtime every adapter uses: client, informers, queue, leader
-  // election, status writer, Events.
-  kube: ['core', 'observability'],
-  operator: ['core', 'observability', 'kube'],
-  webhook: ['core', 'observability', 'kube'],
-  authority: ['core', 'observability', 'kube'],
-  audit: ['core', 'observability', 'kube'],
-  broker: ['core', 'observability'],
+  // election, status writer, Events, the Manager.
+  kube: ['core', 'observability', 'lifecycle'],
+  operator: ['core', 'observability', 'lifecycle', 'kube'],
+  webhook: ['core', 'observability', 'lifecycle', 'kube'],
+  authority: ['core', 'observability', 'lifecycle', 'kube'],
+  audit: ['core', 'observability', 'lifecycle', 'kube'],
+  broker: ['core', 'observability', 'lifecycle'],
   // Entry points wire the rooms together.
-  controller: ['core', 'observability', 'kube', 'operator', 'webhook', 'authority', 'audit'],
-  cli: ['core', 'observability', 'kube', 'operator', 'webhook', 'authority', 'audit', 'broker', 'controller'],
+  controller: ['core', 'observability', 'lifecycle', 'kube', 'operator', 'webhook', 'authority', 'audit'],
+  cli: [
+    'core',
+    'observability',
+    'lifecycle',
+    'kube',
+    'operator',
+    'webhook',
+    'authority',
+    'audit',
+    'broker',
+    'controller',
+  ],
 };
 
 /** Files that ship: no tests, fixtures or test helpers. */
