@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRetention } from './retention.js';
+import { parseRecordLimit, parseRetention } from './retention.js';
 
 describe('parseRetention', () => {
   it.each([
@@ -22,5 +22,18 @@ describe('parseRetention', () => {
     ['negative', '-5d', 'not a duration'],
   ])('rejects %s (%s)', (_n, text, msg) => {
     expect(() => parseRetention(text)).toThrow(msg);
+  });
+});
+
+describe('parseRecordLimit', () => {
+  it('reads a whole number of records; 0 sets no limit', () => {
+    expect(parseRecordLimit('--audit-max-records-per-agent', '1000')).toBe(1000);
+    expect(parseRecordLimit('--audit-max-records-per-agent', '0')).toBeUndefined();
+  });
+
+  it.each(['-1', '1.5', '10k', '', '1e3'])('refuses %j, naming the flag', (text) => {
+    expect(() => parseRecordLimit('--audit-max-records-per-namespace', text)).toThrow(
+      /^--audit-max-records-per-namespace: .* is not a whole number of records/,
+    );
   });
 });

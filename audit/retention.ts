@@ -25,3 +25,17 @@ export function parseRetention(text: string): number | undefined {
   }
   return ms;
 }
+
+/**
+ * `--audit-max-records-per-agent` / `--audit-max-records-per-namespace`: a whole number of
+ * AuditRecords; 0 sets no limit. Each record holds at most `--audit-batch-size` entries and 256 KiB,
+ * so a record limit bounds the bytes in etcd too.
+ */
+export function parseRecordLimit(flag: string, text: string): number | undefined {
+  const t = text.trim();
+  if (!/^[0-9]{1,9}$/.test(t)) {
+    throw new Error(`${flag}: "${text}" is not a whole number of records; use e.g. 1000 (0 sets no limit)`);
+  }
+  const n = Number(t);
+  return n === 0 ? undefined : n;
+}

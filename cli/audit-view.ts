@@ -184,8 +184,8 @@ export const VERIFY_EXIT_HELP = [
   `  ${VERIFY_EXIT.truncated}  TRUNCATED  the newest records are missing: the head anchored in the AgentIdentity`,
   '             status is ahead of the newest record',
   '  Not problems (exit 0), each on its own line: LEGACY (unsigned records written before audit',
-  '  signing began) and UNANCHORED (a chain without an anchored head, whose newest records could',
-  '  be deleted unnoticed).',
+  '  signing began), UNANCHORED (a chain without an anchored head, whose newest records could',
+  '  be deleted unnoticed) and PRUNED (records retention deleted on purpose: which, why, when).',
 ].join('\n');
 
 export function formatVerify(namespace: string, v: VerifyResult): string {

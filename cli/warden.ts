@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
-import { parseRetention } from '../audit/retention.js';
+import { parseRecordLimit, parseRetention } from '../audit/retention.js';
 import { brokerCommand } from '../broker/main.js';
 import { enableLinearRegexFallback } from '../core/policy/index.js';
 
@@ -68,6 +68,16 @@ function retention(value: string): number | undefined {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function recordLimit(flag: string): (value: string) => number | undefined {
+  return (value) => {
+    try {
+      return parseRecordLimit(flag, value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
 }
 
 async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
@@ -157,6 +167,18 @@ program
     undefined,
   )
   .option(
+    '--audit-max-records-per-agent <n>',
+    'keep at most this many AuditRecords per agent, pruning its oldest; 0 sets no limit',
+    recordLimit('--audit-max-records-per-agent'),
+    undefined,
+  )
+  .option(
+    '--audit-max-records-per-namespace <n>',
+    "keep at most this many AuditRecords per namespace, pruning the oldest of any agent's; 0 sets no limit",
+    recordLimit('--audit-max-records-per-namespace'),
+    undefined,
+  )
+  .option(
     '--postgres-sweep-seconds <s>',
     'how often expired temporary PostgreSQL roles are dropped',
     positive,
@@ -203,7 +225,11 @@ program
       ...(o.idpCa ? { idpCaPem: readFileSync(o.idpCa, 'utf8') } : {}),
       version: pkg.version,
       audit: { maxEntries: o.auditBatchSize, maxBytes: 256 * 1024, maxAgeMs: o.auditFlushSeconds * 1000 },
-      ...(o.auditRetention ? { auditRetentionMs: o.auditRetention } : {}),
+      auditRetention: {
+        ...(o.auditRetention ? { maxAgeMs: o.auditRetention } : {}),
+        ...(o.auditMaxRecordsPerAgent ? { maxRecordsPerAgent: o.auditMaxRecordsPerAgent } : {}),
+        ...(o.auditMaxRecordsPerNamespace ? { maxRecordsPerNamespace: o.auditMaxRecordsPerNamespace } : {}),
+      },
       postgresSweepIntervalMs: o.postgresSweepSeconds * 1000,
     });
     let stopping = false;

@@ -23,6 +23,7 @@ import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
 import type { AgentIdentity } from '../core/api/index.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
+import { type RetentionPolicy, retentionEnabled } from '../core/audit/retention.js';
 import { API_VERSION } from '../core/constants.js';
 import type { Controller } from '../kube/controller.js';
 import { type KubeApi, KubeConfigApi, resourcePath } from '../kube/kube.js';
@@ -76,8 +77,8 @@ export interface ControllerOptions {
   tlsSecret: string;
   version: string;
   audit: BatchLimits;
-  /** Delete AuditRecords older than this (ms); undefined keeps them forever. */
-  auditRetentionMs?: number;
+  /** AuditRecord retention by age, records per agent and per namespace; no limit keeps them forever. */
+  auditRetention?: RetentionPolicy;
   /** How often expired temporary PostgreSQL roles are dropped (default 60 s). */
   postgresSweepIntervalMs?: number;
 }
@@ -327,10 +328,10 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       ...(o.postgresSweepIntervalMs !== undefined ? { intervalMs: o.postgresSweepIntervalMs } : {}),
     }),
   );
-  if (o.auditRetentionMs)
+  if (o.auditRetention && retentionEnabled(o.auditRetention))
     addController(
       mgr,
-      auditRetentionController({ ...shared, retentionMs: o.auditRetentionMs, metrics: reconcileMetrics }),
+      auditRetentionController({ ...shared, policy: o.auditRetention, metrics: reconcileMetrics }),
     );
 
   await mgr.start();

@@ -480,6 +480,10 @@ describe('values that differ from the controller defaults become flags', () => {
       '--set',
       'audit.retention=2160h',
       '--set',
+      'audit.maxRecordsPerAgent=1000',
+      '--set',
+      'audit.maxRecordsPerNamespace=20000',
+      '--set',
       'certificates.secretName=custom-tls',
       '--set',
       'controller.leaderElection.enabled=false',
@@ -495,11 +499,21 @@ describe('values that differ from the controller defaults become flags', () => {
         '--broker-cpu-request=50m',
         '--broker-image-pull-policy=Always',
         '--audit-retention=2160h',
+        '--audit-max-records-per-agent=1000',
+        '--audit-max-records-per-namespace=20000',
         '--tls-secret=custom-tls',
         '--no-leader-election',
       ]),
     );
     expect(args?.some((a) => a.startsWith('--broker-memory-request'))).toBe(false);
+  });
+
+  it('record limits of 0 (the default: no limit) render no flag', async () => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, []);
+    const args = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec
+      ?.containers[0]?.args;
+    expect(args?.some((a) => a.startsWith('--audit-max-records'))).toBe(false);
   });
 });
 
@@ -516,6 +530,16 @@ describe('contradictory values fail rendering with a message naming the option',
       'webhook.timeoutSeconds: 10 is out of range',
     ],
     ['an audit batch over 500', ['--set', 'audit.batchSize=1000'], 'audit.batchSize: 1000 is out of range'],
+    [
+      'a negative per-agent record limit',
+      ['--set', 'audit.maxRecordsPerAgent=-5'],
+      'audit.maxRecordsPerAgent: -5 is not a whole number of records',
+    ],
+    [
+      'a fractional per-namespace record limit',
+      ['--set', 'audit.maxRecordsPerNamespace=2.5'],
+      'audit.maxRecordsPerNamespace: 2.5 is not a whole number of records',
+    ],
     [
       'two replicas without leader election',
       ['--set', 'controller.leaderElection.enabled=false'],

@@ -81,7 +81,15 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Per-request timeout in ms (default 30 s); watches do not go through here. */
   timeoutMs?: number;
+  /** Accept header (default application/json), e.g. METADATA_LIST_ACCEPT for metadata-only lists. */
+  accept?: string;
 }
+
+/**
+ * Accept header of a metadata-only list (PartialObjectMetadataList): names, labels and
+ * timestamps without the objects' bodies, for passes over many large objects.
+ */
+export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io';
 
 /** The operations the controller core needs; tests and adapters can provide their own. */
 export interface KubeApi {
@@ -150,7 +158,7 @@ export class KubeConfigApi implements KubeApi {
       reqOpts.agent = this.agent;
     }
     const headers = reqOpts.headers as http.OutgoingHttpHeaders;
-    headers.accept = 'application/json';
+    headers.accept = opts.accept ?? 'application/json';
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = JSON.stringify(opts.body);

@@ -174,7 +174,12 @@ async function verifyByNamespace(
       if ((a.metadata?.namespace ?? '') !== ns || !name || (agent && name !== agent)) continue;
       const cut = parsePrunedThrough(prunedThroughOf(a));
       const head = a.status?.audit?.head;
-      agents[name] = { ...(cut ? { pruned: cut } : {}), ...(head ? { head } : {}) };
+      const prunedBy = a.status?.audit?.pruned;
+      agents[name] = {
+        ...(cut ? { pruned: cut } : {}),
+        ...(cut && prunedBy ? { prunedBy } : {}),
+        ...(head ? { head } : {}),
+      };
     }
     const inScope = records.filter(
       (r) => (r.metadata?.namespace ?? '') === ns && (!agent || r.spec.agent === agent),

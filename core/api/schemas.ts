@@ -451,6 +451,13 @@ export const agentIdentityStatusSchema = z.strictObject({
         .max(96)
         .regex(/^[0-9]+:[0-9a-f]{64}$/, 'must be <sequence>:<sha256 hex digest>')
         .optional(),
+      pruned: z
+        .strictObject({
+          time: dateTime().optional(),
+          reason: z.enum(['MaxAge', 'MaxRecordsPerAgent', 'MaxRecordsPerNamespace']).optional(),
+          limit: text(128).optional(),
+        })
+        .optional(),
       dropped: nonNegative().optional(),
     })
     .optional(),

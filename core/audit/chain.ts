@@ -114,7 +114,7 @@ export interface ChainProblem {
 
 /** Something a reader should know that is not a problem (e.g. records from before signing). */
 export interface ChainNote {
-  kind: 'legacy' | 'unanchored';
+  kind: 'legacy' | 'unanchored' | 'pruned';
   agent: string;
   message: string;
 }

@@ -218,4 +218,24 @@ describe('verifyTrail', () => {
     const r = await verify(c.slice(2), { bot: { ...headOf(c[4]!), pruned } });
     expect(r.problems).toEqual([]);
   });
+
+  it('says what retention pruned, by which limit and when (a note, not a problem)', async () => {
+    const c = chain(5);
+    const pruned = { sequence: 1, digest: c[1]!.spec.digest };
+    const prunedBy = {
+      time: '2026-12-04T13:00:00Z',
+      reason: 'MaxRecordsPerAgent',
+      limit: 'more than 3 records per agent',
+    };
+    const r = await verify(c.slice(2), { bot: { ...headOf(c[4]!), pruned, prunedBy } });
+    expect(r.ok).toBe(true);
+    expect(r.notes).toEqual([
+      {
+        kind: 'pruned',
+        agent: 'bot',
+        message:
+          'records 0..1 of agent bot were pruned by retention (more than 3 records per agent, last pruned 2026-12-04T13:00:00Z); what remains verifies from the retention anchor #1',
+      },
+    ]);
+  });
 });

@@ -47,6 +47,8 @@ export interface TrailAgent {
   head?: Partial<SignedHead>;
   /** status.audit.prunedThrough, parsed */
   pruned?: PrunedThrough;
+  /** status.audit.pruned: when and by which limit retention last moved the cut. */
+  prunedBy?: { time?: string; reason?: string; limit?: string };
 }
 
 export interface TrailInput {
@@ -129,6 +131,17 @@ export async function verifyTrail(input: TrailInput): Promise<VerifyResult> {
       kind: 'unanchored',
       agent,
       message: `the chain of agent ${agent} is not anchored (${why}): deleting its newest records cannot be detected`,
+    });
+  }
+  // Retention is not a problem, but a reader should see what is no longer there and why.
+  for (const [agent, a] of Object.entries(input.agents).sort(([x], [y]) => x.localeCompare(y))) {
+    if (!a.pruned) continue;
+    const by = a.prunedBy;
+    const why = by?.limit ? ` (${by.limit}${by.time ? `, last pruned ${by.time}` : ''})` : '';
+    result.notes.push({
+      kind: 'pruned',
+      agent,
+      message: `records 0..${a.pruned.sequence} of agent ${agent} were pruned by retention${why}; what remains verifies from the retention anchor #${a.pruned.sequence}`,
     });
   }
   result.problems.push(...headProblems);

@@ -1,55 +1,62 @@
 import { describe, expect, it } from 'vitest';
-import { type PruneRecord, planPrune } from './audit-retention.js';
+import type { AgentIdentity } from '../../core/api/index.js';
+import { recordName } from '../../core/audit/chain.js';
+import { agentLabelValue } from '../../core/audit/labels.js';
+import { LABEL_AGENT } from '../../core/constants.js';
+import { chainsOf, defaultRetentionInterval, sequenceOf } from './audit-retention.js';
 
-const HOUR = 3_600_000;
-const NOW = Date.parse('2026-11-29T12:00:00Z');
-const rec = (sequence: number, hoursAgo: number): PruneRecord => ({
-  name: `bot-${sequence}`,
-  sequence,
-  digest: String(sequence).repeat(64).slice(0, 64),
-  endTime: new Date(NOW - hoursAgo * HOUR).toISOString(),
+const agent = (name: string, prunedThrough?: string): AgentIdentity =>
+  ({
+    metadata: { name, namespace: 'ns' },
+    spec: { serviceAccountName: name },
+    ...(prunedThrough ? { status: { audit: { prunedThrough } } } : {}),
+  }) as AgentIdentity;
+const item = (labelAgent: string, name: string, created = '2026-11-29T12:00:00Z') => ({
+  metadata: { name, labels: { [LABEL_AGENT]: agentLabelValue(labelAgent) }, creationTimestamp: created },
 });
 
-describe('planPrune', () => {
-  it('prunes the old prefix and records the cut at its last record', () => {
-    const p = planPrune([rec(0, 50), rec(1, 40), rec(2, 10), rec(3, 1)], undefined, NOW, 24 * HOUR);
-    expect(p).toEqual({ cut: { sequence: 1, digest: rec(1, 0).digest }, delete: ['bot-0', 'bot-1'] });
+describe('sequenceOf', () => {
+  it('reads the sequence of a record named for the agent only', () => {
+    expect(sequenceOf('bot', recordName('bot', 42))).toBe(42);
+    expect(sequenceOf('bot', 'bot-42')).toBeUndefined();
+    expect(sequenceOf('bot', recordName('other', 42))).toBeUndefined();
+    const long = 'a'.repeat(250);
+    expect(sequenceOf(long, recordName(long, 7))).toBe(7);
   });
+});
 
-  it('never prunes the newest record, however old', () => {
-    const p = planPrune([rec(0, 50), rec(1, 40)], undefined, NOW, 24 * HOUR);
-    expect(p.delete).toEqual(['bot-0']);
-  });
-
-  it('stops at a gap: a missing record is evidence, not retention', () => {
-    const p = planPrune([rec(0, 50), rec(2, 45), rec(3, 40), rec(4, 1)], undefined, NOW, 24 * HOUR);
-    expect(p.delete).toEqual(['bot-0']);
-    expect(p.cut?.sequence).toBe(0);
-  });
-
-  it('does not prune a chain whose start is missing without a cut', () => {
-    expect(planPrune([rec(3, 50), rec(4, 40), rec(5, 1)], undefined, NOW, 24 * HOUR)).toEqual({ delete: [] });
-  });
-
-  it('continues after a previous cut, and deletes leftovers at or below it (crash mid-prune)', () => {
-    const p = planPrune(
-      [rec(2, 60), rec(3, 50), rec(4, 40), rec(5, 1)],
-      { sequence: 2, digest: 'x' },
-      NOW,
-      24 * HOUR,
+describe('chainsOf', () => {
+  it('groups records by agent label and name; anything else counts as unmanaged', () => {
+    const digest = 'b'.repeat(64);
+    const { chains, unmanaged } = chainsOf(
+      [
+        item('bot', recordName('bot', 0)),
+        item('bot', recordName('bot', 1)),
+        item('bot', 'bot-forged-name'),
+        item('gone', recordName('gone', 0)),
+        item('bot', recordName('bot', 2), 'not a time'),
+      ],
+      [agent('bot', `0:${digest}`), agent('idle')],
     );
-    expect(p).toEqual({
-      cut: { sequence: 4, digest: rec(4, 0).digest },
-      delete: ['bot-2', 'bot-3', 'bot-4'],
-    });
+    expect(unmanaged).toBe(3);
+    expect(chains).toEqual([
+      {
+        agent: 'bot',
+        previousCut: { sequence: 0, digest },
+        records: [
+          { name: recordName('bot', 0), sequence: 0, createdMs: Date.parse('2026-11-29T12:00:00Z') },
+          { name: recordName('bot', 1), sequence: 1, createdMs: Date.parse('2026-11-29T12:00:00Z') },
+        ],
+      },
+      { agent: 'idle', records: [] },
+    ]);
   });
+});
 
-  it('keeps records that are young enough, even behind an old one out of order in the list', () => {
-    const p = planPrune([rec(2, 1), rec(0, 50), rec(1, 2)], undefined, NOW, 24 * HOUR);
-    expect(p.delete).toEqual(['bot-0']);
-  });
-
-  it('keeps everything when nothing is old', () => {
-    expect(planPrune([rec(0, 2), rec(1, 1)], undefined, NOW, 24 * HOUR)).toEqual({ delete: [] });
+describe('defaultRetentionInterval', () => {
+  it('looks every 30 s with a size limit, else a tenth of the age between 10 s and 1 h', () => {
+    expect(defaultRetentionInterval({ maxRecordsPerAgent: 10, maxAgeMs: 86_400_000 })).toBe(30_000);
+    expect(defaultRetentionInterval({ maxAgeMs: 60_000 })).toBe(10_000);
+    expect(defaultRetentionInterval({ maxAgeMs: 30 * 86_400_000 })).toBe(3_600_000);
   });
 });

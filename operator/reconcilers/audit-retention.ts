@@ -1,27 +1,37 @@
 /**
- * Audit retention: deletes an agent's AuditRecords older than the retention period.
+ * Audit retention: prunes AuditRecords by age, by records per agent and by records per namespace
+ * (core/audit/retention.ts decides which). Keyed by namespace (leader only): one pass lists the
+ * namespace's records as metadata only (names, labels, creationTimestamp; pages of 500), so a pass
+ * over 100,000 records moves kilobytes per record less than listing their entries.
  *
- * Only a contiguous oldest prefix of each chain is pruned, never the newest record (the writer's
- * chain head), and never across a gap (a gap is evidence of tampering; pruning past it would hide
- * it). Before deleting, the cut — the last pruned sequence and its digest — is written to the
- * AgentIdentity's status.audit.prunedThrough, so `kubectl warden audit
- * --verify` tells retention (records before the cut, first remaining record linking to it) from
- * deletion. The annotation is written first: a crash before the deletes leaves records the
- * verifier still accepts.
+ * Before deleting, each pruned chain's cut — the last pruned sequence and its digest, read from
+ * that one record — is written to the AgentIdentity's status.audit.prunedThrough, with why and when
+ * in status.audit.pruned, so `kubectl warden audit --verify` tells retention (records before the
+ * cut, the first remaining record linking to it) from deletion and says what was pruned. The cut
+ * is written first: a crash before the deletes leaves records the verifier still accepts, and the
+ * next pass deletes them.
  *
- * Keyed by AgentIdentity (leader only); each agent is looked at again every `intervalMs`.
- * Chains of deleted AgentIdentities are not pruned (their records stay until deleted by hand).
+ * Chains of deleted AgentIdentities are not pruned (there is no status to record the cut in); they
+ * count against the namespace limit until deleted by hand.
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
-import { formatPrunedThrough, type PrunedThrough, parsePrunedThrough } from '../../core/audit/chain.js';
+import { formatPrunedThrough, parsePrunedThrough, recordName } from '../../core/audit/chain.js';
 import { agentLabelValue } from '../../core/audit/labels.js';
+import {
+  type ChainPlan,
+  describeLimit,
+  type PruneChain,
+  type PruneRecord,
+  planRetention,
+  type RetentionPolicy,
+} from '../../core/audit/retention.js';
 import { GROUP, LABEL_AGENT, PLURAL, VERSION } from '../../core/constants.js';
 import type { Clock } from '../../kube/clock.js';
 import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
 import { isNotFound } from '../../kube/errors.js';
 import type { Informer } from '../../kube/informer.js';
-import { type KubeApi, type ObjectList, resourcePath } from '../../kube/kube.js';
+import { type KubeApi, METADATA_LIST_ACCEPT, resourcePath } from '../../kube/kube.js';
 import { AGENT_IDENTITIES } from '../../kube/resources.js';
 
 /**
@@ -38,136 +48,183 @@ export function prunedThroughOf(
 export const RETENTION_FIELD_MANAGER = 'warden-controller-retention';
 
 const AUDIT_RECORDS = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
+/** Deletes in flight per pass: enough to keep up with 1,000 entries/s, gentle on the API server. */
+const DELETE_CONCURRENCY = 8;
 
-export interface PruneRecord {
-  name: string;
-  sequence: number;
-  digest: string;
-  endTime: string;
+interface MetadataItem {
+  metadata?: { name?: string; labels?: Record<string, string>; creationTimestamp?: string };
 }
-
-export interface PrunePlan {
-  /** The new cut, when it moves forward. */
-  cut?: PrunedThrough;
-  /** Records to delete (oldest first). */
-  delete: string[];
-}
-
-/**
- * Pure: which records of one agent's chain to prune. A record goes when it ended before
- * `now - retentionMs`, everything before it goes too, the sequence is contiguous from the
- * chain's start (0, or the previous cut + 1), and it is not the newest record.
- */
-export function planPrune(
-  records: readonly PruneRecord[],
-  previousCut: PrunedThrough | undefined,
-  now: number,
-  retentionMs: number,
-): PrunePlan {
-  const sorted = [...records].sort((a, b) => a.sequence - b.sequence);
-  const cutoff = now - retentionMs;
-  const del: string[] = [];
-  let cut: PrunedThrough | undefined;
-  // Records at or below a previous cut were meant to go already (a crash mid-prune).
-  let expect = 0;
-  let i = 0;
-  for (; i < sorted.length; i++) {
-    const r = sorted[i] as PruneRecord;
-    if (previousCut && r.sequence <= previousCut.sequence) {
-      del.push(r.name);
-      continue;
-    }
-    break;
-  }
-  expect = previousCut ? previousCut.sequence + 1 : 0;
-  for (; i < sorted.length - 1; i++) {
-    const r = sorted[i] as PruneRecord;
-    if (r.sequence !== expect) break; // a gap: keep the evidence
-    const end = Date.parse(r.endTime);
-    if (!Number.isFinite(end) || end >= cutoff) break;
-    del.push(r.name);
-    cut = { sequence: r.sequence, digest: r.digest };
-    expect++;
-  }
-  return { ...(cut ? { cut } : {}), delete: del };
+interface MetadataList {
+  metadata?: { continue?: string };
+  items: MetadataItem[];
 }
 
 export interface RetentionDeps {
   agents: Informer<AgentIdentity>;
   api: KubeApi;
   clock: Clock;
-  retentionMs: number;
-  /** How often each agent's chain is looked at. Default: min(retention / 10, 1 h), at least 10 s. */
+  policy: RetentionPolicy;
+  /**
+   * How often each namespace is looked at. Default: 30 s when a size limit is set (at 1,000
+   * entries/s a namespace grows by ~150 records in that time), else min(max age / 10, 1 h), at
+   * least 10 s.
+   */
   intervalMs?: number;
 }
 
+export function defaultRetentionInterval(p: RetentionPolicy): number {
+  if ((p.maxRecordsPerAgent ?? 0) > 0 || (p.maxRecordsPerNamespace ?? 0) > 0) return 30_000;
+  return Math.max(10_000, Math.min((p.maxAgeMs ?? 0) / 10, 3_600_000));
+}
+
+/** The sequence of a record named `recordName(agent, sequence)`, or undefined for another name. */
+export function sequenceOf(agent: string, name: string): number | undefined {
+  const m = /-([0-9]{10})$/.exec(name);
+  if (!m) return undefined;
+  const sequence = Number(m[1]);
+  return recordName(agent, sequence) === name ? sequence : undefined;
+}
+
+/** Gathers a namespace's chains from a metadata-only list of its AuditRecords. */
+export function chainsOf(
+  items: readonly MetadataItem[],
+  agents: readonly AgentIdentity[],
+): { chains: PruneChain[]; unmanaged: number } {
+  const byLabel = new Map<string, { agent: AgentIdentity; records: PruneRecord[] }>();
+  for (const a of agents) {
+    const name = a.metadata?.name;
+    if (name && !a.metadata?.deletionTimestamp) byLabel.set(agentLabelValue(name), { agent: a, records: [] });
+  }
+  let unmanaged = 0;
+  for (const item of items) {
+    const name = item.metadata?.name ?? '';
+    const chain = byLabel.get(item.metadata?.labels?.[LABEL_AGENT] ?? '');
+    const agentName = chain?.agent.metadata?.name ?? '';
+    const sequence = chain ? sequenceOf(agentName, name) : undefined;
+    const createdMs = Date.parse(item.metadata?.creationTimestamp ?? '');
+    if (!chain || sequence === undefined || !Number.isFinite(createdMs)) {
+      unmanaged++;
+      continue;
+    }
+    chain.records.push({ name, sequence, createdMs });
+  }
+  const chains: PruneChain[] = [];
+  for (const { agent, records } of byLabel.values()) {
+    const previousCut = parsePrunedThrough(prunedThroughOf(agent));
+    chains.push({
+      agent: agent.metadata?.name ?? '',
+      ...(previousCut ? { previousCut } : {}),
+      records,
+    });
+  }
+  return { chains, unmanaged };
+}
+
 export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
-  const interval = deps.intervalMs ?? Math.max(10_000, Math.min(deps.retentionMs / 10, 3_600_000));
+  const interval = deps.intervalMs ?? defaultRetentionInterval(deps.policy);
   // Every AgentIdentity update (status counters change every few seconds on a busy agent) wakes
-  // this reconciler; the chain is listed at most once per interval per agent.
+  // this reconciler; a namespace is listed at most once per interval.
   const lastRun = new Map<string, number>();
   return async (key, ctx) => {
-    // gather
-    const agent = deps.agents.get(key.name, key.namespace);
-    const k = `${key.namespace}/${key.name}`;
-    if (!agent || agent.metadata?.deletionTimestamp) {
-      lastRun.delete(k);
-      return;
-    }
-    const since = deps.clock.now() - (lastRun.get(k) ?? Number.NEGATIVE_INFINITY);
+    const namespace = key.namespace;
+    const since = deps.clock.now() - (lastRun.get(namespace) ?? Number.NEGATIVE_INFINITY);
     if (since < interval) return { requeueAfter: interval - since };
-    lastRun.set(k, deps.clock.now());
+    lastRun.set(namespace, deps.clock.now());
     try {
-      return await prune(key, agent, ctx);
+      await pass(namespace, ctx);
     } catch (err) {
-      lastRun.delete(k); // let the queue's backoff retry instead of waiting a whole interval
+      lastRun.delete(namespace); // let the queue's backoff retry instead of waiting a whole interval
       throw err;
     }
+    return { requeueAfter: interval };
   };
 
-  async function prune(
-    key: { namespace: string; name: string },
-    agent: AgentIdentity,
-    ctx: { signal: AbortSignal; logger: Logger },
-  ): Promise<{ requeueAfter: number }> {
-    const list = await deps.api.request<ObjectList<AuditRecord>>(
-      'GET',
-      resourcePath(AUDIT_RECORDS, key.namespace),
-      { query: { labelSelector: `${LABEL_AGENT}=${agentLabelValue(key.name)}` }, signal: ctx.signal },
-    );
-    const records = list.items
-      .filter((r) => r.spec?.agent === key.name)
-      .map((r) => ({
-        name: r.metadata?.name ?? '',
-        sequence: r.spec.sequence,
-        digest: r.spec.digest,
-        endTime: r.spec.endTime,
-      }));
-    const previous = parsePrunedThrough(prunedThroughOf(agent));
-    // decide
-    const plan = planPrune(records, previous, deps.clock.now(), deps.retentionMs);
-    // act
-    if (plan.cut) {
-      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, key.namespace, key.name, 'status'), {
-        body: { status: { audit: { prunedThrough: formatPrunedThrough(plan.cut) } } },
-        contentType: 'application/merge-patch+json',
-        query: { fieldManager: RETENTION_FIELD_MANAGER },
-        signal: ctx.signal,
-      });
-    }
-    for (const name of plan.delete) {
-      try {
-        await deps.api.request('DELETE', resourcePath(AUDIT_RECORDS, key.namespace, name), {
+  async function pass(namespace: string, ctx: { signal: AbortSignal; logger: Logger }): Promise<void> {
+    // gather
+    const agents = deps.agents.list(namespace);
+    if (agents.length === 0) return;
+    const items: MetadataItem[] = [];
+    let cont: string | undefined;
+    do {
+      const page: MetadataList = await deps.api.request<MetadataList>(
+        'GET',
+        resourcePath(AUDIT_RECORDS, namespace),
+        {
+          query: { limit: '500', ...(cont ? { continue: cont } : {}) },
+          accept: METADATA_LIST_ACCEPT,
           signal: ctx.signal,
-        });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
+        },
+      );
+      items.push(...page.items);
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    const { chains, unmanaged } = chainsOf(items, agents);
+    // decide
+    const plans = planRetention(chains, deps.policy, deps.clock.now(), unmanaged);
+    // act: each chain's cut first, then its deletes
+    for (const plan of plans) {
+      if (plan.cutSequence !== undefined) await writeCut(namespace, plan, ctx.signal);
+      if (plan.delete.length === 0) continue;
+      await deleteAll(namespace, plan.delete, ctx.signal);
+      ctx.logger.info(
+        {
+          agent: plan.agent,
+          pruned: plan.delete.length,
+          through: plan.cutSequence,
+          ...(plan.reason ? { reason: plan.reason } : {}),
+        },
+        'audit records pruned',
+      );
+    }
+  }
+
+  /** Reads the digest of the record at the cut and records the cut in the AgentIdentity status. */
+  async function writeCut(namespace: string, plan: ChainPlan, signal: AbortSignal): Promise<void> {
+    const sequence = plan.cutSequence as number;
+    const record = await deps.api.request<AuditRecord>(
+      'GET',
+      resourcePath(AUDIT_RECORDS, namespace, recordName(plan.agent, sequence)),
+      { signal },
+    );
+    if (record.spec?.agent !== plan.agent || record.spec?.sequence !== sequence) {
+      // Named for this slot but not claiming it: evidence, not something to prune through.
+      throw new Error(
+        `AuditRecord ${namespace}/${recordName(plan.agent, sequence)} claims agent ${record.spec?.agent} sequence ${record.spec?.sequence}: not pruned`,
+      );
+    }
+    const reason = plan.reason ?? 'MaxAge';
+    await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, namespace, plan.agent, 'status'), {
+      body: {
+        status: {
+          audit: {
+            prunedThrough: formatPrunedThrough({ sequence, digest: record.spec.digest }),
+            pruned: {
+              time: new Date(deps.clock.now()).toISOString(),
+              reason,
+              limit: describeLimit(deps.policy, reason),
+            },
+          },
+        },
+      },
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: RETENTION_FIELD_MANAGER },
+      signal,
+    });
+  }
+
+  async function deleteAll(namespace: string, names: readonly string[], signal: AbortSignal): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++] as string;
+        try {
+          await deps.api.request('DELETE', resourcePath(AUDIT_RECORDS, namespace, name), { signal });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
       }
-    }
-    if (plan.delete.length > 0) {
-      ctx.logger.info({ pruned: plan.delete.length, through: plan.cut?.sequence }, 'audit records pruned');
-    }
-    return { requeueAfter: interval };
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, names.length) }, worker));
   }
 }
 
@@ -181,5 +238,5 @@ export function auditRetentionController(
     clock: deps.clock,
     concurrency: 1,
     metrics: deps.metrics,
-  }).watchPrimary(deps.agents);
+  }).watchRelated(deps.agents, (a) => [`${a.metadata?.namespace ?? ''}/`]);
 }

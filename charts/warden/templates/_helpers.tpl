@@ -110,6 +110,12 @@ app.kubernetes.io/component: controller
 {{- if or (lt $n 1) (gt $n 500) -}}
 {{- fail (printf "audit.batchSize: %d is out of range; use 1..500 (an AuditRecord holds at most 500 entries)" $n) -}}
 {{- end -}}
+{{- range $k := list "maxRecordsPerAgent" "maxRecordsPerNamespace" -}}
+{{- $l := index $.Values.audit $k | default 0 -}}
+{{- if or (lt (int $l) 0) (ne (toString (int $l)) (toString $l)) -}}
+{{- fail (printf "audit.%s: %v is not a whole number of records; use e.g. 1000 (0 sets no limit)" $k $l) -}}
+{{- end -}}
+{{- end -}}
 {{- if not (has .Values.controller.podAntiAffinity (list "soft" "hard" "none")) -}}
 {{- fail (printf "controller.podAntiAffinity: %q is not supported; use soft, hard or none" .Values.controller.podAntiAffinity) -}}
 {{- end -}}
@@ -165,6 +171,12 @@ so the defaults run on any controller version and a changed value never fails si
 - --audit-batch-size={{ $v.audit.batchSize }}
 - --audit-flush-seconds={{ $v.audit.flushSeconds }}
 - --audit-retention={{ $v.audit.retention }}
+{{- with $v.audit.maxRecordsPerAgent }}
+- --audit-max-records-per-agent={{ int . }}
+{{- end }}
+{{- with $v.audit.maxRecordsPerNamespace }}
+- --audit-max-records-per-namespace={{ int . }}
+{{- end }}
 {{- if eq $v.certificates.source "certManager" }}
 {{- /* cert-manager owns the certificate and the caBundle: serve the mounted files, patch nothing. */}}
 - --tls-cert-dir=/var/run/warden/tls

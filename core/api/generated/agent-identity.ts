@@ -178,6 +178,23 @@ export interface AgentIdentityStatus {
      */
     prunedThrough?: string;
     /**
+     * The retention pass that last moved prunedThrough — when, and which limit (`warden controller --audit-retention`, `--audit-max-records-per-agent`, `--audit-max-records-per-namespace`) — so `kubectl warden audit --verify` says what was pruned and why.
+     */
+    pruned?: {
+      /**
+       * When the records were pruned.
+       */
+      time?: string;
+      /**
+       * The limit that moved the cut.
+       */
+      reason?: 'MaxAge' | 'MaxRecordsPerAgent' | 'MaxRecordsPerNamespace';
+      /**
+       * The limit in words, e.g. "older than 30d" or "more than 1000 records per agent".
+       */
+      limit?: string;
+    };
+    /**
      * Audit entries this agent lost because the controller's buffer overflowed while the API server was unreachable (also logged and sent as an Event).
      */
     dropped?: number;
