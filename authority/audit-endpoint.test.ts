@@ -51,8 +51,54 @@ describe('parseBrokerEvent', () => {
     expect(e.entry.tool).toHaveLength(256);
   });
 
+  it('keeps the replay data as the schema takes it', () => {
+    const replay = {
+      kind: 'mcp',
+      policyDecision: 'Deny',
+      policyReason: 'NoMatchingAllow',
+      args: '{"project":"SUP"}',
+      user: { sub: 'alice', groups: ['support'] },
+      context: { ticketId: 'SUP-1' },
+    };
+    expect(parseBrokerEvent({ ...ok, replay }, 0, NOW).entry.replay).toEqual(replay);
+    expect(parseBrokerEvent(ok, 0, NOW).entry.replay).toBeUndefined();
+  });
+
   it.each([
     ['not an object', 'x', 'events[3]: must be an object'],
+    [
+      'replay of an unknown kind',
+      { ...ok, replay: { kind: 'grpc', policyDecision: 'Allow' } },
+      'events[3].replay.kind',
+    ],
+    [
+      'replay args beyond the schema limit',
+      { ...ok, replay: { kind: 'mcp', policyDecision: 'Allow', args: 'x'.repeat(3000) } },
+      'events[3].replay.args',
+    ],
+    [
+      'replay with an unknown field',
+      { ...ok, replay: { kind: 'mcp', policyDecision: 'Allow', token: 'x' } },
+      'events[3].replay',
+    ],
+    [
+      'replay over the byte bound',
+      {
+        ...ok,
+        replay: {
+          kind: 'mcp',
+          policyDecision: 'Allow',
+          args: 'a'.repeat(2048),
+          withheld: Array.from({ length: 16 }, () => 'p'.repeat(256)),
+          user: {
+            sub: 's'.repeat(256),
+            claims: 'c'.repeat(512),
+            groups: Array.from({ length: 32 }, () => 'g'.repeat(128)),
+          },
+        },
+      },
+      'events[3].replay: ',
+    ],
     ['an unknown kind', { ...ok, kind: 'Whatever' }, 'events[3].kind'],
     ['no decision', { ...ok, decision: undefined }, 'events[3].decision: must be Allow or Deny'],
     ['a non-string user', { ...ok, user: 7 }, 'events[3].user: must be a string'],

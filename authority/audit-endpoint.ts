@@ -11,6 +11,8 @@
  * Body: {"events": [BrokerAuditEvent, ...]}  →  200 {"accepted": n}
  */
 import type { AuditEntry } from '../core/api/index.js';
+import { auditReplaySchema } from '../core/api/schemas.js';
+import { REPLAY_MAX_BYTES } from '../core/audit/replay.js';
 import { authenticate } from './authn.js';
 import { OAuthError } from './errors.js';
 import { mediaType, parseJsonObject, readBody } from './http.js';
@@ -108,6 +110,7 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
     });
     if (reasons.length > 0) entry.reasons = reasons as AuditEntry['reasons'];
   }
+  if (e.replay !== undefined && e.replay !== null) entry.replay = parseReplay(e.replay, i);
   const reason = str(e, i, 'reason', 128);
   // The schema has no field for the reason constant; the message carries it, so the trail (and
   // `kubectl warden audit`) says AgentSuspended / NoMatchingRule, not only the prose.
@@ -122,6 +125,24 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
       .map((h) => h.slice(0, 64));
   }
   return { entry, ...(reason ? { reason } : {}), ...(stripped?.length ? { stripped } : {}) };
+}
+
+/**
+ * The replay data (core/audit/replay.ts) as the AuditRecord schema takes it. The broker builds it
+ * within these bounds, so anything else is a broken or tampered broker: refused with the field.
+ */
+function parseReplay(raw: unknown, i: number): NonNullable<AuditEntry['replay']> {
+  const r = auditReplaySchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `.${issue.path.map(String).join('.')}` : '';
+    throw new EventError(i, `replay${where}`, issue?.message ?? 'invalid');
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(r.data));
+  if (bytes > REPLAY_MAX_BYTES) {
+    throw new EventError(i, 'replay', `${bytes} bytes exceeds the limit of ${REPLAY_MAX_BYTES}`);
+  }
+  return r.data as NonNullable<AuditEntry['replay']>;
 }
 
 /** Pure: the whole body → validated events. */

@@ -19,7 +19,7 @@ import {
   type UserCache,
   UserTokenRejectedError,
 } from './credentials.js';
-import { type BrokerDecision, brokerDeny, type Decider } from './decider.js';
+import { type BrokerDecision, brokerDeny, type Decider, keepReplay } from './decider.js';
 import type { RequestMeta } from './request-meta.js';
 import type { Provider } from './snapshot.js';
 
@@ -134,6 +134,7 @@ function recordDecision(
         }
       : {}),
     ...(e.credentialId ? { credentialId: e.credentialId } : {}),
+    ...(decision.replay ? { replay: decision.replay } : {}),
     ...e.auditFields,
   });
 }
@@ -241,13 +242,16 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
         ),
         ...(err.reasons.length ? { reasons: err.reasons } : {}),
       };
-      return deny(d);
+      return deny(keepReplay(d, decision));
     }
     return deny(
-      brokerDeny(
-        BrokerDenyReason.AuthorityUnreachable,
-        `could not obtain a credential for '${r.target}' from the Warden authority (${errorText(err)}); the broker fails closed`,
-        version,
+      keepReplay(
+        brokerDeny(
+          BrokerDenyReason.AuthorityUnreachable,
+          `could not obtain a credential for '${r.target}' from the Warden authority (${errorText(err)}); the broker fails closed`,
+          version,
+        ),
+        decision,
       ),
     );
   }

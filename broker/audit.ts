@@ -4,6 +4,7 @@
  * never carry a credential, only its id.
  */
 import type { Logger } from 'pino';
+import type { AuditReplay } from '../core/api/index.js';
 
 export interface BrokerAuditEvent {
   time: string;
@@ -25,6 +26,8 @@ export interface BrokerAuditEvent {
   message?: string;
   /** Names (never values) of credential headers the agent sent and the broker stripped. */
   stripped?: string[];
+  /** What the policy engine decided on, scrubbed and bounded (core/audit/replay.ts). */
+  replay?: AuditReplay;
 }
 
 export interface AuditSink {

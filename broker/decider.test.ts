@@ -168,6 +168,38 @@ describe('Decider policy decisions', () => {
     });
   });
 
+  it('carries what the engine decided on for the audit entry, without secret-looking arguments', () => {
+    const { decider } = setup();
+    const d = decider.decideTool(
+      'jira',
+      'jira.get_issue',
+      { key: 'SUP-1', password: 'hunter2' },
+      supportUser,
+      { ticketId: 'SUP-1' },
+    );
+    expect(d.replay).toEqual({
+      kind: 'mcp',
+      policyDecision: 'Allow',
+      policyReason: 'Allowed',
+      args: '{"key":"SUP-1","password":"[REDACTED]"}',
+      withheld: ['request.args.password'],
+      user: { sub: 'alice', groups: ['support'] },
+      context: { ticketId: 'SUP-1' },
+    });
+    expect(JSON.stringify(d)).not.toContain('hunter2');
+    expect(decider.decideHttp('tickets', 'GET', '/api/v1/tickets/7', null, null).replay).toEqual({
+      kind: 'http',
+      policyDecision: 'Allow',
+      policyReason: 'Allowed',
+    });
+    expect(decider.decideSession('jira').replay).toMatchObject({ kind: 'session', policyDecision: 'Allow' });
+  });
+
+  it('carries no replay data for a refusal before the engine decided', () => {
+    const { decider } = setup();
+    expect(decider.decideTool('nowhere', 'x.y', {}, null, null).replay).toBeUndefined();
+  });
+
   it('denies oversized arguments (policy input bounds)', () => {
     const { decider } = setup();
     const d = decider.decideTool('jira', 'jira.search', { q: 'x'.repeat(100_000) }, null, null);

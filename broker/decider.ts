@@ -4,6 +4,8 @@
  * stale, snapshot invalid, agent suspended, unknown target). Pure given its two injected sources:
  * the snapshot source and the clock.
  */
+import type { AuditReplay } from '../core/api/index.js';
+import { type ReplaySource, recordReplay } from '../core/audit/replay.js';
 import { couldAllowTool, decide } from '../core/policy/decide.js';
 import { decideSessionTraffic } from '../core/policy/session.js';
 import type { ContextInput, Decision, UserInput } from '../core/policy/types.js';
@@ -44,6 +46,12 @@ export interface BrokerDecision {
   readonly policy: string | null;
   readonly rule: number | null;
   readonly snapshotVersion: string | null;
+  /**
+   * What the policy engine was given and decided, scrubbed and bounded, for the audit entry's
+   * replay data (core/audit/replay.ts). Only decisions the engine made carry it; a later refusal
+   * of an allowed call keeps it (keepReplay) so replay compares with the engine's verdict.
+   */
+  readonly replay?: AuditReplay;
 }
 
 export interface DeciderOptions {
@@ -88,6 +96,19 @@ export function fromPolicyDecision(d: Decision, version: string): BrokerDecision
     policy: d.policy,
     rule: d.rule,
     snapshotVersion: version,
+  };
+}
+
+/** `d` carrying the replay data of the engine decision it replaces (a refusal after an Allow). */
+export function keepReplay(d: BrokerDecision, from: BrokerDecision): BrokerDecision {
+  return from.replay ? { ...d, replay: from.replay } : d;
+}
+
+/** The broker decision of an engine decision, with the replay data of what the engine saw. */
+function engineDecision(d: Decision, version: string, source: ReplaySource): BrokerDecision {
+  return {
+    ...fromPolicyDecision(d, version),
+    replay: recordReplay(source, { decision: d.decision, reason: d.reason }),
   };
 }
 
@@ -206,7 +227,7 @@ export class Decider {
       request: { kind: 'mcp', target, tool, args: args ?? {}, time: this.wallClock() },
       context,
     });
-    return fromPolicyDecision(d, g.snapshot.version);
+    return engineDecision(d, g.snapshot.version, { kind: 'mcp', args: args ?? {}, user, context });
   }
 
   decideHttp(
@@ -223,7 +244,7 @@ export class Decider {
       request: { kind: 'http', target, method, path, time: this.wallClock() },
       context,
     });
-    return fromPolicyDecision(d, g.snapshot.version);
+    return engineDecision(d, g.snapshot.version, { kind: 'http', user, context });
   }
 
   /** A PostgreSQL session (CEL request.kind "postgresql"): rules with neither tools nor http apply. */
@@ -235,7 +256,7 @@ export class Decider {
       request: { kind: 'postgresql', target, time: this.wallClock() },
       context,
     });
-    return fromPolicyDecision(d, g.snapshot.version);
+    return engineDecision(d, g.snapshot.version, { kind: 'postgresql', user, context });
   }
 
   /**
@@ -246,7 +267,8 @@ export class Decider {
   decideSession(target: string): BrokerDecision {
     const g = this.gate(target, 'MCP');
     if (!g.ok) return g.decision;
-    return fromPolicyDecision(decideSessionTraffic(g.snapshot.set, target), g.snapshot.version);
+    const d = decideSessionTraffic(g.snapshot.set, target);
+    return engineDecision(d, g.snapshot.version, { kind: 'session' });
   }
 
   /** tools/list filtering: could some rule allow `tool` for this agent and user? */

@@ -1,24 +1,15 @@
 /**
  * The broker's logger. Redaction is configured here, once, for every field that could carry a
  * credential, so no call site has to remember it. Call sites also never pass tokens in the first
- * place; this is the second line.
+ * place; this is the second line. The field names are core's (core/audit/secret-values.ts), the
+ * same that keep secrets out of audit replay data.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { SECRET_FIELD_NAMES } from '../core/audit/secret-values.js';
 
 /** Paths pino censors (any depth we use: top level, one and two levels down). */
 export const REDACT_PATHS = [
-  'token',
-  'accessToken',
-  'access_token',
-  'subject_token',
-  'userToken',
-  'sessionToken',
-  'credential',
-  'credentials',
-  'password',
-  'secret',
-  'authorization',
-  'inject',
+  ...SECRET_FIELD_NAMES,
   'headers.authorization',
   'headers.cookie',
   'headers["proxy-authorization"]',
@@ -27,15 +18,7 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',
   'req.headers["x-warden-user-token"]',
-  '*.token',
-  '*.accessToken',
-  '*.access_token',
-  '*.userToken',
-  '*.credential',
-  '*.password',
-  '*.secret',
-  '*.authorization',
-  '*.inject',
+  ...SECRET_FIELD_NAMES.map((name) => `*.${name}`),
 ];
 
 export function createBrokerLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {

@@ -48,7 +48,7 @@ import {
   UserTokenRejectedError,
   userKey,
 } from './credentials.js';
-import { type BrokerDecision, brokerDeny } from './decider.js';
+import { type BrokerDecision, brokerDeny, keepReplay } from './decider.js';
 import {
   agentResponseHeaders,
   type HeaderList,
@@ -296,17 +296,23 @@ export class McpGateway {
   ): Promise<BrokerDecision> {
     const found = await this.catalog.lookup(key, name, () => this.fetchTools(req, key.target, meta));
     if (!found.ok) {
-      return brokerDeny(
-        BrokerDenyReason.ToolListUnavailable,
-        `could not read the tools '${key.target}' advertises (${found.message}); the broker refuses calls it cannot check against that list`,
-        allowed.snapshotVersion,
+      return keepReplay(
+        brokerDeny(
+          BrokerDenyReason.ToolListUnavailable,
+          `could not read the tools '${key.target}' advertises (${found.message}); the broker refuses calls it cannot check against that list`,
+          allowed.snapshotVersion,
+        ),
+        allowed,
       );
     }
     if (!found.advertised) {
-      return brokerDeny(
-        BrokerDenyReason.UnknownTool,
-        `unknown tool '${name.slice(0, 64)}': '${key.target}' does not advertise it in tools/list; tool names must match exactly, case included (list the tools to see them)`,
-        allowed.snapshotVersion,
+      return keepReplay(
+        brokerDeny(
+          BrokerDenyReason.UnknownTool,
+          `unknown tool '${name.slice(0, 64)}': '${key.target}' does not advertise it in tools/list; tool names must match exactly, case included (list the tools to see them)`,
+          allowed.snapshotVersion,
+        ),
+        allowed,
       );
     }
     return allowed;

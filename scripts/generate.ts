@@ -189,6 +189,9 @@ const TYPE_NAMES: Record<string, Record<string, string>> = {
   AuditRecord: {
     'spec.entries[]': 'AuditEntry',
     'spec.entries[].reasons[]': 'AuditReason',
+    'spec.entries[].replay': 'AuditReplay',
+    'spec.entries[].replay.user': 'AuditReplayUser',
+    'spec.entries[].replay.context': 'AuditReplayContext',
   },
 };
 

@@ -35,6 +35,9 @@ export type {
   AuditRecord,
   AuditRecordList,
   AuditRecordSpec,
+  AuditReplay,
+  AuditReplayContext,
+  AuditReplayUser,
 } from './generated/audit-record.js';
 export type { Condition } from './generated/common.js';
 export type {

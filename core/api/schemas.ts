@@ -358,6 +358,32 @@ export const auditReasonSchema = z.strictObject({
   message: text(1024).optional(),
 });
 
+export const auditReplaySchema = z.strictObject({
+  kind: z.enum(['mcp', 'http', 'postgresql', 'session']),
+  policyDecision: z.enum(POLICY_EFFECTS),
+  policyReason: text(64).optional(),
+  args: text(2048).optional(),
+  withheld: z.array(text(256)).max(16).optional(),
+  user: z
+    .strictObject({
+      sub: text(256),
+      issuer: text(256).optional(),
+      groups: z.array(text(128)).max(32).optional(),
+      department: text(128).optional(),
+      claims: text(512).optional(),
+    })
+    .optional(),
+  context: z
+    .strictObject({
+      purpose: text(256).optional(),
+      ticketId: text(256).optional(),
+      model: text(256).optional(),
+      chainStep: z.int().min(0).optional(),
+      geo: text(256).optional(),
+    })
+    .optional(),
+});
+
 export const auditEntrySchema = z.strictObject({
   time: dateTime(),
   kind: z.enum(AUDIT_ENTRY_KINDS),
@@ -373,6 +399,7 @@ export const auditEntrySchema = z.strictObject({
   requestId: text(128).optional(),
   policy: text(253).optional(),
   message: text(1024).optional(),
+  replay: auditReplaySchema.optional(),
 });
 
 export const auditRecordSpecSchema = z

@@ -131,6 +131,7 @@ export interface AuditEntry {
    * Free-form detail.
    */
   message?: string;
+  replay?: AuditReplay;
 }
 /**
  * One reason.
@@ -152,6 +153,91 @@ export interface AuditReason {
    * The reason in words.
    */
   message?: string;
+}
+/**
+ * What the policy engine was given for this decision, so the replay command of kubectl-warden can decide it again offline against proposed AccessPolicies (docs/audit.md). The tool, target, method, path and time are the entry's own fields. Bounded (at most 8192 bytes as JSON) and scrubbed: a value under a secret-named key or that looks like a credential is replaced by "[REDACTED]", an oversized one by "[TRUNCATED]", and its path listed in withheld. Absent on entries written before it was recorded and on refusals made before any policy decision.
+ */
+export interface AuditReplay {
+  /**
+   * The request kind the engine decided: mcp (a tools/call), http, postgresql, or session (MCP traffic naming no tool: initialize, tools/list).
+   */
+  kind: 'mcp' | 'http' | 'postgresql' | 'session';
+  /**
+   * The policy engine's own verdict. It differs from the entry's decision when a later step refused an allowed call (the authority refused the credential, the tool was not advertised).
+   */
+  policyDecision: 'Allow' | 'Deny';
+  /**
+   * The engine's reason constant (Allowed, ConditionFailed, NoMatchingAllow, ...).
+   */
+  policyReason?: string;
+  /**
+   * The tool arguments as a JSON object text, scrubbed and bounded to 2048 bytes (mcp only).
+   */
+  args?: string;
+  /**
+   * Paths whose recorded value is not the one decided on (redacted, truncated, or dropped for size), e.g. request.args.password; replay marks a changed decision on such an entry as approximate.
+   *
+   * @maxItems 16
+   *
+   * Items: A path, e.g. request.args.password.
+   */
+  withheld?: string[];
+  user?: AuditReplayUser;
+  context?: AuditReplayContext;
+}
+/**
+ * The verified user the engine saw (absent = agent acting alone).
+ */
+export interface AuditReplayUser {
+  /**
+   * The subject.
+   */
+  sub: string;
+  /**
+   * The issuer the token was verified against.
+   */
+  issuer?: string;
+  /**
+   * Groups (at most 32 names, 1024 characters together; more are withheld).
+   *
+   * @maxItems 32
+   *
+   * Items: A group name.
+   */
+  groups?: string[];
+  /**
+   * The department claim as mapped.
+   */
+  department?: string;
+  /**
+   * The mapped claims as a JSON object text, scrubbed and bounded to 512 bytes.
+   */
+  claims?: string;
+}
+/**
+ * The request context (x-warden-context) the engine saw.
+ */
+export interface AuditReplayContext {
+  /**
+   * context.purpose.
+   */
+  purpose?: string;
+  /**
+   * context.ticketId.
+   */
+  ticketId?: string;
+  /**
+   * context.model.
+   */
+  model?: string;
+  /**
+   * context.chainStep.
+   */
+  chainStep?: number;
+  /**
+   * context.geo.
+   */
+  geo?: string;
 }
 
 /** A list of AuditRecord objects, as returned by list and watch. */
