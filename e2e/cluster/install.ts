@@ -56,3 +56,37 @@ export async function installWarden(o: InstallOptions): Promise<{ seconds: numbe
     rmSync(home, { recursive: true, force: true });
   }
 }
+
+/**
+ * `helm upgrade --reuse-values --wait` with extra `--set` values, as docs/runbook.md does to
+ * list the namespaces whose provider Secrets Warden may read.
+ */
+export async function upgradeWarden(o: {
+  kubeconfigPath: string;
+  set: string[];
+  log?: (line: string) => void;
+}): Promise<{ seconds: number; stdout: string }> {
+  const helm = await ensureHelm();
+  const home = mkdtempSync(join(tmpdir(), 'warden-helm-'));
+  const started = Date.now();
+  try {
+    const args = [
+      'upgrade',
+      RELEASE,
+      CHART_DIR,
+      '--namespace',
+      WARDEN_NAMESPACE,
+      '--reuse-values',
+      ...o.set.flatMap((s) => ['--set', s]),
+      '--wait',
+      '--timeout',
+      '5m',
+    ];
+    o.log?.(`helm ${args.join(' ')}`);
+    const r = await helmAt(helm, home, args, o.kubeconfigPath, 6 * 60_000);
+    if (r.code !== 0) throw new Error(`helm upgrade failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
+    return { seconds: (Date.now() - started) / 1000, stdout: r.stdout };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}

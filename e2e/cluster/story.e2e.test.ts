@@ -4,7 +4,11 @@
  * sidecar, the kubelet-projected token, and an agent container (a real MCP client) calling
  * through the broker over the pod's loopback. One cluster for the whole file.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import {
   ANNOTATION_INJECTED,
   BROKER_CONTAINER_NAME,
@@ -13,12 +17,16 @@ import {
   GROUP,
   LEADER_LEASE_NAME,
   PLURAL,
+  VERSION,
 } from '../../core/constants.js';
 import { eventually } from '../eventually.js';
-import { WARDEN_NAMESPACE } from './install.js';
+import { upgradeWarden, WARDEN_NAMESPACE } from './install.js';
 import { AGENT, AGENT_NS, agentDeployment, type Story, startStory } from './story-fixture.js';
 
 const SETUP_TIMEOUT = 25 * 60_000;
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The namespace docs/runbook.md applies samples/ to. */
+const SAMPLES_NS = 'agents';
 let story: Story;
 
 interface AgentOutput {
@@ -181,6 +189,91 @@ describe('Warden installed by helm on a real node', { timeout: 300_000 }, () => 
       Buffer.from(secretCa, 'base64').toString().trim(),
     );
   });
+
+  it('takes samples/ as docs/runbook.md applies them: every Warden object Ready', async () => {
+    // What samples/ declares, read from the files themselves (kubectl apply -f <dir> reads
+    // .yaml, .yml and .json): the test follows the samples as they change.
+    const declared = readdirSync(join(REPO, 'samples'))
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .flatMap((f) =>
+        parseAllDocuments(readFileSync(join(REPO, 'samples', f), 'utf8')).map(
+          (d) => d.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } },
+        ),
+      )
+      .filter((o) => o.apiVersion === `${GROUP}/${VERSION}`)
+      .map((o) => `${o.kind}/${o.metadata?.name}`)
+      .sort();
+    expect(declared.length).toBeGreaterThanOrEqual(3);
+    const caBundle = () =>
+      story.kk([
+        'get',
+        'mutatingwebhookconfiguration',
+        '-o',
+        'jsonpath={.items[0].webhooks[0].clientConfig.caBundle}',
+      ]);
+    const bundleBefore = await caBundle();
+
+    // docs/runbook.md: create the namespace, let Warden read provider Secrets there, apply.
+    await story.kk(['create', 'namespace', SAMPLES_NS]);
+    await upgradeWarden({
+      kubeconfigPath: story.cluster.kubeconfigPath,
+      set: [`rbac.agentNamespaces={${AGENT_NS},${SAMPLES_NS}}`],
+    });
+    // The upgrade renders the webhook against the cluster: the bootstrapped CA stays trusted.
+    expect(await caBundle()).toBe(bundleBefore);
+    // docs/runbook.md: right after an install or API server restart an AgentIdentity write can
+    // answer 503 'Resource kind … not found' for a few seconds; the documented answer is to apply again.
+    const applied = await eventually(
+      'kubectl apply -f samples/',
+      async () => {
+        const r = await story.k(['apply', '-n', SAMPLES_NS, '-f', join(REPO, 'samples')]);
+        if (r.code !== 0 && /ServiceUnavailable.*not found/.test(r.stderr)) return undefined;
+        return r;
+      },
+      30_000,
+      1000,
+    );
+    expect(applied.code, applied.stderr).toBe(0);
+
+    interface WardenObject {
+      kind: string;
+      metadata: { name: string };
+      status?: { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> };
+    }
+    const list = async () =>
+      (
+        JSON.parse(
+          await story.kk([
+            'get',
+            `${PLURAL.AgentIdentity},${PLURAL.AccessPolicy},${PLURAL.CredentialProvider}`,
+            '-n',
+            SAMPLES_NS,
+            '-o',
+            'json',
+          ]),
+        ) as { items: WardenObject[] }
+      ).items;
+    const readyOf = (o: WardenObject) => o.status?.conditions?.find((c) => c.type === 'Ready');
+    let last: WardenObject[] = [];
+    await eventually(
+      'every sample object Ready',
+      async () => {
+        last = await list();
+        return last.length === declared.length && last.every((o) => readyOf(o)?.status === 'True')
+          ? true
+          : undefined;
+      },
+      120_000,
+      1000,
+    ).catch((err: Error) => {
+      const states = last.map((o) => `${o.kind}/${o.metadata.name}: ${JSON.stringify(readyOf(o))}`);
+      throw new Error(`${err.message}\n${states.join('\n')}`);
+    });
+    expect(last.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(declared);
+    // The README's `kubectl get warden` lists them all (the category holds the three kinds).
+    const table = await story.kk(['get', 'warden', '-n', SAMPLES_NS]);
+    for (const d of declared) expect(table).toContain(d.split('/')[1]);
+  });
 });
 
 describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, () => {
@@ -263,6 +356,47 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     expect(r.filesWithTokens).toEqual([]);
     expect(r.filesScanned).toBeGreaterThan(0);
     expect(r.envNames).toEqual(expect.arrayContaining(['WARDEN_MCP_BASE', 'WARDEN_PG_BASE']));
+  });
+
+  it('refuses an agent pod that mounts a broker-audience token into its agent container', async () => {
+    const sneaky = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'sneaky-agent',
+        labels: { app: AGENT },
+        annotations: { [`${GROUP}/agent`]: AGENT },
+      },
+      spec: {
+        serviceAccountName: AGENT,
+        automountServiceAccountToken: false,
+        containers: [
+          {
+            name: 'agent',
+            image: story.images.workloads.reference.replace(/:[^:/]+$/, `@${story.images.workloads.digest}`),
+            volumeMounts: [{ name: 'stolen', mountPath: '/var/run/stolen', readOnly: true }],
+          },
+        ],
+        volumes: [
+          {
+            name: 'stolen',
+            projected: {
+              sources: [{ serviceAccountToken: { audience: DEFAULT_BROKER_AUDIENCE, path: 'token' } }],
+            },
+          },
+        ],
+      },
+    };
+    const r = await story.k(['create', '-n', AGENT_NS, '-f', '-'], JSON.stringify(sneaky));
+    expect(r.code).not.toBe(0);
+    // The API server's wording around the webhook's own message, field path included.
+    expect(r.stderr).toContain('admission webhook "inject.pods.warden.dev" denied the request');
+    expect(r.stderr).toContain(
+      `warden: pod sneaky-agent (agent "${AGENT}") rejected: spec.containers[0].volumeMounts[0]: container "agent" mounts volume "stolen", which projects a service-account token for the Warden broker audience "${DEFAULT_BROKER_AUDIENCE}"; only the injected Warden broker may hold that token: remove the volume and this mount`,
+    );
+    const get = await story.k(['get', 'pod', 'sneaky-agent', '-n', AGENT_NS]);
+    expect(get.code).not.toBe(0);
+    expect(get.stderr).toMatch(/NotFound|not found/);
   });
 
   it('recovers after the leading controller pod is deleted: the standby takes over', async () => {
