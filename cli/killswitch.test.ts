@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity } from '../core/api/index.js';
-import { killProgress, parseTimeout, reviveProgress } from './killswitch.js';
+import { breakerResetNote, killProgress, parseTimeout, reviveProgress } from './killswitch.js';
 
 const T0 = '2026-11-29T11:00:00Z';
 const T1 = '2026-11-29T12:00:00Z';
@@ -73,6 +73,32 @@ describe('reviveProgress', () => {
     const cond = { ...suspendedCond(3), status: 'False' as const, message: 'spec.suspended is false' };
     expect(reviveProgress(agent({ conditions: [cond] }, 3)).done).toBe(true);
     expect(reviveProgress(agent({ conditions: [{ ...cond, observedGeneration: 2 }] }, 3)).done).toBe(false);
+  });
+});
+
+describe('breakerResetNote', () => {
+  const reason =
+    'CircuitBreakerTripped: maxDenialsPerMinute 20 exceeded: 23 denied calls in the last 60 s; agent suspended by the Warden circuit breaker (revive: kubectl warden revive)';
+  it('tells that reviving resets a breaker that suspended the agent, with when and why', () => {
+    const a = agent({
+      circuitBreaker: {
+        trips: 1,
+        lastTrip: { time: T1, threshold: 'maxDenialsPerMinute', limit: 20, observed: 23, action: 'Suspend' },
+      },
+    });
+    a.spec.suspendReason = reason;
+    expect(breakerResetNote(a)).toBe(
+      `circuit breaker reset: it tripped at ${T1} (CircuitBreakerTripped: maxDenialsPerMinute 20 exceeded: 23 denied calls in the last 60 s); it counts again from now`,
+    );
+  });
+
+  it('says nothing for a suspension by a person, or an agent that is not suspended', () => {
+    const person = agent({});
+    person.spec.suspendReason = 'incident 42';
+    expect(breakerResetNote(person)).toBeUndefined();
+    const active = agent({});
+    active.spec = { serviceAccountName: 'bot', suspended: false, suspendReason: reason };
+    expect(breakerResetNote(active)).toBeUndefined();
   });
 });
 

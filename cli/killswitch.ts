@@ -68,6 +68,19 @@ export function reviveProgress(obj: AgentIdentity): { milestones: Milestone[]; d
   };
 }
 
+/**
+ * Pure: what `revive` tells when the suspension was the circuit breaker's (spec.suspendReason
+ * starts with CircuitBreakerTripped): the breaker is reset, since the authority drops an agent's
+ * window while it is suspended and counts afresh from the revive.
+ */
+export function breakerResetNote(before: AgentIdentity): string | undefined {
+  const reason = before.spec?.suspendReason ?? '';
+  if (before.spec?.suspended !== true || !reason.startsWith('CircuitBreakerTripped')) return undefined;
+  const trip = before.status?.circuitBreaker?.lastTrip;
+  const when = trip ? ` at ${trip.time}` : '';
+  return `circuit breaker reset: it tripped${when} (${reason.split(';')[0]}); it counts again from now`;
+}
+
 /** Go-style or plain-seconds timeout for --timeout ("60s", "2m", "90"). */
 export function parseTimeout(value: string): number {
   const m = /^([0-9]+)(ms|s|m)?$/.exec(value.trim());

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { AUDIT_KEY_ROTATION, AUDIT_SIGNING_KEYS_SECRET, PublishedAuditKeys } from '../audit/keyset.js';
 import { TrailAuditSink } from '../audit/sink.js';
 import { AUDIT_FIELD_MANAGER, AuditWriter } from '../audit/writer.js';
+import { CircuitBreaker } from '../authority/circuit-breaker.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
 import { type Authority, createAuthority } from '../authority/index.js';
@@ -237,6 +238,15 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     },
   });
   const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
+  // spec.circuitBreaker: counts the brokers' decisions as their audit batches arrive.
+  const circuitBreaker = new CircuitBreaker({
+    agent: (namespace, name) => agents.get(name, namespace),
+    api,
+    log: log.child({ component: 'circuit-breaker' }),
+    recorder,
+    audit: auditSink,
+    onTrip: (threshold, action) => metrics.circuitBreakerTrip(threshold, action),
+  });
   const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
@@ -281,7 +291,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
         log: log.child({ component: 'authority' }),
         audit: auditSink,
-        brokerAuditSinks: [auditSink, decisionStats],
+        brokerAuditSinks: [auditSink, decisionStats, circuitBreaker],
         onAttested: (at) => decisionStats.attested(at),
         onIssued: (i) => issuanceStats.issued(i),
         issuedCredentials,

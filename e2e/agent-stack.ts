@@ -60,12 +60,20 @@ export async function createAgentWithApi(
     effect: 'Allow',
     rules: [{ targets: ['api'], http: { methods: ['GET'], paths: ['/**'] } }],
   });
+  return createAgentPod(kc, { namespace: ns, agent: o.agent, name: `${o.agent}-0` });
+}
+
+/** One more pod of the agent, as the webhook admits it (another replica: its own broker). */
+export function createAgentPod(
+  kc: KubeConfig,
+  o: { namespace: string; agent: string; name: string },
+): Promise<V1Pod> {
   // As the webhook admits it (no webhook runs here): the authority attests only injected pods.
-  return core.createNamespacedPod({
-    namespace: ns,
+  return kc.makeApiClient(CoreV1Api).createNamespacedPod({
+    namespace: o.namespace,
     body: injectBroker(
       {
-        metadata: { name: `${o.agent}-0`, annotations: { [ANNOTATION_AGENT]: o.agent } },
+        metadata: { name: o.name, annotations: { [ANNOTATION_AGENT]: o.agent } },
         spec: {
           serviceAccountName: o.agent,
           automountServiceAccountToken: false,

@@ -281,7 +281,7 @@ describe('what the default values render', () => {
     expect(entry?.clientConfig.caBundle).toBeUndefined(); // selfManaged: the controller patches it
   });
 
-  it('grants no write access to Warden specs, no wildcards, and no Secret writes outside its namespace', () => {
+  it("grants no write access to Warden specs but the breaker's AgentIdentity patch, no wildcards, and no Secret writes outside its namespace", () => {
     const objects = all('default');
     const clusterRules = objects
       .filter((o) => o.kind === 'ClusterRole')
@@ -290,8 +290,11 @@ describe('what the default values render', () => {
       expect(rule.verbs).not.toContain('*');
       expect(rule.resources).not.toContain('*');
       if (rule.resources?.includes('secrets')) expect(rule.verbs).toEqual(['get']);
+      // Reading, plus the circuit breaker's patch of spec.suspended in a rule of its own.
       if (rule.resources?.includes('agentidentities'))
-        expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
+        expect([['get', 'list', 'watch'], ['patch']]).toContainEqual(rule.verbs.sort());
+      if (rule.verbs.includes('patch') && rule.resources?.includes('agentidentities'))
+        expect(rule.resources).toEqual(['agentidentities']);
       if (rule.resources?.includes('auditrecords')) expect(rule.verbs).not.toContain('update');
     }
     const mwcRule = clusterRules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'));

@@ -82,6 +82,7 @@ describe('createMetrics', () => {
       ['warden_broker_request_duration_seconds', 'histogram', ['kind', 'decision']],
       ['warden_audit_entries_total', 'counter', ['result']],
       ['warden_token_exchanges_total', 'counter', ['result']],
+      ['warden_circuit_breaker_trips_total', 'counter', ['threshold', 'action']],
     ];
     for (const [name, type] of expected) {
       expect(text).toMatch(new RegExp(`^# HELP ${name} \\S.{20,}$`, 'm'));

@@ -134,6 +134,14 @@ export type AdmissionOutcome = (typeof ADMISSION_OUTCOMES)[number];
 export const REQUEST_KINDS = ['mcp', 'http', 'postgresql', 'other'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
+/** AgentIdentity spec.circuitBreaker thresholds. */
+export const CIRCUIT_BREAKER_THRESHOLDS = [
+  'maxDenialsPerMinute',
+  'maxCallsPerMinute',
+  'maxDistinctToolsPerMinute',
+] as const;
+export type CircuitBreakerThreshold = (typeof CIRCUIT_BREAKER_THRESHOLDS)[number];
+
 /** Audit entries: persisted in an AuditRecord, or dropped (buffer full, write failed for good). */
 export const AUDIT_RESULTS = ['written', 'dropped'] as const;
 export type AuditResult = (typeof AUDIT_RESULTS)[number];
@@ -211,6 +219,8 @@ export interface WardenMetrics {
   auditEntries(result: AuditResult, count?: number): void;
   /** One POST /v1/token outcome: `issued`, `refreshed` or the OAuth error code. */
   tokenExchange(result: string): void;
+  /** The circuit breaker tripped (AgentIdentity spec.circuitBreaker), by threshold and action. */
+  circuitBreakerTrip(threshold: CircuitBreakerThreshold, action: 'Suspend' | 'Alert'): void;
   /** Starts a timer; the returned function records into `record` and returns the seconds. */
   startTimer(record: (seconds: number) => void): StopTimer;
 }
@@ -295,6 +305,13 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
     registers,
   });
 
+  const breakerTrips = new Counter({
+    name: 'warden_circuit_breaker_trips_total',
+    help: 'Circuit breaker trips (AgentIdentity spec.circuitBreaker), by threshold and action (Suspend, Alert).',
+    labelNames: ['threshold', 'action'] as const,
+    registers,
+  });
+
   // Series an alert divides by or compares against must exist before the first event, or
   // rate() over them is empty rather than 0. Only small, fixed sets are pre-created.
   for (const result of AUDIT_RESULTS) audit.inc({ result }, 0);
@@ -342,6 +359,9 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
     },
     tokenExchange(result) {
       exchanges.inc({ result: bounded(TOKEN_EXCHANGE_RESULTS, result, 'other') });
+    },
+    circuitBreakerTrip(threshold, action) {
+      breakerTrips.inc({ threshold, action });
     },
     startTimer(record) {
       const start = nowMs();

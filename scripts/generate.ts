@@ -163,6 +163,9 @@ const TYPE_NAMES: Record<string, Record<string, string>> = {
     'status.revocation': 'RevocationStatus',
     'status.decisions': 'DecisionStats',
     'status.lastAttestation': 'LastAttestation',
+    'spec.circuitBreaker': 'CircuitBreaker',
+    'status.circuitBreaker': 'CircuitBreakerStatus',
+    'status.circuitBreaker.lastTrip': 'CircuitBreakerTrip',
   },
   AccessPolicy: {
     'spec.agentSelector': 'AgentSelector',

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliIO, CommandFactory } from '../command.js';
 import { globalsOf, oneNamespace, printStructured } from '../globals.js';
-import { AgentClient, parseTimeout, reviveProgress, waitFor } from '../killswitch.js';
+import { AgentClient, breakerResetNote, parseTimeout, reviveProgress, waitFor } from '../killswitch.js';
 import { connect } from '../kube.js';
 
 interface ReviveOptions {
@@ -12,7 +12,7 @@ interface ReviveOptions {
 const createReviveCommand: CommandFactory = (io: CliIO) =>
   new Command('revive')
     .description(
-      'Lift a suspension (spec.suspended: false). Credentials issued before the kill stay revoked; the agent gets new ones',
+      'Lift a suspension (spec.suspended: false), also one by the circuit breaker, which then counts afresh. Credentials issued before the kill stay revoked; the agent gets new ones',
     )
     .argument('<agent>', 'AgentIdentity name')
     .option('--no-wait', 'return once the spec is patched')
@@ -26,8 +26,11 @@ const createReviveCommand: CommandFactory = (io: CliIO) =>
       const kube = connect(g);
       const ns = kube.namespace;
       const client = new AgentClient(kube);
+      const before = await client.get(ns, agent);
       const patched = await client.patchSpec(ns, agent, { suspended: false, suspendReason: null });
       say(`agentidentity ${ns}/${agent} revived`);
+      const breaker = breakerResetNote(before);
+      if (breaker) say(`  ${breaker}`);
       if (!opts.wait) {
         printStructured(io, g.output, patched);
         return;

@@ -130,6 +130,39 @@ export const attestationSchema = z.strictObject({
   allowedImages: set(text(512, 1), 32).optional(),
 });
 
+export const CIRCUIT_BREAKER_ACTIONS = ['Suspend', 'Alert'] as const;
+
+export const circuitBreakerSchema = z
+  .strictObject({
+    maxDenialsPerMinute: z.int().min(1).max(1_000_000).optional(),
+    maxCallsPerMinute: z.int().min(1).max(1_000_000).optional(),
+    maxDistinctToolsPerMinute: z.int().min(1).max(10_000).optional(),
+    action: z.enum(CIRCUIT_BREAKER_ACTIONS).default('Suspend'),
+  })
+  .superRefine((cb, ctx) => {
+    if (
+      cb.maxDenialsPerMinute === undefined &&
+      cb.maxCallsPerMinute === undefined &&
+      cb.maxDistinctToolsPerMinute === undefined
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message:
+          'set at least one of maxDenialsPerMinute, maxCallsPerMinute, maxDistinctToolsPerMinute (or remove circuitBreaker)',
+      });
+    if (
+      typeof cb.maxDenialsPerMinute === 'number' &&
+      typeof cb.maxCallsPerMinute === 'number' &&
+      cb.maxDenialsPerMinute > cb.maxCallsPerMinute
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxDenialsPerMinute'],
+        message: 'must not exceed maxCallsPerMinute (every denial is a call, so it could never trip first)',
+      });
+  });
+
 export const agentIdentitySpecSchema = z.strictObject({
   serviceAccountName: objectName(),
   suspended: z.boolean().default(false),
@@ -137,6 +170,7 @@ export const agentIdentitySpecSchema = z.strictObject({
   attestation: attestationSchema.prefault({}),
   userContext: userContextSchema.prefault({}),
   maxCredentialTTL: duration().default('1h'),
+  circuitBreaker: circuitBreakerSchema.optional(),
 });
 
 // --- AccessPolicy -----------------------------------------------------------------
@@ -349,6 +383,7 @@ export const AUDIT_ENTRY_KINDS = [
   'Revocation',
   'Suspension',
   'Admission',
+  'CircuitBreaker',
 ] as const;
 
 export const auditReasonSchema = z.strictObject({
@@ -471,6 +506,20 @@ export const agentIdentityStatusSchema = z.strictObject({
     .strictObject({ pod: text(253).optional(), podUID: text(64).optional(), time: dateTime().optional() })
     .optional(),
   lastSeen: dateTime().optional(),
+  circuitBreaker: z
+    .strictObject({
+      trips: nonNegative().optional(),
+      lastTrip: z
+        .strictObject({
+          time: dateTime(),
+          threshold: z.enum(['maxDenialsPerMinute', 'maxCallsPerMinute', 'maxDistinctToolsPerMinute']),
+          limit: nonNegative(),
+          observed: nonNegative(),
+          action: z.enum(CIRCUIT_BREAKER_ACTIONS),
+        })
+        .optional(),
+    })
+    .optional(),
   audit: z
     .strictObject({
       prunedThrough: z

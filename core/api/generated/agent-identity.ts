@@ -42,6 +42,7 @@ export interface AgentIdentitySpec {
   suspendReason?: string;
   attestation?: AgentAttestation;
   userContext?: UserContext;
+  circuitBreaker?: CircuitBreaker;
   /**
    * Upper bound on the lifetime of any credential issued to this agent, as a Go-style duration ("15m", "1h", "1h30m"). Policy TTLs above it are capped.
    *
@@ -147,6 +148,29 @@ export interface TrustedIssuer {
   claims?: string[];
 }
 /**
+ * Trips when the agent's decision rate, counted by the authority across all its brokers over the last 60 s, goes above a threshold. Suspend suspends the agent exactly as the kill switch does (spec.suspended, revocation; `kubectl warden revive` resets it); Alert only sends the Event, audit entry and metric. Set at least one threshold.
+ */
+export interface CircuitBreaker {
+  /**
+   * Trip when more than this many of the agent's calls were denied in the last 60 s (denials because the agent is already suspended do not count).
+   */
+  maxDenialsPerMinute?: number;
+  /**
+   * Trip when the agent made more than this many calls (allowed or denied) in the last 60 s.
+   */
+  maxCallsPerMinute?: number;
+  /**
+   * Trip when the agent called more than this many distinct tools in the last 60 s (an MCP tool counts as target/tool; an HTTP or PostgreSQL target as the target) — the signature of an agent enumerating what it can reach.
+   */
+  maxDistinctToolsPerMinute?: number;
+  /**
+   * Suspend — suspend the agent as the kill switch does; Alert — only a Warning Event, an audit entry and the metric warden_circuit_breaker_trips_total.
+   *
+   * @default "Suspend"
+   */
+  action?: 'Suspend' | 'Alert';
+}
+/**
  * Observed state, written by the Warden controller only.
  */
 export interface AgentIdentityStatus {
@@ -169,6 +193,7 @@ export interface AgentIdentityStatus {
    * When the agent last made a request or attested.
    */
   lastSeen?: string;
+  circuitBreaker?: CircuitBreakerStatus;
   /**
    * The state of the agent's AuditRecord chain, written by the controller only.
    */
@@ -312,6 +337,41 @@ export interface LastAttestation {
    * When it attested.
    */
   time?: string;
+}
+/**
+ * The circuit breaker's last trip, written by the authority (field manager warden-circuit-breaker).
+ */
+export interface CircuitBreakerStatus {
+  /**
+   * How many times the breaker tripped (seen by the authority replica that wrote last).
+   */
+  trips?: number;
+  lastTrip?: CircuitBreakerTrip;
+}
+/**
+ * The latest trip.
+ */
+export interface CircuitBreakerTrip {
+  /**
+   * When it tripped.
+   */
+  time: string;
+  /**
+   * Which threshold tripped.
+   */
+  threshold: 'maxDenialsPerMinute' | 'maxCallsPerMinute' | 'maxDistinctToolsPerMinute';
+  /**
+   * The threshold's value when it tripped.
+   */
+  limit: number;
+  /**
+   * What the authority counted in the 60 s before the trip.
+   */
+  observed: number;
+  /**
+   * What the breaker did (Suspend or Alert).
+   */
+  action: 'Suspend' | 'Alert';
 }
 
 /** A list of AgentIdentity objects, as returned by list and watch. */

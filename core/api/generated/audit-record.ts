@@ -80,7 +80,7 @@ export interface AuditEntry {
   /**
    * What happened.
    */
-  kind: 'Decision' | 'Session' | 'Credential' | 'Revocation' | 'Suspension' | 'Admission';
+  kind: 'Decision' | 'Session' | 'Credential' | 'Revocation' | 'Suspension' | 'Admission' | 'CircuitBreaker';
   /**
    * The decision, for Decision and Admission entries.
    */

@@ -28,6 +28,55 @@ export const CORPUS: CorpusCase[] = [
   { name: 'minimal agent', kind: 'AgentIdentity', spec: agentSpec(), ok: true },
   { name: 'agent: unknown field', kind: 'AgentIdentity', spec: agentSpec({ suspend: true }), ok: false },
   {
+    name: 'agent: circuit breaker with every threshold',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      circuitBreaker: {
+        maxDenialsPerMinute: 20,
+        maxCallsPerMinute: 600,
+        maxDistinctToolsPerMinute: 30,
+        action: 'Alert',
+      },
+    }),
+    ok: true,
+  },
+  {
+    name: 'agent: circuit breaker with one threshold (action defaults to Suspend)',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { maxDenialsPerMinute: 1 } }),
+    ok: true,
+  },
+  {
+    name: 'agent: circuit breaker without a threshold',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { action: 'Suspend' } }),
+    ok: false,
+  },
+  {
+    name: 'agent: circuit breaker threshold zero',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { maxCallsPerMinute: 0 } }),
+    ok: false,
+  },
+  {
+    name: 'agent: circuit breaker unknown action',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { maxCallsPerMinute: 10, action: 'Kill' } }),
+    ok: false,
+  },
+  {
+    name: 'agent: circuit breaker denials above calls',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { maxCallsPerMinute: 10, maxDenialsPerMinute: 11 } }),
+    ok: false,
+  },
+  {
+    name: 'agent: circuit breaker unknown field',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ circuitBreaker: { maxCallsPerMinute: 10, maxErrors: 3 } }),
+    ok: false,
+  },
+  {
     name: 'agent: bad SA name',
     kind: 'AgentIdentity',
     spec: agentSpec({ serviceAccountName: 'Bot' }),
