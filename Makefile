@@ -60,6 +60,10 @@ controlplane-build: ## Build kube-apiserver and etcd from their Go modules (cach
 postgres: ## Install PostgreSQL server binaries (Debian package) when missing: the harness starts its own server
 	scripts/ensure-postgres.sh
 
+.PHONY: python-clients
+python-clients: ## Install the Python MCP SDK the standard-clients test drives the broker with (a venv in ~/.cache/warden)
+	scripts/ensure-python-clients.sh >/dev/null
+
 .PHONY: cluster-build
 cluster-build: controlplane-build ## Install containerd, runc, CNI plugins, iptables (Debian) and build kubelet, kube-proxy, controller-manager, scheduler, CoreDNS, registry (cached)
 	scripts/ensure-cluster-packages.sh
@@ -99,7 +103,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: needs-root deps controlplane-build cluster-build helm-build postgres typecheck lint verify test-unit test-integration test-cluster test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests, the real-node suite (root) and the demo
+test: needs-root deps controlplane-build cluster-build helm-build postgres python-clients typecheck lint verify test-unit test-integration test-cluster test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests, the real-node suite (root) and the demo
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -115,7 +119,7 @@ test-unit: deps ## Unit tests (no control plane)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: deps controlplane-build helm-build postgres ## Integration and e2e tests against a real local control plane
+test-integration: deps controlplane-build helm-build postgres python-clients ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
 
 .PHONY: test-cluster

@@ -105,6 +105,22 @@ function refusalCode(reason: string): number {
   return JSONRPC_POLICY_DENIED;
 }
 
+/**
+ * HTTP status of a refusal on the MCP listener (ADR 0007, "Errors on the MCP listener"): a
+ * provider the broker does not know (or one that is not an MCP server) is no MCP endpoint, so
+ * 404 whatever the message; other refusals of a JSON-RPC request are that request's answer
+ * (HTTP 200, the error carries its id), and of a notification, response, GET or DELETE 403.
+ */
+function refusalStatus(d: BrokerDecision): number | null {
+  return d.reason === BrokerDenyReason.UnknownTarget ? 404 : null;
+}
+
+/** What a refusal tells the agent: for an unknown provider, also where the name comes from. */
+function refusalMessage(d: BrokerDecision): string {
+  if (d.reason !== BrokerDenyReason.UnknownTarget) return d.message;
+  return `${d.message}; the provider is the path segment of the MCP URL (<base>/<provider>, or <base>/<provider>/mcp)`;
+}
+
 /** The JSON-RPC error `data` of a denial. */
 export function denialData(d: BrokerDecision): Record<string, unknown> {
   return { decision: d.decision, reason: d.reason, reasons: d.reasons };
@@ -269,7 +285,13 @@ export class McpGateway {
     }
     if (!outcome.ok) {
       const d = outcome.decision;
-      ex.fail(403, refusalCode(d.reason), d.message, denialData(d));
+      const status = refusalStatus(d);
+      if (status !== null)
+        ex.replyJson(
+          status,
+          jsonRpcError(undefined, refusalCode(d.reason), refusalMessage(d), denialData(d)),
+        );
+      else ex.fail(403, refusalCode(d.reason), d.message, denialData(d));
       return;
     }
     timing.allow();
@@ -402,14 +424,10 @@ export class McpGateway {
       decide: () => this.opts.access.decider.decideSession(target),
     });
     if (!outcome.ok) {
+      const d = outcome.decision;
       ex.replyJson(
-        403,
-        jsonRpcError(
-          undefined,
-          JSONRPC_POLICY_DENIED,
-          outcome.decision.message,
-          denialData(outcome.decision),
-        ),
+        refusalStatus(d) ?? 403,
+        jsonRpcError(undefined, JSONRPC_POLICY_DENIED, refusalMessage(d), denialData(d)),
       );
       return;
     }

@@ -27,7 +27,12 @@ export interface BrokerServerDeps {
 export type Route =
   | { readonly kind: 'mcp'; readonly provider: string }
   | { readonly kind: 'http'; readonly provider: string; readonly rest: string }
-  | { readonly kind: 'none'; readonly message: string };
+  | {
+      readonly kind: 'none';
+      readonly message: string;
+      /** The request was aimed at MCP (the MCP listener, or `/mcp/…` on the combined one): answer in JSON-RPC. */
+      readonly mcp: boolean;
+    };
 
 /**
  * What a listener serves: `combined` routes `/mcp/<provider>` and `/http/<provider>/<path>`; a
@@ -36,29 +41,51 @@ export type Route =
  */
 export type ListenerMode = 'combined' | 'mcp' | 'http';
 
+/**
+ * An MCP endpoint path may end in `/mcp`: clients such as the MCP Inspector CLI take the transport
+ * from a URL's last segment, so `/<provider>/mcp` (and `/mcp/<provider>/mcp`) name the same
+ * endpoint as `/<provider>`. The suffix is the literal word, so no provider name is shadowed.
+ */
+const MCP_PREFIXED = /^\/mcp\/([^/?#]+)(?:\/mcp)?\/?(?:\?.*)?$/;
+const MCP_BARE = /^\/([^/?#]+)(?:\/mcp)?\/?(?:\?.*)?$/;
+
+/** Where the MCP endpoints are, for messages. */
+export const MCP_PATHS: Record<'combined' | 'mcp', string> = {
+  combined: '/mcp/<provider> (or /mcp/<provider>/mcp)',
+  mcp: '/<provider> (or /<provider>/mcp, /mcp/<provider>)',
+};
+
 /** Pure routing on the raw request-target. */
 export function route(url: string, mode: ListenerMode = 'combined'): Route {
-  const mcp = /^\/mcp\/([^/?#]+)\/?(?:\?.*)?$/.exec(url);
-  if (mcp && mode !== 'http') return { kind: 'mcp', provider: mcp[1]! };
+  if (mode !== 'http') {
+    const m = MCP_PREFIXED.exec(url) ?? (mode === 'mcp' ? MCP_BARE.exec(url) : null);
+    if (m) return { kind: 'mcp', provider: m[1]! };
+  }
   const http = /^\/http\/([^/?#]+)(.*)$/.exec(url);
   if (http && mode !== 'mcp') return { kind: 'http', provider: http[1]!, rest: http[2]! };
-  if (mode === 'mcp') {
-    const bare = /^\/([^/?#]+)\/?(?:\?.*)?$/.exec(url);
-    if (bare) return { kind: 'mcp', provider: bare[1]! };
-  }
   if (mode === 'http') {
     const bare = /^\/([^/?#]+)(.*)$/.exec(url);
     if (bare) return { kind: 'http', provider: bare[1]!, rest: bare[2]! };
   }
-  return {
-    kind: 'none',
-    message:
-      mode === 'combined'
-        ? 'use /mcp/<provider> for MCP servers or /http/<provider>/<path> for HTTP APIs'
-        : mode === 'mcp'
-          ? 'use /<provider> (or /mcp/<provider>) on this MCP listener'
-          : 'use /<provider>/<path> (or /http/<provider>/<path>) on this HTTP listener',
-  };
+  if (mode === 'mcp')
+    return {
+      kind: 'none',
+      mcp: true,
+      message: `no MCP endpoint at this path: use ${MCP_PATHS.mcp} on this MCP listener`,
+    };
+  if (mode === 'http')
+    return {
+      kind: 'none',
+      mcp: false,
+      message: 'use /<provider>/<path> (or /http/<provider>/<path>) on this HTTP listener',
+    };
+  return /^\/mcp(?:[/?#]|$)/.test(url)
+    ? { kind: 'none', mcp: true, message: `no MCP endpoint at this path: use ${MCP_PATHS.combined}` }
+    : {
+        kind: 'none',
+        mcp: false,
+        message: 'use /mcp/<provider> for MCP servers or /http/<provider>/<path> for HTTP APIs',
+      };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -72,7 +99,10 @@ export function createBrokerServer(deps: BrokerServerDeps): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const r = route(req.url ?? '/', deps.mode);
     if (r.kind === 'none') {
-      sendJson(res, 404, { error: 'not_found', message: r.message });
+      // The MCP listener answers every transport-level refusal the same way (ADR 0007): an HTTP
+      // error status with a JSON-RPC error response without an id, as the MCP transport allows.
+      if (r.mcp) sendJson(res, 404, jsonRpcError(undefined, ErrorCode.InvalidRequest, r.message));
+      else sendJson(res, 404, { error: 'not_found', message: r.message });
       req.resume();
       return;
     }
@@ -81,7 +111,9 @@ export function createBrokerServer(deps: BrokerServerDeps): Server {
     const problem = badName ?? (meta.ok ? null : meta.message);
     if (problem !== null || !meta.ok) {
       const message = problem ?? 'invalid request';
-      if (r.kind === 'mcp') sendJson(res, 400, jsonRpcError(undefined, ErrorCode.InvalidRequest, message));
+      // A provider name that cannot exist names no endpoint (404); a bad header is a bad request.
+      if (r.kind === 'mcp')
+        sendJson(res, badName ? 404 : 400, jsonRpcError(undefined, ErrorCode.InvalidRequest, message));
       else sendJson(res, 400, { error: 'access_denied', reason: BrokerDenyReason.InvalidRequest, message });
       req.resume();
       return;
