@@ -103,7 +103,7 @@ deploy: ## Build the image, load it into kind and helm install Warden
 ##@ Testing
 
 .PHONY: test
-test: needs-root deps controlplane-build cluster-build helm-build postgres python-clients typecheck lint verify test-unit test-integration test-cluster test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests, the real-node suite (root) and the demo
+test: needs-root deps controlplane-build cluster-build helm-build postgres python-clients typecheck lint verify test-unit test-integration test-sdk-python test-cluster test-demo ## Typecheck, lint, verify generated files, unit, integration/e2e tests, the Python SDK's tests, the real-node suite (root) and the demo
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -121,6 +121,11 @@ test-unit: deps ## Unit tests (no control plane)
 .PHONY: test-integration
 test-integration: deps controlplane-build helm-build postgres python-clients ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
+
+.PHONY: test-sdk-python
+test-sdk-python: deps ## The Python agent SDK (sdk/python) in its own venv (pinned deps from PyPI), against the real broker
+	scripts/sdk-python-venv.sh .venv-sdk-python
+	cd sdk/python && ../../.venv-sdk-python/bin/python -m unittest discover -s tests -v
 
 .PHONY: test-cluster
 test-cluster: needs-root deps cluster-build helm-build postgres ## The real-node suite (e2e/cluster): helm install on a real single-node cluster (root)

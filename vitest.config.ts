@@ -10,7 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{core,lifecycle,kube,operator,webhook,broker,authority,audit,controller,cli,scripts,bench,observability,samples}/**/*.test.ts',
+            '{core,lifecycle,kube,operator,webhook,broker,authority,audit,controller,cli,scripts,bench,observability,samples,sdk}/**/*.test.ts',
           ],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],
           pool: 'threads',

@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
  */
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   core: [],
+  // Published on its own (npm, PyPI): imports nothing of Warden; constants.test.ts keeps names equal.
+  sdk: [],
   observability: ['core'],
   // Process lifecycle: ordered runnables, readiness, shutdown (no Kubernetes, no I/O), so
   // the broker and the kube Manager share it.
