@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../authority/audit.js';
 import type { KubeApi } from '../kube/kube.js';
+import type { AuditLine } from './export.js';
 import { StaticAuditKeys } from './keyset.js';
 import { TrailAuditSink, toEntry } from './sink.js';
 import { AuditWriter } from './writer.js';
@@ -98,7 +99,9 @@ describe('TrailAuditSink', () => {
       log: pino({ level: 'silent' }),
       keys: StaticAuditKeys.generate(),
     });
-    return { writer, sink: new TrailAuditSink(writer, pino({ level: 'silent' })) };
+    const lines: AuditLine[] = [];
+    const sink = new TrailAuditSink(writer, [{ export: (l) => lines.push(l) }]);
+    return { writer, sink, lines };
   };
 
   it('puts each broker event into the agent chain, one entry per event', () => {
@@ -107,6 +110,43 @@ describe('TrailAuditSink', () => {
     const entry = { time: base.time, kind: 'Decision' as const, decision: 'Allow' as const, pod: 'bot-0' };
     sink.recordBrokerEvents(who, [{ entry }, { entry: { ...entry, decision: 'Deny' } }]);
     expect(writer.stats().buffered).toBe(2);
+  });
+
+  it('exports one audit line per broker event, with who shipped it', () => {
+    const { sink, lines } = make();
+    const who = { namespace: 'agents', agent: 'bot', pod: 'bot-0', podUID: 'u', session: 's' };
+    const entry = { time: base.time, kind: 'Decision' as const, decision: 'Deny' as const, pod: 'bot-0' };
+    sink.recordBrokerEvents(who, [{ entry, reason: 'NoMatchingAllow', stripped: ['x-api-key'] }]);
+    expect(lines).toEqual([
+      {
+        schema: 'warden.audit/v1',
+        time: base.time,
+        source: 'broker',
+        kind: 'Decision',
+        decision: 'Deny',
+        namespace: 'agents',
+        agent: 'bot',
+        pod: 'bot-0',
+        podUID: 'u',
+        session: 's',
+        reason: 'NoMatchingAllow',
+        stripped: ['x-api-key'],
+        trail: true,
+      },
+    ]);
+  });
+
+  it('exports controller entries and authority events, saying which are in the trail', () => {
+    const { sink, lines } = make();
+    sink.recordEntry('agents', 'bot', { time: base.time, kind: 'Suspension', message: 'suspended by alice' });
+    sink.record({ ...base, agent: undefined });
+    sink.record({ ...base, kind: 'Session', decision: 'Allow', endpoint: '/v1/audit' });
+    expect(lines.map((l) => [l.source, l.kind, l.agent, l.trail])).toEqual([
+      ['controller', 'Suspension', 'bot', true],
+      ['authority', 'Credential', undefined, false],
+      ['authority', 'Session', base.agent, false],
+    ]);
+    expect(lines[1]?.endpoint).toBe(base.endpoint);
   });
 
   it('does not add an entry for the /v1/audit shipping request itself', () => {

@@ -1,11 +1,10 @@
 /**
- * Connects the authority's audit events to the audit trail: every event is one
- * structured pino line on stdout (for any log pipeline), and events that belong to an
+ * Connects the authority's audit events to the audit trail: every event is one audit line
+ * (audit/export.ts: JSON on stdout, optionally OTLP) for any log pipeline, and events that belong to an
  * agent also go into that agent's AuditRecord chain. Events with no attributable agent
  * (e.g. a token that failed verification before the pod was known) stay log-only:
  * there is no chain to put them in, and an attacker must not be able to grow one.
  */
-import type { Logger } from 'pino';
 import type { AuditEntry } from '../core/api/index.js';
 import type {
   AuditEvent,
@@ -15,6 +14,7 @@ import type {
   BrokerEventSink,
   ControllerAuditSink,
 } from '../core/ports/audit.js';
+import { type AuditExporter, type AuditLine, toLine } from './export.js';
 import type { AuditWriter } from './writer.js';
 
 const KIND: Record<AuditEvent['kind'], AuditEntry['kind']> = {
@@ -77,39 +77,47 @@ export type { ControllerAuditSink } from '../core/ports/audit.js';
 export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAuditSink {
   constructor(
     private readonly writer: AuditWriter,
-    private readonly log: Logger,
+    /** Every event leaves as one audit line on each (stdout, OTLP): audit/export.ts. */
+    private readonly exporters: readonly AuditExporter[] = [],
   ) {}
 
-  record(event: AuditEvent): void {
-    this.log.info({ audit: event }, 'audit');
-    if (event.decision === 'Allow' && LOG_ONLY_ON_ALLOW.has(event.endpoint)) return;
-    if (event.namespace && event.agent) this.writer.record(event.namespace, event.agent, toEntry(event));
+  private emit(line: AuditLine): void {
+    for (const x of this.exporters) x.export(line);
   }
 
-  /** Broker events arriving on /v1/audit: one log line and one chain entry each. */
+  record(event: AuditEvent): void {
+    const trail =
+      !(event.decision === 'Allow' && LOG_ONLY_ON_ALLOW.has(event.endpoint)) &&
+      Boolean(event.namespace && event.agent);
+    const entry = toEntry(event);
+    this.emit(
+      toLine(
+        'authority',
+        entry,
+        { namespace: event.namespace, agent: event.agent, podUID: event.podUID },
+        { endpoint: event.endpoint, remoteAddress: event.source, detail: event.detail, trail },
+      ),
+    );
+    if (trail && event.namespace && event.agent) this.writer.record(event.namespace, event.agent, entry);
+  }
+
+  /** Broker events arriving on /v1/audit: one audit line and one chain entry each. */
   recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
     for (const e of events) {
-      this.log.info(
-        {
-          audit: {
-            ...e.entry,
-            source: 'broker',
-            namespace: who.namespace,
-            agent: who.agent,
-            podUID: who.podUID,
-            session: who.session,
-            ...(e.reason ? { reason: e.reason } : {}),
-            ...(e.stripped ? { stripped: e.stripped } : {}),
-          },
-        },
-        'audit',
+      this.emit(
+        toLine(
+          'broker',
+          e.entry,
+          { namespace: who.namespace, agent: who.agent, podUID: who.podUID, session: who.session },
+          { reason: e.reason, stripped: e.stripped, trail: true },
+        ),
       );
       this.writer.record(who.namespace, who.agent, e.entry);
     }
   }
 
   recordEntry(namespace: string, agent: string, entry: AuditEntry): void {
-    this.log.info({ audit: { ...entry, source: 'controller', namespace, agent } }, 'audit');
+    this.emit(toLine('controller', entry, { namespace, agent }, { trail: true }));
     this.writer.record(namespace, agent, entry);
   }
 }

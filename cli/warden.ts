@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
+import { parseOtlpEndpoint } from '../audit/export.js';
 import { parseRecordLimit, parseRetention } from '../audit/retention.js';
 import { brokerCommand } from '../broker/main.js';
 import { enableLinearRegexFallback } from '../core/policy/index.js';
@@ -78,6 +79,14 @@ function recordLimit(flag: string): (value: string) => number | undefined {
       throw new InvalidArgumentError((err as Error).message);
     }
   };
+}
+
+function otlpEndpoint(value: string): string {
+  try {
+    return parseOtlpEndpoint(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 async function loadKubeConfig(path: string | undefined): Promise<KubeConfig> {
@@ -179,6 +188,11 @@ program
     undefined,
   )
   .option(
+    '--audit-otlp-endpoint <url>',
+    'also send every audit line as an OTLP log record to this OTLP/HTTP endpoint (e.g. http://otel-collector.observability:4318/v1/logs)',
+    otlpEndpoint,
+  )
+  .option(
     '--postgres-sweep-seconds <s>',
     'how often expired temporary PostgreSQL roles are dropped',
     positive,
@@ -230,6 +244,7 @@ program
         ...(o.auditMaxRecordsPerAgent ? { maxRecordsPerAgent: o.auditMaxRecordsPerAgent } : {}),
         ...(o.auditMaxRecordsPerNamespace ? { maxRecordsPerNamespace: o.auditMaxRecordsPerNamespace } : {}),
       },
+      ...(o.auditOtlpEndpoint ? { auditOtlpEndpoint: o.auditOtlpEndpoint } : {}),
       postgresSweepIntervalMs: o.postgresSweepSeconds * 1000,
     });
     let stopping = false;

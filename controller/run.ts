@@ -10,6 +10,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { JsonLineExporter } from '../audit/export.js';
 import { AUDIT_KEY_ROTATION, AUDIT_SIGNING_KEYS_SECRET, PublishedAuditKeys } from '../audit/keyset.js';
 import { TrailAuditSink } from '../audit/sink.js';
 import { AUDIT_FIELD_MANAGER, AuditWriter } from '../audit/writer.js';
@@ -80,6 +81,10 @@ export interface ControllerOptions {
   audit: BatchLimits;
   /** AuditRecord retention by age, records per agent and per namespace; no limit keeps them forever. */
   auditRetention?: RetentionPolicy;
+  /** Also send every audit line as an OTLP log record to this OTLP/HTTP logs endpoint. */
+  auditOtlpEndpoint?: string;
+  /** Where the JSON audit lines go (default: stdout). */
+  auditLineWriter?: (text: string) => void;
   /** How often expired temporary PostgreSQL roles are dropped (default 60 s). */
   postgresSweepIntervalMs?: number;
 }
@@ -237,7 +242,18 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
       });
     },
   });
-  const auditSink = new TrailAuditSink(auditWriter, log.child({ component: 'audit' }));
+  // Every audit event leaves as one JSON line on stdout (docs/audit-export.md), and as OTLP logs
+  // when a collector is configured.
+  // The OpenTelemetry SDK is loaded only when used.
+  const otlp = o.auditOtlpEndpoint
+    ? new (await import('../audit/otlp.js')).OtlpAuditExporter({
+        endpoint: o.auditOtlpEndpoint,
+        version: o.version,
+        instance: o.identity,
+      })
+    : undefined;
+  const auditLines = new JsonLineExporter(o.auditLineWriter ?? ((text) => process.stdout.write(text)));
+  const auditSink = new TrailAuditSink(auditWriter, otlp ? [auditLines, otlp] : [auditLines]);
   // spec.circuitBreaker: counts the brokers' decisions as their audit batches arrive.
   const circuitBreaker = new CircuitBreaker({
     agent: (namespace, name) => agents.get(name, namespace),
@@ -317,6 +333,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     .add({ name: 'postgres-minter', start: () => {}, stop: () => postgres.close() })
     .add({ name: 'audit-signing-keys', start: () => auditKeyStore.start(), stop: () => auditKeyStore.stop() })
     .add({ name: 'audit-keys-published', start: () => auditKeys.start(), stop: () => auditKeys.stop() })
+    .add({ name: 'audit-export', start: () => {}, stop: async () => otlp?.shutdown() })
     .add({ name: 'audit-writer', start: () => auditWriter.start(), stop: () => auditWriter.stop() })
     .add({ name: 'decision-stats', start: () => decisionStats.start(), stop: () => decisionStats.stop() })
     .add({ name: 'issuance-stats', start: () => issuanceStats.start(), stop: () => issuanceStats.stop() })

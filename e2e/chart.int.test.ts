@@ -487,6 +487,8 @@ describe('values that differ from the controller defaults become flags', () => {
       '--set',
       'audit.maxRecordsPerNamespace=20000',
       '--set',
+      'audit.otlpEndpoint=http://otel-collector.observability:4318/v1/logs',
+      '--set',
       'certificates.secretName=custom-tls',
       '--set',
       'controller.leaderElection.enabled=false',
@@ -504,6 +506,7 @@ describe('values that differ from the controller defaults become flags', () => {
         '--audit-retention=2160h',
         '--audit-max-records-per-agent=1000',
         '--audit-max-records-per-namespace=20000',
+        '--audit-otlp-endpoint=http://otel-collector.observability:4318/v1/logs',
         '--tls-secret=custom-tls',
         '--no-leader-election',
       ]),
@@ -511,12 +514,13 @@ describe('values that differ from the controller defaults become flags', () => {
     expect(args?.some((a) => a.startsWith('--broker-memory-request'))).toBe(false);
   });
 
-  it('record limits of 0 (the default: no limit) render no flag', async () => {
+  it('record limits of 0 and an empty OTLP endpoint (the defaults) render no flag', async () => {
     const [defaults] = VALUE_SETS;
     const out = await template(defaults!, []);
     const args = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec
       ?.containers[0]?.args;
     expect(args?.some((a) => a.startsWith('--audit-max-records'))).toBe(false);
+    expect(args?.some((a) => a.startsWith('--audit-otlp-endpoint'))).toBe(false);
   });
 });
 

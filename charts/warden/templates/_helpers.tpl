@@ -177,6 +177,9 @@ so the defaults run on any controller version and a changed value never fails si
 {{- with $v.audit.maxRecordsPerNamespace }}
 - --audit-max-records-per-namespace={{ int . }}
 {{- end }}
+{{- with $v.audit.otlpEndpoint }}
+- --audit-otlp-endpoint={{ . }}
+{{- end }}
 {{- if eq $v.certificates.source "certManager" }}
 {{- /* cert-manager owns the certificate and the caBundle: serve the mounted files, patch nothing. */}}
 - --tls-cert-dir=/var/run/warden/tls
