@@ -20,6 +20,7 @@ const FULL: AuditLine = toLine(
     credentialId: 'jti-9',
     requestId: 'req-1',
     message: 'ConditionFailed: outside hours',
+    replay: { kind: 'mcp', policyDecision: 'Deny', policyReason: 'ConditionFailed', args: '{"key":"ABC-1"}' },
   },
   { namespace: 'agents', agent: 'bot', podUID: 'uid-1', session: 'jti-1' },
   {
@@ -41,7 +42,8 @@ describe('audit line schema warden.audit/v1', () => {
         '"namespace":"agents","agent":"bot","pod":"bot-0","podUID":"uid-1","session":"jti-1","user":"https://idp.example|alice",' +
         '"target":"jira","tool":"jira.delete_issue","method":"POST","path":"/rest/api/2/issue","policy":"support-read",' +
         '"reasons":[{"policy":"support-read","rule":2,"condition":"business-hours","message":"outside hours"}],' +
-        '"credentialId":"jti-9","requestId":"req-1","message":"ConditionFailed: outside hours","endpoint":"/v1/credentials",' +
+        '"credentialId":"jti-9","requestId":"req-1","message":"ConditionFailed: outside hours",' +
+        '"replay":{"kind":"mcp","policyDecision":"Deny","policyReason":"ConditionFailed","args":"{\\"key\\":\\"ABC-1\\"}"},"endpoint":"/v1/credentials",' +
         '"remoteAddress":"10.0.0.7","detail":"denied by the API server","reason":"ConditionFailed","stripped":["x-api-key"],"trail":true}\n',
     ]);
     expect(AUDIT_LINE_SCHEMA).toBe('warden.audit/v1');

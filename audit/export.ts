@@ -42,6 +42,8 @@ export interface AuditLine {
   credentialId?: string;
   requestId?: string;
   message?: string;
+  /** Decision entries: what the policy engine decided on, scrubbed (docs/audit.md, "Replay data"). */
+  replay?: AuditEntry['replay'];
   /** Authority events: the endpoint called (/v1/token, /v1/credentials, …). */
   endpoint?: string;
   /** Authority events: the caller's address. */
@@ -98,6 +100,7 @@ export function toLine(
   set('credentialId', entry.credentialId);
   set('requestId', entry.requestId);
   set('message', entry.message);
+  set('replay', entry.replay);
   set('endpoint', extra.endpoint);
   set('remoteAddress', extra.remoteAddress);
   set('detail', extra.detail);
