@@ -104,12 +104,19 @@ describe('TrailAuditSink', () => {
     return { writer, sink, lines };
   };
 
-  it('puts each broker event into the agent chain, one entry per event', () => {
+  it('puts each broker event into the agent chain, one entry per event, and resolves only once they are persisted', async () => {
     const { writer, sink } = make();
     const who = { namespace: 'agents', agent: 'bot', pod: 'bot-0', podUID: 'u', session: 's' };
     const entry = { time: base.time, kind: 'Decision' as const, decision: 'Allow' as const, pod: 'bot-0' };
-    sink.recordBrokerEvents(who, [{ entry }, { entry: { ...entry, decision: 'Deny' } }]);
-    expect(writer.stats().buffered).toBe(2);
+    let acked = false;
+    void sink.recordBrokerEvents(who, [{ entry }, { entry: { ...entry, decision: 'Deny' } }]).then(() => {
+      acked = true;
+    });
+    // Written at once (someone waits), not after the flush interval; the API refuses, so the
+    // entries go back to the buffer and the acknowledgement does not come.
+    for (let i = 0; i < 1000 && writer.stats().failures === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(writer.stats()).toMatchObject({ failures: 1, buffered: 2, written: 0 });
+    expect(acked).toBe(false);
   });
 
   it('exports one audit line per broker event, with who shipped it', () => {

@@ -86,9 +86,11 @@ export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAud
   }
 
   record(event: AuditEvent): void {
-    const trail =
-      !(event.decision === 'Allow' && LOG_ONLY_ON_ALLOW.has(event.endpoint)) &&
-      Boolean(event.namespace && event.agent);
+    // A batch not persisted in time (503) is shipped again by the broker: no entry of its own either.
+    const shipping =
+      LOG_ONLY_ON_ALLOW.has(event.endpoint) &&
+      (event.decision === 'Allow' || event.error === 'temporarily_unavailable');
+    const trail = !shipping && Boolean(event.namespace && event.agent);
     const entry = toEntry(event);
     this.emit(
       toLine(
@@ -101,8 +103,12 @@ export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAud
     if (trail && event.namespace && event.agent) this.writer.record(event.namespace, event.agent, entry);
   }
 
-  /** Broker events arriving on /v1/audit: one audit line and one chain entry each. */
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
+  /**
+   * Broker events arriving on /v1/audit: one audit line and one chain entry each. Resolves once all
+   * are in AuditRecords — the authority acknowledges the batch only then (ack after persist). A
+   * batch shipped again is written once (by entry id) but exported again: lines carry the id.
+   */
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): Promise<void> {
     for (const e of events) {
       this.emit(
         toLine(
@@ -112,8 +118,12 @@ export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAud
           { reason: e.reason, stripped: e.stripped, trail: true },
         ),
       );
-      this.writer.record(who.namespace, who.agent, e.entry);
     }
+    return this.writer.recordPersisted(
+      who.namespace,
+      who.agent,
+      events.map((e) => e.entry),
+    );
   }
 
   recordEntry(namespace: string, agent: string, entry: AuditEntry): void {

@@ -217,6 +217,107 @@ describe('AuditWriter', () => {
   });
 });
 
+describe('AuditWriter: acknowledged writes, idempotent by entry id', () => {
+  const shipped = (source: string, from: number, to: number, pod = 'bot-0'): AuditEntry[] =>
+    Array.from({ length: to - from + 1 }, (_, k) => ({
+      ...entry(from + k),
+      id: `${source}-${from + k}`,
+      pod,
+    }));
+  const ids = (items: AuditRecord[]) =>
+    items
+      .sort((a, b) => a.spec.sequence - b.spec.sequence)
+      .flatMap((r) => r.spec.entries.map((e) => e.id ?? ''));
+
+  it('resolves only once the entries are in AuditRecords, without waiting for the flush interval', async () => {
+    const ns = await freshNamespace('audit-ack');
+    const api = new KubeConfigApi(kubeConfig());
+    // A flush interval of 10 minutes: only the waiter makes the chain be written now.
+    const w = new AuditWriter({
+      api,
+      keys,
+      log,
+      limits: { maxEntries: 200, maxBytes: 1 << 20, maxAgeMs: 600_000 },
+    });
+    await w.recordPersisted(ns, 'bot', shipped('00000000000000a1', 1, 30));
+    expect(ids(await records(api, ns))).toEqual(
+      Array.from({ length: 30 }, (_, i) => `00000000000000a1-${i + 1}`),
+    );
+    expect(w.stats()).toMatchObject({ written: 30, buffered: 0 });
+  });
+
+  it('writes a batch shipped again (to the same writer, before or after it was written) once', async () => {
+    const ns = await freshNamespace('audit-idem');
+    const api = new KubeConfigApi(kubeConfig());
+    const w = new AuditWriter({
+      api,
+      keys,
+      log,
+      limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 600_000 },
+    });
+    const src = '00000000000000b2';
+    // Shipped again while the first copy is still queued, then again with more after it was written.
+    await Promise.all([
+      w.recordPersisted(ns, 'bot', shipped(src, 1, 20)),
+      w.recordPersisted(ns, 'bot', shipped(src, 1, 20)),
+    ]);
+    await w.recordPersisted(ns, 'bot', shipped(src, 1, 25));
+    // Another broker process of the same pod, and the same source ids from another pod: both kept.
+    await w.recordPersisted(ns, 'bot', [
+      ...shipped('00000000000000c3', 1, 3),
+      ...shipped(src, 1, 2, 'bot-1'),
+    ]);
+    const items = await records(api, ns);
+    expect(ids(items)).toEqual([
+      ...Array.from({ length: 25 }, (_, i) => `${src}-${i + 1}`),
+      '00000000000000c3-1',
+      '00000000000000c3-2',
+      '00000000000000c3-3',
+      `${src}-1`,
+      `${src}-2`,
+    ]);
+    expect(verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec }))).problems).toEqual(
+      [],
+    );
+  });
+
+  it('a new writer (a restarted or new leader controller) continues the chain and does not write again what the old one wrote', async () => {
+    const ns = await freshNamespace('audit-handover');
+    const api = new KubeConfigApi(kubeConfig());
+    const limits = { maxEntries: 10, maxBytes: 1 << 20, maxAgeMs: 600_000 };
+    const src = '00000000000000d4';
+    const old = new AuditWriter({ api, keys, log, limits });
+    await old.recordPersisted(ns, 'bot', shipped(src, 1, 15));
+    // The old writer is gone (its answer to the broker lost): the broker ships 1..15 again and more.
+    const next = new AuditWriter({ api, keys, log, limits });
+    await next.recordPersisted(ns, 'bot', shipped(src, 1, 18));
+    const items = await records(api, ns);
+    expect(ids(items)).toEqual(Array.from({ length: 18 }, (_, i) => `${src}-${i + 1}`));
+    expect(verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec }))).problems).toEqual(
+      [],
+    );
+    expect(next.stats().written).toBe(3);
+  });
+
+  it('two writers (replicas) given the same batch write it once', async () => {
+    const ns = await freshNamespace('audit-idem-race');
+    const api = new KubeConfigApi(kubeConfig());
+    const limits = { maxEntries: 5, maxBytes: 1 << 20, maxAgeMs: 600_000 };
+    const a = new AuditWriter({ api, keys, log, limits });
+    const b = new AuditWriter({ api, keys, log, limits });
+    const src = '00000000000000e5';
+    await Promise.all([
+      a.recordPersisted(ns, 'bot', shipped(src, 1, 23)),
+      b.recordPersisted(ns, 'bot', shipped(src, 1, 23)),
+    ]);
+    const items = await records(api, ns);
+    expect(ids(items)).toEqual(Array.from({ length: 23 }, (_, i) => `${src}-${i + 1}`));
+    expect(verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec }))).problems).toEqual(
+      [],
+    );
+  });
+});
+
 describe('AuditWriter: signed, anchored, never chaining onto a forgery', () => {
   const agentIdentity = (api: KubeConfigApi, ns: string, name = 'bot') =>
     api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}`, {

@@ -23,11 +23,20 @@
  * (someone allowed to create AuditRecords, linking to the newest digest) is reported (onForged →
  * Event + status.audit.forged) and its slot skipped; the next record links to the last genuine
  * one. When the newest records were deleted, the writer continues from its anchored head.
+ *
+ * Acknowledged writes (recordPersisted): a broker's /v1/audit batch is answered only once every
+ * entry of it is in an AuditRecord, so the broker may then delete it from its spool. Such a chain
+ * is written at once (the entries that arrive while one record is being created form the next:
+ * group commit), not after the flush interval. Entries carry the broker's ids: before each record
+ * the writer drops the entries the chain already holds (core/audit/entry-id.ts), with the
+ * watermarks learnt from the records it wrote, found (locate) or walked past (catchUp) — so a
+ * batch shipped twice, to this replica or another, or to a new leader after a crash, is written once.
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity, AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index.js';
 import { AuditBatcher, type BatchLimits, DEFAULT_BATCH_LIMITS } from '../core/audit/batcher.js';
 import { canonicalJson, GENESIS_DIGEST, recordName, sealRecord } from '../core/audit/chain.js';
+import { dedupe, noteEntries, type Watermarks } from '../core/audit/entry-id.js';
 import { type AuditKeys, type ChainHead, signHead, signRecord } from '../core/audit/signature.js';
 import { createdBeforeSigning } from '../core/audit/verify.js';
 import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
@@ -86,6 +95,19 @@ export interface AuditWriterStats {
   failures: number;
 }
 
+/** One waiter for a set of entries: resolved when the last of them is persisted. */
+interface Ticket {
+  left: number;
+  resolve(): void;
+}
+
+/** Sources remembered per chain (one per broker process); the oldest are forgotten past this. */
+const MAX_SOURCES_PER_CHAIN = 4096;
+/** Newest records of a chain whose entry ids a writer learns when it first meets the chain. */
+const DEDUPE_RECORDS = 256;
+/** How long a chain with waiters is written eagerly after the last waiter arrived. */
+const URGENT_MS = 30_000;
+
 export class AuditWriter {
   private readonly batcher: AuditBatcher;
   /** Where each chain continues, as far as this writer knows. */
@@ -104,6 +126,12 @@ export class AuditWriter {
   private readonly counters = { written: 0, records: 0, dropped: 0, failures: 0 };
   /** Entries in the batcher, kept here so record() does not count every chain's queue per entry. */
   private buffered = 0;
+  /** Per chain: the highest entry sequence of each broker source the trail holds. */
+  private readonly marks = new Map<string, Watermarks>();
+  /** Who waits for an entry to be persisted (recordPersisted); weak, so a shed entry leaks nothing. */
+  private readonly tickets = new WeakMap<AuditEntry, Ticket>();
+  /** Chains someone waits on, until when: written at once rather than when due. */
+  private readonly urgentUntil = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly opts: AuditWriterOptions) {
@@ -136,6 +164,59 @@ export class AuditWriter {
     if (full && !this.draining.has(key) && (this.retryAt.get(key)?.at ?? 0) <= this.now()) {
       void this.drain(key, false);
     }
+  }
+
+  /**
+   * Queues entries of one chain and resolves once all of them are in AuditRecords (written now, or
+   * found already there by id). Never rejects: an entry that cannot be written keeps its waiter
+   * waiting, and the caller gives up after its own deadline (the broker ships it again).
+   */
+  recordPersisted(namespace: string, agent: string, entries: readonly AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    const key = `${namespace}/${agent}`;
+    const done = new Promise<void>((resolve) => {
+      const ticket: Ticket = { left: entries.length, resolve };
+      for (const e of entries) this.tickets.set(e, ticket);
+    });
+    this.urgentUntil.set(key, this.now() + URGENT_MS);
+    for (const e of entries) this.record(namespace, agent, e);
+    if (!this.draining.has(key) && (this.retryAt.get(key)?.at ?? 0) <= this.now())
+      void this.drain(key, false);
+    return done;
+  }
+
+  /** Entries of a batch are in the trail: their waiters are told. */
+  private persisted(entries: readonly AuditEntry[]): void {
+    for (const e of entries) {
+      const t = this.tickets.get(e);
+      if (!t) continue;
+      this.tickets.delete(e);
+      if (--t.left === 0) t.resolve();
+    }
+  }
+
+  /** A chain's watermarks, created on first use; bounded per chain. */
+  private marksOf(key: string): Watermarks {
+    let m = this.marks.get(key);
+    if (!m) {
+      m = new Map();
+      this.marks.set(key, m);
+    }
+    if (m.size > MAX_SOURCES_PER_CHAIN) {
+      for (const k of [...m.keys()].slice(0, m.size - MAX_SOURCES_PER_CHAIN)) m.delete(k);
+    }
+    return m;
+  }
+
+  /** Chains to write now: full or old batches, and chains someone waits on. */
+  private dueKeys(now: number): string[] {
+    const due = new Set(this.batcher.due(now));
+    for (const [key, until] of this.urgentUntil) {
+      if (until <= now) this.urgentUntil.delete(key);
+      else due.add(key);
+    }
+    const pending = new Set(this.batcher.keys());
+    return [...due].filter((k) => pending.has(k));
   }
 
   start(): void {
@@ -175,9 +256,7 @@ export class AuditWriter {
     this.retryAnchors();
     const now = this.now();
     // Chains being written count as pending: their batch left the batcher when the write began.
-    const keys = all
-      ? [...new Set([...this.batcher.keys(), ...this.draining.keys()])]
-      : this.batcher.due(now);
+    const keys = all ? [...new Set([...this.batcher.keys(), ...this.draining.keys()])] : this.dueKeys(now);
     await Promise.all(
       keys
         .filter((k) => all || (this.retryAt.get(k)?.at ?? 0) <= now)
@@ -198,7 +277,7 @@ export class AuditWriter {
       try {
         for (;;) {
           if (!(await this.writeChain(key))) return;
-          const pending = all ? this.batcher.keys() : this.batcher.due(this.now());
+          const pending = all ? this.batcher.keys() : this.dueKeys(this.now());
           if (!pending.includes(key)) return;
         }
       } finally {
@@ -247,16 +326,31 @@ export class AuditWriter {
           this.unsure.delete(key);
           if (caught.landed || landed) {
             this.written(batch);
+            this.persisted(batch);
             this.retryAt.delete(key);
             return true;
           }
+        }
+        // Entries the chain already holds (a batch shipped again) are not written twice.
+        const marks = this.marksOf(key);
+        const { fresh, duplicates } = dedupe(marks, batch);
+        if (duplicates.length > 0) {
+          this.persisted(duplicates);
+          this.opts.log.debug(
+            { chain: key, duplicates: duplicates.length },
+            'audit entries already in the trail',
+          );
+        }
+        if (fresh.length === 0) {
+          this.retryAt.delete(key);
+          return true;
         }
         const sealed = sealRecord({
           agent,
           sequence: position.next,
           // Above 0 with no genuine record before it, every earlier slot holds a forgery.
           previousDigest: position.head?.digest ?? (position.next === 0 ? '' : GENESIS_DIGEST),
-          entries: batch,
+          entries: fresh,
         });
         const spec: AuditRecordSpec = {
           ...sealed,
@@ -267,7 +361,9 @@ export class AuditWriter {
           const head = { sequence: spec.sequence, digest: spec.digest };
           this.positions.set(key, after(head));
           this.anchor(key, head);
-          this.written(batch);
+          noteEntries(marks, fresh);
+          this.written(fresh);
+          this.persisted(batch);
           this.retryAt.delete(key);
           return true;
         } catch (err) {
@@ -289,6 +385,9 @@ export class AuditWriter {
         this.retryAt.delete(key);
         this.dropped(batch.length);
         this.opts.onDropped?.(namespace, agent, batch.length);
+        // Told as settled: shipping the same entries again would be refused again and hold the
+        // broker's spool forever. The loss is counted (status.audit.dropped, an Event, the log).
+        this.persisted(batch);
         this.opts.log.error(
           { chain: key, entries: batch.length, err: describeError(err) },
           'audit record refused by the API server as invalid: its entries are dropped',
@@ -352,6 +451,7 @@ export class AuditWriter {
         continue;
       }
       position = after({ sequence, digest: next.spec.digest });
+      noteEntries(this.marksOf(`${namespace}/${agent}`), next.spec.entries);
       if (!landed && canonicalJson(next.spec.entries) === batchJson) landed = true;
     }
   }
@@ -377,12 +477,20 @@ export class AuditWriter {
       .sort((a, b) => b.spec.sequence - a.spec.sequence);
     let head: ChainHead | undefined;
     let headEntries: string | undefined;
+    // What the newest genuine records hold of each broker source: a new writer (after a restart or
+    // a leader change) does not write again what its predecessor wrote. A broker ships again only
+    // what its spool still holds (at most --audit-spool-max-bytes), far fewer entries than this.
+    const marks = this.marksOf(`${namespace}/${agent}`);
+    let genuine = 0;
     // Forged records above the newest genuine one are reported by the walk (catchUp) that follows.
     for (const r of newestFirst) {
+      if (genuine >= DEDUPE_RECORDS) break;
       if (await this.notGenuine(namespace, r)) continue;
+      genuine++;
+      noteEntries(marks, r.spec.entries);
+      if (head) continue;
       head = { sequence: r.spec.sequence, digest: r.spec.digest };
       headEntries = canonicalJson(r.spec.entries);
-      break;
     }
     const anchored = await this.readAnchor(namespace, agent);
     if (anchored && (!head || anchored.sequence > head.sequence)) {

@@ -8,10 +8,15 @@
  * MAX_AUDIT_BYTES bytes); a malformed event rejects the whole batch with the index and field at
  * fault, so the broker keeps it queued instead of the trail silently losing part of it.
  *
- * Body: {"events": [BrokerAuditEvent, ...]}  →  200 {"accepted": n}
+ * Acknowledged after persist: the answer waits until every sink has the events where they stay
+ * (the trail: in AuditRecords), at most ACK_TIMEOUT_MS; past that it is 503 and the broker, which
+ * keeps them in its spool until a 200, ships them again — each entry's `id` makes that idempotent.
+ *
+ * Body: {"events": [BrokerAuditEvent, ...]}  →  200 {"accepted": n} once persisted
  */
 import type { AuditEntry } from '../core/api/index.js';
 import { auditReplaySchema } from '../core/api/schemas.js';
+import { ENTRY_ID_PATTERN } from '../core/audit/entry-id.js';
 import { REPLAY_MAX_BYTES } from '../core/audit/replay.js';
 import { authenticate } from './authn.js';
 import { OAuthError } from './errors.js';
@@ -23,6 +28,11 @@ import type { Sessions } from './session.js';
 export const MAX_AUDIT_EVENTS = 500;
 /** Largest body accepted. */
 export const MAX_AUDIT_BYTES = 1024 * 1024;
+/**
+ * How long an answer waits for the events to be persisted before it is 503 (the broker ships them
+ * again): under the broker's 5 s request timeout, above a record write on a loaded API server.
+ */
+export const ACK_TIMEOUT_MS = 3000;
 
 /** Who shipped the events, from the verified session. */
 export type { AuditSubject, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
@@ -33,6 +43,8 @@ export interface AuditEndpointDeps {
   sessions: Sessions;
   sinks: readonly BrokerEventSink[];
   now?: () => Date;
+  /** Default ACK_TIMEOUT_MS. */
+  ackTimeoutMs?: number;
 }
 
 const KINDS = new Set<AuditEntry['kind']>(['Decision', 'Credential', 'Suspension', 'Revocation', 'Session']);
@@ -81,6 +93,13 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
   const set = <K extends keyof AuditEntry>(k: K, v: AuditEntry[K] | undefined) => {
     if (v !== undefined) entry[k] = v;
   };
+  const id = str(e, i, 'id', 64);
+  if (id !== undefined) {
+    if (!ENTRY_ID_PATTERN.test(id)) {
+      throw new EventError(i, 'id', 'must be <16 hex digits>-<sequence from 1>, as the broker spools it');
+    }
+    entry.id = id;
+  }
   set('user', str(e, i, 'user', 512));
   set('target', str(e, i, 'target', 253));
   set('tool', str(e, i, 'tool', 256));
@@ -182,8 +201,23 @@ export async function handleAudit(
   };
   // The pod is the session's, whatever the body claimed.
   for (const e of events) e.entry.pod = w.pod;
-  for (const s of deps.sinks) s.recordBrokerEvents(who, events);
-  ctx.audit.message = `${events.length} broker audit events accepted`;
+  const stored = Promise.all(deps.sinks.map((s) => s.recordBrokerEvents(who, events)));
+  let timer: NodeJS.Timeout | undefined;
+  const persisted = await Promise.race([
+    stored.then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), deps.ackTimeoutMs ?? ACK_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!persisted) {
+    ctx.audit.message = `${events.length} broker audit events not persisted in time`;
+    throw new OAuthError(
+      'temporarily_unavailable',
+      `the ${events.length} audit events are queued but not yet persisted (is the API server reachable?); keep them and ship them again`,
+    );
+  }
+  ctx.audit.message = `${events.length} broker audit events persisted`;
   return { accepted: events.length };
 }
 

@@ -26,8 +26,11 @@ import { policy, provider } from './mint/testing.js';
 
 class RecordingSink implements BrokerEventSink {
   readonly got: Array<{ who: AuditSubject; events: readonly BrokerEvent[] }> = [];
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
+  /** While set, batches are "being persisted" until it is called (the trail's writer, slowed down). */
+  persisting: Promise<void> | undefined;
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void | Promise<void> {
     this.got.push({ who, events });
+    return this.persisting;
   }
 }
 
@@ -104,6 +107,40 @@ describe('POST /v1/audit', () => {
     expect(res.status).toBe(400);
     expect(res.body.error_description).toBe('events[1].decision: must be Allow or Deny');
     expect(sink.got.length).toBe(before);
+  });
+
+  it('answers only once the trail persisted the batch, and 503 (ship again) when it does not in time', async () => {
+    let persisted = () => {};
+    sink.persisting = new Promise<void>((r) => {
+      persisted = r;
+    });
+    try {
+      const ids = { ...event, id: '0123456789abcdef-1' };
+      let answered = false;
+      const first = ship({ events: [ids] }).then((r) => {
+        answered = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(answered).toBe(false);
+      persisted();
+      expect((await first).status).toBe(200);
+      // Never persisted: after ACK_TIMEOUT_MS (3 s) the broker is told to keep it and ship again.
+      sink.persisting = new Promise<void>(() => {});
+      const late = await ship({ events: [ids] });
+      expect(late.status).toBe(503);
+      expect(late.body.error).toBe('temporarily_unavailable');
+      expect(String(late.body.error_description)).toMatch(/not yet persisted.*ship them again/);
+      expect(sink.got.at(-1)?.events[0]?.entry.id).toBe('0123456789abcdef-1');
+    } finally {
+      sink.persisting = undefined;
+    }
+  });
+
+  it('rejects an event id that is not the broker format, naming it', async () => {
+    const res = await ship({ events: [event, { ...event, id: 'forged id' }] });
+    expect(res.status).toBe(400);
+    expect(res.body.error_description).toMatch(/^events\[1\]\.id: must be <16 hex digits>-<sequence from 1>/);
   });
 
   it('rejects an oversized batch', async () => {

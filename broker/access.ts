@@ -1,13 +1,18 @@
 /**
- * The access pipeline shared by the MCP gateway and the HTTP proxy:
+ * The access pipeline shared by the MCP gateway, the HTTP proxy and the PostgreSQL endpoint:
  * gate (snapshot, suspension, target) → verified user → policy decision → credential → audit.
  * Every failure is a Deny BrokerDecision with a reason constant and a message that says what to do.
+ *
+ * Durable before answered: the audit entry of every decision (and of every refusal before one) is
+ * kept by the audit sink — the spool on disk, in an injected broker — before authorize() or
+ * recordRefusal() return, so no adapter can answer the agent ahead of its audit entry.
  */
 import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { HEADER_DPOP } from '../core/constants.js';
 import type { UserInput } from '../core/policy/types.js';
 import type { WardenMetrics } from '../observability/metrics.js';
-import type { AuditSink, BrokerAuditEvent } from './audit.js';
+import { type AuditSink, AuditUnavailableError, type BrokerAuditEvent } from './audit.js';
 import { BrokerDenyReason } from './constants.js';
 import {
   AuthorityUnavailableError,
@@ -26,7 +31,10 @@ import type { Provider } from './snapshot.js';
 export const AGENT_ACTING_ALONE = 'agent acting alone';
 
 /** What the broker records: decisions, and per request its duration by kind and decision. */
-export type BrokerMetrics = Pick<WardenMetrics, 'decision' | 'brokerRequestDuration' | 'startTimer'>;
+export type BrokerMetrics = Pick<
+  WardenMetrics,
+  'decision' | 'brokerRequestDuration' | 'startTimer' | 'auditSpool'
+>;
 
 export interface AccessDeps {
   readonly decider: Decider;
@@ -38,6 +46,8 @@ export interface AccessDeps {
   readonly wallClock?: () => Date;
   /** Absent = no metrics. The gateway and the proxy time their requests with it too. */
   readonly metrics?: BrokerMetrics | undefined;
+  /** Where a decision whose audit entry could not be kept is logged. */
+  readonly log?: Pick<Logger, 'error'> | undefined;
 }
 
 /** Marks the request a timer covers as allowed; until then it counts as denied. */
@@ -96,8 +106,10 @@ export interface AccessRequest {
 /**
  * Counts and audits one decision of the broker: every allow and every deny, including refusals
  * before a decision (recordRefusal), passes here exactly once, with the injected wall clock.
+ * Resolves once the entry is kept (spooled); when the sink cannot keep it the decision stands
+ * and the loss is counted and logged (audit mode BestEffort).
  */
-function recordDecision(
+async function recordDecision(
   deps: AccessDeps,
   e: {
     readonly user: string;
@@ -107,12 +119,12 @@ function recordDecision(
     readonly credentialId?: string | undefined;
     readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
   },
-): void {
+): Promise<void> {
   const { decision } = e;
   deps.metrics?.decision('broker', decision.decision === 'Allow' ? 'allow' : 'deny', decision.reason);
   const now = deps.wallClock ?? (() => new Date());
   const first = decision.reasons[0];
-  deps.audit.record({
+  const kept = deps.audit.record({
     time: now().toISOString(),
     kind: 'Decision',
     decision: decision.decision,
@@ -137,6 +149,17 @@ function recordDecision(
     ...(decision.replay ? { replay: decision.replay } : {}),
     ...e.auditFields,
   });
+  try {
+    await kept;
+    deps.metrics?.auditSpool('spooled');
+  } catch (err) {
+    if (!(err instanceof AuditUnavailableError)) throw err;
+    deps.metrics?.auditSpool('lost');
+    deps.log?.error(
+      { requestId: e.requestId, target: e.target, decision: decision.decision, err: err.message },
+      'audit entry not recorded (audit mode BestEffort: answered anyway)',
+    );
+  }
 }
 
 /**
@@ -145,7 +168,7 @@ function recordDecision(
  * the pipeline — the same for MCP, HTTP and PostgreSQL — and returned as a Deny decision for the
  * adapter to answer in its protocol. The user is not verified this early.
  */
-export function recordRefusal(
+export async function recordRefusal(
   deps: AccessDeps,
   r: {
     readonly meta: Pick<RequestMeta, 'userToken' | 'requestId'>;
@@ -154,9 +177,9 @@ export function recordRefusal(
     readonly reason?: string;
     readonly auditFields?: Partial<BrokerAuditEvent>;
   },
-): BrokerDecision {
+): Promise<BrokerDecision> {
   const decision = brokerDeny(r.reason ?? BrokerDenyReason.InvalidRequest, r.message);
-  recordDecision(deps, {
+  await recordDecision(deps, {
     user: r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE,
     target: r.target,
     requestId: r.meta.requestId,
@@ -168,7 +191,7 @@ export function recordRefusal(
 
 export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
-  const audit = (decision: BrokerDecision, credentialId?: string): void =>
+  const audit = (decision: BrokerDecision, credentialId?: string): Promise<void> =>
     recordDecision(deps, {
       user: userName,
       target: r.target,
@@ -177,8 +200,8 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       credentialId,
       auditFields: r.auditFields,
     });
-  const deny = (decision: BrokerDecision): AccessOutcome => {
-    audit(decision);
+  const deny = async (decision: BrokerDecision): Promise<AccessOutcome> => {
+    await audit(decision);
     return { ok: false, decision };
   };
 
@@ -255,7 +278,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       ),
     );
   }
-  audit(decision, credential.id);
+  await audit(decision, credential.id);
   return {
     ok: true,
     decision,

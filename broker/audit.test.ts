@@ -1,6 +1,12 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AuditShipper, type AuditTransport, type BrokerAuditEvent, nextBatchLength } from './audit.js';
+import {
+  AuditShipper,
+  type AuditTransport,
+  AuditUnavailableError,
+  type BrokerAuditEvent,
+  nextBatchLength,
+} from './audit.js';
 
 const ev = (n: number): BrokerAuditEvent => ({
   time: new Date(0).toISOString(),
@@ -64,7 +70,7 @@ describe('AuditShipper', () => {
 
   it('keeps each request under maxBatchBytes', async () => {
     const t = new MemoryTransport();
-    const size = Buffer.byteLength(JSON.stringify(ev(100)));
+    const size = Buffer.byteLength(JSON.stringify({ ...ev(100), id: '0123456789abcdef-10' }));
     const s = new AuditShipper({
       transport: t,
       log: pino({ level: 'silent' }),
@@ -85,9 +91,9 @@ describe('AuditShipper', () => {
       maxBatchBytes: 1024,
       flushIntervalMs: 3_600_000,
     });
-    s.record(ev(1));
-    s.record({ ...ev(2), message: 'x'.repeat(2048) });
-    s.record(ev(3));
+    void s.record(ev(1));
+    await expect(s.record({ ...ev(2), message: 'x'.repeat(2048) })).rejects.toThrow(AuditUnavailableError);
+    void s.record(ev(3));
     await s.close();
     expect(t.batches.flat().map((e) => e.requestId)).toEqual(['1', '3']);
     expect(s.dropped).toBe(1);

@@ -1,10 +1,13 @@
 /**
  * Audit events the broker ships to the authority (which persists them as AuditRecords). The entry
  * shape follows AuditRecord spec.entries so the authority stores them without translation. Events
- * never carry a credential, only its id.
+ * never carry a credential, only its id. Kept in a queue — the spool on disk (broker/spool.ts) in
+ * an injected broker — until the authority acknowledges them persisted.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditReplay } from '../core/api/index.js';
+import { formatEntryId } from '../core/audit/entry-id.js';
 
 export interface BrokerAuditEvent {
   time: string;
@@ -30,18 +33,53 @@ export interface BrokerAuditEvent {
   replay?: AuditReplay;
 }
 
+/** The decision could not be recorded (spool full or unwritable, event too large). */
+export class AuditUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditUnavailableError';
+  }
+}
+
 export interface AuditSink {
-  record(event: BrokerAuditEvent): void;
+  /**
+   * Records one decision. A returned promise resolves once the entry is kept where it survives a
+   * crash of the broker (the spool), and rejects with AuditUnavailableError when it cannot be:
+   * the access pipeline answers the agent only after it settled (broker/access.ts).
+   */
+  record(event: BrokerAuditEvent): void | Promise<void>;
 }
 
 /** Where batches go (the authority client in production). */
 export interface AuditTransport {
+  /** Resolves once the authority acknowledged them: persisted in AuditRecords. */
   send(events: readonly BrokerAuditEvent[]): Promise<void>;
+}
+
+/** An entry with its id (core/audit/entry-id.ts): the authority writes a shipped-again entry once. */
+export type SpooledEvent = BrokerAuditEvent & { id: string };
+
+/**
+ * Where the shipper keeps entries until the authority acknowledges them: the spool on disk
+ * (broker/spool.ts) or, without one, memory (MemoryAuditQueue). Oldest first.
+ */
+export interface AuditQueue {
+  /** Keeps one entry; resolves once it is kept (on disk for the spool). */
+  append(event: SpooledEvent): void | Promise<void>;
+  /** The oldest entries: at most `maxEvents` and `maxBytes` (at least one); `count` to ack them. */
+  peek(maxEvents: number, maxBytes: number): Promise<{ events: SpooledEvent[]; count: number }>;
+  /** The `count` oldest entries were acknowledged: they go. */
+  ack(count: number): void | Promise<void>;
+  readonly length: number;
 }
 
 export interface AuditShipperOptions {
   readonly transport: AuditTransport;
   readonly log: Logger;
+  /** Where entries wait for the authority's acknowledgement (default: memory, maxQueued). */
+  readonly queue?: AuditQueue;
+  /** This process's id source (16 hex digits; default random). */
+  readonly source?: string;
   /** Ship as soon as this many events are queued (default 100)... */
   readonly batchSize?: number;
   /** ...or after this long (default 1 s). */
@@ -54,7 +92,7 @@ export interface AuditShipperOptions {
   readonly maxBatch?: number;
   /** Most bytes of events in one request (default 512 KiB, half the authority's 1 MiB body limit). */
   readonly maxBatchBytes?: number;
-  /** Queue bound while the authority is unreachable; the oldest are dropped (and counted). */
+  /** Memory queue bound while the authority is unreachable; the oldest are dropped (and counted). */
   readonly maxQueued?: number;
 }
 
@@ -68,7 +106,7 @@ export const SHIPPER_DEFAULTS = {
 } as const;
 
 interface Queued {
-  event: BrokerAuditEvent;
+  event: SpooledEvent;
   /** Serialized size, so a request stays under the authority's body limit. */
   bytes: number;
 }
@@ -94,23 +132,56 @@ export function nextBatchLength(
 }
 
 /**
- * Batches events and ships them, one request in flight at a time (the authority appends them to
- * the agent's chain in the order received); on failure keeps them (bounded) and retries with
- * backoff. A broker that cannot ship audit still works: decisions are not held hostage to the audit
- * path, but dropped events are counted and logged so the gap is visible.
+ * The queue of a broker without a spool (local runs, tests): in memory, lost with the process,
+ * bounded — past `max` the oldest entries are dropped and counted.
+ */
+export class MemoryAuditQueue implements AuditQueue {
+  private readonly queue: Queued[] = [];
+  dropped = 0;
+  constructor(private readonly max: number = SHIPPER_DEFAULTS.maxQueued) {}
+  get length(): number {
+    return this.queue.length;
+  }
+  append(event: SpooledEvent): void {
+    this.queue.push({ event, bytes: Buffer.byteLength(JSON.stringify(event)) });
+    if (this.queue.length > this.max) {
+      const n = this.queue.length - this.max;
+      this.queue.splice(0, n);
+      this.dropped += n;
+    }
+  }
+  async peek(maxEvents: number, maxBytes: number): Promise<{ events: SpooledEvent[]; count: number }> {
+    const n = nextBatchLength(this.queue, maxEvents, maxBytes);
+    return { events: this.queue.slice(0, n).map((q) => q.event), count: n };
+  }
+  ack(count: number): void {
+    this.queue.splice(0, count);
+  }
+}
+
+/**
+ * Gives every event an id, keeps it in the queue (the spool: on disk before the answer goes out)
+ * and ships batches, one request in flight at a time (the authority appends them to the agent's
+ * chain in the order received). An entry leaves the queue only once the authority acknowledged
+ * it (persisted); on failure the same entries are shipped again with backoff, and their ids make
+ * that idempotent. A full or broken queue rejects record() with AuditUnavailableError: the access
+ * pipeline then denies (audit mode Required) or answers and counts the loss (BestEffort).
  *
  * Throughput: a request that finishes with a batch's worth still queued is followed at once by
  * the next (not after the flush interval), and takes up to `maxBatch` events, so a backlog drains
  * at maxBatch per round trip.
  */
 export class AuditShipper implements AuditSink {
-  private queue: Queued[] = [];
   private timer: NodeJS.Timeout | null = null;
   private sending: Promise<void> | null = null;
   private backoffMs = 0;
   private closed = false;
-  private readonly o: Required<Omit<AuditShipperOptions, 'transport' | 'log'>>;
-  dropped = 0;
+  private sequence = 0;
+  private readonly queue: AuditQueue;
+  private readonly source: string;
+  private readonly o: Required<Omit<AuditShipperOptions, 'transport' | 'log' | 'queue' | 'source'>>;
+  /** Events refused before they were queued (too large for any request). */
+  tooLarge = 0;
   shipped = 0;
 
   constructor(private readonly opts: AuditShipperOptions) {
@@ -121,6 +192,10 @@ export class AuditShipper implements AuditSink {
       maxBatchBytes: opts.maxBatchBytes ?? SHIPPER_DEFAULTS.maxBatchBytes,
       maxQueued: opts.maxQueued ?? SHIPPER_DEFAULTS.maxQueued,
     };
+    this.queue = opts.queue ?? new MemoryAuditQueue(this.o.maxQueued);
+    this.source = opts.source ?? randomBytes(8).toString('hex');
+    // An earlier process's entries (a restarted broker on the same spool) go out first.
+    if (this.queue.length > 0) this.schedule();
   }
 
   /** Events waiting to be shipped. */
@@ -128,23 +203,29 @@ export class AuditShipper implements AuditSink {
     return this.queue.length;
   }
 
-  record(event: BrokerAuditEvent): void {
-    const bytes = Buffer.byteLength(JSON.stringify(event));
+  /** Events the memory queue dropped (the spool refuses instead: record() rejects). */
+  get dropped(): number {
+    return this.tooLarge + (this.queue instanceof MemoryAuditQueue ? this.queue.dropped : 0);
+  }
+
+  async record(event: BrokerAuditEvent): Promise<void> {
+    const spooled: SpooledEvent = { ...event, id: formatEntryId(this.source, ++this.sequence) };
+    const bytes = Buffer.byteLength(JSON.stringify(spooled));
     if (bytes > this.o.maxBatchBytes) {
       // The authority would refuse every request carrying it, and the events behind it with it.
-      this.dropped++;
+      this.tooLarge++;
       this.opts.log.error(
         { bytes, limit: this.o.maxBatchBytes, requestId: event.requestId, dropped: this.dropped },
         'audit event too large to ship; dropped',
       );
-      return;
+      throw new AuditUnavailableError(`the audit entry is ${bytes} bytes, more than ${this.o.maxBatchBytes}`);
     }
-    this.queue.push({ event, bytes });
-    if (this.queue.length > this.o.maxQueued) {
-      const n = this.queue.length - this.o.maxQueued;
-      this.queue.splice(0, n);
-      this.dropped += n;
-    }
+    const kept = this.queue.append(spooled);
+    this.trigger();
+    await kept;
+  }
+
+  private trigger(): void {
     // A request in flight continues with the queue when it finishes.
     if (this.sending) return;
     if (this.queue.length >= this.o.batchSize && this.backoffMs === 0) void this.flush();
@@ -167,31 +248,32 @@ export class AuditShipper implements AuditSink {
   async flush(): Promise<void> {
     if (this.sending) return this.sending;
     if (this.queue.length === 0) return;
-    const taken = this.queue.splice(0, nextBatchLength(this.queue, this.o.maxBatch, this.o.maxBatchBytes));
-    this.sending = this.opts.transport
-      .send(taken.map((q) => q.event))
-      .then(() => {
-        this.shipped += taken.length;
-        this.backoffMs = 0;
-      })
-      .catch((err: unknown) => {
-        this.queue.unshift(...taken);
-        this.backoffMs = Math.min(30_000, Math.max(1000, this.backoffMs * 2));
-        this.opts.log.warn(
-          {
-            err: err instanceof Error ? err.message : String(err),
-            queued: this.queue.length,
-            dropped: this.dropped,
-          },
-          'audit shipping failed; will retry',
-        );
-      })
-      .finally(() => {
-        this.sending = null;
-        if (this.backoffMs === 0 && this.queue.length >= this.o.batchSize) void this.flush();
-        else if (this.queue.length > 0) this.schedule();
-      });
+    this.sending = this.ship().finally(() => {
+      this.sending = null;
+      if (this.backoffMs === 0 && this.queue.length >= this.o.batchSize) void this.flush();
+      else if (this.queue.length > 0) this.schedule();
+    });
     return this.sending;
+  }
+
+  private async ship(): Promise<void> {
+    try {
+      const { events, count } = await this.queue.peek(this.o.maxBatch, this.o.maxBatchBytes);
+      if (events.length > 0) await this.opts.transport.send(events);
+      await this.queue.ack(count);
+      this.shipped += events.length;
+      this.backoffMs = 0;
+    } catch (err) {
+      this.backoffMs = Math.min(30_000, Math.max(1000, this.backoffMs * 2));
+      this.opts.log.warn(
+        {
+          err: err instanceof Error ? err.message : String(err),
+          queued: this.queue.length,
+          dropped: this.dropped,
+        },
+        'audit shipping failed; will retry',
+      );
+    }
   }
 
   /** Stop the timer and ship what is queued, until done or a request fails. */

@@ -27,8 +27,9 @@ export interface ComposeOptions {
   readonly source: SnapshotSource;
   readonly issuer: CredentialIssuer;
   /**
-   * Where every decision of every adapter is recorded (access.ts recordDecision). Seam: an audit
-   * spool that must hold a record before the answer goes out plugs in here, once for all protocols.
+   * Where every decision of every adapter is recorded (access.ts recordDecision): the answer goes
+   * out only once it kept the entry — the AuditShipper over the spool (broker/spool.ts), once for
+   * all protocols.
    */
   readonly audit: AuditSink;
   readonly log: Logger;
@@ -102,6 +103,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     podName: o.podName,
     wallClock: () => new Date(wallNow()),
     metrics: o.metrics,
+    log: o.log.child({ component: 'audit' }),
   };
   const timeouts = {
     ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),

@@ -119,8 +119,8 @@ export class HttpProxy {
   ): Promise<void> {
     const timing = timeRequest(this.opts.access.metrics, 'http', res);
     const method = (req.method ?? '').toUpperCase();
-    const refuse = (message: string, status = 400): void => {
-      const d = recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
+    const refuse = async (message: string, status = 400): Promise<void> => {
+      const d = await recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
       sendJson(res, status, denialBody(d), !req.complete);
       req.resume();
     };

@@ -25,6 +25,7 @@ import { DEFAULT_STALE_AFTER_MS } from './constants.js';
 import { createBrokerLogger } from './log.js';
 import { createHealthServer, type Readiness } from './server.js';
 import { type Provider, ProviderSchema } from './snapshot.js';
+import { AuditSpool, SPOOL_DEFAULTS } from './spool.js';
 
 export interface Listen {
   readonly host: string;
@@ -55,6 +56,11 @@ export interface RunBrokerOptions {
   readonly upstreamHeadersTimeoutMs?: number | undefined;
   /** The process's metrics, served at /metrics on the health listener (default: a fresh registry). */
   readonly metrics?: WardenMetrics | undefined;
+  /**
+   * The audit spool (broker/spool.ts): the directory (the injected emptyDir) and its bound. Absent =
+   * entries wait in memory, and a crash loses what was not acknowledged yet.
+   */
+  readonly auditSpool?: { readonly dir: string; readonly maxBytes?: number | undefined } | undefined;
 }
 
 export interface RunningBroker {
@@ -117,7 +123,18 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     log: log.child({ component: 'authority-client' }),
     streamIdleMs: Math.max(20_000, (o.staleAfterMs ?? DEFAULT_STALE_AFTER_MS) * 1.5),
   });
-  const audit = new AuditShipper({ transport: client, log: log.child({ component: 'audit' }) });
+  const spool = o.auditSpool
+    ? await AuditSpool.open({
+        dir: o.auditSpool.dir,
+        maxBytes: o.auditSpool.maxBytes,
+        log: log.child({ component: 'audit-spool' }),
+      })
+    : undefined;
+  const audit = new AuditShipper({
+    transport: client,
+    log: log.child({ component: 'audit' }),
+    ...(spool ? { queue: spool } : {}),
+  });
   const metrics = o.metrics ?? createMetrics(o.podName ? { defaultLabels: { pod: o.podName } } : {});
   const broker = composeBroker({
     source: client,
@@ -159,6 +176,8 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
   parts.add(health).add(agent);
   if (mcp) parts.add(mcp);
   if (http) parts.add(http);
+  // Closed after the shipper (its entries stay on disk for the next process).
+  if (spool) parts.add(stopOnly('audit-spool', () => spool.close()));
   // Stopped after the PostgreSQL endpoint and before the listeners: ships what is queued.
   parts.add(stopOnly('audit-shipper', () => audit.close()));
   if (pg) parts.add(pg);
@@ -249,6 +268,21 @@ export function brokerCommand(): Command {
       if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number: ${v}`);
       return n;
     })
+    .option(
+      '--audit-spool <dir>',
+      'keep every decision in an audit spool file in this directory, fsynced before the answer, until the authority acknowledges it persisted',
+    )
+    .option(
+      '--audit-spool-max-bytes <bytes>',
+      `bound of the audit spool; when full, audit mode Required agents' calls are denied (default ${SPOOL_DEFAULTS.maxBytes})`,
+      (v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 65_536) {
+          throw new InvalidArgumentError(`must be a whole number of bytes, at least 65536: ${v}`);
+        }
+        return n;
+      },
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
       async (opts: {
@@ -262,6 +296,8 @@ export function brokerCommand(): Command {
         healthListen: Listen;
         provider?: Provider[];
         staleAfter?: number;
+        auditSpool?: string;
+        auditSpoolMaxBytes?: number;
         logLevel: string;
       }) => {
         const log = createBrokerLogger({ level: opts.logLevel });
@@ -278,6 +314,9 @@ export function brokerCommand(): Command {
           providers: opts.provider,
           staleAfterMs: opts.staleAfter !== undefined ? opts.staleAfter * 1000 : undefined,
           podName: process.env.POD_NAME,
+          auditSpool: opts.auditSpool
+            ? { dir: opts.auditSpool, maxBytes: opts.auditSpoolMaxBytes }
+            : undefined,
           // One registry per process, so the Node.js process metrics (RSS, event-loop lag) are safe to add.
           metrics: createMetrics({
             processMetrics: true,

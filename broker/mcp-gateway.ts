@@ -201,7 +201,7 @@ export class McpGateway {
         return this.session(req, res, target, meta, timing);
       default: {
         const message = 'use POST, GET or DELETE (MCP streamable HTTP)';
-        this.refuse(meta, target, message, (req.method ?? '').slice(0, 16));
+        await this.refuse(meta, target, message, (req.method ?? '').slice(0, 16));
         new Exchange(res, undefined).replyJson(
           405,
           jsonRpcError(undefined, ErrorCode.InvalidRequest, message),
@@ -212,8 +212,8 @@ export class McpGateway {
   }
 
   /** A message refused before any decision: audited and counted like every denial (access.ts). */
-  private refuse(meta: RequestMeta, target: string, message: string, method: string): void {
-    recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
+  private async refuse(meta: RequestMeta, target: string, message: string, method: string): Promise<void> {
+    await recordRefusal(this.opts.access, { meta, target, message, auditFields: { method } });
   }
 
   private async post(
@@ -230,7 +230,7 @@ export class McpGateway {
         : await readLimited(req, this.maxBodyBytes, false);
     if (body === null) {
       const message = `request body exceeds the broker's ${this.maxBodyBytes}-byte limit; send smaller tool arguments`;
-      this.refuse(meta, target, message, 'POST');
+      await this.refuse(meta, target, message, 'POST');
       new Exchange(res, undefined).replyJson(
         413,
         jsonRpcError(undefined, ErrorCode.InvalidRequest, message),
@@ -241,7 +241,7 @@ export class McpGateway {
     }
     const parsed = parseAgentMessage(body, this.maxBodyBytes);
     if (!parsed.ok) {
-      this.refuse(meta, target, parsed.error.error.message, 'POST');
+      await this.refuse(meta, target, parsed.error.error.message, 'POST');
       new Exchange(res, undefined).replyJson(parsed.status, parsed.error);
       return;
     }

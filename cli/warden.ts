@@ -156,6 +156,18 @@ program
   .option('--broker-memory-request <q>', 'broker memory request', quantity, '48Mi')
   .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
   .option('--broker-memory-limit <q>', 'broker memory limit', quantity, '128Mi')
+  .option(
+    '--broker-audit-spool-max-bytes <n>',
+    "bound of each broker's audit spool in bytes (an emptyDir mounted into the broker only)",
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 65_536) {
+        throw new InvalidArgumentError(`must be a whole number of bytes, at least 65536: ${v}`);
+      }
+      return n;
+    },
+    16 * 1024 * 1024,
+  )
   .option('--idp-ca <path>', 'PEM CA bundle trusted for user-token issuers (a private OIDC provider)')
   .option(
     '--tls-cert-dir <dir>',
@@ -233,6 +245,7 @@ program
           requests: { cpu: o.brokerCpuRequest, memory: o.brokerMemoryRequest },
           limits: { cpu: o.brokerCpuLimit, memory: o.brokerMemoryLimit },
         },
+        auditSpoolMaxBytes: o.brokerAuditSpoolMaxBytes,
       },
       tlsSecret: o.tlsSecret,
       ...(o.tlsCertDir ? { tlsCertDir: o.tlsCertDir } : {}),

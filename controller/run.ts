@@ -65,7 +65,8 @@ export interface ControllerOptions {
   issuer: string;
   /** Serve the authority over TLS with the webhook's certificate (production) or plain HTTP (local dev). */
   authorityTls: boolean;
-  broker: Pick<BrokerConfig, 'image'> & Partial<Pick<BrokerConfig, 'imagePullPolicy' | 'resources'>>;
+  broker: Pick<BrokerConfig, 'image'> &
+    Partial<Pick<BrokerConfig, 'imagePullPolicy' | 'resources' | 'auditSpoolMaxBytes'>>;
   /**
    * Broker images accepted at attestation besides `broker.image` (e.g. the previous one while an
    * upgrade rolls through agent pods). A pod whose broker runs any other image gets no session.

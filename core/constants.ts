@@ -51,6 +51,10 @@ export const BROKER_TOKEN_VOLUME = 'warden-broker-token';
 export const BROKER_TOKEN_DIR = '/var/run/secrets/warden.dev/broker';
 /** File name of the token inside BROKER_TOKEN_DIR. */
 export const BROKER_TOKEN_FILE = 'token';
+/** Name of the emptyDir volume holding the broker's audit spool, mounted only into the broker. */
+export const BROKER_SPOOL_VOLUME = 'warden-broker-audit-spool';
+/** Mount path of the audit spool inside the broker (`warden broker --audit-spool`). */
+export const BROKER_SPOOL_DIR = '/var/run/warden.dev/audit-spool';
 /**
  * Pod annotation carrying the PEM bundle the broker trusts for the authority
  * (public data), projected into the broker's volume as a file by the downward API.

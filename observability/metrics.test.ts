@@ -81,6 +81,7 @@ describe('createMetrics', () => {
       ['warden_webhook_admission_duration_seconds', 'histogram', ['outcome']],
       ['warden_broker_request_duration_seconds', 'histogram', ['kind', 'decision']],
       ['warden_audit_entries_total', 'counter', ['result']],
+      ['warden_broker_audit_spool_total', 'counter', ['result']],
       ['warden_token_exchanges_total', 'counter', ['result']],
       ['warden_circuit_breaker_trips_total', 'counter', ['threshold', 'action']],
     ];

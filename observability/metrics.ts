@@ -57,6 +57,7 @@ export const REASONS = [
   'ReservedContainerName',
   'ReservedVolumeName',
   'TokenVolumeMounted',
+  'SpoolVolumeAltered',
   'BrokerAudienceToken',
   'EphemeralTargetsBroker',
   'SharedProcessNamespace',
@@ -146,6 +147,14 @@ export type CircuitBreakerThreshold = (typeof CIRCUIT_BREAKER_THRESHOLDS)[number
 export const AUDIT_RESULTS = ['written', 'dropped'] as const;
 export type AuditResult = (typeof AUDIT_RESULTS)[number];
 
+/**
+ * A broker decision's audit entry: `spooled` (on disk before the answer), `lost` (the spool could
+ * not take it; audit mode BestEffort answered anyway), `denied` (the same for audit mode Required:
+ * the call was denied with AuditUnavailable).
+ */
+export const SPOOL_RESULTS = ['spooled', 'lost', 'denied'] as const;
+export type SpoolResult = (typeof SPOOL_RESULTS)[number];
+
 /** POST /v1/token: a new session, a refresh, or the OAuth error code of the refusal. */
 export const TOKEN_EXCHANGE_RESULTS = [
   'issued',
@@ -217,6 +226,8 @@ export interface WardenMetrics {
   brokerRequestDuration(kind: string, decision: DecisionLabel, seconds: number): void;
   /** Audit entries persisted or dropped. */
   auditEntries(result: AuditResult, count?: number): void;
+  /** One broker decision's entry and the audit spool (broker/access.ts). */
+  auditSpool(result: SpoolResult): void;
   /** One POST /v1/token outcome: `issued`, `refreshed` or the OAuth error code. */
   tokenExchange(result: string): void;
   /** The circuit breaker tripped (AgentIdentity spec.circuitBreaker), by threshold and action. */
@@ -298,6 +309,12 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
     labelNames: ['result'] as const,
     registers,
   });
+  const spool = new Counter({
+    name: 'warden_broker_audit_spool_total',
+    help: 'Broker decisions by what became of their audit entry: spooled (on disk before the answer), lost (spool full or unwritable, answered: audit mode BestEffort), denied (the same, call denied: audit mode Required).',
+    labelNames: ['result'] as const,
+    registers,
+  });
   const exchanges = new Counter({
     name: 'warden_token_exchanges_total',
     help: 'Token exchanges at the authority (POST /v1/token): issued, refreshed, or the OAuth error code.',
@@ -315,6 +332,7 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
   // Series an alert divides by or compares against must exist before the first event, or
   // rate() over them is empty rather than 0. Only small, fixed sets are pre-created.
   for (const result of AUDIT_RESULTS) audit.inc({ result }, 0);
+  for (const result of SPOOL_RESULTS) spool.inc({ result }, 0);
   for (const result of ['issued', 'refreshed', 'invalid_grant', 'server_error'] as const) {
     exchanges.inc({ result }, 0);
   }
@@ -356,6 +374,9 @@ export function createMetrics(opts: MetricsOptions = {}): WardenMetrics {
     },
     auditEntries(result, count = 1) {
       if (count > 0) audit.inc({ result }, count);
+    },
+    auditSpool(result) {
+      spool.inc({ result });
     },
     tokenExchange(result) {
       exchanges.inc({ result: bounded(TOKEN_EXCHANGE_RESULTS, result, 'other') });

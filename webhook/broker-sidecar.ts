@@ -8,6 +8,8 @@ import {
   ANNOTATION_AUTHORITY_CA,
   BROKER_AUTHORITY_CA_FILE,
   BROKER_CONTAINER_NAME,
+  BROKER_SPOOL_DIR,
+  BROKER_SPOOL_VOLUME,
   BROKER_TOKEN_DIR,
   BROKER_TOKEN_FILE,
   BROKER_TOKEN_VOLUME,
@@ -51,6 +53,10 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       `--pg-listen=127.0.0.1:${config.pgPort}`,
       // The kubelet probes the pod IP, so the health port listens on all interfaces.
       `--health-listen=0.0.0.0:${config.healthPort}`,
+      // Every decision is on disk before the agent sees the answer (broker/spool.ts); the
+      // emptyDir outlives a restart of this container, so a new broker ships what the old one held.
+      `--audit-spool=${BROKER_SPOOL_DIR}`,
+      `--audit-spool-max-bytes=${config.auditSpoolMaxBytes}`,
     ],
     // Only the broker's own process gets these.
     env: [{ name: 'NODE_OPTIONS', value: BROKER_NODE_OPTIONS }],
@@ -77,8 +83,23 @@ export function brokerContainer(config: BrokerConfig): V1Container {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [{ name: BROKER_TOKEN_VOLUME, mountPath: BROKER_TOKEN_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: BROKER_TOKEN_VOLUME, mountPath: BROKER_TOKEN_DIR, readOnly: true },
+      { name: BROKER_SPOOL_VOLUME, mountPath: BROKER_SPOOL_DIR },
+    ],
   };
+}
+
+/** Room for the spool's bound plus two segments being rotated (broker/spool.ts). */
+const SPOOL_SLACK_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The audit spool's volume: an emptyDir (it lives as long as the pod, so it outlives a restart of
+ * the broker container) sized to the spool's bound, mounted into the broker only.
+ */
+export function brokerSpoolVolume(config: BrokerConfig): V1Volume {
+  const mi = Math.ceil((config.auditSpoolMaxBytes + SPOOL_SLACK_BYTES) / (1024 * 1024));
+  return { name: BROKER_SPOOL_VOLUME, emptyDir: { sizeLimit: `${mi}Mi` } };
 }
 
 /**

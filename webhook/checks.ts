@@ -9,6 +9,7 @@ import {
   ANNOTATION_INJECT,
   ANNOTATION_INJECTED,
   BROKER_CONTAINER_NAME,
+  BROKER_SPOOL_VOLUME,
   BROKER_TOKEN_VOLUME,
   DEFAULT_BROKER_AUDIENCE,
   LABEL_AGENT,
@@ -19,6 +20,7 @@ import {
   type BrokerPodReason,
   brokerContainerProblems,
   brokerTokenExposures,
+  spoolVolumeProblems,
   withoutBroker,
 } from '../core/identity/broker-pod.js';
 import { type AgentIdentityView, attestationOf } from './types.js';
@@ -177,6 +179,8 @@ export function checkPod(
   const audiences = new Set([DEFAULT_BROKER_AUDIENCE]);
   if (agent) audiences.add(attestationOf(agent).audience);
   problems.push(...brokerTokenExposures(pod, [...audiences]));
+  // The audit spool is the broker's alone too.
+  problems.push(...spoolVolumeProblems(pod));
   // The webhook keeps a broker container it finds (add-if-missing): one written by the pod's
   // author instead must be indistinguishable from ours, or it is refused here, not at attestation.
   const init = pod.spec?.initContainers ?? [];
@@ -216,11 +220,12 @@ function structuralProblems(pod: V1Pod): Problem[] {
       if (c.name === BROKER_CONTAINER_NAME) problems.push(reservedContainer('initContainers', i));
     });
     volumes.forEach((v, i) => {
-      if (v.name === BROKER_TOKEN_VOLUME) {
+      if (v.name === BROKER_TOKEN_VOLUME || v.name === BROKER_SPOOL_VOLUME) {
+        const what = v.name === BROKER_TOKEN_VOLUME ? 'service-account token' : 'audit spool';
         problems.push({
           reason: 'ReservedVolumeName',
           field: `spec.volumes[${i}].name`,
-          message: `"${BROKER_TOKEN_VOLUME}" is reserved for the broker's service-account token; rename this volume`,
+          message: `"${v.name}" is reserved for the broker's ${what}; rename this volume`,
         });
       }
     });

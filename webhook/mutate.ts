@@ -14,7 +14,13 @@ import {
   ENV_USER_TOKEN_HEADER,
   LABEL_AGENT,
 } from '../core/constants.js';
-import { ANNOTATION_AUTHORITY_CA, agentEnv, brokerContainer, brokerTokenVolume } from './broker-sidecar.js';
+import {
+  ANNOTATION_AUTHORITY_CA,
+  agentEnv,
+  brokerContainer,
+  brokerSpoolVolume,
+  brokerTokenVolume,
+} from './broker-sidecar.js';
 import {
   addAnnotationIfMissing,
   addContainerIfMissing,
@@ -107,6 +113,7 @@ export function mutatePod(
     spec.volumes ?? [],
     brokerTokenVolume(audience, expirationSeconds, withCa),
   );
+  spec.volumes = addVolumeIfMissing(spec.volumes, brokerSpoolVolume(config));
   if (withCa) addAnnotationIfMissing(meta, ANNOTATION_AUTHORITY_CA, config.authorityCaBundlePem as string);
 
   addLabelIfMissing(meta, LABEL_AGENT, agentName);

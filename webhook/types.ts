@@ -59,6 +59,8 @@ export interface BrokerConfig {
   runAsUser: number;
   /** How long the broker may take to attest before the kubelet restarts it. */
   startupTimeoutSeconds: number;
+  /** Bound of the broker's audit spool in bytes (`--audit-spool-max-bytes`, chart audit.spoolMaxBytes). */
+  auditSpoolMaxBytes: number;
 }
 
 export const DEFAULT_BROKER_CONFIG: Omit<BrokerConfig, 'version' | 'image' | 'authorityUrl'> = {
@@ -74,6 +76,7 @@ export const DEFAULT_BROKER_CONFIG: Omit<BrokerConfig, 'version' | 'image' | 'au
   // 65532 is "nonroot" in distroless images.
   runAsUser: 65532,
   startupTimeoutSeconds: 120,
+  auditSpoolMaxBytes: 16 * 1024 * 1024,
 };
 
 /** The attestation settings after applying CRD defaults. */

@@ -85,8 +85,8 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
       }
       // Refusals before a decision are audited like every denial (access.ts recordRefusal); the
       // user token, when one was sent, is not verified this early.
-      const refuse = (message: string, userToken: string | null = null) => {
-        recordRefusal(o.access, {
+      const refuse = async (message: string, userToken: string | null = null) => {
+        await recordRefusal(o.access, {
           meta: { userToken, requestId: randomUUID() },
           target: info.target,
           message,

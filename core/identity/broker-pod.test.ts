@@ -75,10 +75,66 @@ const change = (f: (p: V1Pod & { spec: NonNullable<V1Pod['spec']> }) => void): V
   return p;
 };
 const brokerOf = (p: V1Pod) => p.spec?.initContainers?.[0] as V1Container;
+const SPOOL = 'warden-broker-audit-spool';
+const SPOOL_DIR = '/var/run/warden.dev/audit-spool';
+/** The injected pod with the audit spool (webhook/broker-sidecar.ts), and one change. */
+const withSpool = (f: (p: V1Pod & { spec: NonNullable<V1Pod['spec']> }) => void = () => {}): V1Pod =>
+  change((p) => {
+    const b = brokerOf(p);
+    b.args?.push(`--audit-spool=${SPOOL_DIR}`, '--audit-spool-max-bytes=16777216');
+    b.volumeMounts?.push({ name: SPOOL, mountPath: SPOOL_DIR });
+    p.spec.volumes?.push({ name: SPOOL, emptyDir: { sizeLimit: '18Mi' } });
+    f(p);
+  });
 
 describe('injectedBrokerProblems', () => {
   it('accepts the pod as the webhook injects it', () => {
     expect(injectedBrokerProblems(injectedPod(), 'bot', AUD, expectation)).toEqual([]);
+  });
+
+  it('accepts the audit spool as the webhook injects it (and pods injected before it, without one)', () => {
+    expect(injectedBrokerProblems(withSpool(), 'bot', AUD, expectation)).toEqual([]);
+  });
+
+  it.each([
+    [
+      'a spool volume that is not an emptyDir (shared with the node)',
+      withSpool((p) => {
+        p.spec.volumes![1] = { name: SPOOL, hostPath: { path: '/var/tmp' } };
+      }),
+      'spec.volumes[1]',
+    ],
+    [
+      'another container mounting the spool',
+      withSpool((p) => {
+        p.spec.containers[0]!.volumeMounts = [{ name: SPOOL, mountPath: '/spool', readOnly: true }];
+      }),
+      'spec.containers[0].volumeMounts[0]',
+    ],
+  ])('refuses %s (SpoolVolumeAltered)', (_name, pod, field) => {
+    const problems = injectedBrokerProblems(pod, 'bot', AUD, expectation);
+    expect(problems.map((p) => [p.reason, p.field])).toContainEqual(['SpoolVolumeAltered', field]);
+  });
+
+  it.each([
+    [
+      'mounted elsewhere',
+      withSpool((p) => (brokerOf(p).volumeMounts![1]!.mountPath = '/usr/lib/node')),
+      '.volumeMounts',
+    ],
+    [
+      'pointed at another directory',
+      withSpool((p) => {
+        brokerOf(p).args = brokerOf(p).args!.map((a) => a.replace(SPOOL_DIR, '/tmp'));
+      }),
+      '.args[8]',
+    ],
+  ])('refuses a broker whose spool is %s (BrokerContainerAltered)', (_name, pod, field) => {
+    const problems = injectedBrokerProblems(pod, 'bot', AUD, expectation);
+    expect(problems.map((p) => [p.reason, p.field])).toContainEqual([
+      'BrokerContainerAltered',
+      `spec.initContainers[0]${field}`,
+    ]);
   });
 
   it('accepts differences that cannot run code or move the token (ports, resources, probes over HTTP)', () => {

@@ -23,6 +23,8 @@ import {
   ANNOTATION_INJECTED,
   BROKER_AUTHORITY_CA_FILE,
   BROKER_CONTAINER_NAME,
+  BROKER_SPOOL_DIR,
+  BROKER_SPOOL_VOLUME,
   BROKER_TOKEN_DIR,
   BROKER_TOKEN_FILE,
   BROKER_TOKEN_VOLUME,
@@ -37,6 +39,7 @@ export type BrokerPodReason =
   | 'BrokerImageNotTrusted'
   | 'BrokerContainerAltered'
   | 'TokenVolumeAltered'
+  | 'SpoolVolumeAltered'
   | 'TokenVolumeMounted'
   | 'BrokerAudienceToken'
   | 'EphemeralTargetsBroker'
@@ -273,6 +276,42 @@ export function injectedBrokerProblems(
     problems.push(...brokerContainerProblems(init[index] as V1Container, index, expect));
   }
   problems.push(...tokenVolumeProblems(pod, audience));
+  problems.push(...spoolVolumeProblems(pod));
+  return problems;
+}
+
+/**
+ * The audit spool's volume, when the pod has one: an emptyDir (nothing another pod or the node
+ * shares), mounted by the broker alone — the entries are the agent's audit trail before the
+ * authority holds it, so the agent must neither read nor rewrite them.
+ */
+export function spoolVolumeProblems(pod: V1Pod): BrokerPodProblem[] {
+  const problems: BrokerPodProblem[] = [];
+  const volumes = pod.spec?.volumes ?? [];
+  const i = volumes.findIndex((v) => v.name === BROKER_SPOOL_VOLUME);
+  if (i === -1) return problems;
+  const v = volumes[i] as V1Volume;
+  const kinds = Object.entries(v)
+    .filter(([k, value]) => k !== 'name' && value !== undefined)
+    .map(([k]) => k);
+  if (kinds.length !== 1 || kinds[0] !== 'emptyDir') {
+    problems.push({
+      reason: 'SpoolVolumeAltered',
+      field: `spec.volumes[${i}]`,
+      message: `volume "${BROKER_SPOOL_VOLUME}" is not an emptyDir, unlike the one Warden injects for the broker's audit spool; recreate the pod so the webhook injects it`,
+    });
+  }
+  for (const { list, index, c } of allContainers(pod)) {
+    if (isBroker(list, c)) continue;
+    (c.volumeMounts ?? []).forEach((m, j) => {
+      if (m.name !== BROKER_SPOOL_VOLUME) return;
+      problems.push({
+        reason: 'SpoolVolumeAltered',
+        field: `spec.${list}[${index}].volumeMounts[${j}]`,
+        message: `container "${c.name}" mounts volume "${BROKER_SPOOL_VOLUME}", the broker's audit spool; only the injected Warden broker may: remove this mount`,
+      });
+    });
+  }
   return problems;
 }
 
@@ -294,6 +333,8 @@ function brokerFlags(expect: BrokerExpectation): Record<string, (v: string) => b
     '--http-listen': (v) => LOOPBACK_LISTEN.test(v),
     '--pg-listen': (v) => LOOPBACK_LISTEN.test(v),
     '--health-listen': (v) => HEALTH_LISTEN.test(v),
+    '--audit-spool': (v) => v === BROKER_SPOOL_DIR,
+    '--audit-spool-max-bytes': (v) => /^[1-9][0-9]{4,12}$/.test(v),
   };
 }
 const REQUIRED_FLAGS = ['--token-file', '--authority-url'];
@@ -355,16 +396,23 @@ export function brokerContainerProblems(
   const token = mounts.filter(
     (m) => m.name === BROKER_TOKEN_VOLUME && m.mountPath === BROKER_TOKEN_DIR && plain(m),
   );
-  const others = mounts.filter((m) => m.name !== BROKER_TOKEN_VOLUME);
+  // The audit spool (writable; absent on pods injected before it existed).
+  const spool = mounts.filter((m) => m.name === BROKER_SPOOL_VOLUME);
+  const spoolOk = spool.every(
+    (m) => m.mountPath === BROKER_SPOOL_DIR && (m.subPath ?? '') === '' && (m.subPathExpr ?? '') === '',
+  );
+  const others = mounts.filter((m) => m.name !== BROKER_TOKEN_VOLUME && m.name !== BROKER_SPOOL_VOLUME);
   if (
     token.length !== 1 ||
-    mounts.length !== 1 + others.length ||
+    mounts.length !== 1 + spool.length + others.length ||
+    spool.length > 1 ||
+    !spoolOk ||
     others.length > 1 ||
     others.some((m) => m.mountPath !== SERVICE_ACCOUNT_API_DIR || !plain(m))
   ) {
     altered(
       '.volumeMounts',
-      `must mount exactly volume "${BROKER_TOKEN_VOLUME}" read-only at ${BROKER_TOKEN_DIR} (and at most the API access token at ${SERVICE_ACCOUNT_API_DIR})`,
+      `must mount exactly volume "${BROKER_TOKEN_VOLUME}" read-only at ${BROKER_TOKEN_DIR}, volume "${BROKER_SPOOL_VOLUME}" at ${BROKER_SPOOL_DIR} (and at most the API access token at ${SERVICE_ACCOUNT_API_DIR})`,
     );
   }
   problems.push(...brokerArgProblems(c.args ?? [], at, name, expect));

@@ -57,9 +57,13 @@ export interface BrokerEvent {
   stripped?: string[];
 }
 
-/** Where validated broker events go (the audit trail, the decision counters). */
+/**
+ * Where validated broker events go (the audit trail, the decision counters). A sink that returns a
+ * promise holds the /v1/audit answer until it resolves: the trail resolves once the events are
+ * persisted, so the broker deletes them from its spool only then.
+ */
 export interface BrokerEventSink {
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void;
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void | Promise<void>;
 }
 
 /** Entries the controller itself records (suspensions, revocations), per agent chain. */

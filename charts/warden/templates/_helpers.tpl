@@ -168,6 +168,9 @@ so the defaults run on any controller version and a changed value never fails si
 {{- if ne (toString $r.limits.memory) "128Mi" }}
 - --broker-memory-limit={{ $r.limits.memory }}
 {{- end }}
+{{- if ne (int64 $v.broker.auditSpool.maxBytes) 16777216 }}
+- --broker-audit-spool-max-bytes={{ int64 $v.broker.auditSpool.maxBytes }}
+{{- end }}
 - --audit-batch-size={{ $v.audit.batchSize }}
 - --audit-flush-seconds={{ $v.audit.flushSeconds }}
 - --audit-retention={{ $v.audit.retention }}

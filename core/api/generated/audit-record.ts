@@ -74,6 +74,10 @@ export interface AuditRecordSpec {
  */
 export interface AuditEntry {
   /**
+   * Stable id the broker gave the entry when it spooled it (`<16 hex digits of the broker process>-<sequence>`): a batch the broker ships again after a crash or a lost answer is written once. Absent on entries the controller writes itself.
+   */
+  id?: string;
+  /**
    * When it happened.
    */
   time: string;
