@@ -39,15 +39,13 @@ import { canonicalJson, GENESIS_DIGEST, recordName, sealRecord } from '../core/a
 import { dedupe, noteEntries, type Watermarks } from '../core/audit/entry-id.js';
 import { type AuditKeys, type ChainHead, signHead, signRecord } from '../core/audit/signature.js';
 import { createdBeforeSigning } from '../core/audit/verify.js';
-import { API_VERSION, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
+import { API_VERSION, AUDIT_FIELD_MANAGER, GROUP, LABEL_AGENT, PLURAL, VERSION } from '../core/constants.js';
 import { describeError, isTerminal } from '../kube/errors.js';
 import { ApiError, type KubeApi, type ObjectList, resourcePath } from '../kube/kube.js';
 import type { AuditResult } from '../observability/metrics.js';
 
 const AUDIT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
 const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
-/** Field manager of the writer's status.audit.head writes. */
-export const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
 
 export { agentLabelValue } from '../core/audit/labels.js';
 

@@ -28,13 +28,14 @@
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity, AuditEntry, CircuitBreaker as CircuitBreakerSpec } from '../core/api/index.js';
+import { CIRCUIT_BREAKER_FIELD_MANAGER } from '../core/constants.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink, ControllerAuditSink } from '../core/ports/audit.js';
 import type { EventRecorder } from '../kube/events.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
 import { AGENT_IDENTITIES } from '../kube/resources.js';
 
-/** Field manager of the breaker's spec and status writes; revocation's requestedBy names it. */
-export const CIRCUIT_BREAKER_FIELD_MANAGER = 'warden-circuit-breaker';
+// The breaker's field manager is a constant with the other status owners (core/status-owners.ts).
+export { CIRCUIT_BREAKER_FIELD_MANAGER };
 /** Reason of the Event, first word of spec.suspendReason, and of the audit entry's message. */
 export const CIRCUIT_BREAKER_TRIPPED = 'CircuitBreakerTripped';
 /** The window the thresholds are per. */

@@ -16,15 +16,13 @@
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
-import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { API_VERSION, GROUP, PLURAL, STATS_FIELD_MANAGER, VERSION } from '../core/constants.js';
 import type { EventRecorder } from '../kube/events.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
 
 const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity };
-/** The field manager of status counter writes (distinct from the reconcilers'). */
-export const STATS_FIELD_MANAGER = 'warden-authority';
 
 /** What one agent accumulated since its last write. */
 export interface PendingStats {

@@ -16,9 +16,8 @@
  */
 import type { Logger } from 'pino';
 import type { CredentialProvider } from '../core/api/index.js';
-import { GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { GROUP, PLURAL, STATS_FIELD_MANAGER, VERSION } from '../core/constants.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
-import { STATS_FIELD_MANAGER } from './decision-stats.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
 
 const PROVIDER_REF = { group: GROUP, version: VERSION, plural: PLURAL.CredentialProvider };

@@ -11,9 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { JsonLineExporter } from '../audit/export.js';
+import { recordForged } from '../audit/forged-status.js';
 import { AUDIT_KEY_ROTATION, AUDIT_SIGNING_KEYS_SECRET, PublishedAuditKeys } from '../audit/keyset.js';
 import { TrailAuditSink } from '../audit/sink.js';
-import { AUDIT_FIELD_MANAGER, AuditWriter } from '../audit/writer.js';
+import { AuditWriter } from '../audit/writer.js';
 import { CircuitBreaker } from '../authority/circuit-breaker.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
@@ -26,9 +27,14 @@ import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js
 import type { AgentIdentity } from '../core/api/index.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
 import { type RetentionPolicy, retentionEnabled } from '../core/audit/retention.js';
-import { API_VERSION } from '../core/constants.js';
+import {
+  API_VERSION,
+  AUDIT_FIELD_MANAGER,
+  RETENTION_FIELD_MANAGER,
+  REVOCATION_FIELD_MANAGER,
+} from '../core/constants.js';
 import type { Controller } from '../kube/controller.js';
-import { type KubeApi, KubeConfigApi, resourcePath } from '../kube/kube.js';
+import { KubeConfigApi } from '../kube/kube.js';
 import { Manager } from '../kube/manager.js';
 import { AGENT_IDENTITIES } from '../kube/resources.js';
 import { runnableValue, type ValueRunnable } from '../lifecycle/runnables.js';
@@ -110,34 +116,6 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-/** Counts a forged AuditRecord in status.audit.forged of its AgentIdentity (through /status). */
-async function addForged(
-  api: KubeApi,
-  namespace: string,
-  agent: string,
-  record: string,
-  reason: string,
-): Promise<void> {
-  const path = resourcePath(AGENT_IDENTITIES, namespace, agent);
-  const current = await api.request<{ status?: { audit?: { forged?: { count?: number } } } }>('GET', path);
-  await api.request('PATCH', `${path}/status`, {
-    body: {
-      status: {
-        audit: {
-          forged: {
-            count: (current.status?.audit?.forged?.count ?? 0) + 1,
-            lastRecord: record,
-            lastReason: reason.slice(0, 1024),
-            lastTime: new Date().toISOString(),
-          },
-        },
-      },
-    },
-    contentType: 'application/merge-patch+json',
-    query: { fieldManager: AUDIT_FIELD_MANAGER },
-  });
-}
-
 /** Liveness on /healthz, readiness (the manager's) on /readyz, metrics on /metrics. */
 function healthServer(
   metrics: WardenMetrics,
@@ -212,7 +190,13 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     // A record without the controller's signature where it was about to write: skipped, and told
     // on the agent (Event + status.audit.forged), never chained onto.
     onForged: (namespace, agent, record, reason) => {
-      void addForged(api, namespace, agent, record, reason).catch((err: unknown) =>
+      void recordForged(api, mgr.statusWriter(AUDIT_FIELD_MANAGER), {
+        namespace,
+        agent,
+        record,
+        reason,
+        time: new Date(),
+      }).catch((err: unknown) =>
         log.warn(
           { namespace, agent, record, err: String(err) },
           'could not record a forged AuditRecord in status',
@@ -344,7 +328,13 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const { controllers, shared } = addOperator(mgr, { metrics: reconcileMetrics });
   addController(
     mgr,
-    revocationController({ ...shared, revoker, audit: auditSink, metrics: reconcileMetrics }),
+    revocationController({
+      ...shared,
+      status: mgr.statusWriter(REVOCATION_FIELD_MANAGER),
+      revoker,
+      audit: auditSink,
+      metrics: reconcileMetrics,
+    }),
   );
   addController(
     mgr,
@@ -359,7 +349,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   if (o.auditRetention && retentionEnabled(o.auditRetention))
     addController(
       mgr,
-      auditRetentionController({ ...shared, policy: o.auditRetention, metrics: reconcileMetrics }),
+      auditRetentionController({
+        ...shared,
+        status: mgr.statusWriter(RETENTION_FIELD_MANAGER),
+        policy: o.auditRetention,
+        metrics: reconcileMetrics,
+      }),
     );
 
   await mgr.start();

@@ -86,8 +86,22 @@ export const HEADER_DPOP = 'DPoP';
 /** RFC 9449 §7.1: the Authorization scheme of a DPoP-bound (sender-constrained) token. */
 export const AUTH_SCHEME_DPOP = 'DPoP';
 
-/** Field manager name for server-side apply and status writes. */
+/**
+ * Field manager of the controller's own writes: the reconcilers' status (conditions, …), the
+ * webhook's TLS Secret and configuration. Each status field has one field manager: the owners are
+ * STATUS_OWNERS in core/status-owners.ts and the table in docs/conventions.md §5.
+ */
 export const FIELD_MANAGER = 'warden-controller';
+/** Field manager of the revocation reconciler: AgentIdentity status.revocation. */
+export const REVOCATION_FIELD_MANAGER = 'warden-controller-revocation';
+/** Field manager of the audit retention reconciler: AgentIdentity status.audit.prunedThrough. */
+export const RETENTION_FIELD_MANAGER = 'warden-controller-retention';
+/** Field manager of the audit writer: AgentIdentity status.audit.head and status.audit.forged. */
+export const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
+/** Field manager of the authority's counters: decisions, lastSeen, lastAttestation, audit.dropped, issuedCount. */
+export const STATS_FIELD_MANAGER = 'warden-authority';
+/** Field manager of the circuit breaker's spec and status writes (status.circuitBreaker); revocation's requestedBy names it. */
+export const CIRCUIT_BREAKER_FIELD_MANAGER = 'warden-circuit-breaker';
 /** Name of the leader-election Lease. */
 export const LEADER_LEASE_NAME = 'warden-controller-leader';
 /** Event reporting controller (events.k8s.io/v1 reportingController). */

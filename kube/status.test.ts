@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConflictError } from './errors.js';
+import { REVOCATION_FIELD_MANAGER } from '../core/constants.js';
+import { ConflictError, TerminalError } from './errors.js';
 import { ApiError, type KubeApi, type RequestOptions } from './kube.js';
 import { ApiStatusWriter, jsonEqual, statusChanged } from './status.js';
 
@@ -38,6 +39,12 @@ describe('statusChanged', () => {
     ['removing a present field', { decisions: null }, true],
     ['removing an absent field', { lastSeen: null }, false],
     ['undefined desired fields are ignored', { lastSeen: undefined }, false],
+    ['an object member left out of the patch is no change', { decisions: {} }, false],
+    ['an object member that differs', { decisions: { allowed: 6 } }, true],
+    ['a new member of an object', { decisions: { denied: 1 } }, true],
+    ['removing a present member', { decisions: { allowed: null } }, true],
+    ['removing an absent member', { decisions: { denied: null } }, false],
+    ['a member of an absent object', { audit: { prunedThrough: '2/ab' } }, true],
   ])('%s → %s', (_n, desired, expected) => {
     expect(statusChanged(current, desired)).toBe(expected);
   });
@@ -88,6 +95,33 @@ describe('ApiStatusWriter', () => {
       },
     ]);
   });
+
+  it('overwrite leaves the resourceVersion out and carries the field manager', async () => {
+    const api = new StatusSink();
+    const writer = new ApiStatusWriter(api, REVOCATION_FIELD_MANAGER);
+    expect(await writer.overwrite(ref, obj, { revocation: { pending: 0 } })).toBe('updated');
+    expect(api.writes.map((w) => w.opts.body)).toEqual([{ status: { revocation: { pending: 0 } } }]);
+    expect(api.writes[0]?.opts.query).toEqual({ fieldManager: REVOCATION_FIELD_MANAGER });
+  });
+
+  it.each([
+    [
+      'write',
+      (w: ApiStatusWriter) => w.write(ref, obj, { observedGeneration: 2, decisions: { allowed: 1 } }),
+    ],
+    ['overwrite', (w: ApiStatusWriter) => w.overwrite(ref, obj, { audit: { head: {} } })],
+  ])(
+    '%s refuses a field its field manager does not own, before any request, naming it and the fix',
+    async (_n, act) => {
+      const api = new StatusSink();
+      const err = await act(new ApiStatusWriter(api)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toMatch(
+        /^AgentIdentity status: field manager warden-controller does not own status\.(decisions|audit); .*core\/status-owners\.ts/,
+      );
+      expect(api.writes).toHaveLength(0);
+    },
+  );
 
   it('turns a 409 into a ConflictError naming the object', async () => {
     const api = new StatusSink();

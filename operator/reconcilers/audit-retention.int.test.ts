@@ -11,11 +11,12 @@ import type { AgentIdentity, AuditEntry, AuditRecord } from '../../core/api/inde
 import { parsePrunedThrough } from '../../core/audit/chain.js';
 import type { RetentionPolicy } from '../../core/audit/retention.js';
 import { verifyTrail } from '../../core/audit/verify.js';
-import { API_VERSION, PLURAL } from '../../core/constants.js';
+import { API_VERSION, PLURAL, RETENTION_FIELD_MANAGER } from '../../core/constants.js';
 import { freshNamespace, kubeConfig } from '../../e2e/harness/index.js';
 import { type Clock, realClock } from '../../kube/clock.js';
 import type { Informer } from '../../kube/informer.js';
 import { KubeConfigApi, type ObjectList } from '../../kube/kube.js';
+import { ApiStatusWriter } from '../../kube/status.js';
 import { prunedThroughOf, reconcileAuditRetention } from './audit-retention.js';
 
 const HOUR = 3_600_000;
@@ -63,10 +64,20 @@ async function setup(prefix: string, agents: string[]) {
     (await api.request<ObjectList<AgentIdentity>>('GET', `${base}/${PLURAL.AgentIdentity}`)).items;
   /** One retention pass over the namespace with the given limits and clock. */
   const prune = async (policy: RetentionPolicy, clock: Clock = realClock) => {
-    // Only list() is used by the reconciler; a live read stands in for the informer cache.
+    // Only list() and get() are used by the reconciler; a live read stands in for the informer cache.
     const current = await identities();
-    const informer = { list: () => current } as unknown as Informer<AgentIdentity>;
-    const reconcile = reconcileAuditRetention({ agents: informer, api, clock, policy, intervalMs: 0 });
+    const informer = {
+      list: () => current,
+      get: (name: string) => current.find((a) => a.metadata?.name === name),
+    } as unknown as Informer<AgentIdentity>;
+    const reconcile = reconcileAuditRetention({
+      agents: informer,
+      api,
+      status: new ApiStatusWriter(api, RETENTION_FIELD_MANAGER),
+      clock,
+      policy,
+      intervalMs: 0,
+    });
     return reconcile({ namespace: ns, name: '' }, ctx);
   };
   /** What `kubectl warden audit --verify` checks, from what a reader sees. */
@@ -119,6 +130,11 @@ describe('audit retention', () => {
     const bot = await t.identity('bot');
     expect(parsePrunedThrough(prunedThroughOf(bot))?.sequence).toBe(2);
     expect(bot.status?.audit?.pruned).toMatchObject({ reason: 'MaxAge', limit: 'older than 1h' });
+    // Written by its one owner (docs/conventions.md §5).
+    const owners = (bot.metadata?.managedFields ?? []).filter(
+      (m) => m.subresource === 'status' && JSON.stringify(m.fieldsV1 ?? {}).includes('"f:prunedThrough"'),
+    );
+    expect(owners.map((m) => m.manager)).toEqual([RETENTION_FIELD_MANAGER]);
     const v = await t.verify();
     expect(v.problems).toEqual([]);
     expect(v.notes.find((n) => n.kind === 'pruned')?.message).toMatch(

@@ -33,6 +33,7 @@ import { isNotFound } from '../../kube/errors.js';
 import type { Informer } from '../../kube/informer.js';
 import { type KubeApi, METADATA_LIST_ACCEPT, resourcePath } from '../../kube/kube.js';
 import { AGENT_IDENTITIES } from '../../kube/resources.js';
+import type { StatusWriter } from '../../kube/status.js';
 
 /**
  * `status.audit.prunedThrough` of an AgentIdentity, `<sequence>:<digest>`: records 0..sequence were
@@ -45,7 +46,6 @@ export function prunedThroughOf(
 ): string | undefined {
   return agent?.status?.audit?.prunedThrough;
 }
-export const RETENTION_FIELD_MANAGER = 'warden-controller-retention';
 
 const AUDIT_RECORDS = { group: GROUP, version: VERSION, plural: PLURAL.AuditRecord };
 /** Deletes in flight per pass: enough to keep up with 1,000 entries/s, gentle on the API server. */
@@ -61,7 +61,10 @@ interface MetadataList {
 
 export interface RetentionDeps {
   agents: Informer<AgentIdentity>;
+  /** Lists, reads and deletes AuditRecords. */
   api: KubeApi;
+  /** The Manager's status writer of RETENTION_FIELD_MANAGER, the one owner of status.audit.prunedThrough and .pruned. */
+  status: StatusWriter;
   clock: Clock;
   policy: RetentionPolicy;
   /**
@@ -163,7 +166,7 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
     const plans = planRetention(chains, deps.policy, deps.clock.now(), unmanaged);
     // act: each chain's cut first, then its deletes
     for (const plan of plans) {
-      if (plan.cutSequence !== undefined) await writeCut(namespace, plan, ctx.signal);
+      if (plan.cutSequence !== undefined && !(await writeCut(namespace, plan, ctx.signal))) continue;
       if (plan.delete.length === 0) continue;
       await deleteAll(namespace, plan.delete, ctx.signal);
       ctx.logger.info(
@@ -178,8 +181,11 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
     }
   }
 
-  /** Reads the digest of the record at the cut and records the cut in the AgentIdentity status. */
-  async function writeCut(namespace: string, plan: ChainPlan, signal: AbortSignal): Promise<void> {
+  /**
+   * Reads the digest of the record at the cut and records the cut in the AgentIdentity status;
+   * false when the AgentIdentity is gone (no status to record the cut in: nothing is pruned).
+   */
+  async function writeCut(namespace: string, plan: ChainPlan, signal: AbortSignal): Promise<boolean> {
     const sequence = plan.cutSequence as number;
     const record = await deps.api.request<AuditRecord>(
       'GET',
@@ -193,23 +199,26 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
       );
     }
     const reason = plan.reason ?? 'MaxAge';
-    await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, namespace, plan.agent, 'status'), {
-      body: {
-        status: {
-          audit: {
-            prunedThrough: formatPrunedThrough({ sequence, digest: record.spec.digest }),
-            pruned: {
-              time: new Date(deps.clock.now()).toISOString(),
-              reason,
-              limit: describeLimit(deps.policy, reason),
-            },
+    // Without a resourceVersion: this leader-only reconciler is the fields' one writer and the cut
+    // only moves forward (it is planned from the live list of records), while the counters and the
+    // audit head change the object every few seconds on a busy agent.
+    const agent = deps.agents.get(plan.agent, namespace) ?? { metadata: { namespace, name: plan.agent } };
+    const written = await deps.status.overwrite(
+      AGENT_IDENTITIES,
+      agent,
+      {
+        audit: {
+          prunedThrough: formatPrunedThrough({ sequence, digest: record.spec.digest }),
+          pruned: {
+            time: new Date(deps.clock.now()).toISOString(),
+            reason,
+            limit: describeLimit(deps.policy, reason),
           },
         },
       },
-      contentType: 'application/merge-patch+json',
-      query: { fieldManager: RETENTION_FIELD_MANAGER },
       signal,
-    });
+    );
+    return written !== 'gone';
   }
 
   async function deleteAll(namespace: string, names: readonly string[], signal: AbortSignal): Promise<void> {

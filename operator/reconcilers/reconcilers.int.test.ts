@@ -234,8 +234,13 @@ describe('AccessPolicy reconciler', () => {
 class RacingStatusWriter implements StatusWriter {
   private readonly inner: ApiStatusWriter;
   readonly raced = new Set<string>();
+  readonly fieldManager: string;
   constructor(private readonly race: (path: string) => Promise<void>) {
     this.inner = new ApiStatusWriter(api);
+    this.fieldManager = this.inner.fieldManager;
+  }
+  overwrite(ref: ResourceRef, obj: Obj, desired: Record<string, unknown>, signal?: AbortSignal) {
+    return this.inner.overwrite(ref, obj, desired, signal);
   }
   async write(ref: ResourceRef, obj: Obj, desired: Record<string, unknown>, signal?: AbortSignal) {
     const path = wardenPath(obj.metadata?.namespace ?? '', ref.plural, obj.metadata?.name);

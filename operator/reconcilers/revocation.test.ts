@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity } from '../../core/api/index.js';
 import { ANNOTATION_SUSPENDED_BY } from '../../core/constants.js';
-import { decideRevocation, revocationDone, suspendedBy, suspendedSince } from './revocation.js';
+import { decideRevocation, requestPatch, revocationDone, suspendedBy, suspendedSince } from './revocation.js';
 
 const NOW = new Date('2026-11-29T12:00:00.000Z');
 const T0 = '2026-11-29T10:00:00Z';
@@ -165,6 +165,35 @@ describe('decideRevocation', () => {
   it('says when no reason was given', () => {
     const d = decideRevocation(agent(killed), NOW);
     expect(d.kind === 'start' && d.revocation.reason).toBe('no reason given');
+  });
+});
+
+/** RFC 7386 merge patch of a JSON object (what the API server does with the status write). */
+function mergePatch(
+  target: Record<string, unknown>,
+  patch: Record<string, unknown>,
+): Record<string, unknown> {
+  const out = { ...target };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+describe('requestPatch', () => {
+  it("a new revocation removes the previous one's completedAt and pending, so a crash before its outcome does not look complete", () => {
+    const previous = { requestedAt: T0, completedAt: T0, credentialsRevoked: 3, pending: 1 };
+    const before = agent({ ...killed, revocation: previous });
+    const action = decideRevocation(before, NOW);
+    expect(action.kind).toBe('start');
+    if (action.kind !== 'start') return;
+    const written = mergePatch(previous, requestPatch(action.revocation));
+    expect(written).toEqual({ ...action.revocation });
+    const after = agent({ ...killed, revocation: written });
+    expect(revocationDone(after)).toBe(false);
+    // The next leader finds it in progress and revokes.
+    expect(decideRevocation(after, NOW)).toEqual({ kind: 'revoke', revocation: written });
   });
 });
 

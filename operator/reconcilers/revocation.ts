@@ -25,14 +25,10 @@ import type { ControllerAuditSink } from '../../core/ports/audit.js';
 import type { AgentRevoker, RevocationProvider } from '../../core/ports/credentials.js';
 import type { Clock } from '../../kube/clock.js';
 import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
-import { ConflictError, isConflict, isNotFound } from '../../kube/errors.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
-import { type KubeApi, resourcePath } from '../../kube/kube.js';
 import { AGENT_IDENTITIES } from '../../kube/resources.js';
-
-/** Field manager of the revocation reconciler's writes. */
-export const REVOCATION_FIELD_MANAGER = 'warden-controller-revocation';
+import type { StatusWriter } from '../../kube/status.js';
 
 export const REVOCATION_REASON = {
   RevocationRequested: 'RevocationRequested',
@@ -47,6 +43,19 @@ export interface RevocationStatus {
   reason?: string;
   credentialsRevoked?: number;
   pending?: number;
+}
+
+/** status.revocation as a merge patch: null removes a member. */
+export type RevocationPatch = { [K in keyof RevocationStatus]?: RevocationStatus[K] | null };
+
+/**
+ * Pure: the patch that records a new revocation request. A merge patch keeps the members it does
+ * not name, so the previous revocation's completedAt and pending are removed explicitly: left in
+ * place, a crash before this revocation's outcome is written would make it look complete (and the
+ * next leader would not revoke).
+ */
+export function requestPatch(rev: RevocationStatus): RevocationPatch {
+  return { ...rev, completedAt: null, pending: null };
 }
 
 interface ManagedFieldsEntry {
@@ -142,7 +151,8 @@ export function decideRevocation(agent: AgentIdentity, now: Date): RevocationAct
 export interface RevocationDeps {
   agents: Informer<AgentIdentity>;
   providers: Informer<CredentialProvider>;
-  api: KubeApi;
+  /** The Manager's status writer of REVOCATION_FIELD_MANAGER, the one owner of status.revocation. */
+  status: StatusWriter;
   revoker: AgentRevoker;
   recorder: EventRecorder;
   audit?: ControllerAuditSink;
@@ -160,24 +170,15 @@ function entry(kind: AuditEntry['kind'], time: string, rev: RevocationStatus, me
 }
 
 export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
-  const patchStatus = async (agent: AgentIdentity, rev: RevocationStatus, precondition: boolean) => {
-    const ns = agent.metadata?.namespace ?? '';
-    const name = agent.metadata?.name ?? '';
-    try {
-      await deps.api.request('PATCH', resourcePath(AGENT_IDENTITIES, ns, name, 'status'), {
-        body: {
-          ...(precondition ? { metadata: { resourceVersion: agent.metadata?.resourceVersion } } : {}),
-          status: { revocation: rev },
-        },
-        contentType: 'application/merge-patch+json',
-        query: { fieldManager: REVOCATION_FIELD_MANAGER },
-      });
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      if (isConflict(err)) throw new ConflictError(`AgentIdentity ${ns}/${name} status`, { cause: err });
-      throw err;
-    }
+  // The request is written with the resourceVersion read (another replica may have started
+  // meanwhile: 409 → re-read); progress and the outcome without it, as they must land after the
+  // revoking whatever else changed on the object (status.revocation has no other writer).
+  const patchStatus = async (agent: AgentIdentity, rev: RevocationPatch, precondition: boolean) => {
+    const desired = { revocation: rev };
+    const written = precondition
+      ? await deps.status.write(AGENT_IDENTITIES, agent, desired)
+      : await deps.status.overwrite(AGENT_IDENTITIES, agent, desired);
+    return written !== 'gone';
   };
   // requestedAt of revocations this process completed, per agent: the informer may still show
   // "in progress" for a moment after our own completion write, and that is not work to redo.
@@ -202,7 +203,7 @@ export function reconcileRevocation(deps: RevocationDeps): ReconcileFn {
     let rev = action.revocation;
     if (action.kind === 'start') {
       // With the resourceVersion we read: if another replica started meanwhile, 409 → re-read.
-      if (!(await patchStatus(agent, rev, true))) return;
+      if (!(await patchStatus(agent, requestPatch(rev), true))) return;
       deps.recorder.record(agent, {
         type: 'Warning',
         reason: REVOCATION_REASON.RevocationRequested,
