@@ -278,7 +278,12 @@ async function decideCredentials(
         ...(request.dpopJkt ? { dpopJkt: request.dpopJkt } : {}),
       });
     } catch (err) {
-      if (err instanceof IssueRefused) throw new DeniedError({ reason: err.reason, message: err.message });
+      if (err instanceof IssueRefused) {
+        // An unreachable upstream (the database, a token endpoint) is unavailability: 503, so the
+        // broker tells its client to retry (PostgreSQL: SQLSTATE class 08) instead of "denied".
+        if (err.retryable) throw new OAuthError('temporarily_unavailable', err.message, undefined, 503);
+        throw new DeniedError({ reason: err.reason, message: err.message });
+      }
       throw err;
     }
     ctx.audit.credentialId = credential.id;

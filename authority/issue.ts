@@ -82,6 +82,8 @@ export class IssueRefused extends Error {
   constructor(
     readonly reason: 'ProviderNotFound' | 'CredentialUnavailable',
     message: string,
+    /** The upstream could not be reached (MintError UpstreamUnreachable): "not now", not "no". */
+    readonly retryable = false,
   ) {
     super(message);
   }
@@ -137,6 +139,7 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
       throw new IssueRefused(
         'CredentialUnavailable',
         `${where}: ${err.reason}: ${failureMessage(where, err)}`,
+        err.reason === 'UpstreamUnreachable',
       );
     }
     // Unknown failures carry no detail to the broker: they could quote upstream responses.

@@ -492,8 +492,10 @@ export function parseCredentialAnswer(
     return { ...base, postgresql: login };
   }
   if (status === 429 || status >= 500 || status === 0) {
+    // The authority's description says what is unavailable (e.g. the database it mints roles in).
+    const why = typeof body.error_description === 'string' ? `: ${body.error_description.slice(0, 512)}` : '';
     throw new AuthorityUnavailableError(
-      `/v1/credentials answered ${status} ${String(body.error ?? '')}`.trim(),
+      `/v1/credentials answered ${status} ${String(body.error ?? '')}`.trim() + why,
     );
   }
   const d = (body.decision ?? {}) as {

@@ -9,6 +9,9 @@
  * dropped by the operator after its TTL (and its session ended); the kill switch ends open
  * sessions and refuses new ones; and no byte the agent received holds the role's password.
  */
+import { execFile } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
+import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +26,7 @@ import {
 } from './harness/postgres.js';
 import { eventually, type Stack, startStack } from './killswitch-fixture.js';
 
+const run = promisify(execFile);
 const ADMIN_PASSWORD = 'e2e-admin-password-pg-chain';
 const ROLE_TTL = '4s';
 
@@ -215,6 +219,99 @@ describe('PostgreSQL through the broker (real control plane, controller, broker,
       (e: unknown) => e as Error,
     );
     expect(bad?.message).toMatch(/warden\.context: not valid JSON/);
+  });
+
+  describe("PostgreSQL clients' habits (#19 item 6)", () => {
+    /** Real psql against the broker's endpoint; resolves with the exit code and output. */
+    const psql = async (conninfo: string, env: Record<string, string> = {}) => {
+      try {
+        const r = await run(
+          'psql',
+          [conninfo, '-XAtc', "SELECT current_user || ' ' || current_setting('search_path')"],
+          {
+            env: {
+              PATH: process.env.PATH ?? '',
+              PGCONNECT_TIMEOUT: '10',
+              PGPASSFILE: '/nonexistent/warden-test-pgpass',
+              ...env,
+            },
+          },
+        );
+        return { code: 0, stdout: r.stdout.trim(), stderr: r.stderr };
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string; stderr?: string };
+        return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+      }
+    };
+
+    it('psql with sslmode=require and PGOPTIONS search_path gets an encrypted session with that path', async () => {
+      const r = await psql(
+        `host=127.0.0.1 port=${stack.broker.ports.pg!} user=agent dbname=orders sslmode=require`,
+        {
+          PGOPTIONS: '-c search_path=audit,public',
+        },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^w_\S+ audit,public$/);
+    });
+
+    it('psql without a database name is told that the database name is the provider name', async () => {
+      const r = await psql(`host=127.0.0.1 port=${stack.broker.ports.pg!} user=agent`);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("no CredentialProvider 'agent'");
+      expect(r.stderr).toContain(
+        `the database name is the CredentialProvider's name, and none was given (psql and libpq then use the user name 'agent'): connect with psql "$WARDEN_PG_BASE/<provider>" or -d <provider>`,
+      );
+    });
+
+    it('a setting the broker does not forward is refused naming it (0A000), and audited', async () => {
+      const err = await connectAgent('orders', '-c work_mem=1GB').then(
+        () => null,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code).toBe('0A000');
+      expect(err?.message).toMatch(/connection option -c 'work_mem' is not forwarded by the Warden broker/);
+      await eventually('the refusal in the audit trail', async () =>
+        (await stack.auditRecords())
+          .flatMap((r) => r.spec.entries)
+          .find((e) => e.decision === 'Deny' && e.target === 'orders' && e.message?.includes("'work_mem'")),
+      );
+    });
+
+    it('an unreachable database is class 08 (clients retry), not 28000, and says so', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      const create = (plural: string, kind: string, name: string, spec: unknown) =>
+        stack.api.request('POST', `/apis/${API_VERSION}/namespaces/${ns}/${plural}`, {
+          body: { apiVersion: API_VERSION, kind, metadata: { name }, spec },
+        });
+      await create(
+        PLURAL.CredentialProvider,
+        'CredentialProvider',
+        'gone',
+        postgresProviderSpec({ port }, { grantRoles: ['orders_read'], roleTTL: ROLE_TTL }),
+      );
+      await create(PLURAL.AccessPolicy, 'AccessPolicy', 'gone-db', {
+        agentSelector: { names: [stack.agent] },
+        rules: [{ targets: ['gone'] }],
+      });
+      await eventually('the broker to know the provider gone', async () =>
+        stack.broker.broker.decider.gate('gone', 'PostgreSQL').ok ? true : undefined,
+      );
+      const err = await eventually('an allowed session the database cannot take', async () => {
+        const e = await connectAgent('gone').then(
+          () => null,
+          (x: unknown) => x as Error & { code?: string },
+        );
+        // Until the policy reaches the broker the session is denied (28000): wait for the allow.
+        return e && e.code !== '28000' ? e : undefined;
+      });
+      expect(err.code).toBe('08006');
+      expect(err.message).toMatch(/Warden could not open the session to 'gone' now \(retry\)/);
+      expect(err.message).toContain(`database 127.0.0.1:${port}/postgres is unreachable`);
+    });
   });
 
   it('the role disappears after its TTL: the operator drops it and ends its session', async () => {

@@ -3,7 +3,10 @@
  * the real PostgreSQL from e2e/harness/postgres is the upstream, and the authority's real
  * PostgresMinter issues the temporary roles.
  */
+import { execFile } from 'node:child_process';
 import { type AddressInfo, connect, createServer, type Server, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresMinter } from '../../authority/mint/postgresql.js';
@@ -16,13 +19,17 @@ import {
   startPostgres,
 } from '../../e2e/harness/postgres.js';
 import {
+  generateLoopbackTls,
   type PgClientInfo,
   type PgDecision,
   type PgEndpoint,
   type PgSessionEvent,
   startPgEndpoint,
 } from './endpoint.js';
+import { sessionSettings } from './options.js';
 import { sslRequest, startupMessage } from './protocol.js';
+
+const run = promisify(execFile);
 
 async function eventuallyTrue(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -229,13 +236,163 @@ describe('broker PostgreSQL endpoint', () => {
     expect(all.toString('latin1')).toContain('SELECT 1'); // CommandComplete tag
   });
 
-  it('answers SSLRequest with N, then serves the plain session', async () => {
-    const s = connect(endpoint.port, '127.0.0.1');
-    await new Promise((r) => s.once('connect', r));
-    const answer = new Promise<Buffer>((resolve) => s.once('data', resolve));
-    s.write(sslRequest());
-    expect((await answer).toString()).toBe('N');
-    s.destroy();
+  describe('TLS on the loopback endpoint', () => {
+    const tlsSession = async (ssl: pg.ClientConfig['ssl'], port = endpoint.port, host = '127.0.0.1') => {
+      const client = new pg.Client({ host, port, user: 'agent', database: 'whatever', ssl });
+      client.on('error', () => {});
+      await client.connect();
+      return client;
+    };
+
+    it('sslmode=require (encrypt, no verification) works with the generated certificate', async () => {
+      const client = await tlsSession({ rejectUnauthorized: false });
+      try {
+        // biome-ignore lint/suspicious/noExplicitAny: pg's Connection.stream is not in its typings.
+        const stream = (client as any).connection.stream as TLSSocket;
+        expect(stream.encrypted).toBe(true);
+        expect(['TLSv1.2', 'TLSv1.3']).toContain(stream.getProtocol());
+        const who = await client.query<{ u: string }>('SELECT current_user AS u');
+        expect(who.rows[0]?.u).toMatch(/^w_support_bot_/);
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('psql with sslmode=require gets an encrypted session (real psql)', async () => {
+      const { stdout } = await run(
+        'psql',
+        [
+          `host=127.0.0.1 port=${endpoint.port} user=agent dbname=whatever sslmode=require`,
+          '-XAtc',
+          'SELECT current_user',
+        ],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            PGCONNECT_TIMEOUT: '10',
+            PGPASSFILE: '/nonexistent/warden-test-pgpass',
+          },
+        },
+      );
+      expect(stdout.trim()).toMatch(/^w_support_bot_/);
+    });
+
+    it('the generated certificate verifies against no CA the agent has (verify-full needs a given one)', async () => {
+      const other = await generateLoopbackTls();
+      await expect(tlsSession({ ca: other.caPem })).rejects.toThrow(/certificate/);
+    });
+
+    it('sslmode=verify-full works with a certificate the endpoint is given and the agent trusts', async () => {
+      const given = await generateLoopbackTls();
+      const verified = await startPgEndpoint({
+        target: 'tickets-db',
+        tls: { certPem: given.certPem, keyPem: given.keyPem },
+        decide: async () => ({ allow: true }),
+        getCredential: async () => {
+          const result = await minter.mint(
+            request({ provider: pgProvider(), secrets: store, policy: policy({}) }),
+          );
+          return (result.credential as PostgresCredential).value;
+        },
+      });
+      try {
+        for (const host of ['127.0.0.1', 'localhost']) {
+          const client = await tlsSession({ ca: given.caPem }, verified.port, host);
+          expect((await client.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n).toBe(1);
+          await client.end();
+        }
+      } finally {
+        await verified.close();
+      }
+    });
+
+    it('refuses bytes pipelined after the SSLRequest, before the handshake, without deciding', async () => {
+      const before = seen.length;
+      const s = connect(endpoint.port, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      const closed = new Promise((r) => s.once('close', r));
+      s.write(Buffer.concat([sslRequest(), startupMessage({ user: 'agent', database: 'whatever' })]));
+      await closed;
+      expect(Buffer.concat(chunks).toString('latin1')).not.toContain('S');
+      expect(seen.length).toBe(before);
+    });
+
+    it('answers GSSENCRequest with N (no GSSAPI encryption)', async () => {
+      const s = connect(endpoint.port, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      const answer = new Promise<Buffer>((resolve) => s.once('data', resolve));
+      const gssenc = Buffer.alloc(8);
+      gssenc.writeInt32BE(8, 0);
+      gssenc.writeInt32BE(80877104, 4);
+      s.write(gssenc);
+      expect((await answer).toString()).toBe('N');
+      s.destroy();
+    });
+  });
+
+  describe('session settings', () => {
+    it('forwards listed settings from PGOPTIONS and start-up parameters upstream', async () => {
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port: endpoint.port,
+        user: 'agent',
+        database: 'whatever',
+        application_name: 'settings-test',
+        statement_timeout: 4321,
+        options: '-c search_path=app,public -c TimeZone=Pacific/Auckland',
+      });
+      await client.connect();
+      try {
+        const r = await client.query<Record<string, string>>(
+          "SELECT current_setting('search_path') AS sp, current_setting('TimeZone') AS tz, current_setting('application_name') AS app, current_setting('statement_timeout') AS st",
+        );
+        expect(r.rows[0]).toEqual({
+          sp: 'app,public',
+          tz: 'Pacific/Auckland',
+          app: 'settings-test',
+          st: '4321ms',
+        });
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('refuses a setting off the list with 0A000, naming it, and never contacts the database', async () => {
+      decide = async (info) => {
+        const s = sessionSettings(info.parameters);
+        return s.ok ? { allow: true } : { allow: false, message: s.message, code: '0A000' };
+      };
+      const mintedBefore = minted.length;
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port: endpoint.port,
+        user: 'agent',
+        database: 'whatever',
+        options: '-c work_mem=1GB',
+      });
+      client.on('error', () => {});
+      const err = (await client.connect().then(
+        () => null,
+        (e: unknown) => e,
+      )) as (Error & { code?: string }) | null;
+      expect(err?.code).toBe('0A000');
+      expect(err?.message).toMatch(/connection option -c 'work_mem' is not forwarded by the Warden broker/);
+      expect(minted.length).toBe(mintedBefore);
+    });
+
+    it('a refusal the decision marks as unavailability is class 08 and says to retry', async () => {
+      decide = async () => ({ allow: false, message: 'the authority is unreachable', code: '08006' });
+      const client = new pg.Client({ host: '127.0.0.1', port: endpoint.port, user: 'agent', database: 'x' });
+      client.on('error', () => {});
+      const err = (await client.connect().then(
+        () => null,
+        (e: unknown) => e,
+      )) as (Error & { code?: string }) | null;
+      expect(err?.code).toBe('08006');
+      expect(err?.message).toMatch(/Warden could not open the session to 'tickets-db' now \(retry\)/);
+    });
   });
 
   it.each([

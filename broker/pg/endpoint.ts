@@ -2,7 +2,9 @@
  * The broker's local PostgreSQL endpoint. The agent connects to 127.0.0.1:<port> with any user
  * name and no password (trust: only processes inside the pod can reach loopback); the broker
  *
- *   1. reads the startup packet (answering SSLRequest/GSSENCRequest with 'N': loopback only),
+ *   1. reads the startup packet, over TLS when the agent asks for it (SSLRequest: `sslmode=require`
+ *      works; the certificate is generated at start unless one is given — docs/postgresql.md,
+ *      "TLS on the loopback endpoint"); GSSENCRequest is answered 'N',
  *   2. asks policy (injected `decide`) — a denial is an ErrorResponse, SQLSTATE 28000,
  *   3. obtains a temporary role (injected `getCredential`: the authority mints it),
  *   4. logs in upstream as that role with SCRAM-SHA-256 (scram.ts), verifying the server,
@@ -15,9 +17,10 @@
  * Cancel requests are forwarded only for sessions this endpoint opened.
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createSecureContext, type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
+import { createCertificateAuthority } from '../../core/x509.js';
 import type { InFlightRegistry } from '../in-flight.js';
-import { WARDEN_SETTING_PREFIX } from './options.js';
+import { sessionSettings, WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
   authenticationOk,
@@ -49,11 +52,33 @@ export interface PgClientInfo {
    * May hold the human's token: never log it or put it in an event message.
    */
   readonly options?: string | undefined;
+  /**
+   * Every start-up parameter the agent sent (options.ts sessionSettings reads the settings to
+   * forward). Holds `options` too: never log it.
+   */
+  readonly parameters: Readonly<Record<string, string>>;
 }
 
 export type PgDecision =
   | { readonly allow: true }
-  | { readonly allow: false; readonly message: string; readonly detail?: string | undefined };
+  | {
+      readonly allow: false;
+      readonly message: string;
+      readonly detail?: string | undefined;
+      /**
+       * SQLSTATE of the refusal: 28000 (the default) when Warden denies; class 08 when the session
+       * cannot be opened now (authority or database unreachable, no fresh policy), so clients and
+       * poolers retry; 0A000 for a start-up option the broker does not forward.
+       */
+      readonly code?: string | undefined;
+    };
+
+/** SQLSTATEs of refusals: a client retries class 08, and gives up on the others. */
+export const PG_REFUSAL = {
+  denied: '28000',
+  unavailable: '08006',
+  unsupported: '0A000',
+} as const;
 
 /** A login for the upstream (from the authority; never shown to the agent). */
 export interface PgLogin {
@@ -105,6 +130,35 @@ export interface PgEndpointOptions {
    * switch ends PostgreSQL sessions together with MCP and HTTP requests.
    */
   readonly inFlight?: InFlightRegistry | undefined;
+  /**
+   * The certificate the endpoint shows an agent that asks for TLS. Without one, the endpoint
+   * generates a self-signed pair at start (in memory): enough for `sslmode=require`, which
+   * encrypts without verifying; `verify-ca`/`verify-full` need a certificate the agent trusts.
+   */
+  readonly tls?: PgTlsMaterial | undefined;
+}
+
+/** A PEM certificate (chain) and its private key. */
+export interface PgTlsMaterial {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** Names the generated loopback certificate carries (what an agent connects to). */
+const LOOPBACK_NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
+const GENERATED_VALIDITY_MS = 365 * 24 * 3600 * 1000;
+
+/** A self-signed CA and a loopback serving certificate from it, in memory (the CA key is dropped). */
+export async function generateLoopbackTls(now = new Date()): Promise<PgTlsMaterial & { caPem: string }> {
+  const ca = await createCertificateAuthority('warden-broker-postgresql', GENERATED_VALIDITY_MS, now);
+  const leaf = await ca.issue({
+    commonName: 'localhost',
+    ...LOOPBACK_NAMES,
+    validityMs: GENERATED_VALIDITY_MS,
+    usage: 'server',
+    now,
+  });
+  return { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: ca.certPem };
 }
 
 export interface PgEndpoint {
@@ -117,17 +171,6 @@ export interface PgEndpoint {
   close(): Promise<void>;
 }
 
-/** Startup parameters forwarded upstream; anything else (notably `options`, `replication`) is dropped. */
-export const FORWARDED_PARAMS = new Set([
-  'application_name',
-  'client_encoding',
-  'DateStyle',
-  'IntervalStyle',
-  'TimeZone',
-  'extra_float_digits',
-  'search_path',
-]);
-
 export const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
 /** Bytes read ahead from either side during start-up before the endpoint stops reading (> one start-up message). */
 export const MAX_PENDING_BYTES = 2 * 1024 * 1024;
@@ -135,7 +178,6 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 
 /** SQLSTATEs the endpoint reports. */
 const SQLSTATE = {
-  invalidAuthorization: '28000',
   protocolViolation: '08P01',
   connectionFailure: '08006',
   featureNotSupported: '0A000',
@@ -362,6 +404,7 @@ async function upstreamHandshake(
 
 export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoint> {
   const host = opts.host ?? '127.0.0.1';
+  const tlsMaterial = opts.tls ?? (await generateLoopbackTls());
   const connect = opts.connect ?? connectTcp;
   const sessions = new Set<{ agent: Socket; upstream: Socket }>();
   /** BackendKeyData (pid+secret, hex) → where to forward a CancelRequest. */
@@ -374,16 +417,47 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     }
   };
 
+  const secureContext: SecureContext = (() => {
+    const m = tlsMaterial;
+    return createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: 'TLSv1.2' });
+  })();
+
+  /** Answers an SSLRequest with 'S' and runs the server side of the handshake; null if it failed. */
+  async function acceptTls(raw: Socket, deadline: AbortSignal): Promise<TLSSocket | null> {
+    raw.write('S');
+    const secure = new TLSSocket(raw, { isServer: true, secureContext });
+    secure.on('error', () => {}); // a failed handshake is handled below; later errors via 'close'
+    raw.resume();
+    const ok = await new Promise<boolean>((resolve) => {
+      const done = (v: boolean) => {
+        deadline.removeEventListener('abort', timeout);
+        resolve(v);
+      };
+      const timeout = () => done(false);
+      secure.once('secure', () => done(true));
+      secure.once('error', () => done(false));
+      secure.once('close', () => done(false));
+      deadline.addEventListener('abort', timeout, { once: true });
+    });
+    if (!ok) {
+      secure.destroy();
+      raw.destroy();
+      return null;
+    }
+    return secure;
+  }
+
   const fail = (agent: Socket, code: string, message: string, detail?: string) => {
     if (agent.writable)
       agent.end(errorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
     else agent.destroy();
   };
 
-  async function handle(agent: Socket): Promise<void> {
-    agent.setNoDelay(true);
-    agent.on('error', () => {}); // reported through 'close'; an agent reset is not our error
-    const agentReader = new Reader(agent);
+  async function handle(raw: Socket): Promise<void> {
+    raw.setNoDelay(true);
+    raw.on('error', () => {}); // reported through 'close'; an agent reset is not our error
+    let agent: Socket = raw;
+    let agentReader = new Reader(agent);
     const startupDeadline = AbortSignal.timeout(opts.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS);
     let startup: FrontendStartup;
     for (;;) {
@@ -394,8 +468,25 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
         return;
       }
       if (startup.kind !== 'ssl' && startup.kind !== 'gssenc') break;
-      // No TLS on loopback: the agent continues in the clear or gives up.
-      agent.write('N');
+      if (agent !== raw) {
+        // PostgreSQL refuses a second negotiation inside TLS too.
+        fail(agent, SQLSTATE.protocolViolation, 'SSLRequest or GSSENCRequest inside an encrypted session');
+        return;
+      }
+      if (startup.kind === 'gssenc') {
+        agent.write('N'); // no GSSAPI: the agent continues in the clear or asks for TLS
+        continue;
+      }
+      // Bytes sent after the SSLRequest, before the handshake, would be read as if they came
+      // over TLS: refuse them (the server side of CVE-2021-23214).
+      if (agentReader.detach().length > 0) {
+        raw.destroy();
+        return;
+      }
+      const secure = await acceptTls(raw, startupDeadline);
+      if (!secure) return;
+      agent = secure;
+      agentReader = new Reader(agent);
     }
     if (startup.kind === 'cancel') {
       // BackendKeyData's body is pid + secret: the same 8 bytes the CancelRequest carries.
@@ -432,8 +523,9 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       user,
       database,
       applicationName: params.application_name,
-      remoteAddress: agent.remoteAddress ?? '',
+      remoteAddress: raw.remoteAddress ?? '',
       options: params.options,
+      parameters: params,
     };
     if (params.replication !== undefined) {
       fail(
@@ -452,12 +544,21 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     }
     if (!decision.allow) {
       emit({ type: 'denied', info, message: decision.message });
+      const code = decision.code ?? PG_REFUSAL.denied;
       fail(
         agent,
-        SQLSTATE.invalidAuthorization,
-        `Warden denied this connection to '${info.target}': ${decision.message}`,
+        code,
+        code.startsWith('08')
+          ? `Warden could not open the session to '${info.target}' now (retry): ${decision.message}`
+          : `Warden denied this connection to '${info.target}': ${decision.message}`,
         decision.detail,
       );
+      return;
+    }
+    // The decision read the same settings (options.ts); this is what goes upstream.
+    const settings = sessionSettings(params);
+    if (!settings.ok) {
+      fail(agent, PG_REFUSAL.unsupported, settings.message);
       return;
     }
 
@@ -467,12 +568,11 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     } catch (err) {
       const message = `could not obtain a credential for '${info.target}': ${(err as Error).message}`;
       emit({ type: 'failed', info, message });
-      fail(agent, SQLSTATE.invalidAuthorization, message);
+      fail(agent, PG_REFUSAL.unavailable, message);
       return;
     }
 
-    const forwarded: Record<string, string> = {};
-    for (const [k, v] of Object.entries(params)) if (FORWARDED_PARAMS.has(k)) forwarded[k] = v;
+    const forwarded = settings.forward;
     const tcp = connect(login.host, login.port);
     tcp.setNoDelay(true);
     tcp.on('error', () => {}); // reported through 'close'

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { pgDenial, settingMessage } from './service.js';
+import { BrokerDenyReason } from '../constants.js';
+import { brokerDeny } from '../decider.js';
+import { pgDenial, pgRefusal, settingMessage } from './service.js';
 
 describe('settingMessage', () => {
   it('names the connection option instead of the header it stands in for', () => {
@@ -36,5 +38,30 @@ describe('pgDenial', () => {
         reasons: [{ policy: null, rule: null, message: 'x' }],
       }),
     ).toEqual({ message: 'agent ns/bot is suspended' });
+  });
+});
+
+describe('pgRefusal', () => {
+  const info = { user: 'agent', database: 'orders' };
+
+  it.each([
+    [BrokerDenyReason.AuthorityUnreachable, '08006'],
+    [BrokerDenyReason.PolicySnapshotMissing, '08006'],
+    [BrokerDenyReason.PolicySnapshotStale, '08006'],
+    [BrokerDenyReason.AgentSuspended, '28000'],
+    [BrokerDenyReason.CredentialDenied, '28000'],
+    [BrokerDenyReason.UnknownTarget, '28000'],
+  ])('%s answers SQLSTATE %s (class 08: clients retry)', (reason, code) => {
+    expect(pgRefusal(brokerDeny(reason, 'why'), info)).toMatchObject({ allow: false, code, message: 'why' });
+  });
+
+  it("an unknown provider named like the user says the database name is the provider's (psql's default)", () => {
+    const r = pgRefusal(brokerDeny(BrokerDenyReason.UnknownTarget, "no CredentialProvider 'root' …"), {
+      user: 'root',
+      database: 'root',
+    });
+    expect(r.allow ? '' : r.message).toBe(
+      `no CredentialProvider 'root' …; the database name is the CredentialProvider's name, and none was given (psql and libpq then use the user name 'root'): connect with psql "$WARDEN_PG_BASE/<provider>" or -d <provider>`,
+    );
   });
 });

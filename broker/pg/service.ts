@@ -15,10 +15,19 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HEADER_CONTEXT, HEADER_USER_TOKEN } from '../../core/constants.js';
 import { type AccessDeps, authorize, recordRefusal } from '../access.js';
+import { BrokerDenyReason } from '../constants.js';
+import type { BrokerDecision } from '../decider.js';
 import type { InFlightRegistry } from '../in-flight.js';
 import { readRequestMeta } from '../request-meta.js';
-import { type PgClientInfo, type PgEndpoint, type PgLogin, startPgEndpoint } from './endpoint.js';
-import { SETTING_CONTEXT, SETTING_USER_TOKEN, wardenSettings } from './options.js';
+import {
+  PG_REFUSAL,
+  type PgClientInfo,
+  type PgDecision,
+  type PgEndpoint,
+  type PgLogin,
+  startPgEndpoint,
+} from './endpoint.js';
+import { SETTING_CONTEXT, SETTING_USER_TOKEN, sessionSettings } from './options.js';
 
 export interface PgServiceOptions {
   readonly access: AccessDeps;
@@ -46,6 +55,33 @@ export function pgDenial(decision: {
     .map((r) => `${r.policy}${r.rule !== null ? ` rule ${r.rule}` : ''}: ${r.message}`)
     .join('; ');
   return detail ? { message: decision.message, detail } : { message: decision.message };
+}
+
+/** Deny reasons that mean "not now" rather than "no": the session may open on a retry. */
+const UNAVAILABLE: ReadonlySet<string> = new Set([
+  BrokerDenyReason.AuthorityUnreachable,
+  BrokerDenyReason.PolicySnapshotMissing,
+  BrokerDenyReason.PolicySnapshotStale,
+]);
+
+/**
+ * Pure: the endpoint's refusal for a broker denial. Unavailability (the authority or the database
+ * behind it unreachable, no fresh policy) is SQLSTATE class 08, which clients and poolers retry;
+ * a denial is 28000. An unknown provider named like the login user is most likely psql's default
+ * database (the OS user name when none is given): the message says what the name must be.
+ */
+export function pgRefusal(
+  decision: BrokerDecision,
+  info: Pick<PgClientInfo, 'user' | 'database'>,
+): PgDecision {
+  const d = pgDenial(decision);
+  const code = UNAVAILABLE.has(decision.reason) ? PG_REFUSAL.unavailable : PG_REFUSAL.denied;
+  const defaulted =
+    decision.reason === BrokerDenyReason.UnknownTarget && info.database !== '' && info.database === info.user;
+  const message = defaulted
+    ? `${d.message}; the database name is the CredentialProvider's name, and none was given (psql and libpq then use the user name '${info.user.slice(0, 64)}'): connect with psql "$WARDEN_PG_BASE/<provider>" or -d <provider>`
+    : d.message;
+  return { allow: false, message, code, ...(d.detail ? { detail: d.detail } : {}) };
 }
 
 /** Pure: a request-meta error about a header, reworded for the connection option it came from. */
@@ -85,21 +121,29 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
       }
       // Refusals before a decision are audited like every denial (access.ts recordRefusal); the
       // user token, when one was sent, is not verified this early.
-      const refuse = async (message: string, userToken: string | null = null) => {
+      const refuse = async (
+        message: string,
+        userToken: string | null = null,
+        code?: string,
+      ): Promise<PgDecision> => {
         await recordRefusal(o.access, {
           meta: { userToken, requestId: randomUUID() },
           target: info.target,
           message,
         });
-        return { allow: false as const, message };
+        return { allow: false, message, ...(code ? { code } : {}) };
       };
       if (info.target === '') {
         return refuse(
           'no database name: connect to the CredentialProvider by name, e.g. postgresql://127.0.0.1:15432/<provider>',
         );
       }
-      const settings = wardenSettings(info.options);
-      if (!settings.ok) return refuse(settings.message);
+      const settings = sessionSettings(info.parameters);
+      if (!settings.ok) {
+        // A Warden setting that cannot be read is an authorization input gone wrong (28000); a
+        // server setting the broker does not forward is a feature it lacks (0A000).
+        return refuse(settings.message, null, settings.unsupported ? PG_REFUSAL.unsupported : undefined);
+      }
       // The same validation as the HTTP headers these settings stand in for.
       const read = readRequestMeta(
         { [HEADER_USER_TOKEN]: settings.userToken, [HEADER_CONTEXT]: settings.context },
@@ -114,7 +158,7 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
         credential: { kind: 'postgresql' },
         decide: (user) => o.access.decider.decidePostgres(info.target, user, meta.context),
       });
-      if (!out.ok) return { allow: false, ...pgDenial(out.decision) };
+      if (!out.ok) return pgRefusal(out.decision, info);
       const login = out.credential.postgresql;
       if (!login) {
         return {

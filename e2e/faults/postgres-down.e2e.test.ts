@@ -4,8 +4,9 @@
  * directory.
  *
  * What the user sees: a database credential request (`POST /v1/credentials` for a PostgreSQL
- * CredentialProvider, what the broker asks before a database login) fails with an error naming
- * the provider and saying the database is unreachable — no secret, no stack trace. The kill
+ * CredentialProvider, what the broker asks before a database login) fails with 503
+ * temporarily_unavailable naming the provider and saying the database is unreachable — no secret,
+ * no stack trace. The kill
  * switch issued during the outage reports its revocation as pending, and completes once the
  * database is back: the agent's temporary login roles are NOLOGIN, pending drops to 0.
  */
@@ -71,15 +72,15 @@ describe('fault: PostgreSQL down', () => {
 
     await pgServer.stopServer();
 
-    // Down: the broker's next database credential request.
+    // Down: the broker's next database credential request. Unavailability, not a denial: 503,
+    // so the broker answers its client with a SQLSTATE it retries (class 08), not 28000.
     const down = await requestDbCredential(stack.authorityUrl, session);
-    expect(down.status).toBe(403);
-    expect(down.body.error).toBe('access_denied');
+    expect(down.status).toBe(503);
+    expect(down.body.error).toBe('temporarily_unavailable');
     const said = down.body.error_description ?? '';
     // Named once, then what went wrong (not "CredentialProvider x: …: CredentialProvider x: …").
     expect(said.split(`CredentialProvider ${ns}/db`).length - 1).toBe(1);
     expect(said).toContain(`database 127.0.0.1:${pgServer.port}/postgres is unreachable`);
-    expect(down.body.decision).toMatchObject({ reason: 'CredentialUnavailable' });
     // No secret and no stack trace in what the caller receives.
     for (const secret of [ADMIN_PASSWORD, pgServer.password, login.password]) {
       expect(down.text).not.toContain(secret);
