@@ -56,8 +56,9 @@ async function jwtBenches(): Promise<BenchResult[]> {
     await measureAsync('credentials/jwt-mint/node-crypto', () => minter.mint(req), {
       ...o,
       baseline: 'credentials/jwt-mint/raw-node-crypto-sign',
-      target: { metric: 'opsPerSec', min: 10_000 },
-      note: 'JwtMinter.mint: payload + 2 CEL claims + ES256 via node:crypto',
+      // #20: at most 1.3x the raw signature (the ratio column) and >= 20k per core.
+      target: { metric: 'cpuOpsPerSec', min: 20_000 },
+      note: 'JwtMinter.mint: payload + 2 CEL claims + ES256 via node:crypto; per-provider plan (compiled claims, TTL bound) cached by spec object, jti from a pooled getrandom, payload assigned rather than spread',
     }),
     await measureAsync('credentials/jwt-mint/jose', viaJose, {
       ...o,

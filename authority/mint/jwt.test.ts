@@ -160,6 +160,33 @@ describe('JwtMinter', () => {
     expect(a.credential.expiresAt.getTime()).toBe((payload.exp as number) * 1000);
   });
 
+  it('draws a fresh 128-bit jti for every credential, across refills of its random pool', async () => {
+    const minter = new JwtMinter({ issuer: ISSUER, keys: StaticKeySource.generate(), now: () => NOW });
+    const req = request({ provider: jwtProvider() });
+    const ids = new Set<string>();
+    for (let i = 0; i < 600; i++) ids.add((await minter.mint(req)).credential.id);
+    expect(ids.size).toBe(600);
+    for (const id of ids) expect(Buffer.from(id, 'base64url')).toHaveLength(16);
+  });
+
+  it('mints from the provider spec as it is now, not as it was at an earlier mint', async () => {
+    const minter = new JwtMinter({ issuer: ISSUER, keys: StaticKeySource.generate(), now: () => NOW });
+    const claimsOf = async (jwt: Record<string, unknown>) => {
+      const { credential } = await minter.mint(request({ provider: jwtProvider(jwt) }));
+      if (credential.kind !== 'headers') throw new Error('expected headers');
+      const token = (credential.headers.Authorization ?? '').split('.')[1] ?? '';
+      return JSON.parse(Buffer.from(token, 'base64url').toString()) as Record<string, unknown>;
+    };
+    const before = await claimsOf({ audience: 'jira', claims: { team: "'red'" } });
+    const after = await claimsOf({ audience: 'jira-v2', claims: { team: "'blue'" }, defaultTTL: '1m' });
+    expect([before.aud, before.team]).toEqual(['jira', 'red']);
+    expect([after.aud, after.team, (after.exp as number) - (after.iat as number)]).toEqual([
+      'jira-v2',
+      'blue',
+      60,
+    ]);
+  });
+
   it('injects with the provider format', async () => {
     const minter = new JwtMinter({ issuer: ISSUER, keys: StaticKeySource.generate(), now: () => NOW });
     const { credential } = await minter.mint(

@@ -5,7 +5,7 @@
  *
  * Signing uses authority/jwt.ts (node:crypto ES256); claim building is pure.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { AUTH_SCHEME_DPOP } from '../../core/constants.js';
 import { delegation } from '../../core/identity/agent.js';
 import { signJwt } from '../jwt.js';
@@ -35,50 +35,72 @@ export interface JwtPayload extends Record<string, unknown> {
   cnf?: { jkt: string };
 }
 
+/** What buildJwtPayload derives from a provider spec alone: compiled claims and its TTL bound. */
+interface ProviderPlan {
+  readonly claims: readonly NamedExpression[];
+  readonly ttl: { readonly value: string; readonly field: string };
+  readonly audience: string;
+}
+
+// Keyed by the spec object: the authority's cache replaces the object on every change, so a plan
+// can never outlive the spec it was derived from, and a dropped provider frees its plan.
+const plans = new WeakMap<object, ProviderPlan>();
+
+function providerPlan(provider: MintRequest['provider']): ProviderPlan {
+  const spec = provider.spec;
+  const hit = plans.get(spec);
+  if (hit) return hit;
+  const where = providerRef(provider);
+  const claims: NamedExpression[] = [];
+  for (const [name, source] of Object.entries(spec.jwt?.claims ?? {})) {
+    if (source === undefined) continue;
+    const field = `${where} spec.jwt.claims.${name}`;
+    claims.push({ name, field, expression: compileClaim(source, field) });
+  }
+  const plan: ProviderPlan = {
+    claims,
+    ttl: { value: spec.jwt?.defaultTTL ?? DEFAULT_JWT_TTL, field: `${where} spec.jwt.defaultTTL` },
+    audience: spec.jwt?.audience ?? spec.target.url,
+  };
+  plans.set(spec, plan);
+  return plan;
+}
+
 /** Builds the payload of a credential JWT (pure: time and jti are inputs). */
 export function buildJwtPayload(req: MintRequest, issuer: string, now: Date, jti: string): JwtPayload {
-  const spec = req.provider.spec;
-  const where = providerRef(req.provider);
+  const plan = providerPlan(req.provider);
   const ttlMs = effectiveTtlMs({
     policy: req.policy.ttl,
-    provider: { value: spec.jwt?.defaultTTL ?? DEFAULT_JWT_TTL, field: `${where} spec.jwt.defaultTTL` },
+    provider: plan.ttl,
     agentMax: req.agent.maxCredentialTTL,
   });
-  const expressions: NamedExpression[] = [
-    ...Object.entries(spec.jwt?.claims ?? {}).flatMap(([name, source]) =>
-      source === undefined
-        ? []
-        : [
-            {
-              name,
-              field: `${where} spec.jwt.claims.${name}`,
-              expression: compileClaim(source, `${where} spec.jwt.claims.${name}`),
-            },
-          ],
-    ),
-    ...(req.policy.claims ?? []).map((c) => ({
-      ...c,
-      field: `AccessPolicy ${req.policy.policy ?? '(unknown)'} credential.claims.${c.name}`,
-    })),
-  ];
-  const extra = evaluateClaims(expressions, mintPolicyInput(req, now));
-  const { sub, act } = delegation(req.agent, req.user ?? { present: false, sub: '', issuer: '' });
+  const policyClaims = req.policy.claims ?? [];
+  let expressions = plan.claims;
+  if (policyClaims.length > 0) {
+    const from = `AccessPolicy ${req.policy.policy ?? '(unknown)'} credential.claims.`;
+    expressions = [...plan.claims, ...policyClaims.map((c) => ({ ...c, field: `${from}${c.name}` }))];
+  }
+  const payload = evaluateClaims(expressions, mintPolicyInput(req, now)) as JwtPayload;
+  const { sub, act } = delegation(req.agent, req.user ?? NO_USER);
   const iat = Math.floor(now.getTime() / 1000);
+  // Warden's claims are assigned after the CEL ones, so they win (evaluateClaims also refuses
+  // the reserved names outright). Assignment rather than object spread: this is the mint's hot
+  // path and spreads into a literal cost more than the rest of the payload together.
+  payload.iss = issuer;
+  payload.sub = sub;
+  payload.aud = plan.audience;
+  payload.iat = iat;
+  payload.nbf = iat;
+  payload.exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
+  payload.jti = jti;
+  payload.client_id = delegation(req.agent, NO_USER).sub;
+  if (act) payload.act = act;
   const scopes = req.policy.scopes ?? [];
-  return {
-    ...extra,
-    iss: issuer,
-    sub,
-    aud: spec.jwt?.audience ?? spec.target.url,
-    iat,
-    nbf: iat,
-    exp: iat + Math.max(1, Math.floor(ttlMs / 1000)),
-    jti,
-    client_id: delegation(req.agent, { present: false, sub: '', issuer: '' }).sub,
-    ...(act ? { act } : {}),
-    ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
-  };
+  if (scopes.length > 0) payload.scope = scopes.join(' ');
+  return payload;
 }
+
+const NO_USER = { present: false, sub: '', issuer: '' } as const;
 
 export interface JwtMinterOptions {
   /** Warden's issuer URL (the authority's; its JWKS is at /.well-known/jwks.json). */
@@ -95,12 +117,10 @@ export class JwtMinter implements Minter {
 
   async mint(req: MintRequest): Promise<MintResult> {
     const now = this.opts.now?.() ?? new Date();
-    const jti = this.opts.newId?.() ?? randomBytes(16).toString('base64url');
+    const jti = this.opts.newId?.() ?? newJti();
     const jkt = senderKey(req);
-    const payload: JwtPayload = {
-      ...buildJwtPayload(req, this.opts.issuer, now, jti),
-      ...(jkt ? { cnf: { jkt } } : {}),
-    };
+    const payload = buildJwtPayload(req, this.opts.issuer, now, jti);
+    if (jkt) payload.cnf = { jkt };
     const token = signJwt(this.opts.keys.signingKey(), ACCESS_TOKEN_TYP, payload);
     const where = providerRef(req.provider);
     return {
@@ -135,4 +155,20 @@ function senderKey(req: MintRequest): string | undefined {
     );
   }
   return req.dpopJkt;
+}
+
+// 16 random bytes per jti, drawn from a refilled pool: one getrandom call per 256 tokens instead
+// of one per token (the same trick node:crypto's randomUUID uses). Bytes are never reused.
+const JTI_BYTES = 16;
+const pool = Buffer.alloc(JTI_BYTES * 256);
+let poolOffset = pool.length;
+
+function newJti(): string {
+  if (poolOffset === pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const id = pool.toString('base64url', poolOffset, poolOffset + JTI_BYTES);
+  poolOffset += JTI_BYTES;
+  return id;
 }

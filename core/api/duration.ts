@@ -11,6 +11,19 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
  * would reject, so callers decide how to report it.
  */
 export function parseDuration(text: string): number | undefined {
+  // Durations come from a handful of CRD fields and every mint parses three of them: remember
+  // the answers (bounded, so hostile input cannot grow it).
+  if (parsed.has(text)) return parsed.get(text);
+  const ms = parseUncached(text);
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(text, ms);
+  return ms;
+}
+
+const PARSED_MAX = 256;
+const parsed = new Map<string, number | undefined>();
+
+function parseUncached(text: string): number | undefined {
   if (!DURATION.re.test(text)) return undefined;
   let total = 0;
   for (const m of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) {
