@@ -49,7 +49,7 @@ const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity
 
 export { agentLabelValue } from '../core/audit/labels.js';
 
-import { agentLabelValue } from '../core/audit/labels.js';
+import { agentLabelValue, auditRecordLabels } from '../core/audit/labels.js';
 
 /**
  * Where a chain continues: the last genuine record (the controller's, or legacy from before
@@ -635,7 +635,7 @@ export class AuditWriter {
       metadata: {
         name: recordName(spec.agent, spec.sequence),
         namespace,
-        labels: { [LABEL_AGENT]: agentLabelValue(spec.agent) },
+        labels: auditRecordLabels(spec),
       },
       spec,
     };

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
 import { type ChainProblem, recordName, sealRecord } from '../core/audit/chain.js';
 import {
+  auditSelectors,
   filterEntries,
   formatTable,
   formatVerify,
@@ -168,5 +169,47 @@ describe('flags', () => {
   it('--decision is case-insensitive and strict', () => {
     expect(parseDecision('deny')).toBe('Deny');
     expect(() => parseDecision('maybe')).toThrow('must be Allow or Deny');
+  });
+});
+
+describe('time range', () => {
+  it('--until keeps entries at or before it; with --since, only those in between', () => {
+    const t = (sec: number) => Date.UTC(2026, 10, 29, 12, 0, sec);
+    expect(filterEntries([...bot, ...other], { untilMs: t(2) }).map((r) => r.time)).toEqual([
+      e(1).time,
+      denied.time,
+    ]);
+    expect(filterEntries([...bot, ...other], { sinceMs: t(2), untilMs: t(3) }).map((r) => r.time)).toEqual([
+      denied.time,
+      e(3).time,
+    ]);
+  });
+
+  it('parses --until like --since and names the flag in errors', () => {
+    expect(() => parseSince('yesterday', 0, '--until')).toThrow(/^--until: "yesterday" is neither/);
+  });
+});
+
+describe('auditSelectors', () => {
+  const now = Date.parse('2026-12-04T19:30:00Z');
+  it('lists everything without a narrowing filter', () => {
+    expect(auditSelectors({ user: 'alice', tool: 'jira.*', decision: 'Allow' }, now)).toEqual(['']);
+  });
+
+  it('selects by agent and, for denials, records that hold one or predate the label', () => {
+    expect(auditSelectors({ agent: 'bot', decision: 'Deny' }, now)).toEqual([
+      'warden.dev/agent=bot,warden.dev/denied!=false',
+    ]);
+  });
+
+  it('adds the end-hour selectors for a time range, one list per selector', () => {
+    const s = auditSelectors({ agent: 'bot', sinceMs: now - 3_600_000 }, now);
+    expect(s).toHaveLength(2);
+    expect(s[0]).toMatch(/^warden\.dev\/agent=bot,warden\.dev\/end-hour in \(2026-12-04T18,2026-12-04T19,/);
+    expect(s[1]).toBe('warden.dev/agent=bot,!warden.dev/end-hour');
+  });
+
+  it('lists without a time selector when the range is too long', () => {
+    expect(auditSelectors({ sinceMs: now - 90 * 86_400_000 }, now)).toEqual(['']);
   });
 });

@@ -4,7 +4,9 @@
  */
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
 import { type NamedRecord, type PrunedThrough, type VerifyResult, verifyChain } from '../core/audit/chain.js';
+import { agentLabelValue, timeSelectors } from '../core/audit/labels.js';
 import { PROBLEM_CLASS, type ProblemClass } from '../core/audit/verify.js';
+import { LABEL_AGENT, LABEL_AUDIT_DENIED } from '../core/constants.js';
 import { CliError } from './command.js';
 
 export interface AuditFilter {
@@ -14,6 +16,8 @@ export interface AuditFilter {
   decision?: 'Allow' | 'Deny';
   /** Entries at or after this time (ms since epoch). */
   sinceMs?: number;
+  /** Entries at or before this time (ms since epoch). */
+  untilMs?: number;
 }
 
 /** One entry with where it came from. */
@@ -23,8 +27,8 @@ export interface AuditRow extends AuditEntry {
   record: string;
 }
 
-/** `--since 1h` / `30m` / `2d` / `45s` → ms, or an RFC 3339 time. */
-export function parseSince(value: string, now: number): number {
+/** `--since 1h` / `30m` / `2d` / `45s` (that long ago) → ms, or an RFC 3339 time; also --until. */
+export function parseSince(value: string, now: number, flag = '--since'): number {
   const m = /^([0-9]+)(s|m|h|d)$/.exec(value.trim());
   if (m) {
     const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
@@ -32,7 +36,7 @@ export function parseSince(value: string, now: number): number {
   }
   const t = Date.parse(value);
   if (Number.isFinite(t) && /^\d{4}-\d{2}-\d{2}T/.test(value)) return t;
-  throw new CliError(`--since: "${value}" is neither a duration (30m, 1h, 2d) nor an RFC 3339 time`, 2);
+  throw new CliError(`${flag}: "${value}" is neither a duration (30m, 1h, 2d) nor an RFC 3339 time`, 2);
 }
 
 export function parseDecision(value: string | undefined): 'Allow' | 'Deny' | undefined {
@@ -43,28 +47,50 @@ export function parseDecision(value: string | undefined): 'Allow' | 'Deny' | und
   throw new CliError(`--decision: "${value}" must be Allow or Deny`, 2);
 }
 
-/** `*` globs for --user/--tool; without a `*` the value must match exactly. */
-function globMatch(pattern: string, value: string | undefined): boolean {
-  if (value === undefined) return false;
+/** `*` globs for --user/--tool; without a `*` the value must match exactly. Compiled once per query. */
+function globMatcher(pattern: string): (value: string | undefined) => boolean {
+  if (!pattern.includes('*')) return (value) => value === pattern;
   const re = new RegExp(
     `^${pattern
       .split('*')
       .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
       .join('.*')}$`,
   );
-  return re.test(value);
+  return (value) => value !== undefined && re.test(value);
 }
 
 /** Every entry of the records that passes the filter, oldest first. */
 export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): AuditRow[] {
+  return sortRows(matchingRows(records, f));
+}
+
+/** Oldest first (in place). */
+export function sortRows(rows: AuditRow[]): AuditRow[] {
+  return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+}
+
+/**
+ * The entries of the records that pass the filter, in record order: the command feeds it one page
+ * of records at a time and keeps only the rows.
+ */
+export function matchingRows(records: readonly AuditRecord[], f: AuditFilter): AuditRow[] {
   const rows: AuditRow[] = [];
+  const user = f.user ? globMatcher(f.user) : undefined;
+  const tool = f.tool ? globMatcher(f.tool) : undefined;
   for (const r of records) {
     if (f.agent && r.spec.agent !== f.agent) continue;
+    // A whole record outside the time range: no entry of it can match.
+    if (f.sinceMs !== undefined && Date.parse(r.spec.endTime) < f.sinceMs) continue;
+    if (f.untilMs !== undefined && Date.parse(r.spec.startTime) > f.untilMs) continue;
     for (const e of r.spec.entries) {
       if (f.decision && e.decision !== f.decision) continue;
-      if (f.user && !globMatch(f.user, e.user)) continue;
-      if (f.tool && !globMatch(f.tool, e.tool) && !globMatch(f.tool, e.target)) continue;
-      if (f.sinceMs !== undefined && Date.parse(e.time) < f.sinceMs) continue;
+      if (user && !user(e.user)) continue;
+      if (tool && !tool(e.tool) && !tool(e.target)) continue;
+      if (f.sinceMs !== undefined || f.untilMs !== undefined) {
+        const t = Date.parse(e.time);
+        if (f.sinceMs !== undefined && t < f.sinceMs) continue;
+        if (f.untilMs !== undefined && t > f.untilMs) continue;
+      }
       rows.push({
         ...e,
         namespace: r.metadata?.namespace ?? '',
@@ -73,7 +99,24 @@ export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): 
       });
     }
   }
-  return rows.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return rows;
+}
+
+/**
+ * The label selectors whose union lists every record that can hold a matching entry: by agent, by
+ * `denied` for --decision Deny (`!=false` also lists records written before the label existed), and
+ * by end hour for --since/--until (core/audit/labels.ts timeSelectors: the hours in range plus the
+ * records without the label). One empty selector lists everything.
+ */
+export function auditSelectors(f: AuditFilter, now: number): string[] {
+  const base = [
+    ...(f.agent ? [`${LABEL_AGENT}=${agentLabelValue(f.agent)}`] : []),
+    ...(f.decision === 'Deny' ? [`${LABEL_AUDIT_DENIED}!=false`] : []),
+  ];
+  const time =
+    f.sinceMs !== undefined ? timeSelectors(f.sinceMs, Math.max(f.untilMs ?? now, f.sinceMs)) : undefined;
+  if (!time) return [base.join(',')];
+  return time.map((t) => [...base, t].join(','));
 }
 
 /** The reason column: why it was decided, policy/rule/condition first. */

@@ -45,15 +45,28 @@ export class CliKube {
   /** Every item of a list, following `continue`. */
   async list<T>(path: string, query: Record<string, string>, what: string): Promise<T[]> {
     const items: T[] = [];
+    for await (const page of this.pages<T>(path, query, what)) items.push(...page);
+    return items;
+  }
+
+  /**
+   * A list page by page (`limit`, `continue`), for a reader that keeps only what it needs of each
+   * page: memory stays at one page, not the whole list.
+   */
+  async *pages<T>(
+    path: string,
+    query: Record<string, string>,
+    what: string,
+    limit = 500,
+  ): AsyncGenerator<T[]> {
     let cont: string | undefined;
     do {
-      const page = await this.request<ObjectList<T>>('GET', path, what, 'list', {
-        query: { ...query, limit: '500', ...(cont ? { continue: cont } : {}) },
+      const page: ObjectList<T> = await this.request<ObjectList<T>>('GET', path, what, 'list', {
+        query: { ...query, limit: String(limit), ...(cont ? { continue: cont } : {}) },
       });
-      items.push(...page.items);
+      yield page.items;
       cont = page.metadata?.continue || undefined;
     } while (cont);
-    return items;
   }
 }
 

@@ -22,6 +22,13 @@ export const PLURAL = {
 export const ANNOTATION_AGENT = 'warden.dev/agent';
 /** Pod label mirroring ANNOTATION_AGENT so the control plane can watch agent pods with a selector. */
 export const LABEL_AGENT = 'warden.dev/agent';
+/**
+ * AuditRecord label: the UTC hour of the record's endTime, `YYYY-MM-DDTHH` (core/audit/labels.ts), so
+ * `kubectl warden audit --since/--until` lists only the records that can hold entries in range.
+ */
+export const LABEL_AUDIT_HOUR = 'warden.dev/end-hour';
+/** AuditRecord label: "true" when the record holds a denied decision, else "false" (--decision Deny). */
+export const LABEL_AUDIT_DENIED = 'warden.dev/denied';
 /** Pod annotation written by the webhook recording what was injected and by which Warden version. */
 export const ANNOTATION_INJECTED = 'warden.dev/injected';
 /**

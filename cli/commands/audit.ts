@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { parsePublishedKeys } from '../../audit/keyset.js';
 import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
-import { parsePrunedThrough, type VerifyResult } from '../../core/audit/chain.js';
+import { type NamedRecord, parsePrunedThrough, type VerifyResult } from '../../core/audit/chain.js';
 import { agentLabelValue } from '../../core/audit/labels.js';
 import { AuditKeySet } from '../../core/audit/signature.js';
-import { type TrailAgent, verifyTrail } from '../../core/audit/verify.js';
+import { examineRecord, type TrailAgent, verifyExamined } from '../../core/audit/verify.js';
 import {
   AUDIT_KEYS_CONFIGMAP,
   AUDIT_KEYS_CONFIGMAP_KEY,
@@ -16,11 +16,15 @@ import {
 import { ApiError, resourcePath } from '../../kube/kube.js';
 import { prunedThroughOf } from '../../operator/reconcilers/audit-retention.js';
 import {
-  filterEntries,
+  type AuditFilter,
+  type AuditRow,
+  auditSelectors,
   formatTable,
   formatVerify,
+  matchingRows,
   parseDecision,
   parseSince,
+  sortRows,
   VERIFY_EXIT_HELP,
   verifyExitCode,
 } from '../audit-view.js';
@@ -34,6 +38,7 @@ interface AuditOptions {
   tool?: string;
   decision?: string;
   since?: string;
+  until?: string;
   verify?: boolean;
   wardenNamespace: string;
   keys?: string;
@@ -101,6 +106,7 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
     .option('--tool <name>', 'only this tool or target (* globs, e.g. "jira.*")')
     .option('--decision <Allow|Deny>', 'only allowed or denied')
     .option('--since <when>', 'only entries newer than a duration (30m, 1h, 2d) or an RFC 3339 time')
+    .option('--until <when>', 'only entries older than a duration (30m, 1h, 2d) or an RFC 3339 time')
     .option(
       '--verify',
       "verify the trail: every record signed by the controller's audit key, chains without gaps or altered records, and reaching the head anchored in the AgentIdentity status",
@@ -118,21 +124,22 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
     .action(async (opts: AuditOptions, cmd: Command) => {
       const g = globalsOf(cmd);
       const now = Date.now();
-      const filter = {
+      const filter: AuditFilter = {
         ...(opts.agent ? { agent: opts.agent } : {}),
         ...(opts.user ? { user: opts.user } : {}),
         ...(opts.tool ? { tool: opts.tool } : {}),
         ...(opts.decision ? { decision: parseDecision(opts.decision) } : {}),
         ...(opts.since ? { sinceMs: parseSince(opts.since, now) } : {}),
+        ...(opts.until ? { untilMs: parseSince(opts.until, now, '--until') } : {}),
       };
+      if (filter.sinceMs !== undefined && filter.untilMs !== undefined && filter.untilMs < filter.sinceMs) {
+        throw new CliError('--until is before --since: nothing can match; swap them', 2);
+      }
       const kube = connect(g);
       const ns = kube.allNamespaces ? undefined : kube.namespace;
       const where = ns ? `in namespace ${ns}` : 'in all namespaces';
-      const records = await kube.list<AuditRecord>(
-        resourcePath(WARDEN_REF(PLURAL.AuditRecord), ns),
-        opts.agent ? { labelSelector: `${LABEL_AGENT}=${agentLabelValue(opts.agent)}` } : {},
-        `AuditRecords ${where}`,
-      );
+      const path = resourcePath(WARDEN_REF(PLURAL.AuditRecord), ns);
+      const what = `AuditRecords ${where}`;
       if (opts.verify) {
         const agents = await kube.list<AgentIdentity>(
           resourcePath(WARDEN_REF(PLURAL.AgentIdentity), ns),
@@ -140,7 +147,26 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
           `AgentIdentities ${where}`,
         );
         const { keys, signingSince } = await auditKeys(kube, opts);
-        const result = await verifyByNamespace(records, agents, opts.agent, keys, signingSince, !ns);
+        // Streamed: each page of records is checked as it arrives and only ~300 bytes per record
+        // are kept (the chain checks need sequences and digests, not entries).
+        const examined = new Map<string, NamedRecord[]>();
+        const createdAt = (r: AuditRecord) =>
+          r.metadata?.creationTimestamp ? { createdAt: String(r.metadata.creationTimestamp) } : {};
+        for await (const page of kube.pages<AuditRecord>(path, agentQuery(opts.agent), what, VERIFY_PAGE)) {
+          for (const r of page) {
+            const rns = r.metadata?.namespace ?? '';
+            if (opts.agent && r.spec.agent !== opts.agent) continue;
+            const record = {
+              ...(r.metadata?.name ? { name: r.metadata.name } : {}),
+              spec: r.spec,
+              ...createdAt(r),
+            };
+            const list = examined.get(rns) ?? [];
+            list.push(await examineRecord(rns, record, keys, signingSince));
+            examined.set(rns, list);
+          }
+        }
+        const result = await verifyByNamespace(examined, agents, opts.agent, keys, signingSince, !ns);
         const exitCode = verifyExitCode(result);
         if (!printStructured(io, g.output, { ...result, exitCode })) {
           io.out(formatVerify(ns ?? 'all namespaces', result));
@@ -148,24 +174,41 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
         if (exitCode !== 0) process.exitCode = exitCode;
         return;
       }
-      const rows = filterEntries(records, filter);
+      // Label selectors narrow what the API server sends (agent, denied, end hour); the filter
+      // then reads each page and keeps only matching rows.
+      const rows: AuditRow[] = [];
+      for (const labelSelector of auditSelectors(filter, now)) {
+        const query: Record<string, string> = labelSelector ? { labelSelector } : {};
+        for await (const page of kube.pages<AuditRecord>(path, query, what, QUERY_PAGE)) {
+          rows.push(...matchingRows(page, filter));
+        }
+      }
+      sortRows(rows);
       if (printStructured(io, g.output, rows)) return;
       io.out(formatTable(rows, { namespaces: kube.allNamespaces, wide: g.output === 'wide' }));
     });
+
+/** Records per page when verifying (~50 KB each at 200 entries): memory of one page, not the trail. */
+const VERIFY_PAGE = 100;
+/** Records per page when querying. */
+const QUERY_PAGE = 100;
+
+const agentQuery = (agent: string | undefined): Record<string, string> =>
+  agent ? { labelSelector: `${LABEL_AGENT}=${agentLabelValue(agent)}` } : {};
 
 /**
  * Chains are per agent and signatures name the namespace; with -A two namespaces may hold agents
  * of the same name, so verify per namespace (and name each object with its namespace).
  */
 async function verifyByNamespace(
-  records: readonly AuditRecord[],
+  examined: ReadonlyMap<string, NamedRecord[]>,
   identities: readonly AgentIdentity[],
   agent: string | undefined,
   keys: AuditKeySet,
   signingSince: number | undefined,
   qualify: boolean,
 ): Promise<VerifyResult> {
-  const namespaces = new Set([...records, ...identities].map((o) => o.metadata?.namespace ?? ''));
+  const namespaces = new Set([...examined.keys(), ...identities.map((o) => o.metadata?.namespace ?? '')]);
   const results: VerifyResult[] = [];
   for (const ns of [...namespaces].sort()) {
     const agents: Record<string, TrailAgent> = {};
@@ -181,17 +224,9 @@ async function verifyByNamespace(
         ...(head ? { head } : {}),
       };
     }
-    const inScope = records.filter(
-      (r) => (r.metadata?.namespace ?? '') === ns && (!agent || r.spec.agent === agent),
-    );
-    const result = await verifyTrail({
+    const result = await verifyExamined({
       namespace: ns,
-      records: inScope.map((r) => ({
-        ...(r.metadata?.name ? { name: r.metadata.name } : {}),
-        spec: r.spec,
-        // Raw JSON from the API server: an RFC 3339 string.
-        ...(r.metadata?.creationTimestamp ? { createdAt: String(r.metadata.creationTimestamp) } : {}),
-      })),
+      records: examined.get(ns) ?? [],
       agents,
       keys,
       ...(signingSince !== undefined ? { signingSince } : {}),

@@ -11,6 +11,7 @@ import {
   type ChainAnchor,
   type ChainProblem,
   type ChainProblemKind,
+  digestOf,
   type NamedRecord,
   type PrunedThrough,
   type VerifyResult,
@@ -78,27 +79,49 @@ export function createdBeforeSigning(
   return Number.isFinite(created) && created < Math.floor(signingSince / 1000) * 1000;
 }
 
+/**
+ * Decides one record's standing (signature) and checks its digest, keeping what the chain checks
+ * need without its entries: a reader streams a big trail page by page and holds ~300 bytes per
+ * record, not the records (kubectl warden audit --verify).
+ */
+export async function examineRecord(
+  namespace: string,
+  r: TrailRecord,
+  keys: AuditKeySet,
+  signingSince?: number,
+): Promise<NamedRecord> {
+  const { entries, signature: _signature, ...rest } = r.spec;
+  const base = {
+    ...(r.name ? { name: r.name } : {}),
+    spec: { ...rest, entries: [] },
+    digestOk: digestOf(r.spec) === r.spec.digest,
+    entryCount: entries.length,
+  };
+  const verdict = await keys.verifyRecord(namespace, r.spec);
+  if (verdict.ok) return { ...base, standing: 'signed' };
+  if (verdict.problem === 'missing' && createdBeforeSigning(r.createdAt, signingSince)) {
+    return { ...base, standing: 'legacy' };
+  }
+  const why =
+    verdict.problem === 'missing'
+      ? `it is not signed, and it was created ${r.createdAt ?? '(time unknown)'}, after audit signing began${signingSince !== undefined ? ` (${new Date(signingSince).toISOString()})` : ''}`
+      : verdict.message;
+  return { ...base, standing: 'forged', why };
+}
+
 /** Decides every record's standing and anchor, then checks the chains. */
 export async function verifyTrail(input: TrailInput): Promise<VerifyResult> {
   const named: NamedRecord[] = [];
-  for (const r of input.records) {
-    const verdict = await input.keys.verifyRecord(input.namespace, r.spec);
-    const base = { ...(r.name ? { name: r.name } : {}), spec: r.spec };
-    if (verdict.ok) {
-      named.push({ ...base, standing: 'signed' });
-      continue;
-    }
-    if (verdict.problem === 'missing' && createdBeforeSigning(r.createdAt, input.signingSince)) {
-      named.push({ ...base, standing: 'legacy' });
-      continue;
-    }
-    const why =
-      verdict.problem === 'missing'
-        ? `it is not signed, and it was created ${r.createdAt ?? '(time unknown)'}, after audit signing began${input.signingSince !== undefined ? ` (${new Date(input.signingSince).toISOString()})` : ''}`
-        : verdict.message;
-    named.push({ ...base, standing: 'forged', why });
-  }
+  for (const r of input.records)
+    named.push(await examineRecord(input.namespace, r, input.keys, input.signingSince));
+  return verifyExamined({ ...input, records: named });
+}
 
+/** verifyTrail on records already examined (examineRecord), e.g. streamed page by page. */
+export async function verifyExamined(
+  input: Omit<TrailInput, 'records'> & { records: readonly NamedRecord[] },
+): Promise<VerifyResult> {
+  const named = [...input.records];
   const anchors: Record<string, ChainAnchor> = {};
   const pruned: Record<string, PrunedThrough> = {};
   const headProblems: ChainProblem[] = [];
