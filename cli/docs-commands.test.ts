@@ -1,8 +1,12 @@
 /**
- * Docs that run: every `kubectl warden …` command in README.md and docs/ must be accepted by the
- * CLI (parsed with the real program, actions replaced, no API call), and every `make <target>`
- * the docs name must exist in the Makefile.
+ * Docs that run: every `kubectl warden …` command in the docs — README.md, docs/, the SDK READMEs
+ * and the chart's install notes (every Markdown file outside node_modules, dist and generated
+ * results, plus charts/warden/templates/NOTES.txt) — must be accepted by the CLI (parsed with the
+ * real program, actions replaced, no API call; placeholders such as `<agent>` stand for a value),
+ * and every `make …` they show (inline or in a code block) must name existing targets, flags
+ * GNU make knows and variables the Makefile reads.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,15 +16,19 @@ import { buildProgram, discoverCommands } from './program.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** Directories that hold no documentation a person follows. */
+const SKIP_DIRS = new Set(['node_modules', 'dist', 'coverage', '.git', 'results']);
+
 function markdownFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = join(dir, f);
-    if (statSync(p).isDirectory()) return markdownFiles(p);
+    if (statSync(p).isDirectory()) return SKIP_DIRS.has(f) || f.startsWith('.') ? [] : markdownFiles(p);
     return f.endsWith('.md') ? [p] : [];
   });
 }
 
-const FILES = [join(ROOT, 'README.md'), ...markdownFiles(join(ROOT, 'docs'))];
+/** Helm prints NOTES.txt after every install: its commands are documentation too. */
+const FILES = [...markdownFiles(ROOT), join(ROOT, 'charts/warden/templates/NOTES.txt')];
 
 interface DocCommand {
   where: string;
@@ -33,7 +41,8 @@ interface DocCommand {
 function extractCommands(file: string, markdown: string, tool: RegExp): DocCommand[] {
   const out: DocCommand[] = [];
   const lines = markdown.split('\n');
-  let fence: string | undefined;
+  // A plain-text file (the chart's notes) is all command lines, like one code block.
+  let fence: string | undefined = file.endsWith('.txt') ? 'text' : undefined;
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i] ?? '';
     const f = /^\s*```(\w*)/.exec(line);
@@ -132,14 +141,15 @@ describe('kubectl warden commands in README.md and docs/', () => {
     expect(commands.filter((c) => c.block).length).toBeGreaterThan(15);
   });
 
+  it('reads the chart notes and the SDK READMEs too', () => {
+    const where = new Set(commands.map((c) => c.where.split(':')[0]));
+    expect(where).toContain('charts/warden/templates/NOTES.txt');
+  });
+
   it.each(commands.map((c) => [c.where, c.text, c] as const))('%s: %s', async (_where, _text, c) => {
-    const words = shellWords(c.text).slice(2);
-    if (words.some((w) => /^<.*>$|^<|>$/.test(w))) {
-      if (/^</.test(words[0] ?? '')) return; // `kubectl warden <TAB>`
-      // A synopsis with placeholders (`kubectl warden test <dir or files>`): the command must exist.
-      expect(program.commands.map((x) => x.name())).toContain(words[0]);
-      return;
-    }
+    if (/^kubectl warden\s+</.test(c.text)) return; // `kubectl warden <TAB>`
+    // A placeholder (`<agent>`, `<dir or files>`) stands for one value; `{{ … }}` is Helm's.
+    const words = shellWords(c.text.replace(/<[^<>]+>|\{\{[^}]*\}\}/g, 'PLACEHOLDER')).slice(2);
     if (!c.block && words.length === 1) {
       // Prose naming a command (`kubectl warden kill`): it must exist.
       expect(program.commands.map((x) => x.name())).toContain(words[0]);
@@ -149,21 +159,55 @@ describe('kubectl warden commands in README.md and docs/', () => {
   });
 });
 
-describe('make targets in README.md and docs/', () => {
+/** Every `make …` the docs show: inline code, and code-block lines that run make. */
+function makeCommands(file: string, text: string): Array<readonly [string, string]> {
+  const out: Array<readonly [string, string]> = [];
+  let fence = file.endsWith('.txt');
+  text.split('\n').forEach((line, i) => {
+    if (/^\s*```/.test(line)) {
+      fence = !fence;
+      return;
+    }
+    const where = `${file}:${i + 1}`;
+    if (fence) {
+      const m = /^\s*(?:\$\s+)?(?:sudo\s+(?:-E\s+)?)?make(\s.*)?$/.exec(line);
+      if (m) out.push([where, stripComment(`make${m[1] ?? ''}`).trim()]);
+      return;
+    }
+    for (const c of line.matchAll(/`(make(?:\s[^`]*)?)`/g))
+      out.push([where, stripComment(c[1] ?? '').trim()]);
+  });
+  return out;
+}
+
+describe('make commands in the docs', () => {
   const makefile = readFileSync(join(ROOT, 'Makefile'), 'utf8');
   const targets = new Set([...makefile.matchAll(/^([a-zA-Z0-9_-]+):/gm)].map((m) => m[1]));
-  const named = FILES.flatMap((f) =>
-    [...readFileSync(f, 'utf8').matchAll(/`make ([a-z0-9][a-z0-9 _-]*?)`/g)].map(
-      (m) => [relative(ROOT, f), m[1] ?? ''] as const,
-    ),
-  );
+  /** Options GNU make itself documents (`make --help`), e.g. -s, -C, --no-print-directory. */
+  const help = execFileSync('make', ['--help'], { encoding: 'utf8' });
+  const makeFlags = new Set([...help.matchAll(/(?<=^|[\s,])(--?[A-Za-z][\w-]*)/gm)].map((m) => m[1]));
+  const named = FILES.flatMap((f) => makeCommands(relative(ROOT, f), readFileSync(f, 'utf8')));
 
-  it('finds the documented targets', () => {
-    expect(named.length).toBeGreaterThan(5);
+  it('finds the documented make commands, with flags', () => {
+    expect(named.length).toBeGreaterThan(20);
+    expect(named.some(([, c]) => c === 'make -s which-node')).toBe(true);
   });
 
-  it.each(named)('%s: make %s', (_file, words) => {
-    for (const t of words.split(' ').filter((w) => w && !w.includes('='))) expect(targets).toContain(t);
+  it.each(named)('%s: %s', (_where, command) => {
+    const words = shellWords(command).slice(1);
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      if (w.startsWith('-')) {
+        const flag = w.split('=')[0]!;
+        expect(makeFlags, `make has no option ${flag}`).toContain(flag);
+        if (['-C', '-f', '-j', '-o', '-W', '-I'].includes(w)) i++; // the option's value
+      } else if (w.includes('=')) {
+        const name = w.slice(0, w.indexOf('='));
+        expect(makefile, `the Makefile never reads ${name}`).toMatch(new RegExp(`\\$[({]${name}[)}]`));
+      } else {
+        expect(targets, `no make target ${w}`).toContain(w);
+      }
+    }
   });
 });
 
