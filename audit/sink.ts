@@ -31,7 +31,8 @@ const clip = (s: string | undefined, max: number) => (s === undefined ? undefine
  * broker's entries (each recorded), so an entry for the shipping itself would make "N decisions →
  * N entries" false and grow the chain with noise.
  */
-const LOG_ONLY_ON_ALLOW = new Set(['/v1/audit']);
+// A quota lease is bookkeeping: the calls it covers reach the trail as the brokers' decisions.
+const LOG_ONLY_ON_ALLOW = new Set(['/v1/audit', '/v1/quota']);
 
 /**
  * The entry kind of an authority event. The central decision on /v1/credentials is a credential

@@ -24,6 +24,7 @@ import { type AgentIdentityGetter, FastKube, type PodGetter, WatchedPods } from 
 import { createMinters, type MinterRegistry } from './mint/index.js';
 import { kubeSecretsReader } from './mint/secrets.js';
 import { InformerPolicyStore } from './policy-store.js';
+import { handleQuota, QuotaLedger } from './quota.js';
 import { DEFAULT_RATE_LIMIT, FailureRateLimiter, type RateLimitOptions } from './ratelimit.js';
 import type { IssuedCredentials } from './revocation.js';
 import { createAuthorityServer } from './server.js';
@@ -166,6 +167,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     onIssued: opts.onIssued,
     broker: { trustedImages: [...opts.trustedBrokerImages], authorityUrl: opts.issuer },
   };
+  // Quota counts of this replica (rules[].limits); brokers lease from it.
+  const quotaLedger = new QuotaLedger();
   const server = createAuthorityServer({
     issuer: opts.issuer,
     keys,
@@ -181,6 +184,12 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
         handleAudit(ctx, {
           sessions: parts.sessions,
           sinks: opts.brokerAuditSinks ?? [new LogBrokerEventSink(log)],
+        }),
+      '/v1/quota': (ctx) =>
+        handleQuota(ctx, {
+          sessions: parts.sessions,
+          policySet: (namespace, agent) => store.policySet(namespace, agent),
+          ledger: quotaLedger,
         }),
       '/v1/introspect': (ctx) =>
         handleIntrospect(ctx, {

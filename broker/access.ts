@@ -25,8 +25,9 @@ import {
   UserTokenRejectedError,
 } from './credentials.js';
 import { type BrokerDecision, brokerDeny, type Decider, keepReplay } from './decider.js';
+import { type QuotaCheck, type QuotaLeases, quotaUser } from './quota.js';
 import type { RequestMeta } from './request-meta.js';
-import type { Provider } from './snapshot.js';
+import type { CompiledSnapshot, Provider } from './snapshot.js';
 
 export const AGENT_ACTING_ALONE = 'agent acting alone';
 
@@ -48,6 +49,8 @@ export interface AccessDeps {
   readonly metrics?: BrokerMetrics | undefined;
   /** Where a decision whose audit entry could not be kept is logged. */
   readonly log?: Pick<Logger, 'error'> | undefined;
+  /** Leases of the quota budgets (rules[].limits); absent = a rule with limits is denied (fail closed). */
+  readonly quotas?: Pick<QuotaLeases, 'take'> | undefined;
 }
 
 /** Marks the request a timer covers as allowed; until then it counts as denied. */
@@ -242,6 +245,9 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   const decision = await r.decide(user);
   if (decision.decision === 'Deny') return deny(decision);
 
+  const quota = await checkQuota(deps, gate.snapshot, decision, user);
+  if (quota) return deny(keepReplay(quota, decision));
+
   const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';
   let credential: IssuedCredential;
   try {
@@ -286,6 +292,57 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     credential,
     secrets: issuedSecrets(credential),
     user,
+  };
+}
+
+/**
+ * Quota step (after an Allow): one call from each limit of the rule that allowed it, from the
+ * broker's leases of the budget the authority counts (quota.ts). Null when the call may go on;
+ * otherwise the denial — QuotaExceeded with the time until the window resets, or
+ * AuthorityUnreachable when no lease could be had (fail closed).
+ */
+async function checkQuota(
+  deps: AccessDeps,
+  snapshot: CompiledSnapshot,
+  decision: BrokerDecision,
+  user: UserInput | null,
+): Promise<BrokerDecision | null> {
+  if (decision.policy === null || decision.rule === null) return null;
+  const rule = snapshot.set.policies
+    .find((p) => p.id === decision.policy)
+    ?.rules.find((x) => x.index === decision.rule);
+  const limits = rule?.limits ?? [];
+  if (limits.length === 0) return null;
+  const where = `AccessPolicy ${decision.policy} rules[${decision.rule}]`;
+  if (!deps.quotas) {
+    return brokerDeny(
+      BrokerDenyReason.AuthorityUnreachable,
+      `${where} has limits but this broker has no quota source; the broker fails closed`,
+      snapshot.version,
+    );
+  }
+  let check: QuotaCheck;
+  try {
+    check = await deps.quotas.take(decision.policy, decision.rule, limits, quotaUser(user));
+  } catch (err) {
+    return brokerDeny(
+      BrokerDenyReason.AuthorityUnreachable,
+      `could not obtain a quota lease for ${where} from the Warden authority (${errorText(err)}); the broker fails closed`,
+      snapshot.version,
+    );
+  }
+  if (check.ok) return null;
+  const l = check.limit;
+  const seconds = Math.max(1, Math.ceil(check.retryAfterMs / 1000));
+  return {
+    ...brokerDeny(
+      BrokerDenyReason.QuotaExceeded,
+      `quota exceeded: ${where}.limits[${l.index}] allows ${l.calls} call(s) per ${l.window} per ${l.per}; the window resets in ${seconds} s`,
+      snapshot.version,
+    ),
+    policy: decision.policy,
+    rule: decision.rule,
+    retryAfterMs: check.retryAfterMs,
   };
 }
 

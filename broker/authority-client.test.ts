@@ -1,6 +1,6 @@
 import { EmbeddedJWK, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { parseCredentialAnswer, toLocalExpiry } from './authority-client.js';
+import { parseCredentialAnswer, parseLeaseAnswer, toLocalExpiry } from './authority-client.js';
 import { AuthorityUnavailableError, CredentialDeniedError } from './credentials.js';
 import { accessTokenHash, DpopKey } from './dpop.js';
 
@@ -178,5 +178,24 @@ describe('toLocalExpiry: credential expiry on the broker clock (clock skew, docs
     expect(parseCredentialAnswer(200, JSON.stringify(body), NOW - 120_000, NOW).expiresAt).toBe(
       NOW - 120_000 + 34_000,
     );
+  });
+});
+
+describe('parseLeaseAnswer', () => {
+  it('reads granted and resetInMs', () => {
+    expect(parseLeaseAnswer('{"granted":5,"resetInMs":4200,"calls":50,"window":"1m"}')).toEqual({
+      granted: 5,
+      resetInMs: 4200,
+    });
+  });
+  it.each([
+    ['not json', 'not JSON'],
+    ['{"granted":-1,"resetInMs":10}', 'granted/resetInMs'],
+    ['{"granted":1.5,"resetInMs":10}', 'granted/resetInMs'],
+    ['{"granted":1}', 'granted/resetInMs'],
+    ['{"granted":1,"resetInMs":99999999999}', 'granted/resetInMs'],
+  ])('treats %s as the authority being unavailable (fail closed)', (body, says) => {
+    expect(() => parseLeaseAnswer(body)).toThrow(AuthorityUnavailableError);
+    expect(() => parseLeaseAnswer(body)).toThrow(says);
   });
 });

@@ -26,6 +26,7 @@ import {
 import type { SnapshotSource } from './decider.js';
 import { accessTokenHash, DpopKey } from './dpop.js';
 import type { PgLogin } from './pg/endpoint.js';
+import type { QuotaLeaseAnswer, QuotaLeaseRequest, QuotaLeaser } from './quota.js';
 import { type PolicySnapshot, parseSnapshot } from './snapshot.js';
 import { SseParser } from './sse.js';
 
@@ -77,7 +78,7 @@ export class AuthorityHttpError extends Error {
   }
 }
 
-export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditTransport {
+export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditTransport, QuotaLeaser {
   snapshot: PolicySnapshot | null = null;
   lastHeard: number | null = null;
   /** Set once a session exists. */
@@ -429,6 +430,26 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
     );
   }
 
+  /** QuotaLeaser: POST /v1/quota (a lease of a rule limit's budget). */
+  async lease(req: QuotaLeaseRequest): Promise<QuotaLeaseAnswer> {
+    let r: HttpResult;
+    try {
+      r = await this.withSession(
+        'POST',
+        '/v1/quota',
+        { 'content-type': 'application/json' },
+        JSON.stringify(req),
+      );
+    } catch (err) {
+      throw new AuthorityUnavailableError(`/v1/quota: ${describe(err)}`);
+    }
+    if (r.status !== 200) {
+      const e = httpError(r, '/v1/quota');
+      throw new AuthorityUnavailableError(e.message);
+    }
+    return parseLeaseAnswer(r.body);
+  }
+
   /** AuditTransport: POST /v1/audit. */
   async send(events: readonly BrokerAuditEvent[]): Promise<void> {
     const r = await this.withSession(
@@ -439,6 +460,23 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
     );
     if (r.status < 200 || r.status >= 300) throw httpError(r, '/v1/audit');
   }
+}
+
+/** Pure: the /v1/quota answer; anything malformed is the authority being unavailable (fail closed). */
+export function parseLeaseAnswer(body: string): QuotaLeaseAnswer {
+  let b: { granted?: unknown; resetInMs?: unknown };
+  try {
+    b = JSON.parse(body) as typeof b;
+  } catch {
+    throw new AuthorityUnavailableError('/v1/quota answered with something that is not JSON');
+  }
+  const ok = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!ok(b.granted) || !ok(b.resetInMs) || b.resetInMs > 86_400_000) {
+    throw new AuthorityUnavailableError(
+      '/v1/quota answered without granted/resetInMs (non-negative integers)',
+    );
+  }
+  return { granted: b.granted, resetInMs: b.resetInMs };
 }
 
 /**

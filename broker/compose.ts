@@ -17,6 +17,7 @@ import { InFlightRegistry } from './in-flight.js';
 import { McpGateway } from './mcp-gateway.js';
 import type { PgEndpoint } from './pg/endpoint.js';
 import { startPgService } from './pg/service.js';
+import { type QuotaLeaser, QuotaLeases } from './quota.js';
 import { createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
 import { followSuspension } from './suspension.js';
@@ -26,6 +27,8 @@ import { SnapshotUserResolver } from './user.js';
 export interface ComposeOptions {
   readonly source: SnapshotSource;
   readonly issuer: CredentialIssuer;
+  /** Where quota leases come from (the authority client); absent = rules with limits are denied. */
+  readonly quota?: QuotaLeaser;
   /**
    * Where every decision of every adapter is recorded (access.ts recordDecision): the answer goes
    * out only once it kept the entry — the AuditShipper over the spool (broker/spool.ts), once for
@@ -71,6 +74,8 @@ export interface ComposedBroker {
   readonly inFlight: InFlightRegistry;
   readonly decider: Decider;
   readonly credentials: CredentialCache;
+  /** Leases of the quota budgets (absent without a lease source). */
+  readonly quotas: QuotaLeases | undefined;
   /** Verified user tokens (the PostgreSQL service decides with it too). */
   readonly users: UserCache;
   readonly gateway: McpGateway;
@@ -95,6 +100,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
   });
   const credentials = new CredentialCache(o.issuer, wallNow);
   const users = new UserCache(o.users ?? new SnapshotUserResolver(() => o.source.snapshot, wallNow), wallNow);
+  const quotas = o.quota ? new QuotaLeases(o.quota, o.now) : undefined;
   const access: AccessDeps = {
     decider,
     credentials,
@@ -104,6 +110,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     wallClock: () => new Date(wallNow()),
     metrics: o.metrics,
     log: o.log.child({ component: 'audit' }),
+    quotas,
   };
   const timeouts = {
     ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),
@@ -148,6 +155,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     inFlight,
     decider,
     credentials,
+    quotas,
     users,
     gateway,
     proxy,

@@ -30,9 +30,13 @@ export const BrokerDenyReason = {
   ToolListUnavailable: 'ToolListUnavailable',
   /** The request itself is malformed (path, headers, context). */
   InvalidRequest: 'InvalidRequest',
+  /** A limit (AccessPolicy rules[].limits) of the rule that allowed the call has no room left in its window. */
+  QuotaExceeded: 'QuotaExceeded',
 } as const;
 export type BrokerDenyReason = (typeof BrokerDenyReason)[keyof typeof BrokerDenyReason];
 
+/** RFC 9110 §10.2.3: seconds until a QuotaExceeded call may be retried (HTTP proxy, 429). */
+export const HEADER_RETRY_AFTER = 'retry-after';
 /** MCP streamable HTTP: the session the upstream assigned (the tool catalog is kept per session). */
 export const HEADER_MCP_SESSION_ID = 'mcp-session-id';
 /** MCP streamable HTTP: the negotiated protocol version, sent on the broker's own tools/list too. */

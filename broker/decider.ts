@@ -52,6 +52,8 @@ export interface BrokerDecision {
    * of an allowed call keeps it (keepReplay) so replay compares with the engine's verdict.
    */
   readonly replay?: AuditReplay;
+  /** QuotaExceeded: time until the limit's window resets (HTTP Retry-After, MCP error data, PostgreSQL hint). */
+  readonly retryAfterMs?: number;
 }
 
 export interface DeciderOptions {

@@ -17,8 +17,10 @@ import {
   upstreamCredentialHeaders,
 } from './access.js';
 import {
+  BrokerDenyReason,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
   DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+  HEADER_RETRY_AFTER,
   MAX_BODY_BYTES,
 } from './constants.js';
 import type { BrokerDecision } from './decider.js';
@@ -49,10 +51,19 @@ export function denialBody(d: BrokerDecision): Record<string, unknown> {
     reason: d.reason,
     message: d.message,
     reasons: d.reasons,
+    ...(d.retryAfterMs !== undefined
+      ? { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) }
+      : {}),
   };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  close = false,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -62,8 +73,23 @@ function sendJson(res: ServerResponse, status: number, body: unknown, close = fa
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(payload),
     ...(close ? { connection: 'close' } : {}),
+    ...headers,
   });
   res.end(payload);
+}
+
+/**
+ * Pure: status and headers of a denial — 429 with Retry-After (whole seconds, rounded up) for
+ * QuotaExceeded, 403 for every other refusal.
+ */
+export function denialStatus(d: BrokerDecision): { status: number; headers: Record<string, string> } {
+  if (d.reason === BrokerDenyReason.QuotaExceeded && d.retryAfterMs !== undefined) {
+    return {
+      status: 429,
+      headers: { [HEADER_RETRY_AFTER]: String(Math.max(1, Math.ceil(d.retryAfterMs / 1000))) },
+    };
+  }
+  return { status: 403, headers: {} };
 }
 
 /** Passes bytes through, failing once more than `limit` went by. */
@@ -155,7 +181,8 @@ export class HttpProxy {
       decide: (user) => decider.decideHttp(target, method, checked.policyPath, user, meta.context),
     });
     if (!outcome.ok) {
-      sendJson(res, 403, denialBody(outcome.decision));
+      const { status, headers } = denialStatus(outcome.decision);
+      sendJson(res, status, denialBody(outcome.decision), false, headers);
       req.resume();
       return;
     }

@@ -139,6 +139,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
   const broker = composeBroker({
     source: client,
     issuer: client,
+    quota: client,
     audit,
     log,
     providers: o.providers,

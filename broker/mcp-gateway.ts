@@ -123,7 +123,15 @@ function refusalMessage(d: BrokerDecision): string {
 
 /** The JSON-RPC error `data` of a denial. */
 export function denialData(d: BrokerDecision): Record<string, unknown> {
-  return { decision: d.decision, reason: d.reason, reasons: d.reasons };
+  return {
+    decision: d.decision,
+    reason: d.reason,
+    reasons: d.reasons,
+    // QuotaExceeded: when the agent may try again (the limit's window resets).
+    ...(d.retryAfterMs !== undefined
+      ? { retryAfterSeconds: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) }
+      : {}),
+  };
 }
 
 /** One agent ↔ upstream exchange, so the kill switch can end it from outside. */

@@ -47,6 +47,7 @@ export const REASONS = [
   'UnknownTool',
   'ToolListUnavailable',
   'InvalidRequest',
+  'QuotaExceeded',
   // webhook RejectionReason and admission outcomes
   'InvalidAgentName',
   'AgentLabelMismatch',

@@ -173,6 +173,7 @@ const TYPE_NAMES: Record<string, Record<string, string>> = {
     'spec.rules[].http': 'HttpMatch',
     'spec.rules[].when[]': 'WhenCondition',
     'spec.rules[].credential': 'RuleCredential',
+    'spec.rules[].limits[]': 'RuleLimit',
   },
   CredentialProvider: {
     'spec.target': 'ProviderTarget',

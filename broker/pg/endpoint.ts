@@ -71,6 +71,8 @@ export type PgDecision =
        * poolers retry; 0A000 for a start-up option the broker does not forward.
        */
       readonly code?: string | undefined;
+      /** What to do about it (HINT), e.g. when a quota window resets. */
+      readonly hint?: string | undefined;
     };
 
 /** SQLSTATEs of refusals: a client retries class 08, and gives up on the others. */
@@ -78,6 +80,8 @@ export const PG_REFUSAL = {
   denied: '28000',
   unavailable: '08006',
   unsupported: '0A000',
+  /** configuration_limit_exceeded (class 53, insufficient resources): a quota (rules[].limits). */
+  quotaExceeded: '53400',
 } as const;
 
 /** A login for the upstream (from the authority; never shown to the agent). */
@@ -447,9 +451,17 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     return secure;
   }
 
-  const fail = (agent: Socket, code: string, message: string, detail?: string) => {
+  const fail = (agent: Socket, code: string, message: string, detail?: string, hint?: string) => {
     if (agent.writable)
-      agent.end(errorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+      agent.end(
+        errorResponse({
+          severity: 'FATAL',
+          code,
+          message,
+          ...(detail ? { detail } : {}),
+          ...(hint ? { hint } : {}),
+        }),
+      );
     else agent.destroy();
   };
 
@@ -552,6 +564,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
           ? `Warden could not open the session to '${info.target}' now (retry): ${decision.message}`
           : `Warden denied this connection to '${info.target}': ${decision.message}`,
         decision.detail,
+        decision.hint,
       );
       return;
     }

@@ -39,6 +39,21 @@ describe('pgDenial', () => {
       }),
     ).toEqual({ message: 'agent ns/bot is suspended' });
   });
+
+  it('a QuotaExceeded denial is SQLSTATE 53400 with a HINT saying when to retry', () => {
+    expect(
+      pgDenial({
+        reason: 'QuotaExceeded',
+        message: 'quota exceeded: AccessPolicy ns/db rules[0].limits[0] allows 5 call(s) per 1m per agent',
+        reasons: [{ policy: null, rule: null, message: 'x' }],
+        retryAfterMs: 12_300,
+      }),
+    ).toEqual({
+      message: 'quota exceeded: AccessPolicy ns/db rules[0].limits[0] allows 5 call(s) per 1m per agent',
+      code: '53400',
+      hint: 'retry in 13 s, when the quota window resets',
+    });
+  });
 });
 
 describe('pgRefusal', () => {
@@ -53,6 +68,16 @@ describe('pgRefusal', () => {
     [BrokerDenyReason.UnknownTarget, '28000'],
   ])('%s answers SQLSTATE %s (class 08: clients retry)', (reason, code) => {
     expect(pgRefusal(brokerDeny(reason, 'why'), info)).toMatchObject({ allow: false, code, message: 'why' });
+  });
+
+  it('QuotaExceeded answers SQLSTATE 53400 with a HINT saying when the window resets', () => {
+    const d = { ...brokerDeny(BrokerDenyReason.QuotaExceeded, 'quota exceeded: …'), retryAfterMs: 1_500 };
+    expect(pgRefusal(d, info)).toEqual({
+      allow: false,
+      code: '53400',
+      message: 'quota exceeded: …',
+      hint: 'retry in 2 s, when the quota window resets',
+    });
   });
 
   it("an unknown provider named like the user says the database name is the provider's (psql's default)", () => {

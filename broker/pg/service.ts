@@ -41,20 +41,32 @@ export interface PgServiceOptions {
   readonly upstreamTimeoutMs?: number;
 }
 
-/** Pure: the PostgreSQL denial text for a broker decision, with the policy reasons as DETAIL. */
+/**
+ * Pure: the PostgreSQL denial text for a broker decision, with the policy reasons as DETAIL; a
+ * QuotaExceeded refusal gets SQLSTATE 53400 and a HINT saying when to retry.
+ */
 export function pgDenial(decision: {
+  readonly reason?: string;
   readonly message: string;
   readonly reasons: ReadonlyArray<{
     readonly policy: string | null;
     readonly rule: number | null;
     readonly message: string;
   }>;
-}): { message: string; detail?: string } {
+  readonly retryAfterMs?: number | undefined;
+}): { message: string; detail?: string; code?: string; hint?: string } {
   const detail = decision.reasons
     .filter((r) => r.policy !== null)
     .map((r) => `${r.policy}${r.rule !== null ? ` rule ${r.rule}` : ''}: ${r.message}`)
     .join('; ');
-  return detail ? { message: decision.message, detail } : { message: decision.message };
+  const quota =
+    decision.reason === BrokerDenyReason.QuotaExceeded && decision.retryAfterMs !== undefined
+      ? {
+          code: PG_REFUSAL.quotaExceeded,
+          hint: `retry in ${Math.max(1, Math.ceil(decision.retryAfterMs / 1000))} s, when the quota window resets`,
+        }
+      : {};
+  return detail ? { message: decision.message, detail, ...quota } : { message: decision.message, ...quota };
 }
 
 /** Deny reasons that mean "not now" rather than "no": the session may open on a retry. */
@@ -75,13 +87,19 @@ export function pgRefusal(
   info: Pick<PgClientInfo, 'user' | 'database'>,
 ): PgDecision {
   const d = pgDenial(decision);
-  const code = UNAVAILABLE.has(decision.reason) ? PG_REFUSAL.unavailable : PG_REFUSAL.denied;
+  const code = d.code ?? (UNAVAILABLE.has(decision.reason) ? PG_REFUSAL.unavailable : PG_REFUSAL.denied);
   const defaulted =
     decision.reason === BrokerDenyReason.UnknownTarget && info.database !== '' && info.database === info.user;
   const message = defaulted
     ? `${d.message}; the database name is the CredentialProvider's name, and none was given (psql and libpq then use the user name '${info.user.slice(0, 64)}'): connect with psql "$WARDEN_PG_BASE/<provider>" or -d <provider>`
     : d.message;
-  return { allow: false, message, code, ...(d.detail ? { detail: d.detail } : {}) };
+  return {
+    allow: false,
+    message,
+    code,
+    ...(d.detail ? { detail: d.detail } : {}),
+    ...(d.hint ? { hint: d.hint } : {}),
+  };
 }
 
 /** Pure: a request-meta error about a header, reworded for the connection option it came from. */

@@ -15,6 +15,7 @@ export type {
   AgentSelector,
   HttpMatch,
   RuleCredential,
+  RuleLimit,
   WhenCondition,
 } from './generated/access-policy.js';
 export type {

@@ -35,6 +35,11 @@ export const DURATION = p(
   'a duration such as "90s", "5m", "1h" or "1h30m" (units ms, s, m, h)',
 );
 /** An https URL (OIDC issuers, JWKS). */
+/** A quota window (AccessPolicy rules[].limits[].window): one unit, 1s to 24h. */
+export const QUOTA_WINDOW = p(
+  '^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|([1-9]|1[0-9]|2[0-4])h)$',
+  'a window of one unit from 1s to 24h, such as "30s", "1m" or "1h"',
+);
 export const HTTPS_URL = p('^https://[^\\s]+$', 'an https:// URL without spaces');
 /** An http(s) URL (token and revocation endpoints). */
 export const HTTP_URL = p('^https?://[^\\s]+$', 'an http:// or https:// URL without spaces');
@@ -85,6 +90,7 @@ export const ALL_PATTERNS: Record<string, NamedPattern> = {
   DNS_SUBDOMAIN,
   TARGET,
   DURATION,
+  QUOTA_WINDOW,
   HTTPS_URL,
   HTTP_URL,
   TARGET_URL,

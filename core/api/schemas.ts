@@ -26,6 +26,7 @@ import {
   type NamedPattern,
   PATH_GLOB,
   PG_ROLE,
+  QUOTA_WINDOW,
   SECRET_KEY,
   SHA256_HEX,
   SHA256_HEX_OR_EMPTY,
@@ -189,6 +190,9 @@ export const HTTP_METHODS = [
   '*',
 ] as const;
 
+/** AccessPolicy rules[].limits[].per: what one quota count covers. */
+export const QUOTA_SCOPES = ['agent', 'user', 'agent+user'] as const;
+
 export const whenConditionSchema = z.strictObject({
   name: matching(CONDITION_NAME, 63, 1),
   expression: celExpression(),
@@ -205,6 +209,16 @@ export const accessPolicyRuleSchema = z
       })
       .optional(),
     when: listMap(whenConditionSchema, 'name', 16).optional(),
+    limits: z
+      .array(
+        z.strictObject({
+          per: z.enum(QUOTA_SCOPES),
+          calls: z.int().min(1).max(1_000_000_000),
+          window: matching(QUOTA_WINDOW, 8),
+        }),
+      )
+      .max(4)
+      .optional(),
     credential: z
       .strictObject({
         ttl: duration().optional(),
@@ -222,17 +236,29 @@ export const accessPolicyRuleSchema = z
       });
   });
 
-export const accessPolicySpecSchema = z.strictObject({
-  description: text(1024).optional(),
-  agentSelector: z
-    .strictObject({
-      names: set(objectName(), 100).optional(),
-      matchLabels: boundedMap(text(63), 32).optional(),
-    })
-    .optional(),
-  effect: z.enum(POLICY_EFFECTS).default('Allow'),
-  rules: z.array(accessPolicyRuleSchema).min(1).max(64),
-});
+export const accessPolicySpecSchema = z
+  .strictObject({
+    description: text(1024).optional(),
+    agentSelector: z
+      .strictObject({
+        names: set(objectName(), 100).optional(),
+        matchLabels: boundedMap(text(63), 32).optional(),
+      })
+      .optional(),
+    effect: z.enum(POLICY_EFFECTS).default('Allow'),
+    rules: z.array(accessPolicyRuleSchema).min(1).max(64),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.effect !== 'Deny' || !Array.isArray(spec.rules)) return;
+    spec.rules.forEach((r, i) => {
+      if (r && typeof r === 'object' && 'limits' in r && r.limits !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'limits'],
+          message: 'quotas apply to Allow rules only; a Deny rule already denies every call it matches',
+        });
+    });
+  });
 
 // --- CredentialProvider -----------------------------------------------------------
 

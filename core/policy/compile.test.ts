@@ -200,3 +200,59 @@ describe('compileAccessPolicy: structural errors carry field paths, and all are 
     expect(errorsOf(spec as AccessPolicySpecLike)).toContainEqual(expect.objectContaining({ path, code }));
   });
 });
+
+describe('compileAccessPolicy: rule limits (quotas)', () => {
+  it('compiles limits with their windows in milliseconds', () => {
+    const r = compileAccessPolicy({
+      namespace: 'agents',
+      name: 'support',
+      spec: {
+        rules: [
+          {
+            targets: ['jira'],
+            limits: [
+              { per: 'agent', calls: 100, window: '1m' },
+              { per: 'agent+user', calls: 5, window: '24h' },
+            ],
+          },
+        ],
+      },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(r.compiled.rules[0]?.limits).toEqual([
+      { index: 0, per: 'agent', calls: 100, window: '1m', windowMs: 60_000 },
+      { index: 1, per: 'agent+user', calls: 5, window: '24h', windowMs: 86_400_000 },
+    ]);
+  });
+
+  it('a rule without limits has none', () => {
+    const r = compileAccessPolicy({
+      namespace: 'agents',
+      name: 'p',
+      spec: { rules: [{ targets: ['jira'] }] },
+    });
+    expect(r.ok && r.compiled.rules[0]?.limits).toEqual([]);
+  });
+
+  it.each([
+    [{ per: 'pod', calls: 1, window: '1m' }, 'spec.rules[0].limits[0].per', 'invalid_scope'],
+    [{ per: 'agent', calls: 0, window: '1m' }, 'spec.rules[0].limits[0].calls', 'invalid_calls'],
+    [{ per: 'agent', calls: 1.5, window: '1m' }, 'spec.rules[0].limits[0].calls', 'invalid_calls'],
+    [{ per: 'agent', calls: 1, window: '500ms' }, 'spec.rules[0].limits[0].window', 'invalid_window'],
+    [{ per: 'agent', calls: 1, window: '25h' }, 'spec.rules[0].limits[0].window', 'invalid_window'],
+    [{ per: 'agent', calls: 1, window: 'soon' }, 'spec.rules[0].limits[0].window', 'invalid_window'],
+  ])('refuses %j, naming %s', (limit, path, code) => {
+    const errors = errorsOf({ rules: [{ targets: ['jira'], limits: [limit] }] });
+    expect(errors).toContainEqual(expect.objectContaining({ path, code }));
+  });
+
+  it('refuses limits on a Deny rule', () => {
+    const errors = errorsOf({
+      effect: 'Deny',
+      rules: [{ targets: ['jira'], limits: [{ per: 'agent', calls: 1, window: '1m' }] }],
+    });
+    expect(errors).toContainEqual(
+      expect.objectContaining({ path: 'spec.rules[0].limits', code: 'limits_on_deny' }),
+    );
+  });
+});

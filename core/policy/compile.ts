@@ -1,8 +1,10 @@
+import { parseDuration } from '../api/duration.js';
 import { DEFAULT_BOUNDS, type PolicyBounds } from './bounds.js';
 import type {
   CompiledCondition,
   CompiledCredential,
   CompiledHttpMatch,
+  CompiledLimit,
   CompiledPolicy,
   CompiledRule,
   CompiledSelector,
@@ -208,8 +210,11 @@ function compileRule(
     ? compileCredential(rule.credential, `${path}.credential`, bounds, errors)
     : null;
 
+  const limits = compileLimits(rule.limits, `${path}.limits`, denies, fail);
+
   if (errors.length > before) return null;
   return {
+    limits,
     index,
     targets,
     tools: rule.tools && rule.tools.length > 0 ? rule.tools : null,
@@ -221,6 +226,49 @@ function compileRule(
     conditionsCost: conditions.reduce((sum, c) => sum + c.expression.cost, 0),
     credential,
   };
+}
+
+const QUOTA_SCOPES: ReadonlySet<string> = new Set(['agent', 'user', 'agent+user']);
+/** Largest quota window (the CRD's pattern allows up to 24h). */
+const MAX_QUOTA_WINDOW_MS = 24 * 3_600_000;
+
+function compileLimits(
+  limits: PolicyRuleLike['limits'],
+  path: string,
+  denies: boolean,
+  fail: (p: string, code: string, message: string) => void,
+): CompiledLimit[] {
+  if (limits === undefined || limits.length === 0) return [];
+  if (denies) {
+    fail(
+      path,
+      'limits_on_deny',
+      'quotas apply to Allow rules only; a Deny rule already denies every call it matches',
+    );
+    return [];
+  }
+  if (limits.length > 4) fail(path, 'too_many_limits', `${limits.length} limits; the limit is 4`);
+  return limits.map((l, i) => {
+    const at = `${path}[${i}]`;
+    if (!QUOTA_SCOPES.has(l.per))
+      fail(`${at}.per`, 'invalid_scope', `'${l.per}' is not agent, user or agent+user`);
+    if (!Number.isSafeInteger(l.calls) || l.calls < 1)
+      fail(`${at}.calls`, 'invalid_calls', `calls must be a whole number of at least 1, got ${l.calls}`);
+    const windowMs = typeof l.window === 'string' ? parseDuration(l.window) : undefined;
+    if (windowMs === undefined || windowMs < 1000 || windowMs > MAX_QUOTA_WINDOW_MS)
+      fail(
+        `${at}.window`,
+        'invalid_window',
+        `'${l.window}' is not a window from 1s to 24h; write it like "30s", "1m" or "1h"`,
+      );
+    return {
+      index: i,
+      per: l.per as CompiledLimit['per'],
+      calls: l.calls,
+      window: l.window,
+      windowMs: windowMs ?? 0,
+    };
+  });
 }
 
 function compileHttp(

@@ -38,6 +38,18 @@ export interface CompiledRule {
   /** Sum of the conditions' estimated costs. */
   readonly conditionsCost: number;
   readonly credential: CompiledCredential | null;
+  /** Quotas on the calls this rule allows; empty = none. */
+  readonly limits: readonly CompiledLimit[];
+}
+
+/** One of a rule's `limits`, checked and with its window in milliseconds. */
+export interface CompiledLimit {
+  /** Index in the rule's `limits`. */
+  readonly index: number;
+  readonly per: 'agent' | 'user' | 'agent+user';
+  readonly calls: number;
+  readonly window: string;
+  readonly windowMs: number;
 }
 
 export interface CompiledHttpMatch {

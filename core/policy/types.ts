@@ -31,6 +31,14 @@ export interface PolicyRuleLike {
   readonly http?: HttpMatchLike | undefined;
   readonly when?: readonly PolicyConditionLike[] | undefined;
   readonly credential?: RuleCredentialLike | undefined;
+  /** Quotas on the calls this rule allows (enforced by the broker, counted by the authority). */
+  readonly limits?: readonly RuleLimitLike[] | undefined;
+}
+
+export interface RuleLimitLike {
+  readonly per: string;
+  readonly calls: number;
+  readonly window: string;
 }
 
 export interface AgentSelectorLike {

@@ -95,6 +95,12 @@ export interface AccessPolicyRule {
    * @maxItems 16
    */
   when?: WhenCondition[];
+  /**
+   * Quotas on the calls this rule allows, counted by the Warden authority across all brokers of an agent; a call over a limit is denied with reason QuotaExceeded and the time until its window resets (HTTP 429 with Retry-After, MCP error data, a PostgreSQL error hint). Every limit must have room. Allow rules only.
+   *
+   * @maxItems 4
+   */
+  limits?: RuleLimit[];
   credential?: RuleCredential;
 }
 /**
@@ -130,6 +136,23 @@ export interface WhenCondition {
    * A CEL expression evaluating to a bool, e.g. "user.present && 'support' in user.groups".
    */
   expression: string;
+}
+/**
+ * At most `calls` calls allowed by this rule per `window`, counted per agent, per user or per agent and user.
+ */
+export interface RuleLimit {
+  /**
+   * What is counted together — agent: each agent (all its brokers and users); user: each human user across every agent the rule selects (calls without a user share one count); agent+user: each agent and user pair.
+   */
+  per: 'agent' | 'user' | 'agent+user';
+  /**
+   * Calls allowed per window.
+   */
+  calls: number;
+  /**
+   * Length of the window ("1m", "30s", "1h"; 1s to 24h, one unit). Windows are fixed, aligned to the authority's clock: the count resets at each multiple of the window.
+   */
+  window: string;
 }
 /**
  * Shape of the credential issued when this rule allows a request.

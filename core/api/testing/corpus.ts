@@ -176,6 +176,61 @@ export const CORPUS: CorpusCase[] = [
   { name: 'policy: DESIGN.md example', kind: 'AccessPolicy', spec: policySpec(), ok: true },
   { name: 'policy: no rules', kind: 'AccessPolicy', spec: policySpec({ rules: [] }), ok: false },
   {
+    name: 'policy: rule limits per agent, user and agent+user',
+    kind: 'AccessPolicy',
+    spec: policySpec({
+      rules: [
+        rule({
+          limits: [
+            { per: 'agent', calls: 600, window: '1m' },
+            { per: 'user', calls: 1, window: '24h' },
+            { per: 'agent+user', calls: 1_000_000_000, window: '99999s' },
+          ],
+        }),
+      ],
+    }),
+    ok: true,
+  },
+  {
+    name: 'policy: limit per something unknown',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ limits: [{ per: 'pod', calls: 10, window: '1m' }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: limit of zero calls',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ limits: [{ per: 'agent', calls: 0, window: '1m' }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: limit window of two units',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ limits: [{ per: 'agent', calls: 5, window: '1h30m' }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: limit window above 24h',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ limits: [{ per: 'agent', calls: 5, window: '25h' }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: limit without a window',
+    kind: 'AccessPolicy',
+    spec: policySpec({ rules: [rule({ limits: [{ per: 'agent', calls: 5 }] })] }),
+    ok: false,
+  },
+  {
+    name: 'policy: limits on a Deny rule',
+    kind: 'AccessPolicy',
+    spec: policySpec({
+      effect: 'Deny',
+      rules: [rule({ limits: [{ per: 'agent', calls: 5, window: '1m' }] })],
+    }),
+    ok: false,
+  },
+  {
     name: 'policy: 65 rules',
     kind: 'AccessPolicy',
     spec: policySpec({ rules: Array.from({ length: 65 }, () => rule()) }),
