@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerEvent } from '../core/ports/audit.js';
-import { counts, emptyWindow, evaluate, observe, rates, toolKey, tripReason } from './circuit-breaker.js';
+import {
+  counts,
+  emptyWindow,
+  evaluate,
+  observe,
+  rates,
+  sinceRevive,
+  suspendedChangedAt,
+  toolKey,
+  tripReason,
+} from './circuit-breaker.js';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');
 
@@ -112,5 +122,50 @@ describe('tripReason', () => {
     expect(tripReason(t, 'Alert')).toMatch(
       /^CircuitBreakerTripped: .* \(action Alert: the agent was not suspended\)$/,
     );
+  });
+});
+
+describe('after a revive', () => {
+  const at = (iso: string) => ({ ...ev('Deny'), entry: { ...ev('Deny').entry, time: iso } });
+  const revivedAt = Date.parse('2026-12-04T12:00:10Z');
+
+  it('leaves out decisions made before the revive that arrive late, for a grace period only', () => {
+    const late = at('2026-12-04T12:00:09.500Z');
+    const after = at('2026-12-04T12:00:10.200Z');
+    expect(sinceRevive([late, after], revivedAt, revivedAt + 1_000)).toEqual([after]);
+    expect(sinceRevive([late, after], revivedAt, revivedAt + 10_000)).toEqual([late, after]);
+    expect(sinceRevive([late], undefined, revivedAt)).toEqual([late]);
+  });
+
+  it('reads when spec.suspended last changed from managedFields (not from status writes)', () => {
+    const agent = {
+      apiVersion: 'warden.dev/v1alpha1',
+      kind: 'AgentIdentity',
+      metadata: {
+        name: 'bot',
+        managedFields: [
+          {
+            manager: 'kubectl-warden',
+            time: '2026-12-04T12:00:10Z',
+            fieldsV1: { 'f:spec': { 'f:suspended': {} } },
+          },
+          { manager: 'old', time: '2026-12-04T11:00:00Z', fieldsV1: { 'f:spec': { 'f:suspended': {} } } },
+          {
+            manager: 'status',
+            time: '2026-12-04T12:30:00Z',
+            subresource: 'status',
+            fieldsV1: { 'f:spec': { 'f:suspended': {} } },
+          },
+          {
+            manager: 'other',
+            time: '2026-12-04T12:40:00Z',
+            fieldsV1: { 'f:spec': { 'f:serviceAccountName': {} } },
+          },
+        ],
+      },
+      spec: { serviceAccountName: 'bot', suspended: false },
+    };
+    expect(suspendedChangedAt(agent as never)).toBe(revivedAt);
+    expect(suspendedChangedAt({ ...agent, metadata: { name: 'bot' } } as never)).toBeUndefined();
   });
 });

@@ -83,6 +83,47 @@ export function toolKey(e: BrokerEvent): string | undefined {
   return target;
 }
 
+/** How long after a revive decisions timed before it are still taken for pre-revive ones. */
+export const REVIVE_GRACE_MS = 10_000;
+
+/**
+ * Pure: when spec.suspended last changed (metadata.managedFields, second resolution), or
+ * undefined. For a revived agent that is the revive.
+ */
+export function suspendedChangedAt(agent: AgentIdentity): number | undefined {
+  const fields = (agent.metadata as { managedFields?: ManagedField[] } | undefined)?.managedFields ?? [];
+  let at: number | undefined;
+  for (const m of fields) {
+    if (m.subresource || !m.time || !m.fieldsV1?.['f:spec'] || !('f:suspended' in m.fieldsV1['f:spec']))
+      continue;
+    const t = Date.parse(m.time);
+    if (Number.isFinite(t) && (at === undefined || t > at)) at = t;
+  }
+  return at;
+}
+
+interface ManagedField {
+  time?: string;
+  subresource?: string;
+  fieldsV1?: { 'f:spec'?: Record<string, unknown> };
+}
+
+/**
+ * Pure: the events that count for an agent revived at `revivedAt`: brokers ship up to a second
+ * late, so a batch made before the suspension can arrive after the revive — those decisions must
+ * not trip the fresh window. Only for REVIVE_GRACE_MS after the revive (a broker's clock orders its
+ * events but is not trusted beyond that).
+ */
+export function sinceRevive(
+  events: readonly BrokerEvent[],
+  revivedAt: number | undefined,
+  nowMs: number,
+): readonly BrokerEvent[] {
+  if (revivedAt === undefined || nowMs - revivedAt >= REVIVE_GRACE_MS) return events;
+  // managedFields times are whole seconds: anything in the revive's second counts.
+  return events.filter((e) => !(Date.parse(e.entry.time) < revivedAt));
+}
+
 /** Pure (mutates `w`): adds events received at `nowMs`. */
 export function observe(w: RateWindow, events: readonly BrokerEvent[], nowMs: number): void {
   const second = Math.floor(nowMs / BUCKET_MS);
@@ -204,7 +245,7 @@ export class CircuitBreaker implements BrokerEventSink {
       this.agents.set(key, s);
     }
     s.lastEvent = now;
-    observe(s.window, events, now);
+    observe(s.window, sinceRevive(events, suspendedChangedAt(agent), now), now);
     const trip = evaluate(cb, s.window, now);
     if (!trip) return;
     const action: BreakerAction = cb.action ?? 'Suspend';
