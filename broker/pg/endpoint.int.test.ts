@@ -19,13 +19,13 @@ import {
   startPostgres,
 } from '../../e2e/harness/postgres.js';
 import {
-  generateLoopbackTls,
   type PgClientInfo,
   type PgDecision,
   type PgEndpoint,
   type PgSessionEvent,
   startPgEndpoint,
 } from './endpoint.js';
+import { generateLoopbackTls } from './loopback-tls.js';
 import { sessionSettings } from './options.js';
 import { sslRequest, startupMessage } from './protocol.js';
 

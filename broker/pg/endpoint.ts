@@ -3,8 +3,8 @@
  * name and no password (trust: only processes inside the pod can reach loopback); the broker
  *
  *   1. reads the startup packet, over TLS when the agent asks for it (SSLRequest: `sslmode=require`
- *      works; the certificate is generated at start unless one is given — docs/postgresql.md,
- *      "TLS on the loopback endpoint"); GSSENCRequest is answered 'N',
+ *      works; the certificate is generated on first use unless one is given — ADR 0008,
+ *      "PostgreSQL clients' habits"); GSSENCRequest is answered 'N',
  *   2. asks policy (injected `decide`) — a denial is an ErrorResponse, SQLSTATE 28000,
  *   3. obtains a temporary role (injected `getCredential`: the authority mints it),
  *   4. logs in upstream as that role with SCRAM-SHA-256 (scram.ts), verifying the server,
@@ -18,7 +18,6 @@
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
-import { createCertificateAuthority } from '../../core/x509.js';
 import type { InFlightRegistry } from '../in-flight.js';
 import { sessionSettings, WARDEN_SETTING_PREFIX } from './options.js';
 import {
@@ -136,8 +135,10 @@ export interface PgEndpointOptions {
   readonly inFlight?: InFlightRegistry | undefined;
   /**
    * The certificate the endpoint shows an agent that asks for TLS. Without one, the endpoint
-   * generates a self-signed pair at start (in memory): enough for `sslmode=require`, which
-   * encrypts without verifying; `verify-ca`/`verify-full` need a certificate the agent trusts.
+   * generates one (loopback-tls.ts) when the first agent asks for TLS, in memory: enough for
+   * `sslmode=require`, which encrypts without verifying; `verify-ca`/`verify-full` need a
+   * certificate the agent trusts. Lazily, because the X.509 library costs every broker ~20 MB
+   * of RSS and most agents never ask.
    */
   readonly tls?: PgTlsMaterial | undefined;
 }
@@ -146,23 +147,6 @@ export interface PgEndpointOptions {
 export interface PgTlsMaterial {
   readonly certPem: string;
   readonly keyPem: string;
-}
-
-/** Names the generated loopback certificate carries (what an agent connects to). */
-const LOOPBACK_NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
-const GENERATED_VALIDITY_MS = 365 * 24 * 3600 * 1000;
-
-/** A self-signed CA and a loopback serving certificate from it, in memory (the CA key is dropped). */
-export async function generateLoopbackTls(now = new Date()): Promise<PgTlsMaterial & { caPem: string }> {
-  const ca = await createCertificateAuthority('warden-broker-postgresql', GENERATED_VALIDITY_MS, now);
-  const leaf = await ca.issue({
-    commonName: 'localhost',
-    ...LOOPBACK_NAMES,
-    validityMs: GENERATED_VALIDITY_MS,
-    usage: 'server',
-    now,
-  });
-  return { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: ca.certPem };
 }
 
 export interface PgEndpoint {
@@ -408,7 +392,6 @@ async function upstreamHandshake(
 
 export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoint> {
   const host = opts.host ?? '127.0.0.1';
-  const tlsMaterial = opts.tls ?? (await generateLoopbackTls());
   const connect = opts.connect ?? connectTcp;
   const sessions = new Set<{ agent: Socket; upstream: Socket }>();
   /** BackendKeyData (pid+secret, hex) → where to forward a CancelRequest. */
@@ -421,15 +404,28 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     }
   };
 
-  const secureContext: SecureContext = (() => {
-    const m = tlsMaterial;
-    return createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: 'TLSv1.2' });
-  })();
+  let secureContext: Promise<SecureContext> | undefined;
+  const tlsContext = (): Promise<SecureContext> => {
+    secureContext ??= (async () => {
+      const m = opts.tls ?? (await (await import('./loopback-tls.js')).generateLoopbackTls());
+      return createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: 'TLSv1.2' });
+    })();
+    return secureContext;
+  };
 
   /** Answers an SSLRequest with 'S' and runs the server side of the handshake; null if it failed. */
   async function acceptTls(raw: Socket, deadline: AbortSignal): Promise<TLSSocket | null> {
+    let context: SecureContext;
+    try {
+      context = await tlsContext();
+    } catch {
+      // No certificate could be made (or the given one is unusable): close; the next agent retries.
+      secureContext = undefined;
+      raw.destroy();
+      return null;
+    }
     raw.write('S');
-    const secure = new TLSSocket(raw, { isServer: true, secureContext });
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: context });
     secure.on('error', () => {}); // a failed handshake is handled below; later errors via 'close'
     raw.resume();
     const ok = await new Promise<boolean>((resolve) => {
