@@ -41,6 +41,7 @@ describe('complete', () => {
       '--request-timeout',
     ]);
     expect((await complete(program, ['status', '-o'], '', lister)).candidates).toEqual([
+      'csv',
       'json',
       'table',
       'wide',

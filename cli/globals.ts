@@ -7,7 +7,8 @@ import { type Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import { CliError, type CliIO } from './command.js';
 
-export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
+/** csv: only commands that print rows of counts (usage); the others refuse it (printStructured). */
+export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml', 'csv'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export interface GlobalOptions {
@@ -63,8 +64,14 @@ export function oneNamespace(g: GlobalOptions, command: string): void {
   }
 }
 
-/** Prints structured data for -o json|yaml; returns false for table/wide (the caller prints text). */
+/**
+ * Prints structured data for -o json|yaml; returns false for table/wide (the caller prints text).
+ * A command with a CSV view handles -o csv before calling this; for the others it is refused.
+ */
 export function printStructured(io: CliIO, format: OutputFormat, data: unknown): boolean {
+  if (format === 'csv') {
+    throw new CliError('-o csv: only kubectl warden usage prints CSV; use -o json or yaml here', 2);
+  }
   if (format === 'json') {
     io.out(JSON.stringify(data, null, 2));
     return true;

@@ -24,6 +24,7 @@ import { SecretKeyStore } from '../authority/keystore.js';
 import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import { CredentialRevoker, IssuedCredentials } from '../authority/revocation.js';
+import { ToolUsageStats } from '../authority/tool-usage-stats.js';
 import type { AgentIdentity } from '../core/api/index.js';
 import type { BatchLimits } from '../core/audit/batcher.js';
 import { type RetentionPolicy, retentionEnabled } from '../core/audit/retention.js';
@@ -248,6 +249,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     audit: auditSink,
     onTrip: (threshold, action) => metrics.circuitBreakerTrip(threshold, action),
   });
+  // status.usage: calls per MCP tool (top 10 + other), its own writer and field manager.
+  const toolUsage = new ToolUsageStats({ api, log: log.child({ component: 'tool-usage' }) });
   const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
@@ -292,7 +295,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
         log: log.child({ component: 'authority' }),
         audit: auditSink,
-        brokerAuditSinks: [auditSink, decisionStats, circuitBreaker],
+        brokerAuditSinks: [auditSink, decisionStats, circuitBreaker, toolUsage],
         onAttested: (at) => decisionStats.attested(at),
         onIssued: (i) => issuanceStats.issued(i),
         issuedCredentials,
@@ -322,6 +325,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     .add({ name: 'audit-writer', start: () => auditWriter.start(), stop: () => auditWriter.stop() })
     .add({ name: 'decision-stats', start: () => decisionStats.start(), stop: () => decisionStats.stop() })
     .add({ name: 'issuance-stats', start: () => issuanceStats.start(), stop: () => issuanceStats.stop() })
+    .add({ name: 'tool-usage', start: () => toolUsage.start(), stop: () => toolUsage.stop() })
     .add(webhook)
     .add(authority);
   // The leader only: the reconcilers, on the shared cache.

@@ -109,6 +109,8 @@ export const AUDIT_FIELD_MANAGER = 'warden-controller-audit';
 export const STATS_FIELD_MANAGER = 'warden-authority';
 /** Field manager of the circuit breaker's spec and status writes (status.circuitBreaker); revocation's requestedBy names it. */
 export const CIRCUIT_BREAKER_FIELD_MANAGER = 'warden-circuit-breaker';
+/** Field manager of the authority's tool usage counters: AgentIdentity status.usage. */
+export const USAGE_FIELD_MANAGER = 'warden-usage';
 /** Name of the leader-election Lease. */
 export const LEADER_LEASE_NAME = 'warden-controller-leader';
 /** Event reporting controller (events.k8s.io/v1 reportingController). */

@@ -12,6 +12,7 @@ import {
   RETENTION_FIELD_MANAGER,
   REVOCATION_FIELD_MANAGER,
   STATS_FIELD_MANAGER,
+  USAGE_FIELD_MANAGER,
 } from './constants.js';
 
 export type StatusKind = 'AgentIdentity' | 'AccessPolicy' | 'CredentialProvider';
@@ -43,6 +44,12 @@ export const STATUS_OWNERS: readonly StatusOwner[] = [
     fields: ['decisions', 'lastSeen', 'lastAttestation', 'audit.dropped'],
     fieldManager: STATS_FIELD_MANAGER,
     writer: 'authority/decision-stats.ts',
+  },
+  {
+    kind: 'AgentIdentity',
+    fields: ['usage'],
+    fieldManager: USAGE_FIELD_MANAGER,
+    writer: 'authority/tool-usage-stats.ts',
   },
   {
     kind: 'AgentIdentity',

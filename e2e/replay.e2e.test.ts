@@ -18,8 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type McpUpstream, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
 import type { ReplayReport } from '../cli/replay.js';
+import type { UsageReport } from '../cli/usage.js';
 import type { RunningController } from '../controller/run.js';
-import type { AuditEntry, AuditRecord } from '../core/api/index.js';
+import type { AgentIdentity, AuditEntry, AuditRecord } from '../core/api/index.js';
 import { recordName, sealRecord } from '../core/audit/chain.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { KubeConfigApi, type ObjectList } from '../kube/kube.js';
@@ -296,5 +297,75 @@ describe('kubectl warden replay on a trail written by the real chain', () => {
     expect(r.stderr).toMatch(
       /the proposal is not valid, nothing replayed:\n {2}.*broken\.yaml \(document 1\): AccessPolicy .*\/x: spec\.rules\[0\]\.when\[0\]/,
     );
+  });
+});
+
+describe('kubectl warden usage on the same trail', () => {
+  it('counts calls, denials, credentials and hours per tool from the AuditRecords', async () => {
+    const r = await cli(['usage', '-n', ns, '--agent', AGENT, '--since', '1h', '-o', 'json']);
+    expect(r.stderr).toBe('');
+    const report = JSON.parse(r.stdout) as UsageReport;
+    expect(report.agents).toEqual([AGENT]);
+    expect(report.totals).toMatchObject({
+      calls: 10,
+      allowed: 8,
+      denied: 2,
+      distinctUsers: 0,
+      actingAlone: 10,
+    });
+    expect(report.totals.credentialsIssued).toBeGreaterThanOrEqual(2);
+    expect(report.totals.protocolMessages).toBeGreaterThan(0);
+    expect(report.rows).toEqual([
+      { key: 'jira.get_issue', calls: 3, allowed: 3, denied: 0, users: 0 },
+      { key: 'jira.search', calls: 3, allowed: 3, denied: 0, users: 0 },
+      { key: 'api GET (HTTP)', calls: 2, allowed: 2, denied: 0, users: 0 },
+      { key: 'jira.delete_issue', calls: 2, allowed: 0, denied: 2, users: 0 },
+    ]);
+    expect(report.hours.reduce((a, b) => a + b, 0)).toBe(10);
+  });
+
+  it('prints a table with bars, and CSV', async () => {
+    const table = await cli(['usage', '-n', ns, '--since', '1h', '--by', 'agent']);
+    // old-bot's two entries (written before replay data) count too: usage needs no replay data.
+    expect(table.stdout).toContain(`Usage of 2 agents (old-bot, ${AGENT})`);
+    expect(table.stdout).toMatch(new RegExp(`${AGENT}\\s+10\\s+2 \\(20%\\)\\s+0\\s+█+`));
+    expect(table.stdout).toContain('Calls per hour of the day (UTC):');
+    const csv = await cli(['usage', '-n', ns, '--since', '1h', '--by', 'target', '-o', 'csv']);
+    expect(csv.stdout.trim().split('\n')).toEqual([
+      'target,calls,allowed,denied,users',
+      'jira,10,8,2,0',
+      'api,2,2,0,0',
+    ]);
+    const refused = await cli(['status', '-n', ns, '-o', 'csv']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('-o csv: only kubectl warden usage prints CSV');
+  });
+
+  it('keeps per-tool counters in the AgentIdentity status (status.usage)', async () => {
+    await eventually(
+      'status.usage to count the tool calls',
+      async () => {
+        const a = await api().request<AgentIdentity>(
+          'GET',
+          `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}/${AGENT}`,
+        );
+        const tools = a.status?.usage?.tools ?? [];
+        return tools.reduce((n, t) => n + t.calls, 0) === 8 ? tools : undefined;
+      },
+      30_000,
+    );
+    const a = await api().request<AgentIdentity>(
+      'GET',
+      `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}/${AGENT}`,
+    );
+    expect(a.status?.usage?.tools).toEqual([
+      { name: 'jira.get_issue', calls: 3, denied: 0 },
+      { name: 'jira.search', calls: 3, denied: 0 },
+      { name: 'jira.delete_issue', calls: 2, denied: 2 },
+    ]);
+    expect(a.status?.usage?.since).toMatch(/^\d{4}-/);
+    expect(
+      a.metadata?.managedFields?.some((m) => m.manager === 'warden-usage' && m.subresource === 'status'),
+    ).toBe(true);
   });
 });

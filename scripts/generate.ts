@@ -162,6 +162,8 @@ const TYPE_NAMES: Record<string, Record<string, string>> = {
     'spec.userContext.trustedIssuers[]': 'TrustedIssuer',
     'status.revocation': 'RevocationStatus',
     'status.decisions': 'DecisionStats',
+    'status.usage': 'ToolUsageStatus',
+    'status.usage.tools[]': 'ToolUsage',
     'status.lastAttestation': 'LastAttestation',
     'spec.circuitBreaker': 'CircuitBreaker',
     'status.circuitBreaker': 'CircuitBreakerStatus',

@@ -532,6 +532,19 @@ export const agentIdentityStatusSchema = z.strictObject({
     .strictObject({ pod: text(253).optional(), podUID: text(64).optional(), time: dateTime().optional() })
     .optional(),
   lastSeen: dateTime().optional(),
+  usage: z
+    .strictObject({
+      since: dateTime().optional(),
+      tools: listMap(
+        z.strictObject({ name: text(256), calls: nonNegative(), denied: nonNegative().optional() }),
+        'name',
+        10,
+      ).optional(),
+      otherTools: z
+        .strictObject({ calls: nonNegative().optional(), denied: nonNegative().optional() })
+        .optional(),
+    })
+    .optional(),
   circuitBreaker: z
     .strictObject({
       trips: nonNegative().optional(),

@@ -193,6 +193,7 @@ export interface AgentIdentityStatus {
    * When the agent last made a request or attested.
    */
   lastSeen?: string;
+  usage?: ToolUsageStatus;
   circuitBreaker?: CircuitBreakerStatus;
   /**
    * The state of the agent's AuditRecord chain, written by the controller only.
@@ -337,6 +338,51 @@ export interface LastAttestation {
    * When it attested.
    */
   time?: string;
+}
+/**
+ * MCP tool calls per tool, counted by the authority from the brokers' audit events (field manager warden-usage, at most one write per agent per 2 s): the 10 busiest tools by calls, the rest summed in otherTools. A dashboard, like decisions: across authority replicas an increment may be lost, and a tool that drops out of the 10 is folded into otherTools. `kubectl warden usage` counts exactly from the AuditRecords.
+ */
+export interface ToolUsageStatus {
+  /**
+   * When these counters started (the first write).
+   */
+  since?: string;
+  /**
+   * The busiest tools, most calls first.
+   *
+   * @maxItems 10
+   */
+  tools?: ToolUsage[];
+  /**
+   * The calls of every tool not in tools, summed.
+   */
+  otherTools?: {
+    /**
+     * Tool calls decided.
+     */
+    calls?: number;
+    /**
+     * Of calls, how many were denied.
+     */
+    denied?: number;
+  };
+}
+/**
+ * One tool's counters.
+ */
+export interface ToolUsage {
+  /**
+   * The MCP tool name.
+   */
+  name: string;
+  /**
+   * Tool calls decided (allowed and denied).
+   */
+  calls: number;
+  /**
+   * Of calls, how many were denied.
+   */
+  denied?: number;
 }
 /**
  * The circuit breaker's last trip, written by the authority (field manager warden-circuit-breaker).
