@@ -1,5 +1,5 @@
 /**
- * Policy decision benchmarks: latency for 1, 20 and 200 policies per agent and
+ * Policy decision benchmarks: latency for 1, 20, 200 and 2,000 policies per agent and
  * decisions/s on one core for a typical 7-condition rule.
  *
  * Policy mix for N policies: ~10% Deny policies (target "*", one condition),
@@ -108,7 +108,7 @@ export function request(n: number): PolicyInput {
 
 export async function run(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const n of [1, 20, 200]) {
+  for (const n of [1, 20, 200, 2000]) {
     const set = buildPolicySet(policies(n), AGENT);
     const input = request(n);
     const check = decide(set, input);
@@ -116,7 +116,9 @@ export async function run(): Promise<BenchResult[]> {
       throw new Error(`benchmark setup: expected Allow for ${n} policies, got ${check.message}`);
     results.push(
       measure(`policy/decide/${n}-policies`, () => decide(set, input), {
-        ...(n === 20 ? { target: { metric: 'p99Micros', max: 20 } } : {}),
+        // #20: p99 < 10 µs for 20 policies, and flat in the policies that do not apply (< 20 µs at 2,000).
+        ...(n === 20 ? { target: { metric: 'p99Micros', max: 10 } } : {}),
+        ...(n === 2000 ? { target: { metric: 'p99Micros', max: 20 } } : {}),
       }),
     );
   }

@@ -29,6 +29,12 @@ export interface CompiledRule {
   /** Patterns as written, for explain output. */
   readonly tools: readonly string[] | null;
   readonly toolMatchers: readonly GlobMatcher[] | null;
+  /**
+   * The literal text each tool glob starts with (up to its first `*` or `?`; folded for Deny rules,
+   * as their matchers compare), so a policy set can index rules by tool. Absent or null = not indexed:
+   * the rule is tried for every tool, as before.
+   */
+  readonly toolPrefixes?: readonly string[] | null;
   readonly http: CompiledHttpMatch | null;
   readonly conditions: readonly CompiledCondition[];
   /** Condition names joined with ", " (what an Allow/Deny decision reports), or null without conditions. */

@@ -3,7 +3,7 @@ import type { CompiledRule } from './compiled.js';
 import { evaluateCondition } from './condition.js';
 import { ABSENT_USER, buildActivation, celUser, EMPTY_CONTEXT, EMPTY_MAP } from './input.js';
 import { ruleAppliesTo } from './match.js';
-import { type PolicySet, type RuleRef, rulesFor } from './policy-set.js';
+import { type PolicySet, type RuleRef, rulesFor, type TargetIndex, toolRulesFor } from './policy-set.js';
 import type { Decision, DecisionReason, PolicyInput, RequestInput, UserInput } from './types.js';
 
 /**
@@ -43,6 +43,13 @@ function describeRequest(r: RequestInput | undefined): string {
     default:
       return `${String(r.kind)} access to '${String(r.target)}'`;
   }
+}
+
+/** The rules that can apply to the request: looked up by tool for MCP calls, else by target. */
+function candidates(index: TargetIndex, request: RequestInput): readonly RuleRef[] {
+  return request.kind === 'mcp' && typeof request.tool === 'string'
+    ? toolRulesFor(index, request.target, request.tool)
+    : rulesFor(index, request.target);
 }
 
 /** Do all the rule's conditions hold? Errors count as "no" (the caller re-examines to say why). */
@@ -119,7 +126,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
   const request = input.request;
 
   // Deny rules: any that holds wins; one that cannot be evaluated fails closed.
-  for (const ref of rulesFor(set.deny, request.target)) {
+  for (const ref of candidates(set.deny, request)) {
     if (!ruleAppliesTo(ref.rule, request)) continue;
     let holds = true;
     for (const condition of ref.rule.conditions) {
@@ -155,7 +162,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
   // program (one library call); only when nothing allows are the rules that did not hold
   // re-examined condition by condition, to say why.
   const notHeld: RuleRef[] = [];
-  for (const ref of rulesFor(set.allow, request.target)) {
+  for (const ref of candidates(set.allow, request)) {
     if (!ruleAppliesTo(ref.rule, request)) continue;
     spent += ref.rule.conditionsCost;
     if (spent > budget)

@@ -89,6 +89,19 @@ const FINAL_SIGMA = /ς/g;
  * normalisation) — the broker refuses non-ASCII tool names and names no upstream advertised.
  */
 export function foldToolName(s: string): string {
+  // Every Deny glob of a decision folds the same tool name: remember the last one (a one-entry
+  // cache, so a decision over many Deny rules folds once instead of once per glob).
+  if (s === lastFoldIn) return lastFoldOut;
+  const folded = foldUncached(s);
+  lastFoldIn = s;
+  lastFoldOut = folded;
+  return folded;
+}
+
+let lastFoldIn = '';
+let lastFoldOut = '';
+
+function foldUncached(s: string): string {
   if (!NON_ASCII.test(s)) return s.toLowerCase(); // ASCII is NFKC already; the common case stays cheap
   return s
     .normalize('NFKC')
@@ -127,6 +140,21 @@ export function compileToolGlob(pattern: string, options: { caseInsensitive?: bo
     return (s) => s.includes(middle);
   }
   return (s) => matchCharGlob(pattern, s);
+}
+
+/**
+ * The literal text every tool name matching `pattern` starts with: the pattern up to its first
+ * `*` or `?`, folded like the matcher when `caseInsensitive` ('' when the glob starts with a
+ * wildcard). A name can match only if this is a prefix of the name (folded the same way), which
+ * is what lets a policy set look rules up by tool instead of trying each one.
+ */
+export function toolGlobPrefix(pattern: string, options: { caseInsensitive?: boolean } = {}): string {
+  const p = options.caseInsensitive ? foldToolName(pattern) : pattern;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c === 42 /* * */ || c === 63 /* ? */) return p.slice(0, i);
+  }
+  return p;
 }
 
 /** Compile an HTTP path glob ("/api/v1/tickets/*", "/api/**"). */

@@ -1,6 +1,7 @@
 import { DEFAULT_BOUNDS, type PolicyBounds } from './bounds.js';
 import type { CelAgent } from './cel-env.js';
 import type { CompiledPolicy, CompiledRule } from './compiled.js';
+import { foldToolName } from './glob.js';
 import { celAgent } from './input.js';
 import { type PolicySetAgent, selectorMismatch } from './match.js';
 
@@ -16,7 +17,79 @@ export interface RuleRef {
 export interface TargetIndex {
   readonly byTarget: ReadonlyMap<string, readonly RuleRef[]>;
   readonly wildcard: readonly RuleRef[];
+  /** The same lists indexed by tool, for MCP requests (toolRulesFor). */
+  readonly toolsByTarget: ReadonlyMap<string, ToolIndex>;
+  readonly toolsWildcard: ToolIndex;
 }
+
+/**
+ * One target's rules indexed by the literal prefix of their tool globs. A rule whose globs all
+ * start with literal text sits under each of those prefixes; every other rule (no tool globs, a
+ * glob starting with a wildcard, or compiled without prefixes) is in `always`. Positions keep the
+ * policy order when lists are merged.
+ */
+export interface ToolIndex {
+  readonly always: readonly Positioned[];
+  readonly byPrefix: ReadonlyMap<string, readonly Positioned[]>;
+  /** Distinct prefix lengths, ascending: the only lengths worth looking up. */
+  readonly lengths: readonly number[];
+  /** Deny rules compare folded names (foldToolName), Allow rules exact ones. */
+  readonly fold: boolean;
+}
+
+interface Positioned {
+  readonly pos: number;
+  readonly ref: RuleRef;
+}
+
+function indexTools(refs: readonly RuleRef[], fold: boolean): ToolIndex {
+  const always: Positioned[] = [];
+  const byPrefix = new Map<string, Positioned[]>();
+  refs.forEach((ref, pos) => {
+    const prefixes = ref.rule.toolMatchers ? ref.rule.toolPrefixes : null;
+    if (!prefixes || prefixes.length === 0 || prefixes.some((p) => p === '')) {
+      always.push({ pos, ref });
+      return;
+    }
+    for (const prefix of new Set(prefixes)) {
+      const list = byPrefix.get(prefix);
+      if (list) list.push({ pos, ref });
+      else byPrefix.set(prefix, [{ pos, ref }]);
+    }
+  });
+  const lengths = [...new Set([...byPrefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
+  return { always, byPrefix, lengths, fold };
+}
+
+/**
+ * The rules of `index` for `target` that can apply to MCP tool `tool`, in policy order: a subset of
+ * rulesFor(index, target) that keeps every rule whose tool globs could match (each is still checked
+ * with ruleAppliesTo). With many policies, each naming its own tools, a decision then looks at the
+ * few rules for its tool instead of all of them.
+ */
+export function toolRulesFor(index: TargetIndex, target: string, tool: string): readonly RuleRef[] {
+  const ti = index.toolsByTarget.get(target) ?? index.toolsWildcard;
+  const name = ti.fold ? foldToolName(tool) : tool;
+  const found: (readonly Positioned[])[] = [];
+  for (const length of ti.lengths) {
+    if (length > name.length) break;
+    const list = ti.byPrefix.get(name.slice(0, length));
+    if (list) found.push(list);
+  }
+  if (ti.always.length > 0) found.push(ti.always);
+  if (found.length === 1) return (found[0] ?? []).map(refOf);
+  // Several lists (a rule can sit in more than one): merge by position, each rule once.
+  const merged = found.flat().sort((a, b) => a.pos - b.pos);
+  const out: RuleRef[] = [];
+  let last = -1;
+  for (const e of merged) {
+    if (e.pos !== last) out.push(e.ref);
+    last = e.pos;
+  }
+  return out;
+}
+
+const refOf = (e: Positioned): RuleRef => e.ref;
 
 /** The compiled policies that apply to one agent, indexed for evaluation. Immutable; rebuild on change. */
 export interface PolicySet {
@@ -36,7 +109,7 @@ export interface PolicySetOptions {
   readonly bounds?: PolicyBounds;
 }
 
-function indexRules(policies: readonly CompiledPolicy[]): TargetIndex {
+function indexRules(policies: readonly CompiledPolicy[], fold: boolean): TargetIndex {
   const refs: RuleRef[] = [];
   for (const policy of policies) for (const rule of policy.rules) refs.push({ policy, rule });
   const targets = new Set<string>();
@@ -47,7 +120,10 @@ function indexRules(policies: readonly CompiledPolicy[]): TargetIndex {
       t,
       refs.filter(({ rule }) => rule.targets.includes(t) || rule.targets.includes('*')),
     );
-  return { byTarget, wildcard: refs.filter(({ rule }) => rule.targets.includes('*')) };
+  const wildcard = refs.filter(({ rule }) => rule.targets.includes('*'));
+  const toolsByTarget = new Map<string, ToolIndex>();
+  for (const [t, list] of byTarget) toolsByTarget.set(t, indexTools(list, fold));
+  return { byTarget, wildcard, toolsByTarget, toolsWildcard: indexTools(wildcard, fold) };
 }
 
 export function rulesFor(index: TargetIndex, target: string): readonly RuleRef[] {
@@ -85,7 +161,7 @@ export function buildPolicySet(
     bounds: options.bounds ?? DEFAULT_BOUNDS,
     policies: [...denyPolicies, ...allowPolicies],
     skipped,
-    deny: indexRules(denyPolicies),
-    allow: indexRules(allowPolicies),
+    deny: indexRules(denyPolicies, true),
+    allow: indexRules(allowPolicies, false),
   };
 }
