@@ -188,7 +188,12 @@ export class DecisionStats implements BrokerEventSink {
       // A stable note per reason, so the recorder aggregates the storm into one series.
       this.opts.recorder.record(regarding, {
         type: 'Warning',
-        reason: why === 'AgentSuspended' ? 'SuspendedAgentCall' : 'CallDenied',
+        reason:
+          why === 'AgentSuspended'
+            ? 'SuspendedAgentCall'
+            : why === 'AuditUnavailable'
+              ? 'AuditUnavailable'
+              : 'CallDenied',
         action: 'Authorize',
         note: `calls denied (${why}); see: kubectl warden audit -n ${who.namespace} --agent ${who.agent} --decision Deny`,
       });

@@ -29,6 +29,8 @@ export interface PolicySnapshot {
     suspendReason: string;
     userContext: AgentIdentitySpec['userContext'] | null;
     maxCredentialTTL: string;
+    /** spec.audit.mode: whether a call the broker cannot audit is denied (Required). */
+    auditMode: 'Required' | 'BestEffort';
   } | null;
   /** AccessPolicies selecting the agent that compile; sorted by name. */
   policies: SnapshotPolicy[];
@@ -120,6 +122,7 @@ export function buildSnapshot(
       suspendReason: identity.spec.suspendReason ?? '',
       userContext: identity.spec.userContext ?? null,
       maxCredentialTTL: identity.spec.maxCredentialTTL ?? '1h',
+      auditMode: identity.spec.audit?.mode ?? 'BestEffort',
     };
     const inNs = policies.filter((p) => p.namespace === namespace);
     const compiled = inNs.flatMap((p) => (p.compiled ? [p.compiled] : []));

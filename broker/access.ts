@@ -106,29 +106,16 @@ export interface AccessRequest {
   readonly auditFields?: Partial<BrokerAuditEvent>;
 }
 
-/**
- * Counts and audits one decision of the broker: every allow and every deny, including refusals
- * before a decision (recordRefusal), passes here exactly once, with the injected wall clock.
- * Resolves once the entry is kept (spooled); when the sink cannot keep it the decision stands
- * and the loss is counted and logged (audit mode BestEffort).
- */
-async function recordDecision(
+/** The audit event of one decision, in AuditRecord entry shape. */
+function decisionEvent(
   deps: AccessDeps,
-  e: {
-    readonly user: string;
-    readonly target: string;
-    readonly requestId: string;
-    readonly decision: BrokerDecision;
-    readonly credentialId?: string | undefined;
-    readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
-  },
-): Promise<void> {
-  const { decision } = e;
-  deps.metrics?.decision('broker', decision.decision === 'Allow' ? 'allow' : 'deny', decision.reason);
-  const now = deps.wallClock ?? (() => new Date());
+  e: DecisionRecord,
+  decision: BrokerDecision,
+  time: string,
+): BrokerAuditEvent {
   const first = decision.reasons[0];
-  const kept = deps.audit.record({
-    time: now().toISOString(),
+  return {
+    time,
     kind: 'Decision',
     decision: decision.decision,
     ...(deps.podName ? { pod: deps.podName } : {}),
@@ -148,20 +135,61 @@ async function recordDecision(
           })),
         }
       : {}),
-    ...(e.credentialId ? { credentialId: e.credentialId } : {}),
+    ...(e.credentialId && decision.decision === 'Allow' ? { credentialId: e.credentialId } : {}),
     ...(decision.replay ? { replay: decision.replay } : {}),
     ...e.auditFields,
-  });
+  };
+}
+
+interface DecisionRecord {
+  readonly user: string;
+  readonly target: string;
+  readonly requestId: string;
+  readonly decision: BrokerDecision;
+  readonly credentialId?: string | undefined;
+  readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
+}
+
+/**
+ * Audits and counts one decision of the broker: every allow and every deny, including refusals
+ * before a decision (recordRefusal), passes here exactly once, with the injected wall clock.
+ * Resolves once the entry is kept (spooled), with the decision the agent gets. When the sink
+ * cannot keep it: audit mode BestEffort answers as decided and counts the loss; Required turns
+ * the call into a denial with reason AuditUnavailable, which the authority still hears of (not
+ * durably) for its counters and Event.
+ */
+async function recordDecision(deps: AccessDeps, e: DecisionRecord): Promise<BrokerDecision> {
+  const count = (d: BrokerDecision): BrokerDecision => {
+    deps.metrics?.decision('broker', d.decision === 'Allow' ? 'allow' : 'deny', d.reason);
+    return d;
+  };
+  const time = (deps.wallClock ?? (() => new Date()))().toISOString();
   try {
-    await kept;
+    await deps.audit.record(decisionEvent(deps, e, e.decision, time));
     deps.metrics?.auditSpool('spooled');
+    return count(e.decision);
   } catch (err) {
     if (!(err instanceof AuditUnavailableError)) throw err;
-    deps.metrics?.auditSpool('lost');
-    deps.log?.error(
-      { requestId: e.requestId, target: e.target, decision: decision.decision, err: err.message },
-      'audit entry not recorded (audit mode BestEffort: answered anyway)',
+    if (deps.decider.auditMode() !== 'Required') {
+      deps.metrics?.auditSpool('lost');
+      deps.log?.error(
+        { requestId: e.requestId, target: e.target, decision: e.decision.decision, err: err.message },
+        'audit entry not recorded (audit mode BestEffort: answered anyway)',
+      );
+      return count(e.decision);
+    }
+    const denied = brokerDeny(
+      BrokerDenyReason.AuditUnavailable,
+      `the broker could not record this call in its audit spool (${err.message}); the agent's AgentIdentity requires every call to be audited (spec.audit.mode: Required), so it is denied. Retry later: the spool frees up as the Warden authority acknowledges entries`,
+      e.decision.snapshotVersion,
     );
+    deps.metrics?.auditSpool('denied');
+    deps.log?.error(
+      { requestId: e.requestId, target: e.target, decided: e.decision.decision, err: err.message },
+      'audit entry not recorded: call denied (audit mode Required)',
+    );
+    deps.audit.notice?.(decisionEvent(deps, e, denied, time));
+    return count(denied);
   }
 }
 
@@ -182,19 +210,18 @@ export async function recordRefusal(
   },
 ): Promise<BrokerDecision> {
   const decision = brokerDeny(r.reason ?? BrokerDenyReason.InvalidRequest, r.message);
-  await recordDecision(deps, {
+  return recordDecision(deps, {
     user: r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE,
     target: r.target,
     requestId: r.meta.requestId,
     decision,
     auditFields: r.auditFields,
   });
-  return decision;
 }
 
 export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
-  const audit = (decision: BrokerDecision, credentialId?: string): Promise<void> =>
+  const audit = (decision: BrokerDecision, credentialId?: string): Promise<BrokerDecision> =>
     recordDecision(deps, {
       user: userName,
       target: r.target,
@@ -203,10 +230,10 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       credentialId,
       auditFields: r.auditFields,
     });
-  const deny = async (decision: BrokerDecision): Promise<AccessOutcome> => {
-    await audit(decision);
-    return { ok: false, decision };
-  };
+  const deny = async (decision: BrokerDecision): Promise<AccessOutcome> => ({
+    ok: false,
+    decision: await audit(decision),
+  });
 
   const gate = deps.decider.gate(r.target, r.protocol);
   if (!gate.ok) return deny(gate.decision);
@@ -284,7 +311,9 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       ),
     );
   }
-  await audit(decision, credential.id);
+  // Audit mode Required and the entry could not be kept: denied (AuditUnavailable), the credential unused.
+  const answered = await audit(decision, credential.id);
+  if (answered.decision === 'Deny') return { ok: false, decision: answered };
   return {
     ok: true,
     decision,

@@ -48,6 +48,11 @@ export interface AuditSink {
    * the access pipeline answers the agent only after it settled (broker/access.ts).
    */
   record(event: BrokerAuditEvent): void | Promise<void>;
+  /**
+   * Tells the authority of an event that could not be recorded (a call denied AuditUnavailable):
+   * shipped from memory, best effort, without an id — for its counters and Event, not the proof.
+   */
+  notice?(event: BrokerAuditEvent): void;
 }
 
 /** Where batches go (the authority client in production). */
@@ -95,6 +100,9 @@ export interface AuditShipperOptions {
   /** Memory queue bound while the authority is unreachable; the oldest are dropped (and counted). */
   readonly maxQueued?: number;
 }
+
+/** Notices kept in memory for the authority; the oldest are given up past this. */
+const MAX_NOTICES = 100;
 
 /** Defaults of AuditShipperOptions. */
 export const SHIPPER_DEFAULTS = {
@@ -183,6 +191,9 @@ export class AuditShipper implements AuditSink {
   /** Events refused before they were queued (too large for any request). */
   tooLarge = 0;
   shipped = 0;
+  /** Notices (calls denied AuditUnavailable) waiting, in memory, bounded; and those given up. */
+  private readonly notices: BrokerAuditEvent[] = [];
+  noticesDropped = 0;
 
   constructor(private readonly opts: AuditShipperOptions) {
     this.o = {
@@ -225,6 +236,12 @@ export class AuditShipper implements AuditSink {
     await kept;
   }
 
+  notice(event: BrokerAuditEvent): void {
+    this.notices.push(event);
+    if (this.notices.length > MAX_NOTICES) this.noticesDropped += this.notices.splice(0, 1).length;
+    this.trigger();
+  }
+
   private trigger(): void {
     // A request in flight continues with the queue when it finishes.
     if (this.sending) return;
@@ -247,22 +264,31 @@ export class AuditShipper implements AuditSink {
   /** Send what is queued now (one request in flight at a time). */
   async flush(): Promise<void> {
     if (this.sending) return this.sending;
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0 && this.notices.length === 0) return;
     this.sending = this.ship().finally(() => {
       this.sending = null;
       if (this.backoffMs === 0 && this.queue.length >= this.o.batchSize) void this.flush();
-      else if (this.queue.length > 0) this.schedule();
+      else if (this.queue.length > 0 || this.notices.length > 0) this.schedule();
     });
     return this.sending;
   }
 
   private async ship(): Promise<void> {
     try {
-      const { events, count } = await this.queue.peek(this.o.maxBatch, this.o.maxBatchBytes);
-      if (events.length > 0) await this.opts.transport.send(events);
-      await this.queue.ack(count);
-      this.shipped += events.length;
+      if (this.queue.length > 0) {
+        const { events, count } = await this.queue.peek(this.o.maxBatch, this.o.maxBatchBytes);
+        if (events.length > 0) await this.opts.transport.send(events);
+        await this.queue.ack(count);
+        this.shipped += events.length;
+      }
       this.backoffMs = 0;
+      if (this.notices.length > 0) {
+        // One attempt each: a notice shipped twice would be counted twice (it has no id).
+        const taken = this.notices.splice(0, this.o.maxBatch);
+        await this.opts.transport.send(taken).catch(() => {
+          this.noticesDropped += taken.length;
+        });
+      }
     } catch (err) {
       this.backoffMs = Math.min(30_000, Math.max(1000, this.backoffMs * 2));
       this.opts.log.warn(
@@ -281,7 +307,7 @@ export class AuditShipper implements AuditSink {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    while (this.queue.length > 0 || this.sending) {
+    while (this.queue.length > 0 || this.notices.length > 0 || this.sending) {
       await this.flush();
       if (this.backoffMs > 0) return;
     }

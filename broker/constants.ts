@@ -32,6 +32,8 @@ export const BrokerDenyReason = {
   InvalidRequest: 'InvalidRequest',
   /** A limit (AccessPolicy rules[].limits) of the rule that allowed the call has no room left in its window. */
   QuotaExceeded: 'QuotaExceeded',
+  /** The call's audit entry could not be kept (spool full or unwritable) and the agent's audit mode is Required. */
+  AuditUnavailable: 'AuditUnavailable',
 } as const;
 export type BrokerDenyReason = (typeof BrokerDenyReason)[keyof typeof BrokerDenyReason];
 

@@ -141,6 +141,14 @@ export class Decider {
   }
 
   /** The compiled current snapshot (memoised per snapshot object), or why there is none usable. */
+  /**
+   * The agent's spec.audit.mode in the newest snapshot (also a stale one: the mode is what the
+   * agent's owner asked for, whatever the freshness of the policies); BestEffort before any.
+   */
+  auditMode(): 'Required' | 'BestEffort' {
+    return this.source.snapshot?.agent?.auditMode ?? 'BestEffort';
+  }
+
   current(): { ok: true; snapshot: CompiledSnapshot } | { ok: false; decision: BrokerDecision } {
     const raw = this.source.snapshot;
     if (!raw) {

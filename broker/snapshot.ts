@@ -83,6 +83,8 @@ export const SnapshotSchema = z.object({
         .nullable()
         .optional(),
       maxCredentialTTL: z.string().optional(),
+      // Absent from an older authority: BestEffort, as before.
+      auditMode: z.enum(['Required', 'BestEffort']).default('BestEffort'),
     })
     .nullable(),
   policies: z

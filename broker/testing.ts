@@ -26,6 +26,7 @@ export interface SnapshotOptions {
   policies?: Array<{ name: string; spec: unknown }>;
   providers?: Provider[];
   trustedIssuers?: Array<{ issuer: string; audiences: string[]; claims?: string[] }>;
+  auditMode?: 'Required' | 'BestEffort';
 }
 
 export function snapshot(o: SnapshotOptions = {}): PolicySnapshot {
@@ -39,6 +40,7 @@ export function snapshot(o: SnapshotOptions = {}): PolicySnapshot {
       suspended: o.suspended ?? false,
       ...(o.suspendReason ? { suspendReason: o.suspendReason } : {}),
       userContext: { mode: 'Optional', trustedIssuers: o.trustedIssuers ?? [] },
+      ...(o.auditMode ? { auditMode: o.auditMode } : {}),
     },
     policies: o.policies ?? [],
     invalidPolicies: [],

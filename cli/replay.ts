@@ -207,6 +207,7 @@ function policySet(
       labels: (agent.metadata?.labels ?? {}) as Record<string, string>,
       ...(agent.spec?.serviceAccountName ? { serviceAccountName: agent.spec.serviceAccountName } : {}),
       suspended: false,
+      auditMode: 'BestEffort',
     },
     policies,
     invalidPolicies: [],

@@ -48,6 +48,7 @@ export const REASONS = [
   'ToolListUnavailable',
   'InvalidRequest',
   'QuotaExceeded',
+  'AuditUnavailable',
   // webhook RejectionReason and admission outcomes
   'InvalidAgentName',
   'AgentLabelMismatch',

@@ -85,6 +85,12 @@ export const CONDITION_REASON = p(
   'a CamelCase reason (letters, digits, "_", "," and ":"), e.g. "SecretNotFound"',
 );
 
+/** The id a broker gives an audit entry when it spools it (core/audit/entry-id.ts). */
+export const AUDIT_ENTRY_ID = p(
+  '^[0-9a-f]{16}-[1-9][0-9]{0,14}$',
+  '<16 hex digits>-<sequence from 1>, as the broker spools it (e.g. "0123456789abcdef-42")',
+);
+
 /** Every pattern, for the agreement test. */
 export const ALL_PATTERNS: Record<string, NamedPattern> = {
   DNS_SUBDOMAIN,
@@ -103,6 +109,7 @@ export const ALL_PATTERNS: Record<string, NamedPattern> = {
   SHA256_HEX_OR_EMPTY,
   CONDITION_TYPE,
   CONDITION_REASON,
+  AUDIT_ENTRY_ID,
 };
 
 /**

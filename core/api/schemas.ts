@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import { DEFAULT_BROKER_AUDIENCE } from '../constants.js';
 import {
+  AUDIT_ENTRY_ID,
   CONDITION_NAME,
   CONDITION_REASON,
   CONDITION_TYPE,
@@ -164,6 +165,9 @@ export const circuitBreakerSchema = z
       });
   });
 
+/** AgentIdentity spec.audit.mode: what a call whose audit entry cannot be kept gets (docs/faults.md). */
+export const AUDIT_MODES = ['Required', 'BestEffort'] as const;
+
 export const agentIdentitySpecSchema = z.strictObject({
   serviceAccountName: objectName(),
   suspended: z.boolean().default(false),
@@ -172,6 +176,7 @@ export const agentIdentitySpecSchema = z.strictObject({
   userContext: userContextSchema.prefault({}),
   maxCredentialTTL: duration().default('1h'),
   circuitBreaker: circuitBreakerSchema.optional(),
+  audit: z.strictObject({ mode: z.enum(AUDIT_MODES).default('BestEffort') }).prefault({}),
 });
 
 // --- AccessPolicy -----------------------------------------------------------------
@@ -446,6 +451,7 @@ export const auditReplaySchema = z.strictObject({
 });
 
 export const auditEntrySchema = z.strictObject({
+  id: matching(AUDIT_ENTRY_ID, 40).optional(),
   time: dateTime(),
   kind: z.enum(AUDIT_ENTRY_KINDS),
   decision: z.enum(POLICY_EFFECTS).optional(),

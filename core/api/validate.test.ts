@@ -91,6 +91,7 @@ describe('good specs', () => {
       attestation: { audience: 'warden.dev/broker', tokenExpirationSeconds: 3600 },
       userContext: { mode: 'Optional' },
       maxCredentialTTL: '1h',
+      audit: { mode: 'BestEffort' },
     });
     const p = validateSpec('CredentialProvider', postgresProviderSpec());
     expect(p.ok && p.value.postgresql).toMatchObject({

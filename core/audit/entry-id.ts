@@ -8,9 +8,11 @@
  * those. Pure; the writer keeps the watermarks (audit/writer.ts).
  */
 import type { AuditEntry } from '../api/index.js';
+import { AUDIT_ENTRY_ID } from '../api/patterns.js';
 
-/** The id format (also the AuditRecord schema's pattern of spec.entries[].id). */
-export const ENTRY_ID_PATTERN = /^([0-9a-f]{16})-([1-9][0-9]{0,14})$/;
+/** The id format (the AuditRecord schema's pattern of spec.entries[].id). */
+export const ENTRY_ID_PATTERN = AUDIT_ENTRY_ID.re;
+const ID_PARTS = /^([0-9a-f]{16})-([1-9][0-9]{0,14})$/;
 
 export interface EntryId {
   source: string;
@@ -18,7 +20,7 @@ export interface EntryId {
 }
 
 export function parseEntryId(id: string): EntryId | undefined {
-  const m = ENTRY_ID_PATTERN.exec(id);
+  const m = ID_PARTS.exec(id);
   if (!m) return undefined;
   return { source: m[1] as string, sequence: Number(m[2]) };
 }

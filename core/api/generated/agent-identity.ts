@@ -44,6 +44,19 @@ export interface AgentIdentitySpec {
   userContext?: UserContext;
   circuitBreaker?: CircuitBreaker;
   /**
+   * How strictly the agent's calls must be audited.
+   *
+   * @default {"mode":"BestEffort"}
+   */
+  audit?: {
+    /**
+     * BestEffort — a call whose audit entry the broker cannot keep (its audit spool full or unwritable) is answered anyway, and the lost entry counted (warden_broker_audit_spool_total{result="lost"}); Required — such a call is denied with reason AuditUnavailable (docs/faults.md).
+     *
+     * @default "BestEffort"
+     */
+    mode?: 'Required' | 'BestEffort';
+  };
+  /**
    * Upper bound on the lifetime of any credential issued to this agent, as a Go-style duration ("15m", "1h", "1h30m"). Policy TTLs above it are capped.
    *
    * @default "1h"
