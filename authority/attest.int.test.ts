@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_AGENT } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { KubeConfigApi } from '../kube/kube.js';
 import { MemoryAuditSink } from './audit.js';
 import {
   GRANT_TOKEN_EXCHANGE,
@@ -394,7 +395,9 @@ describe('a flood of failed attempts', () => {
 describe('signing keys in a Secret', () => {
   it('two replicas starting together agree on the keys (create-if-absent)', async () => {
     const namespace = await freshNamespace('authority-keys');
-    const stores = [0, 1, 2].map(() => new SecretKeyStore({ core: f.core, namespace }));
+    const stores = [0, 1, 2].map(
+      () => new SecretKeyStore({ api: new KubeConfigApi(kubeConfig()), namespace }),
+    );
     await Promise.all(stores.map((s) => s.sync()));
     const kids = stores.map((s) => s.signingKey().kid);
     expect(new Set(kids).size).toBe(1);

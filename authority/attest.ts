@@ -6,7 +6,7 @@
  * decide (pure): decideAttestation() over what was gathered → a session subject or an OAuthError.
  */
 import { createHash } from 'node:crypto';
-import type { AuthenticationV1Api, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
@@ -18,6 +18,7 @@ import {
   injectedBrokerProblems,
   withoutBroker,
 } from '../core/identity/broker-pod.js';
+import type { KubeApi } from '../kube/kube.js';
 import {
   AGENT_RESOURCE_PREFIX,
   CLUSTER_CLOCK_SKEW_MS,
@@ -59,6 +60,18 @@ export interface TokenReviewer {
   review(token: string): Promise<TokenReviewResult>;
 }
 
+const TOKEN_REVIEWS_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
+
+/** The parts of an authentication.k8s.io/v1 TokenReview answer that attestation reads. */
+interface TokenReviewResponse {
+  status?: {
+    authenticated?: boolean;
+    error?: string;
+    audiences?: string[];
+    user?: { username?: string; extra?: Record<string, string[]> };
+  };
+}
+
 function firstExtra(extra: Record<string, string[]> | undefined, key: string): string | undefined {
   return extra?.[key]?.[0];
 }
@@ -69,14 +82,17 @@ function firstExtra(extra: Record<string, string[]> | undefined, key: string): s
  * AgentIdentity's audience is decided afterwards, once we know which AgentIdentity applies.
  */
 export class ApiTokenReviewer implements TokenReviewer {
-  constructor(private readonly api: AuthenticationV1Api) {}
+  /** `api`: the process's API client (a Manager's), so reviews share its keep-alive connections. */
+  constructor(private readonly api: KubeApi) {}
 
   async review(token: string): Promise<TokenReviewResult> {
     const audiences = unverifiedAudiences(token);
     if (audiences.length === 0) {
       return { authenticated: false, error: 'token has no aud claim (or is not a JWT)' };
     }
-    const res = await this.api.createTokenReview({ body: { spec: { token, audiences } } });
+    const res = await this.api.request<TokenReviewResponse>('POST', TOKEN_REVIEWS_PATH, {
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences } },
+    });
     const s = res.status;
     if (!s?.authenticated) return { authenticated: false, error: s?.error ?? 'not authenticated' };
     return {

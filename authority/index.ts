@@ -1,10 +1,12 @@
 /**
- * Builds the authority from a KubeConfig: key store, token reviewer, sessions, user-token verifier,
- * handlers and the HTTP server. The `warden controller` entry point calls createAuthority().
+ * Builds the authority on the process's API client and shared cache (a Manager's): key store, token
+ * reviewer, sessions, user-token verifier, handlers and the HTTP server. The `warden controller`
+ * entry point calls createAuthority() with its Manager's client and cache; the authority makes no
+ * API client of its own there (a standalone authority, in tests, makes exactly one).
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import type { BrokerExpectation } from '../core/identity/broker-pod.js';
 import { SharedCache } from '../kube/cache.js';
@@ -20,7 +22,7 @@ import type { Issued } from './issuance-stats.js';
 import { apiProviderGetter, type IssuanceDeps } from './issue.js';
 import type { RotationPolicy } from './keys.js';
 import { SecretKeyStore } from './keystore.js';
-import { type AgentIdentityGetter, FastKube, type PodGetter, WatchedPods } from './kube.js';
+import { type AgentIdentityGetter, ApiKube, type PodGetter, WatchedPods } from './kube.js';
 import { createMinters, type MinterRegistry } from './mint/index.js';
 import { kubeSecretsReader } from './mint/secrets.js';
 import { InformerPolicyStore } from './policy-store.js';
@@ -34,7 +36,8 @@ import { type Attested, handleTokenExchange } from './token.js';
 import { UserTokenVerifier } from './user-token.js';
 
 export interface AuthorityOptions {
-  kubeConfig: KubeConfig;
+  /** Only without `kube` (a standalone authority, tests): its one API client is made from it. */
+  kubeConfig?: KubeConfig;
   /** Namespace of the signing-key Secret (Warden's own namespace). */
   namespace: string;
   /** Issuer URL: how brokers and targets reach the authority (https in production). */
@@ -61,9 +64,10 @@ export interface AuthorityOptions {
   /** Watch AgentIdentities/AccessPolicies (and agent pods) in this namespace only (default: all). */
   watchNamespace?: string;
   /**
-   * The process's API client and shared cache (a Manager's): the policy store reads the same
-   * informers as the webhook and the reconcilers, and the cache's owner starts and stops them.
-   * Absent: the authority makes its own client and cache (a standalone authority, tests).
+   * The process's API client and shared cache (a Manager's): TokenReviews, pod and Secret reads,
+   * the signing-key Secret and the policy store all go through them (one client, one keep-alive
+   * agent, one watch per resource in the process); the cache's owner starts and stops it.
+   * Absent: the authority makes one client and cache from `kubeConfig` (standalone, tests).
    */
   kube?: { api: KubeApi; cache: SharedCache };
   /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
@@ -92,7 +96,6 @@ export interface AuthorityParts {
   audit: AuditSink;
   limiter: FailureRateLimiter;
   log: Logger;
-  kubeConfig: KubeConfig;
   store: InformerPolicyStore;
   /** Credential minting after an Allow at /v1/credentials. */
   issuance: IssuanceDeps;
@@ -110,6 +113,12 @@ export interface Authority extends AuthorityParts {
   close(): Promise<void>;
 }
 
+function standaloneApi(kubeConfig: KubeConfig | undefined): KubeApi {
+  if (!kubeConfig)
+    throw new Error("createAuthority: pass kube (the Manager's client and cache) or a kubeConfig");
+  return new KubeConfigApi(kubeConfig);
+}
+
 export async function createAuthority(opts: AuthorityOptions): Promise<Authority> {
   const log =
     opts.log ??
@@ -122,10 +131,9 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
         'req.headers["x-warden-user-token"]',
       ],
     });
-  const core = opts.kubeConfig.makeApiClient(CoreV1Api);
-  const keys = new SecretKeyStore({ core, namespace: opts.namespace, policy: opts.keyRotation, log });
+  const api = opts.kube?.api ?? standaloneApi(opts.kubeConfig);
+  const keys = new SecretKeyStore({ api, namespace: opts.namespace, policy: opts.keyRotation, log });
   await keys.start();
-  const api = opts.kube?.api ?? new KubeConfigApi(opts.kubeConfig);
   // Our own cache only when no process cache was handed in; its lifetime is then ours.
   const ownCache = opts.kube
     ? undefined
@@ -134,7 +142,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
   const store = new InformerPolicyStore(cache);
   ownCache?.start();
   await store.waitForSync();
-  const kube = new FastKube(opts.kubeConfig, (ns, name) => {
+  const kube = new ApiKube(api, (ns, name) => {
     const id = store.identity(ns, name);
     return id && { metadata: { name: id.name, namespace: id.namespace, labels: id.labels }, spec: id.spec };
   });
@@ -145,21 +153,18 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     issuer: opts.issuer,
     sessions: new Sessions({ issuer: opts.issuer, keys }),
     keys,
-    reviewer: new CachedTokenReviewer(
-      new ApiTokenReviewer(opts.kubeConfig.makeApiClient(AuthenticationV1Api)),
-    ),
+    reviewer: new CachedTokenReviewer(new ApiTokenReviewer(api)),
     pods: watchedPods ?? kube,
     identities: kube,
     userTokens: new UserTokenVerifier({ fetch: opts.idpFetch }),
     audit: opts.audit ?? new PinoAuditSink(log),
     limiter: new FailureRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT),
     log,
-    kubeConfig: opts.kubeConfig,
     store,
     issuance: {
       minters: opts.minters ?? createMinters({ issuer: opts.issuer, keys }),
       providers: apiProviderGetter(api),
-      secrets: kubeSecretsReader(core),
+      secrets: kubeSecretsReader(api),
       ...(opts.issuedCredentials ? { issued: opts.issuedCredentials } : {}),
     },
     metrics: opts.metrics,
@@ -212,7 +217,8 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       if (!opts.minters) await parts.issuance.minters.PostgreSQL.close();
       await ownCache?.stop();
       await watchedPods?.stop();
-      kube.close();
+      // A standalone authority's own client: close its kept-alive connections.
+      if (!opts.kube && api instanceof KubeConfigApi) api.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -2,8 +2,10 @@
  * Signing keys kept in a Kubernetes Secret (I/O edge of keys.ts): load or create on start,
  * re-read and rotate on a timer, publish the JWKS.
  */
-import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeApi } from '../kube/kube.js';
+import { resourcePath } from '../kube/kube.js';
+import { SECRETS } from '../kube/resources.js';
 import { SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_KEY } from './constants.js';
 import {
   DEFAULT_ROTATION,
@@ -20,14 +22,24 @@ import {
   signingKeyOf,
 } from './keys.js';
 
-/** HTTP status of a client-node ApiException (or undefined). */
+/** HTTP status of an API error (kube/kube.ts ApiError, or client-node's ApiException), or undefined. */
 export function apiStatus(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
 
+/** The parts of a v1 Secret the key store reads and writes. */
+interface SecretObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+  type?: string;
+  data?: Record<string, string>;
+}
+
 export interface KeyStoreOptions {
-  core: CoreV1Api;
+  /** The process's API client (a Manager's). */
+  api: KubeApi;
   namespace: string;
   secretName?: string;
   policy?: RotationPolicy;
@@ -87,11 +99,12 @@ export class SecretKeyStore implements KeySource {
         return;
       }
       try {
-        const updated = await this.opts.core.replaceNamespacedSecret({
-          name: this.secretName,
-          namespace: this.opts.namespace,
-          body: { ...secret, data: { ...secret.data, [SIGNING_KEYS_SECRET_KEY]: encode(plan.ring) } },
-        });
+        // A replace carrying the resourceVersion read: another replica's rotation meanwhile is a 409.
+        const updated = await this.opts.api.request<SecretObject>(
+          'PUT',
+          resourcePath(SECRETS, this.opts.namespace, this.secretName),
+          { body: { ...secret, data: { ...secret.data, [SIGNING_KEYS_SECRET_KEY]: encode(plan.ring) } } },
+        );
         this.adopt(this.ringOf(updated));
         this.opts.log?.info({ kids: plan.ring.keys.map((k) => k.kid) }, 'signing keys rotated');
         return;
@@ -116,7 +129,7 @@ export class SecretKeyStore implements KeySource {
     if (this.timer) clearInterval(this.timer);
   }
 
-  private ringOf(secret: V1Secret): KeyRing {
+  private ringOf(secret: SecretObject): KeyRing {
     const raw = secret.data?.[SIGNING_KEYS_SECRET_KEY];
     if (!raw) return { keys: [] };
     return parseKeyRing(Buffer.from(raw, 'base64').toString('utf8'));
@@ -129,19 +142,20 @@ export class SecretKeyStore implements KeySource {
     this.loaded = loaded;
   }
 
-  private async readOrCreate(): Promise<V1Secret> {
-    const ref = { name: this.secretName, namespace: this.opts.namespace };
+  private async readOrCreate(): Promise<SecretObject> {
+    const path = resourcePath(SECRETS, this.opts.namespace, this.secretName);
     try {
-      return await this.opts.core.readNamespacedSecret(ref);
+      return await this.opts.api.request<SecretObject>('GET', path);
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
     // Create-if-absent: the first replica's keys win; the others get 409 and read them.
     const initial = planRotation({ keys: [] }, this.now(), this.policy, this.generate).ring;
     try {
-      return await this.opts.core.createNamespacedSecret({
-        namespace: this.opts.namespace,
+      return await this.opts.api.request<SecretObject>('POST', resourcePath(SECRETS, this.opts.namespace), {
         body: {
+          apiVersion: 'v1',
+          kind: 'Secret',
           metadata: { name: this.secretName, labels: { 'app.kubernetes.io/part-of': 'warden' } },
           type: 'Opaque',
           data: { [SIGNING_KEYS_SECRET_KEY]: encode(initial) },
@@ -149,7 +163,7 @@ export class SecretKeyStore implements KeySource {
       });
     } catch (err) {
       if (apiStatus(err) !== 409) throw err;
-      return await this.opts.core.readNamespacedSecret(ref);
+      return await this.opts.api.request<SecretObject>('GET', path);
     }
   }
 }

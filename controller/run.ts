@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { JsonLineExporter } from '../audit/export.js';
 import { recordForged } from '../audit/forged-status.js';
@@ -167,7 +167,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   // Audit records are signed with their own key ring (docs/adr/0012-audit-signing.md), published
   // before any record is signed with it.
   const auditKeyStore = new SecretKeyStore({
-    core: o.kubeConfig.makeApiClient(CoreV1Api),
+    api,
     namespace: o.namespace,
     secretName: AUDIT_SIGNING_KEYS_SECRET,
     policy: AUDIT_KEY_ROTATION,
@@ -254,7 +254,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
-  const secrets = kubeSecretsReader(o.kubeConfig.makeApiClient(CoreV1Api));
+  const secrets = kubeSecretsReader(api);
   const revoker = new CredentialRevoker({ postgres, secrets, issued: issuedCredentials, metrics });
 
   const health = healthServer(metrics, () => mgr.ready(), o.host, o.healthPort);
@@ -287,7 +287,6 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     async () => {
       const material = webhook.get().material();
       const a = await createAuthority({
-        kubeConfig: o.kubeConfig,
         kube: { api, cache: mgr.cache },
         namespace: o.namespace,
         issuer: o.issuer,

@@ -14,6 +14,7 @@ import { PostgresMinter } from '../authority/mint/postgresql.js';
 import { kubeSecretsReader } from '../authority/mint/secrets.js';
 import type { AuditRecord } from '../core/api/index.js';
 import { API_VERSION, PLURAL } from '../core/constants.js';
+import { KubeConfigApi } from '../kube/kube.js';
 import {
   freshNamespace,
   installCrds,
@@ -105,7 +106,6 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
 
     // An outstanding credential: a temporary PostgreSQL login of this agent, with an open session.
     const minter = new PostgresMinter();
-    const core = kubeConfig().makeApiClient((await import('@kubernetes/client-node')).CoreV1Api);
     const minted = await minter.mint({
       agent: { name: stack.agent, namespace: ns, labels: {} },
       user: null,
@@ -115,7 +115,7 @@ describe('kill switch and audit trail (shared control plane, PostgreSQL, broker)
         spec: postgresProviderSpec(pgServer, { grantRoles: ['app_read'] }),
       },
       policy: { policy: `${ns}/bot-read` },
-      secrets: kubeSecretsReader(core),
+      secrets: kubeSecretsReader(new KubeConfigApi(kubeConfig())),
     });
     await minter.close();
     if (minted.credential.kind !== 'postgresql') throw new Error('expected a PostgreSQL credential');

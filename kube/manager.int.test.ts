@@ -4,6 +4,7 @@
  * exactly one of two replicas, moving to the other when the leader stops.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { SIGNING_KEYS_SECRET } from '../authority/constants.js';
 import { createAuthority } from '../authority/index.js';
 import type { AgentIdentity } from '../core/api/index.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
@@ -30,9 +31,10 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.stop()));
 });
 
-/** The real API client, counting the watches opened per path (the number under test). */
+/** The real API client, counting the watches opened per path (the number under test) and the requests. */
 class CountingApi implements KubeApi {
   readonly watches = new Map<string, number>();
+  readonly requests: string[] = [];
   readonly watcher: WatchLike = {
     watch: (path, params, cb, done) => {
       this.watches.set(path, (this.watches.get(path) ?? 0) + 1);
@@ -40,6 +42,7 @@ class CountingApi implements KubeApi {
     },
   };
   request<T>(method: string, path: string, opts?: RequestOptions): Promise<T> {
+    this.requests.push(`${method} ${path}`);
     return real.request<T>(method, path, opts);
   }
 }
@@ -73,8 +76,8 @@ describe('Manager', () => {
     const authority = runnableValue(
       'authority',
       () =>
+        // No kubeConfig: the authority cannot make an API client of its own, only use the Manager's.
         createAuthority({
-          kubeConfig: kubeConfig(),
           kube: { api, cache: mgr.cache },
           namespace: ns,
           issuer: 'http://127.0.0.1:1',
@@ -114,6 +117,8 @@ describe('Manager', () => {
     ]);
     for (const [path, n] of watched) expect(n, `watches of ${path}`).toBe(1);
     expect(api.watches.size).toBe(requestsBefore);
+    // The authority's own reads went through the Manager's client: its signing-key Secret.
+    expect(api.requests).toContain(`GET /api/v1/namespaces/${ns}/secrets/${SIGNING_KEYS_SECRET}`);
   });
 
   it('runs leader-only runnables on one replica only, and on the other once the leader stops', async () => {

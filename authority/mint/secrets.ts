@@ -3,16 +3,20 @@
  * cache, so a rotated or deleted Secret takes effect on the next mint). Values are decoded only
  * here and returned to the minter; errors name the Secret and key, never a value.
  */
-import type { CoreV1Api } from '@kubernetes/client-node';
+import { type KubeApi, resourcePath } from '../../kube/kube.js';
+import { SECRETS } from '../../kube/resources.js';
 import { apiStatus } from '../keystore.js';
 import { MintError, type SecretsReader } from './types.js';
 
-export function kubeSecretsReader(core: CoreV1Api): SecretsReader {
+/** `api`: the process's API client (a Manager's). */
+export function kubeSecretsReader(api: KubeApi): SecretsReader {
   return {
     async read(namespace, name, key) {
       let data: Record<string, string> | undefined;
       try {
-        data = (await core.readNamespacedSecret({ namespace, name })).data;
+        data = (
+          await api.request<{ data?: Record<string, string> }>('GET', resourcePath(SECRETS, namespace, name))
+        ).data;
       } catch (err) {
         const status = apiStatus(err);
         if (status === 404) {

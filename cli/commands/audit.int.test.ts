@@ -130,7 +130,7 @@ subjects: [{kind: ServiceAccount, name: auditor, namespace: ${ns}}]
 async function controllerKeys(wns: string) {
   const clock = { now: Date.now() };
   const store = new SecretKeyStore({
-    core: kubeConfig().makeApiClient(CoreV1Api),
+    api: new KubeConfigApi(kubeConfig()),
     namespace: wns,
     secretName: AUDIT_SIGNING_KEYS_SECRET,
     policy: AUDIT_KEY_ROTATION,
