@@ -36,11 +36,16 @@ const CLIENT_ID = 'support-console';
 const CLIENT_SECRET = 'test-client-secret-not-used-elsewhere';
 const REDIRECT_URI = 'https://console.example.com/callback';
 
-export async function startOidcProvider(): Promise<OidcFixture> {
+/**
+ * `host`: the IP address to listen on and name in the issuer URL (default 127.0.0.1); the
+ * real-node suite serves the provider on its node's address so pods reach it too.
+ */
+export async function startOidcProvider(opts: { host?: string } = {}): Promise<OidcFixture> {
+  const host = opts.host ?? '127.0.0.1';
   const ca = await createCertificateAuthority('warden test OIDC CA', 3600_000);
   const leaf = await ca.issue({
-    commonName: '127.0.0.1',
-    ipAddresses: ['127.0.0.1'],
+    commonName: host,
+    ipAddresses: [host],
     validityMs: 3600_000,
     usage: 'server',
   });
@@ -74,8 +79,8 @@ export async function startOidcProvider(): Promise<OidcFixture> {
       res.end(String(err));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const issuer = `https://${host}:${(server.address() as AddressInfo).port}`;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   provider = new Provider(issuer, {

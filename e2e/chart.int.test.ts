@@ -524,6 +524,45 @@ describe('values that differ from the controller defaults become flags', () => {
   });
 });
 
+describe('an identity provider behind a private CA (controller.idpCa)', () => {
+  it('mounts the ConfigMap key read-only and passes it as --idp-ca', async () => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, [
+      '--set',
+      'controller.idpCa.configMap=corp-idp-ca',
+      '--set',
+      'controller.idpCa.key=bundle.pem',
+    ]);
+    expect(out.stderr).toBe('');
+    const pod = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec;
+    expect(pod?.containers[0]?.args).toContain('--idp-ca=/etc/warden/idp-ca/ca.crt');
+    expect(pod?.containers[0]?.volumeMounts).toContainEqual({
+      name: 'idp-ca',
+      mountPath: '/etc/warden/idp-ca',
+      readOnly: true,
+    });
+    // Not optional: without the ConfigMap the pod does not start (fail closed, visibly).
+    expect(plain(pod?.volumes?.find((v) => v.name === 'idp-ca'))).toEqual({
+      name: 'idp-ca',
+      configMap: { name: 'corp-idp-ca', items: [{ key: 'bundle.pem', path: 'ca.crt' }] },
+    });
+  });
+
+  it('renders values without controller.idpCa (a --reuse-values upgrade keeps the old chart values)', async () => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, ['--set', 'controller.idpCa=null']);
+    expect(out.code, out.stderr).toBe(0);
+    const pod = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec;
+    expect(pod?.volumes?.some((v) => v.name === 'idp-ca')).toBe(false);
+  });
+
+  it('renders neither the flag nor the volume by default', () => {
+    const pod = find<V1Deployment>(all('default'), 'Deployment').spec?.template.spec;
+    expect(pod?.containers[0]?.args?.some((a) => a.startsWith('--idp-ca'))).toBe(false);
+    expect(pod?.volumes?.some((v) => v.name === 'idp-ca')).toBe(false);
+  });
+});
+
 describe('contradictory values fail rendering with a message naming the option', () => {
   it.each([
     [

@@ -12,11 +12,14 @@ import { createWardenAdmin } from '../harness/postgres.js';
 import { type Cluster, startCluster } from './cluster.js';
 import { buildClusterImages, type ClusterImages } from './images.js';
 import { installWarden, RELEASE, WARDEN_NAMESPACE } from './install.js';
+import { type NodeOidc, startNodeOidc } from './oidc.js';
 import { type NodePostgres, startNodePostgres } from './postgres.js';
 
 export const AGENT_NS = 'support';
 export const TOOLS_NS = 'tools';
 export const AGENT = 'support-bot';
+/** The ConfigMap holding the node OIDC provider's CA (the chart's controller.idpCa). */
+export const IDP_CA_CONFIGMAP = 'warden-idp-ca';
 /** The authority as brokers and targets reach it (the chart's default issuer). */
 export const AUTHORITY = `https://${RELEASE}.${WARDEN_NAMESPACE}.svc:8443`;
 
@@ -24,6 +27,8 @@ export interface Story {
   cluster: Cluster;
   images: ClusterImages;
   pg: NodePostgres;
+  /** The identity provider the agent's humans sign in to (on the node, outside the cluster). */
+  oidc: NodeOidc;
   k(args: string[], input?: string): Promise<KubectlResult>;
   /** kubectl that throws with stderr on a non-zero exit; returns stdout. */
   kk(args: string[], input?: string): Promise<string>;
@@ -34,7 +39,12 @@ export interface Story {
 const json = (o: unknown) => JSON.stringify(o);
 
 /** The Warden objects of the story: the agent, its policies, the Jira and PostgreSQL providers. */
-export function storyManifests(o: { dbAdminPassword: string; workloadsImage: string }): string {
+export function storyManifests(o: {
+  dbAdminPassword: string;
+  workloadsImage: string;
+  /** The identity provider whose users the agent acts for. */
+  oidc: Pick<NodeOidc, 'issuer' | 'clientId'>;
+}): string {
   const doc = (kind: string, name: string, spec: unknown) =>
     json({ apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec });
   const repository = o.workloadsImage.slice(0, o.workloadsImage.lastIndexOf(':'));
@@ -43,6 +53,17 @@ export function storyManifests(o: { dbAdminPassword: string; workloadsImage: str
     doc('AgentIdentity', AGENT, {
       serviceAccountName: AGENT,
       attestation: { requiredPodLabels: { app: AGENT }, allowedImages: [`${repository}@sha256:*`] },
+      userContext: {
+        mode: 'Optional',
+        trustedIssuers: [
+          {
+            issuer: o.oidc.issuer,
+            audiences: [o.oidc.clientId],
+            groupsClaim: 'groups',
+            departmentClaim: 'department',
+          },
+        ],
+      },
     }),
     doc('CredentialProvider', 'jira', {
       target: { url: `http://jira-mcp.${TOOLS_NS}.svc.cluster.local:8080/mcp`, protocol: 'MCP' },
@@ -53,6 +74,17 @@ export function storyManifests(o: { dbAdminPassword: string; workloadsImage: str
     doc('AccessPolicy', 'support-read', {
       agentSelector: { names: [AGENT] },
       rules: [{ targets: ['jira'], tools: ['jira.get_*'] }, { targets: ['orders-db'] }],
+    }),
+    // Filing an issue needs a human of the support group behind the agent.
+    doc('AccessPolicy', 'support-create', {
+      agentSelector: { names: [AGENT] },
+      rules: [
+        {
+          targets: ['jira'],
+          tools: ['jira.create_issue'],
+          when: [{ name: 'support-staff', expression: "user.present && 'support' in user.groups" }],
+        },
+      ],
     }),
     doc('AccessPolicy', 'deny-deletes', {
       effect: 'Deny',
@@ -197,12 +229,25 @@ export async function startStory(log: (line: string) => void = () => {}): Promis
     }
     await su.end();
 
-    for (const ns of [AGENT_NS, TOOLS_NS]) await kk(['create', 'namespace', ns]);
+    // The humans' identity provider runs on the node, outside the cluster; the chart is told
+    // its CA (controller.idpCa) so the authority verifies their tokens over TLS.
+    const oidc = await startNodeOidc(cluster);
+    stops.push(() => oidc.stop());
+    for (const ns of [AGENT_NS, TOOLS_NS, WARDEN_NAMESPACE]) await kk(['create', 'namespace', ns]);
+    await kk([
+      'create',
+      'configmap',
+      IDP_CA_CONFIGMAP,
+      '-n',
+      WARDEN_NAMESPACE,
+      `--from-literal=ca.crt=${oidc.caPem}`,
+    ]);
     t0 = t();
     await installWarden({
       kubeconfigPath: cluster.kubeconfigPath,
       image: images.warden,
       agentNamespaces: [AGENT_NS],
+      set: [`controller.idpCa.configMap=${IDP_CA_CONFIGMAP}`],
       log,
     });
     timings.helmInstallSeconds = (t() - t0) / 1000;
@@ -228,10 +273,10 @@ export async function startStory(log: (line: string) => void = () => {}): Promis
     );
     await kk(
       ['apply', '-n', AGENT_NS, '-f', '-'],
-      storyManifests({ dbAdminPassword, workloadsImage: images.workloads.reference }),
+      storyManifests({ dbAdminPassword, workloadsImage: images.workloads.reference, oidc }),
     );
     await kk(['rollout', 'status', 'deployment/jira-mcp', '-n', TOOLS_NS, '--timeout=120s']);
-    return { cluster, images, pg: pgServer, k, kk, timings, stop };
+    return { cluster, images, pg: pgServer, oidc, k, kk, timings, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -100,6 +100,23 @@ async function agentPod(): Promise<PodJson> {
   );
 }
 
+interface AuditEntry {
+  kind: string;
+  decision?: string;
+  user?: string;
+  target?: string;
+  tool?: string;
+  reasons?: Array<{ policy?: string; condition?: string; message?: string }>;
+}
+
+/** Every audited entry of the story's agent so far (its AuditRecords' spec.entries). */
+async function auditEntries(): Promise<AuditEntry[]> {
+  const list = JSON.parse(
+    await story.kk(['get', `${PLURAL.AuditRecord}.${GROUP}`, '-n', AGENT_NS, '-o', 'json']),
+  ) as { items: Array<{ spec: { agent?: string; entries?: AuditEntry[] } }> };
+  return list.items.filter((r) => r.spec.agent === AGENT).flatMap((r) => r.spec.entries ?? []);
+}
+
 /** Runs the agent script inside the agent container (kubectl exec) and parses its JSON line. */
 async function agent(...args: string[]): Promise<AgentOutput> {
   const pod = await agentPod();
@@ -338,6 +355,103 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     const denied = await agent('call', 'jira', 'jira.delete_issue', '{"key":"SUP-7"}');
     expect(denied.ok).toBe(false);
     expect(`${denied.reason} ${denied.error}`).toMatch(/deny-deletes|Denied|denied/);
+  });
+
+  it('acts for a human: the token of a signed-in support engineer lets the agent file an issue', async () => {
+    // alice signs in at the identity provider (authorization code + PKCE); the agent forwards
+    // her ID token; the authority verifies it against the provider's JWKS over TLS.
+    const alice = await story.oidc.idToken({
+      sub: 'alice',
+      groups: ['support'],
+      department: 'customer-care',
+    });
+    const summary = '{"summary":"Printer on fire"}';
+    const alone = await agent('call', 'jira', 'jira.create_issue', summary);
+    expect(alone.ok).toBe(false);
+    expect(`${alone.reason} ${alone.error}`).toMatch(/support-staff/);
+    const filed = await agent('call', 'jira', 'jira.create_issue', summary, alice);
+    expect(filed.ok, JSON.stringify(filed)).toBe(true);
+    // The Warden JWT the server verified names alice, with the agent as the actor.
+    expect(filed.text).toMatch(/created SUP-42 "Printer on fire" — on behalf of alice via /);
+    // The trail names her twice: the broker's Decision entry for the call (by subject) and the
+    // authority's Credential entry for the JWT it issued after verifying her token (by subject
+    // and the issuer that vouched for her; the broker may have asked for it when the MCP
+    // session opened, so it is matched by target, not tool).
+    const verified = `alice (${story.oidc.issuer})`;
+    let seen: AuditEntry[] = [];
+    const entries = await eventually(
+      'the audited decision and credential naming alice',
+      async () => {
+        seen = (await auditEntries()).filter((e) => e.target === 'jira' && e.decision === 'Allow');
+        const decided = seen.some((e) => e.kind === 'Decision' && e.tool === 'jira.create_issue');
+        const issued = seen.some((e) => e.kind === 'Credential' && e.user === verified);
+        return decided && issued ? seen : undefined;
+      },
+      60_000,
+      1000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; allowed jira entries: ${JSON.stringify(seen)}`);
+    });
+    expect(
+      entries.filter((e) => e.kind === 'Decision' && e.tool === 'jira.create_issue').map((e) => e.user),
+    ).toEqual(['alice']);
+  });
+
+  it('refuses the same call for a human outside the support group', async () => {
+    const bob = await story.oidc.idToken({ sub: 'bob', groups: ['sales'] });
+    const r = await agent('call', 'jira', 'jira.create_issue', '{"summary":"x"}', bob);
+    expect(r.ok).toBe(false);
+    expect(`${r.reason} ${r.error}`).toMatch(/support-staff/);
+  });
+
+  it('refuses a user token whose claims were rewritten: the authority checks the signature', async () => {
+    // bob adds himself to "support" and keeps the provider's signature: the broker's local
+    // decision (claims only) would allow, the authority's signature check must not.
+    const bob = await story.oidc.idToken({ sub: 'bob', groups: ['sales'] });
+    const [header, payload, signature] = bob.split('.');
+    const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as Record<string, unknown>;
+    const forged = [
+      header,
+      Buffer.from(JSON.stringify({ ...claims, groups: ['support'] })).toString('base64url'),
+      signature,
+    ].join('.');
+    const r = await agent('call', 'jira', 'jira.create_issue', '{"summary":"x"}', forged);
+    expect(r.ok).toBe(false);
+    expect(`${r.reason} ${r.error}`).toMatch(/CredentialDenied/);
+    expect(r.error).toMatch(/signature/i);
+  });
+
+  it('queries PostgreSQL through the broker for a human, who the audit names', async () => {
+    const alice = await story.oidc.idToken({ sub: 'alice', groups: ['support'] });
+    const r = await agent(
+      'sql',
+      'orders-db',
+      'SELECT count(*)::int AS n FROM orders',
+      `-c warden.user_token=${alice}`,
+    );
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(r.rows?.[0]?.n).toBe(3);
+    // As for the MCP call: the broker's Decision for the session, the authority's Credential
+    // (the temporary role) after verifying her token.
+    const entries = await eventually(
+      'the audited database decision and credential naming alice',
+      async () => {
+        const es = (await auditEntries()).filter(
+          (e) => e.target === 'orders-db' && e.decision === 'Allow' && e.user?.startsWith('alice'),
+        );
+        return es.some((e) => e.kind === 'Decision') && es.some((e) => e.kind === 'Credential')
+          ? es
+          : undefined;
+      },
+      60_000,
+      1000,
+    );
+    expect(new Set(entries.filter((e) => e.kind === 'Decision').map((e) => e.user))).toEqual(
+      new Set(['alice']),
+    );
+    expect(new Set(entries.filter((e) => e.kind === 'Credential').map((e) => e.user))).toEqual(
+      new Set([`alice (${story.oidc.issuer})`]),
+    );
   });
 
   it('queries PostgreSQL through the broker as a temporary role, without a password', async () => {

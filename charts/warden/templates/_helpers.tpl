@@ -171,6 +171,10 @@ so the defaults run on any controller version and a changed value never fails si
 {{- if ne (int64 $v.broker.auditSpool.maxBytes) 16777216 }}
 - --broker-audit-spool-max-bytes={{ int64 $v.broker.auditSpool.maxBytes }}
 {{- end }}
+{{- /* `| default dict`: a release upgraded with --reuse-values keeps the old chart's values, without idpCa. */}}
+{{- if ($v.controller.idpCa | default dict).configMap }}
+- --idp-ca=/etc/warden/idp-ca/ca.crt
+{{- end }}
 - --audit-batch-size={{ $v.audit.batchSize }}
 - --audit-flush-seconds={{ $v.audit.flushSeconds }}
 - --audit-retention={{ $v.audit.retention }}
