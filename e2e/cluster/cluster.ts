@@ -85,8 +85,17 @@ export interface Cluster {
   startInNode(name: string, argv: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** Runs a command inside the node's network namespace and returns its stdout. */
   execInNode(argv: string[]): Promise<string>;
+  /**
+   * Stops one component (SIGTERM, SIGKILL after 30 s) and resolves once it has exited, e.g.
+   * the kubelet: its containers keep running under containerd, as on a real node.
+   */
+  stopComponent(name: string): Promise<void>;
+  /** Starts a component stopComponent() stopped again, with the same command line. */
+  startComponent(name: string): void;
   /** Resident memory (bytes) of each component process, by name. */
   memory(): Record<string, number>;
+  /** Resident memory (bytes) of the pods: every process in the cluster's cgroup subtree. */
+  podsMemory(): number;
   stop(): Promise<void>;
 }
 
@@ -322,6 +331,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   writeFileSync(join(lockDir, 'watchdog'), String(watchdog.pid));
 
   const procs = new Map<string, ChildProcess>();
+  const commands = new Map<string, { argv: string[]; env: NodeJS.ProcessEnv | undefined }>();
   let stopped = false;
   const cleanup = async () => {
     if (stopped) return;
@@ -349,6 +359,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     child.unref();
     writeFileSync(join(dir, 'pids', name), String(child.pid));
     procs.set(name, child);
+    commands.set(name, { argv, env });
     return child;
   };
   const died = (name: string) => {
@@ -641,6 +652,10 @@ http:
       `--cluster-signing-key-file=${caKeyFile}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
       '--allocate-node-cidrs=false',
+      // A node whose kubelet stopped renewing its Lease is NotReady after 24 s (default 50 s),
+      // so the kubelet-restart test sees NotReady → Ready without waiting a minute.
+      '--node-monitor-grace-period=24s',
+      '--node-monitor-period=2s',
     ]);
     startInNode('kube-scheduler', [
       bins.kubeScheduler,
@@ -683,6 +698,10 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 rotateCertificates: false
 serverTLSBootstrap: false
+# Renew the node Lease every 5 s (a quarter of its duration; default 10 s of 40 s): well
+# within the controller-manager's 24 s grace period above.
+nodeLeaseDurationSeconds: 20
+nodeStatusUpdateFrequency: 5s
 `;
     writeFileSync(join(dir, 'kubelet.yaml'), kubeletConfig);
     startInNode('kubelet', [
@@ -777,6 +796,45 @@ iptables: {localhostNodePorts: false}
         buildAndPush(`${REGISTRY_IN_NODE}/${nameTag}`, `${uplinkIp}:5000`, layerDirs, config),
       startInNode,
       execInNode: (argv) => sh(inNode(argv)),
+      podsMemory: () => {
+        const hierarchy = ['memory', 'pids', '']
+          .map((h) => join('/sys/fs/cgroup', h, cgroupRoot))
+          .find((d) => existsSync(join(d, 'cgroup.procs')));
+        let bytes = 0;
+        const walk = (d: string) => {
+          for (const e of readdirSync(d, { withFileTypes: true })) {
+            if (e.isDirectory()) walk(join(d, e.name));
+          }
+          for (const pid of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            try {
+              const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+              bytes += Number(kb ?? 0) * 1024;
+            } catch {
+              // exited meanwhile
+            }
+          }
+        };
+        if (hierarchy) walk(hierarchy);
+        return bytes;
+      },
+      stopComponent: async (name) => {
+        const child = procs.get(name);
+        if (!child) throw new Error(`no component ${name}: one of ${[...procs.keys()].join(', ')}`);
+        if (died(name)) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(timer);
+        log(`${name} stopped`);
+      },
+      startComponent: (name) => {
+        const command = commands.get(name);
+        if (!command) throw new Error(`no component ${name}: one of ${[...commands.keys()].join(', ')}`);
+        if (!died(name)) throw new Error(`${name} is running; stopComponent('${name}') first`);
+        startInNode(name, command.argv, command.env);
+        log(`${name} started again`);
+      },
       memory: () => {
         const out: Record<string, number> = {};
         for (const [name, child] of procs) {

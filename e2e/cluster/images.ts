@@ -84,12 +84,14 @@ async function compileWorkloads(outDir: string): Promise<void> {
 
 /** Builds and pushes the Warden image and the e2e workloads image to `cluster`'s registry. */
 export async function buildClusterImages(
-  cluster: Pick<Cluster, 'push'>,
+  cluster: Pick<Cluster, 'push'> & Partial<Pick<Cluster, 'dir'>>,
   log: (line: string) => void = () => {},
 ): Promise<ClusterImages> {
   const started = Date.now();
   const node = await nodeBinary();
-  const work = mkdtempSync(join(tmpdir(), 'warden-images-'));
+  // Inside the cluster's work dir when there is one: if this process dies mid-build, the
+  // cluster's watchdog removes the layers with everything else.
+  const work = mkdtempSync(join(cluster.dir ?? tmpdir(), cluster.dir ? 'images-' : 'warden-images-'));
   try {
     const base = join(work, 'base');
     log(`base layer: ${node} and its shared libraries`);

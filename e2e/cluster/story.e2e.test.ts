@@ -20,6 +20,7 @@ import {
   VERSION,
 } from '../../core/constants.js';
 import { eventually } from '../eventually.js';
+import { NODE_NAME } from './cluster.js';
 import { upgradeWarden, WARDEN_NAMESPACE } from './install.js';
 import { AGENT, AGENT_NS, agentDeployment, type Story, startStory } from './story-fixture.js';
 
@@ -46,7 +47,13 @@ interface AgentOutput {
 }
 
 interface PodJson {
-  metadata: { name: string; annotations?: Record<string, string>; creationTimestamp: string };
+  metadata: {
+    name: string;
+    uid: string;
+    annotations?: Record<string, string>;
+    creationTimestamp: string;
+    deletionTimestamp?: string;
+  };
   spec: {
     initContainers?: Array<{
       name: string;
@@ -69,12 +76,16 @@ interface PodJson {
     initContainerStatuses?: Array<{
       name: string;
       started?: boolean;
+      containerID?: string;
+      restartCount: number;
       imageID: string;
       state: { running?: { startedAt: string } };
     }>;
     containerStatuses?: Array<{
       name: string;
       ready: boolean;
+      containerID?: string;
+      restartCount: number;
       imageID: string;
       state: { running?: { startedAt: string } };
     }>;
@@ -88,9 +99,7 @@ async function agentPod(): Promise<PodJson> {
       const list = JSON.parse(
         await story.kk(['get', 'pods', '-n', AGENT_NS, '-l', `app=${AGENT}`, '-o', 'json']),
       ) as { items: PodJson[] };
-      const pods = list.items.filter(
-        (p) => !(p.metadata as { deletionTimestamp?: string }).deletionTimestamp,
-      );
+      const pods = list.items.filter((p) => !p.metadata.deletionTimestamp);
       const ready = pods.find((p) =>
         p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
       );
@@ -152,7 +161,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   process.stderr.write(
-    `[cluster] timings ${JSON.stringify(story?.timings)} memory ${JSON.stringify(story?.cluster.memory())}\n`,
+    `[cluster] timings ${JSON.stringify(story?.timings)} memory ${JSON.stringify(story?.cluster.memory())} pods ${story?.cluster.podsMemory()}\n`,
   );
   await story?.stop();
 }, 120_000);
@@ -569,6 +578,66 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     );
     expect(fresh.metadata.annotations?.[ANNOTATION_INJECTED]).toBeTruthy();
     expect((await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-9"}')).ok).toBe(true);
+  });
+
+  it('recovers when the kubelet restarts: node NotReady then Ready, the pods keep their containers', async () => {
+    const nodeReady = async () =>
+      (
+        await story.kk([
+          'get',
+          'node',
+          NODE_NAME,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ])
+      ).trim();
+    // Which containers run, by pod: a restarted kubelet must adopt them, not start new ones.
+    const containers = async () => {
+      const all = JSON.parse(await story.kk(['get', 'pods', '-A', '-o', 'json'])) as { items: PodJson[] };
+      return Object.fromEntries(
+        // A pod still terminating from an earlier test may go at any time: not part of the comparison.
+        all.items
+          .filter((p) => !p.metadata.deletionTimestamp)
+          .map((p) => [
+            `${p.metadata.name}/${p.metadata.uid}`,
+            [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])]
+              .map((c) => `${c.name}=${c.containerID}#${c.restartCount}`)
+              .sort(),
+          ]),
+      );
+    };
+    const before = await containers();
+    const agentBefore = await agentPod();
+    const stopped = Date.now();
+    await story.cluster.stopComponent('kubelet');
+    await eventually('the node NotReady', async () => (await nodeReady()) !== 'True', 120_000, 1000);
+    story.timings.kubeletStoppedToNotReadySeconds = (Date.now() - stopped) / 1000;
+    const restarted = Date.now();
+    story.cluster.startComponent('kubelet');
+    await eventually('the node Ready again', async () => (await nodeReady()) === 'True', 120_000, 1000);
+    story.timings.kubeletRestartToNodeReadySeconds = (Date.now() - restarted) / 1000;
+    const agentAfter = await agentPod();
+    expect(agentAfter.metadata.uid).toBe(agentBefore.metadata.uid);
+    await story.kk([
+      'rollout',
+      'status',
+      'deployment/warden-controller',
+      '-n',
+      WARDEN_NAMESPACE,
+      '--timeout=180s',
+    ]);
+    expect(await containers()).toEqual(before);
+    const got = await eventually(
+      'a call after the kubelet came back',
+      async () => {
+        const r = await agent('call', 'jira', 'jira.get_issue', '{"key":"SUP-10"}');
+        return r.ok ? r : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(got.text).toMatch(/SUP-10/);
+    story.timings.kubeletRestartToAgentCallSeconds = (Date.now() - restarted) / 1000;
   });
 
   it('stops the agent with the kill switch', async () => {
