@@ -309,12 +309,87 @@ async function main(): Promise<void> {
   );
   show((await k(['get', 'agentidentity', 'support-bot', '-n', NS])).stdout);
 
-  say('The auditor reads the trail: `kubectl warden audit`, `--verify` and `kubectl warden status -A`');
-  await controller.auditWriter.flush(true);
   const cli = (args: string[]) =>
     promisify(execFile)('npx', ['tsx', join(root, 'cli/kubectl-warden.ts'), ...args], {
       env: { ...process.env, KUBECONFIG: cp.kubeconfigPath },
     });
+
+  say('Revived with a circuit breaker: an agent looping on denied calls suspends itself');
+  show((await cli(['revive', 'support-bot', '-n', NS])).stdout.trim());
+  const patched = await k([
+    'patch',
+    'agentidentity',
+    'support-bot',
+    '-n',
+    NS,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { circuitBreaker: { maxDenialsPerMinute: 10, action: 'Suspend' } } }),
+  ]);
+  if (patched.code !== 0) throw new Error(`setting the circuit breaker failed:\n${patched.stderr}`);
+  show('spec.circuitBreaker: {maxDenialsPerMinute: 10, action: Suspend}');
+  const looper = await connectAgent(mcpUrl, {});
+  cleanups.push(() => looper.close());
+  let denials = 0;
+  let crossedAt = 0;
+  let last = '';
+  const tLoop = performance.now();
+  // A prompt-injected agent retrying a call policy denies (the Deny rule on *.delete_*).
+  while (performance.now() - tLoop < 30_000) {
+    last = await denial(
+      () => looper.callTool({ name: 'jira.delete_issue', arguments: { key: 'SUP-7' } }),
+      true,
+    );
+    if (last.includes('AgentSuspended')) break;
+    if (++denials === 11) crossedAt = performance.now();
+  }
+  const tripped = ms(crossedAt);
+  if (!last.includes('AgentSuspended')) throw new Error(`the circuit breaker did not trip: ${last}`);
+  show(
+    `${denials} denied calls, then: ${last.slice(0, 160)}…\ntripped ${tripped} after the 11th denial (the threshold is 10 per minute)`,
+  );
+  const reason = await k([
+    'get',
+    'agentidentity',
+    'support-bot',
+    '-n',
+    NS,
+    '-o',
+    'jsonpath={.spec.suspendReason}',
+  ]);
+  show(`spec.suspendReason: ${reason.stdout}`);
+  await waitUntil('the breaker revocation', async () => {
+    const r = await k([
+      'get',
+      'agentidentity',
+      'support-bot',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.status.revocation.reason}',
+    ]);
+    return r.stdout.startsWith('CircuitBreakerTripped');
+  });
+  let note = '';
+  await waitUntil('the CircuitBreakerTripped Event', async () => {
+    const r = await k([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'reason=CircuitBreakerTripped',
+      '-o',
+      'jsonpath={.items[0].message}',
+    ]);
+    note = r.stdout;
+    return note !== '';
+  });
+  show(`Event CircuitBreakerTripped: ${note}`);
+
+  say('The auditor reads the trail: `kubectl warden audit`, `--verify` and `kubectl warden status -A`');
+  await controller.auditWriter.flush(true);
   show((await cli(['audit', '-n', NS, '--agent', 'support-bot'])).stdout);
   show((await cli(['audit', '-n', NS, '--verify'])).stdout);
   show((await cli(['status', '-A'])).stdout);
