@@ -46,6 +46,15 @@ const records = [
       method: 'initialize',
       user: 'agent acting alone',
     },
+    // The MCP stream's GET, refused: protocol traffic, not a call.
+    {
+      time: at(1),
+      kind: 'Decision',
+      decision: 'Deny',
+      target: 'jira',
+      method: 'GET',
+      user: 'agent acting alone',
+    },
     tool(at(9, 1), 'jira.get_issue', 'Allow', 'alice'),
     tool(at(9, 2), 'jira.get_issue', 'Allow', 'bob'),
     tool(at(9, 3), 'jira.search', 'Allow', 'alice'),
@@ -79,7 +88,7 @@ describe('usageOf', () => {
       credentialsIssued: 1,
       distinctUsers: 2,
       actingAlone: 1,
-      protocolMessages: 1,
+      protocolMessages: 2,
     });
     expect(r.rows).toEqual([
       { key: 'jira.get_issue', calls: 2, allowed: 2, denied: 0, users: 2 },
@@ -117,6 +126,16 @@ describe('usageOf', () => {
   it('tells MCP protocol messages from refused requests', () => {
     expect(isProtocolMessage({ time: at(1), kind: 'Decision', method: 'tools/list' })).toBe(true);
     expect(isProtocolMessage({ time: at(1), kind: 'Decision', method: 'DELETE' })).toBe(false);
+    // A refused GET on an MCP target (the stream) is protocol traffic; on an HTTP target a call.
+    const get = {
+      time: at(1),
+      kind: 'Decision' as const,
+      decision: 'Deny' as const,
+      target: 'jira',
+      method: 'GET',
+    };
+    expect(isProtocolMessage(get, new Set(['jira']))).toBe(true);
+    expect(isProtocolMessage({ ...get, target: 'api' }, new Set(['jira']))).toBe(false);
     expect(
       isProtocolMessage({
         time: at(1),
@@ -138,7 +157,7 @@ describe('views', () => {
   it('prints totals, rows with bars and the hours', () => {
     const text = formatUsage(usageOf({ records, agentNames: [], sinceMs: since, now: NOW, by: 'tool' }));
     expect(text).toContain(
-      'calls 6 (allowed 4, denied 2, 33%), credentials issued 1, distinct users 2, acting alone 1, MCP protocol messages 1',
+      'calls 6 (allowed 4, denied 2, 33%), credentials issued 1, distinct users 2, acting alone 1, MCP protocol messages 2',
     );
     expect(text).toContain('busiest hours (UTC): 09:00 (3), 11:00 (2), 10:00 (1)');
     expect(text).toMatch(/jira\.get_issue\s+2\s+0 \(0%\)\s+2\s+█{30}/);

@@ -58,11 +58,16 @@ export interface UsageInputs {
   readonly qualify?: boolean;
 }
 
-/** MCP traffic that names no tool: decided as a session, not a call. */
-export function isProtocolMessage(e: AuditEntry): boolean {
+/**
+ * MCP traffic that names no tool: decided as a session, not a call. `mcpTargets` are the targets
+ * seen with tool calls: a request to one of them naming no tool (the stream's GET, a DELETE, a
+ * refused POST) is protocol traffic too, whether it was allowed or refused.
+ */
+export function isProtocolMessage(e: AuditEntry, mcpTargets: ReadonlySet<string> = new Set()): boolean {
   if (e.replay?.kind === 'session') return true;
+  if (e.tool || e.path !== undefined || e.method === undefined) return false;
   // JSON-RPC methods are lower case (initialize, tools/list); an HTTP method is upper case.
-  return !e.tool && !e.path && e.method !== undefined && e.method !== e.method.toUpperCase();
+  return e.method !== e.method.toUpperCase() || (e.target !== undefined && mcpTargets.has(e.target));
 }
 
 function keyOf(e: AuditEntry, by: UsageBy, agent: string): string {
@@ -102,6 +107,11 @@ export function usageOf(inputs: UsageInputs): UsageReport {
   let actingAlone = 0;
   let protocolMessages = 0;
   const until = inputs.now.getTime();
+  const mcpTargets = new Set<string>();
+  for (const r of inputs.records)
+    for (const e of r.spec.entries)
+      if (e.target && (e.tool || e.replay?.kind === 'mcp' || e.replay?.kind === 'session'))
+        mcpTargets.add(e.target);
   for (const r of inputs.records) {
     if (wanted.size > 0 && !wanted.has(r.spec.agent)) continue;
     if (Date.parse(r.spec.endTime) < inputs.sinceMs) continue;
@@ -115,7 +125,7 @@ export function usageOf(inputs: UsageInputs): UsageReport {
       }
       if (e.kind !== 'Decision') continue;
       agents.add(agent);
-      if (isProtocolMessage(e)) {
+      if (isProtocolMessage(e, mcpTargets)) {
         protocolMessages++;
         continue;
       }

@@ -290,6 +290,24 @@ describe('replayInputOf', () => {
     ['an entry written before replay data', entryWith(undefined), 'no-replay-data'],
     ['a session entry', { ...entryWith(undefined), kind: 'Session' as const }, 'not-a-policy-decision'],
     [
+      'a refusal before the policy engine',
+      {
+        ...entryWith(undefined),
+        decision: 'Deny' as const,
+        message: 'AgentSuspended: agent demo/bot is suspended',
+      },
+      'not-a-policy-decision',
+    ],
+    [
+      'an old policy denial',
+      {
+        ...entryWith(undefined),
+        decision: 'Deny' as const,
+        message: 'DeniedByPolicy: denied by AccessPolicy a/b rule 0',
+      },
+      'no-replay-data',
+    ],
+    [
       'replay args that are not an object',
       entryWith({ kind: 'mcp', policyDecision: 'Allow', args: '[1,2]' }),
       'malformed',

@@ -273,11 +273,37 @@ function parseObjectText(text: string | undefined): Record<string, unknown> | nu
   }
 }
 
+/** Reasons of the policy engine (core/policy DecisionReason): every other reason is a refusal before it. */
+const ENGINE_REASONS: ReadonlySet<string> = new Set([
+  'Allowed',
+  'DeniedByPolicy',
+  'NoMatchingAllow',
+  'ConditionFailed',
+  'EvaluationError',
+  'InputTooLarge',
+  'InvalidInput',
+  'CostExceeded',
+]);
+
+/**
+ * The reason constant a denial's message starts with (the authority prefixes it:
+ * `AgentSuspended: …`), or undefined.
+ */
+function deniedFor(entry: AuditEntry): string | undefined {
+  return /^([A-Z][A-Za-z]+): /.exec(entry.message ?? '')?.[1];
+}
+
 /** The policy input an entry recorded, or why it cannot be replayed. */
 export function replayInputOf(entry: AuditEntry): ReplayInput {
   const r = entry.replay;
   if (!r) {
     if (entry.kind !== 'Decision') return { ok: false, skip: 'not-a-policy-decision' };
+    // A refusal before any policy decision (suspended, unknown target, bad request, stale
+    // snapshot) never carries replay data, old or new: not a policy decision to replay.
+    const reason = entry.decision === 'Deny' ? deniedFor(entry) : undefined;
+    if (reason !== undefined && !ENGINE_REASONS.has(reason)) {
+      return { ok: false, skip: 'not-a-policy-decision', detail: reason };
+    }
     return { ok: false, skip: 'no-replay-data' };
   }
   if (r.policyReason && UNREPRODUCIBLE.has(r.policyReason)) {

@@ -394,6 +394,51 @@ async function main(): Promise<void> {
   show((await cli(['audit', '-n', NS, '--verify'])).stdout);
   show((await cli(['status', '-A'])).stdout);
 
+  say('Before tightening a policy, replay the trail against it: `kubectl warden replay`');
+  const proposal = mkdtempSync(join(tmpdir(), 'warden-demo-replay-'));
+  cleanups.push(async () => rmSync(proposal, { recursive: true, force: true }));
+  const proposed = join(proposal, 'support-write.yaml');
+  // The proposed change: creating issues also needs a ticket in the request context.
+  writeFileSync(
+    proposed,
+    `apiVersion: warden.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: support-write, namespace: ${NS}}
+spec:
+  agentSelector: {names: [support-bot]}
+  rules:
+    - targets: [jira]
+      tools: [jira.create_issue]
+      when:
+        - {name: support-staff, expression: "user.present && 'support' in user.groups"}
+        - {name: ticket-referenced, expression: "has(context.ticketId)"}
+`,
+  );
+  show(`proposed: ${proposed} (support-write also needs context.ticketId)`);
+  // As a CI gate: --fail-on-new-denials 0 exits 1 because alice's create_issue would be denied.
+  const replay = await cli([
+    'replay',
+    '-f',
+    proposed,
+    '-n',
+    NS,
+    '--since',
+    '1h',
+    '--fail-on-new-denials',
+    '0',
+  ]).then(
+    (r) => ({ ...r, code: 0 }),
+    (err: { stdout: string; stderr: string; code: number }) => err,
+  );
+  show(replay.stdout);
+  show(`exit status ${replay.code}: ${replay.stderr.trim()}`);
+  if (replay.code !== 1 || !replay.stdout.includes('allow→deny 1')) {
+    throw new Error(`replay: expected one new denial and exit status 1, got ${replay.code}`);
+  }
+
+  say('How the agent used its tools, from the trail: `kubectl warden usage`');
+  show((await cli(['usage', '-n', NS, '--since', '1h'])).stdout);
+
   say('What the agent saw: compare every byte it received with the credentials the MCP server got');
   for (const c of [agent, alice, bob]) await c.close();
   await Promise.race([Promise.all(pendingReads), new Promise((r) => setTimeout(r, 2_000))]);
