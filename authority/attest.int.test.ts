@@ -137,7 +137,8 @@ describe('token exchange (RFC 8693) with a real projected token', () => {
       token_endpoint: `${ISSUER}/v1/token`,
       introspection_endpoint: `${ISSUER}/v1/introspect`,
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
-      grant_types_supported: [GRANT_TOKEN_EXCHANGE],
+      grant_types_supported: [GRANT_TOKEN_EXCHANGE, 'client_credentials'],
+      token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
     });
     // The JWKS the metadata names serves the keys sessions are signed with.
     const jwks = (await (await toLoopback(as.jwks_uri as string)).json()) as { keys: { kid?: string }[] };

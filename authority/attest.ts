@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
-import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE } from '../core/constants.js';
+import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GATEWAY_AUDIENCE } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
 import { type AttestationConditions, checkAttestationConditions } from '../core/identity/attestation.js';
 import {
@@ -197,6 +197,12 @@ export interface AttestationFacts {
   refresh?: boolean;
   /** The broker this Warden injects: only a pod carrying it attests (docs/threat-model.md). */
   broker: BrokerExpectation;
+  /**
+   * 'gateway': an agent pod without a sidecar, served by the shared gateway. Its token's audience
+   * must be GATEWAY_AUDIENCE (not the broker's), and no injected broker is expected: nothing in
+   * the pod ever holds a session or a credential (docs/threat-model.md, "Shared gateway").
+   */
+  mode?: 'broker' | 'gateway';
 }
 
 /** At most this many problems are spelled out to the caller (all reasons go to the audit detail). */
@@ -298,11 +304,14 @@ export function decideAttestation(
       `AgentIdentity "${agentName}" requires service account "${id.spec?.serviceAccountName}", but the pod runs as "${sa.name}"`,
     );
   }
-  const audience = id.spec?.attestation?.audience || DEFAULT_BROKER_AUDIENCE;
+  const gateway = f.mode === 'gateway';
+  const audience = gateway ? GATEWAY_AUDIENCE : id.spec?.attestation?.audience || DEFAULT_BROKER_AUDIENCE;
   if (!f.refresh && !(r.audiences ?? []).includes(audience)) {
     return fail(
       'invalid_grant',
-      `subject_token audience must include "${audience}" (AgentIdentity spec.attestation.audience)`,
+      gateway
+        ? `subject_token audience must include "${GATEWAY_AUDIENCE}" (a projected service-account token for the shared gateway)`
+        : `subject_token audience must include "${audience}" (AgentIdentity spec.attestation.audience)`,
       `verified audiences ${JSON.stringify(r.audiences)}`,
     );
   }
@@ -311,11 +320,14 @@ export function decideAttestation(
   // pod, so a pod changed after admission (an ephemeral container, a new broker image) loses it.
   // The pod getter returns the API server's whole Pod; PodLike only names what identity reads.
   const livePod = pod as V1Pod;
-  const injected = injectedBrokerProblems(livePod, agentName, audience, f.broker);
+  // Gateway mode: the pod has no broker to check; the gateway holds the session for it instead.
+  const injected = gateway ? [] : injectedBrokerProblems(livePod, agentName, audience, f.broker);
   if (injected.length > 0) {
     return { ok: false, error: shapeRefusal('the pod does not carry the broker Warden injects', injected) };
   }
-  const exposed = brokerTokenExposures(livePod, [...new Set([audience, DEFAULT_BROKER_AUDIENCE])]);
+  const exposed = gateway
+    ? []
+    : brokerTokenExposures(livePod, [...new Set([audience, DEFAULT_BROKER_AUDIENCE])]);
   if (exposed.length > 0) {
     return {
       ok: false,
@@ -356,6 +368,7 @@ export function decideAttestation(
       serviceAccount: sa.name,
       pod: r.podName,
       podUID: r.podUID,
+      ...(gateway ? { via: 'gateway' as const } : {}),
     },
   };
 }

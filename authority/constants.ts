@@ -7,6 +7,12 @@ export const SIGNING_KEYS_SECRET_KEY = 'keys.json';
 
 /** RFC 8693 grant type. */
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 6749 §4.4 client credentials grant (registered workloads: the client authenticates with its SA token). */
+export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
+/** RFC 7523 §2.2 client assertion type: the client authenticates with a JWT (here its projected SA token). */
+export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** RFC 8693 token type of a Warden agent token (what an agent presents to the shared gateway). */
+export { AGENT_TOKEN_TYP, TOKEN_TYPE_AGENT } from '../core/constants.js';
 /** RFC 8693 token type of a projected service-account token. */
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 /** RFC 8693 token type of a Warden session token (used to refresh a session). */

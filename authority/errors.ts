@@ -8,6 +8,7 @@
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_grant'
+  | 'invalid_client'
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'access_denied'
@@ -20,6 +21,8 @@ export type OAuthErrorCode =
 const STATUS: Record<OAuthErrorCode, number> = {
   invalid_request: 400,
   invalid_grant: 400,
+  // RFC 6749 §5.2: 401 when the client authenticated (here: with a client assertion) and failed.
+  invalid_client: 401,
   unauthorized_client: 400,
   unsupported_grant_type: 400,
   access_denied: 403,

@@ -80,6 +80,11 @@ export interface AuthorityOptions {
   metrics?: WardenMetrics;
   /** Told of every successful attestation (the controller writes status.lastAttestation). */
   onAttested?: (a: Attested) => void;
+  /**
+   * Service accounts of the shared gateway (`system:serviceaccount:<ns>:<name>`): only these may
+   * hold sessions for agents without a sidecar (token.ts). Empty: no gateway.
+   */
+  gatewayServiceAccounts?: readonly string[];
   /** Told of every credential issued at /v1/credentials (the controller writes status.issuedCount). */
   onIssued?: (i: Issued) => void;
 }
@@ -104,6 +109,8 @@ export interface AuthorityParts {
   onIssued?: ((i: Issued) => void) | undefined;
   /** The broker a pod must carry to attest. */
   broker: BrokerExpectation;
+  /** The shared gateway's service accounts (token.ts gateway sessions). */
+  gateway: { readonly serviceAccounts: readonly string[] };
 }
 
 export interface Authority extends AuthorityParts {
@@ -171,6 +178,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     onAttested: opts.onAttested,
     onIssued: opts.onIssued,
     broker: { trustedImages: [...opts.trustedBrokerImages], authorityUrl: opts.issuer },
+    gateway: { serviceAccounts: [...(opts.gatewayServiceAccounts ?? [])] },
   };
   // Quota counts of this replica (rules[].limits); brokers lease from it.
   const quotaLedger = new QuotaLedger();

@@ -59,7 +59,20 @@ function sourceOf(req: IncomingMessage): string {
 }
 
 export function createAuthorityServer(opts: AuthorityServerOptions): Server {
-  const routes = new Map<string, Handler>([['/v1/token', opts.token]]);
+  const routes = new Map<string, Handler>([
+    ['/v1/token', opts.token],
+    // Named in the metadata because OAuth clients (the MCP SDK among them) insist on one; every
+    // request is refused: Warden issues tokens to workloads, never through a browser redirect.
+    [
+      '/v1/authorize',
+      async () => {
+        throw new OAuthError(
+          'invalid_request',
+          'Warden has no authorization-code flow: workloads get tokens at /v1/token (client_credentials with their projected service-account token as client_assertion, or RFC 8693 token exchange)',
+        );
+      },
+    ],
+  ]);
   if (opts.credentials) routes.set('/v1/credentials', opts.credentials);
   if (opts.stream) routes.set('/v1/stream', opts.stream);
   for (const [path, handler] of Object.entries(opts.routes ?? {})) routes.set(path, handler);

@@ -5,8 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import { GATEWAY_AUDIENCE } from '../core/constants.js';
 import { agentSubject } from '../core/identity/agent.js';
-import { SESSION_CLOCK_SKEW_SECONDS, SESSION_TOKEN_TYP, SESSION_TTL_SECONDS } from './constants.js';
+import {
+  AGENT_TOKEN_TYP,
+  SESSION_CLOCK_SKEW_SECONDS,
+  SESSION_TOKEN_TYP,
+  SESSION_TTL_SECONDS,
+} from './constants.js';
 import { OAuthError } from './errors.js';
 import { signJwt } from './jwt.js';
 import type { KeySource } from './keystore.js';
@@ -18,6 +24,11 @@ export interface SessionSubject {
   serviceAccount: string;
   pod: string;
   podUID: string;
+  /**
+   * 'gateway': the session is held by the shared gateway for an agent pod without a sidecar, so
+   * the pod is checked without the injected broker on refresh (attest.ts, gateway mode).
+   */
+  via?: 'gateway';
 }
 
 export interface SessionClaims {
@@ -73,17 +84,49 @@ export class Sessions {
   }
 
   /**
+   * An agent token: what an agent without a sidecar presents to the shared gateway. Same subject
+   * and lifetime as a session, but typ AGENT_TOKEN_TYP and audience GATEWAY_AUDIENCE, so it is
+   * never accepted where a session is (the agent cannot call /v1/credentials with it); only the
+   * gateway, authenticated as itself, can exchange it for a session (token.ts).
+   */
+  issueAgentToken(subject: SessionSubject): IssuedSession {
+    const iat = Math.floor(this.now().getTime() / 1000);
+    const { via: _via, ...who } = subject;
+    const claims: SessionClaims = {
+      iss: this.opts.issuer,
+      sub: agentSubject(subject.namespace, subject.agent),
+      aud: GATEWAY_AUDIENCE,
+      iat,
+      nbf: iat,
+      exp: iat + this.ttl,
+      jti: randomUUID(),
+      warden: who,
+    };
+    const token = signJwt(this.opts.keys.signingKey(), AGENT_TOKEN_TYP, { ...claims });
+    return { token, claims, expiresIn: this.ttl };
+  }
+
+  /** Verifies an agent token (issueAgentToken) the way verify() checks a session. */
+  verifyAgentToken(token: string): Promise<SessionClaims> {
+    return this.verifyAs(token, AGENT_TOKEN_TYP, GATEWAY_AUDIENCE);
+  }
+
+  /**
    * Verifies signature (ES256 only, known kid), typ, issuer, audience, exp and nbf (with
    * SESSION_CLOCK_SKEW_SECONDS), and the Warden claims. Throws invalid_token saying which check failed.
    */
-  async verify(token: string): Promise<SessionClaims> {
+  verify(token: string): Promise<SessionClaims> {
+    return this.verifyAs(token, SESSION_TOKEN_TYP, this.opts.issuer);
+  }
+
+  private async verifyAs(token: string, typ: string, audience: string): Promise<SessionClaims> {
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, this.currentKeySet(), {
         algorithms: ['ES256'],
         issuer: this.opts.issuer,
-        audience: this.opts.issuer,
-        typ: SESSION_TOKEN_TYP,
+        audience,
+        typ,
         clockTolerance: SESSION_CLOCK_SKEW_SECONDS,
         currentDate: this.now(),
         requiredClaims: ['exp', 'iat', 'jti', 'sub'],
@@ -93,7 +136,12 @@ export class Sessions {
     }
     const w = payload.warden as Partial<SessionSubject> | undefined;
     const fields = ['namespace', 'agent', 'serviceAccount', 'pod', 'podUID'] as const;
-    if (!w || typeof w !== 'object' || fields.some((f) => typeof w[f] !== 'string' || w[f] === '')) {
+    if (
+      !w ||
+      typeof w !== 'object' ||
+      fields.some((f) => typeof w[f] !== 'string' || w[f] === '') ||
+      (w.via !== undefined && w.via !== 'gateway')
+    ) {
       throw new OAuthError(
         'invalid_token',
         'session token lacks the warden claims; exchange the service-account token again',

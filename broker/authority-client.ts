@@ -40,7 +40,12 @@ export interface AuthorityClientOptions {
   /** PEM bundle trusted for the authority's TLS certificate (in addition to nothing else). */
   readonly authorityCa?: string | undefined;
   /** Projected service-account token file; re-read on every attestation (the kubelet rotates it). */
-  readonly tokenFile: string;
+  readonly tokenFile?: string | undefined;
+  /**
+   * What to attest with instead of tokenFile (the shared gateway: the calling agent's token as the
+   * subject, the gateway's own projected token as the actor). Read on every attestation.
+   */
+  readonly subject?: (() => Promise<AttestationSubject>) | undefined;
   readonly log: Logger;
   /** Monotonic ms for liveness (same clock as the Decider). */
   readonly now?: () => number;
@@ -58,6 +63,23 @@ export interface AuthorityClientOptions {
    * broker process. Its thumbprint goes with every credential request.
    */
   readonly dpopKey?: DpopKey;
+}
+
+/** An RFC 8693 subject (and, for the gateway, actor) the client attests with. */
+export interface AttestationSubject {
+  readonly token: string;
+  /** RFC 8693 token type of `token`. */
+  readonly type: string;
+  /** The gateway's own projected token (audience warden.dev/broker); its type is always jwt. */
+  readonly actorToken?: string | undefined;
+}
+
+/** The Warden claims of a session (who the authority attested), read from the session token. */
+export interface SessionWho {
+  readonly namespace: string;
+  readonly agent: string;
+  readonly pod: string;
+  readonly podUID: string;
 }
 
 interface HttpResult {
@@ -97,7 +119,11 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
   private readonly now: () => number;
   private readonly dpopKey: DpopKey;
 
+  private subject: (() => Promise<AttestationSubject>) | undefined;
+
   constructor(private readonly opts: AuthorityClientOptions) {
+    if (!opts.tokenFile && !opts.subject) throw new Error('AuthorityClient needs tokenFile or subject');
+    this.subject = opts.subject;
     this.dpopKey = opts.dpopKey ?? new DpopKey(opts.wallNow ?? Date.now);
     this.base = new URL(opts.authorityUrl);
     this.agent =
@@ -112,11 +138,15 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
     return () => this.listeners.delete(listener);
   }
 
-  /** Attest (retrying with backoff until it works or stop()), then follow the stream in the background. */
+  /**
+   * Attest (retrying with backoff until it works or stop()), then follow the stream in the
+   * background. A client that already attested (the gateway attests a caller first, to answer
+   * 401 on a bad token) goes straight to the stream.
+   */
   async start(): Promise<void> {
     let backoff = this.opts.minBackoffMs ?? 500;
     for (;;) {
-      if (this.stopped) return;
+      if (this.stopped || this.session) break;
       try {
         await this.attest();
         break;
@@ -126,7 +156,27 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
         backoff = Math.min(this.opts.maxBackoffMs ?? 30_000, backoff * 2);
       }
     }
+    if (this.stopped) return;
     void this.followStream();
+  }
+
+  /** From now on attest with this subject (the gateway: the newest token its agent presented). */
+  resubject(subject: () => Promise<AttestationSubject>): void {
+    this.subject = subject;
+  }
+
+  /** Who the current session is for (decoded from the session the authority issued), or null. */
+  sessionWho(): SessionWho | null {
+    const payload = this.session?.token.split('.')[1];
+    if (!payload) return null;
+    try {
+      const w = (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { warden?: Partial<SessionWho> })
+        .warden;
+      if (!w?.namespace || !w.agent || !w.pod || !w.podUID) return null;
+      return { namespace: w.namespace, agent: w.agent, pod: w.pod, podUID: w.podUID };
+    } catch {
+      return null;
+    }
   }
 
   stop(): void {
@@ -140,8 +190,10 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
   attest(): Promise<void> {
     this.attesting ??= (async () => {
       try {
-        const saToken = (await readFile(this.opts.tokenFile, 'utf8')).trim();
-        await this.exchange(saToken, TOKEN_TYPE_JWT);
+        const subject = this.subject
+          ? await this.subject()
+          : { token: (await readFile(this.opts.tokenFile ?? '', 'utf8')).trim(), type: TOKEN_TYPE_JWT };
+        await this.exchange(subject.token, subject.type, subject.actorToken);
         this.opts.log.info(
           { expiresInS: Math.round((this.session!.expiresAt - Date.now()) / 1000) },
           'attested',
@@ -153,12 +205,13 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
     return this.attesting;
   }
 
-  private async exchange(subjectToken: string, type: string): Promise<void> {
+  private async exchange(subjectToken: string, type: string, actorToken?: string): Promise<void> {
     const form = new URLSearchParams({
       grant_type: GRANT_TOKEN_EXCHANGE,
       subject_token: subjectToken,
       subject_token_type: type,
       requested_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+      ...(actorToken ? { actor_token: actorToken, actor_token_type: TOKEN_TYPE_JWT } : {}),
     }).toString();
     const r = await this.call(
       'POST',

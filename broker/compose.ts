@@ -5,7 +5,7 @@
  * the in-flight registry are built here once and shared by all three protocol adapters (MCP
  * gateway, HTTP proxy, PostgreSQL endpoint), so the kill switch below reaches every one of them.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { WardenMetrics } from '../observability/metrics.js';
 import type { AccessDeps } from './access.js';
@@ -18,7 +18,7 @@ import { McpGateway } from './mcp-gateway.js';
 import type { PgEndpoint } from './pg/endpoint.js';
 import { startPgService } from './pg/service.js';
 import { type QuotaLeaser, QuotaLeases } from './quota.js';
-import { createBrokerServer, type ListenerMode } from './server.js';
+import { createBrokerHandler, createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
 import { followSuspension } from './suspension.js';
 import type { ToolCatalog } from './tool-catalog.js';
@@ -84,6 +84,8 @@ export interface ComposedBroker {
   readonly server: Server;
   /** A further server for a dedicated listener. */
   readonly serverFor: (mode: ListenerMode) => Server;
+  /** The combined listener's request handler without a server (the shared gateway calls it per agent). */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
   /** Starts the PostgreSQL endpoint on the same access dependencies and in-flight registry. */
   readonly startPostgres: (listen: PgListen) => Promise<PgEndpoint>;
   /** Stop following snapshot changes. */
@@ -130,6 +132,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
   const proxy = new HttpProxy({ access, inFlight, log: o.log, ...timeouts });
   const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });
   const server = serverFor('combined');
+  const handler = createBrokerHandler({ gateway, proxy, log: o.log, mode: 'combined' });
   const startPostgres = (l: PgListen): Promise<PgEndpoint> =>
     startPgService({
       access,
@@ -161,6 +164,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     proxy,
     server,
     serverFor,
+    handler,
     startPostgres,
     dispose: unsubscribe,
   };

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
@@ -85,7 +86,7 @@ function assertLoopback(what: string, l: Listen): void {
 }
 
 /** A server as a runnable: started = listening on `l`, stopped = its connections cut and closed. */
-function listener(name: string, server: Server, l: Listen): ValueRunnable<number> {
+export function listener(name: string, server: Server | HttpsServer, l: Listen): ValueRunnable<number> {
   return runnableValue(
     name,
     () =>
@@ -211,7 +212,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
   };
 }
 
-function hostPort(value: string): Listen {
+export function hostPort(value: string): Listen {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
   if (!m || Number(m[2]) > 65535) throw new InvalidArgumentError(`expected host:port, got ${value}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };

@@ -94,7 +94,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(payload);
 }
 
-export function createBrokerServer(deps: BrokerServerDeps): Server {
+/**
+ * The request handler behind every agent-facing listener: the sidecar's loopback servers and,
+ * once it has authenticated the caller and picked that agent's composed broker, the shared
+ * gateway (broker/gateway/) — one routing, one MCP gateway, one HTTP proxy for both.
+ */
+export function createBrokerHandler(
+  deps: BrokerServerDeps,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const newId = deps.newId ?? randomUUID;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const r = route(req.url ?? '/', deps.mode);
@@ -121,7 +128,7 @@ export function createBrokerServer(deps: BrokerServerDeps): Server {
     if (r.kind === 'mcp') await deps.gateway.handle(req, res, r.provider, meta.meta);
     else await deps.proxy.handle(req, res, r.provider, r.rest, meta.meta);
   };
-  const server = createServer((req, res) => {
+  return (req, res) => {
     handle(req, res).catch((err: unknown) => {
       deps.log.error(
         { err: err instanceof Error ? err.message : String(err) },
@@ -131,7 +138,11 @@ export function createBrokerServer(deps: BrokerServerDeps): Server {
         sendJson(res, 500, { error: 'internal_error', message: 'the broker failed; see its logs' });
       else res.destroy();
     });
-  });
+  };
+}
+
+export function createBrokerServer(deps: BrokerServerDeps): Server {
+  const server = createServer(createBrokerHandler(deps));
   // Requests must arrive promptly; responses (SSE) may stream for long.
   server.headersTimeout = 10_000;
   server.requestTimeout = 60_000;

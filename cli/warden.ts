@@ -15,6 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { parseOtlpEndpoint } from '../audit/export.js';
 import { parseRecordLimit, parseRetention } from '../audit/retention.js';
+import { gatewayCommand } from '../broker/gateway/main.js';
 import { brokerCommand } from '../broker/main.js';
 import { enableLinearRegexFallback } from '../core/policy/index.js';
 
@@ -152,6 +153,17 @@ program
     (v: string, prev: string[]) => (v === '' ? prev : [...prev, v]),
     [] as string[],
   )
+  .option(
+    '--gateway-service-account <namespace/name>',
+    "the shared gateway's service account: its projected token may hold sessions for agents without a sidecar (repeatable)",
+    (v: string, prev: string[]) => {
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(v)) {
+        throw new InvalidArgumentError(`expected <namespace>/<name>, got ${v}`);
+      }
+      return [...prev, v];
+    },
+    [] as string[],
+  )
   .option('--broker-cpu-request <q>', 'broker CPU request', quantity, '20m')
   .option('--broker-memory-request <q>', 'broker memory request', quantity, '48Mi')
   .option('--broker-cpu-limit <q>', 'broker CPU limit', quantity, '500m')
@@ -238,6 +250,7 @@ program
       issuer,
       authorityTls: !o.authorityInsecureHttp,
       trustedBrokerImages: o.trustedBrokerImage,
+      gatewayServiceAccounts: o.gatewayServiceAccount,
       broker: {
         image: o.brokerImage,
         imagePullPolicy: o.brokerImagePullPolicy,
@@ -278,6 +291,7 @@ program
   });
 
 program.addCommand(brokerCommand());
+program.addCommand(gatewayCommand());
 
 // Defence in depth against ReDoS in both long-running processes: policy regexes are vetted at
 // compile time, and V8 falls back to its linear-time engine if one still backtracks excessively.

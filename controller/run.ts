@@ -79,6 +79,11 @@ export interface ControllerOptions {
    * upgrade rolls through agent pods). A pod whose broker runs any other image gets no session.
    */
   trustedBrokerImages?: readonly string[];
+  /**
+   * The shared gateway's service accounts (`<namespace>/<name>`): their projected tokens may hold
+   * sessions for agents without a sidecar (chart: gateway.enabled). Empty: no gateway.
+   */
+  gatewayServiceAccounts?: readonly string[];
   /** Extra CA (PEM) trusted when fetching identity providers' discovery and JWKS (a private IdP). */
   idpCaPem?: string;
   /** Serve the certificate mounted here (cert-manager) instead of the self-managed Secret. */
@@ -292,6 +297,10 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         issuer: o.issuer,
         // Only pods whose broker runs one of these attest; allowedImages does not apply to that broker.
         trustedBrokerImages: [o.broker.image, ...(o.trustedBrokerImages ?? [])],
+        gatewayServiceAccounts: (o.gatewayServiceAccounts ?? []).map((nn) => {
+          const [ns, name] = nn.split('/');
+          return `system:serviceaccount:${ns}:${name}`;
+        }),
         log: log.child({ component: 'authority' }),
         audit: auditSink,
         brokerAuditSinks: [auditSink, decisionStats, circuitBreaker, toolUsage],

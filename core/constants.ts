@@ -50,6 +50,18 @@ export const LABEL_WEBHOOK_IGNORE = 'warden.dev/webhook';
 
 /** Default audience of the projected service-account token the broker presents to the authority. */
 export const DEFAULT_BROKER_AUDIENCE = 'warden.dev/broker';
+/**
+ * Audience of the projected service-account token an agent without a sidecar presents to the
+ * shared gateway (or exchanges at the authority for an agent token). Distinct from the broker's
+ * audience, so a sidecar's token is never accepted by the gateway and the other way round.
+ */
+export const GATEWAY_AUDIENCE = 'warden.dev/gateway';
+/** JOSE `typ` of a Warden agent token (what an agent without a sidecar presents to the gateway). */
+export const AGENT_TOKEN_TYP = 'warden-agent+jwt';
+/** RFC 8693 token type of a Warden agent token (the gateway exchanges it for the agent's session). */
+export const TOKEN_TYPE_AGENT = 'urn:warden:params:oauth:token-type:agent';
+/** RFC 9728 §3: well-known path prefix of OAuth 2.0 Protected Resource Metadata. */
+export const WELL_KNOWN_PROTECTED_RESOURCE = '/.well-known/oauth-protected-resource';
 /** Name of the injected broker container. */
 export const BROKER_CONTAINER_NAME = 'warden-broker';
 /** Name of the projected token volume mounted only into the broker. */

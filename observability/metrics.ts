@@ -83,6 +83,7 @@ export const REASONS = [
   // authority: OAuth refusals of attestation and credential requests
   'invalid_request',
   'invalid_grant',
+  'invalid_client',
   'unauthorized_client',
   'access_denied',
   'invalid_target',
@@ -100,9 +101,10 @@ export const REASONS = [
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
-/** CredentialProvider spec.type, plus the authority's own session tokens. */
+/** CredentialProvider spec.type, plus the authority's own session tokens and agent tokens (gateway). */
 export const CREDENTIAL_TYPES = [
   'Session',
+  'AgentToken',
   'JWT',
   'OAuth2TokenExchange',
   'OAuth2ClientCredentials',
@@ -163,6 +165,7 @@ export const TOKEN_EXCHANGE_RESULTS = [
   'refreshed',
   'invalid_request',
   'invalid_grant',
+  'invalid_client',
   'unauthorized_client',
   'unsupported_grant_type',
   'access_denied',

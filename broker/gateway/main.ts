@@ -1,0 +1,272 @@
+/**
+ * `warden gateway`: the broker's MCP gateway and HTTP proxy as a shared Deployment for agents
+ * without a sidecar, on a TLS listener other pods reach. Every request authenticates the calling
+ * agent (a projected token with audience warden.dev/gateway, or a Warden agent token from the
+ * authority) and is then handled by that agent's own composed broker (agents.ts) — decided,
+ * credentialed, audited and killable exactly as through a sidecar. Unauthenticated MCP requests
+ * get 401 with a WWW-Authenticate challenge naming the provider's RFC 9728 metadata, served here.
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { Command, InvalidArgumentError } from 'commander';
+import type { Logger } from 'pino';
+import { RunnableGroup, stopOnly, stopOnSignals } from '../../lifecycle/runnables.js';
+import { createMetrics, type WardenMetrics } from '../../observability/metrics.js';
+import { createBrokerLogger } from '../log.js';
+import { hostPort, type Listen, listener } from '../main.js';
+import { BROKER_KEEP_ALIVE_TIMEOUT_MS, createHealthServer, type Readiness, route } from '../server.js';
+import { CallerRejected, GatewayAgents } from './agents.js';
+import {
+  bearerOf,
+  protectedResourceMetadata,
+  protectedResourceMetadataUrl,
+  protectedResourceProvider,
+  wwwAuthenticate,
+} from './auth.js';
+
+export interface RunGatewayOptions {
+  readonly authorityUrl: string;
+  /** PEM text of the CA that signed the authority's certificate. */
+  readonly authorityCa?: string | undefined;
+  /** The gateway's own projected service-account token (audience warden.dev/broker). */
+  readonly tokenFile: string;
+  /** PEM certificate chain and key of the agent-facing TLS listener. */
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly listen: Listen;
+  readonly healthPort: number;
+  readonly healthHost?: string | undefined;
+  /** The URL agents reach the gateway at (resource URLs in RFC 9728 metadata). */
+  readonly publicUrl: string;
+  /** The authorization server MCP clients are sent to (the authority's issuer URL). */
+  readonly authorizationServer: string;
+  readonly staleAfterMs?: number | undefined;
+  readonly revalidateMs?: number | undefined;
+  readonly idleMs?: number | undefined;
+  readonly upstreamHeadersTimeoutMs?: number | undefined;
+  readonly log?: Logger | undefined;
+  readonly metrics?: WardenMetrics | undefined;
+}
+
+export interface RunningGateway {
+  readonly ports: { listen: number; health: number };
+  readonly agents: GatewayAgents;
+  readonly metrics: WardenMetrics;
+  readonly runnables: readonly string[];
+  readiness(): Readiness;
+  close(): Promise<void>;
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(payload)),
+  });
+  res.end(payload);
+}
+
+export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> {
+  const log = o.log ?? createBrokerLogger();
+  const metrics = o.metrics ?? createMetrics();
+  const agents = new GatewayAgents({
+    authorityUrl: o.authorityUrl,
+    authorityCa: o.authorityCa,
+    actorToken: async () => {
+      const t = (await readFile(o.tokenFile, 'utf8')).trim();
+      if (!t) throw new Error(`${o.tokenFile} is empty`);
+      return t;
+    },
+    log,
+    metrics,
+    staleAfterMs: o.staleAfterMs,
+    revalidateMs: o.revalidateMs,
+    idleMs: o.idleMs,
+    upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
+  });
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const prm = protectedResourceProvider(path);
+    if (prm !== null) {
+      req.resume();
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET' }, { allow: 'GET, HEAD' });
+        return;
+      }
+      sendJson(res, 200, protectedResourceMetadata(o.publicUrl, prm, o.authorizationServer), {
+        'cache-control': 'max-age=300',
+      });
+      return;
+    }
+    const r = route(req.url ?? '/', 'combined');
+    const resourceMetadata =
+      r.kind === 'mcp' ? protectedResourceMetadataUrl(o.publicUrl, r.provider) : undefined;
+    const bearer = bearerOf(req.headers.authorization);
+    if (!bearer.ok) {
+      req.resume();
+      sendJson(
+        res,
+        401,
+        { error: bearer.missing ? 'unauthorized' : 'invalid_request', message: bearer.message },
+        {
+          'www-authenticate': wwwAuthenticate({
+            resourceMetadata,
+            ...(bearer.missing ? {} : { error: 'invalid_request', description: bearer.message }),
+          }),
+        },
+      );
+      return;
+    }
+    let agent: Awaited<ReturnType<GatewayAgents['agentFor']>>;
+    try {
+      agent = await agents.agentFor(bearer.token, bearer.type, bearer.expiresAtMs);
+    } catch (err) {
+      req.resume();
+      if (!(err instanceof CallerRejected)) throw err;
+      log.info({ status: err.status, reason: err.message, path }, 'caller not accepted');
+      sendJson(
+        res,
+        err.status,
+        { error: err.status === 401 ? 'invalid_token' : 'temporarily_unavailable', message: err.message },
+        err.status === 401
+          ? {
+              'www-authenticate': wwwAuthenticate({
+                resourceMetadata,
+                error: 'invalid_token',
+                description: err.message,
+              }),
+            }
+          : { 'retry-after': '5' },
+      );
+      return;
+    }
+    // The agent's token authenticated it to the gateway; it goes no further (the proxy strips
+    // any credential the agent sends anyway).
+    delete req.headers.authorization;
+    await agents.handle(agent, req, res);
+  };
+  const server = createHttpsServer({ cert: o.tlsCert, key: o.tlsKey, minVersion: 'TLSv1.2' }, (req, res) => {
+    serve(req, res).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'gateway request handler crashed');
+      if (!res.headersSent)
+        sendJson(res, 500, { error: 'internal_error', message: 'the gateway failed; see its logs' });
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = BROKER_KEEP_ALIVE_TIMEOUT_MS;
+
+  const parts = new RunnableGroup({ logger: log.child({ component: 'lifecycle' }) });
+  const readiness = (): Readiness =>
+    parts.ready()
+      ? { ready: true, reason: `serving ${agents.size} agent(s)` }
+      : { ready: false, reason: 'starting or stopping' };
+  const health = listener('health', createHealthServer(readiness, metrics), {
+    host: o.healthHost ?? '0.0.0.0',
+    port: o.healthPort,
+  });
+  const agentListener = listener('listen', server, o.listen);
+  parts
+    .add(health)
+    .add(agentListener)
+    // Stopped before the listener closes: every agent's audit is shipped, then its stream ends.
+    .add(stopOnly('agents', () => agents.close()));
+  await parts.start();
+  const ports = { listen: agentListener.get(), health: health.get() };
+  log.info({ ports, publicUrl: o.publicUrl }, 'gateway listening');
+  return { ports, agents, metrics, runnables: parts.names(), readiness, close: () => parts.stop() };
+}
+
+/** The `gateway` subcommand for cli/warden.ts. */
+export function gatewayCommand(): Command {
+  return new Command('gateway')
+    .description(
+      'Run the shared gateway: the broker for agents without a sidecar, on TLS, each request authenticated as its agent',
+    )
+    .requiredOption(
+      '--token-file <path>',
+      "the gateway's projected service-account token (audience warden.dev/broker)",
+    )
+    .requiredOption('--authority-url <url>', 'base URL of the Warden authority')
+    .option('--authority-ca <path>', 'PEM CA bundle for the authority certificate')
+    .requiredOption('--tls-cert <path>', 'PEM certificate chain of the agent-facing listener')
+    .requiredOption('--tls-key <path>', 'PEM private key of the agent-facing listener')
+    .requiredOption('--public-url <url>', 'https URL agents reach the gateway at (RFC 9728 resource URLs)')
+    .option(
+      '--authorization-server <url>',
+      'issuer URL MCP clients get tokens from (default: --authority-url)',
+    )
+    .option('--listen <host:port>', 'agent-facing TLS listener', hostPort, { host: '0.0.0.0', port: 8443 })
+    .option('--health-listen <host:port>', 'health listener (/healthz, /readyz, /metrics)', hostPort, {
+      host: '0.0.0.0',
+      port: 15102,
+    })
+    .option(
+      '--revalidate <seconds>',
+      "ask the authority about an agent's token again after this long",
+      positive,
+      60,
+    )
+    .option(
+      '--stale-after <seconds>',
+      'deny everything for an agent whose authority stream is silent this long',
+      positive,
+    )
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(
+      async (opts: {
+        tokenFile: string;
+        authorityUrl: string;
+        authorityCa?: string;
+        tlsCert: string;
+        tlsKey: string;
+        publicUrl: string;
+        authorizationServer?: string;
+        listen: Listen;
+        healthListen: Listen;
+        revalidate: number;
+        staleAfter?: number;
+        logLevel: string;
+      }) => {
+        if (!opts.publicUrl.startsWith('https://')) {
+          throw new InvalidArgumentError(`--public-url must be an https URL, got ${opts.publicUrl}`);
+        }
+        const log = createBrokerLogger({ level: opts.logLevel });
+        const running = await runGateway({
+          tokenFile: opts.tokenFile,
+          authorityUrl: opts.authorityUrl,
+          authorityCa: opts.authorityCa ? await readFile(opts.authorityCa, 'utf8') : undefined,
+          tlsCert: await readFile(opts.tlsCert, 'utf8'),
+          tlsKey: await readFile(opts.tlsKey, 'utf8'),
+          publicUrl: opts.publicUrl,
+          authorizationServer: opts.authorizationServer ?? opts.authorityUrl,
+          listen: opts.listen,
+          healthPort: opts.healthListen.port,
+          healthHost: opts.healthListen.host,
+          revalidateMs: opts.revalidate * 1000,
+          staleAfterMs: opts.staleAfter !== undefined ? opts.staleAfter * 1000 : undefined,
+          metrics: createMetrics({
+            processMetrics: true,
+            ...(process.env.POD_NAME ? { defaultLabels: { pod: process.env.POD_NAME } } : {}),
+          }),
+          log,
+        });
+        stopOnSignals(() => running.close(), log);
+      },
+    );
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number: ${v}`);
+  return n;
+}

@@ -1,0 +1,266 @@
+/**
+ * The shared gateway through the real chain: a real API server, a real `warden controller`
+ * (authority with the gateway's service account configured), `replicas` real gateways on TLS, a
+ * real MCP server and HTTP API behind CredentialProviders, and an agent pod WITHOUT a sidecar whose
+ * projected tokens (audience warden.dev/gateway) come from the API server's TokenRequest.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { type RunningGateway, runGateway } from '../broker/gateway/main.js';
+import { type McpUpstream, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
+import type { RunningController } from '../controller/run.js';
+import {
+  ANNOTATION_AGENT,
+  API_VERSION,
+  DEFAULT_BROKER_AUDIENCE,
+  GATEWAY_AUDIENCE,
+  GROUP,
+  PLURAL,
+  VERSION,
+} from '../core/constants.js';
+import { createCertificateAuthority } from '../core/x509.js';
+import { KubeConfigApi } from '../kube/kube.js';
+import { startTestController } from './agent-stack.js';
+
+export interface GatewayStack {
+  readonly namespace: string;
+  readonly agent: string;
+  readonly pod: V1Pod;
+  readonly issuer: string;
+  readonly controller: RunningController;
+  readonly gateways: readonly RunningGateway[];
+  /** https://127.0.0.1:<port> of each replica. */
+  readonly urls: readonly string[];
+  /** PEM CA the gateways' certificate chains to. */
+  readonly ca: string;
+  readonly mcp: McpUpstream;
+  readonly apiSeen: () => string[];
+  /** A fetch that trusts the gateways' CA (the agent's HTTP client). */
+  readonly fetch: typeof fetch;
+  /** A projected token of the agent's service account bound to its pod. */
+  token(audience: string): Promise<string>;
+  /** A token file holding the agent's gateway token (what the kubelet would mount). */
+  readonly agentTokenFile: string;
+  patchAgent(spec: Record<string, unknown>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** fetch over node:https trusting `ca` (Node's global fetch takes no CA of its own). */
+export function tlsFetch(ca: string): typeof fetch {
+  return async (input, init) => {
+    const req = new Request(input, init);
+    const url = new URL(req.url);
+    if (url.protocol !== 'https:') return fetch(req);
+    const body = req.body ? Buffer.from(await req.arrayBuffer()) : undefined;
+    return new Promise<Response>((resolve, reject) => {
+      const r = httpsRequest(
+        url,
+        {
+          method: req.method,
+          headers: Object.fromEntries(req.headers),
+          ca,
+          ...(init?.signal ? { signal: init.signal } : {}),
+        },
+        (res) => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) {
+            if (v === undefined) continue;
+            for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
+          }
+          const status = res.statusCode ?? 500;
+          const empty = status === 204 || status === 304 || req.method === 'HEAD';
+          resolve(
+            new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+              status,
+              headers,
+            }),
+          );
+        },
+      );
+      r.on('error', reject);
+      r.end(body);
+    });
+  };
+}
+
+export async function startGatewayStack(o: {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  replicas?: number;
+  revalidateMs?: number;
+}): Promise<GatewayStack> {
+  const kc = o.kubeConfig;
+  const ns = o.namespace;
+  const agent = 'bot';
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const api = new KubeConfigApi(kc);
+  const log = pino({ level: process.env.WARDEN_E2E_LOG ?? 'silent' });
+  const create = (plural: string, kind: string, name: string, spec: unknown) =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural,
+      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
+    });
+
+  const mcp = await startMcpUpstream();
+  const http = await startHttpUpstream();
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: agent } } });
+  await core.createNamespacedServiceAccount({
+    namespace: ns,
+    body: { metadata: { name: 'warden-gateway' } },
+  });
+  await create(PLURAL.AgentIdentity, 'AgentIdentity', agent, { serviceAccountName: agent });
+  await create(PLURAL.CredentialProvider, 'CredentialProvider', 'jira', {
+    target: { url: mcp.url, protocol: 'MCP' },
+    type: 'JWT',
+    jwt: { audience: 'jira', defaultTTL: '5m' },
+  });
+  await create(PLURAL.CredentialProvider, 'CredentialProvider', 'tickets', {
+    target: { url: http.url, protocol: 'HTTP' },
+    type: 'JWT',
+    jwt: { audience: 'tickets', defaultTTL: '5m' },
+  });
+  await create(PLURAL.AccessPolicy, 'AccessPolicy', `${agent}-support`, {
+    agentSelector: { names: [agent] },
+    effect: 'Allow',
+    rules: [
+      { targets: ['jira'], tools: ['jira.get_*', 'jira.search', 'jira.delete_*'] },
+      { targets: ['tickets'], http: { methods: ['GET'], paths: ['/api/v1/tickets/*'] } },
+    ],
+  });
+  await create(PLURAL.AccessPolicy, 'AccessPolicy', 'no-delete', {
+    effect: 'Deny',
+    rules: [{ targets: ['*'], tools: ['*.delete_*'] }],
+  });
+  // No webhook, no sidecar: the app team only annotates the pod; its owner refused injection.
+  const pod = await core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: `${agent}-0`, annotations: { [ANNOTATION_AGENT]: agent } },
+      spec: {
+        serviceAccountName: agent,
+        automountServiceAccountToken: false,
+        containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+      },
+    },
+  });
+
+  const authorityPort = await freePort();
+  const issuer = `http://127.0.0.1:${authorityPort}`;
+  const controller = await startTestController(kc, {
+    namespace: ns,
+    log,
+    identityPrefix: 'gateway',
+    issuer,
+    authorityPort,
+    gatewayServiceAccounts: [`${ns}/warden-gateway`],
+    audit: { maxEntries: 50, maxBytes: 256 * 1024, maxAgeMs: 300 },
+  });
+
+  const token = async (sa: string, audience: string, bound: V1Pod | null): Promise<string> => {
+    const tr = await core.createNamespacedServiceAccountToken({
+      namespace: ns,
+      name: sa,
+      body: {
+        spec: {
+          audiences: [audience],
+          expirationSeconds: 3600,
+          ...(bound
+            ? {
+                boundObjectRef: {
+                  kind: 'Pod',
+                  apiVersion: 'v1',
+                  name: bound.metadata?.name,
+                  uid: bound.metadata?.uid,
+                },
+              }
+            : {}),
+        },
+      },
+    });
+    return tr.status?.token ?? '';
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'warden-gateway-'));
+  const gatewayTokenFile = join(dir, 'gateway-token');
+  // The gateway's own projected token (the chart mounts one into its pods).
+  writeFileSync(gatewayTokenFile, await token('warden-gateway', DEFAULT_BROKER_AUDIENCE, null));
+  const agentTokenFile = join(dir, 'agent-token');
+  writeFileSync(agentTokenFile, await token(agent, GATEWAY_AUDIENCE, pod));
+
+  const ca = await createCertificateAuthority('warden-gateway-test-ca', 3600_000);
+  const leaf = await ca.issue({
+    commonName: 'warden-gateway',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validityMs: 3600_000,
+    usage: 'server',
+  });
+  const gateways: RunningGateway[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < (o.replicas ?? 2); i++) {
+    const port = await freePort();
+    const url = `https://127.0.0.1:${port}`;
+    gateways.push(
+      await runGateway({
+        authorityUrl: issuer,
+        tokenFile: gatewayTokenFile,
+        tlsCert: leaf.certPem,
+        tlsKey: leaf.keyPem,
+        listen: { host: '127.0.0.1', port },
+        healthPort: 0,
+        healthHost: '127.0.0.1',
+        publicUrl: url,
+        authorizationServer: issuer,
+        ...(o.revalidateMs !== undefined ? { revalidateMs: o.revalidateMs } : {}),
+        log: log.child({ replica: i }),
+      }),
+    );
+    urls.push(url);
+  }
+  return {
+    namespace: ns,
+    agent,
+    pod,
+    issuer,
+    controller,
+    gateways,
+    urls,
+    ca: ca.certPem,
+    mcp,
+    apiSeen: () => http.seen.map((s) => String(s.headers.authorization ?? '')),
+    fetch: tlsFetch(ca.certPem),
+    token: (audience) => token(agent, audience, pod),
+    agentTokenFile,
+    async patchAgent(spec) {
+      await api.request('PATCH', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}/${agent}`, {
+        body: { spec },
+        contentType: 'application/merge-patch+json',
+        query: { fieldManager: 'e2e-security-team' },
+      });
+    },
+    async stop() {
+      for (const g of gateways) await g.close();
+      await controller.stop();
+      await mcp.close();
+      await http.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
