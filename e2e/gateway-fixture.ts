@@ -229,6 +229,8 @@ export async function startGatewayStack(o: {
         publicUrl: url,
         authorizationServer: issuer,
         ...(o.revalidateMs !== undefined ? { revalidateMs: o.revalidateMs } : {}),
+        // Each replica its own spool directory, as each gateway pod its own emptyDir.
+        auditSpool: { dir: join(dir, `spool-${i}`) },
         log: log.child({ replica: i }),
       }),
     );

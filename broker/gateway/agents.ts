@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { WardenMetrics } from '../../observability/metrics.js';
 import { AuditShipper } from '../audit.js';
@@ -24,6 +25,7 @@ import {
 import { type ComposedBroker, composeBroker } from '../compose.js';
 import { DEFAULT_STALE_AFTER_MS } from '../constants.js';
 import { AuthorityUnavailableError } from '../credentials.js';
+import { AuditSpool } from '../spool.js';
 
 export interface GatewayAgentsOptions {
   readonly authorityUrl: string;
@@ -40,6 +42,14 @@ export interface GatewayAgentsOptions {
   readonly idleMs?: number | undefined;
   /** At most this many agents at once; the least recently used is dropped beyond it. */
   readonly maxAgents?: number | undefined;
+  /**
+   * Audit spool directory (broker/spool.ts): each agent gets its own spool under it (named by a
+   * hash of namespace/agent/pod UID), fsynced before an answer goes out, so a replica killed
+   * mid-traffic keeps what the authority did not acknowledge; a restarted replica ships it once
+   * that agent calls again (it needs the agent's session). Absent: entries wait in memory.
+   */
+  readonly auditSpoolDir?: string | undefined;
+  readonly auditSpoolMaxBytes?: number | undefined;
   readonly now?: () => number;
 }
 
@@ -50,6 +60,7 @@ export interface GatewayAgent {
   readonly client: AuthorityClient;
   readonly broker: ComposedBroker;
   readonly audit: AuditShipper;
+  readonly spool: AuditSpool | undefined;
   lastUsed: number;
   /** The newest token the agent presented: what its client re-attests with. */
   subject: AttestationSubject | null;
@@ -150,14 +161,33 @@ export class GatewayAgents {
     return this.add(key, who, candidate, subject);
   }
 
-  private add(
+  private async add(
     key: string,
     who: SessionWho,
     client: AuthorityClient,
     subject: AttestationSubject,
-  ): GatewayAgent {
+  ): Promise<GatewayAgent> {
     const log = this.o.log.child({ agent: `${who.namespace}/${who.agent}`, pod: who.pod });
-    const audit = new AuditShipper({ transport: client, log: log.child({ component: 'audit' }) });
+    const spool = this.o.auditSpoolDir
+      ? await AuditSpool.open({
+          dir: join(this.o.auditSpoolDir, createHash('sha256').update(key).digest('hex').slice(0, 32)),
+          maxBytes: this.o.auditSpoolMaxBytes,
+          log: log.child({ component: 'audit-spool' }),
+        })
+      : undefined;
+    const raced = this.agents.get(key);
+    if (raced) {
+      // Another token of the same agent was accepted while the spool opened.
+      await spool?.close();
+      client.stop();
+      raced.subject = subject;
+      return raced;
+    }
+    const audit = new AuditShipper({
+      transport: client,
+      log: log.child({ component: 'audit' }),
+      ...(spool ? { queue: spool } : {}),
+    });
     const broker = composeBroker({
       source: client,
       issuer: client,
@@ -184,6 +214,7 @@ export class GatewayAgents {
       client,
       broker,
       audit,
+      spool,
       lastUsed: this.now(),
       subject,
       firstSnapshot,
@@ -240,6 +271,7 @@ export class GatewayAgents {
     agent.broker.dispose();
     // Ships what it holds before the client's session goes.
     await agent.audit.close();
+    await agent.spool?.close();
     agent.client.stop();
     this.o.log.info({ agent: agent.key, agents: this.agents.size }, 'agent dropped (idle)');
   }
@@ -252,6 +284,7 @@ export class GatewayAgents {
     this.accepted.clear();
     for (const a of all) a.broker.dispose();
     await Promise.all(all.map((a) => a.audit.close()));
+    await Promise.all(all.map((a) => a.spool?.close()));
     for (const a of all) a.client.stop();
   }
 }

@@ -45,6 +45,8 @@ export interface RunGatewayOptions {
   readonly revalidateMs?: number | undefined;
   readonly idleMs?: number | undefined;
   readonly upstreamHeadersTimeoutMs?: number | undefined;
+  /** Per-agent audit spools under this directory (agents.ts); absent = in memory. */
+  readonly auditSpool?: { readonly dir: string; readonly maxBytes?: number | undefined } | undefined;
   readonly log?: Logger | undefined;
   readonly metrics?: WardenMetrics | undefined;
 }
@@ -90,6 +92,8 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
     revalidateMs: o.revalidateMs,
     idleMs: o.idleMs,
     upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
+    auditSpoolDir: o.auditSpool?.dir,
+    auditSpoolMaxBytes: o.auditSpool?.maxBytes,
   });
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -221,6 +225,10 @@ export function gatewayCommand(): Command {
       'deny everything for an agent whose authority stream is silent this long',
       positive,
     )
+    .option(
+      '--audit-spool <dir>',
+      "keep each agent's decisions in its own audit spool under this directory until the authority acknowledges them",
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
       async (opts: {
@@ -235,6 +243,7 @@ export function gatewayCommand(): Command {
         healthListen: Listen;
         revalidate: number;
         staleAfter?: number;
+        auditSpool?: string;
         logLevel: string;
       }) => {
         if (!opts.publicUrl.startsWith('https://')) {
@@ -254,6 +263,7 @@ export function gatewayCommand(): Command {
           healthHost: opts.healthListen.host,
           revalidateMs: opts.revalidate * 1000,
           staleAfterMs: opts.staleAfter !== undefined ? opts.staleAfter * 1000 : undefined,
+          auditSpool: opts.auditSpool ? { dir: opts.auditSpool } : undefined,
           metrics: createMetrics({
             processMetrics: true,
             ...(process.env.POD_NAME ? { defaultLabels: { pod: process.env.POD_NAME } } : {}),
