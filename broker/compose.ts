@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { WardenMetrics } from '../observability/metrics.js';
 import type { AccessDeps } from './access.js';
 import type { AuditSink } from './audit.js';
+import type { AuthorityClient } from './authority-client.js';
 import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } from './credentials.js';
 import { Decider, type SnapshotSource } from './decider.js';
 import { HttpProxy } from './http-proxy.js';
@@ -168,4 +169,16 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     startPostgres,
     dispose: unsubscribe,
   };
+}
+
+/**
+ * The broker on the authority's edges: the client is the snapshot source, the credential issuer
+ * and the quota lease source. runBroker (the sidecar) and the shared gateway (one per agent) build
+ * their brokers here, so neither can miss an edge the other has.
+ */
+export function composeWithAuthority(
+  client: AuthorityClient,
+  o: Omit<ComposeOptions, 'source' | 'issuer' | 'quota'>,
+): ComposedBroker {
+  return composeBroker({ ...o, source: client, issuer: client, quota: client });
 }

@@ -21,7 +21,7 @@ import {
 import { createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { AuditShipper } from './audit.js';
 import { AuthorityClient } from './authority-client.js';
-import { type ComposedBroker, composeBroker } from './compose.js';
+import { type ComposedBroker, composeWithAuthority } from './compose.js';
 import { DEFAULT_STALE_AFTER_MS } from './constants.js';
 import { createBrokerLogger } from './log.js';
 import { createHealthServer, type Readiness } from './server.js';
@@ -137,10 +137,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     ...(spool ? { queue: spool } : {}),
   });
   const metrics = o.metrics ?? createMetrics(o.podName ? { defaultLabels: { pod: o.podName } } : {});
-  const broker = composeBroker({
-    source: client,
-    issuer: client,
-    quota: client,
+  const broker = composeWithAuthority(client, {
     audit,
     log,
     providers: o.providers,

@@ -22,7 +22,7 @@ import {
   AuthorityHttpError,
   type SessionWho,
 } from '../authority-client.js';
-import { type ComposedBroker, composeBroker } from '../compose.js';
+import { type ComposedBroker, composeWithAuthority } from '../compose.js';
 import { DEFAULT_STALE_AFTER_MS } from '../constants.js';
 import { AuthorityUnavailableError } from '../credentials.js';
 import { AuditSpool } from '../spool.js';
@@ -188,9 +188,7 @@ export class GatewayAgents {
       log: log.child({ component: 'audit' }),
       ...(spool ? { queue: spool } : {}),
     });
-    const broker = composeBroker({
-      source: client,
-      issuer: client,
+    const broker = composeWithAuthority(client, {
       audit,
       log,
       podName: who.pod,
