@@ -235,15 +235,3 @@ describe('make commands in the docs', () => {
     expect(makeProblems(command)).toEqual([]);
   });
 });
-
-describe('docs describe only what exists', () => {
-  it.each(FILES.map((f) => [relative(ROOT, f), f] as const))(
-    '%s does not describe a shared-gateway mode',
-    (_name, file) => {
-      // The broker runs only as a sidecar; a shared gateway may be mentioned as not built, never as a mode.
-      expect(readFileSync(file, 'utf8')).not.toMatch(
-        /shared[- ]gateway (mode|deployment)|\(or a shared gateway\)/i,
-      );
-    },
-  );
-});
