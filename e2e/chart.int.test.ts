@@ -45,6 +45,7 @@ const VALUE_SETS: ValueSet[] = [
   { name: 'no-networkpolicy', files: ['no-networkpolicy-values.yaml'] },
   { name: 'servicemonitor', files: ['servicemonitor-values.yaml'] },
   { name: 'all-namespaces-secrets', files: ['all-namespaces-secrets-values.yaml'] },
+  { name: 'gateway', files: ['gateway-values.yaml'] },
   {
     name: 'hardened',
     files: ['hardened-values.yaml'],
@@ -445,6 +446,66 @@ describe('value sets change what they say', () => {
   });
 });
 
+describe('gateway.enabled', () => {
+  it('runs two gateway replicas on TLS with their own token, the authority CA and a spool, and names its SA to the controller', () => {
+    const objects = all('gateway');
+    const gw = find<V1Deployment>(objects, 'Deployment', '-gateway');
+    expect(gw.spec?.replicas).toBe(2);
+    const pod = gw.spec?.template.spec;
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    const c = pod?.containers[0];
+    expect(c?.args?.[0]).toBe('gateway');
+    expect(c?.args).toEqual(
+      expect.arrayContaining([
+        '--token-file=/var/run/secrets/warden.dev/gateway/token',
+        `--public-url=https://w-gateway-warden-gateway.${namespace}.svc:443`,
+        '--tls-cert=/var/run/warden/tls/tls.crt',
+        '--audit-spool=/var/run/warden/spool',
+      ]),
+    );
+    const token = pod?.volumes?.find((v) => v.name === 'token')?.projected?.sources?.[0]?.serviceAccountToken;
+    expect(token).toEqual({ audience: 'warden.dev/broker', expirationSeconds: 3600, path: 'token' });
+    // Only the CA of the authority's certificate reaches the gateway, not its key.
+    expect(pod?.volumes?.find((v) => v.name === 'authority-ca')?.secret?.items).toEqual([
+      { key: 'ca.crt', path: 'ca.crt' },
+    ]);
+    const controller = find<V1Deployment>(objects, 'Deployment', '-controller');
+    expect(controller.spec?.template.spec?.containers[0]?.args).toContain(
+      `--gateway-service-account=${namespace}/w-gateway-warden-gateway`,
+    );
+    expect(
+      objects
+        .filter((o) => o.metadata.name.endsWith('-gateway'))
+        .map((o) => o.kind)
+        .sort(),
+    ).toEqual(['Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  });
+
+  it('is off by default: no gateway object, no --gateway-service-account', () => {
+    expect(all('default').filter((o) => o.metadata.name.endsWith('-gateway'))).toEqual([]);
+    const args =
+      find<V1Deployment>(all('default'), 'Deployment').spec?.template.spec?.containers[0]?.args ?? [];
+    expect(args.some((a) => a.startsWith('--gateway-service-account'))).toBe(false);
+  });
+
+  it('refuses to render without a TLS Secret, saying which value to set', async () => {
+    const out = await template(VALUE_SETS[0]!, ['--set', 'gateway.enabled=true']);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('gateway.tls.secretName: name the kubernetes.io/tls Secret');
+  });
+
+  it('the gateway command accepts every flag the chart passes', async () => {
+    const help = await runTsx(['cli/warden.ts', 'gateway', '--help']);
+    expect(help.code, help.stderr).toBe(0);
+    const known = new Set([...help.stdout.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]));
+    const args =
+      find<V1Deployment>(all('gateway'), 'Deployment', '-gateway').spec?.template.spec?.containers[0]?.args ??
+      [];
+    const flags = args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]);
+    expect(flags.filter((f) => !known.has(f))).toEqual([]);
+  }, 120_000);
+});
+
 describe('the controller accepts what the chart passes', () => {
   it('every flag of the default value sets is an option of `warden controller`', async () => {
     const help = await runTsx(['cli/warden.ts', 'controller', '--help']);
@@ -459,8 +520,11 @@ describe('the controller accepts what the chart passes', () => {
       'servicemonitor',
       'all-namespaces-secrets',
       'hardened',
+      'gateway',
     ]) {
-      const args = find<V1Deployment>(all(set), 'Deployment').spec?.template.spec?.containers[0]?.args ?? [];
+      const args =
+        find<V1Deployment>(all(set), 'Deployment', '-controller').spec?.template.spec?.containers[0]?.args ??
+        [];
       const flags = args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]);
       expect(
         flags.filter((f) => !known.has(f)),

@@ -93,6 +93,21 @@ app.kubernetes.io/component: controller
 {{- default (include "warden.authorityUrl" .) .Values.authority.issuer -}}
 {{- end -}}
 
+{{- define "warden.gatewayName" -}}
+{{- printf "%s-gateway" (include "warden.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "warden.gatewayServiceAccountName" -}}
+{{- default (include "warden.gatewayName" .) .Values.gateway.serviceAccountName -}}
+{{- end -}}
+
+{{/* Labels that select the gateway pods. */}}
+{{- define "warden.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "warden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
 {{/* Fails rendering with a readable message when values contradict each other. */}}
 {{- define "warden.validate" -}}
 {{- $src := .Values.certificates.source -}}
@@ -118,6 +133,13 @@ app.kubernetes.io/component: controller
 {{- end -}}
 {{- if not (has .Values.controller.podAntiAffinity (list "soft" "hard" "none")) -}}
 {{- fail (printf "controller.podAntiAffinity: %q is not supported; use soft, hard or none" .Values.controller.podAntiAffinity) -}}
+{{- end -}}
+{{- $gw := .Values.gateway | default dict -}}
+{{- if and $gw.enabled (not ($gw.tls | default dict).secretName) -}}
+{{- fail "gateway.tls.secretName: name the kubernetes.io/tls Secret the gateway serves agents with (with certificates.source certManager the chart fills it)" -}}
+{{- end -}}
+{{- if and .Values.gateway.enabled .Values.gateway.publicUrl (not (hasPrefix "https://" .Values.gateway.publicUrl)) -}}
+{{- fail (printf "gateway.publicUrl: %q must be an https URL (agents send their token with every request)" .Values.gateway.publicUrl) -}}
 {{- end -}}
 {{- if and (gt (int .Values.controller.replicas) 1) (not .Values.controller.leaderElection.enabled) -}}
 {{- fail "controller.leaderElection.enabled: must be true when controller.replicas > 1, or replicas would reconcile the same objects concurrently" -}}
@@ -174,6 +196,9 @@ so the defaults run on any controller version and a changed value never fails si
 {{- /* `| default dict`: a release upgraded with --reuse-values keeps the old chart's values, without idpCa. */}}
 {{- if ($v.controller.idpCa | default dict).configMap }}
 - --idp-ca=/etc/warden/idp-ca/ca.crt
+{{- end }}
+{{- if ($v.gateway | default dict).enabled }}
+- --gateway-service-account={{ .Release.Namespace }}/{{ include "warden.gatewayServiceAccountName" . }}
 {{- end }}
 - --audit-batch-size={{ $v.audit.batchSize }}
 - --audit-flush-seconds={{ $v.audit.flushSeconds }}
