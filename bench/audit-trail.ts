@@ -19,10 +19,10 @@ export const TOOLS = [
   'db.query',
 ];
 
-/** Entry `i` of a synthetic trail: one in 20 denied, users and tools in rotation; ~330 bytes as JSON. */
+/** Entry `i` of a synthetic trail: one in 13 denied, users and tools in rotation; ~330 bytes as JSON. */
 export function syntheticEntry(i: number, timeMs: number): AuditEntry {
   const tool = TOOLS[i % TOOLS.length] as string;
-  const deny = i % 20 === 7;
+  const deny = i % 13 === 7;
   return {
     time: new Date(timeMs).toISOString(),
     kind: 'Decision',

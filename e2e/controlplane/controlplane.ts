@@ -41,6 +41,8 @@ export interface ControlPlane {
   adminKeyPem: string;
   /** The binaries it runs (kubectl included). */
   binaries: Binaries;
+  /** etcd's client URL (plain http on loopback; /metrics for the benchmarks' database size). */
+  etcdUrl: string;
   /** Temp dir holding certs, keys, etcd data and logs; removed by stop(). */
   dir: string;
   /** Stops kube-apiserver and starts it again on the same port (etcd keeps the data). */
@@ -407,6 +409,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       adminCertPem: admin.certPem,
       adminKeyPem: admin.keyPem,
       binaries: bins,
+      etcdUrl: `http://127.0.0.1:${etcdClient}`,
       dir,
       stopApiServer: async () => {
         await stopSupervised(apiserver);

@@ -150,6 +150,15 @@ describe('audit retention', () => {
     await t.writer.stop();
   });
 
+  it('a namespace with agents but no records yet: the pass does nothing and does not fail', async () => {
+    // An empty metadata-only list answers "items": null.
+    const t = await setup('audit-ret-empty', ['bot']);
+    await expect(t.prune({ maxRecordsPerNamespace: 1, maxAgeMs: HOUR })).resolves.toEqual({
+      requeueAfter: 0,
+    });
+    await t.writer.stop();
+  });
+
   it('by age: never prunes the newest record, however old', async () => {
     const t = await setup('audit-ret-newest', ['bot']);
     await t.write('bot', 2);

@@ -158,7 +158,8 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
           signal: ctx.signal,
         },
       );
-      items.push(...page.items);
+      // An empty metadata-only list has "items": null.
+      items.push(...(page.items ?? []));
       cont = page.metadata?.continue || undefined;
     } while (cont);
     const { chains, unmanaged } = chainsOf(items, agents);
