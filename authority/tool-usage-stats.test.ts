@@ -1,6 +1,16 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import type { KubeApi } from '../kube/kube.js';
+import { createToolCallMetrics } from '../observability/tool-call-metrics.js';
 import type { BrokerEvent } from './audit-endpoint.js';
-import { accumulateUsage, MAX_PENDING_TOOLS, type PendingUsage, usagePatch } from './tool-usage-stats.js';
+import {
+  accumulateUsage,
+  MAX_PENDING_TOOLS,
+  type PendingUsage,
+  ToolUsageStats,
+  usagePatch,
+} from './tool-usage-stats.js';
 
 const T = '2026-12-04T12:00:00.000Z';
 const ev = (
@@ -67,5 +77,26 @@ describe('usagePatch', () => {
     const u = usagePatch(undefined, accumulateUsage(empty(), events), T);
     expect(u.tools).toHaveLength(10);
     expect(u.otherTools).toEqual({ calls: 30, denied: 0 });
+  });
+});
+
+describe('ToolUsageStats with --metrics-tool-calls', () => {
+  it('counts each tool call of the batch in warden_tool_calls_total', async () => {
+    const registry = new Registry();
+    // No status write happens here (nothing is flushed), so the API is never called.
+    const stats = new ToolUsageStats({
+      api: {} as KubeApi,
+      log: pino({ level: 'silent' }),
+      metrics: createToolCallMetrics(registry),
+    });
+    const who = { namespace: 'agents', agent: 'bot', pod: 'bot-0', podUID: 'u', session: 's' };
+    stats.recordBrokerEvents(who, [ev('jira.search'), ev('jira.search', 'Deny'), ev(undefined)]);
+    const text = await registry.metrics();
+    expect(text).toContain(
+      'warden_tool_calls_total{namespace="agents",agent="bot",tool="jira.search",decision="allow"} 1',
+    );
+    expect(text).toContain(
+      'warden_tool_calls_total{namespace="agents",agent="bot",tool="jira.search",decision="deny"} 1',
+    );
   });
 });

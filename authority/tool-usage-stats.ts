@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
 import { GROUP, PLURAL, USAGE_FIELD_MANAGER, VERSION } from '../core/constants.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
+import type { ToolCallMetrics } from '../observability/tool-call-metrics.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
 
@@ -94,6 +95,8 @@ export function usagePatch(
 export interface ToolUsageStatsOptions {
   api: KubeApi;
   log: Logger;
+  /** Also count each tool call in warden_tool_calls_total (opt-in: --metrics-tool-calls). */
+  metrics?: ToolCallMetrics;
   /** Minimum time between two status writes of one agent. Default 2 s. */
   minIntervalMs?: number;
   now?: () => number;
@@ -101,8 +104,10 @@ export interface ToolUsageStatsOptions {
 
 export class ToolUsageStats implements BrokerEventSink {
   private readonly bound: RateBoundedStatus<PendingUsage>;
+  private readonly metrics: ToolCallMetrics | undefined;
 
   constructor(opts: ToolUsageStatsOptions) {
+    this.metrics = opts.metrics;
     const now = opts.now ?? Date.now;
     this.bound = new RateBoundedStatus<PendingUsage>({
       empty: emptyPending,
@@ -145,6 +150,11 @@ export class ToolUsageStats implements BrokerEventSink {
   recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
     if (!events.some((e) => e.entry.kind === 'Decision' && e.entry.tool)) return;
     this.bound.update(who.namespace, who.agent, (p) => accumulateUsage(p, events));
+    if (!this.metrics) return;
+    for (const { entry } of events) {
+      if (entry.kind === 'Decision' && entry.tool && entry.decision)
+        this.metrics.toolCall(who.namespace, who.agent, entry.tool, entry.decision);
+    }
   }
 
   start(intervalMs = 500): void {

@@ -217,6 +217,10 @@ program
     otlpEndpoint,
   )
   .option(
+    '--metrics-tool-calls',
+    'also export warden_tool_calls_total per agent and MCP tool (at most 200 agents x 20 tools, the rest as "other"; docs/metrics.md)',
+  )
+  .option(
     '--postgres-sweep-seconds <s>',
     'how often expired temporary PostgreSQL roles are dropped',
     positive,
@@ -271,6 +275,7 @@ program
         ...(o.auditMaxRecordsPerNamespace ? { maxRecordsPerNamespace: o.auditMaxRecordsPerNamespace } : {}),
       },
       ...(o.auditOtlpEndpoint ? { auditOtlpEndpoint: o.auditOtlpEndpoint } : {}),
+      ...(o.metricsToolCalls ? { toolCallMetrics: true } : {}),
       postgresSweepIntervalMs: o.postgresSweepSeconds * 1000,
     });
     let stopping = false;

@@ -41,6 +41,7 @@ import { AGENT_IDENTITIES } from '../kube/resources.js';
 import { runnableValue, type ValueRunnable } from '../lifecycle/runnables.js';
 import { controllerMetrics, createMetrics, type WardenMetrics } from '../observability/metrics.js';
 import { metricsHandler } from '../observability/server.js';
+import { createToolCallMetrics } from '../observability/tool-call-metrics.js';
 import { addController, addOperator } from '../operator/main.js';
 import { auditRetentionController } from '../operator/reconcilers/audit-retention.js';
 import { postgresSweepController } from '../operator/reconcilers/postgres-sweep.js';
@@ -98,6 +99,8 @@ export interface ControllerOptions {
   auditOtlpEndpoint?: string;
   /** Where the JSON audit lines go (default: stdout). */
   auditLineWriter?: (text: string) => void;
+  /** Export warden_tool_calls_total per agent and tool (bounded; docs/metrics.md). Default off. */
+  toolCallMetrics?: boolean;
   /** How often expired temporary PostgreSQL roles are dropped (default 60 s). */
   postgresSweepIntervalMs?: number;
 }
@@ -255,7 +258,11 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     onTrip: (threshold, action) => metrics.circuitBreakerTrip(threshold, action),
   });
   // status.usage: calls per MCP tool (top 10 + other), its own writer and field manager.
-  const toolUsage = new ToolUsageStats({ api, log: log.child({ component: 'tool-usage' }) });
+  const toolUsage = new ToolUsageStats({
+    api,
+    log: log.child({ component: 'tool-usage' }),
+    ...(o.toolCallMetrics ? { metrics: createToolCallMetrics(metrics.registry) } : {}),
+  });
   const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
