@@ -113,7 +113,7 @@ export function sessionSettings(params: Readonly<Record<string, string>>): Sessi
       return null;
     }
     if (!FORWARDED.has(name)) return refuse(notForwarded(`${where} '${name.slice(0, 64)}'`), true);
-    if (name in forward) {
+    if (Object.hasOwn(forward, name)) {
       return refuse(`setting '${name}': set it once (as a start-up parameter or a connection option)`, false);
     }
     forward[name] = value;
