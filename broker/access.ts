@@ -104,6 +104,11 @@ export interface AccessRequest {
   readonly decide: (user: UserInput | null) => BrokerDecision | Promise<BrokerDecision>;
   /** Extra audit fields (tool, method, path, stripped header names). */
   readonly auditFields?: Partial<BrokerAuditEvent>;
+  /**
+   * Protocol traffic, not a call (MCP initialize, tools/list, notifications): the rule's limits
+   * (quotas) do not count it. Every tools/call, HTTP request and PostgreSQL session counts.
+   */
+  readonly notACall?: boolean;
 }
 
 /** The audit event of one decision, in AuditRecord entry shape. */
@@ -272,7 +277,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   const decision = await r.decide(user);
   if (decision.decision === 'Deny') return deny(decision);
 
-  const quota = await checkQuota(deps, gate.snapshot, decision, user);
+  const quota = r.notACall ? null : await checkQuota(deps, gate.snapshot, decision, user);
   if (quota) return deny(keepReplay(quota, decision));
 
   const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';

@@ -289,6 +289,7 @@ export class McpGateway {
         credential: { kind: 'mcp' },
         auditFields: msg.kind === 'response' ? {} : { tool: undefined, method: msg.method },
         decide: () => decider.decideSession(target),
+        notACall: true,
       });
     }
     if (!outcome.ok) {
@@ -430,6 +431,7 @@ export class McpGateway {
       credential: { kind: 'mcp' },
       auditFields: { method: req.method },
       decide: () => this.opts.access.decider.decideSession(target),
+      notACall: true,
     });
     if (!outcome.ok) {
       const d = outcome.decision;
