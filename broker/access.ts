@@ -1,6 +1,21 @@
 /**
- * The access pipeline shared by the MCP gateway, the HTTP proxy and the PostgreSQL endpoint:
- * gate (snapshot, suspension, target) → verified user → policy decision → credential → audit.
+ * The broker's request pipeline, one module for the MCP gateway, the HTTP proxy and the PostgreSQL
+ * endpoint (thin protocol adapters on it, all built by composeBroker):
+ *
+ *   admission    recordRefusal: what an adapter refuses before any decision (method, body, path,
+ *                header, start-up option) is audited and counted like a denial
+ *   admit hooks  AccessHooks.admit: a request-level check before the gate (a gateway mode's caller
+ *                authentication plugs in here)
+ *   gate         snapshot fresh, agent not suspended, target known (decider.gate)
+ *   user         the forwarded user token verified (UserCache)
+ *   decision     the adapter's policy question (AccessRequest.decide)
+ *   quota        rules[].limits leases (checkQuota)
+ *   allow hooks  AccessHooks.afterAllow: checks after an Allow, before a credential is asked for
+ *   credential   from the authority (CredentialCache)
+ *   audit        the decision's entry kept by the AuditSink (the spool) before the answer
+ *   in flight    the allowed request registers how to end it (AccessOutcome.track); the kill
+ *                switch (suspension.ts) ends everything registered, in each protocol's terms
+ *
  * Every failure is a Deny BrokerDecision with a reason constant and a message that says what to do.
  *
  * Durable before answered: the audit entry of every decision (and of every refusal before one) is
@@ -25,6 +40,7 @@ import {
   UserTokenRejectedError,
 } from './credentials.js';
 import { type BrokerDecision, brokerDeny, type Decider, keepReplay } from './decider.js';
+import type { AbortInFlight, InFlightRegistry } from './in-flight.js';
 import { type QuotaCheck, type QuotaLeases, quotaUser } from './quota.js';
 import type { RequestMeta } from './request-meta.js';
 import type { CompiledSnapshot, Provider } from './snapshot.js';
@@ -51,6 +67,65 @@ export interface AccessDeps {
   readonly log?: Pick<Logger, 'error'> | undefined;
   /** Leases of the quota budgets (rules[].limits); absent = a rule with limits is denied (fail closed). */
   readonly quotas?: Pick<QuotaLeases, 'take'> | undefined;
+  /**
+   * Every allowed request in flight, of every protocol: the kill switch (suspension.ts) ends what
+   * is registered here. Adapters register through AccessOutcome.track, never on their own.
+   */
+  readonly inFlight: InFlightRegistry;
+  /** Further per-request steps (seams for new checks); absent = none. */
+  readonly hooks?: AccessHooks | undefined;
+}
+
+/** What a pipeline hook sees of a request. */
+export interface AccessHookRequest {
+  readonly meta: RequestMeta;
+  readonly target: string;
+  readonly protocol: Provider['protocol'];
+}
+
+/**
+ * A per-request step plugged into the pipeline: null lets the request go on; a Deny decision stops
+ * it, and is audited and answered like any denial, in every protocol. A hook that throws denies
+ * (the pipeline fails closed) with reason CheckFailed.
+ */
+export type AccessCheck<C> = (c: C) => BrokerDecision | null | Promise<BrokerDecision | null>;
+
+/**
+ * The seams of the pipeline, run once for MCP, HTTP and PostgreSQL alike (composeBroker's `hooks`),
+ * in the order listed:
+ * - `admit`: before the gate, with the request as the adapter read it — where a gateway mode that
+ *   authenticates its callers differently refuses an unauthenticated caller;
+ * - `afterAllow`: after the policy allowed and the quotas passed, before the credential is asked
+ *   for — where further budgets or circuit-breaker checks refuse an allowed call.
+ * The audit spool is the AuditSink (broker/audit.ts): record() resolves once the entry is kept.
+ */
+export interface AccessHooks {
+  readonly admit?: readonly AccessCheck<AccessHookRequest>[];
+  readonly afterAllow?: readonly AccessCheck<
+    AccessHookRequest & { readonly decision: BrokerDecision; readonly user: UserInput | null }
+  >[];
+}
+
+/** Runs hooks in order: the first Deny stops; a throwing hook denies (fail closed). */
+async function runHooks<C>(
+  hooks: readonly AccessCheck<C>[] | undefined,
+  c: C,
+  snapshotVersion?: string,
+): Promise<BrokerDecision | null> {
+  for (const hook of hooks ?? []) {
+    let d: BrokerDecision | null;
+    try {
+      d = await hook(c);
+    } catch (err) {
+      return brokerDeny(
+        BrokerDenyReason.CheckFailed,
+        `a broker check failed (${err instanceof Error ? err.message : 'error'}); the broker fails closed`,
+        snapshotVersion,
+      );
+    }
+    if (d && d.decision === 'Deny') return d;
+  }
+  return null;
 }
 
 /** Marks the request a timer covers as allowed; until then it counts as denied. */
@@ -58,25 +133,45 @@ export interface RequestTiming {
   allow(): void;
 }
 
+/** A request timer its adapter ends (idempotent). */
+export interface RequestTimer extends RequestTiming {
+  end(): void;
+}
+
 /**
- * Times one agent request from now until its response closes (finished, or cut by the agent or
- * the kill switch) and records it once as `kind` with the decision. Requests refused before a
- * decision (bad body, bad method) count as denied: the agent got a refusal, not the upstream.
+ * Times one agent request from now until end() and records it once as `kind` with the decision
+ * (warden_broker_request_duration_seconds). Requests refused before a decision (bad body, bad
+ * method, bad start-up option) count as denied: the agent got a refusal, not the upstream.
  */
+export function startRequestTimer(
+  metrics: BrokerMetrics | undefined,
+  kind: 'mcp' | 'http' | 'postgresql',
+): RequestTimer {
+  if (!metrics) return { allow: () => {}, end: () => {} };
+  let allowed = false;
+  let ended = false;
+  const stop = metrics.startTimer((s) => metrics.brokerRequestDuration(kind, allowed ? 'allow' : 'deny', s));
+  return {
+    allow: () => {
+      allowed = true;
+    },
+    end: () => {
+      if (ended) return;
+      ended = true;
+      stop();
+    },
+  };
+}
+
+/** An HTTP request's timer: ends when its response closes (finished, or cut by the agent or the kill switch). */
 export function timeRequest(
   metrics: BrokerMetrics | undefined,
   kind: 'mcp' | 'http',
   res: ServerResponse,
 ): RequestTiming {
-  if (!metrics) return { allow: () => {} };
-  let allowed = false;
-  const stop = metrics.startTimer((s) => metrics.brokerRequestDuration(kind, allowed ? 'allow' : 'deny', s));
-  res.once('close', () => stop());
-  return {
-    allow: () => {
-      allowed = true;
-    },
-  };
+  const timer = startRequestTimer(metrics, kind);
+  res.once('close', () => timer.end());
+  return timer;
 }
 
 export type AccessOutcome =
@@ -89,6 +184,11 @@ export type AccessOutcome =
       /** Every form of the credential the scrubber must remove from responses. */
       readonly secrets: readonly string[];
       readonly user: UserInput | null;
+      /**
+       * Registers the allowed request as in flight until the returned release is called
+       * (idempotent): `abort` ends it in the adapter's protocol when the kill switch fires.
+       */
+      readonly track: (abort: AbortInFlight) => () => void;
     }
   | { readonly ok: false; readonly decision: BrokerDecision };
 
@@ -240,6 +340,10 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     decision: await audit(decision),
   });
 
+  const hookRequest: AccessHookRequest = { meta: r.meta, target: r.target, protocol: r.protocol };
+  const refused = await runHooks(deps.hooks?.admit, hookRequest);
+  if (refused) return deny(refused);
+
   const gate = deps.decider.gate(r.target, r.protocol);
   if (!gate.ok) return deny(gate.decision);
   const version = gate.snapshot.version;
@@ -279,6 +383,8 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
 
   const quota = r.notACall ? null : await checkQuota(deps, gate.snapshot, decision, user);
   if (quota) return deny(keepReplay(quota, decision));
+  const checked = await runHooks(deps.hooks?.afterAllow, { ...hookRequest, decision, user }, version);
+  if (checked) return deny(keepReplay(checked, decision));
 
   const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';
   let credential: IssuedCredential;
@@ -326,6 +432,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     credential,
     secrets: issuedSecrets(credential),
     user,
+    track: (abort) => deps.inFlight.add(abort),
   };
 }
 

@@ -8,7 +8,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { WardenMetrics } from '../observability/metrics.js';
-import type { AccessDeps } from './access.js';
+import type { AccessDeps, AccessHooks } from './access.js';
 import type { AuditSink } from './audit.js';
 import type { AuthorityClient } from './authority-client.js';
 import { CredentialCache, type CredentialIssuer, UserCache, type UserResolver } from './credentials.js';
@@ -39,10 +39,16 @@ export interface ComposeOptions {
   readonly log: Logger;
   /**
    * Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts).
-   * Seam: a gateway mode differs from the sidecar only in how the caller is authenticated, i.e.
-   * here and in the request metadata the server reads (server.ts) — not in the pipeline.
+   * Seam: a gateway mode differs from the sidecar in how the caller is authenticated — here, in the
+   * request metadata the server reads (server.ts) and in `hooks.admit` — not in the pipeline.
    */
   readonly users?: UserResolver;
+  /**
+   * Per-request steps plugged into the pipeline for every protocol (access.ts AccessHooks):
+   * `admit` before the gate (caller authentication), `afterAllow` before the credential (budgets,
+   * circuit breakers). A Deny from one is audited and answered like any denial.
+   */
+  readonly hooks?: AccessHooks;
   /** Fallback targets for names the snapshot's CredentialProviders do not cover (the snapshot wins). */
   readonly providers?: readonly Provider[];
   readonly staleAfterMs?: number;
@@ -104,6 +110,9 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
   const credentials = new CredentialCache(o.issuer, wallNow);
   const users = new UserCache(o.users ?? new SnapshotUserResolver(() => o.source.snapshot, wallNow), wallNow);
   const quotas = o.quota ? new QuotaLeases(o.quota, o.now) : undefined;
+  // The one in-flight registry: the pipeline registers every allowed request of every adapter in
+  // it (AccessOutcome.track), the kill switch below ends them all.
+  const inFlight = new InFlightRegistry();
   const access: AccessDeps = {
     decider,
     credentials,
@@ -114,15 +123,15 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     metrics: o.metrics,
     log: o.log.child({ component: 'audit' }),
     quotas,
+    inFlight,
+    hooks: o.hooks,
   };
   const timeouts = {
     ...(o.upstreamHeadersTimeoutMs !== undefined ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {}),
     ...(o.upstreamIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.upstreamIdleTimeoutMs } : {}),
   };
-  const inFlight = new InFlightRegistry();
   const gateway = new McpGateway({
     access,
-    inFlight,
     log: o.log,
     ...timeouts,
     ...(o.upstreamStreamIdleTimeoutMs !== undefined
@@ -130,14 +139,13 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
       : {}),
     ...(o.toolCatalog ? { catalog: o.toolCatalog } : {}),
   });
-  const proxy = new HttpProxy({ access, inFlight, log: o.log, ...timeouts });
+  const proxy = new HttpProxy({ access, log: o.log, ...timeouts });
   const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });
   const server = serverFor('combined');
   const handler = createBrokerHandler({ gateway, proxy, log: o.log, mode: 'combined' });
   const startPostgres = (l: PgListen): Promise<PgEndpoint> =>
     startPgService({
       access,
-      inFlight,
       host: l.host,
       port: l.port,
       log: o.log.child({ component: 'postgresql' }),

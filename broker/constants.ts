@@ -34,6 +34,8 @@ export const BrokerDenyReason = {
   QuotaExceeded: 'QuotaExceeded',
   /** The call's audit entry could not be kept (spool full or unwritable) and the agent's audit mode is Required. */
   AuditUnavailable: 'AuditUnavailable',
+  /** A check plugged into the pipeline (access.ts AccessHooks) failed to run: the broker fails closed. */
+  CheckFailed: 'CheckFailed',
 } as const;
 export type BrokerDenyReason = (typeof BrokerDenyReason)[keyof typeof BrokerDenyReason];
 

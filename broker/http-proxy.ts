@@ -25,7 +25,6 @@ import {
 } from './constants.js';
 import type { BrokerDecision } from './decider.js';
 import { agentResponseHeaders, pairs, upstreamRequestHeaders } from './headers.js';
-import { InFlightRegistry } from './in-flight.js';
 import { normaliseProxyPath } from './path.js';
 import type { RequestMeta } from './request-meta.js';
 import { ScrubTransform } from './scrub.js';
@@ -34,8 +33,6 @@ import { describeTarget, requestUpstream, UpstreamTimeoutError } from './upstrea
 export interface HttpProxyOptions {
   readonly access: AccessDeps;
   readonly log: Logger;
-  /** The broker's in-flight registry the kill switch aborts (composeBroker's; a fresh one by default). */
-  readonly inFlight?: InFlightRegistry;
   readonly headersTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly maxBodyBytes?: number;
@@ -123,7 +120,6 @@ function decoderFor(encoding: string): Transform | null | 'unsupported' {
 }
 
 export class HttpProxy {
-  readonly inFlight: InFlightRegistry;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly maxBodyBytes: number;
@@ -132,7 +128,6 @@ export class HttpProxy {
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.maxBodyBytes = opts.maxBodyBytes ?? MAX_BODY_BYTES;
-    this.inFlight = opts.inFlight ?? new InFlightRegistry();
   }
 
   /** @param rest the raw request-target after `/http/<provider>` */
@@ -206,7 +201,7 @@ export class HttpProxy {
     // (403, like any denial); one already streaming is cut.
     const controller = new AbortController();
     let cutBy: BrokerDecision | undefined;
-    const release = this.inFlight.add((why) => {
+    const release = outcome.track((why) => {
       cutBy = why;
       controller.abort();
     });

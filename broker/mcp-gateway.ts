@@ -13,7 +13,8 @@
  *   - Mcp-Session-Id, MCP-Protocol-Version and Last-Event-ID pass through, so sessions,
  *     notifications, server-initiated requests and resumable streams work unchanged.
  * A kill switch ends every in-flight exchange with a structured error: each exchange is in the
- * broker's one in-flight registry (in-flight.ts), shared with the HTTP proxy and PostgreSQL.
+ * broker's one in-flight registry (in-flight.ts, registered through the pipeline's
+ * AccessOutcome.track), shared with the HTTP proxy and PostgreSQL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
@@ -56,7 +57,6 @@ import {
   redactString,
   upstreamRequestHeaders,
 } from './headers.js';
-import { InFlightRegistry } from './in-flight.js';
 import { filterToolList, jsonRpcError, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
 import type { RequestMeta } from './request-meta.js';
 import { SseParser, writeSseEvent } from './sse.js';
@@ -67,8 +67,6 @@ import { describeTarget, readLimited, requestUpstream, UpstreamTimeoutError } fr
 export interface McpGatewayOptions {
   readonly access: AccessDeps;
   readonly log: Logger;
-  /** The broker's in-flight registry the kill switch aborts (composeBroker's; a fresh one by default). */
-  readonly inFlight?: InFlightRegistry;
   readonly headersTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly streamIdleTimeoutMs?: number;
@@ -183,7 +181,6 @@ class Exchange {
 }
 
 export class McpGateway {
-  readonly inFlight: InFlightRegistry;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly streamIdleTimeoutMs: number;
@@ -192,7 +189,6 @@ export class McpGateway {
 
   constructor(private readonly opts: McpGatewayOptions) {
     this.catalog = opts.catalog ?? new ToolCatalog();
-    this.inFlight = opts.inFlight ?? new InFlightRegistry();
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs ?? DEFAULT_UPSTREAM_STREAM_IDLE_TIMEOUT_MS;
@@ -483,7 +479,7 @@ export class McpGateway {
             ...built.headers.filter(([n]) => n.toLowerCase() !== 'content-length'),
             ['content-length', String(body.length)],
           ];
-    const release = this.inFlight.add((why) => ex.abort(why));
+    const release = outcome.track((why) => ex.abort(why));
     ex.res.on('close', () => {
       // The agent went away: stop the upstream work too.
       if (!ex.res.writableFinished) ex.upstream.abort();

@@ -2,7 +2,8 @@
  * The broker's three protocol adapters on one composed broker (composeBroker: one set of access
  * dependencies, one in-flight registry): real MCP SDK client and server, a real HTTP upstream and
  * a real PostgreSQL. A refusal before any decision is audited exactly once in every protocol, and
- * a suspension ends in-flight work of all three through the one registry.
+ * a suspension ends in-flight work of all three through the one registry; the pipeline's hooks
+ * (AccessHooks) refuse in all three alike.
  */
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -11,8 +12,10 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresServer, startPostgres } from '../e2e/harness/postgres.js';
+import type { AccessHooks } from './access.js';
 import { BrokerDenyReason, JSONRPC_POLICY_DENIED } from './constants.js';
 import type { CredentialRequest, IssuedCredential } from './credentials.js';
+import { brokerDeny } from './decider.js';
 import {
   type McpUpstream,
   startHttpUpstream,
@@ -53,6 +56,26 @@ let tb: TestBroker;
 let endpoint: PgEndpoint;
 const issuer = new PipelineIssuer();
 
+/** What the pipeline's hooks do in the test under way (off by default). */
+const hookMode: { admit?: 'deny'; afterAllow?: 'deny' | 'throw'; seen: string[] } = { seen: [] };
+const hooks: AccessHooks = {
+  admit: [
+    (c) => {
+      if (hookMode.admit !== 'deny') return null;
+      hookMode.seen.push(`admit ${c.protocol} ${c.target}`);
+      return brokerDeny('CallerUnauthenticated', 'this caller did not authenticate to the gateway');
+    },
+  ],
+  afterAllow: [
+    (c) => {
+      if (!hookMode.afterAllow) return null;
+      hookMode.seen.push(`afterAllow ${c.protocol} ${c.target} ${c.decision.decision} ${c.decision.policy}`);
+      if (hookMode.afterAllow === 'throw') throw new Error('breaker state unreadable');
+      return brokerDeny('BreakerOpen', 'too many calls of this agent: breaker open');
+    },
+  ],
+};
+
 function setSnapshot(extra: Parameters<typeof snapshot>[0] = {}): void {
   tb.source.set(
     snapshot({
@@ -86,7 +109,7 @@ beforeAll(async () => {
   issuer.pgPort = db.port;
   mcp = await startMcpUpstream();
   http = await startHttpUpstream();
-  tb = await startTestBroker({ issuer });
+  tb = await startTestBroker({ issuer, hooks });
   endpoint = await tb.broker.startPostgres({ host: '127.0.0.1', port: 0 });
   setSnapshot();
 }, 120_000);
@@ -206,4 +229,78 @@ describe('suspension', () => {
     await client.close().catch(() => {});
     setSnapshot({ version: 'v3' });
   });
+});
+
+describe('pipeline hooks (AccessHooks): one place, three protocols', () => {
+  /** An MCP tools/call, an HTTP GET and a PostgreSQL connection, each as the agent sends it. */
+  const threeCalls = async () => {
+    const client = new Client({ name: 'pipeline-agent', version: '1.0.0' });
+    const mcpErr = await client
+      .connect(new StreamableHTTPClientTransport(new URL(`${tb.url}/mcp/jira`)))
+      .then(() => client.callTool({ name: 'jira.search', arguments: {} }))
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    await client.close().catch(() => {});
+    const httpRes = await fetch(`${tb.url}/http/api/api/v1/tickets/1`);
+    const pgErr = await pgAgent('tickets-db')
+      .connect()
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    return { mcpErr, httpRes, pgErr };
+  };
+
+  it.each([
+    ['admit', 'deny', 'CallerUnauthenticated', /did not authenticate to the gateway/],
+    ['afterAllow', 'deny', 'BreakerOpen', /breaker open/],
+    [
+      'afterAllow',
+      'throw',
+      BrokerDenyReason.CheckFailed,
+      /a broker check failed \(breaker state unreadable\); the broker fails closed/,
+    ],
+  ] as const)(
+    '%s hook (%s): MCP, HTTP and PostgreSQL are refused and audited alike, no credential is asked for',
+    async (step, mode, reason, message) => {
+      setSnapshot({ version: `hooks-${step}-${mode}` }); // a new version: no cached credential
+      const issuedBefore = issuer.issued.length;
+      const from = tb.audit.events.length;
+      hookMode.seen = [];
+      if (step === 'admit') hookMode.admit = 'deny';
+      else hookMode.afterAllow = mode as 'deny' | 'throw';
+      try {
+        const { mcpErr, httpRes, pgErr } = await threeCalls();
+        expect(mcpErr).toBeInstanceOf(McpError);
+        expect((mcpErr as McpError).message).toMatch(message);
+        expect((mcpErr as McpError).data).toMatchObject({ reason });
+        expect(httpRes.status).toBe(403);
+        expect(await httpRes.json()).toMatchObject({ reason, message: expect.stringMatching(message) });
+        expect(String(pgErr)).toMatch(message);
+      } finally {
+        hookMode.admit = undefined;
+        hookMode.afterAllow = undefined;
+      }
+      expect(issuer.issued.length).toBe(issuedBefore);
+      const denials = since(from).filter((e) => e.reason === reason);
+      expect(denials.map((e) => e.target).sort()).toEqual(['api', 'jira', 'tickets-db']);
+      for (const e of denials) expect(e).toMatchObject({ kind: 'Decision', decision: 'Deny', reason });
+      if (step === 'afterAllow') {
+        // Called after the policy allowed (for MCP already the session's initialize), with the
+        // rule that allowed it.
+        for (const t of ['MCP jira', 'HTTP api', 'PostgreSQL tickets-db'])
+          expect(
+            hookMode.seen.some((x) => x.startsWith(`afterAllow ${t} Allow`)),
+            t,
+          ).toBe(true);
+        expect(hookMode.seen.some((x) => /^afterAllow HTTP api Allow \S*all-three$/.test(x))).toBe(true);
+      } else {
+        expect(hookMode.seen).toEqual(
+          expect.arrayContaining(['admit HTTP api', 'admit PostgreSQL tickets-db']),
+        );
+      }
+    },
+  );
 });

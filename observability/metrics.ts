@@ -49,6 +49,7 @@ export const REASONS = [
   'InvalidRequest',
   'QuotaExceeded',
   'AuditUnavailable',
+  'CheckFailed',
   // webhook RejectionReason and admission outcomes
   'InvalidAgentName',
   'AgentLabelMismatch',

@@ -18,7 +18,6 @@
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
-import type { InFlightRegistry } from '../in-flight.js';
 import { sessionSettings, WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
@@ -59,7 +58,14 @@ export interface PgClientInfo {
 }
 
 export type PgDecision =
-  | { readonly allow: true }
+  | {
+      readonly allow: true;
+      /**
+       * Registers the relayed session as in flight (the pipeline's AccessOutcome.track): `end`
+       * closes it when the kill switch fires. Returns the release.
+       */
+      readonly track?: ((end: () => void) => () => void) | undefined;
+    }
   | {
       readonly allow: false;
       readonly message: string;
@@ -128,11 +134,6 @@ export interface PgEndpointOptions {
    * to `ca`, or to the system CAs without it, and match the host). Off: plain TCP.
    */
   readonly upstreamTls?: { readonly ca?: string | undefined } | undefined;
-  /**
-   * The broker's in-flight registry (composeBroker's): each relayed session is in it, so the kill
-   * switch ends PostgreSQL sessions together with MCP and HTTP requests.
-   */
-  readonly inFlight?: InFlightRegistry | undefined;
   /**
    * The certificate the endpoint shows an agent that asks for TLS. Without one, the endpoint
    * generates one (loopback-tls.ts) when the first agent asks for TLS, in memory: enough for
@@ -619,7 +620,7 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
     let closed = false;
     // Suspension ends the session at once, not when the authority's revocation reaches the
     // database (it does too: NOLOGIN + pg_terminate_backend).
-    const release = opts.inFlight?.add(() => close()) ?? (() => {});
+    const release = decision.track?.(() => close()) ?? (() => {});
     const close = () => {
       if (closed) return;
       closed = true;

@@ -14,10 +14,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HEADER_CONTEXT, HEADER_USER_TOKEN } from '../../core/constants.js';
-import { type AccessDeps, authorize, recordRefusal } from '../access.js';
+import {
+  type AccessDeps,
+  authorize,
+  type RequestTimer,
+  recordRefusal,
+  startRequestTimer,
+} from '../access.js';
 import { BrokerDenyReason } from '../constants.js';
 import type { BrokerDecision } from '../decider.js';
-import type { InFlightRegistry } from '../in-flight.js';
 import { readRequestMeta } from '../request-meta.js';
 import {
   PG_REFUSAL,
@@ -31,8 +36,6 @@ import { SETTING_CONTEXT, SETTING_USER_TOKEN, sessionSettings } from './options.
 
 export interface PgServiceOptions {
   readonly access: AccessDeps;
-  /** The broker's in-flight registry: relayed sessions end with the kill switch. */
-  readonly inFlight?: InFlightRegistry | undefined;
   readonly host: string;
   /** 0 = any free port. */
   readonly port: number;
@@ -119,24 +122,15 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
   const logins = new WeakMap<PgClientInfo, PgLogin>();
   // Session set-up time (decision, login, upstream handshake) per connection, for
   // warden_broker_request_duration_seconds{kind="postgresql"}.
-  const timers = new WeakMap<PgClientInfo, (d: 'allow' | 'deny') => void>();
-  const m = o.access.metrics;
+  const timers = new WeakMap<PgClientInfo, RequestTimer>();
   return startPgEndpoint({
     host: o.host,
     port: o.port,
     target: ({ database }) => database,
-    inFlight: o.inFlight,
     ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
     ...(o.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
     decide: async (info) => {
-      if (m) {
-        let outcome: 'allow' | 'deny' = 'deny';
-        const stop = m.startTimer((s) => m.brokerRequestDuration('postgresql', outcome, s));
-        timers.set(info, (d) => {
-          outcome = d;
-          stop();
-        });
-      }
+      timers.set(info, startRequestTimer(o.access.metrics, 'postgresql'));
       // Refusals before a decision are audited like every denial (access.ts recordRefusal); the
       // user token, when one was sent, is not verified this early.
       const refuse = async (
@@ -185,7 +179,8 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
         };
       }
       logins.set(info, login);
-      return { allow: true };
+      // The relayed session is in flight until it closes: the kill switch ends it.
+      return { allow: true, track: (end) => out.track(() => end()) };
     },
     getCredential: async (info) => {
       const login = logins.get(info);
@@ -194,10 +189,11 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
       return login;
     },
     onEvent: (e) => {
-      const done = timers.get(e.info);
-      if (done && e.type !== 'closed') {
+      const timer = timers.get(e.info);
+      if (timer && e.type !== 'closed') {
         timers.delete(e.info);
-        done(e.type === 'opened' ? 'allow' : 'deny');
+        if (e.type === 'opened') timer.allow();
+        timer.end();
       }
       const fields = { target: e.info.target, application: e.info.applicationName };
       if (e.type === 'opened') o.log.info({ ...fields, role: e.credentialId }, 'postgresql session opened');
