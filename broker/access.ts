@@ -4,8 +4,7 @@
  *
  *   admission    recordRefusal: what an adapter refuses before any decision (method, body, path,
  *                header, start-up option) is audited and counted like a denial
- *   admit hooks  AccessHooks.admit: a request-level check before the gate (a gateway mode's caller
- *                authentication plugs in here)
+ *   admit hooks  AccessHooks.admit: a request-level check before the gate
  *   gate         snapshot fresh, agent not suspended, target known (decider.gate)
  *   user         the forwarded user token verified (UserCache)
  *   decision     the adapter's policy question (AccessRequest.decide)
@@ -93,8 +92,9 @@ export type AccessCheck<C> = (c: C) => BrokerDecision | null | Promise<BrokerDec
 /**
  * The seams of the pipeline, run once for MCP, HTTP and PostgreSQL alike (composeBroker's `hooks`),
  * in the order listed:
- * - `admit`: before the gate, with the request as the adapter read it — where a gateway mode that
- *   authenticates its callers differently refuses an unauthenticated caller;
+ * - `admit`: before the gate, with the request as the adapter read it — a request-level refusal
+ *   (the agent itself was authenticated before its broker was reached: loopback in the sidecar,
+ *   the caller's token in the shared gateway, broker/gateway/);
  * - `afterAllow`: after the policy allowed and the quotas passed, before the credential is asked
  *   for — where further budgets or circuit-breaker checks refuse an allowed call.
  * The audit spool is the AuditSink (broker/audit.ts): record() resolves once the entry is kept.

@@ -39,13 +39,13 @@ export interface ComposeOptions {
   readonly log: Logger;
   /**
    * Verifies forwarded user tokens; default maps claims by the snapshot's trusted issuers (user.ts).
-   * Seam: a gateway mode differs from the sidecar in how the caller is authenticated — here, in the
-   * request metadata the server reads (server.ts) and in `hooks.admit` — not in the pipeline.
+   * The agent itself is authenticated before its broker is reached: loopback in the sidecar, the
+   * caller's token in the shared gateway (broker/gateway/), which then uses that agent's broker.
    */
   readonly users?: UserResolver;
   /**
    * Per-request steps plugged into the pipeline for every protocol (access.ts AccessHooks):
-   * `admit` before the gate (caller authentication), `afterAllow` before the credential (budgets,
+   * `admit` before the gate (request-level refusals), `afterAllow` before the credential (budgets,
    * circuit breakers). A Deny from one is audited and answered like any denial.
    */
   readonly hooks?: AccessHooks;
