@@ -66,7 +66,7 @@ export async function createAgentWithApi(
 /** One more pod of the agent, as the webhook admits it (another replica: its own broker). */
 export function createAgentPod(
   kc: KubeConfig,
-  o: { namespace: string; agent: string; name: string },
+  o: { namespace: string; agent: string; name: string; issuer?: string },
 ): Promise<V1Pod> {
   // As the webhook admits it (no webhook runs here): the authority attests only injected pods.
   return kc.makeApiClient(CoreV1Api).createNamespacedPod({
@@ -80,7 +80,8 @@ export function createAgentPod(
           containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
         },
       },
-      { agent: o.agent, issuer: E2E_ISSUER, image: E2E_BROKER_IMAGE },
+      // The broker's --authority-url must be the issuer of the controller it attests to.
+      { agent: o.agent, issuer: o.issuer ?? E2E_ISSUER, image: E2E_BROKER_IMAGE },
     ),
   });
 }

@@ -41,6 +41,8 @@ export interface GatewayStack {
   readonly ca: string;
   readonly mcp: McpUpstream;
   readonly apiSeen: () => string[];
+  /** The HTTP API's base URL (the `tickets` provider's target). */
+  readonly upstreamUrl: string;
   /** A fetch that trusts the gateways' CA (the agent's HTTP client). */
   readonly fetch: typeof fetch;
   /** A projected token of the agent's service account bound to its pod. */
@@ -247,6 +249,7 @@ export async function startGatewayStack(o: {
     ca: ca.certPem,
     mcp,
     apiSeen: () => http.seen.map((s) => String(s.headers.authorization ?? '')),
+    upstreamUrl: http.url,
     fetch: tlsFetch(ca.certPem),
     token: (audience) => token(agent, audience, pod),
     agentTokenFile,
