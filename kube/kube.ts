@@ -91,6 +91,20 @@ export interface RequestOptions {
  */
 export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io';
 
+/**
+ * Query of a first list page the API server answers from its watch cache, paginated: any state not
+ * older than resourceVersion 1, i.e. the cache as it is. A plain (consistent) paginated list of
+ * large objects goes to etcd and decodes every object: with 1,500 AuditRecords of 65 KiB on a
+ * loaded machine a page of 500 timed out after 60 s where this answered a page of 100 in 0.8 s.
+ * resourceVersion "0" would also read the cache but makes the server ignore `limit`. Later pages
+ * send only `continue`. The answer may miss writes of the last moments: for passes and queries,
+ * not for checks that compare with something read fresh.
+ */
+export const CACHED_LIST_QUERY: Readonly<Record<string, string>> = {
+  resourceVersion: '1',
+  resourceVersionMatch: 'NotOlderThan',
+};
+
 /** The operations the controller core needs; tests and adapters can provide their own. */
 export interface KubeApi {
   request<T>(method: string, path: string, opts?: RequestOptions): Promise<T>;

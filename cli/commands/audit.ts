@@ -179,7 +179,10 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       const rows: AuditRow[] = [];
       for (const labelSelector of auditSelectors(filter, now)) {
         const query: Record<string, string> = labelSelector ? { labelSelector } : {};
-        for await (const page of kube.pages<AuditRecord>(path, query, what, QUERY_PAGE)) {
+        // From the API server's watch cache: a consistent paginated list of large records goes to
+        // etcd and decodes every one (kube/kube.ts CACHED_LIST_QUERY); a query may miss the last
+        // moments' entries, --verify (below) reads consistently.
+        for await (const page of kube.pages<AuditRecord>(path, query, what, QUERY_PAGE, true)) {
           rows.push(...matchingRows(page, filter));
         }
       }
@@ -188,8 +191,11 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       io.out(formatTable(rows, { namespaces: kube.allNamespaces, wide: g.output === 'wide' }));
     });
 
-/** Records per page when verifying (~50 KB each at 200 entries): memory of one page, not the trail. */
-const VERIFY_PAGE = 100;
+/**
+ * Records per page when verifying (~65 KiB each at 200 entries): memory of one page (a few MiB of
+ * JSON), not the trail.
+ */
+const VERIFY_PAGE = 25;
 /** Records per page when querying. */
 const QUERY_PAGE = 100;
 

@@ -31,7 +31,7 @@ import type { Clock } from '../../kube/clock.js';
 import { Controller, type ControllerMetrics, type ReconcileFn } from '../../kube/controller.js';
 import { isNotFound } from '../../kube/errors.js';
 import type { Informer } from '../../kube/informer.js';
-import { type KubeApi, METADATA_LIST_ACCEPT, resourcePath } from '../../kube/kube.js';
+import { CACHED_LIST_QUERY, type KubeApi, METADATA_LIST_ACCEPT, resourcePath } from '../../kube/kube.js';
 import { AGENT_IDENTITIES } from '../../kube/resources.js';
 import type { StatusWriter } from '../../kube/status.js';
 
@@ -153,8 +153,10 @@ export function reconcileAuditRetention(deps: RetentionDeps): ReconcileFn {
         'GET',
         resourcePath(AUDIT_RECORDS, namespace),
         {
-          query: { limit: '500', ...(cont ? { continue: cont } : {}) },
+          query: { limit: '500', ...(cont ? { continue: cont } : CACHED_LIST_QUERY) },
           accept: METADATA_LIST_ACCEPT,
+          // A pass over thousands of records on a busy API server may take a while per page.
+          timeoutMs: 120_000,
           signal: ctx.signal,
         },
       );
