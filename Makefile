@@ -127,7 +127,7 @@ test-integration: deps controlplane-build helm-build otelcol-build postgres pyth
 	npx vitest run --project integration
 
 .PHONY: test-sdk-python
-test-sdk-python: deps ## The Python agent SDK (sdk/python) in its own venv (pinned deps from PyPI), against the real broker
+test-sdk-python: deps controlplane-build ## The Python agent SDK (sdk/python) in its own venv (pinned deps from PyPI), against the real broker and the real gateway
 	scripts/sdk-python-venv.sh .venv-sdk-python
 	cd sdk/python && ../../.venv-sdk-python/bin/python -m unittest discover -s tests -v
 

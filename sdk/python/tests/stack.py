@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 class BrokerStack:
-    def __init__(self) -> None:
+    def __init__(self, fixture: str = "broker-stack-fixture.ts") -> None:
         self.proc = subprocess.Popen(
-            ["npx", "tsx", str(Path(__file__).with_name("broker-stack-fixture.ts"))],
+            ["npx", "tsx", str(Path(__file__).with_name(fixture))],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

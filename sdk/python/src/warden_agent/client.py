@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ class Warden:
         if provider is not None:
             kwargs.setdefault("base_url", self.http_base(provider) + "/")
         if self.settings.ca_file:
-            kwargs.setdefault("verify", self.settings.ca_file)
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=self.settings.ca_file))
         return httpx2.AsyncClient(auth=_WardenAuth(self, scope or current_scope()), event_hooks=hooks, **kwargs)
 
     @asynccontextmanager
@@ -110,7 +111,17 @@ class Warden:
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
-        http = create_mcp_http_client(auth=_WardenAuth(self, scope or current_scope()))
+        auth = _WardenAuth(self, scope or current_scope())
+        if self.settings.ca_file:
+            # The gateway's certificate chains to a private CA: the MCP SDK's default client
+            # (same timeouts) with that CA trusted.
+            http = httpx2.AsyncClient(
+                auth=auth,
+                timeout=httpx2.Timeout(30.0, read=300.0),
+                verify=ssl.create_default_context(cafile=self.settings.ca_file),
+            )
+        else:
+            http = create_mcp_http_client(auth=auth)
         http.event_hooks["response"].append(_raise_denial)
         async with http:
             try:
