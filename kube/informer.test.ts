@@ -429,3 +429,51 @@ describe('Informer transform', () => {
     await informer.stop();
   });
 });
+
+describe('Informer indexes', () => {
+  const labelled = (name: string, rv: string, team: string): KubeObject => ({
+    metadata: { name, namespace: 'ns', resourceVersion: rv, labels: { team } },
+  });
+  const names = (objs: KubeObject[]) => objs.map((o) => o.metadata?.name).sort();
+
+  it('finds objects by key through adds, updates that move them, deletes and a relist', async () => {
+    const t = setup();
+    t.pushList([labelled('a', '1', 'red'), labelled('b', '2', 'blue')], '10');
+    t.informer.addIndex('team', (o) => [o.metadata?.labels?.team ?? '']);
+    t.informer.start();
+    await t.informer.waitForSync();
+    await flushPromises();
+    expect(names(t.informer.byIndex('team', 'red'))).toEqual(['a']);
+
+    const w = t.watch.last();
+    w.send('ADDED', labelled('c', '11', 'red'));
+    w.send('MODIFIED', labelled('a', '12', 'blue'));
+    w.send('DELETED', labelled('b', '13', 'blue'));
+    await flushPromises();
+    expect(names(t.informer.byIndex('team', 'red'))).toEqual(['c']);
+    expect(names(t.informer.byIndex('team', 'blue'))).toEqual(['a']);
+
+    // A relist (e.g. after 410 Gone) replaces the cache, and the index with it.
+    t.pushList([labelled('d', '20', 'red')], '20');
+    w.end(Object.assign(new Error('gone'), { statusCode: 410 }));
+    await t.clock.advance(60_000);
+    await flushPromises();
+    expect(names(t.informer.byIndex('team', 'red'))).toEqual(['d']);
+    expect(t.informer.byIndex('team', 'blue')).toEqual([]);
+    await t.informer.stop();
+  });
+
+  it('indexes what is already cached when added late, and keeps the first definition of a name', async () => {
+    const t = setup();
+    t.pushList([labelled('a', '1', 'red')], '10');
+    t.informer.start();
+    await t.informer.waitForSync();
+    t.informer.addIndex('team', (o) => [o.metadata?.labels?.team ?? '']);
+    t.informer.addIndex('team', () => ['other']);
+    expect(names(t.informer.byIndex('team', 'red'))).toEqual(['a']);
+    expect(t.informer.byIndex('team', 'other')).toEqual([]);
+    expect(t.informer.byIndex('no-such-index', 'red')).toEqual([]);
+    expect([t.informer.count('ns'), t.informer.count(), t.informer.count('elsewhere')]).toEqual([1, 1, 0]);
+    await t.informer.stop();
+  });
+});

@@ -98,6 +98,7 @@ export class Informer<T extends KubeObject> {
   private readonly random: RandomSource;
   private readonly handlers: InformerHandlers<T>[] = [];
   private cache = new Map<string, Map<string, T>>();
+  private readonly indexes = new Map<string, ObjectIndex<T>>();
   private resourceVersion = '';
   private stopController = new AbortController();
   private running = false;
@@ -175,6 +176,32 @@ export class Informer<T extends KubeObject> {
     return [...this.cache.values()].flatMap((m) => [...m.values()]);
   }
 
+  /**
+   * Adds an index (client-go's Indexer): `keysOf` names the keys an object is found under, and
+   * byIndex(name, key) returns the cached objects with that key without scanning the rest. Kept
+   * current on every add, update, delete and relist. The first definition of a name wins, so
+   * readers sharing this informer can each declare the index they need.
+   */
+  addIndex(name: string, keysOf: (obj: T) => readonly string[]): void {
+    if (this.indexes.has(name)) return;
+    const index = new ObjectIndex<T>(keysOf);
+    for (const [ns, m] of this.cache) for (const [n, obj] of m) index.set(`${ns}/${n}`, obj);
+    this.indexes.set(name, index);
+  }
+
+  /** The cached objects `name`'s keysOf put under `key` (none for an unknown index or key). */
+  byIndex(name: string, key: string): T[] {
+    return this.indexes.get(name)?.get(key) ?? [];
+  }
+
+  /** How many objects are cached (in one namespace, or all), without copying them. */
+  count(namespace?: string): number {
+    if (namespace !== undefined) return this.cache.get(namespace)?.size ?? 0;
+    let n = 0;
+    for (const m of this.cache.values()) n += m.size;
+    return n;
+  }
+
   /** The resourceVersion the next watch resumes from ('' = relist). */
   lastResourceVersion(): string {
     return this.resourceVersion;
@@ -232,6 +259,10 @@ export class Informer<T extends KubeObject> {
     }
     const old = this.cache;
     this.cache = fresh;
+    for (const index of this.indexes.values()) {
+      index.clear();
+      for (const [ns, m] of fresh) for (const [n, obj] of m) index.set(`${ns}/${n}`, obj);
+    }
     this.resourceVersion = list.metadata?.resourceVersion ?? '';
     // Objects gone since the last list were deleted while we were not watching.
     for (const [ns, m] of old) {
@@ -362,12 +393,14 @@ export class Informer<T extends KubeObject> {
       }
       const before = m.get(name);
       m.set(name, obj);
+      for (const index of this.indexes.values()) index.set(`${ns}/${name}`, obj);
       if (!before) this.emit('add', obj);
       else if (before.metadata?.resourceVersion !== rv) this.emit('update', obj, before);
     } else if (phase === 'DELETED') {
       const before = m?.get(name);
       m?.delete(name);
       if (m && m.size === 0) this.cache.delete(ns);
+      for (const index of this.indexes.values()) index.delete(`${ns}/${name}`);
       // Deliver the delete even if we never saw the object: handlers only enqueue keys.
       this.emit('delete', before ?? obj);
     }
@@ -402,6 +435,49 @@ export class Informer<T extends KubeObject> {
 }
 
 /** An informer for one resource type, in one namespace or (namespace undefined) all of them. */
+/** One index of an informer: key → objects, and each object's keys so an update can move it. */
+class ObjectIndex<T> {
+  private readonly byKey = new Map<string, Map<string, T>>();
+  private readonly keysByObject = new Map<string, readonly string[]>();
+
+  constructor(private readonly keysOf: (obj: T) => readonly string[]) {}
+
+  set(objectKey: string, obj: T): void {
+    this.delete(objectKey);
+    const keys = [...new Set(this.keysOf(obj))];
+    this.keysByObject.set(objectKey, keys);
+    for (const k of keys) {
+      let bucket = this.byKey.get(k);
+      if (!bucket) {
+        bucket = new Map();
+        this.byKey.set(k, bucket);
+      }
+      bucket.set(objectKey, obj);
+    }
+  }
+
+  delete(objectKey: string): void {
+    const keys = this.keysByObject.get(objectKey);
+    if (!keys) return;
+    this.keysByObject.delete(objectKey);
+    for (const k of keys) {
+      const bucket = this.byKey.get(k);
+      bucket?.delete(objectKey);
+      if (bucket && bucket.size === 0) this.byKey.delete(k);
+    }
+  }
+
+  get(key: string): T[] {
+    const bucket = this.byKey.get(key);
+    return bucket ? [...bucket.values()] : [];
+  }
+
+  clear(): void {
+    this.byKey.clear();
+    this.keysByObject.clear();
+  }
+}
+
 export function resourceInformer<T extends KubeObject>(
   api: KubeApi,
   ref: ResourceRef,

@@ -176,7 +176,62 @@ function agentRef(a: AgentIdentity): AgentRef {
   return { name: a.metadata?.name ?? '', labels: a.metadata?.labels ?? {} };
 }
 
+// Informer indexes, so neither a policy's reconcile nor an agent's event scans every object of
+// the namespace: with N agents and N policies that made a cold start O(N²) (#20).
+/** AgentIdentities by each label: `<ns>\0<key>=<value>`. */
+export const AGENTS_BY_LABEL = 'warden.dev/agents-by-label';
+/** AccessPolicies by the agent names their selector lists, or `<ns>\0*` when it lists none. */
+export const POLICIES_BY_SELECTED_AGENT = 'warden.dev/policies-by-selected-agent';
+/** AccessPolicies by the agents their status.matchedAgents lists. */
+export const POLICIES_BY_LISTED_AGENT = 'warden.dev/policies-by-listed-agent';
+
+const SEP = '\u0000';
+const ANY_NAME = '*';
+
+export function indexAgents(agents: Informer<AgentIdentity>): void {
+  agents.addIndex(AGENTS_BY_LABEL, (a) =>
+    Object.entries(a.metadata?.labels ?? {}).map(([k, v]) => `${a.metadata?.namespace ?? ''}${SEP}${k}=${v}`),
+  );
+}
+
+export function indexPolicies(policies: Informer<AccessPolicy>): void {
+  policies.addIndex(POLICIES_BY_SELECTED_AGENT, (p) => {
+    const ns = p.metadata?.namespace ?? '';
+    const names = p.spec?.agentSelector?.names ?? [];
+    return names.length > 0 ? names.map((n) => `${ns}${SEP}${n}`) : [`${ns}${SEP}${ANY_NAME}`];
+  });
+  policies.addIndex(POLICIES_BY_LISTED_AGENT, (p) =>
+    (p.status?.matchedAgents ?? []).map((n) => `${p.metadata?.namespace ?? ''}${SEP}${n}`),
+  );
+}
+
+/**
+ * The agents of `namespace` a selector can match, found through the cache's indexes: the named
+ * ones, or those carrying one of its labels, or (empty selector) all. A superset: `selects` decides.
+ */
+export function candidateAgents(
+  agents: Informer<AgentIdentity>,
+  namespace: string,
+  selector: AccessPolicy['spec']['agentSelector'],
+): AgentIdentity[] {
+  const names = selector?.names ?? [];
+  if (names.length > 0) {
+    const found: AgentIdentity[] = [];
+    for (const n of new Set(names)) {
+      const a = agents.get(n, namespace);
+      if (a) found.push(a);
+    }
+    return found;
+  }
+  const [label] = Object.entries(selector?.matchLabels ?? {});
+  indexAgents(agents);
+  if (label) return agents.byIndex(AGENTS_BY_LABEL, `${namespace}${SEP}${label[0]}=${label[1]}`);
+  return agents.list(namespace);
+}
+
 export function reconcileAccessPolicy(deps: AccessPolicyDeps): ReconcileFn {
+  indexAgents(deps.agents);
+  indexPolicies(deps.policies);
   // uid → {generation, result}. Bounded by the number of policies; entries of deleted policies are dropped below.
   const memo = new Map<string, { generation: number | undefined; result: CompilePolicyResult }>();
   return async (key, ctx) => {
@@ -200,7 +255,7 @@ export function reconcileAccessPolicy(deps: AccessPolicyDeps): ReconcileFn {
       };
       memo.set(uid, entry);
     }
-    const agents = deps.agents.list(key.namespace).map(agentRef);
+    const agents = candidateAgents(deps.agents, key.namespace, policy.spec?.agentSelector).map(agentRef);
     // decide
     const decision = decideAccessPolicy(
       { policy, compiled: entry.result, agents },
@@ -229,11 +284,16 @@ export function reconcileAccessPolicy(deps: AccessPolicyDeps): ReconcileFn {
 export function policiesAffectedByAgent(policies: Informer<AccessPolicy>, agent: AgentIdentity): string[] {
   const ns = agent.metadata?.namespace;
   if (!ns) return [];
+  indexPolicies(policies);
   const ref = agentRef(agent);
-  return policies
-    .list(ns)
-    .filter((p) => selects(p.spec?.agentSelector, ref) || (p.status?.matchedAgents ?? []).includes(ref.name))
-    .map((p) => keyOf(p));
+  const keys = new Set<string>();
+  const selecting = [
+    ...policies.byIndex(POLICIES_BY_SELECTED_AGENT, `${ns}${SEP}${ref.name}`),
+    ...policies.byIndex(POLICIES_BY_SELECTED_AGENT, `${ns}${SEP}${ANY_NAME}`),
+  ];
+  for (const p of selecting) if (selects(p.spec?.agentSelector, ref)) keys.add(keyOf(p));
+  for (const p of policies.byIndex(POLICIES_BY_LISTED_AGENT, `${ns}${SEP}${ref.name}`)) keys.add(keyOf(p));
+  return [...keys];
 }
 
 export function accessPolicyController(
