@@ -6,11 +6,12 @@
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { accepts } from '../lifecycle/testing.js';
 import { type RunningBroker, runBroker } from './main.js';
 
 const log = pino({ level: 'silent' });
@@ -43,17 +44,6 @@ async function takenPort(): Promise<number> {
   servers.push(s);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return (s.address() as { port: number }).port;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 function readyz(port: number): Promise<{ status: number; body: { ready: boolean; reason: string } }> {

@@ -1,7 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FIELD_MANAGER } from '../core/constants.js';
-import type { RunContext, Runnable } from '../lifecycle/runnables.js';
+import type { RunContext } from '../lifecycle/runnables.js';
+import { recording } from '../lifecycle/testing.js';
 import type { KubeApi } from './kube.js';
 import { Manager } from './manager.js';
 import { AGENT_IDENTITIES, CREDENTIAL_PROVIDERS } from './resources.js';
@@ -22,26 +23,6 @@ const noApi: KubeApi = {
 
 function manager(): Manager {
   return new Manager({ api: noApi, logger, identity: 'test-0', leaderElection: false });
-}
-
-/** A runnable that writes what happens to it into `log`. */
-function recording(
-  name: string,
-  log: string[],
-  o: { failStart?: boolean; failStop?: boolean } = {},
-): Runnable {
-  return {
-    name,
-    async start() {
-      await Promise.resolve();
-      if (o.failStart) throw new Error(`${name} cannot bind its port`);
-      log.push(`start ${name}`);
-    },
-    async stop() {
-      log.push(`stop ${name}`);
-      if (o.failStop) throw new Error(`${name} stop failed`);
-    },
-  };
 }
 
 async function until(what: string, cond: () => boolean): Promise<void> {

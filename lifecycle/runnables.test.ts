@@ -1,36 +1,10 @@
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import {
-  type RunContext,
-  type Runnable,
-  RunnableGroup,
-  runnableValue,
-  stopOnly,
-  stopOnSignals,
-} from './runnables.js';
+import { type RunContext, RunnableGroup, runnableValue, stopOnly, stopOnSignals } from './runnables.js';
+import { accepts, recording } from './testing.js';
 
 const logger = pino({ level: 'silent' });
-
-/** A runnable that writes what happens to it into `log`. */
-function recording(
-  name: string,
-  log: string[],
-  o: { failStart?: boolean; failStop?: boolean } = {},
-): Runnable {
-  return {
-    name,
-    async start() {
-      await Promise.resolve();
-      if (o.failStart) throw new Error(`${name} cannot bind its port`);
-      log.push(`start ${name}`);
-    },
-    async stop() {
-      log.push(`stop ${name}`);
-      if (o.failStop) throw new Error(`${name} stop failed`);
-    },
-  };
-}
 
 /** A real loopback TCP server as a runnable: start resolves once it accepts connections. */
 function tcpServer(name: string) {
@@ -47,17 +21,6 @@ function tcpServer(name: string) {
       }),
     ({ server }) => new Promise<void>((r) => server.close(() => r())),
   );
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 const group = (o: Partial<ConstructorParameters<typeof RunnableGroup>[0]> = {}) =>
