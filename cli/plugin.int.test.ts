@@ -247,7 +247,7 @@ describe('kubectl warden, through kubectl', () => {
   it('refuses an unknown -o format with exit 2, naming the choices', async () => {
     const r = await warden('status', '-o', 'xml', '--kubeconfig', kubeconfig);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Allowed choices are table, wide, json, yaml.');
+    expect(r.stderr).toContain('Allowed choices are table, wide, json, yaml, csv.');
   });
 
   it('refuses -A for commands that work in one namespace', async () => {
