@@ -128,6 +128,36 @@ describe('planRetention by records per namespace', () => {
   });
 });
 
+describe('planRetention with a list that lags behind the anchored head (API server cache)', () => {
+  it('counts the records up to the head and may prune the last listed record: it is not the newest', () => {
+    const c = { ...chain('a', [5, 4, 3]), head: 6 };
+    // 3 listed (0..2) + 4 beyond the list (3..6) = 7 records; keep 3 → prune 4, but only 0..2 are listed.
+    expect(planRetention([c], { maxRecordsPerAgent: 3 }, NOW)).toEqual([
+      { agent: 'a', cutSequence: 2, reason: 'MaxRecordsPerAgent', delete: ['a-0', 'a-1', 'a-2'] },
+    ]);
+  });
+
+  it('counts them against the namespace limit too', () => {
+    const plans = planRetention(
+      [{ ...chain('a', [9, 8]), head: 3 }, chain('b', [7])],
+      { maxRecordsPerNamespace: 4 },
+      NOW,
+    );
+    expect(plans[0]).toEqual({
+      agent: 'a',
+      cutSequence: 0,
+      reason: 'MaxRecordsPerNamespace',
+      delete: ['a-0'],
+    });
+  });
+
+  it('a head not ahead of the list changes nothing', () => {
+    expect(
+      planRetention([{ ...chain('a', [5, 4]), head: 1 }], { maxRecordsPerAgent: 1 }, NOW)[0]?.delete,
+    ).toEqual(['a-0']);
+  });
+});
+
 describe('retention limits', () => {
   it('is enabled by any limit, and describes each in words', () => {
     expect(retentionEnabled({})).toBe(false);

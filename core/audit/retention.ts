@@ -35,6 +35,12 @@ export interface PruneChain {
   agent: string;
   /** status.audit.prunedThrough of the agent, parsed. */
   previousCut?: PrunedThrough;
+  /**
+   * The sequence of the chain's newest record as anchored in status.audit.head (read fresh), when
+   * known: a list from the API server's cache can lag behind, and the newest records it lacks still
+   * count against the limits (and make every listed record older than the newest).
+   */
+  head?: number;
   records: readonly PruneRecord[];
 }
 
@@ -76,6 +82,8 @@ interface ChainState {
   plan: ChainPlan;
   /** Records after the old cut, by sequence. */
   live: PruneRecord[];
+  /** How many records the chain holds after the old cut: listed, or up to the anchored head. */
+  count: number;
   /** How many of `live` are pruned (a prefix). */
   pruned: number;
   /** How many of `live` may be pruned at most: the contiguous prefix, less the newest record. */
@@ -101,11 +109,16 @@ export function planRetention(
     const live = sorted.filter((r) => r.sequence > cut);
     let contiguous = 0;
     while (contiguous < live.length && live[contiguous]?.sequence === cut + 1 + contiguous) contiguous++;
+    const listedNewest = live[live.length - 1]?.sequence ?? cut;
+    // Newer records than the list shows exist when the anchored head is ahead: then even the last
+    // listed record is not the newest.
+    const ahead = c.head !== undefined && c.head > listedNewest;
     return {
       plan: { agent: c.agent, delete: leftovers },
       live,
+      count: ahead ? live.length + ((c.head as number) - listedNewest) : live.length,
       pruned: 0,
-      prunable: Math.min(contiguous, live.length - 1),
+      prunable: ahead ? contiguous : Math.min(contiguous, live.length - 1),
     };
   });
   const prune = (s: ChainState, reason: PruneReason) => {
@@ -124,12 +137,12 @@ export function planRetention(
   const perAgent = policy.maxRecordsPerAgent ?? 0;
   if (perAgent > 0) {
     for (const s of states) {
-      while (s.pruned < s.prunable && s.live.length - s.pruned > perAgent) prune(s, 'MaxRecordsPerAgent');
+      while (s.pruned < s.prunable && s.count - s.pruned > perAgent) prune(s, 'MaxRecordsPerAgent');
     }
   }
   const perNamespace = policy.maxRecordsPerNamespace ?? 0;
   if (perNamespace > 0) {
-    let total = unmanaged + states.reduce((n, s) => n + s.live.length - s.pruned, 0);
+    let total = unmanaged + states.reduce((n, s) => n + s.count - s.pruned, 0);
     if (total > perNamespace) {
       // The oldest prunable records of all chains, oldest first. creationTimestamp grows with the
       // sequence within a chain (a record is created after the one it links to), so this order

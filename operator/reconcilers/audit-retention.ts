@@ -114,9 +114,11 @@ export function chainsOf(
   const chains: PruneChain[] = [];
   for (const { agent, records } of byLabel.values()) {
     const previousCut = parsePrunedThrough(prunedThroughOf(agent));
+    const head = agent.status?.audit?.head?.sequence;
     chains.push({
       agent: agent.metadata?.name ?? '',
       ...(previousCut ? { previousCut } : {}),
+      ...(typeof head === 'number' ? { head } : {}),
       records,
     });
   }
