@@ -80,6 +80,39 @@ describe('agentStatuses', () => {
     });
   });
 
+  it('names the circuit breaker and the threshold that tripped when it suspended the agent', () => {
+    const tripped = agent('a', {
+      spec: {
+        serviceAccountName: 'a',
+        maxCredentialTTL: '1h',
+        suspended: true,
+        suspendReason:
+          'CircuitBreakerTripped: maxDenialsPerMinute 10 exceeded: 97 denied calls in the last 60 s',
+      },
+      status: {
+        circuitBreaker: {
+          trips: 1,
+          lastTrip: {
+            time: '2026-06-01T11:45:00Z',
+            threshold: 'maxDenialsPerMinute',
+            limit: 10,
+            observed: 97,
+            action: 'Suspend',
+          },
+        },
+      },
+      metadata: {
+        name: 'a',
+        namespace: 'agents',
+        annotations: { [ANNOTATION_SUSPENDED_BY]: 'system:serviceaccount:warden:warden' },
+      },
+    });
+    const [s] = agentStatuses({ agents: [tripped], policies: [], providers: [], records: [] }, NOW);
+    expect(s?.suspendedBy).toBe(
+      'system:serviceaccount:warden:warden, circuit breaker: maxDenialsPerMinute 97 > 10',
+    );
+  });
+
   it('reports a truncated tail (anchored head ahead of the newest record) and forged records the controller found', () => {
     const only = record('a', [issued('2026-06-01T11:30:00Z', 'x')]);
     const head = { sequence: 4, digest: 'a'.repeat(64), keyId: 'k', jws: 'h..s' };

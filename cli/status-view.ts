@@ -121,7 +121,15 @@ export function agentStatuses(input: StatusInput, now: number): AgentStatus[] {
       const dropped = a.status?.audit?.dropped ?? 0;
       const annotations = a.metadata?.annotations ?? {};
       const suspended = a.spec.suspended === true;
-      const by = annotations[ANNOTATION_SUSPENDED_BY] ?? a.status?.revocation?.requestedBy;
+      const who = annotations[ANNOTATION_SUSPENDED_BY] ?? a.status?.revocation?.requestedBy;
+      // The circuit breaker's suspension: the user the admission policy recorded (the controller's
+      // service account) and which threshold tripped.
+      const trip = a.status?.circuitBreaker?.lastTrip;
+      const byBreaker =
+        suspended && trip?.action === 'Suspend' && a.spec.suspendReason?.startsWith('CircuitBreakerTripped');
+      const by = byBreaker
+        ? `${who ? `${who}, ` : ''}circuit breaker: ${trip.threshold} ${trip.observed} > ${trip.limit}`
+        : who;
       return {
         namespace,
         name,
