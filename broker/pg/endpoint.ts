@@ -18,6 +18,8 @@
  */
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { createSecureContext, type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
+// Type only: the module itself (and the X.509 library) is loaded when an agent first asks for TLS.
+import type { PgTlsMaterial } from './loopback-tls.js';
 import { sessionSettings, WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
@@ -144,11 +146,7 @@ export interface PgEndpointOptions {
   readonly tls?: PgTlsMaterial | undefined;
 }
 
-/** A PEM certificate (chain) and its private key. */
-export interface PgTlsMaterial {
-  readonly certPem: string;
-  readonly keyPem: string;
-}
+export type { PgTlsMaterial } from './loopback-tls.js';
 
 export interface PgEndpoint {
   readonly host: string;

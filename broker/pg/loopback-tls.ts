@@ -5,7 +5,12 @@
  * in its own module so the endpoint loads the X.509 library only when an agent asks for TLS.
  */
 import { createCertificateAuthority } from '../../core/x509.js';
-import type { PgTlsMaterial } from './endpoint.js';
+
+/** A PEM certificate (chain) and its private key. */
+export interface PgTlsMaterial {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
 
 /** Names the generated loopback certificate carries (what an agent connects to). */
 const LOOPBACK_NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
