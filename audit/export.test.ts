@@ -11,6 +11,10 @@ const FULL: AuditLine = toLine(
     decision: 'Deny',
     pod: 'bot-0',
     user: 'https://idp.example|alice',
+    chain: [
+      { name: 'planner', namespace: 'agents' },
+      { name: 'bot', namespace: 'agents' },
+    ],
     target: 'jira',
     tool: 'jira.delete_issue',
     method: 'POST',
@@ -40,6 +44,7 @@ describe('audit line schema warden.audit/v1', () => {
     expect(out).toEqual([
       '{"schema":"warden.audit/v1","time":"2026-12-04T12:00:00.123Z","source":"broker","kind":"Decision","decision":"Deny",' +
         '"namespace":"agents","agent":"bot","pod":"bot-0","podUID":"uid-1","session":"jti-1","user":"https://idp.example|alice",' +
+        '"chain":[{"name":"planner","namespace":"agents"},{"name":"bot","namespace":"agents"}],' +
         '"target":"jira","tool":"jira.delete_issue","method":"POST","path":"/rest/api/2/issue","policy":"support-read",' +
         '"reasons":[{"policy":"support-read","rule":2,"condition":"business-hours","message":"outside hours"}],' +
         '"credentialId":"jti-9","requestId":"req-1","message":"ConditionFailed: outside hours",' +

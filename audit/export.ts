@@ -33,6 +33,8 @@ export interface AuditLine {
   /** The agent's session (its Warden session token's jti), an id, never the token. */
   session?: string;
   user?: string;
+  /** A delegated call: the agents it came through, origin first, the deciding agent last. */
+  chain?: AuditEntry['chain'];
   target?: string;
   tool?: string;
   method?: string;
@@ -91,6 +93,7 @@ export function toLine(
   set('podUID', where.podUID);
   set('session', where.session);
   set('user', entry.user);
+  set('chain', entry.chain);
   set('target', entry.target);
   set('tool', entry.tool);
   set('method', entry.method);

@@ -52,6 +52,11 @@ export function toEntry(e: AuditEvent): AuditEntry {
   };
   set('pod', clip(e.pod, 253));
   set('user', clip(e.user, 512));
+  if (e.chain?.length) {
+    entry.chain = e.chain
+      .slice(0, 8)
+      .map((a) => ({ name: clip(a.name, 253) ?? '', namespace: clip(a.namespace, 63) ?? '' }));
+  }
   set('target', clip(e.target, 253));
   set('tool', clip(e.tool, 256));
   set('requestId', clip(e.requestId, 128));

@@ -121,3 +121,25 @@ describe('parseAuditBatch', () => {
     expect(() => parseAuditBatch({ events }, NOW)).toThrow('ship smaller batches');
   });
 });
+
+describe('parseBrokerEvent: the delegation chain', () => {
+  const chain = [
+    { name: 'planner', namespace: 'agents' },
+    { name: 'researcher', namespace: 'agents' },
+  ];
+  it('keeps it', () => {
+    expect(parseBrokerEvent({ ...ok, chain }, 0, NOW).entry.chain).toEqual(chain);
+  });
+  it('refuses more than 8 agents', () => {
+    const long = Array.from({ length: 9 }, (_, i) => ({ name: `a${i}`, namespace: 'agents' }));
+    expect(() => parseBrokerEvent({ ...ok, chain: long }, 0, NOW)).toThrow('has 9 agents; at most 8');
+  });
+  it('refuses an agent without a namespace', () => {
+    expect(() => parseBrokerEvent({ ...ok, chain: [{ name: 'planner' }] }, 0, NOW)).toThrow(
+      'chain[0]: needs name and namespace',
+    );
+  });
+  it('refuses a chain that is not a list', () => {
+    expect(() => parseBrokerEvent({ ...ok, chain: 'planner' }, 0, NOW)).toThrow('must be a list');
+  });
+});

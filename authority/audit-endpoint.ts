@@ -18,6 +18,7 @@ import type { AuditEntry } from '../core/api/index.js';
 import { auditReplaySchema } from '../core/api/schemas.js';
 import { ENTRY_ID_PATTERN } from '../core/audit/entry-id.js';
 import { REPLAY_MAX_BYTES } from '../core/audit/replay.js';
+import { MAX_CHAIN_DEPTH } from '../core/constants.js';
 import { authenticate } from './authn.js';
 import { OAuthError } from './errors.js';
 import { mediaType, parseJsonObject, readBody } from './http.js';
@@ -101,6 +102,7 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
     entry.id = id;
   }
   set('user', str(e, i, 'user', 512));
+  if (e.chain !== undefined && e.chain !== null) entry.chain = parseChain(e.chain, i);
   set('target', str(e, i, 'target', 253));
   set('tool', str(e, i, 'tool', 256));
   set('method', str(e, i, 'method', 16));
@@ -144,6 +146,22 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
       .map((h) => h.slice(0, 64));
   }
   return { entry, ...(reason ? { reason } : {}), ...(stripped?.length ? { stripped } : {}) };
+}
+
+/** The delegation chain of an entry: at most MAX_CHAIN_DEPTH agents, each a name and a namespace. */
+function parseChain(raw: unknown, i: number): NonNullable<AuditEntry['chain']> {
+  if (!Array.isArray(raw)) throw new EventError(i, 'chain', 'must be a list of {name, namespace}');
+  if (raw.length > MAX_CHAIN_DEPTH) {
+    throw new EventError(i, 'chain', `has ${raw.length} agents; at most ${MAX_CHAIN_DEPTH}`);
+  }
+  return raw.map((a: unknown, j) => {
+    if (a === null || typeof a !== 'object') throw new EventError(i, `chain[${j}]`, 'must be an object');
+    const o = a as Record<string, unknown>;
+    const name = str(o, i, 'name', 253);
+    const namespace = str(o, i, 'namespace', 63);
+    if (!name || !namespace) throw new EventError(i, `chain[${j}]`, 'needs name and namespace');
+    return { name, namespace };
+  });
 }
 
 /**

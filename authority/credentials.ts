@@ -29,7 +29,7 @@ import type { PodGetter } from './kube.js';
 import type { PolicySource } from './policy-store.js';
 import type { RequestContext } from './request.js';
 import type { Sessions } from './session.js';
-import { type UserContextSpec, type UserTokenVerifier, userFromHeader } from './user-token.js';
+import { callerFromHeader, type UserContextSpec, type UserTokenVerifier } from './user-token.js';
 
 export interface CredentialsDeps {
   /** Minting after an Allow; without it the answer is the decision alone (credential: null). */
@@ -220,13 +220,18 @@ async function decideCredentials(
   if (!forbidden.ok && forbidden.reason === 'UserForbidden') {
     throw new DeniedError({ reason: forbidden.reason, message: `${where}: ${forbidden.message}` });
   }
-  const user: UserContext = await userFromHeader(
+  const caller = await callerFromHeader(
     deps.userTokens,
     userHeader,
     identity.spec.userContext as UserContextSpec | undefined,
     where,
   );
+  const user: UserContext = caller.user;
   ctx.audit.user = auditUser(user);
+  // A delegated call (a verified Warden token from the agent that called this one): the chain
+  // policy sees as request.chain, the minted credential nests in act, and the audit entry records.
+  const prior = caller.prior ?? undefined;
+  if (prior) ctx.audit.chain = [...prior, { namespace, name: agent }].map((a) => ({ ...a }));
   const mode = checkUserMode(identity.spec.userContext?.mode, user.present);
   if (!mode.ok) throw new DeniedError({ reason: mode.reason, message: `${where}: ${mode.message}` });
 
@@ -244,6 +249,7 @@ async function decideCredentials(
     method: request.method,
     path: request.path,
     time: (deps.now ?? (() => new Date()))(),
+    ...(prior ? { chain: prior } : {}),
   };
   const decision =
     request.kind === 'mcp' && request.tool === undefined
@@ -297,6 +303,7 @@ async function decideCredentials(
     condition: decision.condition,
     message: decision.message,
     user: user.present ? { sub: user.sub, issuer: user.issuer } : null,
+    ...(prior ? { chain: ctx.audit.chain } : {}),
     credential,
   };
 }

@@ -163,7 +163,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     reviewer: new CachedTokenReviewer(new ApiTokenReviewer(api)),
     pods: watchedPods ?? kube,
     identities: kube,
-    userTokens: new UserTokenVerifier({ fetch: opts.idpFetch }),
+    userTokens: new UserTokenVerifier({ fetch: opts.idpFetch, warden: { issuer: opts.issuer, keys } }),
     audit: opts.audit ?? new PinoAuditSink(log),
     limiter: new FailureRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT),
     log,

@@ -5,11 +5,22 @@
  * issuer's JWKS (asymmetric algorithms only), audience, exp/nbf with USER_TOKEN_CLOCK_SKEW_SECONDS
  * — and mapped to CEL `user` with only the claims policy needs (core/identity/user.ts).
  */
-import { createRemoteJWKSet, customFetch, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  decodeJwt,
+  type JWTVerifyGetKey,
+  errors as joseErrors,
+  jwtVerify,
+} from 'jose';
+import { type AgentRef, inboundDelegation } from '../core/identity/agent.js';
 import { type IssuerClaimMapping, NO_USER, type UserContext, userFromClaims } from '../core/identity/user.js';
 import { USER_TOKEN_CLOCK_SKEW_SECONDS } from './constants.js';
 import { OAuthError } from './errors.js';
 import type { FetchLike } from './fetch.js';
+import type { KeySource } from './keystore.js';
+import { ACCESS_TOKEN_TYP } from './mint/jwt.js';
 
 /** spec.userContext.trustedIssuers[] */
 export interface TrustedIssuer extends IssuerClaimMapping {
@@ -44,9 +55,22 @@ export interface UserTokenVerifierOptions {
   fetch?: FetchLike;
   now?: () => Date;
   clockSkewSeconds?: number;
+  /**
+   * This authority's own issuer and keys. A token it issued (another agent's credential, forwarded
+   * by an agent that is an MCP server in a chain of agents) is verified with these keys, not over
+   * the network, and read as a delegation: the human (or origin agent) in `sub`, the agents in `act`.
+   */
+  warden?: { readonly issuer: string; readonly keys: KeySource } | undefined;
 }
 
-type KeySet = ReturnType<typeof createRemoteJWKSet>;
+type KeySet = JWTVerifyGetKey;
+
+/** A verified user token: the human (NO_USER when a chain began with an agent alone) and the chain. */
+export interface VerifiedCaller {
+  readonly user: UserContext;
+  /** The agents a Warden token says the call came through, origin first; null for an IdP token. */
+  readonly prior: readonly AgentRef[] | null;
+}
 
 export class UserTokenVerifier {
   private readonly keySets = new Map<string, Promise<KeySet>>();
@@ -61,6 +85,21 @@ export class UserTokenVerifier {
    * (bad token), or temporarily_unavailable (the issuer's keys could not be fetched).
    */
   async verify(token: string, spec: UserContextSpec | undefined, where: string): Promise<UserContext> {
+    return (await this.verifyCaller(token, spec, where)).user;
+  }
+
+  /**
+   * verify(), and for a token this authority issued (opts.warden) the delegation chain it carries:
+   * its typ must be at+jwt (a credential Warden minted, not a session), its `act` nesting only
+   * Warden agents, at most MAX_CHAIN_DEPTH deep with the receiving agent; otherwise invalid_grant
+   * saying which. A chain is only ever read from a token whose signature, issuer, audience and
+   * lifetime were verified here.
+   */
+  async verifyCaller(
+    token: string,
+    spec: UserContextSpec | undefined,
+    where: string,
+  ): Promise<VerifiedCaller> {
     if (token.length > MAX_USER_TOKEN_CHARS) {
       throw new OAuthError('invalid_request', `user token is longer than ${MAX_USER_TOKEN_CHARS} characters`);
     }
@@ -81,10 +120,13 @@ export class UserTokenVerifier {
         `iss ${JSON.stringify(String(iss).slice(0, 200))}`,
       );
     }
-    const keySet = await this.keySetFor(trusted);
+    const own = this.opts.warden?.issuer === trusted.issuer ? this.opts.warden : undefined;
+    const keySet = own ? this.ownKeySet(own.keys) : await this.keySetFor(trusted);
     let payload: Record<string, unknown>;
+    let typ: string | undefined;
     try {
-      ({ payload } = await jwtVerify(token, keySet, {
+      let protectedHeader: { typ?: string | undefined };
+      ({ payload, protectedHeader } = await jwtVerify(token, keySet, {
         issuer: trusted.issuer,
         audience: trusted.audiences,
         algorithms: USER_TOKEN_ALGORITHMS,
@@ -92,6 +134,7 @@ export class UserTokenVerifier {
         currentDate: this.opts.now?.(),
         requiredClaims: ['exp', 'sub'],
       }));
+      typ = protectedHeader.typ;
     } catch (err) {
       throw userTokenError(err, where);
     }
@@ -108,7 +151,35 @@ export class UserTokenVerifier {
         `iat ${payload.iat}`,
       );
     }
-    return userFromClaims(payload, trusted.issuer, trusted);
+    if (!own) return { user: userFromClaims(payload, trusted.issuer, trusted), prior: null };
+    if (typ !== ACCESS_TOKEN_TYP) {
+      throw new OAuthError(
+        'invalid_grant',
+        `a Warden token forwarded as the caller must be a credential Warden minted for this agent (typ ${ACCESS_TOKEN_TYP}), not a session or agent token`,
+        `typ ${String(typ)}`,
+      );
+    }
+    const chain = inboundDelegation(payload);
+    if (!chain.ok) {
+      throw new OAuthError(
+        'invalid_grant',
+        `the delegation chain of the Warden token is refused: ${chain.message}`,
+      );
+    }
+    const user = chain.userSub === null ? NO_USER : userFromClaims(payload, trusted.issuer, trusted);
+    return { user, prior: chain.prior };
+  }
+
+  private ownKeys: { jwks: string; keySet: KeySet } | undefined;
+
+  /** This authority's published keys (current and previous: rotation), as a local key set. */
+  private ownKeySet(keys: KeySource): KeySet {
+    const jwks = keys.jwks();
+    const id = jwks.keys.map((k) => k.kid).join(',');
+    if (!this.ownKeys || this.ownKeys.jwks !== id) {
+      this.ownKeys = { jwks: id, keySet: createLocalJWKSet(jwks) };
+    }
+    return this.ownKeys.keySet;
   }
 
   /** The key set of an issuer: its jwksUri, or the one its discovery document names. Cached. */
@@ -165,11 +236,21 @@ export async function userFromHeader(
   spec: UserContextSpec | undefined,
   where: string,
 ): Promise<UserContext> {
-  if (header === undefined || header === '') return NO_USER;
+  return (await callerFromHeader(verifier, header, spec, where)).user;
+}
+
+/** userFromHeader with the delegation chain of a forwarded Warden token (prior null otherwise). */
+export async function callerFromHeader(
+  verifier: UserTokenVerifier,
+  header: string | string[] | undefined,
+  spec: UserContextSpec | undefined,
+  where: string,
+): Promise<VerifiedCaller> {
+  if (header === undefined || header === '') return { user: NO_USER, prior: null };
   if (Array.isArray(header))
     throw new OAuthError('invalid_request', 'send at most one x-warden-user-token header');
   const token = header.replace(/^Bearer\s+/i, '').trim();
-  return verifier.verify(token, spec, where);
+  return verifier.verifyCaller(token, spec, where);
 }
 
 function userTokenError(err: unknown, where: string): OAuthError {

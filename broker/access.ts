@@ -24,7 +24,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { HEADER_DPOP } from '../core/constants.js';
-import type { UserInput } from '../core/policy/types.js';
+import type { AgentRefInput, UserInput } from '../core/policy/types.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import { type AuditSink, AuditUnavailableError, type BrokerAuditEvent } from './audit.js';
 import { BrokerDenyReason } from './constants.js';
@@ -198,10 +198,14 @@ export interface AccessRequest {
   readonly protocol: Provider['protocol'];
   readonly credential: Omit<CredentialRequest, 'userToken' | 'context' | 'requestId' | 'target'>;
   /**
-   * The policy decision, given the verified user (gate already passed). May be asynchronous: the
-   * MCP gateway checks a tool against the upstream's advertised list, fetched on first use.
+   * The policy decision, given the verified user (gate already passed) and, for a call another
+   * agent delegated, the agents before this one (request.chain without this agent). May be
+   * asynchronous: the MCP gateway checks a tool against the upstream's advertised list.
    */
-  readonly decide: (user: UserInput | null) => BrokerDecision | Promise<BrokerDecision>;
+  readonly decide: (
+    user: UserInput | null,
+    chain: readonly AgentRefInput[] | undefined,
+  ) => BrokerDecision | Promise<BrokerDecision>;
   /** Extra audit fields (tool, method, path, stripped header names). */
   readonly auditFields?: Partial<BrokerAuditEvent>;
   /**
@@ -240,6 +244,7 @@ function decisionEvent(
           })),
         }
       : {}),
+    ...(e.chain ? { chain: e.chain.map((a) => ({ name: a.name, namespace: a.namespace })) } : {}),
     ...(e.credentialId && decision.decision === 'Allow' ? { credentialId: e.credentialId } : {}),
     ...(decision.replay ? { replay: decision.replay } : {}),
     ...e.auditFields,
@@ -253,6 +258,8 @@ interface DecisionRecord {
   readonly decision: BrokerDecision;
   readonly credentialId?: string | undefined;
   readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
+  /** The whole delegation chain, origin first, this agent last; absent = not delegated. */
+  readonly chain?: readonly AgentRefInput[] | undefined;
 }
 
 /**
@@ -326,6 +333,7 @@ export async function recordRefusal(
 
 export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
+  let chain: readonly AgentRefInput[] | undefined;
   const audit = (decision: BrokerDecision, credentialId?: string): Promise<BrokerDecision> =>
     recordDecision(deps, {
       user: userName,
@@ -334,6 +342,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       decision,
       credentialId,
       auditFields: r.auditFields,
+      chain,
     });
   const deny = async (decision: BrokerDecision): Promise<AccessOutcome> => ({
     ok: false,
@@ -349,6 +358,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   const version = gate.snapshot.version;
 
   let user: UserInput | null = null;
+  let prior: readonly AgentRefInput[] | undefined;
   if (r.meta.userToken !== null) {
     if (!deps.users) {
       return deny(
@@ -360,8 +370,14 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       );
     }
     try {
-      user = await deps.users.get(r.meta.userToken);
-      userName = user.sub;
+      const caller = await deps.users.get(r.meta.userToken);
+      user = caller.user;
+      userName = user ? user.sub : AGENT_ACTING_ALONE;
+      prior = caller.chain;
+      if (prior) {
+        const self = gate.snapshot.set.celAgent;
+        chain = [...prior, { name: self.name, namespace: self.namespace }];
+      }
     } catch (err) {
       if (err instanceof UserTokenRejectedError) {
         return deny(
@@ -378,7 +394,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
     }
   }
 
-  const decision = await r.decide(user);
+  const decision = await r.decide(user, prior);
   if (decision.decision === 'Deny') return deny(decision);
 
   const quota = r.notACall ? null : await checkQuota(deps, gate.snapshot, decision, user);

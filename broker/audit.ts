@@ -16,6 +16,8 @@ export interface BrokerAuditEvent {
   pod?: string;
   /** The user subject, or "agent acting alone". */
   user: string;
+  /** A delegated call: the agents it came through, origin first, this agent last. */
+  chain?: Array<{ name: string; namespace: string }>;
   target?: string;
   tool?: string;
   method?: string;

@@ -121,6 +121,11 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
 
   private subject: (() => Promise<AttestationSubject>) | undefined;
 
+  /** The authority's issuer: its URL (`--authority-url` is the issuer, authority/index.ts). */
+  get issuer(): string {
+    return this.opts.authorityUrl;
+  }
+
   constructor(private readonly opts: AuthorityClientOptions) {
     if (!opts.tokenFile && !opts.subject) throw new Error('AuthorityClient needs tokenFile or subject');
     this.subject = opts.subject;

@@ -49,6 +49,8 @@ export interface ComposeOptions {
    * circuit breakers). A Deny from one is audited and answered like any denial.
    */
   readonly hooks?: AccessHooks;
+  /** The Warden authority's issuer: a forwarded token from it is a delegation (user.ts). */
+  readonly wardenIssuer?: string;
   /** Fallback targets for names the snapshot's CredentialProviders do not cover (the snapshot wins). */
   readonly providers?: readonly Provider[];
   readonly staleAfterMs?: number;
@@ -108,7 +110,10 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     ...(o.providers ? { providers: o.providers } : {}),
   });
   const credentials = new CredentialCache(o.issuer, wallNow);
-  const users = new UserCache(o.users ?? new SnapshotUserResolver(() => o.source.snapshot, wallNow), wallNow);
+  const users = new UserCache(
+    o.users ?? new SnapshotUserResolver(() => o.source.snapshot, wallNow, o.wardenIssuer),
+    wallNow,
+  );
   const quotas = o.quota ? new QuotaLeases(o.quota, o.now) : undefined;
   // The one in-flight registry: the pipeline registers every allowed request of every adapter in
   // it (AccessOutcome.track), the kill switch below ends them all.
@@ -188,5 +193,11 @@ export function composeWithAuthority(
   client: AuthorityClient,
   o: Omit<ComposeOptions, 'source' | 'issuer' | 'quota'>,
 ): ComposedBroker {
-  return composeBroker({ ...o, source: client, issuer: client, quota: client });
+  return composeBroker({
+    ...o,
+    source: client,
+    issuer: client,
+    quota: client,
+    wardenIssuer: o.wardenIssuer ?? client.issuer,
+  });
 }

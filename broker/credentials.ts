@@ -4,7 +4,7 @@
  * live only here, in memory; nothing in this module logs or serialises a token.
  */
 import { createHash } from 'node:crypto';
-import type { ContextInput, UserInput } from '../core/policy/types.js';
+import type { AgentRefInput, ContextInput, UserInput } from '../core/policy/types.js';
 import { CREDENTIAL_REFRESH_MARGIN_MS } from './constants.js';
 import type { DecisionReasonEntry } from './decider.js';
 import type { PgLogin } from './pg/endpoint.js';
@@ -77,7 +77,18 @@ export interface CredentialIssuer {
 /** Verifies a forwarded user token and maps it to CEL `user` (the authority in production). */
 export interface UserResolver {
   /** Returns the user and until when (epoch ms) the answer may be reused. */
-  resolve(token: string): Promise<{ user: UserInput; validUntil: number }>;
+  resolve(token: string): Promise<ResolvedCaller & { validUntil: number }>;
+}
+
+/**
+ * Who a forwarded token says the call is for. A human's token: the user, no chain. A Warden token
+ * another agent's broker injected (this agent is an MCP server in a chain of agents): the human it
+ * names, or null when the chain began with an agent acting alone, and the agents before this one.
+ */
+export interface ResolvedCaller {
+  readonly user: UserInput | null;
+  /** The agents before this one, origin first (request.chain without this agent); absent = none. */
+  readonly chain?: readonly AgentRefInput[] | undefined;
 }
 
 /** Cache key part for a user: a digest, so cache keys never hold the token itself. */
@@ -203,7 +214,7 @@ export class CredentialCache {
 
 /** Verified users, cached by token digest until the authority's validUntil. */
 export class UserCache {
-  private readonly cache: ExpiringCache<{ user: UserInput; expiresAt: number }>;
+  private readonly cache: ExpiringCache<ResolvedCaller & { expiresAt: number }>;
   constructor(
     private readonly resolver: UserResolver,
     now: () => number = Date.now,
@@ -211,12 +222,11 @@ export class UserCache {
     this.cache = new ExpiringCache(now, 0);
   }
 
-  async get(token: string): Promise<UserInput> {
-    const r = await this.cache.get(userKey(token), async () => {
-      const { user, validUntil } = await this.resolver.resolve(token);
-      return { user, expiresAt: validUntil };
+  async get(token: string): Promise<ResolvedCaller> {
+    return this.cache.get(userKey(token), async () => {
+      const { validUntil, ...caller } = await this.resolver.resolve(token);
+      return { ...caller, expiresAt: validUntil };
     });
-    return r.user;
   }
 
   clear(): void {

@@ -8,7 +8,7 @@ import type { AuditReplay } from '../core/api/index.js';
 import { type ReplaySource, recordReplay } from '../core/audit/replay.js';
 import { couldAllowTool, decide } from '../core/policy/decide.js';
 import { decideSessionTraffic } from '../core/policy/session.js';
-import type { ContextInput, Decision, UserInput } from '../core/policy/types.js';
+import type { AgentRefInput, ContextInput, Decision, UserInput } from '../core/policy/types.js';
 import { BrokerDenyReason, DEFAULT_STALE_AFTER_MS } from './constants.js';
 import {
   type CompiledSnapshot,
@@ -229,12 +229,20 @@ export class Decider {
     args: unknown,
     user: UserInput | null,
     context: ContextInput | null,
+    chain?: readonly AgentRefInput[],
   ): BrokerDecision {
     const g = this.gate(target, 'MCP');
     if (!g.ok) return g.decision;
     const d = decide(g.snapshot.set, {
       user,
-      request: { kind: 'mcp', target, tool, args: args ?? {}, time: this.wallClock() },
+      request: {
+        kind: 'mcp',
+        target,
+        tool,
+        args: args ?? {},
+        time: this.wallClock(),
+        ...(chain ? { chain } : {}),
+      },
       context,
     });
     return engineDecision(d, g.snapshot.version, { kind: 'mcp', args: args ?? {}, user, context });
@@ -246,24 +254,30 @@ export class Decider {
     path: string,
     user: UserInput | null,
     context: ContextInput | null,
+    chain?: readonly AgentRefInput[],
   ): BrokerDecision {
     const g = this.gate(target, 'HTTP');
     if (!g.ok) return g.decision;
     const d = decide(g.snapshot.set, {
       user,
-      request: { kind: 'http', target, method, path, time: this.wallClock() },
+      request: { kind: 'http', target, method, path, time: this.wallClock(), ...(chain ? { chain } : {}) },
       context,
     });
     return engineDecision(d, g.snapshot.version, { kind: 'http', user, context });
   }
 
   /** A PostgreSQL session (CEL request.kind "postgresql"): rules with neither tools nor http apply. */
-  decidePostgres(target: string, user: UserInput | null, context: ContextInput | null): BrokerDecision {
+  decidePostgres(
+    target: string,
+    user: UserInput | null,
+    context: ContextInput | null,
+    chain?: readonly AgentRefInput[],
+  ): BrokerDecision {
     const g = this.gate(target, 'PostgreSQL');
     if (!g.ok) return g.decision;
     const d = decide(g.snapshot.set, {
       user,
-      request: { kind: 'postgresql', target, time: this.wallClock() },
+      request: { kind: 'postgresql', target, time: this.wallClock(), ...(chain ? { chain } : {}) },
       context,
     });
     return engineDecision(d, g.snapshot.version, { kind: 'postgresql', user, context });

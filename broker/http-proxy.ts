@@ -173,7 +173,8 @@ export class HttpProxy {
         path: checked.policyPath.slice(0, 1024),
         ...(pre.stripped.length ? { stripped: [...pre.stripped] } : {}),
       },
-      decide: (user) => decider.decideHttp(target, method, checked.policyPath, user, meta.context),
+      decide: (user, chain) =>
+        decider.decideHttp(target, method, checked.policyPath, user, meta.context, chain),
     });
     if (!outcome.ok) {
       const { status, headers } = denialStatus(outcome.decision);

@@ -36,6 +36,11 @@ export interface Listen {
 export interface RunBrokerOptions {
   readonly tokenFile: string;
   readonly authorityUrl: string;
+  /**
+   * The authority's issuer, when it is not authorityUrl (tests reaching it by address): forwarded
+   * tokens it issued are read as delegation chains. In a cluster the authority URL is the issuer.
+   */
+  readonly authorityIssuer?: string | undefined;
   /** PEM text (not a path) of the CA that signed the authority's certificate. */
   readonly authorityCa?: string | undefined;
   /** Combined agent listener (`/mcp/<provider>` and `/http/<provider>/<path>`). Loopback only. */
@@ -145,6 +150,7 @@ export async function runBroker(o: RunBrokerOptions): Promise<RunningBroker> {
     podName: o.podName,
     upstreamHeadersTimeoutMs: o.upstreamHeadersTimeoutMs,
     metrics,
+    ...(o.authorityIssuer ? { wardenIssuer: o.authorityIssuer } : {}),
   });
   const parts = new RunnableGroup({ logger: log.child({ component: 'lifecycle' }) });
   const readiness = (): Readiness => {

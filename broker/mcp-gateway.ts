@@ -264,14 +264,14 @@ export class McpGateway {
         protocol: 'MCP',
         credential: { kind: 'mcp', tool: name },
         auditFields: { tool: name.slice(0, 256) },
-        decide: async (user) => {
+        decide: async (user, chain) => {
           if (problem) {
             return brokerDeny(
               BrokerDenyReason.InvalidToolName,
               `tool name '${name.slice(0, 64)}' refused: ${problem}`,
             );
           }
-          const d = decider.decideTool(target, name, args, user, meta.context);
+          const d = decider.decideTool(target, name, args, user, meta.context, chain);
           // Policy first: a denied call never makes the broker contact the upstream.
           if (d.decision === 'Deny') return d;
           return this.checkAdvertised(d, catalogKey, name, req, meta);

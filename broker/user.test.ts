@@ -47,3 +47,45 @@ describe('resolveUser', () => {
     expect(() => resolveUser(token, snap, NOW)).toThrow(message);
   });
 });
+
+describe('resolveUser: a Warden token from the agent that called this one', () => {
+  const WARDEN = 'https://warden.example';
+  const wsnap = snapshot({
+    trustedIssuers: [{ issuer: WARDEN, audiences: ['urn:warden:agent:ns:researcher'] }],
+  });
+  const base = { iss: WARDEN, aud: 'urn:warden:agent:ns:researcher', exp: NOW / 1000 + 300 };
+
+  it('reads the human and the agents before this one', () => {
+    const r = resolveUser(
+      jwt({ ...base, sub: 'alice', act: { sub: 'system:warden:agent:ns:planner' } }),
+      wsnap,
+      NOW,
+      WARDEN,
+    );
+    expect(r.user?.sub).toBe('alice');
+    expect(r.chain).toEqual([{ namespace: 'ns', name: 'planner' }]);
+  });
+
+  it('has no user when the chain began with an agent acting alone', () => {
+    const r = resolveUser(jwt({ ...base, sub: 'system:warden:agent:ns:planner' }), wsnap, NOW, WARDEN);
+    expect(r.user).toBeNull();
+    expect(r.chain).toEqual([{ namespace: 'ns', name: 'planner' }]);
+  });
+
+  it('refuses a chain it cannot read, saying why', () => {
+    expect(() =>
+      resolveUser(jwt({ ...base, sub: 'alice', act: { sub: 'mallory' } }), wsnap, NOW, WARDEN),
+    ).toThrow('delegation chain refused: act.sub at depth 1 is not a Warden agent');
+  });
+
+  it("reads no chain from another issuer's token, even one with act claims", () => {
+    const r = resolveUser(
+      jwt({ ...good, act: { sub: 'system:warden:agent:ns:planner' } }),
+      snap,
+      NOW,
+      WARDEN,
+    );
+    expect(r.chain).toBeUndefined();
+    expect(r.user?.sub).toBe('alice');
+  });
+});

@@ -8,10 +8,17 @@
  * the token's digest, so a forged token can never reach a credential issued for a genuine one.
  * The broker still refuses untrusted issuers, wrong audiences and expired tokens up front so the
  * agent gets a precise answer without a round trip.
+ *
+ * A token the Warden authority itself issued (`iss` is the authority: another agent's credential,
+ * forwarded by this agent when it is an MCP server in a chain of agents) is read as a delegation
+ * the same way: its `sub` and `act` claims give the human and the agents before this one. The local
+ * decision and this broker's audit entry use that chain as the token states it; the authority
+ * verifies the token (its own keys, typ, audience, lifetime, depth) and decides again with the
+ * verified chain before any credential is issued, so a forged chain cannot obtain one.
  */
+import { inboundDelegation } from '../core/identity/agent.js';
 import { userFromClaims } from '../core/identity/user.js';
-import type { UserInput } from '../core/policy/types.js';
-import { type UserResolver, UserTokenRejectedError } from './credentials.js';
+import { type ResolvedCaller, type UserResolver, UserTokenRejectedError } from './credentials.js';
 import type { PolicySnapshot } from './snapshot.js';
 
 /** Same leeway as the authority (USER_TOKEN_CLOCK_SKEW_SECONDS): the ±2 min budget of docs/faults.md. */
@@ -35,10 +42,12 @@ export class SnapshotUserResolver implements UserResolver {
   constructor(
     private readonly snapshot: () => PolicySnapshot | null,
     private readonly now: () => number = Date.now,
+    /** The Warden authority's issuer (its URL): tokens from it carry a delegation chain. */
+    private readonly wardenIssuer?: string,
   ) {}
 
-  async resolve(token: string): Promise<{ user: UserInput; validUntil: number }> {
-    return resolveUser(token, this.snapshot(), this.now());
+  async resolve(token: string): Promise<ResolvedCaller & { validUntil: number }> {
+    return resolveUser(token, this.snapshot(), this.now(), this.wardenIssuer);
   }
 }
 
@@ -47,7 +56,8 @@ export function resolveUser(
   token: string,
   snapshot: PolicySnapshot | null,
   nowMs: number,
-): { user: UserInput; validUntil: number } {
+  wardenIssuer?: string,
+): ResolvedCaller & { validUntil: number } {
   let payload: Record<string, unknown>;
   try {
     payload = decodeClaims(token);
@@ -78,9 +88,18 @@ export function resolveUser(
   }
   if (typeof payload.sub !== 'string' || payload.sub === '')
     throw new UserTokenRejectedError('token has no sub claim');
+  const validUntil = Math.min((payload.exp + SKEW_SECONDS) * 1000, nowMs + 5 * 60_000);
+  let chain: ResolvedCaller['chain'];
+  if (wardenIssuer !== undefined && iss === wardenIssuer) {
+    const d = inboundDelegation(payload);
+    if (!d.ok) throw new UserTokenRejectedError(`delegation chain refused: ${d.message}`);
+    chain = d.prior;
+    if (d.userSub === null) return { user: null, chain, validUntil };
+  }
   const u = userFromClaims(payload, iss, trusted);
   return {
     user: { sub: u.sub, issuer: u.issuer, groups: u.groups, department: u.department, claims: u.claims },
-    validUntil: Math.min((payload.exp + SKEW_SECONDS) * 1000, nowMs + 5 * 60_000),
+    ...(chain ? { chain } : {}),
+    validUntil,
   };
 }

@@ -67,6 +67,8 @@ const caseSchema = z.strictObject({
     method: z.string().optional(),
     path: z.string().optional(),
     time: z.union([z.string(), z.date()]).optional(),
+    /** The agents a delegated call came through before the case's agent, origin first. */
+    chain: z.array(z.strictObject({ name: z.string().min(1), namespace: z.string().min(1) })).optional(),
   }),
   context: z
     .strictObject({
@@ -132,7 +134,16 @@ function toInput(c: TestCase, now: Date): PolicyInput {
   const time = r.time === undefined ? now : r.time instanceof Date ? r.time : new Date(r.time);
   return {
     user: c.user ?? null,
-    request: { kind, target: r.target, tool: r.tool, args: r.args, method: r.method, path: r.path, time },
+    request: {
+      kind,
+      target: r.target,
+      tool: r.tool,
+      args: r.args,
+      method: r.method,
+      path: r.path,
+      time,
+      ...(r.chain ? { chain: r.chain } : {}),
+    },
     context: c.context ?? null,
   };
 }

@@ -135,3 +135,10 @@ export const AUDIT_KEYS_CONFIGMAP = 'warden-audit-keys';
 export const AUDIT_KEYS_CONFIGMAP_KEY = 'jwks.json';
 /** Namespace `warden controller` runs in unless told otherwise (POD_NAMESPACE, --warden-namespace). */
 export const DEFAULT_WARDEN_NAMESPACE = 'warden-system';
+
+/**
+ * Most agents one call may pass through (delegation chain, RFC 8693 act claims), the calling
+ * agent included. A deeper chain is refused, so a loop between agents ends even without a policy
+ * bounding it; AuditRecord entries' chain has the same maxItems.
+ */
+export const MAX_CHAIN_DEPTH = 8;

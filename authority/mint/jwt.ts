@@ -7,7 +7,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { AUTH_SCHEME_DPOP } from '../../core/constants.js';
-import { delegation } from '../../core/identity/agent.js';
+import { type ActClaim, delegation } from '../../core/identity/agent.js';
 import { signJwt } from '../jwt.js';
 import type { KeySource } from '../keystore.js';
 import { compileClaim, evaluateClaims, mintPolicyInput, type NamedExpression } from './claims.js';
@@ -29,7 +29,7 @@ export interface JwtPayload extends Record<string, unknown> {
   exp: number;
   jti: string;
   client_id: string;
-  act?: { sub: string };
+  act?: ActClaim;
   scope?: string;
   /** RFC 9449 §6.1: the DPoP key the token is bound to. */
   cnf?: { jkt: string };
@@ -81,7 +81,8 @@ export function buildJwtPayload(req: MintRequest, issuer: string, now: Date, jti
     expressions = [...plan.claims, ...policyClaims.map((c) => ({ ...c, field: `${from}${c.name}` }))];
   }
   const payload = evaluateClaims(expressions, mintPolicyInput(req, now)) as JwtPayload;
-  const { sub, act } = delegation(req.agent, req.user ?? NO_USER);
+  // The agents before this one (a delegated call, request.chain): nested act claims.
+  const { sub, act } = delegation(req.agent, req.user ?? NO_USER, req.request?.chain);
   const iat = Math.floor(now.getTime() / 1000);
   // Warden's claims are assigned after the CEL ones, so they win (evaluateClaims also refuses
   // the reserved names outright). Assignment rather than object spread: this is the mint's hot

@@ -219,7 +219,11 @@ export function exchangeAssertions(
 ): { subject: Record<string, unknown>; actor?: Record<string, unknown> } {
   const iat = Math.floor(now.getTime() / 1000);
   const base = { iss: issuer, aud: audience, iat, nbf: iat, exp: iat + ASSERTION_TTL_SECONDS };
-  const { sub, act } = delegation(req.agent, req.user ?? { present: false, sub: '', issuer: '' });
+  const { sub, act } = delegation(
+    req.agent,
+    req.user ?? { present: false, sub: '', issuer: '' },
+    req.request?.chain,
+  );
   const subject = { ...base, sub, jti: newId(), ...(act ? { act } : {}) };
   if (!act) return { subject };
   return {

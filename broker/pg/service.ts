@@ -168,7 +168,7 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
         target: info.target,
         protocol: 'PostgreSQL',
         credential: { kind: 'postgresql' },
-        decide: (user) => o.access.decider.decidePostgres(info.target, user, meta.context),
+        decide: (user, chain) => o.access.decider.decidePostgres(info.target, user, meta.context, chain),
       });
       if (!out.ok) return pgRefusal(out.decision, info);
       const login = out.credential.postgresql;

@@ -44,6 +44,14 @@ export class CelUser {
   ) {}
 }
 
+/** One agent of `request.chain`. */
+export class CelChainLink {
+  constructor(
+    readonly name: string,
+    readonly namespace: string,
+  ) {}
+}
+
 export class CelRequest {
   constructor(
     readonly kind: string,
@@ -53,6 +61,8 @@ export class CelRequest {
     readonly method: string | undefined,
     readonly path: string | undefined,
     readonly time: Date,
+    /** The agents the call came through, origin first, the calling agent last (never empty). */
+    readonly chain: readonly CelChainLink[],
   ) {}
 }
 
@@ -79,7 +89,8 @@ export const VARIABLE_FIELDS = {
   agent: ['name', 'namespace', 'serviceAccount', 'labels', 'pod'],
   'agent.pod': ['name', 'uid', 'node', 'images'],
   user: ['present', 'sub', 'issuer', 'groups', 'department', 'claims'],
-  request: ['kind', 'target', 'tool', 'args', 'method', 'path', 'time'],
+  request: ['kind', 'target', 'tool', 'args', 'method', 'path', 'time', 'chain'],
+  'request.chain[]': ['name', 'namespace'],
   context: ['purpose', 'ticketId', 'model', 'chainStep', 'geo'],
 } as const;
 
@@ -178,6 +189,10 @@ function buildEnvironment(): Environment {
         claims: 'map<string, dyn>',
       },
     })
+    .registerType('warden.ChainLink', {
+      ctor: CelChainLink,
+      fields: { name: 'string', namespace: 'string' },
+    })
     .registerType('warden.Request', {
       ctor: CelRequest,
       fields: {
@@ -188,6 +203,7 @@ function buildEnvironment(): Environment {
         method: 'string',
         path: 'string',
         time: 'google.protobuf.Timestamp',
+        chain: 'list<warden.ChainLink>',
       },
     })
     .registerType('warden.Context', {

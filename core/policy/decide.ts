@@ -293,7 +293,7 @@ function knownOnlyActivation(
       agent: set.celAgent,
       user: user ? celUser(user, set.bounds, { bytes: 0, nodes: 0 }) : ABSENT_USER,
       // Never read by the conditions evaluated here (they reference only agent and user).
-      request: new CelRequest('mcp', target, tool, EMPTY_MAP, undefined, undefined, new Date(0)),
+      request: new CelRequest('mcp', target, tool, EMPTY_MAP, undefined, undefined, new Date(0), []),
       context: EMPTY_CONTEXT,
     };
   } catch {

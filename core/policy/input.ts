@@ -1,7 +1,16 @@
+import { MAX_CHAIN_DEPTH } from '../constants.js';
 import type { PolicyBounds } from './bounds.js';
-import { type CelActivation, CelAgent, CelContext, CelPod, CelRequest, CelUser } from './cel-env.js';
+import {
+  type CelActivation,
+  CelAgent,
+  CelChainLink,
+  CelContext,
+  CelPod,
+  CelRequest,
+  CelUser,
+} from './cel-env.js';
 import { celTimestamp } from './time-zones.js';
-import type { AgentInput, ContextInput, PolicyInput, UserInput } from './types.js';
+import type { AgentInput, AgentRefInput, ContextInput, PolicyInput, UserInput } from './types.js';
 
 /**
  * Builds the CEL activation from caller input, enforcing the input bounds.
@@ -263,6 +272,40 @@ function celContext(
   );
 }
 
+/** CEL `request.chain`: the prior agents (bounded, validated) and then the calling agent. */
+function celChain(
+  prior: readonly AgentRefInput[] | undefined,
+  agent: CelAgent,
+  bounds: PolicyBounds,
+  budget: Budget,
+): readonly CelChainLink[] {
+  const self = new CelChainLink(agent.name, agent.namespace);
+  if (prior === undefined || prior === null) return [self];
+  if (!Array.isArray(prior)) invalid('request.chain', 'must be a list of {name, namespace}');
+  if (prior.length + 1 > MAX_CHAIN_DEPTH) {
+    tooLarge(
+      'request.chain',
+      `a chain of ${prior.length + 1} agents exceeds the limit of ${MAX_CHAIN_DEPTH}`,
+    );
+  }
+  const out = prior.map((a, i) => {
+    if (
+      a === null ||
+      typeof a !== 'object' ||
+      typeof a.name !== 'string' ||
+      typeof a.namespace !== 'string'
+    ) {
+      invalid(`request.chain[${i}]`, 'must be {name, namespace} strings');
+    }
+    return new CelChainLink(
+      checkString(a.name, `request.chain[${i}].name`, bounds, budget),
+      checkString(a.namespace, `request.chain[${i}].namespace`, bounds, budget),
+    );
+  });
+  out.push(self);
+  return out;
+}
+
 /**
  * Build the activation. `defaultAgent` is used when the input does not carry
  * its own agent details (the common case: the policy set already knows the agent).
@@ -283,6 +326,7 @@ export function buildActivation(
     if (!(r.time instanceof Date) || Number.isNaN(r.time.getTime())) {
       invalid('request.time', 'must be a valid Date');
     }
+    const agent = input.agent ? celAgent(input.agent) : defaultAgent;
     const request = new CelRequest(
       r.kind,
       checkString(r.target, 'request.target', bounds, budget),
@@ -296,9 +340,10 @@ export function buildActivation(
       ),
       optionalString(r.path, 'request.path', bounds, budget),
       celTimestamp(r.time),
+      celChain(r.chain, agent, bounds, budget),
     );
     const activation: CelActivation = {
-      agent: input.agent ? celAgent(input.agent) : defaultAgent,
+      agent,
       user: celUser(input.user, bounds, budget),
       request,
       context: celContext(input.context, bounds, budget),

@@ -114,6 +114,17 @@ export interface RequestInput {
   readonly path?: string | undefined;
   /** Request time; the engine never reads the clock for it. */
   readonly time: Date;
+  /**
+   * The agents a delegated call came through before the calling agent, origin first (from a
+   * verified Warden token another agent's broker injected). CEL `request.chain` is these plus
+   * the calling agent; absent = a call no agent delegated.
+   */
+  readonly chain?: readonly AgentRefInput[] | undefined;
+}
+
+export interface AgentRefInput {
+  readonly name: string;
+  readonly namespace: string;
 }
 
 export interface ContextInput {

@@ -22,6 +22,8 @@ export interface AuditEvent {
   podUID?: string;
   /** The user subject, or "agent acting alone". */
   user?: string;
+  /** The agents a delegated call came through, origin first, this agent last (verified Warden token). */
+  chain?: Array<{ name: string; namespace: string }>;
   target?: string;
   tool?: string;
   /** OAuth error code when denied. */

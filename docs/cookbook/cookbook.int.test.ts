@@ -33,8 +33,8 @@ beforeAll(async () => {
   namespace = await freshNamespace('cookbook');
 });
 
-it('has eleven recipes', () => {
-  expect(recipes).toHaveLength(11);
+it('has twelve recipes', () => {
+  expect(recipes).toHaveLength(12);
 });
 
 describe.each(recipes)('%s', (recipe) => {

@@ -98,6 +98,23 @@ export interface AuditEntry {
    */
   user?: string;
   /**
+   * The agents the call came through, origin first and the agent that made this call last, when another agent called it with a Warden token (delegation, RFC 8693 act claims). Absent for a call no agent delegated.
+   *
+   * @maxItems 8
+   *
+   * Items: One agent of the chain.
+   */
+  chain?: {
+    /**
+     * The AgentIdentity's name.
+     */
+    name: string;
+    /**
+     * The AgentIdentity's namespace.
+     */
+    namespace: string;
+  }[];
+  /**
    * The CredentialProvider addressed.
    */
   target?: string;
