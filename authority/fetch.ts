@@ -4,6 +4,7 @@
  * so this wraps node:https with an optional CA bundle and a response size cap.
  */
 import { request } from 'node:https';
+import { rootCertificates } from 'node:tls';
 
 export type FetchLike = (
   url: string,
@@ -14,6 +15,7 @@ const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /** A fetch for https URLs only, trusting the system roots plus `ca` when given. */
 export function httpsFetch(opts: { ca?: string | Buffer; timeoutMs?: number } = {}): FetchLike {
+  const roots = opts.ca === undefined ? undefined : [...rootCertificates, opts.ca];
   return (url, init) =>
     new Promise<Response>((resolve, reject) => {
       const u = new URL(url);
@@ -27,7 +29,8 @@ export function httpsFetch(opts: { ca?: string | Buffer; timeoutMs?: number } = 
       });
       const req = request(
         u,
-        { method: 'GET', headers, ca: opts.ca, signal: init.signal, timeout: opts.timeoutMs ?? 5000 },
+        // Node's `ca` replaces its root store: add the private CA to the roots rather than trust it alone.
+        { method: 'GET', headers, ca: roots, signal: init.signal, timeout: opts.timeoutMs ?? 5000 },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;

@@ -620,6 +620,15 @@ describe('an identity provider behind a private CA (controller.idpCa)', () => {
     expect(pod?.volumes?.some((v) => v.name === 'idp-ca')).toBe(false);
   });
 
+  it('renders values without broker.auditSpool (a --reuse-values upgrade from before the spool)', async () => {
+    const [defaults] = VALUE_SETS;
+    const out = await template(defaults!, ['--set', 'broker.auditSpool=null']);
+    expect(out.code, out.stderr).toBe(0);
+    const args = find<V1Deployment>(parseManifests(out.stdout), 'Deployment').spec?.template.spec
+      ?.containers[0]?.args;
+    expect(args?.some((a) => a.startsWith('--broker-audit-spool-max-bytes'))).toBe(false);
+  });
+
   it('renders neither the flag nor the volume by default', () => {
     const pod = find<V1Deployment>(all('default'), 'Deployment').spec?.template.spec;
     expect(pod?.containers[0]?.args?.some((a) => a.startsWith('--idp-ca'))).toBe(false);

@@ -67,7 +67,18 @@ async function main(): Promise<void> {
   cleanups.push(() => oidc.stop());
   const authorityPort = await freePort();
   const issuer = `http://127.0.0.1:${authorityPort}`;
+  // The controller writes every audit event as a JSON line on its stdout for a log pipeline
+  // (docs/audit-export.md). Here that stdout is the demo's own, so keep the lines and show one
+  // at the audit step instead of interleaving hundreds with the story.
+  const exported = { count: 0, last: '' };
   const controller: RunningController = await runController({
+    auditLineWriter: (text) => {
+      for (const line of text.split('\n')) {
+        if (line === '') continue;
+        exported.count++;
+        exported.last = line;
+      }
+    },
     kubeConfig: kc,
     // Errors only: the start-up retries while the fresh API server initialises are expected.
     log: pino({ level: 'error' }),
@@ -393,6 +404,9 @@ async function main(): Promise<void> {
   show((await cli(['audit', '-n', NS, '--agent', 'support-bot'])).stdout);
   show((await cli(['audit', '-n', NS, '--verify'])).stdout);
   show((await cli(['status', '-A'])).stdout);
+  show(
+    `The controller also exported ${exported.count} audit events as JSON lines on its stdout (docs/audit-export.md), the last:\n${exported.last}`,
+  );
 
   say('Before tightening a policy, replay the trail against it: `kubectl warden replay`');
   const proposal = mkdtempSync(join(tmpdir(), 'warden-demo-replay-'));

@@ -190,8 +190,10 @@ so the defaults run on any controller version and a changed value never fails si
 {{- if ne (toString $r.limits.memory) "128Mi" }}
 - --broker-memory-limit={{ $r.limits.memory }}
 {{- end }}
-{{- if ne (int64 $v.broker.auditSpool.maxBytes) 16777216 }}
-- --broker-audit-spool-max-bytes={{ int64 $v.broker.auditSpool.maxBytes }}
+{{- /* dig: a release upgraded with --reuse-values keeps the old chart's values, without auditSpool. */}}
+{{- $spoolMax := int64 (dig "auditSpool" "maxBytes" 16777216 $v.broker) }}
+{{- if ne $spoolMax 16777216 }}
+- --broker-audit-spool-max-bytes={{ $spoolMax }}
 {{- end }}
 {{- /* `| default dict`: a release upgraded with --reuse-values keeps the old chart's values, without idpCa. */}}
 {{- if ($v.controller.idpCa | default dict).configMap }}
