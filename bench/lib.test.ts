@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { distributionOf, latencyResult } from './lib.js';
+import { distributionOf, envPositiveInt, growthSizes, latencyResult } from './lib.js';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
@@ -42,5 +42,37 @@ describe('latencyResult', () => {
     const r = latencyResult('empty', [[]]);
     expect(r.distribution).toBeUndefined();
     expect(Number.isNaN(r.p50Micros)).toBe(true);
+  });
+});
+
+describe('envPositiveInt', () => {
+  it('reads a positive integer', () => {
+    expect(envPositiveInt('N', 1000, { N: '300' })).toBe(300);
+  });
+
+  it('falls back when unset or empty', () => {
+    expect(envPositiveInt('N', 1000, {})).toBe(1000);
+    expect(envPositiveInt('N', 1000, { N: ' ' })).toBe(1000);
+  });
+
+  it.each(['0', '-5', '2.5', 'many', '1e'])('refuses %s naming the variable', (raw) => {
+    expect(() =>
+      envPositiveInt('WARDEN_BENCH_FANOUT_BROKERS', 1000, { WARDEN_BENCH_FANOUT_BROKERS: raw }),
+    ).toThrow(`WARDEN_BENCH_FANOUT_BROKERS=${raw}: expected a positive integer`);
+  });
+});
+
+describe('growthSizes', () => {
+  it('measures the steps below the size, then the size', () => {
+    expect(growthSizes(1000)).toEqual([100, 300, 1000]);
+  });
+
+  it('drops steps at or above the size', () => {
+    expect(growthSizes(300)).toEqual([100, 300]);
+    expect(growthSizes(50)).toEqual([50]);
+  });
+
+  it('sorts and deduplicates custom steps', () => {
+    expect(growthSizes(2000, [500, 100, 500, 0])).toEqual([100, 500, 2000]);
   });
 });

@@ -286,3 +286,44 @@ export function meetsTarget(result: BenchResult): boolean | undefined {
   const v = metricValue(result, t.metric);
   return (t.max === undefined || v <= t.max) && (t.min === undefined || v >= t.min);
 }
+
+/** Environment of bench/authority-process.ts (the authority forked as its own process). */
+export const AUTHORITY_PROCESS_ENV = {
+  kubeconfig: 'WARDEN_BENCH_AUTHORITY_KUBECONFIG',
+  namespace: 'WARDEN_BENCH_AUTHORITY_NAMESPACE',
+  issuer: 'WARDEN_BENCH_AUTHORITY_ISSUER',
+} as const;
+
+/** What bench/authority-process.ts answers to 'usage'. */
+export interface AuthorityUsage {
+  /** Resident set size now, and its peak over the process's life (bytes). */
+  readonly rss: number;
+  readonly maxRss: number;
+  /** CPU time (user + system) so far, µs. */
+  readonly cpuMicros: number;
+}
+
+/**
+ * A positive integer from the environment variable `name`, or `fallback` when it is unset or
+ * empty. Anything else (0, negative, fractional, not a number) throws naming the variable, rather
+ * than quietly benchmarking another size than asked.
+ */
+export function envPositiveInt(
+  name: string,
+  fallback: number,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a positive integer`);
+  return n;
+}
+
+/**
+ * The sizes a cost-growth benchmark measures up to `max`: the `steps` below it, then `max`
+ * itself; ascending, without duplicates. (100, 300, 1000 for the default 1,000 brokers.)
+ */
+export function growthSizes(max: number, steps: readonly number[] = [100, 300]): number[] {
+  return [...new Set([...steps.filter((s) => s > 0 && s < max), max])].sort((a, b) => a - b);
+}
