@@ -239,6 +239,8 @@ program
     const issuer: string = o.issuer ?? `https://${o.service}.${namespace}.svc:${o.authorityPort}`;
     const { runController } = await import('../controller/run.js');
     const running = await runController({
+      // Every audit event as one JSON line on stdout, for a log pipeline (docs/audit-export.md).
+      auditLineWriter: (text) => process.stdout.write(text),
       kubeConfig: await loadKubeConfig(o.kubeconfig),
       log,
       namespace,

@@ -97,8 +97,12 @@ export interface ControllerOptions {
   auditRetention?: RetentionPolicy;
   /** Also send every audit line as an OTLP log record to this OTLP/HTTP logs endpoint. */
   auditOtlpEndpoint?: string;
-  /** Where the JSON audit lines go (default: stdout). */
-  auditLineWriter?: (text: string) => void;
+  /**
+   * Where the JSON audit lines go. The `warden controller` command passes stdout (the documented
+   * export, docs/audit-export.md); an embedding that passes nothing exports no lines, so tests and
+   * the demo running controllers in-process do not bury their own output under them.
+   */
+  auditLineWriter?: ((text: string) => void) | undefined;
   /** Export warden_tool_calls_total per agent and tool (bounded; docs/metrics.md). Default off. */
   toolCallMetrics?: boolean;
   /** How often expired temporary PostgreSQL roles are dropped (default 60 s). */
@@ -246,8 +250,11 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         instance: o.identity,
       })
     : undefined;
-  const auditLines = new JsonLineExporter(o.auditLineWriter ?? ((text) => process.stdout.write(text)));
-  const auditSink = new TrailAuditSink(auditWriter, otlp ? [auditLines, otlp] : [auditLines]);
+  const exporters = [
+    ...(o.auditLineWriter ? [new JsonLineExporter(o.auditLineWriter)] : []),
+    ...(otlp ? [otlp] : []),
+  ];
+  const auditSink = new TrailAuditSink(auditWriter, exporters);
   // spec.circuitBreaker: counts the brokers' decisions as their audit batches arrive.
   const circuitBreaker = new CircuitBreaker({
     agent: (namespace, name) => agents.get(name, namespace),

@@ -688,4 +688,23 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
       /audit trail OK in namespace support: \d+ record\(s\), \d+ entr(y|ies); no forged, missing, altered or truncated record/,
     );
   });
+
+  it("exports every audit event as a JSON line on the leading controller's stdout (docs/audit-export.md)", async () => {
+    const leader = await story.kk([
+      'get',
+      'lease',
+      LEADER_LEASE_NAME,
+      '-n',
+      WARDEN_NAMESPACE,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
+    const logs = await story.kk(['logs', '-n', WARDEN_NAMESPACE, leader.trim(), '--tail=-1']);
+    const lines = logs
+      .split('\n')
+      .filter((l) => l.startsWith('{"schema":"warden.audit/v1"'))
+      .map((l) => JSON.parse(l) as { namespace?: string; agent?: string; kind?: string });
+    // The agent called tools again under this leader (after the failover test above).
+    expect(lines.some((l) => l.namespace === AGENT_NS && l.agent === AGENT)).toBe(true);
+  });
 });
