@@ -49,6 +49,8 @@ export interface ControlPlane {
   restartApiServer(): Promise<void>;
   /** Stops kube-apiserver only (fault tests); startApiServer() brings it back. */
   stopApiServer(): Promise<void>;
+  /** SIGKILLs kube-apiserver (a crash: no graceful shutdown); startApiServer() brings it back. */
+  killApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -413,6 +415,12 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       dir,
       stopApiServer: async () => {
         await stopSupervised(apiserver);
+      },
+      killApiServer: async () => {
+        const s = apiserver;
+        if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
+        s.child.kill('SIGKILL');
+        await s.exited;
       },
       startApiServer: startApi,
       restartApiServer: async () => {

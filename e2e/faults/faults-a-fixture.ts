@@ -175,6 +175,10 @@ export async function spawnBroker(o: {
   podName: string;
   /** `--provider name=url,protocol` values (targets the snapshot does not name yet). */
   providers?: string[];
+  /** `--audit-spool` directory (the injected emptyDir); absent = entries wait in memory. */
+  auditSpool?: string;
+  /** Resolve once the health port answers, not only once ready (the authority may be down). */
+  listeningOnly?: boolean;
 }): Promise<BrokerChild> {
   const c = startChild(
     [
@@ -184,13 +188,14 @@ export async function spawnBroker(o: {
       `--listen=127.0.0.1:${o.listenPort}`,
       `--health-listen=127.0.0.1:${o.healthPort}`,
       ...(o.providers ?? []).map((p) => `--provider=${p}`),
+      ...(o.auditSpool ? [`--audit-spool=${o.auditSpool}`] : []),
       '--log-level=info',
     ],
     { POD_NAME: o.podName },
   );
   const healthUrl = `http://127.0.0.1:${o.healthPort}`;
   try {
-    await waitServing(c, 'warden broker', `${healthUrl}/readyz`, 200, 60_000);
+    await waitServing(c, 'warden broker', `${healthUrl}/readyz`, o.listeningOnly ? undefined : 200, 60_000);
   } catch (err) {
     await c.kill();
     throw err;

@@ -280,6 +280,8 @@ export interface SpawnControllerOptions {
   /** Seconds an audit entry may wait before its record is written. */
   auditFlushSeconds?: number;
   logLevel?: string;
+  /** Fixed authority port (a replica restarted on the same address); default any free one. */
+  authorityPort?: number;
 }
 
 /**
@@ -300,7 +302,7 @@ export async function spawnController(o: SpawnControllerOptions): Promise<Contro
       `--identity=${o.identity}`,
       '--host=127.0.0.1',
       '--webhook-port=0',
-      '--authority-port=0',
+      `--authority-port=${o.authorityPort ?? 0}`,
       '--health-port=0',
       '--webhook-configuration=',
       '--authority-insecure-http',
