@@ -86,5 +86,17 @@ async function crashMatrix(): Promise<BenchResult> {
 }
 
 export async function run(): Promise<BenchResult[]> {
-  return [...(await spoolCost()), await crashMatrix()];
+  // WARDEN_BENCH_AUDIT_PARTS=spool or =matrix runs one part.
+  const parts = (process.env.WARDEN_BENCH_AUDIT_PARTS ?? 'spool,matrix').split(',');
+  const out: BenchResult[] = [];
+  if (parts.includes('spool')) {
+    const cost = await spoolCost();
+    for (const r of cost)
+      console.log(
+        `  ${r.name}: p50 ${(r.p50Micros / 1000).toFixed(2)} ms, p99 ${(r.p99Micros / 1000).toFixed(2)} ms; ${r.note}`,
+      );
+    out.push(...cost);
+  }
+  if (parts.includes('matrix')) out.push(await crashMatrix());
+  return out;
 }

@@ -265,7 +265,18 @@ export async function startMatrixStack(log: (line: string) => void = () => {}): 
         await cp.killApiServer();
         log('killed kube-apiserver');
         await sleep(downMs);
-        await cp.startApiServer();
+        // Clients retrying against the dead port can briefly hold it (a TCP self-connect from
+        // the ephemeral range the port was picked from): the start is tried again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await cp.startApiServer();
+            return;
+          } catch (err) {
+            if (attempt >= 5) throw err;
+            log(`kube-apiserver did not start (attempt ${attempt}): ${String(err).split('\n')[0]}`);
+            await sleep(1000);
+          }
+        }
       },
       trail: async () => {
         const list = await api.request<ObjectList<AuditRecord>>(
@@ -375,10 +386,17 @@ export async function runCrashMatrix(o: CrashMatrixOptions): Promise<CrashMatrix
         killed[f.kind]++;
       }
     })();
+    // Awaited after the traffic; until then a failure must not escape as an unhandled rejection
+    // (which would end the process without stopping the stack).
+    let faultError: unknown;
+    const faultsDone = faults.catch((err: unknown) => {
+      faultError = err;
+    });
     const prefix = `cm${o.seed}`;
     const sent = await drive(stack.brokerUrl, { rate: o.rate, seconds: o.seconds, prefix });
     const trafficSeconds = (Date.now() - t0) / 1000;
-    await faults;
+    await faultsDone;
+    if (faultError) throw faultError;
 
     // Everything is up again (the faults loop restarts what it kills): wait for the trail.
     const received = sent.filter((s) => s.decision !== undefined);
