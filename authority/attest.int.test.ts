@@ -282,6 +282,67 @@ describe('token exchange refuses bad input', () => {
     expect((await exchange(await projectedToken(f, 'bot-sa', good))).status).toBe(200);
   });
 
+  it('a pod whose running image digest (pod status, not spec) is not allowed', async () => {
+    const digest = (c: string) => `sha256:${c.repeat(64)}`;
+    // Two allowed digests: the image before and after a rebuild (rotation).
+    await createAgentIdentity(f, 'digest-bot', {
+      serviceAccountName: 'bot-sa',
+      attestation: { images: { digests: [digest('a'), digest('b')] } },
+    });
+    const running = async (name: string, imageID: string) =>
+      new KubeConfigApi(kubeConfig()).request(
+        'PATCH',
+        `/api/v1/namespaces/${f.namespace}/pods/${name}/status`,
+        {
+          body: {
+            status: {
+              containerStatuses: [
+                {
+                  name: 'agent',
+                  image: 'registry.local/acme/agent:v1',
+                  imageID,
+                  ready: true,
+                  restartCount: 0,
+                  state: { running: { startedAt: new Date().toISOString() } },
+                },
+              ],
+            },
+          },
+          contentType: 'application/merge-patch+json',
+        },
+      );
+    const p = await createPod(f, 'digest-1', {
+      serviceAccount: 'bot-sa',
+      agent: 'digest-bot',
+      image: 'registry.local/acme/agent:v1',
+    });
+    const t = await projectedToken(f, 'bot-sa', p);
+    // Not running yet: what it will run is unknown.
+    await refused(
+      await exchange(t),
+      400,
+      'unauthorized_client',
+      'container agent reports no running image digest yet',
+    );
+    expect(lastAudit().detail).toBe('ImageNotRunning');
+    await running('digest-1', `registry.local/acme/agent@${digest('a')}`);
+    const ok = await exchange(t);
+    expect(ok.status).toBe(200);
+    // The tag now resolves to another image (re-tagged, restarted): the same spec string, refused
+    // at the next refresh.
+    await running('digest-1', `registry.local/acme/agent@${digest('c')}`);
+    await refused(
+      await exchange(ok.body.access_token as string, { subject_token_type: TOKEN_TYPE_ACCESS_TOKEN }),
+      400,
+      'unauthorized_client',
+      `pod does not meet AgentIdentity "digest-bot" attestation: container agent runs image ${digest('c')} (registry.local/acme/agent:v1), which is not one of spec.attestation.images.digests`,
+    );
+    expect(lastAudit().detail).toBe('ImageDigestNotAllowed');
+    // The second allowed digest works as well.
+    await running('digest-1', `docker-pullable://registry.local/acme/agent@${digest('b')}`);
+    expect((await exchange(t)).status).toBe(200);
+  });
+
   it('a suspended agent gets no session (nor a refresh)', async () => {
     await createAgentIdentity(f, 'paused-bot', { serviceAccountName: 'bot-sa' });
     const p = await createPod(f, 'paused-1', { serviceAccount: 'bot-sa', agent: 'paused-bot' });

@@ -69,6 +69,11 @@ export const PG_ROLE = p(
 export const HEADER_NAME = p("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 'an HTTP header name (e.g. "Authorization")');
 /** A sha256 digest in hex. */
 export const SHA256_HEX = p('^[0-9a-f]{64}$', '64 lowercase hex digits (a sha256 digest)');
+/** An OCI image digest (what a container status imageID ends in). */
+export const IMAGE_DIGEST = p(
+  '^sha256:[a-f0-9]{64}$',
+  'an image digest, "sha256:" and 64 lowercase hex digits',
+);
 /** A sha256 digest in hex, or empty. */
 export const SHA256_HEX_OR_EMPTY = p(
   '^([0-9a-f]{64})?$',
@@ -107,6 +112,7 @@ export const ALL_PATTERNS: Record<string, NamedPattern> = {
   HEADER_NAME,
   SHA256_HEX,
   SHA256_HEX_OR_EMPTY,
+  IMAGE_DIGEST,
   CONDITION_TYPE,
   CONDITION_REASON,
   AUDIT_ENTRY_ID,

@@ -24,6 +24,7 @@ import {
   HEADER_NAME,
   HTTP_URL,
   HTTPS_URL,
+  IMAGE_DIGEST,
   type NamedPattern,
   PATH_GLOB,
   PG_ROLE,
@@ -130,6 +131,7 @@ export const attestationSchema = z.strictObject({
   tokenExpirationSeconds: z.int().min(600).max(86400).default(3600),
   requiredPodLabels: boundedMap(text(63), 32).optional(),
   allowedImages: set(text(512, 1), 32).optional(),
+  images: z.strictObject({ digests: set(matching(IMAGE_DIGEST, 71), 64).optional() }).optional(),
 });
 
 export const CIRCUIT_BREAKER_ACTIONS = ['Suspend', 'Alert'] as const;
@@ -457,6 +459,10 @@ export const auditEntrySchema = z.strictObject({
   decision: z.enum(POLICY_EFFECTS).optional(),
   pod: text(253).optional(),
   user: text(512).optional(),
+  chain: z
+    .array(z.strictObject({ name: text(253), namespace: text(63) }))
+    .max(8)
+    .optional(),
   target: text(253).optional(),
   tool: text(256).optional(),
   method: text(16).optional(),

@@ -30,7 +30,12 @@ export interface PodLike {
     containers?: Array<{ name?: string; image?: string }>;
     initContainers?: Array<{ name?: string; image?: string }>;
   };
-  status?: { phase?: string };
+  status?: {
+    phase?: string;
+    /** What the runtime runs: imageID is the resolved image, `<repo>@sha256:<digest>` or similar. */
+    containerStatuses?: Array<{ name?: string; imageID?: string }>;
+    initContainerStatuses?: Array<{ name?: string; imageID?: string }>;
+  };
 }
 
 /** Images of every container the pod runs, init (and native sidecar) containers included. */

@@ -10,6 +10,8 @@ export interface AttestationConditions {
   /** `string | undefined` values so the generated CRD types (index signatures) fit as they are. */
   requiredPodLabels?: Record<string, string | undefined>;
   allowedImages?: string[];
+  /** Conditions on the running images (pod status), not the spec's references. */
+  images?: { digests?: string[] | undefined } | undefined;
 }
 
 export type ConditionCheck = { ok: true } | { ok: false; reason: string; message: string };
@@ -63,6 +65,39 @@ export function imageAllowed(image: string, patterns: readonly string[]): boolea
   return patterns.some((p) => imageGlobToRegExp(p).test(image));
 }
 
+/** The digest in a container status imageID (`repo@sha256:…`, `docker-pullable://…@sha256:…`, `sha256:…`). */
+export function runningDigest(imageID: string): string | undefined {
+  return /(?:^|@)(sha256:[a-f0-9]{64})$/.exec(imageID)?.[1];
+}
+
+/**
+ * spec.attestation.images.digests: every container in `pod` (the caller leaves the injected broker
+ * out) must be running, per the pod's status, an image whose digest is listed. A container with no
+ * status yet (not started) fails: what it will run is not known.
+ */
+function checkRunningDigests(pod: PodLike, digests: readonly string[]): ConditionCheck {
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+    const status = statuses.find((s) => s.name === c.name);
+    const digest = status?.imageID ? runningDigest(status.imageID) : undefined;
+    if (!digest) {
+      return {
+        ok: false,
+        reason: 'ImageNotRunning',
+        message: `container ${c.name} reports no running image digest yet (pod status.containerStatuses[].imageID${status?.imageID ? ` is "${status.imageID.slice(0, 200)}"` : ' is empty'}); spec.attestation.images.digests is checked against what runs, so the pod attests once the container runs`,
+      };
+    }
+    if (!digests.includes(digest)) {
+      return {
+        ok: false,
+        reason: 'ImageDigestNotAllowed',
+        message: `container ${c.name} runs image ${digest} (${(c.image ?? '').slice(0, 200)}), which is not one of spec.attestation.images.digests`,
+      };
+    }
+  }
+  return { ok: true };
+}
+
 /** Checks required labels and allowed images; the message names the first failing label/image. */
 export function checkAttestationConditions(
   pod: PodLike,
@@ -91,5 +126,7 @@ export function checkAttestationConditions(
       }
     }
   }
+  const digests = conditions?.images?.digests ?? [];
+  if (digests.length > 0) return checkRunningDigests(pod, digests);
   return { ok: true };
 }

@@ -98,6 +98,19 @@ export interface AgentAttestation {
    * Items: Image reference glob; `*` matches any run of characters.
    */
   allowedImages?: string[];
+  /**
+   * Conditions on the images the pod actually runs — the digest the container runtime reports in the pod's status (status.containerStatuses[].imageID), not the reference in its spec, so a tag moved to another image is caught. Every container of the agent (the injected broker exempt) must be running and run an allowed digest; checked at attestation and on every session refresh.
+   */
+  images?: {
+    /**
+     * Image digests the agent's containers may run (sha256:<64 hex digits>).
+     *
+     * @maxItems 64
+     *
+     * Items: An image digest.
+     */
+    digests?: string[];
+  };
 }
 /**
  * Whether and how the agent acts on behalf of a human whose token it forwards.
