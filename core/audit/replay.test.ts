@@ -328,3 +328,44 @@ describe('replayInputOf', () => {
     if (!back.ok) expect(back.skip).toBe(skip);
   });
 });
+
+describe('replayInputOf: a delegated call', () => {
+  const set = buildPolicySet(
+    [
+      compiled('via-planner', {
+        rules: [
+          {
+            targets: ['jira'],
+            tools: ['jira.create_issue'],
+            when: when({ 'for-planner': "request.chain.exists(a, a.name == 'planner')" }),
+          },
+        ],
+      }),
+    ],
+    { name: 'support-bot', namespace: 'agents' },
+  );
+  const chain = [
+    { name: 'planner', namespace: 'agents' },
+    { name: 'support-bot', namespace: 'agents' },
+  ];
+
+  it("replays with the entry's chain, the deciding agent left for the engine to append", () => {
+    const live = decide(set, {
+      request: {
+        kind: 'mcp',
+        target: 'jira',
+        tool: 'jira.create_issue',
+        args: {},
+        time: MONDAY_10_UTC,
+        chain: chain.slice(0, 1),
+      },
+    });
+    expect(live.decision).toBe('Allow');
+    const back = replayInputOf(entryWith(recordReplay({ kind: 'mcp', args: {} }, live), { chain }));
+    expect(back.ok && back.input.request.chain).toEqual([{ name: 'planner', namespace: 'agents' }]);
+    expect(back.ok && decide(set, back.input).decision).toBe('Allow');
+    // Without the chain the same call is not for planner.
+    const alone = replayInputOf(entryWith(recordReplay({ kind: 'mcp', args: {} }, live)));
+    expect(alone.ok && decide(set, alone.input).decision).toBe('Deny');
+  });
+});

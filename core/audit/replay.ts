@@ -350,6 +350,14 @@ export function replayInputOf(entry: AuditEntry): ReplayInput {
     default:
       return { ok: false, skip: 'malformed', detail: `unknown replay kind ${String(r.kind)}` };
   }
+  // A delegated call: the entry's chain ends with the deciding agent, which the engine appends
+  // itself (request.chain), so the prior agents are all but the last.
+  if (entry.chain && entry.chain.length > 1) {
+    request = {
+      ...request,
+      chain: entry.chain.slice(0, -1).map((a) => ({ name: a.name, namespace: a.namespace })),
+    };
+  }
   return {
     ok: true,
     kind: r.kind,
