@@ -23,6 +23,11 @@ export interface AuditLine {
   schema: typeof AUDIT_LINE_SCHEMA;
   /** When it happened (RFC 3339). */
   time: string;
+  /**
+   * The entry's stable id from the broker's spool: a batch shipped again after a crash or a lost
+   * answer is exported again with the same id (at least once: deduplicate on it).
+   */
+  id?: string;
   source: AuditLineSource;
   kind: AuditEntry['kind'];
   decision?: 'Allow' | 'Deny';
@@ -79,6 +84,7 @@ export function toLine(
   const line: AuditLine = {
     schema: AUDIT_LINE_SCHEMA,
     time: entry.time,
+    ...(entry.id ? { id: entry.id } : {}),
     source,
     kind: entry.kind,
     trail: false,
