@@ -5,6 +5,10 @@
  * creates a network namespace, cgroups and mounts); `make demo-local` tells the same story
  * with host processes around an API server.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BROKER_CONTAINER_NAME, GROUP, PLURAL } from '../../core/constants.js';
 import { eventually } from '../eventually.js';
 import { WARDEN_NAMESPACE } from './install.js';
@@ -120,8 +124,81 @@ async function main(story: Story): Promise<void> {
   );
   show(denied);
 
-  say('The auditor reads the trail');
+  say('The auditor reads the trail: the AuditRecords, `kubectl warden audit --verify` and `status`');
   show(await kk(['get', `${PLURAL.AuditRecord}.${GROUP}`, '-n', AGENT_NS]));
+  show((await cli(story, ['audit', '-n', AGENT_NS, '--verify'])).stdout);
+  show((await cli(story, ['status', '-n', AGENT_NS])).stdout);
+
+  say('Before narrowing a policy, replay the trail against it: `kubectl warden replay`');
+  // The proposal: support-read no longer lets the agent read issues, only search them.
+  const proposal = join(mkdtempSync(join(tmpdir(), 'warden-demo-replay-')), 'support-read.yaml');
+  writeFileSync(
+    proposal,
+    JSON.stringify({
+      apiVersion: `${GROUP}/v1alpha1`,
+      kind: 'AccessPolicy',
+      metadata: { name: 'support-read', namespace: AGENT_NS },
+      spec: {
+        agentSelector: { names: [AGENT] },
+        rules: [{ targets: ['jira'], tools: ['jira.search*'] }, { targets: ['orders-db'] }],
+      },
+    }),
+  );
+  show(`kubectl warden replay -f support-read.yaml -n ${AGENT_NS} --since 1h`);
+  show((await cli(story, ['replay', '-f', proposal, '-n', AGENT_NS, '--since', '1h'])).stdout);
+
+  say('What the agent did, from the trail: `kubectl warden usage`');
+  show((await cli(story, ['usage', '-n', AGENT_NS, '--since', '1h'])).stdout);
+
+  say('The circuit breaker: revive the agent, allow it 3 denials a minute, let it loop on a denied tool');
+  show((await cli(story, ['revive', AGENT, '-n', AGENT_NS])).stdout.trim());
+  await kk([
+    'patch',
+    `${PLURAL.AgentIdentity}.${GROUP}`,
+    AGENT,
+    '-n',
+    AGENT_NS,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { circuitBreaker: { maxDenialsPerMinute: 3, action: 'Suspend' } } }),
+  ]);
+  let calls = 0;
+  const reason = await eventually(
+    'the circuit breaker suspending the agent',
+    async () => {
+      await agent('call', 'jira', 'jira.delete_issue', '{"key":"SUP-7"}');
+      calls++;
+      const r = await kk([
+        'get',
+        `${PLURAL.AgentIdentity}.${GROUP}`,
+        AGENT,
+        '-n',
+        AGENT_NS,
+        '-o',
+        'jsonpath={.spec.suspendReason}',
+      ]);
+      return r.startsWith('CircuitBreakerTripped') ? r : undefined;
+    },
+    180_000,
+    500,
+  );
+  show(`after ${calls} denied calls, spec.suspendReason: ${reason}`);
+}
+
+/** `kubectl warden …` as a user runs it, against the cluster's kubeconfig; never throws. */
+function cli(story: Story, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'npx',
+      ['tsx', 'cli/kubectl-warden.ts', ...args],
+      { env: { ...process.env, KUBECONFIG: story.cluster.kubeconfigPath }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        if (code !== 0 && stderr) process.stderr.write(stderr);
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
 }
 
 const story = await startStory((l) => show(l));
