@@ -89,11 +89,20 @@ describe('fault: PostgreSQL down', () => {
 
     // The kill switch while the database is down: denied at once, revocation pending.
     await patchAgentSpec(stack.api, ns, stack.agent, { suspended: true, suspendReason: 'db incident' });
-    const denied = await eventually('a denied call', async () => {
+    // Until the broker's snapshot shows the suspension, the authority (which saw it first) refuses
+    // the credential: CredentialDenied. Either way a refusal; then the broker denies by itself.
+    const refusals = new Set<string>();
+    const denied = await eventually('a call the broker denies as suspended', async () => {
       const r = await stack.call('GET');
-      return r.status !== 200 && r;
+      if (r.status === 200) return undefined;
+      refusals.add(/AgentSuspended|CredentialDenied/.exec(r.body)?.[0] ?? r.body);
+      return r.body.includes('AgentSuspended') && r;
     });
     expect(denied.body).toContain('AgentSuspended');
+    expect(
+      [...refusals].every((k) => k === 'AgentSuspended' || k === 'CredentialDenied'),
+      [...refusals].join(' | '),
+    ).toBe(true);
     const pending = await eventually('revocation reported as pending', async () => {
       const rev = (await getAgent(stack.api, ns, stack.agent)).status?.revocation;
       return rev?.requestedAt !== undefined && !rev.completedAt && (rev.pending ?? 0) >= 1 && rev;
