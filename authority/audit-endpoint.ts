@@ -19,9 +19,8 @@ import { auditReplaySchema } from '../core/api/schemas.js';
 import { ENTRY_ID_PATTERN } from '../core/audit/entry-id.js';
 import { REPLAY_MAX_BYTES } from '../core/audit/replay.js';
 import { MAX_CHAIN_DEPTH } from '../core/constants.js';
-import { authenticate } from './authn.js';
+import { sessionJsonRequest } from './authn.js';
 import { OAuthError } from './errors.js';
-import { mediaType, parseJsonObject, readBody } from './http.js';
 import type { RequestContext } from './request.js';
 import type { Sessions } from './session.js';
 
@@ -200,15 +199,8 @@ export async function handleAudit(
   deps: AuditEndpointDeps,
 ): Promise<Record<string, unknown>> {
   ctx.audit.kind = 'Session';
-  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
-  const claims = await authenticate(ctx, deps.sessions);
-  if (mediaType(ctx.req) !== 'application/json') {
-    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
-  }
-  const events = parseAuditBatch(
-    parseJsonObject(await readBody(ctx.req, MAX_AUDIT_BYTES)),
-    (deps.now ?? (() => new Date()))(),
-  );
+  const { claims, body } = await sessionJsonRequest(ctx, deps.sessions, MAX_AUDIT_BYTES);
+  const events = parseAuditBatch(body, (deps.now ?? (() => new Date()))());
   const w = claims.warden;
   const who: AuditSubject = {
     namespace: w.namespace,

@@ -1,6 +1,6 @@
 /** Session authentication of broker calls: every call carries `Authorization: Bearer <session>`. */
 import { OAuthError } from './errors.js';
-import { bearerToken } from './http.js';
+import { bearerToken, MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
 import type { RequestContext } from './request.js';
 import type { SessionClaims, Sessions } from './session.js';
 
@@ -19,4 +19,22 @@ export async function authenticate(ctx: RequestContext, sessions: Sessions): Pro
     if (ctx.limited && err instanceof OAuthError) throw ctx.slowDown();
     throw err;
   }
+}
+
+/**
+ * The start of every broker call that posts JSON under a session (/v1/credentials, /v1/audit,
+ * /v1/quota): POST only (405), the session verified, `Content-Type: application/json`, and a JSON
+ * object body of at most `maxBytes`. Each refusal is an OAuthError naming what was wrong.
+ */
+export async function sessionJsonRequest(
+  ctx: RequestContext,
+  sessions: Sessions,
+  maxBytes = MAX_JSON_BYTES,
+): Promise<{ claims: SessionClaims; body: Record<string, unknown> }> {
+  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
+  const claims = await authenticate(ctx, sessions);
+  if (mediaType(ctx.req) !== 'application/json') {
+    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
+  }
+  return { claims, body: parseJsonObject(await readBody(ctx.req, maxBytes)) };
 }

@@ -20,9 +20,8 @@ import {
   type RequestKind,
 } from '../core/policy/index.js';
 import type { WardenMetrics } from '../observability/metrics.js';
-import { authenticate } from './authn.js';
+import { sessionJsonRequest } from './authn.js';
 import { OAuthError, toOAuthError } from './errors.js';
-import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
 import type { Issued } from './issuance-stats.js';
 import { type IssuanceDeps, type IssuedAnswer, IssueRefused, issueCredential } from './issue.js';
 import type { PodGetter } from './kube.js';
@@ -194,12 +193,8 @@ async function decideCredentials(
   deps: CredentialsDeps,
 ): Promise<Record<string, unknown>> {
   ctx.audit.kind = 'Decision';
-  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
-  const claims = await authenticate(ctx, deps.sessions);
-  if (mediaType(ctx.req) !== 'application/json') {
-    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
-  }
-  const request = parseCredentialRequest(parseJsonObject(await readBody(ctx.req, MAX_JSON_BYTES)));
+  const { claims, body } = await sessionJsonRequest(ctx, deps.sessions);
+  const request = parseCredentialRequest(body);
   Object.assign(ctx.audit, { target: request.target, tool: request.tool ?? request.path });
   const { namespace, agent, pod: podName, podUID } = claims.warden;
   const where = `AgentIdentity ${namespace}/${agent}`;

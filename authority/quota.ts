@@ -22,9 +22,8 @@
  */
 import type { CompiledLimit } from '../core/policy/compiled.js';
 import type { PolicySet } from '../core/policy/policy-set.js';
-import { authenticate } from './authn.js';
+import { sessionJsonRequest } from './authn.js';
 import { OAuthError } from './errors.js';
-import { MAX_JSON_BYTES, mediaType, parseJsonObject, readBody } from './http.js';
 import type { RequestContext } from './request.js';
 import type { Sessions } from './session.js';
 
@@ -134,12 +133,7 @@ export async function handleQuota(
   deps: QuotaEndpointDeps,
 ): Promise<Record<string, unknown>> {
   ctx.audit.kind = 'Session';
-  if (ctx.req.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', undefined, 405);
-  const claims = await authenticate(ctx, deps.sessions);
-  if (mediaType(ctx.req) !== 'application/json') {
-    throw new OAuthError('invalid_request', 'Content-Type must be application/json');
-  }
-  const body = parseJsonObject(await readBody(ctx.req, MAX_JSON_BYTES));
+  const { claims, body } = await sessionJsonRequest(ctx, deps.sessions);
   const policy = body.policy;
   if (typeof policy !== 'string' || policy === '' || policy.length > 512)
     throw new OAuthError('invalid_request', 'policy: must be the namespace/name of an AccessPolicy');
