@@ -29,32 +29,39 @@ export interface TargetIndex {
  * policy order when lists are merged.
  */
 export interface ToolIndex {
-  readonly always: readonly Positioned[];
-  readonly byPrefix: ReadonlyMap<string, readonly Positioned[]>;
+  readonly always: Bucket;
+  readonly byPrefix: ReadonlyMap<string, Bucket>;
   /** Distinct prefix lengths, ascending: the only lengths worth looking up. */
   readonly lengths: readonly number[];
   /** Deny rules compare folded names (foldToolName), Allow rules exact ones. */
   readonly fold: boolean;
 }
 
-interface Positioned {
-  readonly pos: number;
-  readonly ref: RuleRef;
+/** Rules in policy order, with each one's position in the target's list (to merge buckets). */
+interface Bucket {
+  readonly refs: RuleRef[];
+  readonly pos: number[];
 }
 
 function indexTools(refs: readonly RuleRef[], fold: boolean): ToolIndex {
-  const always: Positioned[] = [];
-  const byPrefix = new Map<string, Positioned[]>();
+  const always: Bucket = { refs: [], pos: [] };
+  const byPrefix = new Map<string, Bucket>();
   refs.forEach((ref, pos) => {
     const prefixes = ref.rule.toolMatchers ? ref.rule.toolPrefixes : null;
-    if (!prefixes || prefixes.length === 0 || prefixes.some((p) => p === '')) {
-      always.push({ pos, ref });
-      return;
-    }
-    for (const prefix of new Set(prefixes)) {
-      const list = byPrefix.get(prefix);
-      if (list) list.push({ pos, ref });
-      else byPrefix.set(prefix, [{ pos, ref }]);
+    const buckets =
+      !prefixes || prefixes.length === 0 || prefixes.some((p) => p === '')
+        ? [always]
+        : [...new Set(prefixes)].map((prefix) => {
+            let b = byPrefix.get(prefix);
+            if (!b) {
+              b = { refs: [], pos: [] };
+              byPrefix.set(prefix, b);
+            }
+            return b;
+          });
+    for (const b of buckets) {
+      b.refs.push(ref);
+      b.pos.push(pos);
     }
   });
   const lengths = [...new Set([...byPrefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
@@ -65,31 +72,25 @@ function indexTools(refs: readonly RuleRef[], fold: boolean): ToolIndex {
  * The rules of `index` for `target` that can apply to MCP tool `tool`, in policy order: a subset of
  * rulesFor(index, target) that keeps every rule whose tool globs could match (each is still checked
  * with ruleAppliesTo). With many policies, each naming its own tools, a decision then looks at the
- * few rules for its tool instead of all of them.
+ * few rules for its tool instead of all of them. One bucket (the common case) is returned as it is.
  */
 export function toolRulesFor(index: TargetIndex, target: string, tool: string): readonly RuleRef[] {
   const ti = index.toolsByTarget.get(target) ?? index.toolsWildcard;
   const name = ti.fold ? foldToolName(tool) : tool;
-  const found: (readonly Positioned[])[] = [];
+  const found: Bucket[] = [];
   for (const length of ti.lengths) {
     if (length > name.length) break;
-    const list = ti.byPrefix.get(name.slice(0, length));
-    if (list) found.push(list);
+    const b = ti.byPrefix.get(name.slice(0, length));
+    if (b) found.push(b);
   }
-  if (ti.always.length > 0) found.push(ti.always);
-  if (found.length === 1) return (found[0] ?? []).map(refOf);
-  // Several lists (a rule can sit in more than one): merge by position, each rule once.
-  const merged = found.flat().sort((a, b) => a.pos - b.pos);
-  const out: RuleRef[] = [];
-  let last = -1;
-  for (const e of merged) {
-    if (e.pos !== last) out.push(e.ref);
-    last = e.pos;
-  }
-  return out;
+  if (ti.always.refs.length > 0) found.push(ti.always);
+  if (found.length === 0) return [];
+  if (found.length === 1) return (found[0] as Bucket).refs;
+  // Several buckets (a rule can sit in more than one): merge by position, each rule once.
+  const byPos = new Map<number, RuleRef>();
+  for (const b of found) b.pos.forEach((p, i) => byPos.set(p, b.refs[i] as RuleRef));
+  return [...byPos.keys()].sort((a, b) => a - b).map((p) => byPos.get(p) as RuleRef);
 }
-
-const refOf = (e: Positioned): RuleRef => e.ref;
 
 /** The compiled policies that apply to one agent, indexed for evaluation. Immutable; rebuild on change. */
 export interface PolicySet {

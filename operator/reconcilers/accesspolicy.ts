@@ -230,8 +230,6 @@ export function candidateAgents(
 }
 
 export function reconcileAccessPolicy(deps: AccessPolicyDeps): ReconcileFn {
-  indexAgents(deps.agents);
-  indexPolicies(deps.policies);
   // uid → {generation, result}. Bounded by the number of policies; entries of deleted policies are dropped below.
   const memo = new Map<string, { generation: number | undefined; result: CompilePolicyResult }>();
   return async (key, ctx) => {
