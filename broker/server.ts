@@ -88,9 +88,19 @@ export function route(url: string, mode: ListenerMode = 'combined'): Route {
       };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** A JSON answer with its length (the broker's listeners and the shared gateway's own routes). */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+  });
   res.end(payload);
 }
 

@@ -15,7 +15,13 @@ import { RunnableGroup, stopOnly, stopOnSignals } from '../../lifecycle/runnable
 import { createMetrics, type WardenMetrics } from '../../observability/metrics.js';
 import { createBrokerLogger } from '../log.js';
 import { hostPort, type Listen, listener } from '../main.js';
-import { BROKER_KEEP_ALIVE_TIMEOUT_MS, createHealthServer, type Readiness, route } from '../server.js';
+import {
+  BROKER_KEEP_ALIVE_TIMEOUT_MS,
+  createHealthServer,
+  type Readiness,
+  route,
+  sendJson,
+} from '../server.js';
 import { CallerRejected, GatewayAgents } from './agents.js';
 import {
   bearerOf,
@@ -58,21 +64,6 @@ export interface RunningGateway {
   readonly runnables: readonly string[];
   readiness(): Readiness;
   close(): Promise<void>;
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(payload)),
-  });
-  res.end(payload);
 }
 
 export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> {
