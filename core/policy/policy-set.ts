@@ -88,7 +88,9 @@ export function toolRulesFor(index: TargetIndex, target: string, tool: string): 
   if (found.length === 1) return (found[0] as Bucket).refs;
   // Several buckets (a rule can sit in more than one): merge by position, each rule once.
   const byPos = new Map<number, RuleRef>();
-  for (const b of found) b.pos.forEach((p, i) => byPos.set(p, b.refs[i] as RuleRef));
+  for (const b of found) {
+    for (let i = 0; i < b.pos.length; i++) byPos.set(b.pos[i] as number, b.refs[i] as RuleRef);
+  }
   return [...byPos.keys()].sort((a, b) => a - b).map((p) => byPos.get(p) as RuleRef);
 }
 
