@@ -17,7 +17,7 @@ import { HttpProxy } from './http-proxy.js';
 import { InFlightRegistry } from './in-flight.js';
 import { McpGateway } from './mcp-gateway.js';
 import type { PgEndpoint } from './pg/endpoint.js';
-import { startPgService } from './pg/service.js';
+import { type PgSessionHooks, pgSessionHooks, startPgService } from './pg/service.js';
 import { type QuotaLeaser, QuotaLeases } from './quota.js';
 import { createBrokerHandler, createBrokerServer, type ListenerMode } from './server.js';
 import type { Provider } from './snapshot.js';
@@ -97,6 +97,11 @@ export interface ComposedBroker {
   readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
   /** Starts the PostgreSQL endpoint on the same access dependencies and in-flight registry. */
   readonly startPostgres: (listen: PgListen) => Promise<PgEndpoint>;
+  /**
+   * The PostgreSQL session hooks on these access dependencies, without an endpoint: the shared
+   * gateway's one endpoint hands each authenticated session to its agent's hooks.
+   */
+  readonly pgSessions: PgSessionHooks;
   /** Stop following snapshot changes. */
   readonly dispose: () => void;
 }
@@ -148,6 +153,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
   const serverFor = (mode: ListenerMode): Server => createBrokerServer({ gateway, proxy, log: o.log, mode });
   const server = serverFor('combined');
   const handler = createBrokerHandler({ gateway, proxy, log: o.log, mode: 'combined' });
+  const pgSessions = pgSessionHooks({ access, log: o.log.child({ component: 'postgresql' }) });
   const startPostgres = (l: PgListen): Promise<PgEndpoint> =>
     startPgService({
       access,
@@ -180,6 +186,7 @@ export function composeBroker(o: ComposeOptions): ComposedBroker {
     serverFor,
     handler,
     startPostgres,
+    pgSessions,
     dispose: unsubscribe,
   };
 }

@@ -13,6 +13,7 @@ import type {
   V1LabelSelector,
   V1MutatingWebhookConfiguration,
   V1PolicyRule,
+  V1Service,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webhookConfiguration } from '../webhook/config.js';
@@ -461,8 +462,20 @@ describe('gateway.enabled', () => {
         `--public-url=https://w-gateway-warden-gateway.${namespace}.svc:443`,
         '--tls-cert=/var/run/warden/tls/tls.crt',
         '--audit-spool=/var/run/warden/spool',
+        '--pg-listen=0.0.0.0:5432',
       ]),
     );
+    // The PostgreSQL endpoint on the same Service and NetworkPolicy as the TLS listener.
+    expect(c?.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+      ['gateway', 8443],
+      ['postgresql', 5432],
+      ['health', 15102],
+    ]);
+    const svc = find<V1Service>(objects, 'Service', '-gateway');
+    expect(svc.spec?.ports?.map((p) => [p.name, p.port, p.targetPort])).toEqual([
+      ['https', 443, 'gateway'],
+      ['postgresql', 5432, 'postgresql'],
+    ]);
     const token = pod?.volumes?.find((v) => v.name === 'token')?.projected?.sources?.[0]?.serviceAccountToken;
     expect(token).toEqual({ audience: 'warden.dev/broker', expirationSeconds: 3600, path: 'token' });
     // Only the CA of the authority's certificate reaches the gateway, not its key.

@@ -47,6 +47,10 @@ export interface GatewayStack {
   readonly fetch: typeof fetch;
   /** A projected token of the agent's service account bound to its pod. */
   token(audience: string): Promise<string>;
+  /** The same for one of `otherAgents` (its own service account, AgentIdentity and pod). */
+  tokenOf(agent: string, audience: string): Promise<string>;
+  /** Each replica's PostgreSQL endpoint port (with `postgres: true`). */
+  readonly pgPorts: readonly number[];
   /** A token file holding the agent's gateway token (what the kubelet would mount). */
   readonly agentTokenFile: string;
   patchAgent(spec: Record<string, unknown>): Promise<void>;
@@ -104,6 +108,10 @@ export async function startGatewayStack(o: {
   namespace: string;
   replicas?: number;
   revalidateMs?: number;
+  /** Serve the gateways' PostgreSQL endpoint too (on free loopback ports). */
+  postgres?: boolean;
+  /** Further agents without a sidecar, each with its own service account and pod. */
+  otherAgents?: readonly string[];
 }): Promise<GatewayStack> {
   const kc = o.kubeConfig;
   const ns = o.namespace;
@@ -163,6 +171,26 @@ export async function startGatewayStack(o: {
       },
     },
   });
+
+  const otherPods = new Map<string, V1Pod>();
+  for (const other of o.otherAgents ?? []) {
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: other } } });
+    await create(PLURAL.AgentIdentity, 'AgentIdentity', other, { serviceAccountName: other });
+    otherPods.set(
+      other,
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: `${other}-0`, annotations: { [ANNOTATION_AGENT]: other } },
+          spec: {
+            serviceAccountName: other,
+            automountServiceAccountToken: false,
+            containers: [{ name: 'agent', image: 'ghcr.io/acme/agent@sha256:0000' }],
+          },
+        },
+      }),
+    );
+  }
 
   const authorityPort = await freePort();
   const issuer = `http://127.0.0.1:${authorityPort}`;
@@ -226,6 +254,7 @@ export async function startGatewayStack(o: {
         tlsCert: leaf.certPem,
         tlsKey: leaf.keyPem,
         listen: { host: '127.0.0.1', port },
+        ...(o.postgres ? { pgListen: { host: '127.0.0.1', port: 0 } } : {}),
         healthPort: 0,
         healthHost: '127.0.0.1',
         publicUrl: url,
@@ -252,6 +281,12 @@ export async function startGatewayStack(o: {
     upstreamUrl: http.url,
     fetch: tlsFetch(ca.certPem),
     token: (audience) => token(agent, audience, pod),
+    tokenOf: (other, audience) => {
+      const p = otherPods.get(other);
+      if (!p) throw new Error(`no other agent ${other} in this stack`);
+      return token(other, audience, p);
+    },
+    pgPorts: gateways.map((g) => g.ports.pg ?? 0),
     agentTokenFile,
     async patchAgent(spec) {
       await api.request('PATCH', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AgentIdentity}/${agent}`, {

@@ -3,6 +3,7 @@ import { TOKEN_TYPE_AGENT } from '../../core/constants.js';
 import { TOKEN_TYPE_JWT } from '../authority-client.js';
 import {
   bearerOf,
+  callerToken,
   protectedResourceMetadata,
   protectedResourceMetadataUrl,
   protectedResourceProvider,
@@ -38,6 +39,26 @@ describe('bearerOf', () => {
     if (b.ok) return;
     expect(b.missing).toBe(missing);
     expect(b.message).toMatch(message);
+  });
+});
+
+describe('callerToken (a PostgreSQL password)', () => {
+  it('reads the token as bearerOf does', () => {
+    expect(callerToken(jwt({ alg: 'RS256' }, { exp: 1700000000 }), 'password')).toMatchObject({
+      ok: true,
+      type: TOKEN_TYPE_JWT,
+      expiresAtMs: 1700000000_000,
+    });
+  });
+  it.each([
+    ['an empty password', '', /^password: the token is not a JWT/],
+    ['a password with spaces', 'hunter 2', /^password: the token is not a JWT/],
+    ['an ordinary password', 'hunter2', /^password: the token is not a JWT/],
+    ['a token too long', 'a'.repeat(9000), /^password: token longer than 8192/],
+  ])('refuses %s, naming the password', (_name, password, message) => {
+    const b = callerToken(password, 'password');
+    expect(b.ok).toBe(false);
+    if (!b.ok) expect(b.message).toMatch(message);
   });
 });
 

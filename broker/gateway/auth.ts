@@ -26,23 +26,32 @@ export function bearerOf(authorization: string | string[] | undefined): Bearer {
   }
   if (Array.isArray(authorization))
     return { ok: false, missing: false, message: 'Authorization: send the header once' };
-  const m = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization.trim());
+  const m = /^Bearer +(\S+)$/i.exec(authorization.trim());
   if (!m) return { ok: false, missing: false, message: 'Authorization: expected "Bearer <token>"' };
-  const token = m[1]!;
+  return callerToken(m[1]!, 'Authorization');
+}
+
+/**
+ * A caller token as it arrived (the bearer token of an HTTP request, or the password of a
+ * PostgreSQL session): its RFC 8693 type and unverified expiry, or what is wrong with it, the
+ * message starting with `where`. The authority verifies it; this only refuses what cannot be one.
+ */
+export function callerToken(token: string, where: string): Bearer {
+  if (!/^[A-Za-z0-9._~+/-]+=*$/.test(token)) {
+    return { ok: false, missing: false, message: `${where}: the token is not a JWT` };
+  }
   if (token.length > MAX_CALLER_TOKEN_CHARS) {
     return {
       ok: false,
       missing: false,
-      message: `Authorization: token longer than ${MAX_CALLER_TOKEN_CHARS} characters`,
+      message: `${where}: token longer than ${MAX_CALLER_TOKEN_CHARS} characters`,
     };
   }
   const parts = token.split('.');
-  if (parts.length !== 3)
-    return { ok: false, missing: false, message: 'Authorization: the token is not a JWT' };
+  if (parts.length !== 3) return { ok: false, missing: false, message: `${where}: the token is not a JWT` };
   const header = decodePart(parts[0]!);
   const payload = decodePart(parts[1]!);
-  if (!header || !payload)
-    return { ok: false, missing: false, message: 'Authorization: the token is not a JWT' };
+  if (!header || !payload) return { ok: false, missing: false, message: `${where}: the token is not a JWT` };
   const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : null;
   return {
     ok: true,

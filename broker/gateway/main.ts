@@ -1,5 +1,5 @@
 /**
- * `warden gateway`: the broker's MCP gateway and HTTP proxy as a shared Deployment for agents
+ * `warden gateway`: the broker's MCP gateway, HTTP proxy and PostgreSQL endpoint (postgres.ts) as a shared Deployment for agents
  * without a sidecar, on a TLS listener other pods reach. Every request authenticates the calling
  * agent (a projected token with audience warden.dev/gateway, or a Warden agent token from the
  * authority) and is then handled by that agent's own composed broker (agents.ts) — decided,
@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Logger } from 'pino';
-import { RunnableGroup, stopOnly, stopOnSignals } from '../../lifecycle/runnables.js';
+import { RunnableGroup, runnableValue, stopOnly, stopOnSignals } from '../../lifecycle/runnables.js';
 import { createMetrics, type WardenMetrics } from '../../observability/metrics.js';
 import { createBrokerLogger } from '../log.js';
 import { hostPort, type Listen, listener } from '../main.js';
@@ -30,6 +30,7 @@ import {
   protectedResourceProvider,
   wwwAuthenticate,
 } from './auth.js';
+import { startGatewayPostgres } from './postgres.js';
 
 export interface RunGatewayOptions {
   readonly authorityUrl: string;
@@ -41,6 +42,11 @@ export interface RunGatewayOptions {
   readonly tlsCert: string;
   readonly tlsKey: string;
   readonly listen: Listen;
+  /**
+   * The PostgreSQL endpoint (postgres.ts): TLS with the same certificate, the agent's token as
+   * the password. Absent: no PostgreSQL endpoint.
+   */
+  readonly pgListen?: Listen | undefined;
   readonly healthPort: number;
   readonly healthHost?: string | undefined;
   /** The URL agents reach the gateway at (resource URLs in RFC 9728 metadata). */
@@ -58,7 +64,7 @@ export interface RunGatewayOptions {
 }
 
 export interface RunningGateway {
-  readonly ports: { listen: number; health: number };
+  readonly ports: { listen: number; pg?: number; health: number };
   readonly agents: GatewayAgents;
   readonly metrics: WardenMetrics;
   readonly runnables: readonly string[];
@@ -170,13 +176,30 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
     port: o.healthPort,
   });
   const agentListener = listener('listen', server, o.listen);
-  parts
-    .add(health)
-    .add(agentListener)
-    // Stopped before the listener closes: every agent's audit is shipped, then its stream ends.
-    .add(stopOnly('agents', () => agents.close()));
+  const pgListen = o.pgListen;
+  const pg = pgListen
+    ? runnableValue(
+        'pg-listen',
+        () =>
+          startGatewayPostgres({
+            agents,
+            listen: pgListen,
+            tls: { certPem: o.tlsCert, keyPem: o.tlsKey },
+            log: log.child({ component: 'postgresql' }),
+          }),
+        (endpoint) => endpoint.close(),
+      )
+    : undefined;
+  parts.add(health).add(agentListener);
+  if (pg) parts.add(pg);
+  // Stopped before the listeners close: every agent's audit is shipped, then its stream ends.
+  parts.add(stopOnly('agents', () => agents.close()));
   await parts.start();
-  const ports = { listen: agentListener.get(), health: health.get() };
+  const ports: RunningGateway['ports'] = {
+    listen: agentListener.get(),
+    ...(pg ? { pg: pg.get().port } : {}),
+    health: health.get(),
+  };
   log.info({ ports, publicUrl: o.publicUrl }, 'gateway listening');
   return { ports, agents, metrics, runnables: parts.names(), readiness, close: () => parts.stop() };
 }
@@ -201,6 +224,11 @@ export function gatewayCommand(): Command {
       'issuer URL MCP clients get tokens from (default: --authority-url)',
     )
     .option('--listen <host:port>', 'agent-facing TLS listener', hostPort, { host: '0.0.0.0', port: 8443 })
+    .option(
+      '--pg-listen <host:port>',
+      "PostgreSQL endpoint (TLS only, the agent's token as the password): postgresql://<host:port>/<provider>",
+      hostPort,
+    )
     .option('--health-listen <host:port>', 'health listener (/healthz, /readyz, /metrics)', hostPort, {
       host: '0.0.0.0',
       port: 15102,
@@ -231,6 +259,7 @@ export function gatewayCommand(): Command {
         publicUrl: string;
         authorizationServer?: string;
         listen: Listen;
+        pgListen?: Listen;
         healthListen: Listen;
         revalidate: number;
         staleAfter?: number;
@@ -250,6 +279,7 @@ export function gatewayCommand(): Command {
           publicUrl: opts.publicUrl,
           authorizationServer: opts.authorizationServer ?? opts.authorityUrl,
           listen: opts.listen,
+          pgListen: opts.pgListen,
           healthPort: opts.healthListen.port,
           healthHost: opts.healthListen.host,
           revalidateMs: opts.revalidate * 1000,

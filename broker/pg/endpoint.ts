@@ -4,7 +4,8 @@
  *
  *   1. reads the startup packet, over TLS when the agent asks for it (SSLRequest: `sslmode=require`
  *      works; the certificate is generated on first use unless one is given — ADR 0008,
- *      "PostgreSQL clients' habits"); GSSENCRequest is answered 'N',
+ *      "PostgreSQL clients' habits"); GSSENCRequest is answered 'N'. With `authenticate` (the shared gateway, broker/gateway/postgres.ts) the endpoint is not on
+ *      loopback: it takes sessions over TLS only and asks for the caller's token as the password,
  *   2. asks policy (injected `decide`) — a denial is an ErrorResponse, SQLSTATE 28000,
  *   3. obtains a temporary role (injected `getCredential`: the authority mints it),
  *   4. logs in upstream as that role with SCRAM-SHA-256 (scram.ts), verifying the server,
@@ -23,6 +24,7 @@ import type { PgTlsMaterial } from './loopback-tls.js';
 import { sessionSettings, WARDEN_SETTING_PREFIX } from './options.js';
 import {
   AUTH,
+  authenticationCleartextPassword,
   authenticationOk,
   type BackendMessage,
   errorResponse,
@@ -31,6 +33,7 @@ import {
   parseBackendMessage,
   parseErrorFields,
   parseFrontendStartup,
+  parsePasswordMessage,
   saslInitialResponse,
   saslMechanisms,
   saslResponse,
@@ -85,6 +88,8 @@ export type PgDecision =
 /** SQLSTATEs of refusals: a client retries class 08, and gives up on the others. */
 export const PG_REFUSAL = {
   denied: '28000',
+  /** invalid_password: the caller's credential (the shared gateway's token) was not accepted. */
+  invalidPassword: '28P01',
   unavailable: '08006',
   unsupported: '0A000',
   /** configuration_limit_exceeded (class 53, insufficient resources): a quota (rules[].limits). */
@@ -144,6 +149,22 @@ export interface PgEndpointOptions {
    * of RSS and most agents never ask.
    */
   readonly tls?: PgTlsMaterial | undefined;
+  /**
+   * Authenticates the caller before any decision (the shared gateway: callers are not on
+   * loopback). The endpoint then accepts sessions over TLS only, asks for a password
+   * (AuthenticationCleartextPassword: inside TLS, so the token is never on the wire in the clear)
+   * and hands it here; null accepts, a refusal is sent as FATAL with its code. Absent: any local
+   * process is the pod's agent (the sidecar's loopback trust).
+   */
+  readonly authenticate?:
+    | ((password: string, info: PgClientInfo) => Promise<PgAuthRefusal | null>)
+    | undefined;
+}
+
+/** Why `authenticate` did not accept a caller: 28P01 (bad credential) or class 08 (try again). */
+export interface PgAuthRefusal {
+  readonly code: string;
+  readonly message: string;
 }
 
 export type { PgTlsMaterial } from './loopback-tls.js';
@@ -541,6 +562,44 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
         'replication connections are not supported through the Warden broker',
       );
       return;
+    }
+
+    if (opts.authenticate) {
+      if (agent === raw) {
+        // The password is the caller's token: never asked for in the clear.
+        fail(
+          agent,
+          PG_REFUSAL.denied,
+          'the Warden gateway accepts PostgreSQL sessions over TLS only: connect with sslmode=verify-full (sslrootcert = the gateway CA)',
+        );
+        return;
+      }
+      agent.write(authenticationCleartextPassword());
+      let answer: { ok: true; password: string } | { ok: false; message: string };
+      try {
+        answer = await agentReader.read(parsePasswordMessage, startupDeadline, 'password');
+      } catch {
+        agent.destroy();
+        return;
+      }
+      if (!answer.ok) {
+        fail(agent, SQLSTATE.protocolViolation, answer.message);
+        return;
+      }
+      let refusal: PgAuthRefusal | null;
+      try {
+        refusal = await opts.authenticate(answer.password, info);
+      } catch (err) {
+        refusal = {
+          code: SQLSTATE.connectionFailure,
+          message: `the caller could not be authenticated now (retry): ${(err as Error).message}`,
+        };
+      }
+      if (refusal) {
+        emit({ type: 'denied', info, message: refusal.message });
+        fail(agent, refusal.code, refusal.message);
+        return;
+      }
     }
 
     let decision: PgDecision;

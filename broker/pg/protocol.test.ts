@@ -1,11 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  authenticationCleartextPassword,
   authenticationOk,
   errorResponse,
+  MAX_PASSWORD_MESSAGE_BYTES,
   parseBackendMessage,
   parseErrorFields,
   parseFrontendStartup,
+  parsePasswordMessage,
   saslInitialResponse,
   sslRequest,
   startupMessage,
@@ -173,5 +176,62 @@ describe('parsers on arbitrary bytes (the agent is untrusted)', () => {
         expect(r?.message).toEqual({ kind: 'startup', params: { ...params } });
       }),
     );
+  });
+});
+
+function passwordMessage(body: Buffer, type = 'p'): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+describe('parsePasswordMessage', () => {
+  it('reads the NUL-terminated password and how many bytes it used', () => {
+    const m = passwordMessage(Buffer.from('eyJ.token.sig\0'));
+    expect(parsePasswordMessage(Buffer.concat([m, Buffer.from('Q')]))).toEqual({
+      value: { ok: true, password: 'eyJ.token.sig' },
+      used: m.length,
+    });
+  });
+
+  it('waits for the rest of an incomplete message', () => {
+    const m = passwordMessage(Buffer.from('secret\0'));
+    expect(parsePasswordMessage(m.subarray(0, 4))).toBeNull();
+    expect(parsePasswordMessage(m.subarray(0, m.length - 1))).toBeNull();
+  });
+
+  it('refuses another message type (a client that skipped authentication)', () => {
+    const r = parsePasswordMessage(passwordMessage(Buffer.from('SELECT 1\0'), 'Q'));
+    expect(r?.value).toEqual({ ok: false, message: "expected a password message, got message type 'Q'" });
+  });
+
+  it('refuses a length beyond the bound without waiting for the bytes', () => {
+    const head = Buffer.alloc(5);
+    head.write('p', 0, 'latin1');
+    head.writeInt32BE(MAX_PASSWORD_MESSAGE_BYTES + 1, 1);
+    expect(parsePasswordMessage(head)?.value).toMatchObject({ ok: false, message: /out of bounds/ });
+  });
+
+  it('refuses a password without its terminating NUL, or with a NUL inside', () => {
+    expect(parsePasswordMessage(passwordMessage(Buffer.from('abc')))?.value).toEqual({
+      ok: false,
+      message: 'malformed password message',
+    });
+    expect(parsePasswordMessage(passwordMessage(Buffer.from('a\0b\0')))?.value).toEqual({
+      ok: false,
+      message: 'malformed password message',
+    });
+  });
+
+  it('refuses a password that is not UTF-8', () => {
+    expect(parsePasswordMessage(passwordMessage(Buffer.from([0xff, 0xfe, 0])))?.value).toEqual({
+      ok: false,
+      message: 'the password is not valid UTF-8',
+    });
+  });
+
+  it('AuthenticationCleartextPassword is R with code 3', () => {
+    expect(authenticationCleartextPassword()).toEqual(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]));
   });
 });

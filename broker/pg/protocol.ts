@@ -177,6 +177,52 @@ export function authenticationOk(): Buffer {
   return typed('R', body);
 }
 
+/** AuthenticationCleartextPassword: asks the client for its password (the shared gateway, over TLS only). */
+export function authenticationCleartextPassword(): Buffer {
+  const body = Buffer.alloc(4);
+  body.writeInt32BE(AUTH.CleartextPassword, 0);
+  return typed('R', body);
+}
+
+/** Largest PasswordMessage the gateway reads (a caller token is at most 8,192 characters). */
+export const MAX_PASSWORD_MESSAGE_BYTES = 16 * 1024;
+
+/**
+ * Reads a PasswordMessage ('p', the NUL-terminated password) from the front of `buf`: null while
+ * incomplete; an error text for another message type, a wrong length or a password that is not
+ * one NUL-terminated UTF-8 string.
+ */
+export function parsePasswordMessage(
+  buf: Buffer,
+): { value: { ok: true; password: string } | { ok: false; message: string }; used: number } | null {
+  if (buf.length < 5) return null;
+  const type = String.fromCharCode(buf[0] as number);
+  const length = buf.readInt32BE(1);
+  if (type !== 'p') {
+    return {
+      value: { ok: false, message: `expected a password message, got message type '${type}'` },
+      used: buf.length,
+    };
+  }
+  if (length < 5 || length > MAX_PASSWORD_MESSAGE_BYTES) {
+    return {
+      value: { ok: false, message: `password message length ${length} is out of bounds` },
+      used: buf.length,
+    };
+  }
+  if (buf.length < 1 + length) return null;
+  const body = buf.subarray(5, 1 + length);
+  const used = 1 + length;
+  if (body.at(-1) !== 0 || body.indexOf(0) !== body.length - 1) {
+    return { value: { ok: false, message: 'malformed password message' }, used };
+  }
+  try {
+    return { value: { ok: true, password: UTF8.decode(body.subarray(0, -1)) }, used };
+  } catch {
+    return { value: { ok: false, message: 'the password is not valid UTF-8' }, used };
+  }
+}
+
 export function saslInitialResponse(mechanism: string, data: string): Buffer {
   const payload = Buffer.from(data, 'utf8');
   const len = Buffer.alloc(4);

@@ -30,6 +30,7 @@ import {
   type PgDecision,
   type PgEndpoint,
   type PgLogin,
+  type PgSessionEvent,
   startPgEndpoint,
 } from './endpoint.js';
 import { SETTING_CONTEXT, SETTING_USER_TOKEN, sessionSettings } from './options.js';
@@ -116,19 +117,38 @@ export function settingMessage(message: string): string {
   return message;
 }
 
+/**
+ * What a PostgreSQL session asks of one agent's broker: the decision (through access.ts), the
+ * login the decision obtained, and the session's events for logs and metrics. The sidecar's
+ * endpoint (startPgService) has one set; the shared gateway's endpoint picks the set of the
+ * agent the caller authenticated as (broker/gateway/postgres.ts), so both decide alike.
+ */
+export interface PgSessionHooks {
+  readonly decide: (info: PgClientInfo) => Promise<PgDecision>;
+  readonly getCredential: (info: PgClientInfo) => Promise<PgLogin>;
+  readonly onEvent: (e: PgSessionEvent) => void;
+}
+
 export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
-  // The endpoint asks for a decision and then for the login; access.ts yields both at once, so the
-  // login waits here between the two calls (keyed by the session's info object, dropped on use).
-  const logins = new WeakMap<PgClientInfo, PgLogin>();
-  // Session set-up time (decision, login, upstream handshake) per connection, for
-  // warden_broker_request_duration_seconds{kind="postgresql"}.
-  const timers = new WeakMap<PgClientInfo, RequestTimer>();
   return startPgEndpoint({
     host: o.host,
     port: o.port,
     target: ({ database }) => database,
     ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
     ...(o.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+    ...pgSessionHooks(o),
+  });
+}
+
+/** The session hooks on one agent's access dependencies. */
+export function pgSessionHooks(o: Pick<PgServiceOptions, 'access' | 'log'>): PgSessionHooks {
+  // The endpoint asks for a decision and then for the login; access.ts yields both at once, so the
+  // login waits here between the two calls (keyed by the session's info object, dropped on use).
+  const logins = new WeakMap<PgClientInfo, PgLogin>();
+  // Session set-up time (decision, login, upstream handshake) per connection, for
+  // warden_broker_request_duration_seconds{kind="postgresql"}.
+  const timers = new WeakMap<PgClientInfo, RequestTimer>();
+  return {
     decide: async (info) => {
       timers.set(info, startRequestTimer(o.access.metrics, 'postgresql'));
       // Refusals before a decision are audited like every denial (access.ts recordRefusal); the
@@ -201,5 +221,5 @@ export function startPgService(o: PgServiceOptions): Promise<PgEndpoint> {
         o.log.info({ ...fields, role: e.credentialId }, 'postgresql session closed');
       else if (e.type === 'failed') o.log.warn({ ...fields, error: e.message }, 'postgresql session failed');
     },
-  });
+  };
 }
