@@ -8,7 +8,6 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from '
 import * as oauth from 'oauth4webapi';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LABEL_AGENT } from '../core/constants.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { KubeConfigApi } from '../kube/kube.js';
 import { MemoryAuditSink } from './audit.js';
@@ -28,8 +27,10 @@ import {
   type Fixture,
   fixture,
   form,
+  type HttpResult,
   httpCall,
   patchAgentIdentity,
+  podWatchShows,
   projectedToken,
   TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
@@ -215,6 +216,7 @@ describe('token exchange refuses bad input', () => {
     const t = await projectedToken(f, 'bot-sa', p);
     expect((await exchange(t)).status).toBe(200); // review now cached
     await deletePod(f, 'short-lived');
+    await podWatchShows(f, authority.pods, 'short-lived', (p) => p === undefined);
     await refused(await exchange(t), 400, 'invalid_grant', 'no longer exists');
     expect(lastAudit().detail).toContain('short-lived');
   });
@@ -224,7 +226,8 @@ describe('token exchange refuses bad input', () => {
     const t = await projectedToken(f, 'bot-sa', a);
     expect((await exchange(t)).status).toBe(200);
     await deletePod(f, 'replaced');
-    await createPod(f, 'replaced', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    const b = await createPod(f, 'replaced', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    await podWatchShows(f, authority.pods, 'replaced', (p) => p?.metadata?.uid === b.metadata?.uid);
     await refused(await exchange(t), 400, 'invalid_grant', 'no longer exists');
   });
 
@@ -467,9 +470,13 @@ describe('signing keys in a Secret', () => {
   });
 });
 
-describe("podLookup: 'watch'", () => {
-  it('finds agent pods from the watch, falls back to a live GET, and refuses a pod once its deletion is seen', async () => {
-    const watching = await createAuthority({
+describe('pod lookup, default (the pod watch, read live whenever it may not answer)', () => {
+  let watching: Authority;
+  let pods: WatchedPods;
+  let call: (t: string, type?: string) => Promise<HttpResult>;
+  beforeAll(async () => {
+    // Its own authority (default options): the refusals below do not spend the shared one's budget.
+    watching = await createAuthority({
       trustedBrokerImages: [TEST_BROKER_IMAGE],
       kubeConfig: kubeConfig(),
       namespace: f.namespace,
@@ -477,11 +484,114 @@ describe("podLookup: 'watch'", () => {
       issuer: ISSUER,
       audit,
       log: pino({ level: 'silent' }),
-      podLookup: 'watch',
+    });
+    const url = `http://127.0.0.1:${await watching.listen(0, '127.0.0.1')}/v1/token`;
+    call = (t, type = TOKEN_TYPE_JWT) =>
+      httpCall(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form({ grant_type: GRANT_TOKEN_EXCHANGE, subject_token: t, subject_token_type: type }),
+      });
+    expect(watching.pods).toBeInstanceOf(WatchedPods);
+    pods = watching.pods as WatchedPods;
+  });
+  afterAll(async () => {
+    await watching?.close();
+  });
+  const reads = () => ({ cache: pods.cacheAnswers, live: pods.liveReads });
+
+  it('answers for a watched agent pod from the watch, without a live read', async () => {
+    const p = await createPod(f, 'watched-1', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    await podWatchShows(f, pods, 'watched-1', (w) => w?.metadata?.uid === p.metadata?.uid);
+    const before = reads();
+    expect((await call(await projectedToken(f, 'bot-sa', p))).status).toBe(200);
+    expect(reads()).toEqual({ cache: before.cache + 1, live: before.live });
+  });
+
+  it('falls back to a live read on a cache miss (a pod without the agent label is not watched)', async () => {
+    expect(pods.has(f.namespace, 'bot-1')).toBe(false);
+    const before = reads();
+    expect((await call(token)).status).toBe(200);
+    expect(reads()).toEqual({ cache: before.cache, live: before.live + 1 });
+  });
+
+  it('accepts a pod created a moment ago (found by the watch or, before it arrives, by the live read)', async () => {
+    const p = await createPod(f, 'just-created', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    expect((await call(await projectedToken(f, 'bot-sa', p))).status).toBe(200);
+  });
+
+  it("refuses a deleted pod's token (and a session refresh) once the watch saw the deletion: the miss is read live", async () => {
+    const p = await createPod(f, 'watched-gone', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    const t = await projectedToken(f, 'bot-sa', p);
+    const first = await call(t); // the TokenReview is cached from here on: only the pod lookup can refuse
+    expect(first.status).toBe(200);
+    await deletePod(f, 'watched-gone');
+    await podWatchShows(f, pods, 'watched-gone', (w) => w === undefined);
+    const before = reads();
+    const res = await call(t);
+    expect(res.status).toBe(400);
+    expect(res.body.error_description).toContain('no longer exists');
+    const refresh = await call(first.body.access_token as string, TOKEN_TYPE_ACCESS_TOKEN);
+    expect(refresh.status).toBe(400);
+    expect(refresh.body.error_description).toContain('no longer exists');
+    expect(reads()).toEqual({ cache: before.cache, live: before.live + 2 });
+  });
+
+  it('refuses the token of a pod replaced by a same-named pod with another UID, and accepts the new pod', async () => {
+    const a = await createPod(f, 'recreated', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    const tokenOfA = await projectedToken(f, 'bot-sa', a);
+    expect((await call(tokenOfA)).status).toBe(200); // review of A's token cached
+    await deletePod(f, 'recreated');
+    const b = await createPod(f, 'recreated', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+    await podWatchShows(f, pods, 'recreated', (w) => w?.metadata?.uid === b.metadata?.uid);
+    const before = reads();
+    const res = await call(tokenOfA);
+    expect(res.status).toBe(400);
+    expect(res.body.error_description).toContain('a pod with the same name has a different UID');
+    // The watched pod (B) does not answer for A's UID: that refusal came from a live read.
+    expect(reads()).toEqual({ cache: before.cache, live: before.live + 1 });
+    expect((await call(await projectedToken(f, 'bot-sa', b))).status).toBe(200);
+    expect(reads()).toEqual({ cache: before.cache + 1, live: before.live + 1 });
+  });
+
+  it('reads a terminating pod live, so its removal is refused without waiting for the watch', async () => {
+    // Bound to a node: a graceful delete leaves it terminating (no kubelet here to finish it).
+    const p = await createPod(f, 'terminating', {
+      serviceAccount: 'bot-sa',
+      agent: 'support-bot',
+      nodeName: 'no-such-node',
+    });
+    const t = await projectedToken(f, 'bot-sa', p);
+    expect((await call(t)).status).toBe(200);
+    await deletePod(f, 'terminating', 300);
+    await podWatchShows(f, pods, 'terminating', (w) => w?.metadata?.deletionTimestamp !== undefined);
+    const before = reads();
+    // Still there while it terminates (as for a live lookup), but read live.
+    expect((await call(t)).status).toBe(200);
+    expect(reads()).toEqual({ cache: before.cache, live: before.live + 1 });
+    await deletePod(f, 'terminating', 0);
+    const res = await call(t); // no wait: the watch still holds the terminating pod
+    expect(res.status).toBe(400);
+    expect(res.body.error_description).toContain('no longer exists');
+  });
+
+  it("podLookup: 'live' reads every pod live", async () => {
+    const live = await createAuthority({
+      trustedBrokerImages: [TEST_BROKER_IMAGE],
+      kubeConfig: kubeConfig(),
+      namespace: f.namespace,
+      watchNamespace: f.namespace,
+      issuer: ISSUER,
+      audit,
+      log: pino({ level: 'silent' }),
+      podLookup: 'live',
     });
     try {
-      const url = `http://127.0.0.1:${await watching.listen(0, '127.0.0.1')}/v1/token`;
-      const call = (t: string) =>
+      expect(live.pods).not.toBeInstanceOf(WatchedPods);
+      const url = `http://127.0.0.1:${await live.listen(0, '127.0.0.1')}/v1/token`;
+      const p = await createPod(f, 'live-gone', { serviceAccount: 'bot-sa', agent: 'support-bot' });
+      const t = await projectedToken(f, 'bot-sa', p);
+      const post = () =>
         httpCall(url, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -491,27 +601,13 @@ describe("podLookup: 'watch'", () => {
             subject_token_type: TOKEN_TYPE_JWT,
           }),
         });
-      expect(watching.pods).toBeInstanceOf(WatchedPods);
-      const pods = watching.pods as WatchedPods;
-      const labelled = await createPod(f, 'watched-1', {
-        serviceAccount: 'bot-sa',
-        agent: 'support-bot',
-        labels: { [LABEL_AGENT]: 'support-bot' },
-      });
-      const t = await projectedToken(f, 'bot-sa', labelled);
-      expect((await call(t)).status).toBe(200);
-      // The unlabelled pod of the other tests is not watched: found by the live GET.
-      expect(pods.has(f.namespace, 'bot-1')).toBe(false);
-      expect((await call(token)).status).toBe(200);
-
-      await deletePod(f, 'watched-1');
-      for (let i = 0; i < 200 && pods.has(f.namespace, 'watched-1'); i++)
-        await new Promise((r) => setTimeout(r, 10));
-      const res = await call(t);
+      expect((await post()).status).toBe(200);
+      await deletePod(f, 'live-gone');
+      const res = await post(); // no wait: there is no watch to catch up
       expect(res.status).toBe(400);
       expect(res.body.error_description).toContain('no longer exists');
     } finally {
-      await watching.close();
+      await live.close();
     }
   });
 });

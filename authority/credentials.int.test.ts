@@ -15,6 +15,7 @@ import {
   fixture,
   httpCall,
   patchAgentIdentity,
+  podWatchShows,
   sessionFor,
   TEST_BROKER_IMAGE,
 } from './int-fixtures.js';
@@ -252,6 +253,7 @@ describe('POST /v1/credentials', () => {
   it('refuses a session whose pod was deleted', async () => {
     const session = await newSession('support-bot', 'gone-1');
     await deletePod(f, 'gone-1');
+    await podWatchShows(f, authority.pods, 'gone-1', (p) => p === undefined);
     const res = await ask(session, { target: 'status-page', tool: 'x' });
     expect(res.status).toBe(401);
     expect(res.body.error_description).toContain('pod this session is bound to no longer exists');

@@ -201,7 +201,7 @@ async function decideCredentials(
 
   const identity = deps.store.identity(namespace, agent);
   if (!identity) throw new DeniedError({ reason: 'AgentNotFound', message: `${where} no longer exists` });
-  const pod = await deps.pods.getPod(namespace, podName);
+  const pod = await deps.pods.getPod(namespace, podName, podUID);
   if (!pod || pod.metadata?.uid !== podUID) {
     throw new OAuthError('invalid_token', 'the pod this session is bound to no longer exists');
   }

@@ -56,9 +56,10 @@ export interface AuthorityOptions {
   idpFetch?: FetchLike;
   tls?: Parameters<typeof createAuthorityServer>[0]['tls'];
   /**
-   * How attestation finds the token's pod: 'live' (default) — a GET on every exchange, so a
-   * deleted pod is refused at once; 'watch' — from a watch of agent pods (live GET on a miss),
-   * no API call per exchange but a watch-latency window for just-deleted pods (docs/adr/0006).
+   * How attestation finds the token's pod: 'watch' (default) — from a watch of agent pods, read
+   * live on a miss, a UID other than the token's, a terminating pod or a reconnecting watch
+   * (authority/kube.ts watchedPodAnswers), so no API call per exchange; 'live' — a GET on every
+   * exchange, which also closes the watch-latency window for a force-deleted pod (docs/adr/0006).
    */
   podLookup?: 'live' | 'watch';
   /** Watch AgentIdentities/AccessPolicies (and agent pods) in this namespace only (default: all). */
@@ -154,7 +155,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     return id && { metadata: { name: id.name, namespace: id.namespace, labels: id.labels }, spec: id.spec };
   });
   const watchedPods =
-    opts.podLookup === 'watch' ? new WatchedPods(api, kube, log, opts.watchNamespace) : undefined;
+    opts.podLookup !== 'live' ? new WatchedPods(api, kube, log, opts.watchNamespace) : undefined;
   await watchedPods?.start();
   const parts: AuthorityParts = {
     issuer: opts.issuer,

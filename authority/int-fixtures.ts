@@ -14,8 +14,10 @@ import {
   PLURAL,
   VERSION,
 } from '../core/constants.js';
+import type { PodLike } from '../core/identity/agent.js';
 import { injectBroker } from '../webhook/test-builders.js';
 import { GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from './constants.js';
+import { type PodGetter, WatchedPods } from './kube.js';
 
 export { injectBroker, TEST_BROKER_IMAGE } from '../webhook/test-builders.js';
 
@@ -100,6 +102,8 @@ export async function createPod(
     image?: string;
     injected?: boolean;
     unlabelled?: boolean;
+    /** Bound to this node (none exists): a graceful delete then leaves the pod terminating. */
+    nodeName?: string;
   },
 ): Promise<V1Pod> {
   let body: V1Pod = {
@@ -112,6 +116,7 @@ export async function createPod(
       serviceAccountName: opts.serviceAccount,
       automountServiceAccountToken: false,
       containers: [{ name: 'agent', image: opts.image ?? 'ghcr.io/acme/agent@sha256:0000' }],
+      ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
     },
   };
   if (opts.agent && opts.injected !== false) {
@@ -121,8 +126,29 @@ export async function createPod(
   return f.core.createNamespacedPod({ namespace: f.namespace, body });
 }
 
-export async function deletePod(f: Fixture, name: string): Promise<void> {
-  await f.core.deleteNamespacedPod({ namespace: f.namespace, name, gracePeriodSeconds: 0 });
+export async function deletePod(f: Fixture, name: string, gracePeriodSeconds = 0): Promise<void> {
+  await f.core.deleteNamespacedPod({ namespace: f.namespace, name, gracePeriodSeconds });
+}
+
+/**
+ * Waits until the authority's pod watch (the default pod lookup) shows what `expect` says about
+ * pod `name` in the fixture's namespace: the watch delivers a change milliseconds after the API
+ * server committed it, and the security-relevant tests state what happens after that.
+ */
+export async function podWatchShows(
+  f: Fixture,
+  pods: PodGetter,
+  name: string,
+  expect: (pod: PodLike | undefined) => boolean,
+): Promise<void> {
+  if (!(pods instanceof WatchedPods)) throw new Error('the authority does not watch pods (podLookup: live)');
+  for (let i = 0; i < 1000; i++) {
+    if (expect(pods.peek(f.namespace, name))) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(
+    `the authority's pod watch did not show the expected state of pod ${f.namespace}/${name} in 10 s`,
+  );
 }
 
 /** What the kubelet mounts into the broker: a TokenRequest bound to the pod. */

@@ -11,8 +11,13 @@ import { apiStatus } from './keystore.js';
 const PODS = { group: '', version: 'v1', plural: 'pods' };
 
 export interface PodGetter {
-  /** The pod, or null when it does not exist. */
-  getPod(namespace: string, name: string): Promise<PodLike | null>;
+  /**
+   * The pod, or null when it does not exist. `uid` is the UID the caller's token is bound to: a
+   * cache may answer only for that exact pod (WatchedPods), anything else is read live.
+   */
+  getPod(namespace: string, name: string, uid?: string): Promise<PodLike | null>;
+  /** The pod read from the API server, never from a cache (absent: getPod already reads live). */
+  getLivePod?(namespace: string, name: string): Promise<PodLike | null>;
 }
 
 export interface AgentIdentityGetter {
@@ -58,14 +63,42 @@ export class ApiKube implements PodGetter, AgentIdentityGetter {
 }
 
 /**
- * Pods from a watch of agent pods (label `warden.dev/agent`, set by the webhook), falling back to
- * a live GET on a miss (a pod created a moment ago, or one without the label). The API server's
- * own bound-token validation reads pods from an informer the same way; the price is that a pod
- * deleted within the watch latency (milliseconds) may still be found. `podLookup: 'live'` in
- * createAuthority() avoids even that window at one GET per exchange.
+ * Whether a pod from the watch may answer for a token bound to `uid` without a live read: the
+ * watch is connected, holds the pod, with that exact UID, and the pod is not terminating. Anything
+ * else — a miss (just created, or not labelled), another UID (the name was reused: the cache may
+ * hold the old pod or the new one), a deletionTimestamp (the pod is going away: from here on every
+ * exchange checks the live pod, so its final removal is seen at once), or a watch that is
+ * reconnecting (the cache may be behind by the backoff, not milliseconds) — is read live.
+ * docs/adr/0006-authority-tokens.md, "Pod lookup".
+ */
+export function watchedPodAnswers(
+  pod: PodLike | undefined,
+  uid: string | undefined,
+  watching: boolean,
+): pod is PodLike {
+  return (
+    watching &&
+    pod !== undefined &&
+    uid !== undefined &&
+    uid !== '' &&
+    pod.metadata?.uid === uid &&
+    pod.metadata.deletionTimestamp === undefined
+  );
+}
+
+/**
+ * Pods from a watch of agent pods (label `warden.dev/agent`, set by the webhook), with a live GET
+ * whenever the watched copy may not answer (watchedPodAnswers). The default pod lookup: the API
+ * server's own bound-token validation reads pods from an informer the same way. What remains is
+ * a pod force-deleted (grace period 0) within the watch latency (milliseconds): still found, as
+ * its containers may also still be running; the security argument is in docs/adr/0006.
  */
 export class WatchedPods implements PodGetter {
   private readonly informer: Informer<PodLike & KubeObject>;
+  private watching = false;
+  /** Exchanges answered from the watch / by a live read (tests and benchmarks read these). */
+  cacheAnswers = 0;
+  liveReads = 0;
 
   constructor(
     api: KubeApi,
@@ -77,6 +110,12 @@ export class WatchedPods implements PodGetter {
       logger: log,
       labelSelector: LABEL_AGENT,
       resyncPeriodMs: 0,
+      // Only a connected watch keeps the cache within milliseconds of the API server; between a
+      // failure and the next successful watch, reads go live.
+      onLifecycle: (e) => {
+        if (e.type === 'watching') this.watching = true;
+        else if (e.type === 'error' || e.type === 'gone') this.watching = false;
+      },
     });
   }
 
@@ -86,15 +125,37 @@ export class WatchedPods implements PodGetter {
   }
 
   async stop(): Promise<void> {
+    this.watching = false;
     await this.informer.stop();
   }
 
-  async getPod(namespace: string, name: string): Promise<PodLike | null> {
-    return this.informer.get(name, namespace) ?? this.live.getPod(namespace, name);
+  async getPod(namespace: string, name: string, uid?: string): Promise<PodLike | null> {
+    const cached = this.informer.get(name, namespace);
+    if (watchedPodAnswers(cached, uid, this.watching)) {
+      this.cacheAnswers++;
+      return cached;
+    }
+    this.liveReads++;
+    return this.live.getPod(namespace, name, uid);
+  }
+
+  getLivePod(namespace: string, name: string): Promise<PodLike | null> {
+    this.liveReads++;
+    return this.live.getPod(namespace, name);
   }
 
   /** Whether the watch currently holds the pod (tests wait on this instead of sleeping). */
   has(namespace: string, name: string): boolean {
     return this.informer.get(name, namespace) !== undefined;
+  }
+
+  /** The watched copy of the pod, if any (tests wait on its state instead of sleeping). */
+  peek(namespace: string, name: string): PodLike | undefined {
+    return this.informer.get(name, namespace);
+  }
+
+  /** Whether the watch is connected (reads may be answered from it). */
+  isWatching(): boolean {
+    return this.watching;
   }
 }

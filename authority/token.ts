@@ -148,7 +148,7 @@ async function exchange(
     if (review.authenticated && review.username && review.podName) {
       const ns = review.username.split(':')[2] ?? '';
       Object.assign(ctx.audit, { namespace: ns, pod: review.podName, podUID: review.podUID });
-      facts.pod = await deps.pods.getPod(ns, review.podName);
+      facts.pod = await deps.pods.getPod(ns, review.podName, review.podUID);
     }
   } else if (subjectTokenType === TOKEN_TYPE_ACCESS_TOKEN) {
     const claims = await deps.sessions.verify(subjectToken);
@@ -189,7 +189,7 @@ async function sessionFacts(
       podName: w.pod,
       podUID: w.podUID,
     },
-    pod: await deps.pods.getPod(w.namespace, w.pod),
+    pod: await deps.pods.getPod(w.namespace, w.pod, w.podUID),
     identity: null,
     resource,
     refresh: true,
@@ -208,6 +208,12 @@ async function lookUpIdentity(
     const ns = facts.review.username?.split(':')[2] ?? '';
     ctx.audit.agent = agentName;
     facts.identity = await deps.identities.getAgentIdentity(ns, agentName);
+    // spec.attestation.images.digests is judged on the pod's status (what runs), the part of a
+    // pod that changes at every container (re)start: read live, never from the pod watch, so a
+    // re-pointed tag is refused (and a just-started container accepted) without a watch delay.
+    if (facts.identity?.spec?.attestation?.images?.digests?.length && deps.pods.getLivePod) {
+      facts.pod = await deps.pods.getLivePod(ns, facts.review.podName ?? '');
+    }
   }
 }
 
@@ -250,7 +256,7 @@ async function attestGatewayCaller(
     if (review.authenticated && review.username && review.podName) {
       const ns = review.username.split(':')[2] ?? '';
       Object.assign(ctx.audit, { namespace: ns, pod: review.podName, podUID: review.podUID });
-      facts.pod = await deps.pods.getPod(ns, review.podName);
+      facts.pod = await deps.pods.getPod(ns, review.podName, review.podUID);
     }
   } else if (type === TOKEN_TYPE_AGENT) {
     const claims = await deps.sessions.verifyAgentToken(token);
