@@ -10,8 +10,9 @@ import type {
   AuditEvent,
   AuditSink,
   AuditSubject,
+  BrokerAuditAdmission,
+  BrokerAuditTrail,
   BrokerEvent,
-  BrokerEventSink,
   ControllerAuditSink,
 } from '../core/ports/audit.js';
 import { type AuditExporter, type AuditLine, toLine } from './export.js';
@@ -80,7 +81,7 @@ export function toEntry(e: AuditEvent): AuditEntry {
 /** What the controller itself records (suspensions, revocations): already an entry. */
 export type { ControllerAuditSink } from '../core/ports/audit.js';
 
-export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAuditSink {
+export class TrailAuditSink implements AuditSink, BrokerAuditTrail, ControllerAuditSink {
   constructor(
     private readonly writer: AuditWriter,
     /** Every event leaves as one audit line on each (stdout, OTLP): audit/export.ts. */
@@ -110,12 +111,26 @@ export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAud
   }
 
   /**
-   * Broker events arriving on /v1/audit: one audit line and one chain entry each. Resolves once all
-   * are in AuditRecords — the authority acknowledges the batch only then (ack after persist). A
-   * batch shipped again is written once (by entry id) but exported again: lines carry the id.
+   * Broker events arriving on /v1/audit: the writer admits them (the one dedupe, by entry id, over
+   * what the trail holds or is writing); each event met for the first time becomes one audit line
+   * and one chain entry. `persisted` resolves once all are in AuditRecords — the authority
+   * acknowledges the batch only then (ack after persist). The export is at least once only across
+   * a process that died between exporting and persisting (docs/faults.md): lines carry the id.
    */
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): Promise<void> {
-    for (const e of events) {
+  async admitBrokerEvents(
+    who: AuditSubject,
+    events: readonly BrokerEvent[],
+    opts: { resent: boolean },
+  ): Promise<BrokerAuditAdmission> {
+    const { fresh, persisted } = await this.writer.admit(
+      who.namespace,
+      who.agent,
+      events.map((e) => e.entry),
+      opts,
+    );
+    const first = new Set(fresh);
+    const delivered = first.size === events.length ? events : events.filter((e) => first.has(e.entry));
+    for (const e of delivered) {
       this.emit(
         toLine(
           'broker',
@@ -125,11 +140,7 @@ export class TrailAuditSink implements AuditSink, BrokerEventSink, ControllerAud
         ),
       );
     }
-    return this.writer.recordPersisted(
-      who.namespace,
-      who.agent,
-      events.map((e) => e.entry),
-    );
+    return { fresh: delivered, persisted };
   }
 
   recordEntry(namespace: string, agent: string, entry: AuditEntry): void {

@@ -31,6 +31,12 @@
  * the writer drops the entries the chain already holds (core/audit/entry-id.ts), with the
  * watermarks learnt from the records it wrote, found (locate) or walked past (catchUp) — so a
  * batch shipped twice, to this replica or another, or to a new leader after a crash, is written once.
+ *
+ * One delivery per entry (admit): /v1/audit asks the writer, before anything else sees a shipped
+ * batch, which of its entries the trail neither holds (the same watermarks) nor is writing (the
+ * entries admitted and not yet persisted); only those are exported and counted. A chain met for the
+ * first time is located first (a new leader learns what its predecessor persisted), and a batch the
+ * broker marks as shipped again walks the chain past records other replicas wrote since.
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity, AuditEntry, AuditRecord, AuditRecordSpec } from '../core/api/index.js';
@@ -50,6 +56,11 @@ const AGENT_REF = { group: GROUP, version: VERSION, plural: PLURAL.AgentIdentity
 export { agentLabelValue } from '../core/audit/labels.js';
 
 import { agentLabelValue, auditRecordLabels } from '../core/audit/labels.js';
+
+/** Key of a broker entry being written: chain, pod (the session's) and id; none without an id. */
+function inflightKey(chain: string, e: AuditEntry): string | undefined {
+  return e.id === undefined || e.id === '' ? undefined : `${chain}\n${e.pod ?? ''}\n${e.id}`;
+}
 
 /**
  * Where a chain continues: the last genuine record (the controller's, or legacy from before
@@ -130,6 +141,14 @@ export class AuditWriter {
   private readonly tickets = new WeakMap<AuditEntry, Ticket>();
   /** Chains someone waits on, until when: written at once rather than when due. */
   private readonly urgentUntil = new Map<string, number>();
+  /**
+   * Broker entries admitted and not yet persisted (or shed), by chain, pod and id, each with the
+   * promise of its acknowledged write: a copy shipped again meanwhile waits for it instead of being
+   * delivered twice. Bounded by the buffer (maxBuffered).
+   */
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Chains being located (their newest records listed) for the first time, shared by callers. */
+  private readonly locating = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly opts: AuditWriterOptions) {
@@ -144,7 +163,11 @@ export class AuditWriter {
     this.buffered++;
     const max = this.opts.maxBuffered ?? 100_000;
     if (this.buffered > max) {
-      const lost = this.batcher.shedByChain(max);
+      // A shed broker entry is no longer being written: a copy shipped again is admitted afresh.
+      const lost = this.batcher.shedByChain(max, (chain, e) => {
+        const id = inflightKey(chain, e);
+        if (id !== undefined) this.inflight.delete(id);
+      });
       let dropped = 0;
       for (const [chain, n] of lost) {
         dropped += n;
@@ -181,6 +204,90 @@ export class AuditWriter {
     if (!this.draining.has(key) && (this.retryAt.get(key)?.at ?? 0) <= this.now())
       void this.drain(key, false);
     return done;
+  }
+
+  /**
+   * The one dedupe of a broker's shipped batch (core/ports/audit.ts BrokerAuditTrail): returns the
+   * entries met for the first time, queued for writing now, and a promise that resolves once every
+   * entry of the batch is in AuditRecords. Entries the trail holds (at or below their source's
+   * watermark) or that this writer is writing (admitted before, not yet persisted) are not returned:
+   * their caller must not export or count them again. `resent` (the broker may have shipped some of
+   * them before) walks the chain past records other writers created since this one last looked.
+   * Rejects when the chain cannot be read the first time it is met (the API server unreachable):
+   * nothing is queued, and the broker ships the batch again.
+   */
+  async admit(
+    namespace: string,
+    agent: string,
+    entries: readonly AuditEntry[],
+    opts: { resent?: boolean } = {},
+  ): Promise<{ fresh: AuditEntry[]; persisted: Promise<void> }> {
+    const key = `${namespace}/${agent}`;
+    await this.meet(key, namespace, agent);
+    if (opts.resent) await this.refresh(key, namespace, agent);
+    // From here on synchronous: two admissions of the same entries cannot both see them as new.
+    const { fresh: unheld } = dedupe(this.marksOf(key), entries);
+    const fresh: AuditEntry[] = [];
+    const earlier = new Set<Promise<void>>();
+    for (const e of unheld) {
+      const id = inflightKey(key, e);
+      const writing = id === undefined ? undefined : this.inflight.get(id);
+      if (writing) earlier.add(writing);
+      else fresh.push(e);
+    }
+    const done = this.recordPersisted(namespace, agent, fresh);
+    const ids: string[] = [];
+    for (const e of fresh) {
+      const id = inflightKey(key, e);
+      if (id === undefined) continue;
+      this.inflight.set(id, done);
+      ids.push(id);
+    }
+    if (ids.length > 0) {
+      void done.then(() => {
+        for (const id of ids) if (this.inflight.get(id) === done) this.inflight.delete(id);
+      });
+    }
+    const persisted = earlier.size === 0 ? done : Promise.all([done, ...earlier]).then(() => undefined);
+    return { fresh, persisted };
+  }
+
+  /** Broker entries being written, admitted and not yet persisted (for tests and metrics). */
+  get admittedUnpersisted(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * Learns where a chain continues and what it holds (the newest records' entry ids) the first time
+   * this writer meets it; one list per chain, shared by concurrent callers.
+   */
+  private meet(key: string, namespace: string, agent: string): Promise<void> {
+    if (this.positions.has(key)) return Promise.resolve();
+    let p = this.locating.get(key);
+    if (!p) {
+      p = this.locate(namespace, agent)
+        .then((found) => {
+          if (this.positions.has(key)) return;
+          this.positions.set(key, found.position);
+          // Walk past the base before the first write: records written since, or forged ones.
+          this.unsure.add(key);
+        })
+        .finally(() => this.locating.delete(key));
+      this.locating.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Reads records other writers created past this writer's position (usually one GET answered 404)
+   * and learns their entry ids; the position itself is left to the chain's drain loop, which
+   * catches up before its next write when this found anything.
+   */
+  private async refresh(key: string, namespace: string, agent: string): Promise<void> {
+    const from = this.positions.get(key);
+    if (!from) return;
+    const caught = await this.catchUp(namespace, agent, from, '');
+    if (caught.position.next !== from.next) this.unsure.add(key);
   }
 
   /** Entries of a batch are in the trail: their waiters are told. */
@@ -307,22 +414,15 @@ export class AuditWriter {
     try {
       const batchJson = canonicalJson(batch);
       for (let attempt = 0; attempt < 5; attempt++) {
-        let position = this.positions.get(key);
-        let landed = false;
-        if (!position) {
-          const found = await this.locate(namespace, agent);
-          position = found.position;
-          // A write whose response was lost (API server stopping mid-request) may have landed.
-          landed = found.headEntries === batchJson;
-          // Walk past the base: records written since, or forged ones in the way.
-          this.unsure.add(key);
-        }
+        await this.meet(key, namespace, agent);
+        let position = this.positions.get(key) as ChainPosition;
         if (this.unsure.has(key)) {
+          // A write whose response was lost (API server stopping mid-request) may have landed.
           const caught = await this.catchUp(namespace, agent, position, batchJson);
           position = caught.position;
           this.positions.set(key, position);
           this.unsure.delete(key);
-          if (caught.landed || landed) {
+          if (caught.landed) {
             this.written(batch);
             this.persisted(batch);
             this.retryAt.delete(key);
@@ -459,10 +559,7 @@ export class AuditWriter {
    * (one list, once per chain), or the anchored head when that is newer (the newest records were
    * deleted: the chain goes on from the controller's own head, and the gap stays visible).
    */
-  private async locate(
-    namespace: string,
-    agent: string,
-  ): Promise<{ position: ChainPosition; headEntries?: string }> {
+  private async locate(namespace: string, agent: string): Promise<{ position: ChainPosition }> {
     const list = await this.opts.api.request<ObjectList<AuditRecord>>(
       'GET',
       resourcePath(AUDIT_REF, namespace),
@@ -474,7 +571,6 @@ export class AuditWriter {
       .filter((r) => r.spec?.agent === agent && r.metadata?.name === recordName(agent, r.spec.sequence))
       .sort((a, b) => b.spec.sequence - a.spec.sequence);
     let head: ChainHead | undefined;
-    let headEntries: string | undefined;
     // What the newest genuine records hold of each broker source: a new writer (after a restart or
     // a leader change) does not write again what its predecessor wrote. A broker ships again only
     // what its spool still holds (at most --audit-spool-max-bytes), far fewer entries than this.
@@ -488,7 +584,6 @@ export class AuditWriter {
       noteEntries(marks, r.spec.entries);
       if (head) continue;
       head = { sequence: r.spec.sequence, digest: r.spec.digest };
-      headEntries = canonicalJson(r.spec.entries);
     }
     const anchored = await this.readAnchor(namespace, agent);
     if (anchored && (!head || anchored.sequence > head.sequence)) {
@@ -498,7 +593,7 @@ export class AuditWriter {
       );
       return { position: after(anchored) };
     }
-    return { position: after(head), ...(headEntries !== undefined ? { headEntries } : {}) };
+    return { position: after(head) };
   }
 
   /** Why a record is not the controller's, or undefined when it is (signed, or legacy). */

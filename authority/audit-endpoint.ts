@@ -8,11 +8,16 @@
  * MAX_AUDIT_BYTES bytes); a malformed event rejects the whole batch with the index and field at
  * fault, so the broker keeps it queued instead of the trail silently losing part of it.
  *
- * Acknowledged after persist: the answer waits until every sink has the events where they stay
- * (the trail: in AuditRecords), at most ACK_TIMEOUT_MS; past that it is 503 and the broker, which
- * keeps them in its spool until a 200, ships them again — each entry's `id` makes that idempotent.
+ * One delivery per entry: the batch goes first to the trail (BrokerAuditTrail, the audit writer's
+ * persisted and in-flight entry ids), which admits the entries it meets for the first time and
+ * exports them; the counters (BrokerEventSink: decision stats, circuit breaker, tool usage) get
+ * only those. A batch shipped again is therefore written, exported and counted once.
  *
- * Body: {"events": [BrokerAuditEvent, ...]}  →  200 {"accepted": n} once persisted
+ * Acknowledged after persist: the answer waits until the trail has every event of the batch in
+ * AuditRecords, at most ACK_TIMEOUT_MS; past that it is 503 and the broker, which keeps them in its
+ * spool until a 200, ships them again (saying `resent`) — each entry's `id` makes that idempotent.
+ *
+ * Body: {"events": [BrokerAuditEvent, ...], "resent"?: true}  →  200 {"accepted": n} once persisted
  */
 import type { AuditEntry } from '../core/api/index.js';
 import { auditReplaySchema } from '../core/api/schemas.js';
@@ -35,12 +40,29 @@ export const MAX_AUDIT_BYTES = 1024 * 1024;
 export const ACK_TIMEOUT_MS = 3000;
 
 /** Who shipped the events, from the verified session. */
-export type { AuditSubject, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
+export type { AuditSubject, BrokerAuditTrail, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
 
-import type { AuditSubject, BrokerEvent, BrokerEventSink } from '../core/ports/audit.js';
+import type {
+  AuditSubject,
+  BrokerAuditAdmission,
+  BrokerAuditTrail,
+  BrokerEvent,
+  BrokerEventSink,
+} from '../core/ports/audit.js';
+
+/** Without an audit trail (tests, a log-only authority): every event is new, nothing is persisted. */
+const NO_TRAIL: BrokerAuditTrail = {
+  admitBrokerEvents: async (_who, events): Promise<BrokerAuditAdmission> => ({
+    fresh: events,
+    persisted: Promise.resolve(),
+  }),
+};
 
 export interface AuditEndpointDeps {
   sessions: Sessions;
+  /** The one dedupe and the persistence (default: every event new, nothing to wait for). */
+  trail?: BrokerAuditTrail;
+  /** Told of the events the trail admitted as new only. */
   sinks: readonly BrokerEventSink[];
   now?: () => Date;
   /** Default ACK_TIMEOUT_MS. */
@@ -211,10 +233,28 @@ export async function handleAudit(
   };
   // The pod is the session's, whatever the body claimed.
   for (const e of events) e.entry.pod = w.pod;
-  const stored = Promise.all(deps.sinks.map((s) => s.recordBrokerEvents(who, events)));
+  // A body may say its events were shipped before (any other value than true is a first shipping).
+  const resent = body.resent === true;
+  const stored = (deps.trail ?? NO_TRAIL).admitBrokerEvents(who, events, { resent }).then((admitted) => {
+    // Counted once each: what the trail met for the first time, even if this answer is late.
+    if (admitted.fresh.length > 0) {
+      for (const s of deps.sinks) {
+        try {
+          void s.recordBrokerEvents(who, admitted.fresh);
+        } catch {
+          // A counter that fails must not fail the acknowledgement of persisted entries.
+        }
+      }
+    }
+    return admitted.persisted;
+  });
   let timer: NodeJS.Timeout | undefined;
   const persisted = await Promise.race([
-    stored.then(() => true),
+    stored.then(
+      () => true,
+      // The trail could not tell what it holds (the API server unreachable): the broker ships again.
+      () => false,
+    ),
     new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), deps.ackTimeoutMs ?? ACK_TIMEOUT_MS);
     }),

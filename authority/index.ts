@@ -14,7 +14,12 @@ import { type KubeApi, KubeConfigApi } from '../kube/kube.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import { ApiTokenReviewer, CachedTokenReviewer } from './attest.js';
 import { type AuditSink, PinoAuditSink } from './audit.js';
-import { type BrokerEventSink, handleAudit, LogBrokerEventSink } from './audit-endpoint.js';
+import {
+  type BrokerAuditTrail,
+  type BrokerEventSink,
+  handleAudit,
+  LogBrokerEventSink,
+} from './audit-endpoint.js';
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
 import { handleIntrospect, liveAgentState } from './introspect.js';
@@ -71,7 +76,15 @@ export interface AuthorityOptions {
    * Absent: the authority makes one client and cache from `kubeConfig` (standalone, tests).
    */
   kube?: { api: KubeApi; cache: SharedCache };
-  /** Where broker audit events (POST /v1/audit) go: audit trail, decision counters. Default: log lines. */
+  /**
+   * The audit trail POST /v1/audit admits broker events to: the one dedupe by entry id; it exports and
+   * persists what it meets for the first time. Default: every event is new and goes to the sinks only.
+   */
+  brokerAuditTrail?: BrokerAuditTrail;
+  /**
+   * Who else reads broker audit events (decision counters, the circuit breaker, tool usage): given
+   * only the events the trail admitted as new, so each entry is counted once. Default: log lines.
+   */
   brokerAuditSinks?: BrokerEventSink[];
   /** Where issued, revocable credentials are remembered for the kill switch (shared with the revoker). */
   issuedCredentials?: IssuedCredentials;
@@ -197,6 +210,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
       '/v1/audit': (ctx) =>
         handleAudit(ctx, {
           sessions: parts.sessions,
+          ...(opts.brokerAuditTrail ? { trail: opts.brokerAuditTrail } : {}),
           sinks: opts.brokerAuditSinks ?? [new LogBrokerEventSink(log)],
         }),
       '/v1/quota': (ctx) =>

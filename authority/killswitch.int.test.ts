@@ -6,9 +6,10 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
+import type { BrokerAuditAdmission } from '../core/ports/audit.js';
 import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
 import { KubeConfigApi } from '../kube/kube.js';
-import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
+import type { AuditSubject, BrokerAuditTrail, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { type Authority, createAuthority } from './index.js';
 import {
   createAgentIdentity,
@@ -24,13 +25,21 @@ import {
 import { JwtMinter } from './mint/jwt.js';
 import { policy, provider } from './mint/testing.js';
 
-class RecordingSink implements BrokerEventSink {
-  readonly got: Array<{ who: AuditSubject; events: readonly BrokerEvent[] }> = [];
+class RecordingTrail implements BrokerAuditTrail {
+  readonly got: Array<{ who: AuditSubject; events: readonly BrokerEvent[]; resent: boolean }> = [];
   /** While set, batches are "being persisted" until it is called (the trail's writer, slowed down). */
   persisting: Promise<void> | undefined;
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void | Promise<void> {
-    this.got.push({ who, events });
-    return this.persisting;
+  /** Which events the trail meets for the first time (default all); `unreadable` rejects. */
+  admits: ((e: BrokerEvent) => boolean) | 'unreadable' = () => true;
+  async admitBrokerEvents(
+    who: AuditSubject,
+    events: readonly BrokerEvent[],
+    opts: { resent: boolean },
+  ): Promise<BrokerAuditAdmission> {
+    this.got.push({ who, events, resent: opts.resent });
+    const admits = this.admits;
+    if (admits === 'unreadable') throw new Error('the chain could not be read');
+    return { fresh: events.filter((e) => admits(e)), persisted: this.persisting ?? Promise.resolve() };
   }
 }
 
@@ -39,7 +48,14 @@ let f: Fixture;
 let authority: Authority;
 let base: string;
 let session: string;
-const sink = new RecordingSink();
+const sink = new RecordingTrail();
+/** The counters' view (decision stats, circuit breaker, tool usage): what they were given. */
+const counted: string[] = [];
+const counter: BrokerEventSink = {
+  recordBrokerEvents: (_who, events) => {
+    for (const e of events) counted.push(e.entry.id ?? '');
+  },
+};
 
 beforeAll(async () => {
   const kc = kubeConfig();
@@ -53,7 +69,8 @@ beforeAll(async () => {
     watchNamespace: f.namespace,
     issuer: ISSUER,
     log: pino({ level: 'silent' }),
-    brokerAuditSinks: [sink],
+    brokerAuditTrail: sink,
+    brokerAuditSinks: [counter],
   });
   base = `http://127.0.0.1:${await authority.listen(0, '127.0.0.1')}`;
   session = await sessionFor(f, base, { pod: 'bot-0', agent: 'bot' });
@@ -135,6 +152,40 @@ describe('POST /v1/audit', () => {
     } finally {
       sink.persisting = undefined;
     }
+  });
+
+  it('tells the trail whether the broker ships the batch again (resent: true only)', async () => {
+    expect((await ship({ events: [event], resent: true })).status).toBe(200);
+    expect(sink.got.at(-1)?.resent).toBe(true);
+    expect((await ship({ events: [event], resent: 'yes' })).status).toBe(200);
+    expect(sink.got.at(-1)?.resent).toBe(false);
+    expect((await ship({ events: [event] })).status).toBe(200);
+    expect(sink.got.at(-1)?.resent).toBe(false);
+  });
+
+  it('gives the counters only the events the trail admitted as new (one count per entry)', async () => {
+    const id = (n: number) => ({ ...event, id: `00000000000000f1-${n}` });
+    counted.length = 0;
+    sink.admits = (e) => e.entry.id !== '00000000000000f1-1';
+    try {
+      expect((await ship({ events: [id(1), id(2)], resent: true })).status).toBe(200);
+    } finally {
+      sink.admits = () => true;
+    }
+    expect(counted).toEqual(['00000000000000f1-2']);
+  });
+
+  it('answers 503 and counts nothing when the trail cannot tell what it holds', async () => {
+    counted.length = 0;
+    sink.admits = 'unreadable';
+    try {
+      const res = await ship({ events: [{ ...event, id: '00000000000000f2-1' }] });
+      expect(res.status).toBe(503);
+      expect(res.body.error).toBe('temporarily_unavailable');
+    } finally {
+      sink.admits = () => true;
+    }
+    expect(counted).toEqual([]);
   });
 
   it('rejects an event id that is not the broker format, naming it', async () => {

@@ -59,8 +59,12 @@ export interface AuditSink {
 
 /** Where batches go (the authority client in production). */
 export interface AuditTransport {
-  /** Resolves once the authority acknowledged them: persisted in AuditRecords. */
-  send(events: readonly BrokerAuditEvent[]): Promise<void>;
+  /**
+   * Resolves once the authority acknowledged them: persisted in AuditRecords. `resent`: some of them
+   * may have reached an authority before (a request that failed or went unanswered, an earlier
+   * process's spool), so the authority reads what other replicas wrote before it admits them.
+   */
+  send(events: readonly BrokerAuditEvent[], opts?: { resent?: boolean }): Promise<void>;
 }
 
 /** An entry with its id (core/audit/entry-id.ts): the authority writes a shipped-again entry once. */
@@ -187,6 +191,8 @@ export class AuditShipper implements AuditSink {
   private backoffMs = 0;
   private closed = false;
   private sequence = 0;
+  /** The queue's head may have reached an authority already (a failed request, a spool found). */
+  private resent = false;
   private readonly queue: AuditQueue;
   private readonly source: string;
   private readonly o: Required<Omit<AuditShipperOptions, 'transport' | 'log' | 'queue' | 'source'>>;
@@ -208,7 +214,10 @@ export class AuditShipper implements AuditSink {
     this.queue = opts.queue ?? new MemoryAuditQueue(this.o.maxQueued);
     this.source = opts.source ?? randomBytes(8).toString('hex');
     // An earlier process's entries (a restarted broker on the same spool) go out first.
-    if (this.queue.length > 0) this.schedule();
+    if (this.queue.length > 0) {
+      this.resent = true;
+      this.schedule();
+    }
   }
 
   /** Events waiting to be shipped. */
@@ -279,7 +288,13 @@ export class AuditShipper implements AuditSink {
     try {
       if (this.queue.length > 0) {
         const { events, count } = await this.queue.peek(this.o.maxBatch, this.o.maxBatchBytes);
-        if (events.length > 0) await this.opts.transport.send(events);
+        if (events.length > 0) {
+          // Marked before the answer: a request that fails may still have been persisted or exported.
+          const resent = this.resent;
+          this.resent = true;
+          await this.opts.transport.send(events, resent ? { resent } : undefined);
+          this.resent = false;
+        }
         await this.queue.ack(count);
         this.shipped += events.length;
       }

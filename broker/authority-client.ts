@@ -509,12 +509,12 @@ export class AuthorityClient implements SnapshotSource, CredentialIssuer, AuditT
   }
 
   /** AuditTransport: POST /v1/audit. */
-  async send(events: readonly BrokerAuditEvent[]): Promise<void> {
+  async send(events: readonly BrokerAuditEvent[], opts?: { resent?: boolean }): Promise<void> {
     const r = await this.withSession(
       'POST',
       '/v1/audit',
       { 'content-type': 'application/json' },
-      JSON.stringify({ events }),
+      JSON.stringify(opts?.resent ? { events, resent: true } : { events }),
     );
     if (r.status < 200 || r.status >= 300) throw httpError(r, '/v1/audit');
   }

@@ -125,7 +125,10 @@ describe('AuditSpool', () => {
 class MemoryTransport implements AuditTransport {
   down = false;
   readonly batches: BrokerAuditEvent[][] = [];
-  async send(events: readonly BrokerAuditEvent[]): Promise<void> {
+  /** Per request that reached it: whether the broker said it may ship entries again. */
+  readonly resent: boolean[] = [];
+  async send(events: readonly BrokerAuditEvent[], opts?: { resent?: boolean }): Promise<void> {
+    this.resent.push(opts?.resent === true);
     if (this.down) throw new Error('authority unreachable');
     this.batches.push([...events]);
   }
@@ -150,6 +153,7 @@ describe('AuditShipper over the spool', () => {
       '0123456789abcdef-3',
     ]);
     expect(spool.length).toBe(0);
+    expect(t.resent.every((r) => !r)).toBe(true);
   });
 
   it('ships again, with the same ids, what a killed broker had not had acknowledged', async () => {
@@ -180,6 +184,8 @@ describe('AuditShipper over the spool', () => {
       '2222222222222222-1',
     ]);
     expect(spool.length).toBe(0);
+    // The failed request, then the new process's first one (what it found may have been shipped), say so.
+    expect(t.resent).toEqual([false, true]);
   });
 
   it('keeps entries the authority did not acknowledge and ships the same ids again', async () => {
@@ -199,5 +205,10 @@ describe('AuditShipper over the spool', () => {
     t.down = false;
     await s.close();
     expect(t.batches.flat().map((e) => (e as SpooledEvent).id)).toEqual(['abcdefabcdefabcd-1']);
+    // The first request failed (it may have been persisted): the retry says it ships again.
+    expect(t.resent).toEqual([false, true]);
+    await s.record(decision(2));
+    await s.close();
+    expect(t.resent.at(-1)).toBe(false);
   });
 });

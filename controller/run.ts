@@ -18,7 +18,6 @@ import { AuditWriter } from '../audit/writer.js';
 import { CircuitBreaker } from '../authority/circuit-breaker.js';
 import { DecisionStats } from '../authority/decision-stats.js';
 import { httpsFetch } from '../authority/fetch.js';
-import { FirstDelivery } from '../authority/first-delivery.js';
 import { type Authority, createAuthority } from '../authority/index.js';
 import { IssuanceStats } from '../authority/issuance-stats.js';
 import { SecretKeyStore } from '../authority/keystore.js';
@@ -318,8 +317,10 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
         }),
         log: log.child({ component: 'authority' }),
         audit: auditSink,
-        // The trail dedupes a batch shipped again by entry id; the counters see each entry once too.
-        brokerAuditSinks: [auditSink, new FirstDelivery([decisionStats, circuitBreaker, toolUsage])],
+        // The one dedupe of a batch shipped again, by entry id: the trail admits what it meets for
+        // the first time (written and exported once); the counters are given only that.
+        brokerAuditTrail: auditSink,
+        brokerAuditSinks: [decisionStats, circuitBreaker, toolUsage],
         onAttested: (at) => decisionStats.attested(at),
         onIssued: (i) => issuanceStats.issued(i),
         issuedCredentials,

@@ -72,4 +72,12 @@ describe('AuditBatcher', () => {
     expect([...b.shedByChain(3)]).toEqual([['ns/big', 3]]);
     expect(b.size()).toBe(3);
   });
+
+  it('tells which entries it shed, oldest first (the writer forgets they were being written)', () => {
+    const b = new AuditBatcher({ maxEntries: 10, maxBytes: 1e6, maxAgeMs: 1000 });
+    for (let i = 0; i < 4; i++) b.add('ns/big', e(i), 0);
+    const shed: string[] = [];
+    b.shedByChain(2, (key, entry) => shed.push(`${key}:${entry.requestId}`));
+    expect(shed).toEqual(['ns/big:0', 'ns/big:1']);
+  });
 });

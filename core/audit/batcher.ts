@@ -115,8 +115,11 @@ export class AuditBatcher {
     return n;
   }
 
-  /** As shed(), saying how many entries each chain lost (so each agent's loss can be reported). */
-  shedByChain(max: number): Map<ChainKey, number> {
+  /**
+   * As shed(), saying how many entries each chain lost (so each agent's loss can be reported), and
+   * telling `onShed` of each entry dropped.
+   */
+  shedByChain(max: number, onShed?: (key: ChainKey, entry: AuditEntry) => void): Map<ChainKey, number> {
     const lost = new Map<ChainKey, number>();
     while (this.size() > max) {
       let biggest: [ChainKey, Pending] | undefined;
@@ -125,7 +128,10 @@ export class AuditBatcher {
       if (!biggest) break;
       const [key, p] = biggest;
       const removed = p.entries.shift();
-      if (removed) p.bytes -= Buffer.byteLength(JSON.stringify(removed));
+      if (removed) {
+        p.bytes -= Buffer.byteLength(JSON.stringify(removed));
+        onShed?.(key, removed);
+      }
       if (p.entries.length === 0) this.pending.delete(key);
       lost.set(key, (lost.get(key) ?? 0) + 1);
     }

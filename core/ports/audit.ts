@@ -68,6 +68,32 @@ export interface BrokerEventSink {
   recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void | Promise<void>;
 }
 
+/** What the trail made of a shipped batch (BrokerAuditTrail.admitBrokerEvents). */
+export interface BrokerAuditAdmission {
+  /** The events met for the first time: exported and queued now; the counters get these only. */
+  fresh: readonly BrokerEvent[];
+  /** Resolves once every event of the batch (fresh or met before) is persisted in AuditRecords. */
+  persisted: Promise<void>;
+}
+
+/**
+ * The one place a broker's shipped batch is deduplicated, by entry id (docs/faults.md, "One
+ * delivery per entry"): the audit trail (audit/sink.ts over the writer's persisted ids) says which
+ * entries it meets for the first time; /v1/audit hands only those to the export and the counters.
+ */
+export interface BrokerAuditTrail {
+  /**
+   * `resent`: the broker says some of these may have reached an authority before (a request that
+   * failed, a restarted broker's spool) — the trail then reads what other writers wrote since.
+   * Rejects when it cannot tell (the chain unreadable): the caller answers 503, the broker keeps them.
+   */
+  admitBrokerEvents(
+    who: AuditSubject,
+    events: readonly BrokerEvent[],
+    opts: { resent: boolean },
+  ): Promise<BrokerAuditAdmission>;
+}
+
 /** Entries the controller itself records (suspensions, revocations), per agent chain. */
 export interface ControllerAuditSink {
   recordEntry(namespace: string, agent: string, entry: AuditEntry): void;
