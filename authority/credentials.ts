@@ -246,15 +246,17 @@ async function decideCredentials(
     time: (deps.now ?? (() => new Date()))(),
     ...(prior ? { chain: prior } : {}),
   };
+  const input = {
+    agent: agentInput,
+    user: user.present ? user : null,
+    request: requestInput,
+    context: request.context,
+  };
+  // Session traffic is decided with the same input: its credential is the allowing rule's.
   const decision =
     request.kind === 'mcp' && request.tool === undefined
-      ? decideSessionTraffic(set, request.target)
-      : decide(set, {
-          agent: agentInput,
-          user: user.present ? user : null,
-          request: requestInput,
-          context: request.context,
-        });
+      ? decideSessionTraffic(set, input)
+      : decide(set, input);
   ctx.audit.reasons = [
     {
       policy: decision.policy ?? '',

@@ -70,7 +70,7 @@ describe('Decider fail-closed gates', () => {
   it('denies when the AgentIdentity is gone', () => {
     const { decider, source } = setup();
     source.set({ ...snapshot({ providers }), agent: null });
-    expect(decider.decideSession('jira').reason).toBe(BrokerDenyReason.AgentIdentityMissing);
+    expect(decider.decideSession('jira', null, null).reason).toBe(BrokerDenyReason.AgentIdentityMissing);
   });
 
   it('a Deny policy that does not compile blocks everything; a broken Allow policy is skipped', () => {
@@ -192,7 +192,13 @@ describe('Decider policy decisions', () => {
       policyDecision: 'Allow',
       policyReason: 'Allowed',
     });
-    expect(decider.decideSession('jira').replay).toMatchObject({ kind: 'session', policyDecision: 'Allow' });
+    expect(decider.decideSession('jira', supportUser, { ticketId: 'SUP-1' }, []).replay).toEqual({
+      kind: 'session',
+      policyDecision: 'Allow',
+      policyReason: 'Allowed',
+      user: { sub: 'alice', groups: ['support'] },
+      context: { ticketId: 'SUP-1' },
+    });
   });
 
   it('carries no replay data for a refusal before the engine decided', () => {
@@ -215,8 +221,26 @@ describe('Decider policy decisions', () => {
 
   it('session traffic needs some Allow rule on the target', () => {
     const { decider } = setup({ providers: [...providers, provider('wiki', 'http://127.0.0.1:1/mcp')] });
-    expect(decider.decideSession('jira').decision).toBe('Allow');
-    expect(decider.decideSession('wiki')).toMatchObject({ decision: 'Deny', reason: 'NoMatchingAllow' });
+    expect(decider.decideSession('jira', null, null).decision).toBe('Allow');
+    expect(decider.decideSession('wiki', null, null)).toMatchObject({
+      decision: 'Deny',
+      reason: 'NoMatchingAllow',
+    });
+  });
+
+  it('session traffic is allowed by the first rule whose when holds for this user, not the first rule', () => {
+    const { decider } = setup();
+    // Rule 0 needs a support user; rule 1 has no condition: the session's credential is its rule's.
+    expect(decider.decideSession('jira', supportUser, null)).toMatchObject({
+      decision: 'Allow',
+      policy: 'team-a/support',
+      rule: 0,
+    });
+    expect(decider.decideSession('jira', null, null)).toMatchObject({
+      decision: 'Allow',
+      policy: 'team-a/support',
+      rule: 1,
+    });
   });
 
   it('filters tools by what could be allowed for this user', () => {

@@ -284,15 +284,26 @@ export class Decider {
   }
 
   /**
-   * For MCP traffic that is not a tool call (initialize, tools/list, resources, prompts, ping):
-   * allowed when the gate passes and at least one Allow rule names this target. Policy has no
-   * resource/prompt rules yet, so reaching the server at all is what policy must grant.
+   * For MCP traffic that is not a tool call (initialize, tools/list, resources, prompts, ping, a GET
+   * stream or DELETE): decided by core/policy decideSessionTraffic with the same user, context and
+   * chain a tool call would carry — the allowing rule is the one whose credential the session gets,
+   * so only a rule whose `when` holds for this caller may allow it. Policy has no resource/prompt
+   * rules yet, so reaching the server at all is what policy must grant.
    */
-  decideSession(target: string): BrokerDecision {
+  decideSession(
+    target: string,
+    user: UserInput | null,
+    context: ContextInput | null,
+    chain?: readonly AgentRefInput[],
+  ): BrokerDecision {
     const g = this.gate(target, 'MCP');
     if (!g.ok) return g.decision;
-    const d = decideSessionTraffic(g.snapshot.set, target);
-    return engineDecision(d, g.snapshot.version, { kind: 'session' });
+    const d = decideSessionTraffic(g.snapshot.set, {
+      user,
+      request: { kind: 'mcp', target, time: this.wallClock(), ...(chain ? { chain } : {}) },
+      context,
+    });
+    return engineDecision(d, g.snapshot.version, { kind: 'session', user, context });
   }
 
   /** tools/list filtering: could some rule allow `tool` for this agent and user? */

@@ -19,6 +19,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
+import type { AgentRefInput, UserInput } from '../core/policy/types.js';
 import {
   type AccessDeps,
   type AccessOutcome,
@@ -274,7 +275,7 @@ export class McpGateway {
           const d = decider.decideTool(target, name, args, user, meta.context, chain);
           // Policy first: a denied call never makes the broker contact the upstream.
           if (d.decision === 'Deny') return d;
-          return this.checkAdvertised(d, catalogKey, name, req, meta);
+          return this.checkAdvertised(d, catalogKey, name, req, meta, user, chain);
         },
       });
     } else {
@@ -284,7 +285,7 @@ export class McpGateway {
         protocol: 'MCP',
         credential: { kind: 'mcp' },
         auditFields: msg.kind === 'response' ? {} : { tool: undefined, method: msg.method },
-        decide: () => decider.decideSession(target),
+        decide: (user, chain) => decider.decideSession(target, user, meta.context, chain),
         notACall: true,
       });
     }
@@ -320,8 +321,12 @@ export class McpGateway {
     name: string,
     req: IncomingMessage,
     meta: RequestMeta,
+    user: UserInput | null,
+    chain: readonly AgentRefInput[] | undefined,
   ): Promise<BrokerDecision> {
-    const found = await this.catalog.lookup(key, name, () => this.fetchTools(req, key.target, meta));
+    const found = await this.catalog.lookup(key, name, () =>
+      this.fetchTools(req, key.target, meta, user, chain),
+    );
     if (!found.ok) {
       return keepReplay(
         brokerDeny(
@@ -345,10 +350,25 @@ export class McpGateway {
     return allowed;
   }
 
-  /** The upstream's tools, asked for by the broker on the agent's session with a session credential. */
-  private async fetchTools(req: IncomingMessage, target: string, meta: RequestMeta): Promise<string[]> {
-    const gate = this.opts.access.decider.gate(target, 'MCP');
+  /**
+   * The upstream's tools, asked for by the broker on the agent's session with a session credential:
+   * the credential of the rule that allows this caller's session traffic (decideSession, the same
+   * question the authority asks before minting it), cached under that rule like authorize() does.
+   */
+  private async fetchTools(
+    req: IncomingMessage,
+    target: string,
+    meta: RequestMeta,
+    user: UserInput | null,
+    chain: readonly AgentRefInput[] | undefined,
+  ): Promise<string[]> {
+    const decider = this.opts.access.decider;
+    const gate = decider.gate(target, 'MCP');
     if (!gate.ok) throw new ToolListError(gate.decision.message);
+    const session = decider.decideSession(target, user, meta.context, chain);
+    if (session.decision !== 'Allow' || session.policy === null) {
+      throw new ToolListError(`no session credential: ${session.message}`);
+    }
     const provider = gate.provider;
     const url = new URL(provider.url);
     let credential: IssuedCredential;
@@ -361,7 +381,7 @@ export class McpGateway {
           context: meta.context,
           requestId: meta.requestId,
         },
-        'session',
+        `${session.policy}#${session.rule}`,
       );
     } catch (err) {
       const known =
@@ -426,7 +446,7 @@ export class McpGateway {
       protocol: 'MCP',
       credential: { kind: 'mcp' },
       auditFields: { method: req.method },
-      decide: () => this.opts.access.decider.decideSession(target),
+      decide: (user, chain) => this.opts.access.decider.decideSession(target, user, meta.context, chain),
       notACall: true,
     });
     if (!outcome.ok) {

@@ -321,7 +321,7 @@ export function replayTrail(inputs: ReplayInputs): ReplayReport {
         message: s.message,
       };
     }
-    const d = kind === 'session' ? decideSessionTraffic(s.set, input.request.target) : decide(s.set, input);
+    const d = kind === 'session' ? decideSessionTraffic(s.set, input) : decide(s.set, input);
     return verdictOf(d);
   };
 

@@ -281,6 +281,22 @@ describe('replayInputOf', () => {
     expect(session.ok && session.kind).toBe('session');
   });
 
+  it('replays session traffic with its recorded user; an older session entry without one is approximate', () => {
+    const withUser = replayInputOf(
+      entryWith(recordReplay({ kind: 'session', user: ALICE }, ALLOWED), { tool: undefined, user: 'alice' }),
+    );
+    expect(withUser.ok && withUser.input.user?.sub).toBe('alice');
+    expect(withUser.ok && withUser.approximate).toBe(false);
+    const older = replayInputOf(
+      entryWith(recordReplay({ kind: 'session' }, ALLOWED), { tool: undefined, user: 'alice' }),
+    );
+    expect(older.ok && older.approximate).toBe(true);
+    const alone = replayInputOf(
+      entryWith(recordReplay({ kind: 'session' }, ALLOWED), { tool: undefined, user: 'agent acting alone' }),
+    );
+    expect(alone.ok && alone.approximate).toBe(false);
+  });
+
   it('marks an entry with withheld values as approximate', () => {
     const back = replayInputOf(entryWith(recordReplay({ kind: 'mcp', args: { password: 'x' } }, ALLOWED)));
     expect(back.ok && back.approximate).toBe(true);

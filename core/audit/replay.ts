@@ -11,6 +11,7 @@
  * re-decisions are approximate. The whole block is at most REPLAY_MAX_BYTES of JSON.
  */
 import type { AuditEntry, AuditReplay, AuditReplayUser } from '../api/index.js';
+import { AGENT_ACTING_ALONE } from '../identity/user.js';
 import type { ContextInput, PolicyInput, UserInput } from '../policy/types.js';
 import { isSecretFieldName, looksLikeSecret } from './secret-values.js';
 
@@ -254,7 +255,7 @@ export type ReplayInput =
   | {
       readonly ok: true;
       readonly kind: ReplayKind;
-      /** The PolicyInput to decide again (kind "session" uses only request.target). */
+      /** The PolicyInput to decide again (kind "session": decideSessionTraffic, without tool or args). */
       readonly input: PolicyInput;
       /** The engine's recorded verdict: the baseline a re-decision is compared with. */
       readonly recorded: EngineVerdict;
@@ -291,6 +292,14 @@ const ENGINE_REASONS: ReadonlySet<string> = new Set([
  */
 function deniedFor(entry: AuditEntry): string | undefined {
   return /^([A-Z][A-Za-z]+): /.exec(entry.message ?? '')?.[1];
+}
+
+/**
+ * Session traffic recorded before its decision read the user (replay data without `user` on an
+ * entry that names one): replayed as the agent acting alone, so a changed verdict is approximate.
+ */
+function sessionUserNotRecorded(entry: AuditEntry, r: AuditReplay): boolean {
+  return r.kind === 'session' && !r.user && !!entry.user && entry.user !== AGENT_ACTING_ALONE;
 }
 
 /** The policy input an entry recorded, or why it cannot be replayed. */
@@ -344,7 +353,7 @@ export function replayInputOf(entry: AuditEntry): ReplayInput {
       request = { kind: 'postgresql', target, time };
       break;
     case 'session':
-      // Decided by decideSessionTraffic, which reads only the target.
+      // Decided by decideSessionTraffic: user, context and chain as recorded, no tool or args.
       request = { kind: 'mcp', target, time };
       break;
     default:
@@ -363,6 +372,6 @@ export function replayInputOf(entry: AuditEntry): ReplayInput {
     kind: r.kind,
     input: { user, request, context: r.context ?? null },
     recorded: { decision: r.policyDecision, reason: r.policyReason ?? '' },
-    approximate: (r.withheld?.length ?? 0) > 0,
+    approximate: (r.withheld?.length ?? 0) > 0 || sessionUserNotRecorded(entry, r),
   };
 }

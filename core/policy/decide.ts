@@ -17,6 +17,11 @@ import type { Decision, DecisionReason, PolicyInput, RequestInput, UserInput } f
  *      condition makes only that rule not allow;
  *   5. otherwise Deny: EvaluationError if any Allow condition errored, else
  *      ConditionFailed naming the first false condition, else NoMatchingAllow.
+ * An MCP request that names no tool is session traffic (initialize, tools/list, a GET stream):
+ * the same steps, except that every Allow rule serving MCP requests to the target (tool globs, or
+ * neither tools nor http) applies, and a Deny rule only when it covers the whole target. Its
+ * conditions are evaluated like any other: the session's credential is the one of the rule that
+ * allowed it, so a rule whose `when` does not hold for this agent, user and context never lends it.
  * Each evaluated condition spends its estimated worst-case cost from the
  * per-decision budget; an exhausted budget denies (CostExceeded).
  */
@@ -37,7 +42,8 @@ function describeRequest(r: RequestInput | undefined): string {
   if (!r) return 'request';
   switch (r.kind) {
     case 'mcp':
-      return `tool '${String(r.tool ?? '?')}' on '${String(r.target)}'`;
+      if (r.tool === undefined) return `MCP session traffic (no tool named) to '${String(r.target)}'`;
+      return `tool '${String(r.tool)}' on '${String(r.target)}'`;
     case 'http':
       return `${String(r.method ?? '?').toUpperCase()} ${String(r.path ?? '?')} on '${String(r.target)}'`;
     default:
@@ -51,6 +57,23 @@ function candidates(index: TargetIndex, request: RequestInput): readonly RuleRef
     ? toolRulesFor(index, request.target, request.tool)
     : rulesFor(index, request.target);
 }
+
+/** MCP traffic that names no tool (initialize, tools/list, notifications, a GET stream). */
+function isSessionTraffic(request: RequestInput): boolean {
+  return request.kind === 'mcp' && request.tool === undefined;
+}
+
+/**
+ * Does an Allow rule apply? For session traffic, every rule that serves MCP requests to the
+ * target (tool globs, or neither tools nor http): reaching the server is what each of them needs.
+ */
+function allowApplies(rule: CompiledRule, request: RequestInput, session: boolean): boolean {
+  return session ? rule.toolMatchers !== null || rule.http === null : ruleAppliesTo(rule, request);
+}
+
+/** Appended to a session denial caused by a condition: session traffic has no tool or arguments. */
+const SESSION_HINT =
+  '; MCP session traffic (initialize, tools/list) names no tool, so request.tool and request.args are absent: a rule serves the session only when its conditions hold without them (guard tool conditions with !has(request.tool) || …)';
 
 /** Do all the rule's conditions hold? Errors count as "no" (the caller re-examines to say why). */
 function allHold(rule: CompiledRule, activation: CelActivation): boolean {
@@ -124,6 +147,8 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
   const budget = set.bounds.maxDecisionCost;
   let spent = 0;
   const request = input.request;
+  const session = isSessionTraffic(request);
+  const hint = session ? SESSION_HINT : '';
 
   // Deny rules: any that holds wins; one that cannot be evaluated fails closed.
   for (const ref of candidates(set.deny, request)) {
@@ -143,7 +168,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
         'EvaluationError',
         ref,
         condition.name,
-        `${who}: ${what} denied: condition '${condition.name}' of Deny policy ${ref.policy.id} rule ${ref.rule.index} could not be evaluated (${outcome}); a Deny rule that errors denies — guard optional fields with has()`,
+        `${who}: ${what} denied: condition '${condition.name}' of Deny policy ${ref.policy.id} rule ${ref.rule.index} could not be evaluated (${outcome}); a Deny rule that errors denies — guard optional fields with has()${hint}`,
       );
     }
     if (holds) {
@@ -163,7 +188,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
   // re-examined condition by condition, to say why.
   const notHeld: RuleRef[] = [];
   for (const ref of candidates(set.allow, request)) {
-    if (!ruleAppliesTo(ref.rule, request)) continue;
+    if (!allowApplies(ref.rule, request, session)) continue;
     spent += ref.rule.conditionsCost;
     if (spent > budget)
       return costExceeded(result, ref, ref.rule.conditions[0]?.name ?? '', who, what, budget);
@@ -203,7 +228,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
       'EvaluationError',
       ref,
       condition,
-      `${who}: ${what} denied: condition '${condition}' of AccessPolicy ${ref.policy.id} rule ${ref.rule.index} could not be evaluated (${error}); guard optional fields with has()`,
+      `${who}: ${what} denied: condition '${condition}' of AccessPolicy ${ref.policy.id} rule ${ref.rule.index} could not be evaluated (${error}); guard optional fields with has()${hint}`,
     );
   }
   if (firstFailure) {
@@ -213,7 +238,7 @@ function decideUntimed(set: PolicySet, input: PolicyInput): MutableDecision {
       'ConditionFailed',
       ref,
       condition,
-      `${who}: ${what} denied: condition '${condition}' of AccessPolicy ${ref.policy.id} rule ${ref.rule.index} is false`,
+      `${who}: ${what} denied: condition '${condition}' of AccessPolicy ${ref.policy.id} rule ${ref.rule.index} is false${hint}`,
     );
   }
   return result(

@@ -1,63 +1,24 @@
 /**
- * The one rule for MCP traffic that names no tool, shared by the broker (local decision)
- * and the authority (central decision before minting), so the two cannot disagree.
+ * The one rule for MCP traffic that names no tool, shared by the broker (local decision), the
+ * authority (central decision before minting) and replay, so the three cannot disagree.
  */
 
+import { decide } from './decide.js';
 import type { PolicySet } from './policy-set.js';
-import { rulesFor } from './policy-set.js';
-import type { Decision } from './types.js';
+import type { Decision, PolicyInput } from './types.js';
 
 /**
- * MCP protocol traffic that names no tool (initialize, tools/list, notifications) still
- * needs the upstream credential. It is allowed when some Allow rule could serve MCP
- * requests to the target — every tools/call is still decided per tool — and denied when
- * the agent is suspended or an unconditional Deny rule covers the whole target (e.g. a
- * namespace-wide stop).
+ * MCP protocol traffic that names no tool (initialize, tools/list, notifications, a GET stream)
+ * still needs the upstream credential, and that credential is the deciding rule's
+ * (`credentialFor`). So it is decided by decide() itself, with the agent, user, context and chain
+ * of the request and a request of kind "mcp" without tool or arguments: allowed by the first Allow
+ * rule serving MCP requests to the target whose `when` holds for that input — never by a rule whose
+ * conditions do not hold (its credential scopes are not this caller's). Denied when the agent is
+ * suspended, when a Deny rule covering the whole target holds (or cannot be evaluated), and when no
+ * serving rule's conditions hold (ConditionFailed / EvaluationError naming the condition, or
+ * NoMatchingAllow). Every tools/call is still decided per tool.
  */
-export function decideSessionTraffic(set: PolicySet, target: string): Decision {
-  const base = { evaluationMicros: 0, condition: null } as const;
-  if (set.agent.suspended) {
-    return {
-      ...base,
-      decision: 'Deny',
-      policy: null,
-      rule: null,
-      reason: 'AgentSuspended',
-      message: 'the agent is suspended',
-    };
-  }
-  for (const ref of rulesFor(set.deny, target)) {
-    const r = ref.rule;
-    if (!r.toolMatchers && !r.http && r.conditions.length === 0) {
-      return {
-        ...base,
-        decision: 'Deny',
-        policy: ref.policy.id,
-        rule: r.index,
-        reason: 'DeniedByPolicy',
-        message: `AccessPolicy ${ref.policy.id} rule ${r.index} denies every request to ${target}`,
-      };
-    }
-  }
-  for (const ref of rulesFor(set.allow, target)) {
-    const r = ref.rule;
-    if (r.toolMatchers || !r.http) {
-      return {
-        ...base,
-        decision: 'Allow',
-        policy: ref.policy.id,
-        rule: r.index,
-        reason: 'Allowed',
-        message: `MCP protocol traffic to ${target} (no tool named) allowed: AccessPolicy ${ref.policy.id} rule ${r.index} serves MCP requests to it`,
-      };
-    }
-  }
-  return {
-    ...base,
-    decision: 'Deny',
-    policy: null,
-    rule: null,
-    reason: 'NoMatchingAllow',
-    message: `no AccessPolicy allows MCP requests to ${target} for this agent`,
-  };
+export function decideSessionTraffic(set: PolicySet, input: PolicyInput): Decision {
+  const { target, time, chain } = input.request;
+  return decide(set, { ...input, request: { kind: 'mcp', target, time, ...(chain ? { chain } : {}) } });
 }
