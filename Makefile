@@ -77,6 +77,10 @@ helm-build: ## Build helm from its Go module (cached in ~/.cache/warden/tools)
 otelcol-build: ## Build a minimal OpenTelemetry Collector (OTLP receiver + file exporter) from its Go modules (cached in ~/.cache/warden/tools)
 	e2e/tools/build-otelcol.sh >/dev/null
 
+.PHONY: registry-build
+registry-build: ## Build the CNCF distribution registry (an OCI registry, for the signed-image tests) from its Go module (cached in ~/.cache/warden/tools)
+	e2e/tools/build-registry.sh >/dev/null
+
 .PHONY: generate
 generate: deps ## Generate TypeScript types (and chart CRDs) from crds/
 	npx tsx scripts/generate.ts
@@ -123,7 +127,7 @@ test-unit: deps ## Unit tests (no control plane)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: deps controlplane-build helm-build otelcol-build postgres python-clients ## Integration and e2e tests against a real local control plane
+test-integration: deps controlplane-build helm-build otelcol-build registry-build postgres python-clients ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
 
 .PHONY: test-sdk-python

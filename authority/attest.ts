@@ -10,7 +10,11 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GATEWAY_AUDIENCE } from '../core/constants.js';
 import type { PodLike } from '../core/identity/agent.js';
-import { type AttestationConditions, checkAttestationConditions } from '../core/identity/attestation.js';
+import {
+  type AttestationConditions,
+  checkAttestationConditions,
+  type SignatureVerdicts,
+} from '../core/identity/attestation.js';
 import {
   type BrokerExpectation,
   type BrokerPodProblem,
@@ -203,6 +207,8 @@ export interface AttestationFacts {
    * the pod ever holds a session or a credential (docs/threat-model.md, "Shared gateway").
    */
   mode?: 'broker' | 'gateway';
+  /** Verdicts on the running images' signatures, per container (token.ts gathers them when required). */
+  imageSignatures?: SignatureVerdicts;
 }
 
 /** At most this many problems are spelled out to the caller (all reasons go to the audit detail). */
@@ -345,7 +351,12 @@ export function decideAttestation(
     }
   }
   // The broker was verified above: allowedImages judge the agent's own containers.
-  const conditions = checkAttestationConditions(withoutBroker(livePod), id.spec?.attestation);
+  const conditions = checkAttestationConditions(
+    withoutBroker(livePod),
+    id.spec?.attestation,
+    undefined,
+    f.imageSignatures,
+  );
   if (!conditions.ok) {
     return fail(
       'unauthorized_client',

@@ -22,6 +22,7 @@ import {
 } from './audit-endpoint.js';
 import { handleCredentials } from './credentials.js';
 import type { FetchLike } from './fetch.js';
+import { type ImageSignatureVerifier, RegistrySignatureVerifier } from './image-signatures.js';
 import { handleIntrospect, liveAgentState } from './introspect.js';
 import type { Issued } from './issuance-stats.js';
 import { apiProviderGetter, type IssuanceDeps } from './issue.js';
@@ -101,6 +102,8 @@ export interface AuthorityOptions {
   gatewayServiceAccounts?: readonly string[];
   /** Told of every credential issued at /v1/credentials (the controller writes status.issuedCount). */
   onIssued?: (i: Issued) => void;
+  /** Verifies running images' cosign signatures (spec.attestation.images.signatures); default: the images' registries. */
+  imageSignatures?: ImageSignatureVerifier;
 }
 
 /** The pieces other endpoints build on. */
@@ -125,6 +128,8 @@ export interface AuthorityParts {
   broker: BrokerExpectation;
   /** The shared gateway's service accounts (token.ts gateway sessions). */
   gateway: { readonly serviceAccounts: readonly string[] };
+  /** Running images' signature checks at attestation (image-signatures.ts). */
+  imageSignatures: ImageSignatureVerifier;
 }
 
 export interface Authority extends AuthorityParts {
@@ -193,6 +198,7 @@ export async function createAuthority(opts: AuthorityOptions): Promise<Authority
     onIssued: opts.onIssued,
     broker: { trustedImages: [...opts.trustedBrokerImages], authorityUrl: opts.issuer },
     gateway: { serviceAccounts: [...(opts.gatewayServiceAccounts ?? [])] },
+    imageSignatures: opts.imageSignatures ?? new RegistrySignatureVerifier(),
   };
   // Quota counts of this replica (rules[].limits); brokers lease from it.
   const quotaLedger = new QuotaLedger();

@@ -13,8 +13,11 @@
  *   in `gateway.serviceAccounts`), exchanges an agent's token (agent token or gateway-audience SA
  *   token) for a session it holds for that agent: the pod is attested without an injected broker.
  */
+import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_AGENT, DEFAULT_BROKER_AUDIENCE, GATEWAY_AUDIENCE } from '../core/constants.js';
-import type { BrokerExpectation } from '../core/identity/broker-pod.js';
+import { signatureChecks } from '../core/identity/attestation.js';
+import { type BrokerExpectation, withoutBroker } from '../core/identity/broker-pod.js';
+import type { SignatureVerdict } from '../core/identity/cosign.js';
 import type { WardenMetrics } from '../observability/metrics.js';
 import {
   type AttestationFacts,
@@ -34,6 +37,7 @@ import {
 } from './constants.js';
 import { OAuthError, toOAuthError } from './errors.js';
 import { MAX_FORM_BYTES, mediaType, parseForm, readBody } from './http.js';
+import type { ImageSignatureVerifier } from './image-signatures.js';
 import type { AgentIdentityGetter, PodGetter } from './kube.js';
 import type { RequestContext } from './request.js';
 import type { SessionSubject, Sessions } from './session.js';
@@ -55,6 +59,11 @@ export interface TokenEndpointDeps {
    * a sidecar. Absent or empty: no gateway sessions are issued.
    */
   gateway?: { readonly serviceAccounts: readonly string[] } | undefined;
+  /**
+   * Verifies running images' signatures (spec.attestation.images.signatures). Absent: a pod whose
+   * AgentIdentity requires signatures is refused (ImageSignatureUnverifiable), never let through.
+   */
+  imageSignatures?: ImageSignatureVerifier | undefined;
 }
 
 /** A pod that attested as an agent: what `status.lastAttestation` shows. */
@@ -208,13 +217,34 @@ async function lookUpIdentity(
     const ns = facts.review.username?.split(':')[2] ?? '';
     ctx.audit.agent = agentName;
     facts.identity = await deps.identities.getAgentIdentity(ns, agentName);
-    // spec.attestation.images.digests is judged on the pod's status (what runs), the part of a
-    // pod that changes at every container (re)start: read live, never from the pod watch, so a
-    // re-pointed tag is refused (and a just-started container accepted) without a watch delay.
-    if (facts.identity?.spec?.attestation?.images?.digests?.length && deps.pods.getLivePod) {
+    // spec.attestation.images (digests, signatures) is judged on the pod's status (what runs), the
+    // part of a pod that changes at every container (re)start: read live, never from the pod
+    // watch, so a re-pointed tag is refused (and a just-started container accepted) without a
+    // watch delay.
+    const images = facts.identity?.spec?.attestation?.images;
+    if ((images?.digests?.length || images?.signatures?.keys?.length) && deps.pods.getLivePod) {
       facts.pod = await deps.pods.getLivePod(ns, facts.review.podName ?? '');
     }
+    await verifyImageSignatures(deps, facts);
   }
+}
+
+/**
+ * Gathers the signature verdicts decideAttestation needs when the AgentIdentity requires signed
+ * images: one registry check per running image (cached by the verifier), all at once. Only for a
+ * token the API server authenticated, bound to this live pod, whose AgentIdentity exists.
+ */
+async function verifyImageSignatures(deps: TokenEndpointDeps, facts: AttestationFacts): Promise<void> {
+  const pod = facts.pod;
+  if (!pod || pod.metadata?.uid !== facts.review.podUID || !facts.identity || !facts.review.authenticated)
+    return;
+  const checks = signatureChecks(withoutBroker(pod as V1Pod), facts.identity.spec?.attestation);
+  const verifier = deps.imageSignatures;
+  if (checks.length === 0 || !verifier) return;
+  const verdicts = await Promise.all(
+    checks.map(async (c): Promise<[string, SignatureVerdict]> => [c.container, await verifier.verify(c)]),
+  );
+  facts.imageSignatures = new Map(verdicts);
 }
 
 /**

@@ -142,3 +142,17 @@ export const DEFAULT_WARDEN_NAMESPACE = 'warden-system';
  * bounding it; AuditRecord entries' chain has the same maxItems.
  */
 export const MAX_CHAIN_DEPTH = 8;
+
+/**
+ * Cosign's layout of a key-pair image signature (docs/adr/0016-image-signatures.md): the signature
+ * of image `repo@sha256:<hex>` is an OCI manifest tagged `sha256-<hex>.sig` in the same repository;
+ * each layer is a simple-signing JSON payload and carries its base64 ECDSA signature in this
+ * annotation.
+ */
+export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
+/** Media type of a cosign signature layer (the simple-signing payload). */
+export const COSIGN_SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
+/** `critical.type` of a simple-signing payload cosign writes for a container image. */
+export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
+/** Tag suffix of cosign's signature manifest (`sha256-<hex>.sig`). */
+export const COSIGN_SIGNATURE_TAG_SUFFIX = '.sig';

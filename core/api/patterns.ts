@@ -74,6 +74,16 @@ export const IMAGE_DIGEST = p(
   '^sha256:[a-f0-9]{64}$',
   'an image digest, "sha256:" and 64 lowercase hex digits',
 );
+/** A DNS label: names of list items shown in messages (image signing keys). */
+export const DNS_LABEL = p(
+  '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+  'a lowercase RFC 1123 label: a-z, 0-9 and "-", starting and ending with a letter or digit (e.g. "release-2026")',
+);
+/** A PEM public key block (the shape only; core/identity/cosign.ts checks the key inside). */
+export const PEM_PUBLIC_KEY = p(
+  '^[\\t\\n\\r ]*-----BEGIN PUBLIC KEY-----\\r?\\n[A-Za-z0-9+/=\\r\\n]+-----END PUBLIC KEY-----[\\t\\n\\r ]*$',
+  'a PEM public key: -----BEGIN PUBLIC KEY-----, base64 lines, -----END PUBLIC KEY----- (cosign.pub)',
+);
 /** A sha256 digest in hex, or empty. */
 export const SHA256_HEX_OR_EMPTY = p(
   '^([0-9a-f]{64})?$',
@@ -113,6 +123,8 @@ export const ALL_PATTERNS: Record<string, NamedPattern> = {
   SHA256_HEX,
   SHA256_HEX_OR_EMPTY,
   IMAGE_DIGEST,
+  DNS_LABEL,
+  PEM_PUBLIC_KEY,
   CONDITION_TYPE,
   CONDITION_REASON,
   AUDIT_ENTRY_ID,

@@ -14,11 +14,13 @@
  */
 import { z } from 'zod';
 import { DEFAULT_BROKER_AUDIENCE } from '../constants.js';
+import { parseSigningKey } from '../identity/cosign.js';
 import {
   AUDIT_ENTRY_ID,
   CONDITION_NAME,
   CONDITION_REASON,
   CONDITION_TYPE,
+  DNS_LABEL,
   DNS_SUBDOMAIN,
   DURATION,
   HEADER_NAME,
@@ -27,6 +29,7 @@ import {
   IMAGE_DIGEST,
   type NamedPattern,
   PATH_GLOB,
+  PEM_PUBLIC_KEY,
   PG_ROLE,
   QUOTA_WINDOW,
   SECRET_KEY,
@@ -126,12 +129,29 @@ export const userContextSchema = z
       });
   });
 
+/**
+ * spec.attestation.images.signatures.keys[]: the CRD checks the PEM shape; the key inside (valid
+ * DER, ECDSA P-256) only code can check, so it is an issue here and a refusal at attestation.
+ */
+export const signingKeySchema = z
+  .strictObject({ name: matching(DNS_LABEL, 63, 1), publicKey: matching(PEM_PUBLIC_KEY, 4096, 1) })
+  .superRefine((k, ctx) => {
+    if (typeof k.publicKey !== 'string' || !PEM_PUBLIC_KEY.re.test(k.publicKey)) return;
+    const parsed = parseSigningKey({ name: String(k.name), publicKey: k.publicKey });
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', path: ['publicKey'], message: parsed.problem });
+  });
+
 export const attestationSchema = z.strictObject({
   audience: text(253, 1).default(DEFAULT_BROKER_AUDIENCE),
   tokenExpirationSeconds: z.int().min(600).max(86400).default(3600),
   requiredPodLabels: boundedMap(text(63), 32).optional(),
   allowedImages: set(text(512, 1), 32).optional(),
-  images: z.strictObject({ digests: set(matching(IMAGE_DIGEST, 71), 64).optional() }).optional(),
+  images: z
+    .strictObject({
+      digests: set(matching(IMAGE_DIGEST, 71), 64).optional(),
+      signatures: z.strictObject({ keys: listMap(signingKeySchema, 'name', 8).optional() }).optional(),
+    })
+    .optional(),
 });
 
 export const CIRCUIT_BREAKER_ACTIONS = ['Suspend', 'Alert'] as const;

@@ -4,6 +4,7 @@
  */
 import { BROKER_CONTAINER_NAME } from '../constants.js';
 import type { PodLike } from './agent.js';
+import type { SignatureVerdict, SigningKeySpec } from './cosign.js';
 
 /** spec.attestation, as far as pod checks go. */
 export interface AttestationConditions {
@@ -11,8 +12,20 @@ export interface AttestationConditions {
   requiredPodLabels?: Record<string, string | undefined>;
   allowedImages?: string[];
   /** Conditions on the running images (pod status), not the spec's references. */
-  images?: { digests?: string[] | undefined } | undefined;
+  images?:
+    | {
+        digests?: string[] | undefined;
+        /** Cosign key-pair signatures the running image must carry (docs/adr/0016-image-signatures.md). */
+        signatures?: { keys?: SigningKeySpec[] | undefined } | undefined;
+      }
+    | undefined;
 }
+
+/**
+ * Verdicts on the running images' signatures, keyed by container name: gathered by the caller
+ * (the authority fetches them from the registry, see signatureChecks) before deciding.
+ */
+export type SignatureVerdicts = ReadonlyMap<string, SignatureVerdict>;
 
 export type ConditionCheck = { ok: true } | { ok: false; reason: string; message: string };
 
@@ -70,28 +83,90 @@ export function runningDigest(imageID: string): string | undefined {
   return /(?:^|@)(sha256:[a-f0-9]{64})$/.exec(imageID)?.[1];
 }
 
-/**
- * spec.attestation.images.digests: every container in `pod` (the caller leaves the injected broker
- * out) must be running, per the pod's status, an image whose digest is listed. A container with no
- * status yet (not started) fails: what it will run is not known.
- */
-function checkRunningDigests(pod: PodLike, digests: readonly string[]): ConditionCheck {
+/** One container of the pod with what its status says it runs. */
+interface RunningContainer {
+  name: string;
+  image: string;
+  imageID: string | undefined;
+  digest: string | undefined;
+}
+
+function runningContainers(pod: PodLike): RunningContainer[] {
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
-  for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
-    const status = statuses.find((s) => s.name === c.name);
-    const digest = status?.imageID ? runningDigest(status.imageID) : undefined;
-    if (!digest) {
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => {
+    const imageID = statuses.find((s) => s.name === c.name)?.imageID;
+    return {
+      name: c.name ?? '',
+      image: c.image ?? '',
+      imageID: imageID || undefined,
+      digest: imageID ? runningDigest(imageID) : undefined,
+    };
+  });
+}
+
+/**
+ * The running images whose signatures must be verified before deciding: every container (the
+ * caller leaves the injected broker out) that runs a digest not listed in images.digests, when
+ * images.signatures.keys is set. `reference` names the repository the signature lives in: the
+ * spec's image (what the pod asked for and the runtime pulled), else the status imageID.
+ */
+export function signatureChecks(
+  pod: PodLike,
+  conditions: AttestationConditions | undefined,
+): Array<{ container: string; reference: string; digest: string; keys: SigningKeySpec[] }> {
+  const keys = conditions?.images?.signatures?.keys ?? [];
+  if (keys.length === 0) return [];
+  const digests = conditions?.images?.digests ?? [];
+  return runningContainers(pod)
+    .filter(
+      (c): c is RunningContainer & { digest: string } =>
+        c.digest !== undefined && !digests.includes(c.digest),
+    )
+    .map((c) => ({ container: c.name, reference: c.image || (c.imageID ?? ''), digest: c.digest, keys }));
+}
+
+/**
+ * spec.attestation.images: every container in `pod` (the caller leaves the injected broker out)
+ * must be running, per the pod's status, an image whose digest is listed in `digests` or — when
+ * `signatures.keys` is set — that carries a valid signature by one of the keys (`verdicts`). A
+ * container with no status yet (not started) fails: what it will run is not known.
+ */
+function checkRunningImages(
+  pod: PodLike,
+  images: NonNullable<AttestationConditions['images']>,
+  verdicts: SignatureVerdicts | undefined,
+): ConditionCheck {
+  const digests = images.digests ?? [];
+  const signed = (images.signatures?.keys ?? []).length > 0;
+  for (const c of runningContainers(pod)) {
+    if (!c.digest) {
       return {
         ok: false,
         reason: 'ImageNotRunning',
-        message: `container ${c.name} reports no running image digest yet (pod status.containerStatuses[].imageID${status?.imageID ? ` is "${status.imageID.slice(0, 200)}"` : ' is empty'}); spec.attestation.images.digests is checked against what runs, so the pod attests once the container runs`,
+        message: `container ${c.name} reports no running image digest yet (pod status.containerStatuses[].imageID${c.imageID ? ` is "${c.imageID.slice(0, 200)}"` : ' is empty'}); spec.attestation.images is checked against what runs, so the pod attests once the container runs`,
       };
     }
-    if (!digests.includes(digest)) {
+    if (digests.includes(c.digest)) continue;
+    if (!signed) {
       return {
         ok: false,
         reason: 'ImageDigestNotAllowed',
-        message: `container ${c.name} runs image ${digest} (${(c.image ?? '').slice(0, 200)}), which is not one of spec.attestation.images.digests`,
+        message: `container ${c.name} runs image ${c.digest} (${c.image.slice(0, 200)}), which is not one of spec.attestation.images.digests`,
+      };
+    }
+    const verdict = verdicts?.get(c.name);
+    if (!verdict) {
+      return {
+        ok: false,
+        reason: 'ImageSignatureUnverifiable',
+        message: `container ${c.name} runs image ${c.digest} (${c.image.slice(0, 200)}), whose signature was not verified (this authority has no image signature verifier)`,
+      };
+    }
+    if (!verdict.ok) {
+      return {
+        ok: false,
+        reason: verdict.reason,
+        message: `container ${c.name} runs image ${c.digest} (${c.image.slice(0, 200)})${digests.length > 0 ? ', not one of spec.attestation.images.digests,' : ''} without a valid signature by spec.attestation.images.signatures.keys: ${verdict.message}`,
       };
     }
   }
@@ -103,6 +178,7 @@ export function checkAttestationConditions(
   pod: PodLike,
   conditions: AttestationConditions | undefined,
   brokerImage?: string,
+  signatures?: SignatureVerdicts,
 ): ConditionCheck {
   const labels = pod.metadata?.labels ?? {};
   for (const [key, want] of Object.entries(conditions?.requiredPodLabels ?? {})) {
@@ -126,7 +202,9 @@ export function checkAttestationConditions(
       }
     }
   }
-  const digests = conditions?.images?.digests ?? [];
-  if (digests.length > 0) return checkRunningDigests(pod, digests);
+  const images = conditions?.images;
+  if ((images?.digests ?? []).length > 0 || (images?.signatures?.keys ?? []).length > 0) {
+    return checkRunningImages(pod, images ?? {}, signatures);
+  }
   return { ok: true };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PodLike } from './agent.js';
-import { checkAttestationConditions, runningDigest } from './attestation.js';
+import { checkAttestationConditions, runningDigest, signatureChecks } from './attestation.js';
+import type { SignatureVerdict } from './cosign.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -94,5 +95,76 @@ describe('spec.attestation.images.digests', () => {
   it('checks nothing when no digests are listed (old objects)', () => {
     expect(checkAttestationConditions(pod([]), {})).toEqual({ ok: true });
     expect(checkAttestationConditions(pod([]), { images: {} })).toEqual({ ok: true });
+  });
+});
+
+describe('spec.attestation.images.signatures', () => {
+  const keys = [{ name: 'release', publicKey: 'PEM' }];
+  const signed = { images: { signatures: { keys } } };
+  const running = pod([{ name: 'agent', imageID: `registry.local/acme/agent@${D1}` }]);
+  const verdicts = (v: SignatureVerdict) => new Map([['agent', v]]);
+
+  it('asks to verify each running digest not pinned in digests, with the spec image as reference', () => {
+    expect(signatureChecks(running, signed)).toEqual([
+      { container: 'agent', reference: 'registry.local/acme/agent:v1', digest: D1, keys },
+    ]);
+    expect(signatureChecks(running, { images: { digests: [D1], signatures: { keys } } })).toEqual([]);
+    expect(signatureChecks(running, { images: { digests: [D1] } })).toEqual([]);
+    expect(signatureChecks(pod([]), signed)).toEqual([]);
+  });
+
+  it('accepts a container whose running image verified', () => {
+    expect(
+      checkAttestationConditions(running, signed, undefined, verdicts({ ok: true, key: 'release' })),
+    ).toEqual({
+      ok: true,
+    });
+  });
+
+  it.each([
+    ['ImageNotSigned' as const],
+    ['ImageSignatureInvalid' as const],
+    ['ImageSignatureUnverifiable' as const],
+  ])('refuses with the verdict reason %s and its message', (reason) => {
+    const r = checkAttestationConditions(
+      running,
+      signed,
+      undefined,
+      verdicts({ ok: false, reason, message: 'why' }),
+    );
+    expect(r).toEqual({
+      ok: false,
+      reason,
+      message: `container agent runs image ${D1} (registry.local/acme/agent:v1) without a valid signature by spec.attestation.images.signatures.keys: why`,
+    });
+  });
+
+  it('fails closed when no verdict was gathered', () => {
+    expect(checkAttestationConditions(running, signed)).toMatchObject({
+      ok: false,
+      reason: 'ImageSignatureUnverifiable',
+    });
+  });
+
+  it('lets a pinned digest through without a signature, and says so when neither holds', () => {
+    const both = { images: { digests: [D1], signatures: { keys } } };
+    expect(checkAttestationConditions(running, both)).toEqual({ ok: true });
+    const other = pod([{ name: 'agent', imageID: D2 }]);
+    const r = checkAttestationConditions(
+      other,
+      both,
+      undefined,
+      verdicts({ ok: false, reason: 'ImageNotSigned', message: 'no signature' }),
+    );
+    expect(!r.ok && r.message).toContain(
+      ', not one of spec.attestation.images.digests, without a valid signature',
+    );
+  });
+
+  it('still requires the container to run', () => {
+    expect(checkAttestationConditions(pod([]), signed)).toMatchObject({
+      ok: false,
+      reason: 'ImageNotRunning',
+    });
   });
 });

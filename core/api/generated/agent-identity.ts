@@ -99,17 +99,39 @@ export interface AgentAttestation {
    */
   allowedImages?: string[];
   /**
-   * Conditions on the images the pod actually runs — the digest the container runtime reports in the pod's status (status.containerStatuses[].imageID), not the reference in its spec, so a tag moved to another image is caught. Every container of the agent (the injected broker exempt) must be running and run an allowed digest; checked at attestation and on every session refresh.
+   * Conditions on the images the pod actually runs — the digest the container runtime reports in the pod's status (status.containerStatuses[].imageID), not the reference in its spec, so a tag moved to another image is caught. Every container of the agent (the injected broker exempt) must be running and run a digest listed in digests or, when signatures.keys is set, a digest signed by one of those keys; checked at attestation and on every session refresh.
    */
   images?: {
     /**
-     * Image digests the agent's containers may run (sha256:<64 hex digits>).
+     * Image digests the agent's containers may run (sha256:<64 hex digits>). With signatures.keys, a listed digest needs no signature.
      *
      * @maxItems 64
      *
      * Items: An image digest.
      */
     digests?: string[];
+    /**
+     * Cosign key-pair signatures the running images must carry: the authority fetches the signature of each running digest from the image's registry (the sha256-<hex>.sig tag cosign writes), and accepts it only when one of the keys signed exactly that digest for that repository. An unreachable registry refuses attestation (fails closed). No transparency log (Rekor) or keyless (Fulcio) verification yet; docs/adr/0016-image-signatures.md.
+     */
+    signatures?: {
+      /**
+       * Public keys any one of which may have signed the image; list the old and the new key while rotating.
+       *
+       * @maxItems 8
+       *
+       * Items: A public key and the name messages call it by.
+       */
+      keys?: {
+        /**
+         * A name for the key, shown in messages (e.g. release-2026).
+         */
+        name: string;
+        /**
+         * The ECDSA P-256 public key in PEM (cosign.pub from cosign generate-key-pair).
+         */
+        publicKey: string;
+      }[];
+    };
   };
 }
 /**

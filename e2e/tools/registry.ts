@@ -1,0 +1,241 @@
+/**
+ * A real OCI registry for tests: the CNCF distribution registry (cmd/registry, built by
+ * build-registry.sh and cached in ~/.cache/warden/tools) on a loopback port, storing in its own
+ * temporary directory. Helpers push small images over the registry's HTTP API (distribution spec
+ * v2: blob uploads, manifest PUT) and sign them the way `cosign sign --key` does: a simple-signing
+ * JSON payload as the layer of an OCI manifest tagged `sha256-<hex>.sig`, its ECDSA P-256
+ * signature (base64 DER) in the layer's `dev.cosignproject.cosign/signature` annotation.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  COSIGN_SIGNATURE_ANNOTATION,
+  COSIGN_SIGNATURE_TYPE,
+  COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
+} from '../../core/constants.js';
+
+const BUILD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'build-registry.sh');
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+const EMPTY_CONFIG = 'application/vnd.oci.empty.v1+json';
+
+/** The registry binary, built first when the cache lacks it. */
+export function ensureRegistry(timeoutMs = 20 * 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(BUILD_SCRIPT, [], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const path = /^REGISTRY=(.+)$/m.exec(stdout)?.[1];
+      if (err || !path) reject(new Error(`e2e/tools/build-registry.sh failed: ${stderr || String(err)}`));
+      else resolve(path);
+    });
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface Registry {
+  /** `127.0.0.1:<port>`: the host part of image references. */
+  host: string;
+  /** Pushes a blob (if absent) and returns its digest. */
+  pushBlob(repo: string, content: Buffer): Promise<string>;
+  /** PUTs a manifest under `reference` (a tag or its digest) and returns its digest. */
+  putManifest(repo: string, reference: string, manifest: Buffer, mediaType?: string): Promise<string>;
+  /** Pushes a one-layer image with random content, tags it, and returns its manifest digest. */
+  pushImage(repo: string, tag: string): Promise<string>;
+  /** Signs `repo@digest` as `cosign sign --key` does, adding to the signatures already there. */
+  sign(
+    repo: string,
+    digest: string,
+    key: KeyObject,
+    claims?: { digest?: string; reference?: string },
+  ): Promise<void>;
+  /** Stops the registry (its port then refuses connections); `start` runs it again on the same port and data. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops it and removes its data. */
+  close(): Promise<void>;
+}
+
+/** The simple-signing payload cosign signs for `reference` (repository, no tag) at `digest`. */
+export function simpleSigningPayload(reference: string, digest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { 'docker-reference': reference },
+        image: { 'docker-manifest-digest': digest },
+        type: COSIGN_SIGNATURE_TYPE,
+      },
+      optional: null,
+    }),
+  );
+}
+
+export async function startRegistry(): Promise<Registry> {
+  const bin = await ensureRegistry();
+  const dir = mkdtempSync(join(tmpdir(), 'warden-registry-'));
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const config = join(dir, 'config.yml');
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'data')}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: ${host}`,
+      '',
+    ].join('\n'),
+  );
+  let child: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let stderr = '';
+  const start = async () => {
+    // Its OpenTelemetry tracing is off: the test sends nothing anywhere but this loopback port.
+    const c = spawn(bin, ['serve', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '', OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' },
+    });
+    child = c;
+    c.stderr?.on('data', (b: Buffer) => {
+      stderr = (stderr + String(b)).slice(-8000);
+    });
+    exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    const deadline = Date.now() + 60_000;
+    while (!(await connects(port))) {
+      if (c.exitCode !== null || Date.now() > deadline) {
+        c.kill('SIGKILL');
+        throw new Error(`the distribution registry did not start listening on ${host}:\n${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child?.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  await start().catch((err) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
+  const base = `http://${host}/v2`;
+
+  const pushBlob = async (repo: string, content: Buffer): Promise<string> => {
+    const digest = sha256(content);
+    if ((await fetch(`${base}/${repo}/blobs/${digest}`, { method: 'HEAD' })).status === 200) return digest;
+    const init = await fetch(`${base}/${repo}/blobs/uploads/`, { method: 'POST' });
+    const location = init.headers.get('location');
+    if (init.status !== 202 || !location) throw new Error(`blob upload to ${repo}: HTTP ${init.status}`);
+    const url = new URL(location, `http://${host}`);
+    url.searchParams.set('digest', digest);
+    const put = await fetch(url, {
+      method: 'PUT',
+      body: content,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    if (put.status !== 201) throw new Error(`blob PUT to ${repo}: HTTP ${put.status} ${await put.text()}`);
+    return digest;
+  };
+
+  const putManifest = async (repo: string, reference: string, manifest: Buffer, mediaType = OCI_MANIFEST) => {
+    const res = await fetch(`${base}/${repo}/manifests/${reference}`, {
+      method: 'PUT',
+      body: manifest,
+      headers: { 'content-type': mediaType },
+    });
+    if (res.status !== 201)
+      throw new Error(`manifest PUT ${repo}:${reference}: HTTP ${res.status} ${await res.text()}`);
+    return sha256(manifest);
+  };
+
+  const manifestOf = (config: { digest: string; size: number; mediaType: string }, layers: object[]) =>
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }));
+
+  return {
+    host,
+    pushBlob,
+    putManifest,
+    async pushImage(repo, tag) {
+      const config = Buffer.from(
+        JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+      );
+      // Random content: every pushed image has its own digest.
+      const layer = randomBytes(512);
+      const configDigest = await pushBlob(repo, config);
+      const layerDigest = await pushBlob(repo, layer);
+      return putManifest(
+        repo,
+        tag,
+        manifestOf({ mediaType: OCI_CONFIG, digest: configDigest, size: config.length }, [
+          { mediaType: OCI_LAYER, digest: layerDigest, size: layer.length },
+        ]),
+      );
+    },
+    async sign(repo, digest, key, claims = {}) {
+      const payload = simpleSigningPayload(claims.reference ?? `${host}/${repo}`, claims.digest ?? digest);
+      const signature = sign('sha256', payload, key).toString('base64');
+      const tag = `${digest.replace(':', '-')}.sig`;
+      // cosign appends to the signatures already under the tag.
+      const existing = await fetch(`${base}/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+      const layers: object[] =
+        existing.status === 200 ? ((await existing.json()) as { layers: object[] }).layers : [];
+      const empty = Buffer.from('{}');
+      const emptyDigest = await pushBlob(repo, empty);
+      layers.push({
+        mediaType: COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
+        digest: await pushBlob(repo, payload),
+        size: payload.length,
+        annotations: { [COSIGN_SIGNATURE_ANNOTATION]: signature },
+      });
+      await putManifest(
+        repo,
+        tag,
+        manifestOf({ mediaType: EMPTY_CONFIG, digest: emptyDigest, size: 2 }, layers),
+      );
+    },
+    stop,
+    start,
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
