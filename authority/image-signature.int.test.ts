@@ -6,10 +6,13 @@
  * verifying the signatures at /v1/token.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { validateAgentIdentitySpec } from '../core/api/validate.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
-import { freshNamespace, kubeConfig } from '../e2e/harness/index.js';
+import { freshNamespace, kubeConfig, kubectl } from '../e2e/harness/index.js';
 import { type Registry, startRegistry } from '../e2e/tools/registry.js';
 import { KubeConfigApi } from '../kube/kube.js';
 import { MemoryAuditSink } from './audit.js';
@@ -300,5 +303,23 @@ describe('spec.attestation.images.signatures', () => {
         name: 'bad-pem-bot',
       }),
     ).rejects.toThrow();
+  });
+
+  it('the cookbook recipe (docs/cookbook/signed-images.yaml) is accepted by the API server and the schemas', async () => {
+    const file = new URL('../docs/cookbook/signed-images.yaml', import.meta.url);
+    const out = await kubectl([
+      'apply',
+      '--server-side',
+      '--dry-run=server',
+      '--field-manager=cookbook-test',
+      '-n',
+      f.namespace,
+      '-f',
+      file.pathname,
+    ]);
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    const doc = parse(readFileSync(file, 'utf8')) as { spec: unknown };
+    expect(validateAgentIdentitySpec(doc.spec)).toMatchObject({ ok: true, warnings: [] });
   });
 });
