@@ -72,7 +72,7 @@ export interface CrashMatrixResult {
 }
 
 /** mulberry32: a small seeded PRNG, so a failing run can be repeated with its seed. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -86,7 +86,9 @@ function prng(seed: number): () => number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A loopback TCP forwarder to whichever backend accepts the connection (a Service in front of replicas). */
-async function startForwarder(ports: readonly number[]): Promise<{ port: number; close(): Promise<void> }> {
+export async function startForwarder(
+  ports: readonly number[],
+): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   let next = 0;
   const server = createTcpServer((client) => {
@@ -129,7 +131,8 @@ async function startForwarder(ports: readonly number[]): Promise<{ port: number;
   };
 }
 
-async function startTarget(): Promise<{ url: string; close(): Promise<void> }> {
+/** A loopback HTTP target answering 200 to everything (the provider behind the broker). */
+export async function startTarget(): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createHttpServer((req, res) => {
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
@@ -299,7 +302,7 @@ export async function startMatrixStack(log: (line: string) => void = () => {}): 
 }
 
 /** One agent request: the decision it received, or none. */
-interface Sent {
+export interface Sent {
   readonly id: string;
   decision?: Decision;
   /** Without a decision: the HTTP status, or the error. */
@@ -309,8 +312,17 @@ interface Sent {
 /** Sends `rate` requests/s for `seconds` (1 in 4 a POST the policy denies); resolves with every request. */
 export async function drive(
   url: string,
-  o: { rate: number; seconds: number; prefix: string; latencies?: number[] },
+  o: {
+    rate: number;
+    seconds: number;
+    prefix: string;
+    latencies?: number[];
+    /** The agent's HTTP client (default: global fetch) and headers it adds (the gateway's bearer token). */
+    fetch?: typeof fetch;
+    headers?: Readonly<Record<string, string>>;
+  },
 ): Promise<Sent[]> {
+  const send = o.fetch ?? fetch;
   const sent: Sent[] = [];
   const pending = new Set<Promise<void>>();
   const start = performance.now();
@@ -326,9 +338,9 @@ export async function drive(
     sent.push(s);
     const post = i % 4 === 3;
     const t0 = performance.now();
-    const p = fetch(`${url}/http/api/ok/${i}`, {
+    const p = send(`${url}/http/api/ok/${i}`, {
       method: post ? 'POST' : 'GET',
-      headers: { 'x-request-id': s.id },
+      headers: { ...o.headers, 'x-request-id': s.id },
       signal: AbortSignal.timeout(15_000),
     })
       .then(async (r) => {
@@ -413,20 +425,7 @@ export async function runCrashMatrix(o: CrashMatrixOptions): Promise<CrashMatrix
     await sleep(5000);
     trail = await stack.trail();
 
-    const ours = trail.entries.filter((e) => e.kind === 'Decision' && e.requestId?.startsWith(`${prefix}-`));
-    const byId = new Map<string, AuditEntry[]>();
-    for (const e of ours) byId.set(e.requestId as string, [...(byId.get(e.requestId as string) ?? []), e]);
-    const missing: string[] = [];
-    const mismatched: string[] = [];
-    for (const s of received) {
-      const got = byId.get(s.id);
-      if (!got) missing.push(s.id);
-      else if (got[0]?.decision !== s.decision)
-        mismatched.push(`${s.id}: agent saw ${s.decision}, trail says ${got[0]?.decision}`);
-    }
-    const duplicates = [...byId].filter(([, es]) => es.length > 1).map(([id]) => id);
-    const answered = new Set(received.map((s) => s.id));
-    const chain = verifyChain(trail.records.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec })));
+    const judged = judgeTrail(sent, trail, prefix);
     return {
       seed: o.seed,
       seconds: trafficSeconds,
@@ -441,18 +440,58 @@ export async function runCrashMatrix(o: CrashMatrixOptions): Promise<CrashMatrix
         return m;
       }, {}),
       killed,
-      entries: ours.length,
-      records: trail.records.length,
-      missing,
-      mismatched,
-      duplicates,
-      unansweredInTrail: [...byId.keys()].filter((id) => !answered.has(id)).length,
-      chainProblems: chain.problems.map((p) => JSON.stringify(p)),
+      ...judged,
       settleSeconds,
     };
   } finally {
     await stack.stop();
   }
+}
+
+/** What the trail says about the decisions the agent received (the caller asserts). */
+export interface TrailJudgement {
+  readonly entries: number;
+  readonly records: number;
+  readonly missing: readonly string[];
+  readonly mismatched: readonly string[];
+  readonly duplicates: readonly string[];
+  readonly unansweredInTrail: number;
+  readonly chainProblems: readonly string[];
+}
+
+/**
+ * Compares the requests sent (ids `<prefix>-<n>`) with the agent's trail: every decision received
+ * must be there once with the decision the agent saw; the records' chain must verify.
+ */
+export function judgeTrail(
+  sent: readonly Sent[],
+  trail: { entries: AuditEntry[]; records: AuditRecord[] },
+  prefix: string,
+): TrailJudgement {
+  const received = sent.filter((s) => s.decision !== undefined);
+  const ours = trail.entries.filter((e) => e.kind === 'Decision' && e.requestId?.startsWith(`${prefix}-`));
+  const byId = new Map<string, AuditEntry[]>();
+  for (const e of ours) byId.set(e.requestId as string, [...(byId.get(e.requestId as string) ?? []), e]);
+  const missing: string[] = [];
+  const mismatched: string[] = [];
+  for (const s of received) {
+    const got = byId.get(s.id);
+    if (!got) missing.push(s.id);
+    else if (got[0]?.decision !== s.decision)
+      mismatched.push(`${s.id}: agent saw ${s.decision}, trail says ${got[0]?.decision}`);
+  }
+  const duplicates = [...byId].filter(([, es]) => es.length > 1).map(([id]) => id);
+  const answered = new Set(received.map((s) => s.id));
+  const chain = verifyChain(trail.records.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec })));
+  return {
+    entries: ours.length,
+    records: trail.records.length,
+    missing,
+    mismatched,
+    duplicates,
+    unansweredInTrail: [...byId.keys()].filter((id) => !answered.has(id)).length,
+    chainProblems: chain.problems.map((p) => JSON.stringify(p)),
+  };
 }
 
 /** One line per number, for the test's and the benchmark's output. */

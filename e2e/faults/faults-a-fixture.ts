@@ -211,6 +211,52 @@ export async function spawnBroker(o: {
   };
 }
 
+export interface GatewayChild extends Child {
+  /** https://127.0.0.1:<port> of its TLS listener. */
+  readonly url: string;
+  readonly healthUrl: string;
+}
+
+/**
+ * `warden gateway` (the shared gateway) as a child process on fixed ports with its audit spool
+ * directory; resolves once /readyz says ready (it needs no agent for that).
+ */
+export async function spawnGateway(o: {
+  tokenFile: string;
+  authorityUrl: string;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  listenPort: number;
+  healthPort: number;
+  auditSpool: string;
+  podName: string;
+}): Promise<GatewayChild> {
+  const url = `https://127.0.0.1:${o.listenPort}`;
+  const c = startChild(
+    [
+      'gateway',
+      `--token-file=${o.tokenFile}`,
+      `--authority-url=${o.authorityUrl}`,
+      `--tls-cert=${o.tlsCertFile}`,
+      `--tls-key=${o.tlsKeyFile}`,
+      `--public-url=${url}`,
+      `--listen=127.0.0.1:${o.listenPort}`,
+      `--health-listen=127.0.0.1:${o.healthPort}`,
+      `--audit-spool=${o.auditSpool}`,
+      '--log-level=info',
+    ],
+    { POD_NAME: o.podName },
+  );
+  const healthUrl = `http://127.0.0.1:${o.healthPort}`;
+  try {
+    await waitServing(c, 'warden gateway', `${healthUrl}/readyz`, 200, 60_000);
+  } catch (err) {
+    await c.kill();
+    throw err;
+  }
+  return { ...c, url, healthUrl };
+}
+
 export interface AgentPod {
   readonly agent: string;
   readonly podName: string;
