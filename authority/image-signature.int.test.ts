@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { validateAgentIdentitySpec } from '../core/api/validate.js';
 import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { freshNamespace, kubeConfig, kubectl } from '../e2e/harness/index.js';
-import { type Registry, startRegistry } from '../e2e/tools/registry.js';
+import { type Registry, startRegistry, startTokenServer } from '../e2e/tools/registry.js';
 import { KubeConfigApi } from '../kube/kube.js';
 import { MemoryAuditSink } from './audit.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from './constants.js';
@@ -75,7 +75,8 @@ afterAll(async () => {
 });
 
 /** Sets the pod's status as the kubelet does once the agent container runs `digest`. */
-async function running(pod: string, digest: string, image = `${registry.host}/${REPO}:v1`): Promise<void> {
+async function running(pod: string, digest: string, host = registry.host): Promise<void> {
+  const image = `${host}/${REPO}:v1`;
   await new KubeConfigApi(kubeConfig()).request(
     'PATCH',
     `/api/v1/namespaces/${f.namespace}/pods/${pod}/status`,
@@ -86,7 +87,7 @@ async function running(pod: string, digest: string, image = `${registry.host}/${
             {
               name: 'agent',
               image,
-              imageID: `${registry.host}/${REPO}@${digest}`,
+              imageID: `${host}/${REPO}@${digest}`,
               ready: true,
               restartCount: 0,
               state: { running: { startedAt: new Date().toISOString() } },
@@ -100,13 +101,13 @@ async function running(pod: string, digest: string, image = `${registry.host}/${
 }
 
 /** An agent pod of `agent` running `digest` (spec image: the v1 tag) and its projected token. */
-async function agentPod(name: string, agent: string, digest: string): Promise<string> {
+async function agentPod(name: string, agent: string, digest: string, host = registry.host): Promise<string> {
   const p = await createPod(f, name, {
     serviceAccount: 'bot-sa',
     agent,
-    image: `${registry.host}/${REPO}:v1`,
+    image: `${host}/${REPO}:v1`,
   });
-  await running(name, digest);
+  await running(name, digest, host);
   return projectedToken(f, 'bot-sa', p);
 }
 
@@ -251,6 +252,34 @@ describe('spec.attestation.images.signatures', () => {
     }
     // "Cannot tell" is not cached: the registry back, the same pod attests.
     expect((await exchangeToken(base, token)).status).toBe(200);
+  });
+
+  it('a registry that wants an anonymous bearer token (as Docker Hub and ghcr.io do) gets the token dance', async () => {
+    const tokens = await startTokenServer();
+    // The same storage served behind token auth: pushes go through the open registry.
+    const guarded = await startRegistry({ storage: registry.storage, tokenAuth: tokens });
+    try {
+      const digest = await registry.pushImage(REPO, 'v1');
+      await registry.sign(REPO, digest, newKey.privateKey, { reference: `${guarded.host}/${REPO}` });
+      const unsigned = await registry.pushImage(REPO, 'v2');
+      // Without a token the registry refuses, with a Bearer challenge.
+      const bare = await fetch(`http://${guarded.host}/v2/${REPO}/manifests/${digest}`);
+      expect(bare.status).toBe(401);
+      expect(bare.headers.get('www-authenticate')).toContain(`Bearer realm="${tokens.realm}"`);
+      await signedIdentity('token-bot', keys(['release-2026', newKey]));
+      const res = await exchangeToken(base, await agentPod('token-1', 'token-bot', digest, guarded.host));
+      expect(res.status, res.text).toBe(200);
+      expect(tokens.scopes).toContain(`repository:${REPO}:pull`);
+      // The token is used for "not signed" too: a 404 behind the token, not a 401.
+      refused(
+        await exchangeToken(base, await agentPod('token-2', 'token-bot', unsigned, guarded.host)),
+        'ImageNotSigned',
+        `image ${guarded.host}/${REPO}@${unsigned} has no cosign signature`,
+      );
+    } finally {
+      await guarded.close();
+      await tokens.close();
+    }
   });
 
   it('a digest in images.digests needs no signature; others still do', async () => {

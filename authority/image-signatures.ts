@@ -2,7 +2,8 @@
  * Verifies that a running image is signed by a key an AgentIdentity trusts
  * (spec.attestation.images.signatures, docs/adr/0016-image-signatures.md): fetches cosign's
  * signature manifest (`<repo>:sha256-<hex>.sig`) and its layers from the image's OCI registry
- * (distribution API v2), and judges each layer with core/identity/cosign.ts.
+ * (distribution API v2) — anonymously, with the anonymous bearer-token dance registries such as
+ * Docker Hub and ghcr.io ask for — and judges each layer with core/identity/cosign.ts.
  *
  * Fails closed: a registry that cannot be reached or answers unexpectedly gives
  * ImageSignatureUnverifiable, never a pass. Verdicts are cached per (repository, digest, key set),
@@ -74,6 +75,38 @@ export function registryBaseUrl(repo: ImageRepository): string {
   return `${isLoopback(host) ? 'http' : 'https'}://${host}`;
 }
 
+/** Largest anonymous token answer read. */
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+/** One verification's registry conversation: the anonymous bearer token, once obtained. */
+interface RegistrySession {
+  readonly repo: ImageRepository;
+  token?: string;
+}
+
+/** A `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` challenge. */
+export interface BearerChallenge {
+  realm: string;
+  service?: string;
+  scope?: string;
+}
+
+/** The Bearer challenge in a WWW-Authenticate header, if it holds one with a realm. */
+export function parseBearerChallenge(header: string): BearerChallenge | undefined {
+  const m = /^\s*Bearer\s+(.*)$/i.exec(header);
+  if (!m) return undefined;
+  const params: Record<string, string> = {};
+  for (const p of (m[1] ?? '').matchAll(/([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))/g)) {
+    params[(p[1] ?? '').toLowerCase()] = p[2] ?? p[3] ?? '';
+  }
+  if (!params.realm) return undefined;
+  return {
+    realm: params.realm,
+    ...(params.service !== undefined ? { service: params.service } : {}),
+    ...(params.scope !== undefined ? { scope: params.scope } : {}),
+  };
+}
+
 /** A registry answer Warden cannot judge by: becomes ImageSignatureUnverifiable. */
 class RegistryProblem extends Error {}
 
@@ -137,9 +170,10 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     const image = `${repo.name}@${q.digest}`;
     const base = `${registryBaseUrl(repo)}/v2/${repo.path}`;
     const tag = signatureTag(q.digest);
+    const session: RegistrySession = { repo };
     try {
       this.fetches++;
-      const res = await this.get(`${base}/manifests/${tag}`, MANIFEST_MEDIA_TYPES);
+      const res = await this.get(session, `${base}/manifests/${tag}`, MANIFEST_MEDIA_TYPES);
       if (res.status === 404) {
         await res.body?.cancel();
         return {
@@ -164,7 +198,7 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
       }
       const judged: LayerJudgement[] = [];
       for (const layer of signed) {
-        const j = await this.judgeLayer(base, repo, q.digest, layer, parsed.keys);
+        const j = await this.judgeLayer(session, base, q.digest, layer, parsed.keys);
         if (j.ok) return { ok: true, key: j.key };
         judged.push(j);
       }
@@ -188,8 +222,8 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
   }
 
   private async judgeLayer(
+    session: RegistrySession,
     base: string,
-    repo: ImageRepository,
     digest: string,
     layer: ManifestLayer,
     keys: Parameters<typeof judgeSignatureLayer>[2],
@@ -205,7 +239,8 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
         message: `a signature layer has media type ${String(layer.mediaType).slice(0, 100)}, not ${COSIGN_SIMPLE_SIGNING_MEDIA_TYPE}`,
       };
     }
-    const res = await this.get(`${base}/blobs/${blob}`, '*/*');
+    const repo = session.repo;
+    const res = await this.get(session, `${base}/blobs/${blob}`, '*/*');
     if (res.status === 404) {
       await res.body?.cancel();
       return {
@@ -226,12 +261,53 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     );
   }
 
-  private get(url: string, accept: string): Promise<Response> {
-    return fetch(url, {
-      headers: { accept },
+  /**
+   * A GET to the registry, anonymous. A registry that answers 401 with a Bearer challenge (Docker
+   * Hub, ghcr.io, most cloud registries, even for public images) gets the token dance of the
+   * distribution token spec without credentials: GET realm?service=…&scope=repository:<repo>:pull,
+   * then the request again with that token (kept for the rest of this check).
+   */
+  private async get(session: RegistrySession, url: string, accept: string): Promise<Response> {
+    const send = () =>
+      fetch(url, {
+        headers: { accept, ...(session.token ? { authorization: `Bearer ${session.token}` } : {}) },
+        redirect: 'follow',
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+      });
+    const res = await send();
+    if (res.status !== 401 || session.token !== undefined) return res;
+    const challenge = parseBearerChallenge(res.headers.get('www-authenticate') ?? '');
+    if (!challenge) return res;
+    await res.body?.cancel();
+    session.token = await this.anonymousToken(session.repo, challenge);
+    return send();
+  }
+
+  private async anonymousToken(repo: ImageRepository, c: BearerChallenge): Promise<string> {
+    let realm: URL;
+    try {
+      realm = new URL(c.realm);
+    } catch {
+      throw new RegistryProblem(`the registry's token realm ${c.realm.slice(0, 200)} is not a URL`);
+    }
+    if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && isLoopback(realm.host))) {
+      throw new RegistryProblem(`the registry's token realm ${realm.origin} is not https`);
+    }
+    if (c.service !== undefined) realm.searchParams.set('service', c.service);
+    realm.searchParams.set('scope', `repository:${repo.path}:pull`);
+    const res = await fetch(realm, {
+      headers: { accept: 'application/json' },
       redirect: 'follow',
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
     });
+    const body = record(
+      JSON.parse((await this.body(res, MAX_TOKEN_BYTES, `the token from ${realm.origin}`)).toString('utf8')),
+    );
+    const token = body?.token ?? body?.access_token;
+    if (typeof token !== 'string' || token === '' || token.length > MAX_TOKEN_BYTES) {
+      throw new RegistryProblem(`the token answer of ${realm.origin} holds no token`);
+    }
+    return token;
   }
 
   /** The body of a 200 answer, at most `max` bytes; anything else is a RegistryProblem. */
@@ -240,7 +316,7 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
       await res.body?.cancel();
       throw new RegistryProblem(
         res.status === 401 || res.status === 403
-          ? `HTTP ${res.status} for ${what}: the registry requires credentials, which Warden does not send yet`
+          ? `HTTP ${res.status} for ${what}: the registry requires credentials beyond an anonymous token, which Warden does not send yet`
           : `HTTP ${res.status} for ${what}`,
       );
     }

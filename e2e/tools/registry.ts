@@ -7,12 +7,14 @@
  * signature (base64 DER) in the layer's `dev.cosignproject.cosign/signature` annotation.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportJWK, SignJWT } from 'jose';
 import {
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_TYPE,
@@ -64,6 +66,8 @@ const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('h
 export interface Registry {
   /** `127.0.0.1:<port>`: the host part of image references. */
   host: string;
+  /** Its storage directory (another registry can serve the same content, see startRegistry). */
+  storage: string;
   /** Pushes a blob (if absent) and returns its digest. */
   pushBlob(repo: string, content: Buffer): Promise<string>;
   /** PUTs a manifest under `reference` (a tag or its digest) and returns its digest. */
@@ -98,12 +102,23 @@ export function simpleSigningPayload(reference: string, digest: string): Buffer 
   );
 }
 
-export async function startRegistry(): Promise<Registry> {
+/**
+ * Starts a registry. `storage`: serve another registry's storage directory (read-only use: push
+ * through the other one). `tokenAuth`: require bearer tokens from that token server (the
+ * distribution token spec, as Docker Hub and ghcr.io do), so only a client that does the token
+ * dance gets anything.
+ */
+export async function startRegistry(
+  opts: { storage?: string; tokenAuth?: TokenServer } = {},
+): Promise<Registry> {
   const bin = await ensureRegistry();
   const dir = mkdtempSync(join(tmpdir(), 'warden-registry-'));
+  const storage = opts.storage ?? join(dir, 'data');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const config = join(dir, 'config.yml');
+  const t = opts.tokenAuth;
+  if (t) writeFileSync(join(dir, 'jwks.json'), JSON.stringify(t.jwks));
   writeFileSync(
     config,
     [
@@ -114,11 +129,22 @@ export async function startRegistry(): Promise<Registry> {
       '    disabled: true',
       'storage:',
       '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
+      `    rootdirectory: ${storage}`,
       '  delete:',
       '    enabled: true',
       'http:',
       `  addr: ${host}`,
+      ...(t
+        ? [
+            'auth:',
+            '  token:',
+            `    realm: ${t.realm}`,
+            `    service: ${t.service}`,
+            `    issuer: ${t.issuer}`,
+            `    jwks: ${join(dir, 'jwks.json')}`,
+            '    signingalgorithms: [ES256]',
+          ]
+        : []),
       '',
     ].join('\n'),
   );
@@ -191,6 +217,7 @@ export async function startRegistry(): Promise<Registry> {
 
   return {
     host,
+    storage,
     pushBlob,
     putManifest,
     async pushImage(repo, tag) {
@@ -235,7 +262,63 @@ export async function startRegistry(): Promise<Registry> {
     start,
     async close() {
       await stop();
+      // The data directory too, unless it is another registry's storage (that one removes it).
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A token server of the distribution token spec that grants pull to anyone (anonymous, as for public images). */
+export interface TokenServer {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** The public key the registry verifies tokens with. */
+  jwks: { keys: object[] };
+  /** The `scope` parameter of every token request so far. */
+  scopes: string[];
+  close(): Promise<void>;
+}
+
+export async function startTokenServer(): Promise<TokenServer> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = 'warden-test-token-key';
+  const service = 'warden-test-registry';
+  const issuer = 'warden-test-token-issuer';
+  const scopes: string[] = [];
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const scope = url.searchParams.get('scope') ?? '';
+    scopes.push(scope);
+    // repository:<name>:<actions>: anonymous callers get pull, never push.
+    const m = /^repository:([^:]+):(.+)$/.exec(scope);
+    const access =
+      m && url.searchParams.get('service') === service && m[2]?.split(',').includes('pull')
+        ? [{ type: 'repository', name: m[1], actions: ['pull'] }]
+        : [];
+    const now = Math.floor(Date.now() / 1000);
+    void new SignJWT({ access })
+      .setProtectedHeader({ alg: 'ES256', kid })
+      .setIssuer(issuer)
+      .setAudience(service)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + 300)
+      .setJti(randomBytes(8).toString('hex'))
+      .sign(privateKey)
+      .then((token) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token, expires_in: 300 }));
+      });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    service,
+    issuer,
+    jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] },
+    scopes,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
