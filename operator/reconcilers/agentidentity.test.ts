@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity } from '../../core/api/index.js';
 import { getCondition } from '../../core/conditions.js';
@@ -51,6 +52,36 @@ describe('decideAgentIdentity', () => {
     expect(d.events).toEqual([
       { type: 'Warning', reason: 'ServiceAccountNotFound', action: 'Reconcile', note: ready?.message },
     ]);
+  });
+
+  it('Ready=False InvalidSpec for an image signing key that is not ECDSA P-256, naming the field', () => {
+    const pem = (k: { publicKey: { export(o: object): string | Buffer } }) =>
+      k.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const p256 = pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+    const rsa = pem(generateKeyPairSync('rsa', { modulusLength: 1024 }));
+    const signed = (keys: Array<{ name: string; publicKey: string }>) =>
+      agent({ attestation: { images: { signatures: { keys } } } } as Partial<AgentIdentity['spec']>);
+    const bad = decideAgentIdentity(
+      {
+        agent: signed([
+          { name: 'new', publicKey: p256 },
+          { name: 'old', publicKey: rsa },
+        ]),
+        serviceAccountExists: true,
+      },
+      T1,
+    );
+    const ready = getCondition(bad.status.conditions, 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ready?.message).toBe(
+      'spec.attestation.images.signatures.keys[1].publicKey: is an RSA key; only ECDSA P-256 keys (what cosign generate-key-pair writes) are supported; pods whose images need a signature are refused attestation (ImageSignatureUnverifiable) until it is fixed',
+    );
+    expect(bad.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'InvalidSpec' })]);
+    const good = decideAgentIdentity(
+      { agent: signed([{ name: 'new', publicKey: p256 }]), serviceAccountExists: true },
+      T1,
+    );
+    expect(getCondition(good.status.conditions, 'Ready')).toMatchObject({ status: 'True', reason: 'Ready' });
   });
 
   it('becomes Ready when the ServiceAccount appears later, moving lastTransitionTime and emitting Ready', () => {

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { AgentIdentity, Condition } from '../../core/api/index.js';
 import { type DesiredCondition, getCondition, setConditions } from '../../core/conditions.js';
 import { ANNOTATION_REVIVED_BY } from '../../core/constants.js';
+import { parseSigningKeys } from '../../core/identity/cosign.js';
 import type { Clock } from '../../kube/clock.js';
 import { Controller, type ControllerMetrics, keyOf, type ReconcileFn } from '../../kube/controller.js';
 import type { EventInput, EventRecorder } from '../../kube/events.js';
@@ -51,6 +52,8 @@ export function decideAgentIdentity(facts: AgentIdentityFacts, now: Date): Agent
   const generation = agent.metadata?.generation;
   const suspended = agent.spec?.suspended === true;
   const why = agent.spec?.suspendReason?.trim() || 'no reason given';
+  const signing = parseSigningKeys(agent.spec?.attestation?.images?.signatures?.keys ?? []);
+  const keyProblems = signing.ok ? [] : signing.problems;
 
   let ready: DesiredCondition;
   if (!serviceAccountExists) {
@@ -67,6 +70,15 @@ export function decideAgentIdentity(facts: AgentIdentityFacts, now: Date): Agent
       status: 'False',
       reason: REASON.Suspended,
       message: `suspended (spec.suspended is true): ${why}`,
+      observedGeneration: generation,
+    };
+  } else if (keyProblems.length > 0) {
+    // The CRD admits any PEM-shaped key; what is inside (valid DER, ECDSA P-256) only code checks.
+    ready = {
+      type: CONDITION.Ready,
+      status: 'False',
+      reason: REASON.InvalidSpec,
+      message: `${keyProblems.join('; ')}; pods whose images need a signature are refused attestation (ImageSignatureUnverifiable) until it is fixed`,
       observedGeneration: generation,
     };
   } else {

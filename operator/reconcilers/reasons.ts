@@ -30,7 +30,10 @@ export const REASON = {
   SecretAccessDenied: 'SecretAccessDenied',
   /** CredentialProvider: a referenced Secret lacks a referenced key. */
   SecretKeyMissing: 'SecretKeyMissing',
-  /** CredentialProvider: spec.type names a block that is not set (the CRD's CEL rules normally prevent it). */
+  /**
+   * CredentialProvider: spec.type names a block that is not set (the CRD's CEL rules normally
+   * prevent it). AgentIdentity: a spec.attestation.images.signatures key is not an ECDSA P-256 key.
+   */
   InvalidSpec: 'InvalidSpec',
   /** AccessPolicy: a CEL expression (or glob, selector, duration) does not compile. */
   InvalidExpression: 'InvalidExpression',
