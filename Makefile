@@ -140,8 +140,8 @@ test-cluster: needs-root deps cluster-build helm-build postgres ## The real-node
 	npx vitest run --project cluster
 
 .PHONY: test-demo
-test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails if any step of the story fails)
-	npx tsx e2e/demo/demo.ts
+test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails if any step of the story fails), with the optional gateway step
+	WARDEN_DEMO_GATEWAY=1 npx tsx e2e/demo/demo.ts
 
 .PHONY: bench
 bench: deps controlplane-build postgres ## Run the benchmarks; writes bench/results/latest.{json,md,svg} (docs/benchmarks.md)

@@ -36,6 +36,7 @@ import { freePort, startControlPlane, useBuiltKubectl } from '../controlplane/co
 import { installCrds } from '../harness/crds.js';
 import { kubectlAt } from '../harness/kubectl.js';
 import { createWardenAdmin, postgresProviderSpec, startPostgres } from '../harness/postgres.js';
+import { DEMO_GATEWAY_SERVICE_ACCOUNT, gatewayStep } from './gateway-step.js';
 import { startSampleMcpServer } from './sample-mcp-server.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -100,6 +101,8 @@ async function main(): Promise<void> {
     audit: { maxEntries: 50, maxBytes: 256 * 1024, maxAgeMs: 1000 },
     // Expired temporary PostgreSQL roles are dropped within a second (default 60 s).
     postgresSweepIntervalMs: 1000,
+    // The shared gateway's service account (the optional gateway step).
+    gatewayServiceAccounts: [`${WARDEN_NS}/${DEMO_GATEWAY_SERVICE_ACCOUNT}`],
   });
   cleanups.push(() => controller.stop());
   const mwc = webhookConfiguration({
@@ -276,6 +279,20 @@ async function main(): Promise<void> {
   await waitUntil('the temporary role to be dropped', async () => !(await db.roleExists(role)), 30_000, 200);
   await waitUntil('its session to end', async () => sessionEnded, 10_000, 50);
   show(`${role} expired and was dropped by the operator ${ms(tRole)} later; the open session was ended`);
+
+  if (process.env.WARDEN_DEMO_GATEWAY === '1') {
+    say('Optional: an agent pod without a sidecar calls the shared gateway (`warden gateway`) over TLS');
+    await gatewayStep({
+      core,
+      namespace: NS,
+      wardenNamespace: WARDEN_NS,
+      issuer,
+      dir,
+      show,
+      denial: (call) => denial(call),
+      cleanups,
+    });
+  }
 
   say('The security team flips the kill switch: spec.suspended: true');
   const api = new KubeConfigApi(kc);
