@@ -11,7 +11,8 @@ const FULL: AuditLine = toLine(
     kind: 'Decision',
     decision: 'Deny',
     pod: 'bot-0',
-    user: 'https://idp.example|alice',
+    user: 'alice',
+    userIssuer: 'https://idp.example',
     chain: [
       { name: 'planner', namespace: 'agents' },
       { name: 'bot', namespace: 'agents' },
@@ -44,7 +45,7 @@ describe('audit line schema warden.audit/v1', () => {
     new JsonLineExporter((t) => out.push(t)).export(FULL);
     expect(out).toEqual([
       '{"schema":"warden.audit/v1","time":"2026-12-04T12:00:00.123Z","id":"0123456789abcdef-42","source":"broker","kind":"Decision","decision":"Deny",' +
-        '"namespace":"agents","agent":"bot","pod":"bot-0","podUID":"uid-1","session":"jti-1","user":"https://idp.example|alice",' +
+        '"namespace":"agents","agent":"bot","pod":"bot-0","podUID":"uid-1","session":"jti-1","user":"alice","userIssuer":"https://idp.example",' +
         '"chain":[{"name":"planner","namespace":"agents"},{"name":"bot","namespace":"agents"}],' +
         '"target":"jira","tool":"jira.delete_issue","method":"POST","path":"/rest/api/2/issue","policy":"support-read",' +
         '"reasons":[{"policy":"support-read","rule":2,"condition":"business-hours","message":"outside hours"}],' +

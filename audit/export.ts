@@ -37,7 +37,10 @@ export interface AuditLine {
   podUID?: string;
   /** The agent's session (its Warden session token's jti), an id, never the token. */
   session?: string;
+  /** The user's subject, or "agent acting alone" (docs/audit-export.md). */
   user?: string;
+  /** The trusted issuer that vouched for the user. */
+  userIssuer?: string;
   /** A delegated call: the agents it came through, origin first, the deciding agent last. */
   chain?: AuditEntry['chain'];
   target?: string;
@@ -99,6 +102,7 @@ export function toLine(
   set('podUID', where.podUID);
   set('session', where.session);
   set('user', entry.user);
+  set('userIssuer', entry.userIssuer);
   set('chain', entry.chain);
   set('target', entry.target);
   set('tool', entry.tool);

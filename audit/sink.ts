@@ -53,6 +53,7 @@ export function toEntry(e: AuditEvent): AuditEntry {
   };
   set('pod', clip(e.pod, 253));
   set('user', clip(e.user, 512));
+  set('userIssuer', clip(e.userIssuer, 512));
   if (e.chain?.length) {
     entry.chain = e.chain
       .slice(0, 8)

@@ -123,6 +123,7 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
     entry.id = id;
   }
   set('user', str(e, i, 'user', 512));
+  set('userIssuer', str(e, i, 'userIssuer', 512));
   if (e.chain !== undefined && e.chain !== null) entry.chain = parseChain(e.chain, i);
   set('target', str(e, i, 'target', 253));
   set('tool', str(e, i, 'tool', 256));

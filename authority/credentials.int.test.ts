@@ -135,7 +135,8 @@ describe('POST /v1/credentials', () => {
       kind: 'Decision',
       decision: 'Allow',
       agent: 'support-bot',
-      user: `alice (${idp.issuer})`,
+      user: 'alice',
+      userIssuer: idp.issuer,
       target: 'jira',
       tool: 'jira.get_issue',
     });
@@ -154,7 +155,8 @@ describe('POST /v1/credentials', () => {
     expect(audit.events.at(-1)).toMatchObject({
       decision: 'Deny',
       error: 'access_denied',
-      user: `bob (${idp.issuer})`,
+      user: 'bob',
+      userIssuer: idp.issuer,
     });
   });
 

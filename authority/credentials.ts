@@ -222,7 +222,7 @@ async function decideCredentials(
     where,
   );
   const user: UserContext = caller.user;
-  ctx.audit.user = auditUser(user);
+  Object.assign(ctx.audit, auditUser(user));
   // A delegated call (a verified Warden token from the agent that called this one): the chain
   // policy sees as request.chain, the minted credential nests in act, and the audit entry records.
   const prior = caller.prior ?? undefined;

@@ -229,6 +229,7 @@ function decisionEvent(
     decision: decision.decision,
     ...(deps.podName ? { pod: deps.podName } : {}),
     user: e.user,
+    ...(e.userIssuer ? { userIssuer: e.userIssuer } : {}),
     target: e.target,
     requestId: e.requestId,
     reason: decision.reason,
@@ -253,6 +254,8 @@ function decisionEvent(
 
 interface DecisionRecord {
   readonly user: string;
+  /** The issuer of the user token the decision read (the authority records the same pair). */
+  readonly userIssuer?: string | undefined;
   readonly target: string;
   readonly requestId: string;
   readonly decision: BrokerDecision;
@@ -333,10 +336,12 @@ export async function recordRefusal(
 
 export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<AccessOutcome> {
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
+  let userIssuer: string | undefined;
   let chain: readonly AgentRefInput[] | undefined;
   const audit = (decision: BrokerDecision, credentialId?: string): Promise<BrokerDecision> =>
     recordDecision(deps, {
       user: userName,
+      userIssuer,
       target: r.target,
       requestId: r.meta.requestId,
       decision,
@@ -373,6 +378,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       const caller = await deps.users.get(r.meta.userToken);
       user = caller.user;
       userName = user ? user.sub : AGENT_ACTING_ALONE;
+      userIssuer = user?.issuer;
       prior = caller.chain;
       if (prior) {
         const self = gate.snapshot.set.celAgent;

@@ -16,6 +16,8 @@ export interface BrokerAuditEvent {
   pod?: string;
   /** The user subject, or "agent acting alone". */
   user: string;
+  /** The trusted issuer of the verified user (core/audit/user.ts: the authority records the same pair). */
+  userIssuer?: string;
   /** A delegated call: the agents it came through, origin first, this agent last. */
   chain?: Array<{ name: string; namespace: string }>;
   target?: string;

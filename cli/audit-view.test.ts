@@ -74,6 +74,44 @@ describe('filterEntries', () => {
   });
 });
 
+describe('--user: one spelling for the broker, the authority and old records', () => {
+  const IDP = 'https://idp.example';
+  const trail = records('bot', [
+    [
+      e(1, { user: 'alice', userIssuer: IDP }),
+      e(2, { kind: 'Credential', user: 'alice', userIssuer: IDP }),
+      // Written before userIssuer: the authority's entry spelled the issuer into user.
+      e(3, { kind: 'Credential', user: `alice (${IDP})` }),
+      e(4, { user: 'alice', userIssuer: 'https://other-idp.example' }),
+      e(5, { user: 'alicia', userIssuer: IDP }),
+    ],
+  ]);
+  const secs = (f: Parameters<typeof filterEntries>[1]) =>
+    filterEntries(trail, f).map((r) => new Date(r.time).getUTCSeconds());
+
+  it.each([
+    ['the subject finds broker, authority and old authority entries of every issuer', 'alice', [1, 2, 3, 4]],
+    ["the subject with its issuer finds only that issuer's", `alice (${IDP})`, [1, 2, 3]],
+    ['a glob on the subject', 'ali*', [1, 2, 3, 4, 5]],
+    ['a glob on the issuer', '* (https://other-idp.example)', [4]],
+  ])('%s', (_n, user, want) => {
+    expect(secs({ user })).toEqual(want);
+  });
+
+  it('views show the subject and the issuer apart, old records split the same way', () => {
+    const rows = filterEntries(trail, { user: 'alice' });
+    expect(rows.map((r) => [r.user, r.userIssuer])).toEqual([
+      ['alice', IDP],
+      ['alice', IDP],
+      ['alice', IDP],
+      ['alice', 'https://other-idp.example'],
+    ]);
+    const wide = formatTable(rows, { wide: true });
+    expect(wide).toContain(`alice (${IDP})`);
+    expect(formatTable(rows)).not.toContain(IDP);
+  });
+});
+
 describe('formatTable', () => {
   it('shows the deciding policy, rule, condition and message of a denial', () => {
     const t = formatTable(filterEntries(bot, {}));

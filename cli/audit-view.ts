@@ -5,6 +5,7 @@
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
 import { type NamedRecord, type PrunedThrough, type VerifyResult, verifyChain } from '../core/audit/chain.js';
 import { agentLabelValue, timeSelectors } from '../core/audit/labels.js';
+import { entryUser, qualifiedUser } from '../core/audit/user.js';
 import { PROBLEM_CLASS, type ProblemClass } from '../core/audit/verify.js';
 import { LABEL_AGENT, LABEL_AUDIT_DENIED } from '../core/constants.js';
 import { CliError } from './command.js';
@@ -59,6 +60,18 @@ function globMatcher(pattern: string): (value: string | undefined) => boolean {
   return (value) => value !== undefined && re.test(value);
 }
 
+/**
+ * --user: matches the entry's subject (core/audit/user.ts entryUser: broker and authority entries,
+ * old records' `sub (issuer)` spelling included), or `sub (issuer)` to name one issuer's user.
+ */
+function userMatcher(pattern: string): (e: AuditEntry) => boolean {
+  const m = globMatcher(pattern);
+  return (e) => {
+    const u = entryUser(e);
+    return m(u.user) || (u.issuer !== undefined && m(qualifiedUser(u)));
+  };
+}
+
 /** Every entry of the records that passes the filter, oldest first. */
 export function filterEntries(records: readonly AuditRecord[], f: AuditFilter): AuditRow[] {
   return sortRows(matchingRows(records, f));
@@ -75,7 +88,7 @@ export function sortRows(rows: AuditRow[]): AuditRow[] {
  */
 export function matchingRows(records: readonly AuditRecord[], f: AuditFilter): AuditRow[] {
   const rows: AuditRow[] = [];
-  const user = f.user ? globMatcher(f.user) : undefined;
+  const user = f.user ? userMatcher(f.user) : undefined;
   const tool = f.tool ? globMatcher(f.tool) : undefined;
   for (const r of records) {
     if (f.agent && r.spec.agent !== f.agent) continue;
@@ -84,15 +97,19 @@ export function matchingRows(records: readonly AuditRecord[], f: AuditFilter): A
     if (f.untilMs !== undefined && Date.parse(r.spec.startTime) > f.untilMs) continue;
     for (const e of r.spec.entries) {
       if (f.decision && e.decision !== f.decision) continue;
-      if (user && !user(e.user)) continue;
+      if (user && !user(e)) continue;
       if (tool && !tool(e.tool) && !tool(e.target)) continue;
       if (f.sinceMs !== undefined || f.untilMs !== undefined) {
         const t = Date.parse(e.time);
         if (f.sinceMs !== undefined && t < f.sinceMs) continue;
         if (f.untilMs !== undefined && t > f.untilMs) continue;
       }
+      // One spelling of the user in every view: an old authority entry's `sub (issuer)` is split.
+      const who = entryUser(e);
       rows.push({
         ...e,
+        ...(e.user !== undefined ? { user: who.user } : {}),
+        ...(who.issuer !== undefined ? { userIssuer: who.issuer } : {}),
         namespace: r.metadata?.namespace ?? '',
         agent: r.spec.agent,
         record: r.metadata?.name ?? '',
@@ -167,7 +184,7 @@ export function formatTable(rows: readonly AuditRow[], opts: TableOptions = {}):
     r.agent,
     r.kind,
     r.decision ?? '',
-    clip(r.user ?? '', opts.wide ? 256 : 32),
+    opts.wide ? qualifiedUser(entryUser(r)) : clip(r.user ?? '', 32),
     clip(what(r), opts.wide ? 256 : 40),
     ...(opts.wide ? [r.credentialId ?? '', r.record] : []),
     opts.wide ? reasonText(r) : clip(reasonText(r), 100),

@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { compileSnapshot, type PolicySnapshot } from '../broker/snapshot.js';
 import type { AccessPolicy, AgentIdentity, AuditEntry, AuditRecord } from '../core/api/index.js';
 import { type ReplaySkip, replayInputOf } from '../core/audit/replay.js';
+import { entryUser } from '../core/audit/user.js';
 import type { AccessPolicySpecLike, PolicySet } from '../core/policy/index.js';
 import { compileAccessPolicy, type Decision, decide, formatCompileError } from '../core/policy/index.js';
 import { decideSessionTraffic } from '../core/policy/session.js';
@@ -371,7 +372,7 @@ export function replayTrail(inputs: ReplayInputs): ReplayReport {
       const before = recordedVerdict(entry, back.recorded);
       const direction: Direction = before.decision === 'Allow' ? 'allow→deny' : 'deny→allow';
       const w = what(entry, back.kind);
-      const user = entry.user ?? '';
+      const user = entryUser(entry).user;
       const policy = deciding(before, after);
       const key = JSON.stringify([direction, policy, w, user]);
       let g = groups.get(key);

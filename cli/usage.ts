@@ -4,6 +4,7 @@
  * table (with a bar chart), JSON and CSV views. The command (cli/commands/usage.ts) only reads.
  */
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
+import { entryUser } from '../core/audit/user.js';
 import { formatColumns } from './globals.js';
 
 export const USAGE_BY = ['tool', 'user', 'target', 'day', 'agent'] as const;
@@ -77,7 +78,7 @@ function keyOf(e: AuditEntry, by: UsageBy, agent: string): string {
       if (e.path !== undefined) return `${e.target ?? ''} ${e.method ?? ''} (HTTP)`.trim();
       return `${e.target ?? ''} (${e.method ? `refused ${e.method}` : 'session'})`;
     case 'user':
-      return e.user || 'agent acting alone';
+      return entryUser(e).user || 'agent acting alone';
     case 'target':
       return e.target ?? '(none)';
     case 'day':
@@ -133,7 +134,7 @@ export function usageOf(inputs: UsageInputs): UsageReport {
       const deny = e.decision === 'Deny';
       if (deny) denied++;
       else allowed++;
-      const user = e.user ?? '';
+      const user = entryUser(e).user;
       if (user === '' || user === 'agent acting alone') actingAlone++;
       else if (!NOT_A_USER.has(user)) users.add(user);
       const hour = new Date(t).getUTCHours();

@@ -313,7 +313,8 @@ describe('a call through two agents', () => {
     const credential = es.find(
       (e) => e.kind === 'Credential' && e.target === 'jira' && e.decision === 'Allow',
     );
-    expect(credential).toMatchObject({ user: `alice (${ISSUER})`, chain });
+    // The same spelling as the broker's entries: the subject, and the issuer apart.
+    expect(credential).toMatchObject({ user: 'alice', userIssuer: ISSUER, chain });
     console.log('researcher broker Decision entry:', JSON.stringify(allowed));
     // planner's hop was not delegated by another agent: its entries carry no chain.
     const plannerEntries = await entries('planner');

@@ -9,8 +9,14 @@
  * session traffic (initialize, notifications, tools/list — the broker's own tools/list included)
  * must carry the credential of the rule whose `when` holds for the caller, never rule 0's because
  * it comes first; a caller for whom no rule applies gets no session at all, told why.
+ *
+ * The same calls show that the trail names a user one way: the broker's Decision entries and the
+ * authority's Credential entries both record `user: alice` with `userIssuer`, so
+ * `kubectl warden audit --user alice` (run as users run it, a child process) finds both.
  */
+import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -26,7 +32,7 @@ import { API_VERSION, GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/
 import { KubeConfigApi, type ObjectList } from '../kube/kube.js';
 import { createAgentPod, startTestController, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
-import { freshNamespace, kubeConfig } from './harness/index.js';
+import { freshNamespace, kubeConfig, kubeconfigPath } from './harness/index.js';
 
 const ISSUER = 'https://warden-authority.session.e2e';
 const AGENT = 'support-bot';
@@ -237,5 +243,38 @@ describe('the credential of an MCP session comes from the rule whose when holds'
     expect(sessionOf(es, 'alice', 'Allow')?.message).toContain(`AccessPolicy ${ns}/jira-access rule 1`);
     expect(sessionOf(es, 'root', 'Allow')?.message).toContain(`AccessPolicy ${ns}/jira-access rule 0`);
     expect(sessionOf(es, 'eve', 'Deny')?.replay).toMatchObject({ policyReason: 'ConditionFailed' });
+  });
+});
+
+describe('one spelling of the user in the audit trail (broker and authority)', () => {
+  it("kubectl warden audit --user alice finds the broker's decisions and the authority's credentials", async () => {
+    const audit = async (args: string[]): Promise<Array<AuditEntry & { agent: string }>> => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'cli/kubectl-warden.ts', 'audit', '-n', ns, '-o', 'json', ...args],
+        { env: { ...process.env, KUBECONFIG: kubeconfigPath() } },
+      );
+      return JSON.parse(stdout) as Array<AuditEntry & { agent: string }>;
+    };
+    await controller.auditWriter.flush(true);
+    let rows: Array<AuditEntry & { agent: string }> = [];
+    await eventually(
+      "alice's broker Decision and authority Credential entries",
+      async () => {
+        rows = await audit(['--user', 'alice']);
+        return (
+          rows.some((r) => r.kind === 'Decision' && r.tool === 'jira.search') &&
+          rows.some((r) => r.kind === 'Credential' && r.target === 'jira')
+        );
+      },
+      30_000,
+    );
+    // Every row is alice's, in one spelling, with the issuer that vouched for her apart.
+    expect(new Set(rows.map((r) => `${r.user}|${r.userIssuer}`))).toEqual(new Set([`alice|${idp.issuer}`]));
+    expect(new Set(rows.map((r) => r.kind))).toEqual(new Set(['Decision', 'Credential']));
+    // The issuer-qualified form finds the same rows; another issuer's alice would not match it.
+    const qualified = await audit(['--user', `alice (${idp.issuer})`]);
+    expect(qualified.length).toBe(rows.length);
+    expect(await audit(['--user', 'alice (https://elsewhere.example)'])).toEqual([]);
   });
 });

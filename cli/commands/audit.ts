@@ -102,7 +102,10 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       'Show the audit trail (AuditRecords): who did what, for whom, and why it was allowed or denied',
     )
     .option('--agent <name>', 'only this AgentIdentity')
-    .option('--user <subject>', 'only this user ("agent acting alone" for none; * globs)')
+    .option(
+      '--user <subject>',
+      'only this user: the subject, as broker and authority entries record it ("agent acting alone" for none; "alice (https://idp.example)" for one issuer\'s; * globs)',
+    )
     .option('--tool <name>', 'only this tool or target (* globs, e.g. "jira.*")')
     .option('--decision <Allow|Deny>', 'only allowed or denied')
     .option('--since <when>', 'only entries newer than a duration (30m, 1h, 2d) or an RFC 3339 time')

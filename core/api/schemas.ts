@@ -479,6 +479,7 @@ export const auditEntrySchema = z.strictObject({
   decision: z.enum(POLICY_EFFECTS).optional(),
   pod: text(253).optional(),
   user: text(512).optional(),
+  userIssuer: text(512).optional(),
   chain: z
     .array(z.strictObject({ name: text(253), namespace: text(63) }))
     .max(8)

@@ -137,8 +137,8 @@ describe('agent identity', () => {
     expect(delegation({ namespace: 'ns', name: 'bot' }, NO_USER)).toEqual({
       sub: 'system:warden:agent:ns:bot',
     });
-    expect(auditUser(NO_USER)).toBe(AGENT_ACTING_ALONE);
-    expect(auditUser(user)).toBe(`alice (${ISSUER})`);
+    expect(auditUser(NO_USER)).toEqual({ user: AGENT_ACTING_ALONE });
+    expect(auditUser(user)).toEqual({ user: 'alice', userIssuer: ISSUER });
   });
 });
 

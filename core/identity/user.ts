@@ -134,7 +134,10 @@ export function checkUserMode(mode: UserContextMode | undefined, userPresent: bo
   return { ok: true };
 }
 
-/** The audit trail's name for who a call was made for. */
-export function auditUser(user: UserContext): string {
-  return user.present ? `${user.sub} (${user.issuer})` : AGENT_ACTING_ALONE;
+/**
+ * The audit trail's name for who a call was made for: the subject, and the issuer apart — the same
+ * spelling the broker records (core/audit/user.ts), so one `--user` finds both.
+ */
+export function auditUser(user: UserContext): { user: string; userIssuer?: string } {
+  return user.present ? { user: user.sub, userIssuer: user.issuer } : { user: AGENT_ACTING_ALONE };
 }

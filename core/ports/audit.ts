@@ -20,8 +20,10 @@ export interface AuditEvent {
   agent?: string;
   pod?: string;
   podUID?: string;
-  /** The user subject, or "agent acting alone". */
+  /** The user subject, or "agent acting alone" (core/audit/user.ts: one spelling for every producer). */
   user?: string;
+  /** The trusted issuer that vouched for the user. */
+  userIssuer?: string;
   /** The agents a delegated call came through, origin first, this agent last (verified Warden token). */
   chain?: Array<{ name: string; namespace: string }>;
   target?: string;

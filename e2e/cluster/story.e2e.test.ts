@@ -113,6 +113,7 @@ interface AuditEntry {
   kind: string;
   decision?: string;
   user?: string;
+  userIssuer?: string;
   target?: string;
   tool?: string;
   reasons?: Array<{ policy?: string; condition?: string; message?: string }>;
@@ -382,18 +383,18 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     expect(filed.ok, JSON.stringify(filed)).toBe(true);
     // The Warden JWT the server verified names alice, with the agent as the actor.
     expect(filed.text).toMatch(/created SUP-42 "Printer on fire" — on behalf of alice via /);
-    // The trail names her twice: the broker's Decision entry for the call (by subject) and the
-    // authority's Credential entry for the JWT it issued after verifying her token (by subject
-    // and the issuer that vouched for her; the broker may have asked for it when the MCP
-    // session opened, so it is matched by target, not tool).
-    const verified = `alice (${story.oidc.issuer})`;
+    // The trail names her twice, one way: the broker's Decision entry for the call and the
+    // authority's Credential entry for the JWT it issued after verifying her token, both by
+    // subject with the issuer that vouched for her apart (the broker may have asked for the
+    // credential when the MCP session opened, so it is matched by target, not tool).
+    const verified = (e: AuditEntry) => e.user === 'alice' && e.userIssuer === story.oidc.issuer;
     let seen: AuditEntry[] = [];
     const entries = await eventually(
       'the audited decision and credential naming alice',
       async () => {
         seen = (await auditEntries()).filter((e) => e.target === 'jira' && e.decision === 'Allow');
         const decided = seen.some((e) => e.kind === 'Decision' && e.tool === 'jira.create_issue');
-        const issued = seen.some((e) => e.kind === 'Credential' && e.user === verified);
+        const issued = seen.some((e) => e.kind === 'Credential' && verified(e));
         return decided && issued ? seen : undefined;
       },
       60_000,
@@ -458,9 +459,9 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
     expect(new Set(entries.filter((e) => e.kind === 'Decision').map((e) => e.user))).toEqual(
       new Set(['alice']),
     );
-    expect(new Set(entries.filter((e) => e.kind === 'Credential').map((e) => e.user))).toEqual(
-      new Set([`alice (${story.oidc.issuer})`]),
-    );
+    expect(
+      new Set(entries.filter((e) => e.kind === 'Credential').map((e) => `${e.user} (${e.userIssuer})`)),
+    ).toEqual(new Set([`alice (${story.oidc.issuer})`]));
   });
 
   it('queries PostgreSQL through the broker as a temporary role, without a password', async () => {

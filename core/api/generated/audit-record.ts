@@ -94,9 +94,13 @@ export interface AuditEntry {
    */
   pod?: string;
   /**
-   * The human the agent acted for (issuer-qualified subject), or "agent acting alone".
+   * The human the agent acted for: the subject (sub) of the verified user token, or "agent acting alone". The same spelling in the broker's and the authority's entries; the issuer is in userIssuer. Records written before userIssuer existed spell the authority's entries "sub (issuer)".
    */
   user?: string;
+  /**
+   * The trusted issuer that vouched for the user (absent when no human is involved).
+   */
+  userIssuer?: string;
   /**
    * The agents the call came through, origin first and the agent that made this call last, when another agent called it with a Warden token (delegation, RFC 8693 act claims). Absent for a call no agent delegated.
    *
