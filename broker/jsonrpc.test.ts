@@ -1,6 +1,6 @@
-import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, JSONRPCRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { filterToolList, parseAgentMessage, toolNameProblem } from './jsonrpc.js';
+import { filterToolList, parseAgentMessage, plainRequestEnvelope, toolNameProblem } from './jsonrpc.js';
 
 const enc = (v: unknown): Uint8Array => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const call = (name: string, args: unknown = {}) => ({
@@ -225,5 +225,51 @@ describe('filterToolList', () => {
   it('leaves other messages unchanged', () => {
     const m = { jsonrpc: '2.0', id: 2, error: { code: 1, message: 'x' } };
     expect(filterToolList(m, () => false)).toEqual({ message: m, hidden: 0 });
+  });
+});
+
+describe('plainRequestEnvelope: the hand check that stands in for the SDK schema on plain requests', () => {
+  const plain = {
+    jsonrpc: '2.0',
+    id: 7,
+    method: 'tools/call',
+    params: { name: 'jira.search', arguments: {} },
+  };
+
+  it.each([
+    ['a tools/call with params', plain],
+    ['a request without params', { jsonrpc: '2.0', id: 'a', method: 'ping' }],
+    ['a string id', { ...plain, id: 'req-1' }],
+  ])('accepts %s, which the SDK schema accepts too', (_, msg) => {
+    expect(plainRequestEnvelope(msg)).toBe(true);
+    expect(JSONRPCRequestSchema.safeParse(msg).success).toBe(true);
+  });
+
+  it.each([
+    [
+      'params with _meta (the schema checks it)',
+      { ...plain, params: { _meta: { progressToken: 1 }, name: 'x' } },
+    ],
+    ['an extra key', { ...plain, extra: 1 }],
+    ['a result next to the method', { ...plain, result: {} }],
+    ['a fractional id', { ...plain, id: 1.5 }],
+    ['an id beyond the safe integers', { ...plain, id: 2 ** 60 }],
+    ['a null id', { ...plain, id: null }],
+    ['no id (a notification)', { jsonrpc: '2.0', method: 'notifications/initialized' }],
+    ['jsonrpc 1.0', { ...plain, jsonrpc: '1.0' }],
+    ['a non-string method', { ...plain, method: 5 }],
+    ['params as an array', { ...plain, params: [] }],
+    ['params null', { ...plain, params: null }],
+    ['an own __proto__ key', JSON.parse('{"jsonrpc":"2.0","id":1,"method":"ping","__proto__":{}}')],
+    ['an array', [plain]],
+    ['null', null],
+  ])('leaves %s to the SDK schema', (_, msg) => {
+    expect(plainRequestEnvelope(msg)).toBe(false);
+  });
+
+  it("refuses what it leaves to the schema with the schema's own message", () => {
+    const res = parseAgentMessage(Buffer.from(JSON.stringify({ ...plain, extra: 1 })));
+    expect(res.ok).toBe(false);
+    expect(JSON.stringify(res)).toContain('not a valid JSON-RPC 2.0 message');
   });
 });

@@ -51,9 +51,24 @@ export function describeTarget(url: URL): string {
   return `${url.protocol}//${url.host}`;
 }
 
+/** The error an aborted request fails with (what http.request's own `signal` option gives). */
+function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason });
+  err.name = 'AbortError';
+  return err;
+}
+
 export function requestUpstream(r: UpstreamRequest): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
+    const signal = r.signal;
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
     const doRequest = r.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    // The abort signal is watched here with one listener rather than passed as http.request's
+    // `signal` option, which wires it through stream.addAbortSignal/end-of-stream: ~7 % of the
+    // broker's own CPU per call in the profile (docs/perf/broker-cpu.md).
     const req = doRequest({
       protocol: r.url.protocol,
       hostname: r.url.hostname.replace(/^\[|\]$/g, ''),
@@ -61,8 +76,14 @@ export function requestUpstream(r: UpstreamRequest): Promise<UpstreamResponse> {
       method: r.method,
       path: r.path,
       headers: toOutgoing(r.headers),
-      signal: r.signal,
     });
+    if (signal) {
+      const onAbort = (): void => {
+        req.destroy(abortError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
     const headersTimer = setTimeout(() => {
       req.destroy(
         new UpstreamTimeoutError(

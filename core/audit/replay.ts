@@ -141,9 +141,18 @@ function storedSize(text: string): number {
   return Buffer.byteLength(JSON.stringify(text));
 }
 
+/**
+ * Whether `text` stored as a JSON string fits in `max` bytes. Without measuring when it surely
+ * does: a UTF-16 unit becomes at most 6 bytes (a \uXXXX escape; UTF-8 needs at most 3), plus the
+ * quotes. Most tool arguments are far below that, and measuring cost a copy per decision.
+ */
+function fitsStored(text: string, max: number): boolean {
+  return text.length * 6 + 2 <= max || storedSize(text) <= max;
+}
+
 function boundedJson(obj: Record<string, unknown>, path: string, max: number, w: Withheld): string {
   let text = JSON.stringify(obj);
-  if (storedSize(text) <= max) return text;
+  if (fitsStored(text, max)) return text;
   const bySize = Object.keys(obj)
     .map((k) => ({ k, size: Buffer.byteLength(JSON.stringify(obj[k])) }))
     .sort((a, b) => b.size - a.size);
@@ -153,7 +162,7 @@ function boundedJson(obj: Record<string, unknown>, path: string, max: number, w:
     copy[k] = REPLAY_TRUNCATED;
     w.add(child(path, k));
     text = JSON.stringify(copy);
-    if (storedSize(text) <= max) return text;
+    if (fitsStored(text, max)) return text;
   }
   w.add(path);
   return '{}';
