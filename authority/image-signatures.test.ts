@@ -1,3 +1,6 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { imageRepository } from '../core/identity/cosign.js';
 import { parseBearerChallenge, RegistrySignatureVerifier, registryBaseUrl } from './image-signatures.js';
@@ -52,5 +55,84 @@ describe('RegistrySignatureVerifier', () => {
     });
     expect(r).toMatchObject({ ok: false, reason: 'ImageSignatureUnverifiable' });
     expect(v.fetches).toBe(0);
+  });
+});
+
+/**
+ * A hostile or broken registry on loopback (what the distribution registry never does): each
+ * failure mode must refuse as ImageSignatureUnverifiable, never pass.
+ */
+describe('RegistrySignatureVerifier fails closed on a registry that misbehaves', () => {
+  const D = `sha256:${'a'.repeat(64)}`;
+  const keys = [
+    {
+      name: 'k',
+      publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ type: 'spki', format: 'pem' })
+        .toString(),
+    },
+  ];
+
+  async function against(
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    opts: { timeoutMs?: number; totalTimeoutMs?: number } = {},
+  ) {
+    const server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      return await new RegistrySignatureVerifier(opts).verify({
+        reference: `127.0.0.1:${port}/acme/agent:v1`,
+        digest: D,
+        keys,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it.each([
+    ['never answers', () => undefined, 'no answer within the timeout'],
+    [
+      'answers 500',
+      (_req: IncomingMessage, res: ServerResponse) => res.writeHead(500).end(),
+      'HTTP 500 for 127.0.0.1:',
+    ],
+    [
+      'wants credentials (Basic)',
+      (_req: IncomingMessage, res: ServerResponse) =>
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end(),
+      'requires credentials beyond an anonymous token',
+    ],
+    [
+      'sends a manifest that is not JSON',
+      (_req: IncomingMessage, res: ServerResponse) => res.writeHead(200).end('<html>'),
+      'its signature manifest is not JSON',
+    ],
+    [
+      'sends an endless manifest',
+      (_req: IncomingMessage, res: ServerResponse) => {
+        res.writeHead(200);
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        const pump = () => {
+          while (res.write(chunk)) if (res.writableLength > 1e6) break;
+        };
+        res.on('drain', pump);
+        pump();
+      },
+      'is more than 262144 bytes',
+    ],
+    [
+      'points its token realm at plain HTTP off loopback',
+      (_req: IncomingMessage, res: ServerResponse) =>
+        res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://10.0.0.1/token"' }).end(),
+      'token realm http://10.0.0.1 is not https',
+    ],
+  ])('%s', async (_name, handler, message) => {
+    const r = await against(handler, { timeoutMs: 300, totalTimeoutMs: 2000 });
+    expect(r).toMatchObject({ ok: false, reason: 'ImageSignatureUnverifiable' });
+    expect(!r.ok && r.message).toContain(message);
+    expect(!r.ok && r.message).toContain('attestation fails closed until the registry answers');
   });
 });

@@ -41,6 +41,8 @@ export interface ImageSignatureVerifier {
 export interface RegistrySignatureVerifierOptions {
   /** Per registry request (default 5 s). */
   timeoutMs?: number;
+  /** Per verification, all its requests together (default 10 s): bounds how long /v1/token waits. */
+  totalTimeoutMs?: number;
   /** Most cached verdicts (default 1024); the oldest goes first. */
   maxEntries?: number;
   /** How long a pass is cached (default 10 min): a deleted signature stops passing after it. */
@@ -81,6 +83,8 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 /** One verification's registry conversation: the anonymous bearer token, once obtained. */
 interface RegistrySession {
   readonly repo: ImageRepository;
+  /** Aborts every request of this check once its whole budget is spent. */
+  readonly deadline: AbortSignal;
   token?: string;
 }
 
@@ -170,7 +174,10 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     const image = `${repo.name}@${q.digest}`;
     const base = `${registryBaseUrl(repo)}/v2/${repo.path}`;
     const tag = signatureTag(q.digest);
-    const session: RegistrySession = { repo };
+    const session: RegistrySession = {
+      repo,
+      deadline: AbortSignal.timeout(this.opts.totalTimeoutMs ?? 10_000),
+    };
     try {
       this.fetches++;
       const res = await this.get(session, `${base}/manifests/${tag}`, MANIFEST_MEDIA_TYPES);
@@ -272,18 +279,23 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
       fetch(url, {
         headers: { accept, ...(session.token ? { authorization: `Bearer ${session.token}` } : {}) },
         redirect: 'follow',
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+        signal: this.signal(session),
       });
     const res = await send();
     if (res.status !== 401 || session.token !== undefined) return res;
     const challenge = parseBearerChallenge(res.headers.get('www-authenticate') ?? '');
     if (!challenge) return res;
     await res.body?.cancel();
-    session.token = await this.anonymousToken(session.repo, challenge);
+    session.token = await this.anonymousToken(session, challenge);
     return send();
   }
 
-  private async anonymousToken(repo: ImageRepository, c: BearerChallenge): Promise<string> {
+  private signal(session: RegistrySession): AbortSignal {
+    return AbortSignal.any([session.deadline, AbortSignal.timeout(this.opts.timeoutMs ?? 5000)]);
+  }
+
+  private async anonymousToken(session: RegistrySession, c: BearerChallenge): Promise<string> {
+    const repo = session.repo;
     let realm: URL;
     try {
       realm = new URL(c.realm);
@@ -298,7 +310,7 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     const res = await fetch(realm, {
       headers: { accept: 'application/json' },
       redirect: 'follow',
-      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+      signal: this.signal(session),
     });
     const body = record(
       JSON.parse((await this.body(res, MAX_TOKEN_BYTES, `the token from ${realm.origin}`)).toString('utf8')),
@@ -329,6 +341,7 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     let size = 0;
     for await (const chunk of res.body ?? []) {
       size += chunk.length;
+      // Throwing out of the loop cancels the stream (the iterator's return()).
       if (size > max) throw new RegistryProblem(`${what} is more than ${max} bytes`);
       chunks.push(Buffer.from(chunk));
     }
