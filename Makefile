@@ -81,6 +81,10 @@ otelcol-build: ## Build a minimal OpenTelemetry Collector (OTLP receiver + file 
 registry-build: ## Build the CNCF distribution registry (an OCI registry, for the signed-image tests) from its Go module (cached in ~/.cache/warden/tools)
 	e2e/tools/build-registry.sh >/dev/null
 
+.PHONY: minio-build
+minio-build: ## Build the MinIO server (S3 + OpenID STS, a test harness only: AGPL, never shipped) from its Go module (cached in ~/.cache/warden/tools)
+	e2e/tools/build-minio.sh >/dev/null
+
 .PHONY: generate
 generate: deps ## Generate TypeScript types (and chart CRDs) from crds/
 	npx tsx scripts/generate.ts
@@ -127,7 +131,7 @@ test-unit: deps ## Unit tests (no control plane)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: deps controlplane-build helm-build otelcol-build registry-build postgres python-clients ## Integration and e2e tests against a real local control plane
+test-integration: deps controlplane-build helm-build otelcol-build registry-build minio-build postgres python-clients ## Integration and e2e tests against a real local control plane
 	npx vitest run --project integration
 
 .PHONY: test-sdk-python

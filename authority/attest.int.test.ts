@@ -147,8 +147,20 @@ describe('token exchange (RFC 8693) with a real projected token', () => {
     expect(jwks.keys.map((k) => k.kid)).toContain(kid);
   });
 
-  it('serves no OpenID Connect discovery document (not an OpenID Provider, ADR 0006)', async () => {
-    expect((await httpCall(`${base}/.well-known/openid-configuration`)).status).toBe(404);
+  it('serves the web identity discovery document: issuer and JWKS, no endpoint it does not have (ADR 0016)', async () => {
+    const r = await httpCall(`${base}/.well-known/openid-configuration`);
+    expect(r.status).toBe(200);
+    const doc = r.body;
+    expect(doc).toEqual({
+      issuer: ISSUER,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      response_types_supported: ['id_token'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['ES256'],
+      claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'],
+    });
+    expect(doc).not.toHaveProperty('authorization_endpoint');
+    expect(doc).not.toHaveProperty('userinfo_endpoint');
   });
 
   it('accepts a resource naming the same agent', async () => {

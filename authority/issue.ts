@@ -32,6 +32,14 @@ export interface IssuedAnswer {
   postgresql?: { host: string; port: number; database: string; user: string; password: string };
   /** The token is bound to this DPoP key thumbprint: the broker must send a DPoP proof with it. */
   dpop?: { jkt: string };
+  /** AWS temporary credentials the broker signs upstream requests with (SigV4); never shown to the agent. */
+  aws?: {
+    accessKeyId: string;
+    secretAccessKey: string;
+    sessionToken: string;
+    region: string;
+    service: string;
+  };
 }
 
 export interface ProviderGetter {
@@ -126,6 +134,9 @@ export async function issueCredential(deps: IssuanceDeps, input: IssueInput): Pr
     });
     if (c.kind === 'postgresql') {
       return { id: c.id, headers: {}, expiresAt: c.expiresAt.toISOString(), postgresql: { ...c.value } };
+    }
+    if (c.kind === 'aws') {
+      return { id: c.id, headers: {}, expiresAt: c.expiresAt.toISOString(), aws: { ...c.value } };
     }
     return {
       id: c.id,

@@ -10,6 +10,11 @@
  *   revoked through the `revoke` the minter returned, remembered in IssuedCredentials.
  * - Warden JWTs: nothing to call. They are dead by the stateless introspection rule
  *   (authority/introspect.ts: iat ≤ status.revocation.requestedAt, or agent suspended); counted.
+ * - AWS (web identity federation): the authority forgets the agent's cached temporary credentials
+ *   (the `revoke` AwsMinter returned) and brokers drop theirs on suspension, so Warden never signs
+ *   with them again. The STS session itself stays valid at AWS until it expires — STS has no
+ *   revocation — unless the role carries a deny on sessions issued before the suspension
+ *   (aws:TokenIssueTime, docs/aws.md). Counted as `unsupported`, not as revoked.
  * - APIKey / BasicAuth: standing secrets are only forwarded; the authority refuses to hand them
  *   out to a suspended agent (central decision) and brokers drop their cache on suspension.
  *
@@ -173,6 +178,13 @@ export class CredentialRevoker implements AgentRevoker {
         // JWT: the introspection rule revokes it; APIKey/BasicAuth: nothing was minted.
         if (c.type === 'JWT') revoked++;
         this.o.metrics?.revocation(c.type, c.type === 'JWT' ? 'success' : 'unsupported');
+        done.add(c.id);
+        continue;
+      }
+      if (c.type === 'AWS') {
+        // Forgetting is all Warden can do (see above): not counted as revoked.
+        await c.revoke();
+        this.o.metrics?.revocation(c.type, 'unsupported');
         done.add(c.id);
         continue;
       }

@@ -11,7 +11,7 @@ import { OAuthError, toOAuthError } from './errors.js';
 import type { KeySource } from './keystore.js';
 import type { FailureRateLimiter } from './ratelimit.js';
 import { type RequestContext, slowDownError } from './request.js';
-import { authorizationServerMetadata } from './wellknown.js';
+import { authorizationServerMetadata, webIdentityDiscovery } from './wellknown.js';
 
 /** A route handler: returns the JSON body of a 200, throws OAuthError, or streams itself. */
 export type Handler = (ctx: RequestContext) => Promise<Record<string, unknown> | undefined>;
@@ -78,6 +78,7 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
   for (const [path, handler] of Object.entries(opts.routes ?? {})) routes.set(path, handler);
   const discovery = {
     '/.well-known/oauth-authorization-server': () => authorizationServerMetadata(opts.issuer),
+    '/.well-known/openid-configuration': () => webIdentityDiscovery(opts.issuer),
     '/.well-known/jwks.json': () => opts.keys.jwks(),
     '/healthz': () => ({ ok: true }),
   } as Record<string, () => unknown>;

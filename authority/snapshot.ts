@@ -50,6 +50,12 @@ export interface SnapshotProvider {
   url: string;
   protocol: 'MCP' | 'HTTP' | 'PostgreSQL';
   inject: { header: string; format: string };
+  /**
+   * Present for type AWS: the broker signs requests (SigV4) instead of injecting a header, so it
+   * strips the agent's X-Amz-* headers before deciding. Absent for every other type (so their
+   * snapshots, and versions, are unchanged).
+   */
+  signing?: 'SigV4';
 }
 
 /** A CredentialProvider as the store hands it over: name and spec. */
@@ -69,6 +75,7 @@ export function snapshotProvider(p: ProviderView): SnapshotProvider {
       header: p.spec.inject?.header ?? 'Authorization',
       format: p.spec.inject?.format ?? 'Bearer {token}',
     },
+    ...(p.spec.type === 'AWS' ? { signing: 'SigV4' as const } : {}),
   };
 }
 

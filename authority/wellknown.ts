@@ -41,3 +41,24 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
     service_documentation: 'https://warden.dev/docs/authority',
   };
 }
+
+/**
+ * The discovery document web identity federation reads (AWS IAM OIDC providers, MinIO's OpenID
+ * STS, other clouds' workload identity pools): `<issuer>/.well-known/openid-configuration` naming
+ * the issuer and its JWKS. It has the shape Kubernetes serves for its service-account issuer
+ * (ServiceAccountIssuerDiscovery) — the members those verifiers read, and no endpoint that does not
+ * exist: no authorization, token or userinfo endpoint is listed. `response_types_supported:
+ * ["id_token"]` describes the tokens STS receives (ID-token-shaped JWTs Warden signs for the
+ * agent); Warden still runs no browser flow (docs/adr/0016-aws-web-identity-sigv4.md, which
+ * narrows ADR 0006's "no OpenID Connect discovery document").
+ */
+export function webIdentityDiscovery(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    jwks_uri: endpoint(issuer, '/.well-known/jwks.json'),
+    response_types_supported: ['id_token'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['ES256'],
+    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'],
+  };
+}

@@ -27,6 +27,7 @@ import type { SnapshotSource } from './decider.js';
 import { accessTokenHash, DpopKey } from './dpop.js';
 import type { PgLogin } from './pg/endpoint.js';
 import type { QuotaLeaseAnswer, QuotaLeaseRequest, QuotaLeaser } from './quota.js';
+import type { AwsSigningKeys } from './sigv4.js';
 import { type PolicySnapshot, parseSnapshot } from './snapshot.js';
 import { SseParser } from './sse.js';
 
@@ -576,6 +577,17 @@ export function parseCredentialAnswer(
     };
     const dpop = (body.credential as { dpop?: unknown }).dpop;
     if (dpop !== undefined) return { ...base, dpop: dpopBinding(dpop, base.headers, dpopKey) };
+    const awsRaw = (body.credential as { aws?: unknown }).aws;
+    if (awsRaw !== undefined) {
+      const aws = parseAwsKeys(awsRaw);
+      if (!aws) {
+        // The message names the field only: the value holds the secret key and session token.
+        throw new AuthorityUnavailableError(
+          '/v1/credentials answered with a malformed credential.aws (need accessKeyId, secretAccessKey, sessionToken, region, service)',
+        );
+      }
+      return { ...base, aws };
+    }
     const pgRaw = (body.credential as { postgresql?: unknown }).postgresql;
     if (pgRaw === undefined) return base;
     const login = parsePgLogin(pgRaw);
@@ -609,6 +621,21 @@ export function parseCredentialAnswer(
       message,
     },
   ]);
+}
+
+/** AWS temporary credentials of an answer (`credential.aws`), or undefined when malformed. */
+function parseAwsKeys(raw: unknown): AwsSigningKeys | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const r = raw as Record<string, unknown>;
+  const fields = ['accessKeyId', 'secretAccessKey', 'sessionToken', 'region', 'service'] as const;
+  if (!fields.every((f) => typeof r[f] === 'string' && r[f] !== '')) return undefined;
+  return {
+    accessKeyId: r.accessKeyId as string,
+    secretAccessKey: r.secretAccessKey as string,
+    sessionToken: r.sessionToken as string,
+    region: r.region as string,
+    service: r.service as string,
+  };
 }
 
 /**

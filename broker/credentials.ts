@@ -9,6 +9,7 @@ import { CREDENTIAL_REFRESH_MARGIN_MS } from './constants.js';
 import type { DecisionReasonEntry } from './decider.js';
 import type { PgLogin } from './pg/endpoint.js';
 import { credentialValueForms, MIN_SCRUB_CHARS, secretForms } from './scrub.js';
+import type { AwsSigningKeys } from './sigv4.js';
 
 export interface CredentialRequest {
   readonly target: string;
@@ -40,6 +41,11 @@ export interface IssuedCredential {
    * fresh proof for one upstream request (method, URL). The key never leaves the broker.
    */
   readonly dpop?: { proof(htm: string, url: URL): string };
+  /**
+   * For an AWS provider: the temporary credentials the HTTP proxy signs upstream requests with
+   * (SigV4, broker/sigv4.ts). Secret; never logged, never sent to the agent.
+   */
+  readonly aws?: AwsSigningKeys;
 }
 
 /** The authority said no (it re-checks policy at issuance). */
@@ -130,6 +136,13 @@ export function issuedSecrets(credential: IssuedCredential): readonly string[] {
   let secrets = secretsByCredential.get(credential);
   if (!secrets) {
     secrets = credentialSecrets(credential.headers);
+    if (credential.aws) {
+      // An upstream's SignatureDoesNotMatch answer quotes the access key id and the canonical
+      // request (with the session token): all three are scrubbed from what the agent receives.
+      const { accessKeyId, secretAccessKey, sessionToken } = credential.aws;
+      const forms = [accessKeyId, secretAccessKey, sessionToken].flatMap((v) => credentialValueForms(v));
+      secrets = [...new Set([...secrets, ...forms])].filter((f) => f.length >= MIN_SCRUB_CHARS);
+    }
     secretsByCredential.set(credential, secrets);
   }
   return secrets;
@@ -209,6 +222,11 @@ export class CredentialCache {
 
   clear(): void {
     this.cache.clear();
+  }
+
+  /** Credentials cached now (the kill switch empties it). */
+  get size(): number {
+    return this.cache.size;
   }
 }
 

@@ -6,7 +6,7 @@
  * streamed body, after decompression).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
@@ -24,10 +24,11 @@ import {
   MAX_BODY_BYTES,
 } from './constants.js';
 import type { BrokerDecision } from './decider.js';
-import { agentResponseHeaders, pairs, upstreamRequestHeaders } from './headers.js';
+import { agentResponseHeaders, type HeaderList, pairs, upstreamRequestHeaders } from './headers.js';
 import { normaliseProxyPath } from './path.js';
 import type { RequestMeta } from './request-meta.js';
 import { ScrubTransform } from './scrub.js';
+import { type AwsSigningKeys, canonicalTarget, signAwsRequest, withoutSigningHeaders } from './sigv4.js';
 import { describeTarget, requestUpstream, UpstreamTimeoutError } from './upstream.js';
 
 export interface HttpProxyOptions {
@@ -151,12 +152,23 @@ export class HttpProxy {
     // Header check before any decision or credential; the provider's inject header (when the
     // target is known) counts as a credential the agent tried to send.
     const known = this.opts.access.decider.gate(target, 'HTTP');
-    const pre = upstreamRequestHeaders(pairs(req.rawHeaders), {
+    // An AWS target (SigV4): the agent's signing material (Authorization, X-Amz-*) is stripped
+    // before anything else reads the headers, and named in the audit entry.
+    const sigv4 = known.ok && known.provider.signing === 'SigV4';
+    const agentHeaders = sigv4 ? withoutSigningHeaders(pairs(req.rawHeaders)) : undefined;
+    const pre = upstreamRequestHeaders(agentHeaders?.headers ?? pairs(req.rawHeaders), {
       mode: 'http',
       injectHeader: known.ok ? known.provider.inject.header : 'authorization',
       inject: [],
     });
     if (!pre.ok) return refuse(pre.message);
+    const stripped = [...new Set([...pre.stripped, ...(agentHeaders?.stripped ?? [])])];
+    if (sigv4) {
+      // The query is parsed for signing after the decision; what it would refuse, refuse now.
+      const q = rest.indexOf('?');
+      const early = canonicalTarget('/', checked.policyPath, q < 0 ? '' : rest.slice(q + 1));
+      if (!early.ok) return refuse(`query refused: ${early.message}`);
+    }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.maxBodyBytes) {
       return refuse(`request body exceeds the broker's ${this.maxBodyBytes}-byte limit`, 413);
@@ -171,7 +183,7 @@ export class HttpProxy {
       auditFields: {
         method,
         path: checked.policyPath.slice(0, 1024),
-        ...(pre.stripped.length ? { stripped: [...pre.stripped] } : {}),
+        ...(stripped.length ? { stripped } : {}),
       },
       decide: (user, chain) =>
         decider.decideHttp(target, method, checked.policyPath, user, meta.context, chain),
@@ -186,7 +198,7 @@ export class HttpProxy {
     const url = new URL(outcome.provider.url);
     const path = normaliseProxyPath(rest, url.pathname);
     if (!path.ok) return refuse(`path refused: ${path.message}`);
-    const built = upstreamRequestHeaders(pairs(req.rawHeaders), {
+    const built = upstreamRequestHeaders(agentHeaders?.headers ?? pairs(req.rawHeaders), {
       mode: 'http',
       injectHeader: outcome.provider.inject.header,
       inject: upstreamCredentialHeaders(
@@ -216,12 +228,44 @@ export class HttpProxy {
       (Number.isFinite(declared) ? declared > 0 : req.headers['transfer-encoding'] !== undefined);
     const limiter = new LimitTransform(this.maxBodyBytes);
     try {
-      const up = await requestUpstream({
-        url,
-        method,
+      let send: { path: string; headers: HeaderList; body: Buffer | Readable | undefined } = {
         path: path.upstreamPath,
         headers: built.headers,
         body: hasBody ? req.pipe(limiter) : undefined,
+      };
+      const aws = outcome.credential.aws;
+      if (sigv4 !== (aws !== undefined)) {
+        // Fail closed: a SigV4 provider without keys to sign with (or keys for a provider that
+        // does not sign) would go upstream unauthenticated or with the wrong credential.
+        release();
+        return await refuse(
+          `the credential issued for '${target}' does not match the provider (SigV4 signing ${sigv4 ? 'expected' : 'unexpected'}); the broker fails closed`,
+          502,
+        );
+      }
+      if (aws) {
+        const signed = await this.signed(
+          req,
+          method,
+          url,
+          rest,
+          checked.policyPath,
+          built.headers,
+          hasBody,
+          aws,
+        );
+        if (!signed.ok) {
+          release();
+          return await refuse(signed.message, signed.status);
+        }
+        send = signed.send;
+      }
+      const up = await requestUpstream({
+        url,
+        method,
+        path: send.path,
+        headers: send.headers,
+        body: send.body,
         headersTimeoutMs: this.headersTimeoutMs,
         idleTimeoutMs: this.idleTimeoutMs,
         signal: controller.signal,
@@ -273,6 +317,58 @@ export class HttpProxy {
       if (res.writableFinished) release();
     }
   }
+
+  /**
+   * An AWS target: the path and query parsed and serialised once (sigv4.ts canonicalTarget), the
+   * body read whole (bounded by the broker's body limit) so its SHA-256 is signed, and the request
+   * signed with the temporary credentials. What is returned is exactly what is sent.
+   */
+  private async signed(
+    req: IncomingMessage,
+    method: string,
+    url: URL,
+    rest: string,
+    policyPath: string,
+    headers: HeaderList,
+    hasBody: boolean,
+    keys: AwsSigningKeys,
+  ): Promise<
+    | { ok: true; send: { path: string; headers: HeaderList; body: Buffer | undefined } }
+    | { ok: false; message: string; status: number }
+  > {
+    const q = rest.indexOf('?');
+    const canonical = canonicalTarget(url.pathname, policyPath, q < 0 ? '' : rest.slice(q + 1));
+    if (!canonical.ok) return { ok: false, message: `query refused: ${canonical.message}`, status: 400 };
+    const body = hasBody ? await readBody(req, this.maxBodyBytes) : undefined;
+    if (hasBody && body === undefined) {
+      return {
+        ok: false,
+        message: `request body exceeds the broker's ${this.maxBodyBytes}-byte limit (an AWS request is signed with its body's hash, so it is read whole)`,
+        status: 413,
+      };
+    }
+    const signedHeaders = await signAwsRequest({
+      keys,
+      method,
+      url,
+      target: canonical,
+      headers,
+      body,
+      now: this.opts.access.wallClock?.() ?? new Date(),
+    });
+    return { ok: true, send: { path: canonical.requestTarget, headers: signedHeaders, body } };
+  }
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 function errCode(err: unknown): string {

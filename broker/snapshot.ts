@@ -44,6 +44,8 @@ export const ProviderSchema = z
         format: z.string().max(1024).default('Bearer {token}'),
       })
       .default({ header: 'Authorization', format: 'Bearer {token}' }),
+    /** SigV4: an AWS provider; the HTTP proxy signs the request with the issued temporary credentials. */
+    signing: z.enum(['SigV4']).optional(),
   })
   .superRefine((p, ctx) => {
     if (!SCHEME[p.protocol].test(p.url)) {

@@ -48,6 +48,12 @@ export const ANNOTATION_INJECT = 'warden.dev/inject';
 /** Namespace label that excludes a whole namespace from the webhook (Warden's own namespace carries it). */
 export const LABEL_WEBHOOK_IGNORE = 'warden.dev/webhook';
 
+/** CredentialProvider spec.aws.audience default: the client ID AWS IAM OIDC providers register for STS. */
+export const DEFAULT_AWS_AUDIENCE = 'sts.amazonaws.com';
+/** The STS DurationSeconds range spec.aws.sessionDuration must fall in (AssumeRoleWithWebIdentity). */
+export const AWS_SESSION_MIN_MS = 15 * 60_000;
+export const AWS_SESSION_MAX_MS = 12 * 3_600_000;
+
 /** Default audience of the projected service-account token the broker presents to the authority. */
 export const DEFAULT_BROKER_AUDIENCE = 'warden.dev/broker';
 /**

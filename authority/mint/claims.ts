@@ -90,6 +90,8 @@ export function celToJson(value: unknown, field: string): unknown {
 export function evaluateClaims(
   expressions: readonly NamedExpression[],
   input: PolicyInput,
+  /** Names an expression may not produce (session tags and policies have none). */
+  reserved: ReadonlySet<string> = RESERVED_CLAIMS,
 ): Record<string, unknown> {
   if (expressions.length === 0) return {};
   if (!input.agent) throw new MintError('InvalidClaim', 'claims need the agent to evaluate against');
@@ -97,7 +99,7 @@ export function evaluateClaims(
   if (!built.ok) throw new MintError('InvalidClaim', `claims input rejected: ${built.problem.message}`);
   const claims: Record<string, unknown> = {};
   for (const { name, expression, field } of expressions) {
-    if (RESERVED_CLAIMS.has(name)) {
+    if (reserved.has(name)) {
       throw new MintError('InvalidClaim', `${field}: '${name}' is set by Warden and cannot be overridden`);
     }
     let value: unknown;

@@ -4,12 +4,14 @@
  * `minters[spec.type].mint(...)` after re-checking policy.
  */
 import type { KeySource } from '../keystore.js';
+import { AwsMinter } from './aws.js';
 import { JwtMinter } from './jwt.js';
 import { ClientCredentialsMinter, TokenExchangeMinter } from './oauth2.js';
 import { type Connect, PostgresMinter } from './postgresql.js';
 import { ApiKeyMinter, BasicAuthMinter } from './static.js';
 import type { Minter, ProviderType } from './types.js';
 
+export { AwsMinter } from './aws.js';
 export { PostgresMinter, type SweepResult } from './postgresql.js';
 export * from './types.js';
 
@@ -22,7 +24,10 @@ export interface MinterDeps {
   readonly connectPostgres?: Connect;
 }
 
-export type MinterRegistry = Readonly<Record<ProviderType, Minter>> & { readonly PostgreSQL: PostgresMinter };
+export type MinterRegistry = Readonly<Record<ProviderType, Minter>> & {
+  readonly PostgreSQL: PostgresMinter;
+  readonly AWS: AwsMinter;
+};
 
 export function createMinters(deps: MinterDeps): MinterRegistry {
   const now = deps.now ?? (() => new Date());
@@ -34,5 +39,11 @@ export function createMinters(deps: MinterDeps): MinterRegistry {
     PostgreSQL: new PostgresMinter({ connect: deps.connectPostgres, now }),
     APIKey: new ApiKeyMinter(now),
     BasicAuth: new BasicAuthMinter(now),
+    AWS: new AwsMinter({
+      issuer: deps.issuer,
+      keys: deps.keys,
+      now,
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    }),
   };
 }

@@ -82,7 +82,23 @@ export interface PostgresCredential {
   readonly standing: false;
 }
 
-export type Credential = HeaderCredential | PostgresCredential;
+/** What the broker signs with: the temporary credentials and the SigV4 scope. */
+export interface AwsSigningCredential {
+  readonly kind: 'aws';
+  readonly value: {
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly sessionToken: string;
+    readonly region: string;
+    readonly service: string;
+  };
+  readonly expiresAt: Date;
+  /** `aws:` and a digest of the access key id (the id itself stays out of logs and audit). */
+  readonly id: string;
+  readonly standing: false;
+}
+
+export type Credential = HeaderCredential | PostgresCredential | AwsSigningCredential;
 
 export interface MintResult {
   readonly credential: Credential;

@@ -67,6 +67,15 @@ export const PG_ROLE = p(
 );
 /** An HTTP header name (RFC 9110 token). */
 export const HEADER_NAME = p("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", 'an HTTP header name (e.g. "Authorization")');
+/** An IAM role ARN (AWS: arn:aws:iam::<account>:role/<path+name>; MinIO: arn:minio:iam:<region>::role/<id>). */
+export const ROLE_ARN = p(
+  '^arn:[a-z][-a-z0-9]*:iam:[-a-z0-9]*:[0-9]{0,12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$',
+  'an IAM role ARN such as "arn:aws:iam::123456789012:role/agent-reports"',
+);
+/** An AWS region name (the SigV4 credential scope). */
+export const AWS_REGION = p('^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$', 'an AWS region such as "eu-west-1"');
+/** An AWS signing service name (the SigV4 credential scope). */
+export const AWS_SERVICE = p('^[a-z0-9][-a-z0-9]*$', 'an AWS service name such as "s3" or "execute-api"');
 /** A sha256 digest in hex. */
 export const SHA256_HEX = p('^[0-9a-f]{64}$', '64 lowercase hex digits (a sha256 digest)');
 /** An OCI image digest (what a container status imageID ends in). */
@@ -120,6 +129,9 @@ export const ALL_PATTERNS: Record<string, NamedPattern> = {
   PATH_GLOB,
   PG_ROLE,
   HEADER_NAME,
+  ROLE_ARN,
+  AWS_REGION,
+  AWS_SERVICE,
   SHA256_HEX,
   SHA256_HEX_OR_EMPTY,
   IMAGE_DIGEST,

@@ -13,10 +13,18 @@
  * problem is reported at once; they therefore check types defensively.
  */
 import { z } from 'zod';
-import { DEFAULT_BROKER_AUDIENCE } from '../constants.js';
+import {
+  AWS_SESSION_MAX_MS,
+  AWS_SESSION_MIN_MS,
+  DEFAULT_AWS_AUDIENCE,
+  DEFAULT_BROKER_AUDIENCE,
+} from '../constants.js';
 import { parseSigningKey } from '../identity/cosign.js';
+import { parseDuration } from './duration.js';
 import {
   AUDIT_ENTRY_ID,
+  AWS_REGION,
+  AWS_SERVICE,
   CONDITION_NAME,
   CONDITION_REASON,
   CONDITION_TYPE,
@@ -32,6 +40,7 @@ import {
   PEM_PUBLIC_KEY,
   PG_ROLE,
   QUOTA_WINDOW,
+  ROLE_ARN,
   SECRET_KEY,
   SHA256_HEX,
   SHA256_HEX_OR_EMPTY,
@@ -296,6 +305,7 @@ export const PROVIDER_TYPES = [
   'PostgreSQL',
   'APIKey',
   'BasicAuth',
+  'AWS',
 ] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export const PROTOCOLS = ['MCP', 'HTTP', 'PostgreSQL'] as const;
@@ -312,6 +322,7 @@ export const TYPE_BLOCK = {
   PostgreSQL: 'postgresql',
   APIKey: 'apiKey',
   BasicAuth: 'basicAuth',
+  AWS: 'aws',
 } as const satisfies Record<ProviderType, string>;
 const TYPE_BLOCKS = Object.values(TYPE_BLOCK);
 
@@ -362,6 +373,23 @@ export const credentialProviderSpecSchema = z
       .optional(),
     apiKey: z.strictObject({ secretRef: secretKeyRefSchema }).optional(),
     basicAuth: z.strictObject({ secretRef: usernamePasswordSecretRefSchema }).optional(),
+    aws: z
+      .strictObject({
+        roleArn: matching(ROLE_ARN, 2048, 1),
+        region: matching(AWS_REGION, 32, 1),
+        service: matching(AWS_SERVICE, 63, 1).default('s3'),
+        stsUrl: matching(HTTP_URL, 2048).optional(),
+        audience: text(2048, 1).default(DEFAULT_AWS_AUDIENCE),
+        sessionDuration: duration()
+          .refine((d) => {
+            const ms = parseDuration(d);
+            return ms === undefined || (ms >= AWS_SESSION_MIN_MS && ms <= AWS_SESSION_MAX_MS);
+          }, 'must be between 15m and 12h (the STS DurationSeconds range)')
+          .default('1h'),
+        sessionPolicy: celExpression().optional(),
+        sessionTags: boundedMap(celExpression(), 50).optional(),
+      })
+      .optional(),
     inject: z
       .strictObject({
         header: matching(HEADER_NAME, 256, 1).default('Authorization'),
@@ -401,6 +429,12 @@ export const credentialProviderSpecSchema = z
         code: 'custom',
         path: ['target', 'protocol'],
         message: `must be PostgreSQL because spec.type is PostgreSQL (is ${protocol})`,
+      });
+    if (spec.type === 'AWS' && protocol !== undefined && protocol !== 'HTTP')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['target', 'protocol'],
+        message: `must be HTTP because spec.type is AWS (is ${protocol}): the broker signs the agent's HTTP requests with SigV4`,
       });
     if (spec.jwt?.senderConstraint === 'DPoP' && spec.inject) {
       const { header, format } = spec.inject;

@@ -89,6 +89,11 @@ export function secretRequirements(spec: CredentialProvider['spec']): Requiremen
       return one('spec.apiKey.secretRef', spec.apiKey?.secretRef);
     case 'BasicAuth':
       return pair('spec.basicAuth.secretRef', spec.basicAuth?.secretRef);
+    case 'AWS':
+      // Web identity federation: no Secret at all (the Warden token is the proof).
+      return spec.aws
+        ? { ok: true, keys: [] }
+        : { ok: false, message: 'spec.aws: required for spec.type AWS' };
     default:
       return { ok: false, message: `spec.type: unknown type '${String(spec.type)}'` };
   }

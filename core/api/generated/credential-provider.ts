@@ -23,20 +23,69 @@ export interface CredentialProvider {
   status?: CredentialProviderStatus;
 }
 /**
- * The target and exactly one credential block — the one named by spec.type (jwt, oauth2TokenExchange, oauth2ClientCredentials, postgresql, apiKey, basicAuth).
+ * The target and exactly one credential block — the one named by spec.type (jwt, oauth2TokenExchange, oauth2ClientCredentials, postgresql, apiKey, basicAuth, aws).
  */
 export interface CredentialProviderSpec {
   target: ProviderTarget;
   /**
    * How the credential is obtained; names the one type block that must be set.
    */
-  type: 'JWT' | 'OAuth2TokenExchange' | 'OAuth2ClientCredentials' | 'PostgreSQL' | 'APIKey' | 'BasicAuth';
+  type:
+    'JWT' | 'OAuth2TokenExchange' | 'OAuth2ClientCredentials' | 'PostgreSQL' | 'APIKey' | 'BasicAuth' | 'AWS';
   jwt?: JwtProvider;
   oauth2TokenExchange?: OAuth2TokenExchangeProvider;
   oauth2ClientCredentials?: OAuth2ClientCredentialsProvider;
   postgresql?: PostgreSQLProvider;
   apiKey?: ApiKeyProvider;
   basicAuth?: BasicAuthProvider;
+  /**
+   * AWS (or an S3-compatible service with an STS) by web identity federation: the authority signs a short-lived Warden OIDC token for the agent, exchanges it at STS (AssumeRoleWithWebIdentity) for temporary credentials, and the broker signs the agent's requests to spec.target.url with SigV4. The agent never sees an access key (docs/aws.md).
+   */
+  aws?: {
+    /**
+     * The role to assume, e.g. arn:aws:iam::123456789012:role/agent-reports (MinIO prints its role ARN at start-up: arn:minio:iam:<region>::role/<id>).
+     */
+    roleArn: string;
+    /**
+     * The signing region (SigV4 credential scope), e.g. eu-west-1.
+     */
+    region: string;
+    /**
+     * The signing service name (SigV4 credential scope), e.g. s3, dynamodb, execute-api.
+     *
+     * @default "s3"
+     */
+    service?: string;
+    /**
+     * The STS endpoint AssumeRoleWithWebIdentity is sent to; default https://sts.<region>.amazonaws.com (MinIO: its own URL).
+     */
+    stsUrl?: string;
+    /**
+     * The `aud` of the Warden token presented to STS: the client ID registered with the IAM OIDC provider (MinIO: MINIO_IDENTITY_OPENID_CLIENT_ID).
+     *
+     * @default "sts.amazonaws.com"
+     */
+    audience?: string;
+    /**
+     * Lifetime asked of STS (DurationSeconds), 15m to 12h and within the role's maximum; the broker uses the credentials no longer than the policy rule's credential.ttl and the agent's spec.maxCredentialTTL allow.
+     *
+     * @default "1h"
+     */
+    sessionDuration?: string;
+    /**
+     * A CEL expression over the policy input producing an IAM policy document (a map), sent as the inline session policy: the session can do at most what both the role and this policy allow.
+     */
+    sessionPolicy?: string;
+    /**
+     * Session tags; each value is a CEL expression over the policy input producing a string. Carried in the Warden token's https://aws.amazon.com/tags claim (principal_tags), so the role's trust policy must allow sts:TagSession.
+     */
+    sessionTags?: {
+      /**
+       * A CEL expression producing the tag value.
+       */
+      [k: string]: string | undefined;
+    };
+  };
   inject?: InjectSpec;
 }
 /**

@@ -56,6 +56,13 @@ export const apiKeyProviderSpec = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
+export const awsProviderSpec = (over: Record<string, unknown> = {}, aws: Record<string, unknown> = {}) => ({
+  target: { url: 'https://s3.eu-west-1.amazonaws.com', protocol: 'HTTP' },
+  type: 'AWS',
+  aws: { roleArn: 'arn:aws:iam::123456789012:role/agent-reports', region: 'eu-west-1', ...aws },
+  ...over,
+});
+
 export const DIGEST = 'a'.repeat(64);
 
 export const auditSpec = (over: Record<string, unknown> = {}) => ({
