@@ -24,6 +24,10 @@ export interface CorpusCase {
   ok: boolean;
 }
 
+/** An ECDSA P-256 public key in PEM (its private half was discarded). */
+const SIGNING_KEY_PEM =
+  '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEaOo1uP3trOsnksqtdMH+kM93PEdQ\nEBrK5iXDyg3BC2aLKzZjZ9tjrXFgg5/L9fgHFmxANy3dJyjaVVqCTmFVxA==\n-----END PUBLIC KEY-----\n';
+
 /** Objects both validators must accept (ok) or reject, named for what they exercise. */
 export const CORPUS: CorpusCase[] = [
   { name: 'minimal agent', kind: 'AgentIdentity', spec: agentSpec(), ok: true },
@@ -75,6 +79,60 @@ export const CORPUS: CorpusCase[] = [
     name: 'agent: circuit breaker unknown field',
     kind: 'AgentIdentity',
     spec: agentSpec({ circuitBreaker: { maxCallsPerMinute: 10, maxErrors: 3 } }),
+    ok: false,
+  },
+  {
+    name: 'agent: image signing keys (ECDSA P-256 PEM) next to digests',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      attestation: {
+        images: {
+          digests: [`sha256:${'a'.repeat(64)}`],
+          signatures: { keys: [{ name: 'release-2026', publicKey: SIGNING_KEY_PEM }] },
+        },
+      },
+    }),
+    ok: true,
+  },
+  {
+    name: 'agent: image signing key that is not PEM',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      attestation: { images: { signatures: { keys: [{ name: 'k', publicKey: 'ssh-ed25519 AAAAC3Nza' }] } } },
+    }),
+    ok: false,
+  },
+  {
+    name: 'agent: image signing keys with the same name',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      attestation: {
+        images: {
+          signatures: {
+            keys: [
+              { name: 'k', publicKey: SIGNING_KEY_PEM },
+              { name: 'k', publicKey: SIGNING_KEY_PEM },
+            ],
+          },
+        },
+      },
+    }),
+    ok: false,
+  },
+  {
+    name: 'agent: image signing key without a name',
+    kind: 'AgentIdentity',
+    spec: agentSpec({ attestation: { images: { signatures: { keys: [{ publicKey: SIGNING_KEY_PEM }] } } } }),
+    ok: false,
+  },
+  {
+    name: 'agent: image signing key with an unknown field',
+    kind: 'AgentIdentity',
+    spec: agentSpec({
+      attestation: {
+        images: { signatures: { keys: [{ name: 'k', publicKey: SIGNING_KEY_PEM, keyless: true }] } },
+      },
+    }),
     ok: false,
   },
   {
