@@ -148,5 +148,5 @@ test-demo: deps controlplane-build postgres ## The demo as a smoke test (fails i
 	WARDEN_DEMO_GATEWAY=1 npx tsx e2e/demo/demo.ts
 
 .PHONY: bench
-bench: deps controlplane-build postgres ## Run the benchmarks; writes bench/results/latest.{json,md,svg} (docs/benchmarks.md)
+bench: deps controlplane-build postgres ## Run the benchmarks; writes bench/results/latest.{json,md,svg} and the growth-*.svg plots (docs/benchmarks.md)
 	npx tsx bench/run.ts

@@ -1,7 +1,8 @@
 /**
  * Runs every bench/*.bench.ts module (each exports `async function run(): Promise<BenchResult[]>`),
  * prints a table and writes bench/results/: latest.json (every number), latest.md (the report:
- * machine, table, peer ratios, notes) and latest.svg (latency distributions, linked from the report).
+ * machine, table, peer ratios, notes), latest.svg (latency distributions, linked from the report) and
+ * the cost-growth plots growth-*.svg (bench/growth.ts: objects, policies, brokers → time).
  *   npx tsx bench/run.ts [filter]   — filter matches module file names or result names (substring)
  */
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { latencyChartSvg } from './chart.js';
+import { growthPlots, growthSvg } from './growth.js';
 import { type BenchResult, meetsTarget } from './lib.js';
 
 const CHART_FILE = 'latest.svg';
@@ -161,7 +163,12 @@ export function otherNodeNote(results: readonly BenchResult[], node: string): st
 }
 
 /** bench/results/latest.md: the machine, the table, the peer ratios, the notes and the chart. */
-export function markdownReport(results: readonly BenchResult[], meta: RunMeta, chartFile: string): string {
+export function markdownReport(
+  results: readonly BenchResult[],
+  meta: RunMeta,
+  chartFile: string,
+  growthFiles: readonly { file: string; title: string }[] = [],
+): string {
   const busy = (meta.loadavg[0] ?? 0) > meta.cpus || (meta.loadavgStart[0] ?? 0) > meta.cpus;
   const rows = tableRows(results);
   const align = HEADER.map((_, i) => (i === 0 || i >= HEADER.length - 2 ? ':--' : '--:'));
@@ -209,6 +216,12 @@ export function markdownReport(results: readonly BenchResult[], meta: RunMeta, c
     '## Latency distributions',
     '',
     `![Latency distributions per benchmark, log scale](${chartFile})`,
+    '',
+    '## Cost growth',
+    '',
+    ...(growthFiles.length === 0
+      ? ['No result set with two sizes or more in this report (operator, policy, kill-switch fan-out).']
+      : growthFiles.flatMap((g) => [`![${mdCell(g.title)}](${g.file})`, ''])),
     '',
     '## Notes',
     '',
@@ -334,8 +347,12 @@ async function main(): Promise<void> {
     join(dir, CHART_FILE),
     latencyChartSvg(merged, { title: `Warden latency distributions, ${meta.time}` }),
   );
-  await writeFile(join(dir, 'latest.md'), markdownReport(merged, meta, CHART_FILE));
-  console.log(`\nwrote ${out}, latest.md and ${CHART_FILE} (wall time ${meta.wallSeconds} s)`);
+  const plots = growthPlots(merged);
+  for (const plot of plots) await writeFile(join(dir, plot.file), growthSvg(plot));
+  await writeFile(join(dir, 'latest.md'), markdownReport(merged, meta, CHART_FILE, plots));
+  console.log(
+    `\nwrote ${out}, latest.md, ${CHART_FILE}${plots.map((p) => `, ${p.file}`).join('')} (wall time ${meta.wallSeconds} s)`,
+  );
   // Targets are reported, not enforced: shared 2-core CI machines are too noisy for a hard gate.
   const missed = results.filter((r) => meetsTarget(r) === false);
   if (missed.length > 0) console.log(`targets missed: ${missed.map((r) => r.name).join(', ')}`);
