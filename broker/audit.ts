@@ -77,8 +77,11 @@ export type SpooledEvent = BrokerAuditEvent & { id: string };
  * (broker/spool.ts) or, without one, memory (MemoryAuditQueue). Oldest first.
  */
 export interface AuditQueue {
-  /** Keeps one entry; resolves once it is kept (on disk for the spool). */
-  append(event: SpooledEvent): void | Promise<void>;
+  /**
+   * Keeps one entry; resolves once it is kept (on disk for the spool). `json`: the entry as
+   * JSON.stringify wrote it, when the caller has it already.
+   */
+  append(event: SpooledEvent, json?: string): void | Promise<void>;
   /** The oldest entries: at most `maxEvents` and `maxBytes` (at least one); `count` to ack them. */
   peek(maxEvents: number, maxBytes: number): Promise<{ events: SpooledEvent[]; count: number }>;
   /** The `count` oldest entries were acknowledged: they go. */
@@ -234,7 +237,8 @@ export class AuditShipper implements AuditSink {
 
   async record(event: BrokerAuditEvent): Promise<void> {
     const spooled: SpooledEvent = { ...event, id: formatEntryId(this.source, ++this.sequence) };
-    const bytes = Buffer.byteLength(JSON.stringify(spooled));
+    const json = JSON.stringify(spooled);
+    const bytes = Buffer.byteLength(json);
     if (bytes > this.o.maxBatchBytes) {
       // The authority would refuse every request carrying it, and the events behind it with it.
       this.tooLarge++;
@@ -244,7 +248,7 @@ export class AuditShipper implements AuditSink {
       );
       throw new AuditUnavailableError(`the audit entry is ${bytes} bytes, more than ${this.o.maxBatchBytes}`);
     }
-    const kept = this.queue.append(spooled);
+    const kept = this.queue.append(spooled, json);
     this.trigger();
     await kept;
   }

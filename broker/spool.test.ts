@@ -1,4 +1,13 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  constants,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -29,6 +38,28 @@ describe('AuditSpool', () => {
     expect(lines(d).map((l) => JSON.parse(l).id)).toEqual(['00000000000000aa-1']);
     for (const f of readdirSync(d)) expect(statSync(join(d, f)).mode & 0o777).toBe(0o600);
     expect(spool.length).toBe(1);
+  });
+
+  it('writes its segment synchronously (O_DSYNC), so a resolved append has been synced to disk', async () => {
+    const d = dir();
+    const spool = await AuditSpool.open({ dir: d, log });
+    await spool.append(ev(1));
+    const [segment] = readdirSync(d);
+    // The kernel's view of the open segment: its file descriptor's flags (octal, fcntl.h).
+    const fd = readdirSync('/proc/self/fd').find((n) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${n}`) === join(d, segment ?? '');
+      } catch {
+        return false;
+      }
+    });
+    expect(fd).toBeDefined();
+    const flags = Number.parseInt(
+      /flags:\s+([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '0',
+      8,
+    );
+    expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    await spool.close();
   });
 
   it('commits appends that arrive together with one sync (group commit)', async () => {
