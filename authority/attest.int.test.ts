@@ -147,7 +147,7 @@ describe('token exchange (RFC 8693) with a real projected token', () => {
     expect(jwks.keys.map((k) => k.kid)).toContain(kid);
   });
 
-  it('serves the web identity discovery document: issuer and JWKS, no endpoint it does not have (ADR 0016)', async () => {
+  it('serves the web identity discovery document: issuer and JWKS, no endpoint it does not have (ADR 0017)', async () => {
     const r = await httpCall(`${base}/.well-known/openid-configuration`);
     expect(r.status).toBe(200);
     const doc = r.body;

@@ -49,7 +49,7 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
  * (ServiceAccountIssuerDiscovery) — the members those verifiers read, and no endpoint that does not
  * exist: no authorization, token or userinfo endpoint is listed. `response_types_supported:
  * ["id_token"]` describes the tokens STS receives (ID-token-shaped JWTs Warden signs for the
- * agent); Warden still runs no browser flow (docs/adr/0016-aws-web-identity-sigv4.md, which
+ * agent); Warden still runs no browser flow (docs/adr/0017-aws-web-identity-sigv4.md, which
  * narrows ADR 0006's "no OpenID Connect discovery document").
  */
 export function webIdentityDiscovery(issuer: string): Record<string, unknown> {

@@ -7,12 +7,12 @@
  * query are parsed once here and serialised once, in the encoding SigV4 signs (RFC 3986, the
  * AWS URI encoding), and that serialisation is what is forwarded — so what the upstream
  * verifies is exactly what the policy decided and the broker signed. The body is hashed
- * (x-amz-content-sha256 is its real SHA-256, never UNSIGNED-PAYLOAD; ADR 0016). Whatever
+ * (x-amz-content-sha256 is its real SHA-256, never UNSIGNED-PAYLOAD; ADR 0017). Whatever
  * signing material the agent sends (Authorization, any X-Amz-* header, X-Amz-* query
  * parameters of a presigned URL) is stripped or refused.
  *
  * The signer is @smithy/signature-v4, the one the AWS SDK for JavaScript uses, with node:crypto
- * hashing (@smithy/hash-node); ADR 0016 records the choice.
+ * hashing (@smithy/hash-node); ADR 0017 records the choice.
  */
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';

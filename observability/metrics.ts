@@ -112,6 +112,7 @@ export const CREDENTIAL_TYPES = [
   'PostgreSQL',
   'APIKey',
   'BasicAuth',
+  'AWS',
   'other',
 ] as const;
 export type CredentialType = (typeof CREDENTIAL_TYPES)[number];

@@ -33,8 +33,8 @@ beforeAll(async () => {
   namespace = await freshNamespace('cookbook');
 });
 
-it('has twelve recipes', () => {
-  expect(recipes).toHaveLength(12);
+it('has thirteen recipes', () => {
+  expect(recipes).toHaveLength(13);
 });
 
 describe.each(recipes)('%s', (recipe) => {

@@ -4,7 +4,7 @@
 # credential tests run it as an S3 + STS endpoint on loopback: it verifies Warden's OIDC token
 # (AssumeRoleWithWebIdentity) and the broker's SigV4 signatures (e2e/aws-sigv4.e2e.test.ts).
 # MinIO is AGPL-3.0: it is only built and run here as a test harness binary, never shipped with,
-# linked into or copied into Warden (docs/adr/0016-aws-web-identity-sigv4.md).
+# linked into or copied into Warden (docs/adr/0017-aws-web-identity-sigv4.md).
 #   e2e/tools/build-minio.sh       build if missing, print MINIO=<path>
 # Environment: WARDEN_CACHE_DIR (default ~/.cache/warden)
 set -euo pipefail

@@ -6,7 +6,7 @@
  * the JWKS it points to, and on every AssumeRoleWithWebIdentity it verifies the token's signature
  * (kid → key), `exp` and that `aud` (or `azp`) is its client ID.
  *
- * MinIO is AGPL-3.0: a test harness binary only, never shipped with or linked into Warden (ADR 0016).
+ * MinIO is AGPL-3.0: a test harness binary only, never shipped with or linked into Warden (ADR 0017).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
