@@ -4,7 +4,14 @@
  * behind a Service, and the agent's Warden objects. Shared by the e2e suite and `make demo`.
  */
 import pg from 'pg';
-import { GROUP, VERSION } from '../../core/constants.js';
+import {
+  ANNOTATION_AGENT,
+  ANNOTATION_INJECT,
+  GATEWAY_AUDIENCE,
+  GROUP,
+  VERSION,
+} from '../../core/constants.js';
+import { createCertificateAuthority } from '../../core/x509.js';
 import { useBuiltKubectl } from '../controlplane/controlplane.js';
 import { eventually } from '../eventually.js';
 import { type KubectlResult, kubectlAt } from '../harness/kubectl.js';
@@ -22,6 +29,22 @@ export const AGENT = 'support-bot';
 export const IDP_CA_CONFIGMAP = 'warden-idp-ca';
 /** The authority as brokers and targets reach it (the chart's default issuer). */
 export const AUTHORITY = `https://${RELEASE}.${WARDEN_NAMESPACE}.svc:8443`;
+
+/** The shared gateway's Service (release `warden`: `<fullname>-gateway`) and its TLS Secret. */
+export const GATEWAY_SERVICE = `${RELEASE}-gateway`;
+export const GATEWAY_TLS_SECRET = 'warden-gateway-tls';
+/** The ConfigMap in the agent namespace holding the CA the gateway's certificate chains to. */
+export const GATEWAY_CA_CONFIGMAP = 'warden-gateway-ca';
+/** The agent without a sidecar that calls the gateway (its own AgentIdentity and policy). */
+export const GATEWAY_AGENT = 'gateway-bot';
+
+export interface StoryOptions {
+  /**
+   * Install the chart with gateway.enabled (a TLS Secret for the gateway Service's names is made
+   * first, its CA put in a ConfigMap in the agent namespace) and declare GATEWAY_AGENT.
+   */
+  readonly gateway?: boolean;
+}
 
 export interface Story {
   cluster: Cluster;
@@ -191,7 +214,99 @@ function jiraManifests(image: string): string {
   ].join('\n---\n');
 }
 
-export async function startStory(log: (line: string) => void = () => {}): Promise<Story> {
+/** The gateway's serving certificate for its Service names, from a throwaway CA (the Secret and the CA). */
+async function gatewayTls(): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+  const ca = await createCertificateAuthority('warden-gateway-e2e-ca', 24 * 3600_000);
+  const names = [
+    GATEWAY_SERVICE,
+    `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}`,
+    `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc`,
+    `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc.cluster.local`,
+  ];
+  const leaf = await ca.issue({
+    commonName: names[2]!,
+    dnsNames: names,
+    validityMs: 24 * 3600_000,
+    usage: 'server',
+  });
+  return { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: ca.certPem };
+}
+
+/** The agent without a sidecar: its service account, AgentIdentity and a read policy. */
+function gatewayAgentManifests(): string {
+  const doc = (kind: string, name: string, spec: unknown) =>
+    json({ apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec });
+  return [
+    json({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: GATEWAY_AGENT } }),
+    doc('AgentIdentity', GATEWAY_AGENT, { serviceAccountName: GATEWAY_AGENT }),
+    doc('AccessPolicy', `${GATEWAY_AGENT}-read`, {
+      agentSelector: { names: [GATEWAY_AGENT] },
+      rules: [{ targets: ['jira'], tools: ['jira.get_*'] }, { targets: ['orders-db'] }],
+    }),
+  ].join('\n---\n');
+}
+
+/**
+ * The pod of GATEWAY_AGENT: opted out of injection, no sidecar; the kubelet projects its token for
+ * the gateway's audience, and it trusts the gateway's CA. It reaches the gateway Service only.
+ */
+export function gatewayAgentPod(image: string): string {
+  const gatewayHost = `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc`;
+  return json({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: GATEWAY_AGENT,
+      labels: { app: GATEWAY_AGENT },
+      annotations: { [ANNOTATION_AGENT]: GATEWAY_AGENT, [ANNOTATION_INJECT]: 'false' },
+    },
+    spec: {
+      serviceAccountName: GATEWAY_AGENT,
+      automountServiceAccountToken: false,
+      terminationGracePeriodSeconds: 2,
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
+      containers: [
+        {
+          name: 'agent',
+          image,
+          imagePullPolicy: 'IfNotPresent',
+          args: ['/app/e2e/cluster/workloads/agent.js', 'serve'],
+          env: [
+            { name: 'WARDEN_GATEWAY_URL', value: `https://${gatewayHost}:443` },
+            { name: 'WARDEN_GATEWAY_TOKEN_FILE', value: '/var/run/secrets/warden.dev/gateway/token' },
+            { name: 'WARDEN_GATEWAY_PG', value: `${gatewayHost}:5432` },
+            { name: 'NODE_EXTRA_CA_CERTS', value: '/etc/warden-gateway/ca.crt' },
+          ],
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ['ALL'] },
+          },
+          volumeMounts: [
+            { name: 'gateway-token', mountPath: '/var/run/secrets/warden.dev/gateway', readOnly: true },
+            { name: 'gateway-ca', mountPath: '/etc/warden-gateway', readOnly: true },
+          ],
+        },
+      ],
+      volumes: [
+        {
+          name: 'gateway-token',
+          projected: {
+            sources: [
+              { serviceAccountToken: { audience: GATEWAY_AUDIENCE, expirationSeconds: 3600, path: 'token' } },
+            ],
+          },
+        },
+        { name: 'gateway-ca', configMap: { name: GATEWAY_CA_CONFIGMAP } },
+      ],
+    },
+  });
+}
+
+export async function startStory(
+  log: (line: string) => void = () => {},
+  opts: StoryOptions = {},
+): Promise<Story> {
   const timings: Record<string, number> = {};
   const t = () => Date.now();
   let t0 = t();
@@ -242,12 +357,36 @@ export async function startStory(log: (line: string) => void = () => {}): Promis
       WARDEN_NAMESPACE,
       `--from-literal=ca.crt=${oidc.caPem}`,
     ]);
+    if (opts.gateway) {
+      const tls = await gatewayTls();
+      await kk(
+        ['apply', '-f', '-'],
+        json({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          type: 'kubernetes.io/tls',
+          metadata: { name: GATEWAY_TLS_SECRET, namespace: WARDEN_NAMESPACE },
+          stringData: { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem },
+        }),
+      );
+      await kk([
+        'create',
+        'configmap',
+        GATEWAY_CA_CONFIGMAP,
+        '-n',
+        AGENT_NS,
+        `--from-literal=ca.crt=${tls.caPem}`,
+      ]);
+    }
     t0 = t();
     await installWarden({
       kubeconfigPath: cluster.kubeconfigPath,
       image: images.warden,
       agentNamespaces: [AGENT_NS],
-      set: [`controller.idpCa.configMap=${IDP_CA_CONFIGMAP}`],
+      set: [
+        `controller.idpCa.configMap=${IDP_CA_CONFIGMAP}`,
+        ...(opts.gateway ? ['gateway.enabled=true', `gateway.tls.secretName=${GATEWAY_TLS_SECRET}`] : []),
+      ],
       log,
     });
     timings.helmInstallSeconds = (t() - t0) / 1000;
@@ -275,6 +414,7 @@ export async function startStory(log: (line: string) => void = () => {}): Promis
       ['apply', '-n', AGENT_NS, '-f', '-'],
       storyManifests({ dbAdminPassword, workloadsImage: images.workloads.reference, oidc }),
     );
+    if (opts.gateway) await kk(['apply', '-n', AGENT_NS, '-f', '-'], gatewayAgentManifests());
     await kk(['rollout', 'status', 'deployment/jira-mcp', '-n', TOOLS_NS, '--timeout=120s']);
     return { cluster, images, pg: pgServer, oidc, k, kk, timings, stop };
   } catch (err) {

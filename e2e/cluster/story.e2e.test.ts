@@ -22,7 +22,16 @@ import {
 import { eventually } from '../eventually.js';
 import { NODE_NAME } from './cluster.js';
 import { upgradeWarden, WARDEN_NAMESPACE } from './install.js';
-import { AGENT, AGENT_NS, agentDeployment, type Story, startStory } from './story-fixture.js';
+import {
+  AGENT,
+  AGENT_NS,
+  agentDeployment,
+  GATEWAY_AGENT,
+  GATEWAY_SERVICE,
+  gatewayAgentPod,
+  type Story,
+  startStory,
+} from './story-fixture.js';
 
 const SETUP_TIMEOUT = 25 * 60_000;
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,6 +53,8 @@ interface AgentOutput {
   filesScanned?: number;
   filesWithTokens?: string[];
   uid?: number;
+  status?: number;
+  challenge?: string | null;
 }
 
 interface PodJson {
@@ -129,12 +140,15 @@ async function auditEntries(): Promise<AuditEntry[]> {
 
 /** Runs the agent script inside the agent container (kubectl exec) and parses its JSON line. */
 async function agent(...args: string[]): Promise<AgentOutput> {
-  const pod = await agentPod();
+  return agentIn((await agentPod()).metadata.name, args);
+}
+
+async function agentIn(podName: string, args: string[]): Promise<AgentOutput> {
   const r = await story.k([
     'exec',
     '-n',
     AGENT_NS,
-    pod.metadata.name,
+    podName,
     '-c',
     'agent',
     '--',
@@ -151,13 +165,10 @@ async function agent(...args: string[]): Promise<AgentOutput> {
 }
 
 beforeAll(async () => {
-  story = await startStory((l) => process.stderr.write(`[cluster] ${l}\n`));
-  await story.kk(
-    ['apply', '-n', AGENT_NS, '-f', '-'],
-    agentDeployment(
-      story.images.workloads.reference.replace(/:[^:/]+$/, `@${story.images.workloads.digest}`),
-    ),
-  );
+  story = await startStory((l) => process.stderr.write(`[cluster] ${l}\n`), { gateway: true });
+  const image = story.images.workloads.reference.replace(/:[^:/]+$/, `@${story.images.workloads.digest}`);
+  await story.kk(['apply', '-n', AGENT_NS, '-f', '-'], agentDeployment(image));
+  await story.kk(['apply', '-n', AGENT_NS, '-f', '-'], gatewayAgentPod(image));
 }, SETUP_TIMEOUT);
 
 afterAll(async () => {
@@ -707,5 +718,108 @@ describe('an annotated agent Deployment on a real node', { timeout: 300_000 }, (
       .map((l) => JSON.parse(l) as { namespace?: string; agent?: string; kind?: string });
     // The agent called tools again under this leader (after the failover test above).
     expect(lines.some((l) => l.namespace === AGENT_NS && l.agent === AGENT)).toBe(true);
+  });
+});
+
+describe('the shared gateway (gateway.enabled) on a real node', { timeout: 300_000 }, () => {
+  it('runs two gateway replicas behind a Service with the TLS and PostgreSQL ports', async () => {
+    await story.kk([
+      'rollout',
+      'status',
+      `deployment/${GATEWAY_SERVICE}`,
+      '-n',
+      WARDEN_NAMESPACE,
+      '--timeout=180s',
+    ]);
+    const deployment = JSON.parse(
+      await story.kk(['get', 'deployment', GATEWAY_SERVICE, '-n', WARDEN_NAMESPACE, '-o', 'json']),
+    ) as { status: { readyReplicas?: number } };
+    expect(deployment.status.readyReplicas).toBe(2);
+    const svc = JSON.parse(
+      await story.kk(['get', 'service', GATEWAY_SERVICE, '-n', WARDEN_NAMESPACE, '-o', 'json']),
+    ) as { spec: { ports: Array<{ name: string; port: number }> } };
+    expect(svc.spec.ports.map((p) => [p.name, p.port])).toEqual([
+      ['https', 443],
+      ['postgresql', 5432],
+    ]);
+  });
+
+  it('the agent pod that opted out has no sidecar, only its gateway-audience token', async () => {
+    await story.kk([
+      'wait',
+      '--for=condition=Ready',
+      `pod/${GATEWAY_AGENT}`,
+      '-n',
+      AGENT_NS,
+      '--timeout=180s',
+    ]);
+    const pod = JSON.parse(
+      await story.kk(['get', 'pod', GATEWAY_AGENT, '-n', AGENT_NS, '-o', 'json']),
+    ) as PodJson;
+    expect(pod.spec.initContainers ?? []).toEqual([]);
+    expect(pod.spec.containers.map((c) => c.name)).toEqual(['agent']);
+    expect(pod.metadata.annotations?.[ANNOTATION_INJECTED]).toBeUndefined();
+    const audiences = (pod.spec.volumes ?? []).flatMap((v) =>
+      (v.projected?.sources ?? []).map((src) => src.serviceAccountToken?.audience),
+    );
+    expect(audiences).toEqual(['warden.dev/gateway']);
+  });
+
+  it('calls a tool through the gateway Service with its projected token; a Deny policy still denies', async () => {
+    // The first call also warms the sample server's JWKS cache (as through the sidecar): retried.
+    const got = await eventually(
+      'the first tool call through the gateway',
+      async () => {
+        const r = await agentIn(GATEWAY_AGENT, ['gw-call', 'jira', 'jira.get_issue', '{"key":"SUP-9"}']);
+        return r.ok ? r : undefined;
+      },
+      120_000,
+      2000,
+    );
+    expect(got.text).toMatch(/SUP-9: "Printer on fire" \(open\) — served to /);
+    const denied = await agentIn(GATEWAY_AGENT, ['gw-call', 'jira', 'jira.delete_issue', '{"key":"SUP-9"}']);
+    expect(denied.ok).toBe(false);
+    expect(`${denied.reason} ${denied.error}`).toMatch(/deny-deletes/);
+  });
+
+  it('answers an MCP request without a token 401 with the RFC 9728 challenge', async () => {
+    const r = await agentIn(GATEWAY_AGENT, ['gw-anonymous', 'jira']);
+    expect(r.status).toBe(401);
+    expect(r.challenge).toContain(
+      `resource_metadata="https://${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc:443/.well-known/oauth-protected-resource/mcp/jira"`,
+    );
+  });
+
+  it('queries PostgreSQL through the gateway Service with the token as the password over TLS', async () => {
+    const r = await agentIn(GATEWAY_AGENT, ['gw-sql', 'orders-db', 'SELECT count(*)::int AS n FROM orders']);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(r.rows).toEqual([{ n: 3 }]);
+  });
+
+  it("audits the gateway's decisions in the agent's trail, with its pod", async () => {
+    const entries = await eventually(
+      "the gateway agent's Decision entries",
+      async () => {
+        const list = JSON.parse(
+          await story.kk(['get', `${PLURAL.AuditRecord}.${GROUP}`, '-n', AGENT_NS, '-o', 'json']),
+        ) as { items: Array<{ spec: { agent?: string; entries?: Array<AuditEntry & { pod?: string }> } }> };
+        const mine = list.items
+          .filter((rec) => rec.spec.agent === GATEWAY_AGENT)
+          .flatMap((rec) => rec.spec.entries ?? []);
+        const wanted = ['jira.get_issue', 'jira.delete_issue'];
+        return wanted.every((t) => mine.some((e) => e.kind === 'Decision' && e.tool === t)) &&
+          mine.some((e) => e.kind === 'Decision' && e.target === 'orders-db')
+          ? mine
+          : undefined;
+      },
+      60_000,
+      2000,
+    );
+    const get = entries.find((e) => e.kind === 'Decision' && e.tool === 'jira.get_issue');
+    expect(get?.decision).toBe('Allow');
+    expect(get?.pod).toBe(GATEWAY_AGENT);
+    expect(entries.find((e) => e.kind === 'Decision' && e.tool === 'jira.delete_issue')?.decision).toBe(
+      'Deny',
+    );
   });
 });

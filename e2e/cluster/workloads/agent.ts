@@ -9,6 +9,12 @@
  *   agent.js tools <target>
  *   agent.js sql <provider> <query> [pgoptions]
  *   agent.js inspect                                 what the container holds: env, files, tokens
+ *
+ * An agent without a sidecar (the shared gateway: WARDEN_GATEWAY_URL, WARDEN_GATEWAY_TOKEN_FILE,
+ * WARDEN_GATEWAY_PG; the gateway's CA in NODE_EXTRA_CA_CERTS):
+ *   agent.js gw-call <target> <tool> <json-args>      MCP through the gateway with the projected token
+ *   agent.js gw-anonymous <target>                    an MCP request without a token: the 401 challenge
+ *   agent.js gw-sql <provider> <query>                PostgreSQL through the gateway, the token as password
  * Each command prints one JSON line: {"ok":true,...} or {"ok":false,"error":...}.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -22,6 +28,15 @@ const ENV_MCP_BASE = 'WARDEN_MCP_BASE';
 const ENV_PG_BASE = 'WARDEN_PG_BASE';
 const ENV_USER_TOKEN_HEADER = 'WARDEN_USER_TOKEN_HEADER';
 const HEADER_CONTEXT = 'x-warden-context';
+const ENV_GATEWAY_URL = 'WARDEN_GATEWAY_URL';
+const ENV_GATEWAY_TOKEN_FILE = 'WARDEN_GATEWAY_TOKEN_FILE';
+const ENV_GATEWAY_PG = 'WARDEN_GATEWAY_PG';
+const ENV_EXTRA_CA = 'NODE_EXTRA_CA_CERTS';
+
+/** The agent's projected token for the gateway, as the kubelet keeps it fresh. */
+function gatewayToken(): string {
+  return readFileSync(need(ENV_GATEWAY_TOKEN_FILE), 'utf8').trim();
+}
 
 const print = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -31,10 +46,10 @@ function need(name: string): string {
   return v;
 }
 
-async function mcp(target: string, headers: Record<string, string>): Promise<Client> {
+async function mcp(target: string, headers: Record<string, string>, base?: string): Promise<Client> {
   const client = new Client({ name: 'warden-e2e-agent', version: '1.0.0' });
   await client.connect(
-    new StreamableHTTPClientTransport(new URL(`${need(ENV_MCP_BASE)}/mcp/${target}`), {
+    new StreamableHTTPClientTransport(new URL(`${base ?? need(ENV_MCP_BASE)}/mcp/${target}`), {
       requestInit: { headers },
     }),
   );
@@ -106,12 +121,15 @@ async function main(argv: string[]): Promise<void> {
       await client.close();
       return;
     }
-    case 'call': {
+    case 'call':
+    case 'gw-call': {
       const [target = '', tool = '', json = '{}', userToken, context] = args;
       const headers: Record<string, string> = {};
       if (userToken) headers[need(ENV_USER_TOKEN_HEADER)] = userToken;
       if (context) headers[HEADER_CONTEXT] = context;
-      const client = await mcp(target, headers);
+      const gateway = cmd === 'gw-call';
+      if (gateway) headers.authorization = `Bearer ${gatewayToken()}`;
+      const client = await mcp(target, headers, gateway ? need(ENV_GATEWAY_URL) : undefined);
       try {
         const result = await client.callTool({
           name: tool,
@@ -132,6 +150,41 @@ async function main(argv: string[]): Promise<void> {
         connectionString: `${need(ENV_PG_BASE)}/${provider}`,
         user: 'agent',
         ...(pgoptions ? { options: pgoptions } : {}),
+      });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        const res = await client.query(query);
+        print({ ok: true, rows: res.rows });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        print({ ok: false, error: e.message, code: e.code });
+      } finally {
+        await client.end().catch(() => {});
+      }
+      return;
+    }
+    case 'gw-anonymous': {
+      const r = await fetch(`${need(ENV_GATEWAY_URL)}/mcp/${args[0] ?? ''}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}',
+      });
+      await r.arrayBuffer();
+      print({ ok: true, status: r.status, challenge: r.headers.get('www-authenticate') });
+      return;
+    }
+    case 'gw-sql': {
+      const [provider = '', query = 'SELECT 1'] = args;
+      const [host = '', port = '5432'] = need(ENV_GATEWAY_PG).split(':');
+      const client = new pg.Client({
+        host,
+        port: Number(port),
+        database: provider,
+        user: 'agent',
+        // The agent's token is the password, sent only inside TLS to the verified gateway.
+        password: gatewayToken(),
+        ssl: { ca: readFileSync(need(ENV_EXTRA_CA), 'utf8'), servername: host },
       });
       client.on('error', () => {});
       try {
@@ -179,7 +232,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new Error(`unknown command ${JSON.stringify(cmd)}: serve | tools | call | sql | inspect`);
+      throw new Error(
+        `unknown command ${JSON.stringify(cmd)}: serve | tools | call | sql | inspect | gw-call | gw-anonymous | gw-sql`,
+      );
   }
 }
 
