@@ -18,9 +18,10 @@ import { createServer } from 'node:net';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OidcFixture, startOidcProvider } from '../authority/oidc-fixture.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
 import type { RunningController } from '../controller/run.js';
-import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { API_VERSION, GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
 import { createAgentPod, startTestController, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
@@ -56,6 +57,8 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
   let controller: RunningController;
   let broker: RunningBroker;
   let minio: Minio;
+  let idp: OidcFixture;
+  const users: Record<string, string> = {};
   let tokenDir: string;
   let base: string;
 
@@ -81,7 +84,11 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
     // The issuer is the authority's own loopback URL: MinIO fetches its discovery document and
     // JWKS from there (a real deployment publishes an HTTPS issuer, docs/aws.md).
     const issuer = `http://127.0.0.1:${port}`;
+    idp = await startOidcProvider();
+    users.alice = await idp.idToken({ sub: 'alice' });
+    users.bob = await idp.idToken({ sub: 'bob' });
     controller = await startTestController(kc, {
+      idpCaPem: idp.caPem,
       namespace: ns,
       log: capture,
       identityPrefix: 'aws',
@@ -121,7 +128,10 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
     await kc
       .makeApiClient(CoreV1Api)
       .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: AGENT } } });
-    await create(PLURAL.AgentIdentity, 'AgentIdentity', AGENT, { serviceAccountName: AGENT });
+    await create(PLURAL.AgentIdentity, 'AgentIdentity', AGENT, {
+      serviceAccountName: AGENT,
+      userContext: { mode: 'Optional', trustedIssuers: [{ issuer: idp.issuer, audiences: [idp.clientId] }] },
+    });
     await create(PLURAL.CredentialProvider, 'CredentialProvider', 's3', aws());
     // A session policy from CEL: the role allows readwrite, the session only reads.
     await create(
@@ -131,6 +141,22 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
       aws({
         sessionPolicy: `'{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::' + '${BUCKET}' + '/*"]}]}'`,
       }),
+    );
+    // The blended user reaches MinIO through the session policy CEL computes: each user's own prefix.
+    await create(
+      PLURAL.CredentialProvider,
+      'CredentialProvider',
+      's3-per-user',
+      aws({
+        sessionPolicy: `'{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": ["arn:aws:s3:::${BUCKET}/users/' + (user.present ? user.sub : 'nobody') + '/*"]}]}'`,
+      }),
+    );
+    // An STS nobody listens on.
+    await create(
+      PLURAL.CredentialProvider,
+      'CredentialProvider',
+      's3-sts-down',
+      aws({ stsUrl: `http://127.0.0.1:${await freePort()}` }),
     );
     // A token for another audience: MinIO's STS must refuse it.
     await create(
@@ -144,7 +170,7 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
       effect: 'Allow',
       rules: [
         {
-          targets: ['s3', 's3-readonly', 's3-other-aud'],
+          targets: ['s3', 's3-readonly', 's3-other-aud', 's3-per-user', 's3-sts-down'],
           http: { methods: ['GET', 'PUT'], paths: [`/${BUCKET}`, `/${BUCKET}/**`] },
         },
       ],
@@ -157,13 +183,6 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
       prefix: 'warden-aws-',
     });
     tokenDir = token.dir;
-    const provider = (name: string) => ({
-      name,
-      url: minio.url,
-      protocol: 'HTTP' as const,
-      inject: { header: 'Authorization', format: 'Bearer {token}' },
-      signing: 'SigV4' as const,
-    });
     broker = await runBroker({
       tokenFile: token.tokenFile,
       authorityUrl: issuer,
@@ -171,7 +190,6 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
       healthPort: 0,
       healthHost: '127.0.0.1',
       podName: pod.metadata?.name,
-      providers: [provider('s3'), provider('s3-readonly'), provider('s3-other-aud')],
       log: capture,
     });
     base = `http://127.0.0.1:${broker.ports.listen}/http`;
@@ -188,6 +206,7 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
     await broker?.close();
     await controller?.stop();
     await minio?.stop();
+    await idp?.stop();
     if (tokenDir) rmSync(tokenDir, { recursive: true, force: true });
   });
 
@@ -281,6 +300,83 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
     expect(body.reason).toBe('CredentialDenied');
     expect(body.message).toContain('refused AssumeRoleWithWebIdentity');
     expect(body.message).toMatch(/`(aud|azp)` must match configured OpenID Client ID/);
+  });
+
+  it('a blended user: the session policy computed from user.sub confines each user to their prefix, one STS session per user', async () => {
+    const as = (who: string) => ({ [HEADER_USER_TOKEN]: users[who]! });
+    const aws = controller.authority.issuance.minters.AWS;
+    const before = aws.stsCalls;
+    const alice = await agentCall('s3-per-user', `/${BUCKET}/users/alice/note.txt`, {
+      method: 'PUT',
+      body: 'from alice',
+      headers: as('alice'),
+    });
+    expect(alice.status).toBe(200);
+    const aliceIntoBob = await agentCall('s3-per-user', `/${BUCKET}/users/bob/note.txt`, {
+      method: 'PUT',
+      body: 'alice was here',
+      headers: as('alice'),
+    });
+    expect(aliceIntoBob.status).toBe(403);
+    expect(aliceIntoBob.body).toContain('<Code>AccessDenied</Code>');
+    const bob = await agentCall('s3-per-user', `/${BUCKET}/users/bob/note.txt`, {
+      method: 'PUT',
+      body: 'from bob',
+      headers: as('bob'),
+    });
+    expect(bob.status).toBe(200);
+    expect(await minio.admin('GET', `/${BUCKET}/users/bob/note.txt`)).toEqual({
+      status: 200,
+      body: 'from bob',
+    });
+    // Acting alone: the policy names a prefix nobody writes to.
+    const alone = await agentCall('s3-per-user', `/${BUCKET}/users/alice/note.txt`);
+    expect(alone.status).toBe(403);
+    expect(aws.stsCalls - before).toBe(3);
+  });
+
+  it('an STS that cannot be reached: the agent is told which and to retry', async () => {
+    const r = await agentCall('s3-sts-down', `/${BUCKET}/reports/q1.txt`);
+    expect(r.status).toBe(403);
+    const body = JSON.parse(r.body) as { reason: string; message: string };
+    expect(body.reason).toBe('AuthorityUnreachable');
+    expect(body.message).toContain('temporarily_unavailable');
+    expect(body.message).toMatch(/STS http:\/\/127\.0\.0\.1:\d+ unreachable/);
+  });
+
+  it('a body over the broker limit is refused with 413 before anything is signed', async () => {
+    const r = await agentCall('s3', `/${BUCKET}/reports/big.bin`, {
+      method: 'PUT',
+      body: 'x'.repeat(1024 * 1024 + 1),
+    });
+    expect(r.status).toBe(413);
+    expect((await minio.admin('GET', `/${BUCKET}/reports/big.bin`)).status).toBe(404);
+  });
+
+  it('a chunked body (no Content-Length) is read whole, hashed and signed; over the limit it is refused with 413', async () => {
+    const streamed = (text: string) =>
+      fetch(`${base}/s3/${BUCKET}/reports/streamed.txt`, {
+        method: 'PUT',
+        body: new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(text));
+            c.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    const ok = await streamed('streamed body');
+    expect(ok.status).toBe(200);
+    expect(await minio.admin('GET', `/${BUCKET}/reports/streamed.txt`)).toEqual({
+      status: 200,
+      body: 'streamed body',
+    });
+    const big = await streamed('y'.repeat(1024 * 1024 + 1));
+    expect(big.status).toBe(413);
+    expect(JSON.parse(await big.text()).message).toContain(
+      "request body exceeds the broker's 1048576-byte limit",
+    );
+    expect((await minio.admin('GET', `/${BUCKET}/reports/streamed.txt`)).body).toBe('streamed body');
   });
 
   it('the authority caches the temporary credentials per agent, user and provider: a broker asking again costs no STS call', async () => {
