@@ -17,6 +17,8 @@ const FULL: AuditLine = toLine(
       { name: 'planner', namespace: 'agents' },
       { name: 'bot', namespace: 'agents' },
     ],
+    // Never both in one entry (verified or claimed); set here so the schema pins each.
+    claimedChain: [{ name: 'bot', namespace: 'agents' }],
     target: 'jira',
     tool: 'jira.delete_issue',
     method: 'POST',
@@ -47,6 +49,7 @@ describe('audit line schema warden.audit/v1', () => {
       '{"schema":"warden.audit/v1","time":"2026-12-04T12:00:00.123Z","id":"0123456789abcdef-42","source":"broker","kind":"Decision","decision":"Deny",' +
         '"namespace":"agents","agent":"bot","pod":"bot-0","podUID":"uid-1","session":"jti-1","user":"alice","userIssuer":"https://idp.example",' +
         '"chain":[{"name":"planner","namespace":"agents"},{"name":"bot","namespace":"agents"}],' +
+        '"claimedChain":[{"name":"bot","namespace":"agents"}],' +
         '"target":"jira","tool":"jira.delete_issue","method":"POST","path":"/rest/api/2/issue","policy":"support-read",' +
         '"reasons":[{"policy":"support-read","rule":2,"condition":"business-hours","message":"outside hours"}],' +
         '"credentialId":"jti-9","requestId":"req-1","message":"ConditionFailed: outside hours",' +

@@ -43,6 +43,8 @@ export interface AuditLine {
   userIssuer?: string;
   /** A delegated call: the agents it came through, origin first, the deciding agent last. */
   chain?: AuditEntry['chain'];
+  /** A broker's Deny before the caller's token was verified: the chain the token claimed (never evidence). */
+  claimedChain?: AuditEntry['claimedChain'];
   target?: string;
   tool?: string;
   method?: string;
@@ -104,6 +106,7 @@ export function toLine(
   set('user', entry.user);
   set('userIssuer', entry.userIssuer);
   set('chain', entry.chain);
+  set('claimedChain', entry.claimedChain);
   set('target', entry.target);
   set('tool', entry.tool);
   set('method', entry.method);

@@ -142,4 +142,18 @@ describe('parseBrokerEvent: the delegation chain', () => {
   it('refuses a chain that is not a list', () => {
     expect(() => parseBrokerEvent({ ...ok, chain: 'planner' }, 0, NOW)).toThrow('must be a list');
   });
+  it('keeps a claimed (unverified) chain apart from a chain', () => {
+    const entry = parseBrokerEvent({ ...ok, decision: 'Deny', claimedChain: chain }, 0, NOW).entry;
+    expect(entry.claimedChain).toEqual(chain);
+    expect(entry.chain).toBeUndefined();
+  });
+  it('checks a claimed chain as strictly, naming the field', () => {
+    const long = Array.from({ length: 9 }, (_, i) => ({ name: `a${i}`, namespace: 'agents' }));
+    expect(() => parseBrokerEvent({ ...ok, claimedChain: long }, 0, NOW)).toThrow(
+      'events[0].claimedChain: has 9 agents; at most 8',
+    );
+    expect(() => parseBrokerEvent({ ...ok, claimedChain: [{ name: 'x' }] }, 0, NOW)).toThrow(
+      'claimedChain[0]: needs name and namespace',
+    );
+  });
 });

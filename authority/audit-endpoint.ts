@@ -124,7 +124,10 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
   }
   set('user', str(e, i, 'user', 512));
   set('userIssuer', str(e, i, 'userIssuer', 512));
-  if (e.chain !== undefined && e.chain !== null) entry.chain = parseChain(e.chain, i);
+  if (e.chain !== undefined && e.chain !== null) entry.chain = parseChain(e.chain, i, 'chain');
+  if (e.claimedChain !== undefined && e.claimedChain !== null) {
+    entry.claimedChain = parseChain(e.claimedChain, i, 'claimedChain');
+  }
   set('target', str(e, i, 'target', 253));
   set('tool', str(e, i, 'tool', 256));
   set('method', str(e, i, 'method', 16));
@@ -171,17 +174,21 @@ export function parseBrokerEvent(raw: unknown, i: number, now: Date): BrokerEven
 }
 
 /** The delegation chain of an entry: at most MAX_CHAIN_DEPTH agents, each a name and a namespace. */
-function parseChain(raw: unknown, i: number): NonNullable<AuditEntry['chain']> {
-  if (!Array.isArray(raw)) throw new EventError(i, 'chain', 'must be a list of {name, namespace}');
+function parseChain(
+  raw: unknown,
+  i: number,
+  field: 'chain' | 'claimedChain',
+): NonNullable<AuditEntry['chain']> {
+  if (!Array.isArray(raw)) throw new EventError(i, field, 'must be a list of {name, namespace}');
   if (raw.length > MAX_CHAIN_DEPTH) {
-    throw new EventError(i, 'chain', `has ${raw.length} agents; at most ${MAX_CHAIN_DEPTH}`);
+    throw new EventError(i, field, `has ${raw.length} agents; at most ${MAX_CHAIN_DEPTH}`);
   }
   return raw.map((a: unknown, j) => {
-    if (a === null || typeof a !== 'object') throw new EventError(i, `chain[${j}]`, 'must be an object');
+    if (a === null || typeof a !== 'object') throw new EventError(i, `${field}[${j}]`, 'must be an object');
     const o = a as Record<string, unknown>;
     const name = str(o, i, 'name', 253);
     const namespace = str(o, i, 'namespace', 63);
-    if (!name || !namespace) throw new EventError(i, `chain[${j}]`, 'needs name and namespace');
+    if (!name || !namespace) throw new EventError(i, `${field}[${j}]`, 'needs name and namespace');
     return { name, namespace };
   });
 }

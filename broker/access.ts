@@ -245,7 +245,15 @@ function decisionEvent(
           })),
         }
       : {}),
-    ...(e.chain ? { chain: e.chain.map((a) => ({ name: a.name, namespace: a.namespace })) } : {}),
+    // The chain is the token's claim until the authority verified the token for this call.
+    ...(e.chain
+      ? {
+          [e.verified ? 'chain' : 'claimedChain']: e.chain.map((a) => ({
+            name: a.name,
+            namespace: a.namespace,
+          })),
+        }
+      : {}),
     ...(e.credentialId && decision.decision === 'Allow' ? { credentialId: e.credentialId } : {}),
     ...(decision.replay ? { replay: decision.replay } : {}),
     ...e.auditFields,
@@ -263,6 +271,12 @@ interface DecisionRecord {
   readonly auditFields?: Partial<BrokerAuditEvent> | undefined;
   /** The whole delegation chain, origin first, this agent last; absent = not delegated. */
   readonly chain?: readonly AgentRefInput[] | undefined;
+  /**
+   * Did the authority verify the caller's token for this call? Only then is the chain recorded as
+   * `chain`; before (every Deny ahead of the credential, and a refused credential) it is the
+   * token's unverified claim and recorded as `claimedChain` — a forged token can claim any chain.
+   */
+  readonly verified?: boolean;
 }
 
 /**
@@ -338,10 +352,14 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   let userName = r.meta.userToken ? 'unverified user' : AGENT_ACTING_ALONE;
   let userIssuer: string | undefined;
   let chain: readonly AgentRefInput[] | undefined;
+  // Set once the authority issued (or had issued, for this very token: the cache is keyed by its
+  // digest) the call's credential, which it does only after verifying the caller's token.
+  let verified = false;
   const audit = (decision: BrokerDecision, credentialId?: string): Promise<BrokerDecision> =>
     recordDecision(deps, {
       user: userName,
       userIssuer,
+      verified,
       target: r.target,
       requestId: r.meta.requestId,
       decision,
@@ -444,6 +462,7 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
       ),
     );
   }
+  verified = true;
   // Audit mode Required and the entry could not be kept: denied (AuditUnavailable), the credential unused.
   const answered = await audit(decision, credential.id);
   if (answered.decision === 'Deny') return { ok: false, decision: answered };

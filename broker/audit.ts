@@ -18,8 +18,13 @@ export interface BrokerAuditEvent {
   user: string;
   /** The trusted issuer of the verified user (core/audit/user.ts: the authority records the same pair). */
   userIssuer?: string;
-  /** A delegated call: the agents it came through, origin first, this agent last. */
+  /**
+   * A delegated call: the agents it came through, origin first, this agent last — once the
+   * authority verified the caller's token for this call (it issued the call's credential).
+   */
   chain?: Array<{ name: string; namespace: string }>;
+  /** The same, as the token claims it, when nobody verified the token for this call (a Deny before). */
+  claimedChain?: Array<{ name: string; namespace: string }>;
   target?: string;
   tool?: string;
   method?: string;

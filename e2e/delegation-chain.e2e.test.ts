@@ -28,7 +28,14 @@ import { type McpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
 import type { RunningController } from '../controller/run.js';
 import type { AuditEntry, AuditRecord } from '../core/api/index.js';
-import { API_VERSION, GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
+import {
+  API_VERSION,
+  GROUP,
+  HEADER_REQUEST_ID,
+  HEADER_USER_TOKEN,
+  PLURAL,
+  VERSION,
+} from '../core/constants.js';
 import { KubeConfigApi, type ObjectList } from '../kube/kube.js';
 import { createAgentPod, startTestController, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
@@ -307,8 +314,11 @@ describe('a call through two agents', () => {
     const es = await entries('researcher');
     const allowed = es.find((e) => e.kind === 'Decision' && e.tool === 'jira.search');
     expect(allowed).toMatchObject({ decision: 'Allow', user: 'alice', chain });
+    // Denied by researcher's broker before the authority verified the token for this call: the
+    // chain is recorded as the token claimed it, never as the verified chain.
     const denied = es.find((e) => e.kind === 'Decision' && e.tool === 'jira.get_issue');
-    expect(denied).toMatchObject({ decision: 'Deny', user: 'alice', chain });
+    expect(denied).toMatchObject({ decision: 'Deny', user: 'alice', claimedChain: chain });
+    expect(denied?.chain).toBeUndefined();
     expect(denied?.message).toContain('not-delegated');
     const credential = es.find(
       (e) => e.kind === 'Credential' && e.target === 'jira' && e.decision === 'Allow',
@@ -338,17 +348,35 @@ describe('a call through two agents', () => {
     expect(direct).toEqual({ text: 'issue OPS-1: printer on fire', isError: false });
   });
 
-  it('never trusts an unverified chain: a token whose claims were altered gets no credential', async () => {
+  /** The token planner's broker injected toward researcher, with its claims rewritten (signature kept). */
+  const forge = (edit: (claims: Record<string, unknown>) => Record<string, unknown>): string => {
     const real = researcherSaw.at(-1)?.authorization?.replace(/^Bearer /, '') ?? '';
     const [h, p, sig] = real.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
-    // Still "planner acting for someone": the broker's local decision allows jira.search; the
-    // authority verifies the signature before any credential and refuses.
-    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url')}.${sig}`;
+    return `${h}.${Buffer.from(JSON.stringify(edit(claims))).toString('base64url')}.${sig}`;
+  };
+  const forgedEntries = async (requestId: string, what: string): Promise<AuditEntry[]> => {
+    let found: AuditEntry[] = [];
+    await eventually(
+      what,
+      async () => {
+        found = (await entries('researcher')).filter((e) => e.requestId === requestId);
+        return found.some((e) => e.kind === 'Decision' && e.decision === 'Deny');
+      },
+      30_000,
+    );
+    return found;
+  };
+  const ceo = { name: 'ceo-bot', namespace: '' };
+
+  it('never trusts an unverified chain: a token whose claims were altered gets no credential', async () => {
+    // Still "planner acting for someone": the broker's local decision allows; the authority
+    // verifies the signature before any credential and refuses.
+    const forged = forge((c) => ({ ...c, sub: 'mallory' }));
     const before = jira.calls.length;
     const r = await mcpCall(
       `http://127.0.0.1:${researcher.ports.listen}/mcp/jira`,
-      { [HEADER_USER_TOKEN]: forged },
+      { [HEADER_USER_TOKEN]: forged, [HEADER_REQUEST_ID]: 'forged-sub' },
       'jira.search',
       {},
     );
@@ -356,5 +384,48 @@ describe('a call through two agents', () => {
     expect(r.text).toContain('signature is invalid');
     expect(jira.calls.length).toBe(before);
     console.log('forged chain refusal:', r.text);
+    // The broker's Deny (the authority refused the token) records the chain as claimed only.
+    const es = await forgedEntries('forged-sub', "the broker's Deny of the forged token");
+    const denied = es.filter((e) => e.kind === 'Decision' && e.decision === 'Deny');
+    expect(denied.length).toBeGreaterThan(0);
+    for (const e of denied) {
+      expect(e.chain, JSON.stringify(e)).toBeUndefined();
+      expect(e.claimedChain).toEqual([
+        { name: 'planner', namespace: ns },
+        { name: 'researcher', namespace: ns },
+      ]);
+    }
+    expect(denied.some((e) => e.message?.includes('signature is invalid'))).toBe(true);
+  });
+
+  it('a forged chain denied by policy before any verification is recorded as claimed, never as the chain', async () => {
+    // A token naming an agent that never called (ceo-bot) ahead of planner: three agents, so
+    // researcher's rules (at most two; not delegated) deny it locally — the authority never sees it.
+    ceo.namespace = ns;
+    const forged = forge((c) => ({
+      ...c,
+      act: { sub: subject('planner'), act: { sub: subject('ceo-bot') } },
+    }));
+    const r = await mcpCall(
+      `http://127.0.0.1:${researcher.ports.listen}/mcp/jira`,
+      { [HEADER_USER_TOKEN]: forged, [HEADER_REQUEST_ID]: 'forged-chain' },
+      'jira.search',
+      {},
+    );
+    expect(r.isError).toBe(true);
+    expect(r.text).toContain('at-most-two-agents');
+    const es = await forgedEntries('forged-chain', "the broker's Deny of the forged chain");
+    const denied = es.filter((e) => e.kind === 'Decision' && e.decision === 'Deny');
+    for (const e of denied) {
+      expect(e.chain, JSON.stringify(e)).toBeUndefined();
+      expect(e.claimedChain).toEqual([
+        ceo,
+        { name: 'planner', namespace: ns },
+        { name: 'researcher', namespace: ns },
+      ]);
+    }
+    // Nowhere in the trail is ceo-bot part of a verified chain.
+    const all = [...(await entries('researcher')), ...(await entries('planner'))];
+    expect(all.filter((e) => e.chain?.some((a) => a.name === 'ceo-bot'))).toEqual([]);
   });
 });

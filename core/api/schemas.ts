@@ -518,6 +518,10 @@ export const auditEntrySchema = z.strictObject({
     .array(z.strictObject({ name: text(253), namespace: text(63) }))
     .max(8)
     .optional(),
+  claimedChain: z
+    .array(z.strictObject({ name: text(253), namespace: text(63) }))
+    .max(8)
+    .optional(),
   target: text(253).optional(),
   tool: text(256).optional(),
   method: text(16).optional(),

@@ -384,4 +384,13 @@ describe('replayInputOf: a delegated call', () => {
     const alone = replayInputOf(entryWith(recordReplay({ kind: 'mcp', args: {} }, live)));
     expect(alone.ok && decide(set, alone.input).decision).toBe('Deny');
   });
+
+  it('replays a broker Deny with the chain its token claimed (what the engine decided on)', () => {
+    const back = replayInputOf(
+      entryWith(recordReplay({ kind: 'mcp', args: {} }, { decision: 'Deny', reason: 'ConditionFailed' }), {
+        claimedChain: chain,
+      }),
+    );
+    expect(back.ok && back.input.request.chain).toEqual([{ name: 'planner', namespace: 'agents' }]);
+  });
 });

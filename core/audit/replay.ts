@@ -369,11 +369,13 @@ export function replayInputOf(entry: AuditEntry): ReplayInput {
       return { ok: false, skip: 'malformed', detail: `unknown replay kind ${String(r.kind)}` };
   }
   // A delegated call: the entry's chain ends with the deciding agent, which the engine appends
-  // itself (request.chain), so the prior agents are all but the last.
-  if (entry.chain && entry.chain.length > 1) {
+  // itself (request.chain), so the prior agents are all but the last. A broker Deny recorded the
+  // chain as the token claimed it (claimedChain): that is what the engine decided on.
+  const decidedChain = entry.chain ?? entry.claimedChain;
+  if (decidedChain && decidedChain.length > 1) {
     request = {
       ...request,
-      chain: entry.chain.slice(0, -1).map((a) => ({ name: a.name, namespace: a.namespace })),
+      chain: decidedChain.slice(0, -1).map((a) => ({ name: a.name, namespace: a.namespace })),
     };
   }
   return {

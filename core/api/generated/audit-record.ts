@@ -102,13 +102,30 @@ export interface AuditEntry {
    */
   userIssuer?: string;
   /**
-   * The agents the call came through, origin first and the agent that made this call last, when another agent called it with a Warden token (delegation, RFC 8693 act claims). Absent for a call no agent delegated.
+   * The agents the call came through, origin first and the agent that made this call last, when another agent called it with a Warden token (delegation, RFC 8693 act claims), as verified by the authority (its signature, issuer, audience and lifetime). Absent for a call no agent delegated; an unverified chain is in claimedChain instead.
    *
    * @maxItems 8
    *
    * Items: One agent of the chain.
    */
   chain?: {
+    /**
+     * The AgentIdentity's name.
+     */
+    name: string;
+    /**
+     * The AgentIdentity's namespace.
+     */
+    namespace: string;
+  }[];
+  /**
+   * The delegation chain as the caller's token claimed it, when no one verified that token for this call: a broker's Deny decided before the authority checked the token (a local denial, a quota, or the authority refusing the token). Never evidence of who asked: a forged token can claim any chain. Same shape as chain; an entry has one or the other.
+   *
+   * @maxItems 8
+   *
+   * Items: One agent of the chain.
+   */
+  claimedChain?: {
     /**
      * The AgentIdentity's name.
      */
