@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { auditSpec, jwtProviderSpec } from '../core/api/testing/builders.js';
+import { auditSpec, awsProviderSpec, jwtProviderSpec } from '../core/api/testing/builders.js';
 import { CORPUS } from '../core/api/testing/corpus.js';
 import { validateSpec } from '../core/api/validate.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
@@ -289,6 +289,43 @@ describe('bad input is rejected with a clear message', () => {
         ],
       }),
       message: 'spec.rules[0].when[1]: Duplicate value: {"name":"a"}',
+    },
+    {
+      name: 'an AWS provider without roleArn',
+      yaml: manifest('CredentialProvider', 'aws-no-role', awsProviderSpec({ aws: { region: 'eu-west-1' } })),
+      message: 'spec.aws.roleArn: Required value',
+    },
+    {
+      name: 'an AWS provider with a region that is not one',
+      yaml: manifest(
+        'CredentialProvider',
+        'aws-bad-region',
+        awsProviderSpec({}, { region: 'Europe (Ireland)' }),
+      ),
+      message: 'spec.aws.region in body should match',
+    },
+    {
+      name: 'an AWS provider with an STS endpoint without a scheme',
+      yaml: manifest(
+        'CredentialProvider',
+        'aws-bad-sts',
+        awsProviderSpec({}, { stsUrl: 'sts.amazonaws.com' }),
+      ),
+      message: 'spec.aws.stsUrl in body should match',
+    },
+    {
+      name: 'an AWS provider over MCP',
+      yaml: manifest(
+        'CredentialProvider',
+        'aws-mcp',
+        awsProviderSpec({ target: { url: 'https://s3.amazonaws.com', protocol: 'MCP' } }),
+      ),
+      message: 'spec.target.protocol: Invalid value: spec.type AWS needs spec.target.protocol HTTP',
+    },
+    {
+      name: 'an AWS session shorter than STS allows',
+      yaml: manifest('CredentialProvider', 'aws-short', awsProviderSpec({}, { sessionDuration: '5m' })),
+      message: 'spec.aws.sessionDuration: Invalid value: aws.sessionDuration must be between 15m and 12h',
     },
     {
       name: 'an AgentIdentity name too long for the warden.dev/agent label',
