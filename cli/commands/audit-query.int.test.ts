@@ -6,6 +6,9 @@
  * agents across three hours and a record written before the selection labels existed.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +29,7 @@ const TOOLS = ['jira.get_issue', 'jira.delete_issue', 'github.get_file'];
 
 let ns = '';
 let all: AuditRecord[] = [];
+const keys = StaticAuditKeys.generate();
 
 async function cli(args: string[]): Promise<AuditRow[]> {
   const { stdout } = await run(
@@ -44,7 +48,7 @@ beforeAll(async () => {
   const writer = new AuditWriter({
     api,
     log: pino({ level: 'silent' }),
-    keys: StaticAuditKeys.generate(),
+    keys,
     limits: { maxEntries: 7, maxBytes: 1 << 20, maxAgeMs: 0 },
   });
   // Two agents, one entry every 5 minutes over the last three hours: records of 7 entries span
@@ -166,5 +170,45 @@ describe('kubectl warden audit filters (selectors + pagination) answer what filt
   it('the denial query finds the record written before the labels existed', async () => {
     const got = await cli(['--decision', 'Deny', '--since', '30m']);
     expect(ids(got)).toContain('legacy-bot/legacy-1');
+  }, 120_000);
+});
+
+describe('a relabelled record (labels are not signed) is named by any listing that reads it', () => {
+  it('hiding a denial from --decision Deny by patching warden.dev/denied shows on the next listing and in --verify', async () => {
+    const api = new KubeConfigApi(kubeConfig());
+    const denied = all.find(
+      (r) => r.spec.agent === 'helper' && r.metadata?.labels?.['warden.dev/denied'] === 'true',
+    );
+    const name = denied?.metadata?.name;
+    expect(name).toBeDefined();
+    await api.request('PATCH', `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.AuditRecord}/${name}`, {
+      body: { metadata: { labels: { 'warden.dev/denied': 'false' } } },
+      contentType: 'application/merge-patch+json',
+    });
+    const cliRaw = (args: string[]) =>
+      run(
+        process.execPath,
+        ['--import', 'tsx', 'cli/kubectl-warden.ts', 'audit', '-n', ns, '-o', 'json', ...args],
+        { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, maxBuffer: 64 << 20 },
+      );
+    const warning = `auditrecord ${ns}/${name} was relabelled: warden.dev/denied=false (its signed spec says true)`;
+    // The label selector now skips it (what the warning is for) ...
+    const hidden = await cliRaw(['--agent', 'helper', '--decision', 'Deny']);
+    const hiddenIds = ids(JSON.parse(hidden.stdout) as AuditRow[]);
+    const itsDenials = filterEntries([denied as AuditRecord], { decision: 'Deny' });
+    expect(itsDenials.length).toBeGreaterThan(0);
+    for (const id of ids(itsDenials)) expect(hiddenIds).not.toContain(id);
+    // ... and any listing that reads it names it, once, with the rows unchanged.
+    const listed = await cliRaw(['--agent', 'helper']);
+    expect(listed.stderr.split(warning).length - 1).toBe(1);
+    expect(ids(JSON.parse(listed.stdout) as AuditRow[])).toEqual(
+      ids(filterEntries(all, { agent: 'helper' })),
+    );
+    // --verify reads every record whatever its labels, with a saved copy of the trail's keys; its
+    // exit status is about the chain (the legacy record is unsigned), so only stderr is asserted.
+    const saved = join(mkdtempSync(join(tmpdir(), 'warden-keys-')), 'audit-keys.json');
+    writeFileSync(saved, JSON.stringify({ keys: keys.keySet().keys }));
+    const verified = await cliRaw(['--verify', '--keys', saved]).catch((e: { stderr: string }) => e);
+    expect(verified.stderr).toContain(warning);
   }, 120_000);
 });

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { parsePublishedKeys } from '../../audit/keyset.js';
 import type { AgentIdentity, AuditRecord } from '../../core/api/index.js';
 import { type NamedRecord, parsePrunedThrough, type VerifyResult } from '../../core/audit/chain.js';
-import { agentLabelValue } from '../../core/audit/labels.js';
+import { agentLabelValue, labelMismatches } from '../../core/audit/labels.js';
 import { AuditKeySet } from '../../core/audit/signature.js';
 import { examineRecord, type TrailAgent, verifyExamined } from '../../core/audit/verify.js';
 import {
@@ -143,6 +143,7 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       const where = ns ? `in namespace ${ns}` : 'in all namespaces';
       const path = resourcePath(WARDEN_REF(PLURAL.AuditRecord), ns);
       const what = `AuditRecords ${where}`;
+      const relabelled = new Set<string>();
       if (opts.verify) {
         const agents = await kube.list<AgentIdentity>(
           resourcePath(WARDEN_REF(PLURAL.AgentIdentity), ns),
@@ -156,6 +157,7 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
         const createdAt = (r: AuditRecord) =>
           r.metadata?.creationTimestamp ? { createdAt: String(r.metadata.creationTimestamp) } : {};
         for await (const page of kube.pages<AuditRecord>(path, agentQuery(opts.agent), what, VERIFY_PAGE)) {
+          warnRelabelled(io, page, relabelled);
           for (const r of page) {
             const rns = r.metadata?.namespace ?? '';
             if (opts.agent && r.spec.agent !== opts.agent) continue;
@@ -178,7 +180,8 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
         return;
       }
       // Label selectors narrow what the API server sends (agent, denied, end hour); the filter
-      // then reads each page and keeps only matching rows.
+      // then reads each page and keeps only matching rows. Labels are not signed: each listed
+      // record's labels are re-derived from its signed spec and a relabelled one is named.
       const rows: AuditRow[] = [];
       for (const labelSelector of auditSelectors(filter, now)) {
         const query: Record<string, string> = labelSelector ? { labelSelector } : {};
@@ -186,6 +189,7 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
         // etcd and decodes every one (kube/kube.ts CACHED_LIST_QUERY); a query may miss the last
         // moments' entries, --verify (below) reads consistently.
         for await (const page of kube.pages<AuditRecord>(path, query, what, QUERY_PAGE, true)) {
+          warnRelabelled(io, page, relabelled);
           rows.push(...matchingRows(page, filter));
         }
       }
@@ -193,6 +197,25 @@ const createAuditCommand: CommandFactory = (io: CliIO) =>
       if (printStructured(io, g.output, rows)) return;
       io.out(formatTable(rows, { namespaces: kube.allNamespaces, wide: g.output === 'wide' }));
     });
+
+/**
+ * Names (on stderr, once per record) each listed record whose labels disagree with its signed
+ * spec: relabelled after it was written, so label-filtered queries may skip it. The rows and the
+ * exit status are unchanged — the signed content is intact; the labels are what lied.
+ */
+function warnRelabelled(io: CliIO, page: readonly AuditRecord[], seen: Set<string>): void {
+  for (const r of page) {
+    const bad = labelMismatches(r);
+    if (bad.length === 0) continue;
+    const name = `${r.metadata?.namespace ?? ''}/${r.metadata?.name ?? ''}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const what = bad.map((m) => `${m.label}=${m.found} (its signed spec says ${m.derived})`).join(', ');
+    io.err(
+      `warning: auditrecord ${name} was relabelled: ${what}; label-filtered queries (--agent, --decision Deny, --since) can skip it and records relabelled like it — run kubectl warden audit --verify without --agent, which reads every record, and find who patched it`,
+    );
+  }
+}
 
 /**
  * Records per page when verifying (~65 KiB each at 200 entries): memory of one page (a few MiB of

@@ -3,6 +3,7 @@ import {
   agentLabelValue,
   auditRecordLabels,
   hourLabelValue,
+  labelMismatches,
   MAX_SELECTED_HOURS,
   timeSelectors,
 } from './labels.js';
@@ -60,5 +61,34 @@ describe('timeSelectors', () => {
     const since = at('2026-11-01T00:00:00Z');
     expect(timeSelectors(since, since + (MAX_SELECTED_HOURS - 25) * 3_600_000)).toBeDefined();
     expect(timeSelectors(since, since + MAX_SELECTED_HOURS * 3_600_000)).toBeUndefined();
+  });
+});
+
+describe('labelMismatches: a relabelled record is named by whoever lists it', () => {
+  const spec = {
+    agent: 'support-bot',
+    endTime: '2026-12-04T19:59:59.999Z',
+    entries: [{ time: '2026-12-04T19:59:00Z', kind: 'Decision' as const, decision: 'Deny' as const }],
+  };
+  const labels = auditRecordLabels(spec);
+
+  it('finds nothing when the labels are the ones the spec derives', () => {
+    expect(labelMismatches({ metadata: { labels }, spec })).toEqual([]);
+  });
+
+  it('finds nothing on a record written before the time and denial labels existed', () => {
+    expect(labelMismatches({ metadata: { labels: { 'warden.dev/agent': 'support-bot' } }, spec })).toEqual(
+      [],
+    );
+  });
+
+  it.each([
+    ['a denial hidden from --decision Deny', 'warden.dev/denied', 'false', 'true'],
+    ['a record moved out of a --since range', 'warden.dev/end-hour', '2026-01-01T00', '2026-12-04T19'],
+    ['a record moved to another agent', 'warden.dev/agent', 'other-bot', 'support-bot'],
+  ])('%s', (_n, label, found, derived) => {
+    expect(labelMismatches({ metadata: { labels: { ...labels, [label]: found } }, spec })).toEqual([
+      { label, found, derived },
+    ]);
   });
 });

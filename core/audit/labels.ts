@@ -3,7 +3,9 @@
  * writer's own lookups, `kubectl warden audit`). Every value has bounded cardinality per record and
  * is derived from the record's spec. Labels are not signed: a record whose labels were edited is at
  * worst left out of a filtered listing. `--verify` selects by agent only, and every record it
- * reads is checked against its signed spec.
+ * reads is checked against its signed spec. Every reader re-derives the labels of the records it
+ * lists from their signed spec (labelMismatches) and names a relabelled one, so a relabel that
+ * hides a record from one query shows in any query or verification that lists it.
  */
 import { createHash } from 'node:crypto';
 import type { AuditRecordSpec } from '../api/index.js';
@@ -54,4 +56,23 @@ export function timeSelectors(sinceMs: number, untilMs: number): string[] | unde
   const hours: string[] = [];
   for (let h = from; h <= to; h++) hours.push(hourLabelValue(h * HOUR_MS));
   return [`${LABEL_AUDIT_HOUR} in (${hours.join(',')})`, `!${LABEL_AUDIT_HOUR}`];
+}
+
+/**
+ * The labels of a listed record that disagree with the ones its (signed) spec derives: the record
+ * was relabelled after the writer created it. A label the record lacks is not a mismatch (records
+ * written before a label existed carry only the agent label). Empty when they agree.
+ */
+export function labelMismatches(record: {
+  readonly metadata?: { readonly labels?: Readonly<Record<string, string>> | undefined } | undefined;
+  readonly spec: Pick<AuditRecordSpec, 'agent' | 'endTime' | 'entries'>;
+}): Array<{ label: string; found: string; derived: string }> {
+  const found = record.metadata?.labels ?? {};
+  const derived = auditRecordLabels(record.spec);
+  const out: Array<{ label: string; found: string; derived: string }> = [];
+  for (const [label, value] of Object.entries(derived)) {
+    const has = found[label];
+    if (has !== undefined && has !== value) out.push({ label, found: has, derived: value });
+  }
+  return out;
 }
