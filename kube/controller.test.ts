@@ -82,6 +82,47 @@ describe('Controller', () => {
     await related.inf.stop();
   });
 
+  it('skips a related update its relevance check rejects, and maps one it accepts', async () => {
+    const clock = new FakeClock();
+    const primary = informer([o('a')], clock);
+    const related = informer([o('sa-1', { ref: 'a', colour: 'red' })], clock);
+    const seen: string[] = [];
+    const c = new Controller({
+      name: 'test',
+      logger: silent,
+      clock,
+      reconcile: async (k: ObjectKey) => {
+        seen.push(`${k.namespace}/${k.name}`);
+      },
+    })
+      .watchPrimary(primary.inf)
+      .watchRelated(
+        related.inf,
+        (x) => [`ns/${String((x as { ref?: string }).ref)}`],
+        (old, x) => (old as { ref?: string }).ref !== (x as { ref?: string }).ref,
+      );
+    const started = c.start();
+    primary.inf.start();
+    related.inf.start();
+    primary.release();
+    related.release();
+    await started;
+    await c.whenIdle();
+    expect(seen).toEqual(['ns/a']);
+    const meta = (rv: string) => ({ metadata: { name: 'sa-1', namespace: 'ns', resourceVersion: rv } });
+    // Only a field the relevance check ignores changed: nothing is queued.
+    related.watch.last().send('MODIFIED', o('sa-1', { ref: 'a', colour: 'blue', ...meta('2') }));
+    await c.whenIdle();
+    expect(seen).toEqual(['ns/a']);
+    // The reference moved: both the old and the new owner are rechecked.
+    related.watch.last().send('MODIFIED', o('sa-1', { ref: 'b', colour: 'blue', ...meta('3') }));
+    await c.whenIdle();
+    expect(seen.slice(1).sort()).toEqual(['ns/a', 'ns/b']);
+    await c.stop();
+    await primary.inf.stop();
+    await related.inf.stop();
+  });
+
   it('treats NotFound from a reconcile as success (no retry)', async () => {
     const clock = new FakeClock();
     const primary = informer([o('gone')], clock);

@@ -99,7 +99,16 @@ export class Controller {
    * ServiceAccount → the AgentIdentities that reference it). On update both the
    * old and new versions are mapped, so a reference that moved away is rechecked too.
    */
-  watchRelated<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[]): this {
+  watchRelated<T extends KubeObject>(
+    informer: Informer<T>,
+    map: (obj: T) => string[],
+    /**
+     * Whether an update can change what the mapped objects' reconcile reads (absent: every
+     * update does). E.g. a policy reads an agent's name and labels, not its status: the agents'
+     * own status writes need not wake every policy selecting them.
+     */
+    relevant?: (old: T, obj: T) => boolean,
+  ): this {
     this.informers.push(informer as unknown as Informer<KubeObject>);
     const enqueueAll = (o: T) => {
       for (const k of map(o)) this.enqueue(k);
@@ -107,6 +116,7 @@ export class Controller {
     informer.on({
       add: enqueueAll,
       update: (old, o) => {
+        if (relevant && !relevant(old, o)) return;
         enqueueAll(old);
         enqueueAll(o);
       },

@@ -13,7 +13,7 @@ import { Informer } from '../../kube/informer.js';
 import type { KubeObject } from '../../kube/kube.js';
 import { FakeClock } from '../../kube/testing/fake-clock.js';
 import { FakeWatch } from '../../kube/testing/fake-watch.js';
-import { candidateAgents, policiesAffectedByAgent, selects } from './accesspolicy.js';
+import { agentSelectionChanged, candidateAgents, policiesAffectedByAgent, selects } from './accesspolicy.js';
 
 const seed = Number(process.env.FUZZ_SEED ?? 20_261_204);
 
@@ -98,5 +98,29 @@ describe('AccessPolicy indexes', () => {
       ),
       { seed, numRuns: 150 },
     );
+  });
+});
+
+describe('agentSelectionChanged: which AgentIdentity updates can change the policies selecting it', () => {
+  const agent = (labels?: Record<string, string>, status?: Record<string, unknown>): AgentIdentity =>
+    ({
+      metadata: { name: 'bot', namespace: 'ns', ...(labels ? { labels } : {}) },
+      spec: { serviceAccountName: 'sa' },
+      ...(status ? { status } : {}),
+    }) as AgentIdentity;
+
+  it('ignores a status-only update (the operator or the authority writing status)', () => {
+    expect(agentSelectionChanged(agent({ team: 'a' }), agent({ team: 'a' }, { conditions: [] }))).toBe(false);
+    expect(agentSelectionChanged(agent(), agent(undefined, { conditions: [] }))).toBe(false);
+  });
+
+  it.each([
+    ['a label added', agent({ team: 'a' }), agent({ team: 'a', tier: '1' })],
+    ['a label removed', agent({ team: 'a', tier: '1' }), agent({ team: 'a' })],
+    ['a label value changed', agent({ team: 'a' }), agent({ team: 'b' })],
+    ['labels added to an agent without any', agent(), agent({ team: 'a' })],
+    ['a label renamed (same count)', agent({ team: 'a' }), agent({ group: 'a' })],
+  ])('counts %s', (_, before, after) => {
+    expect(agentSelectionChanged(before, after)).toBe(true);
   });
 });

@@ -306,5 +306,23 @@ export function accessPolicyController(
     metrics: deps.metrics,
   })
     .watchPrimary(deps.policies)
-    .watchRelated(deps.agents, (a) => policiesAffectedByAgent(deps.policies, a));
+    .watchRelated(
+      deps.agents,
+      (a) => policiesAffectedByAgent(deps.policies, a),
+      (old, agent) => agentSelectionChanged(old, agent),
+    );
+}
+
+/**
+ * Whether an AgentIdentity update can change which policies select it: its labels (the name never
+ * changes; creation and deletion always count). Its status — written by the operator and the
+ * authority, often — does not, and waking every selecting policy on each status write was one
+ * reconcile per agent write at cold start.
+ */
+export function agentSelectionChanged(old: AgentIdentity, agent: AgentIdentity): boolean {
+  const a = old.metadata?.labels ?? {};
+  const b = agent.metadata?.labels ?? {};
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return true;
+  return keys.some((k) => a[k] !== b[k]);
 }

@@ -227,6 +227,16 @@ describe('AccessPolicy reconciler', () => {
       const p = await get(api, wardenPath(ns, 'accesspolicies', 'support'));
       return JSON.stringify(p?.status?.matchedAgents) === '["support-bot"]';
     });
+    // So does an agent whose labels no longer match (a label change wakes the policy; the
+    // agents' status writes do not).
+    await api.request('PATCH', wardenPath(ns, 'agentidentities', 'support-bot'), {
+      body: { metadata: { labels: { team: 'sales' } } },
+      contentType: 'application/merge-patch+json',
+    });
+    await eventually('matchedAgents follows the label change', async () => {
+      const p = await get(api, wardenPath(ns, 'accesspolicies', 'support'));
+      return JSON.stringify(p?.status?.matchedAgents) === '[]';
+    });
   });
 });
 
