@@ -130,6 +130,28 @@ describe('TrailAuditSink', () => {
     expect(lines[1]?.endpoint).toBe(base.endpoint);
   });
 
+  it('writes an entry at once when its answer waits for it (an issuance), and a controller entry at once', async () => {
+    const settle = async (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setImmediate(r));
+    };
+    // Buffered: no write is attempted before the flush interval (the writer is not started).
+    const queued = make();
+    expect(queued.sink.record({ ...base, decision: 'Allow' })).toBeUndefined();
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(queued.writer.stats()).toMatchObject({ buffered: 1, failures: 0 });
+    // Persisted: a promise, and the write starts now (the API here refuses, so it fails and stays queued).
+    const issuance = make();
+    void issuance.sink.persist({ ...base, decision: 'Allow' });
+    await settle(() => issuance.writer.stats().failures > 0);
+    expect(issuance.writer.stats()).toMatchObject({ buffered: 1, failures: 1, written: 0 });
+    // An event of no chain (no attributable agent) is exported only: nothing to wait for.
+    await expect(issuance.sink.persist({ ...base, agent: undefined })).resolves.toBe(true);
+    const controller = make();
+    controller.sink.recordEntry('agents', 'bot', { time: base.time, kind: 'Suspension', message: 'x' });
+    await settle(() => controller.writer.stats().failures > 0);
+    expect(controller.writer.stats()).toMatchObject({ buffered: 1, failures: 1 });
+  });
+
   it('does not add an entry for the /v1/audit shipping request itself', () => {
     const { writer, sink } = make();
     sink.record({ ...base, kind: 'Session', decision: 'Allow', endpoint: '/v1/audit' });

@@ -93,7 +93,21 @@ export class TrailAuditSink implements AuditSink, BrokerAuditTrail, ControllerAu
     for (const x of this.exporters) x.export(line);
   }
 
+  /** One authority event: an audit line, and an entry of its agent's chain when it has one. */
   record(event: AuditEvent): void {
+    this.handle(event, false);
+  }
+
+  /**
+   * An event whose answer waits for its entry (an issuance): the entry is written at once and the
+   * promise resolves true once it is in an AuditRecord (false: the API server refused its record as
+   * invalid and it was dropped). An event that belongs to no chain is exported only: true at once.
+   */
+  persist(event: AuditEvent): Promise<boolean> {
+    return this.handle(event, true) ?? Promise.resolve(true);
+  }
+
+  private handle(event: AuditEvent, persisted: boolean): Promise<boolean> | undefined {
     // A batch not persisted in time (503) is shipped again by the broker: no entry of its own either.
     const shipping =
       LOG_ONLY_ON_ALLOW.has(event.endpoint) &&
@@ -108,7 +122,10 @@ export class TrailAuditSink implements AuditSink, BrokerAuditTrail, ControllerAu
         { endpoint: event.endpoint, remoteAddress: event.source, detail: event.detail, trail },
       ),
     );
-    if (trail && event.namespace && event.agent) this.writer.record(event.namespace, event.agent, entry);
+    if (!trail || !event.namespace || !event.agent) return undefined;
+    if (persisted) return this.writer.recordPersisted(event.namespace, event.agent, [entry]);
+    this.writer.record(event.namespace, event.agent, entry);
+    return undefined;
   }
 
   /**
@@ -144,8 +161,15 @@ export class TrailAuditSink implements AuditSink, BrokerAuditTrail, ControllerAu
     return { fresh: delivered, persisted };
   }
 
+  /**
+   * An entry the controller records itself (a suspension, a revocation), after the status write it
+   * accompanies: written at once rather than after the flush interval, so a controller killed right
+   * after the status write loses it only if killed within that one record write (docs/faults.md).
+   */
   recordEntry(namespace: string, agent: string, entry: AuditEntry): void {
     this.emit(toLine('controller', entry, { namespace, agent }, { trail: true }));
-    this.writer.record(namespace, agent, entry);
+    // Nobody waits: recordPersisted only resolves (never rejects), so nothing is swallowed here;
+    // an entry that cannot be written stays queued and is retried like any other.
+    void this.writer.recordPersisted(namespace, agent, [entry]);
   }
 }

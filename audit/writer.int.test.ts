@@ -112,10 +112,13 @@ describe('AuditWriter', () => {
       limits: { maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 600_000 },
     });
     w.record(ns, 'bot', entry(0));
-    // A rule index outside the schema's 0..63: the API server answers 422 for this record.
-    w.record(ns, 'bot', { ...entry(1), reasons: [{ rule: -1, message: 'x' }] });
-    w.record(ns, 'bot', entry(2));
+    // A rule index outside the schema's 0..63: the API server answers 422 for this record. Its
+    // waiter (an issuance the authority would answer) learns the entry was dropped, not written.
+    const refused = w.recordPersisted(ns, 'bot', [{ ...entry(1), reasons: [{ rule: -1, message: 'x' }] }]);
+    const written = w.recordPersisted(ns, 'bot', [entry(2)]);
     await w.stop();
+    expect(await refused).toBe(false);
+    expect(await written).toBe(true);
     const items = await records(api, ns);
     expect(requestIds(items)).toEqual(['req-0', 'req-2']);
     expect(verifyChain(items.map((r) => ({ name: r.metadata.name ?? '', spec: r.spec }))).problems).toEqual(

@@ -104,10 +104,14 @@ export interface AuditWriterStats {
   failures: number;
 }
 
-/** One waiter for a set of entries: resolved when the last of them is persisted. */
+/**
+ * One waiter for a set of entries: resolved when the last of them is settled — true when every one
+ * is in an AuditRecord, false when any was refused by the API server as invalid (dropped, counted).
+ */
 interface Ticket {
   left: number;
-  resolve(): void;
+  refused: boolean;
+  resolve(written: boolean): void;
 }
 
 /** Sources remembered per chain (one per broker process); the oldest are forgotten past this. */
@@ -188,15 +192,19 @@ export class AuditWriter {
   }
 
   /**
-   * Queues entries of one chain and resolves once all of them are in AuditRecords (written now, or
-   * found already there by id). Never rejects: an entry that cannot be written keeps its waiter
-   * waiting, and the caller gives up after its own deadline (the broker ships it again).
+   * Queues entries of one chain and resolves once all of them are settled: true when every one is
+   * in an AuditRecord (written now, or found already there by id), false when the API server
+   * refused one as invalid (its batch is dropped and counted; shipping it again cannot help). Never
+   * rejects: an entry that cannot be written keeps its waiter waiting, and the caller gives up after
+   * its own deadline (the broker ships it again; the authority answers 503). A waiter holds no
+   * timer; its ticket is weakly tied to the entry, so an entry shed from the buffer (maxBuffered)
+   * frees it: the memory held for waiters is bounded by the buffer.
    */
-  recordPersisted(namespace: string, agent: string, entries: readonly AuditEntry[]): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
+  recordPersisted(namespace: string, agent: string, entries: readonly AuditEntry[]): Promise<boolean> {
+    if (entries.length === 0) return Promise.resolve(true);
     const key = `${namespace}/${agent}`;
-    const done = new Promise<void>((resolve) => {
-      const ticket: Ticket = { left: entries.length, resolve };
+    const done = new Promise<boolean>((resolve) => {
+      const ticket: Ticket = { left: entries.length, refused: false, resolve };
       for (const e of entries) this.tickets.set(e, ticket);
     });
     this.urgentUntil.set(key, this.now() + URGENT_MS);
@@ -235,7 +243,8 @@ export class AuditWriter {
       if (writing) earlier.add(writing);
       else fresh.push(e);
     }
-    const done = this.recordPersisted(namespace, agent, fresh);
+    // Settled either way: a batch refused as invalid is dropped (counted), not shipped forever.
+    const done = this.recordPersisted(namespace, agent, fresh).then(() => undefined);
     const ids: string[] = [];
     for (const e of fresh) {
       const id = inflightKey(key, e);
@@ -290,13 +299,14 @@ export class AuditWriter {
     if (caught.position.next !== from.next) this.unsure.add(key);
   }
 
-  /** Entries of a batch are in the trail: their waiters are told. */
-  private persisted(entries: readonly AuditEntry[]): void {
+  /** Entries of a batch are in the trail (or, `refused`, dropped as invalid): their waiters are told. */
+  private persisted(entries: readonly AuditEntry[], refused = false): void {
     for (const e of entries) {
       const t = this.tickets.get(e);
       if (!t) continue;
       this.tickets.delete(e);
-      if (--t.left === 0) t.resolve();
+      if (refused) t.refused = true;
+      if (--t.left === 0) t.resolve(!t.refused);
     }
   }
 
@@ -484,8 +494,9 @@ export class AuditWriter {
         this.dropped(batch.length);
         this.opts.onDropped?.(namespace, agent, batch.length);
         // Told as settled: shipping the same entries again would be refused again and hold the
-        // broker's spool forever. The loss is counted (status.audit.dropped, an Event, the log).
-        this.persisted(batch);
+        // broker's spool forever. The loss is counted (status.audit.dropped, an Event, the log), and
+        // a waiter learns it (the authority does not hand out an issuance whose entry was dropped).
+        this.persisted(batch, true);
         this.opts.log.error(
           { chain: key, entries: batch.length, err: describeError(err) },
           'audit record refused by the API server as invalid: its entries are dropped',

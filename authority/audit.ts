@@ -32,4 +32,13 @@ export class TeeAuditSink implements AuditSink {
   record(event: AuditEvent): void {
     for (const s of this.sinks) s.record(event);
   }
+  /** True once every sink that keeps a trail has the entry (see AuditSink.persist). */
+  persist(event: AuditEvent): Promise<boolean> {
+    const kept: Promise<boolean>[] = [];
+    for (const s of this.sinks) {
+      if (s.persist) kept.push(s.persist(event));
+      else s.record(event);
+    }
+    return Promise.all(kept).then((all) => all.every(Boolean));
+  }
 }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Logger } from 'pino';
-import type { AuditSink } from './audit.js';
+import type { AuditEvent, AuditSink } from './audit.js';
 import { OAuthError, toOAuthError } from './errors.js';
 import type { KeySource } from './keystore.js';
 import type { FailureRateLimiter } from './ratelimit.js';
@@ -32,6 +32,41 @@ export interface AuthorityServerOptions {
   routes?: Record<string, Handler>;
   /** Serve HTTPS with these options (production); plain HTTP when absent (tests, behind a TLS proxy). */
   tls?: HttpsOptions;
+  /** How long an issuance waits for its audit entry to be persisted (default AUDIT_PERSIST_TIMEOUT_MS). */
+  auditPersistTimeoutMs?: number;
+}
+
+/**
+ * Endpoints whose successful answer waits until its audit entry is in an AuditRecord: what they
+ * issue (a session, a credential) is never handed out unrecorded, also when the controller is
+ * killed a moment later (docs/faults.md). Denials are answered at once: they grant nothing, and the
+ * broker spools its own Decision entry of the refusal the agent saw.
+ */
+export const DURABLE_AUDIT_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/token', '/v1/credentials']);
+
+/**
+ * How long an issuance waits for its audit entry: under the broker's 5 s request timeout, above a
+ * record write on a loaded API server (as /v1/audit's acknowledgement).
+ */
+export const AUDIT_PERSIST_TIMEOUT_MS = 3000;
+
+/**
+ * What a persisted record came to within `ms`: 'written', 'refused' (the entry was dropped as
+ * invalid) or 'late'. The timer is cleared either way; a late record stays queued in the writer
+ * (its waiter is freed with the entry), so nothing here outlives the request.
+ */
+async function within(kept: Promise<boolean>, ms: number): Promise<'written' | 'refused' | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      kept.then((written) => (written ? ('written' as const) : ('refused' as const))),
+      new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function sendJson(
@@ -119,7 +154,32 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
         throw new OAuthError('invalid_request', `no endpoint ${path.slice(0, 100)}`, undefined, 404);
       const body = await handler(ctx);
       if (ctx.streaming) return; // the handler audits and writes the stream itself
-      record(ctx, 'Allow');
+      const allowed = eventOf(ctx, 'Allow');
+      let outcome: Awaited<ReturnType<typeof within>> = 'written';
+      if (DURABLE_AUDIT_ENDPOINTS.has(path) && opts.audit.persist) {
+        outcome = await within(
+          opts.audit.persist(allowed),
+          opts.auditPersistTimeoutMs ?? AUDIT_PERSIST_TIMEOUT_MS,
+        );
+      } else opts.audit.record(allowed);
+      if (outcome === 'late') {
+        // Decided, but not handed out: nothing is issued without its entry in the trail. The entry
+        // stays queued and is written when the API server takes it, so the trail may name an
+        // issuance that was never handed out, followed by this 503 (docs/faults.md). The broker
+        // fails the call closed and asks again later.
+        throw new OAuthError(
+          'temporarily_unavailable',
+          'the authority could not record this issuance in the audit trail in time (is the API server reachable?); nothing is issued unrecorded, retry later',
+        );
+      }
+      if (outcome === 'refused') {
+        // The API server refused the entry's record as invalid: it is dropped (counted, an Event),
+        // so what it records is not handed out either.
+        throw new OAuthError(
+          'server_error',
+          'the audit trail refused the record holding this issuance (see the AgentIdentity events); nothing is issued unrecorded',
+        );
+      }
       sendJson(res, 200, body ?? {}, ctx.noStore ? { 'cache-control': 'no-store', pragma: 'no-cache' } : {});
     } catch (err) {
       const e = toOAuthError(err);
@@ -129,7 +189,7 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
       if (!['server_error', 'slow_down', 'temporarily_unavailable', 'access_denied'].includes(e.code)) {
         opts.limiter.fail(source);
       }
-      record(ctx, 'Deny', e);
+      opts.audit.record(eventOf(ctx, 'Deny', e));
       const headers: Record<string, string> = { 'cache-control': 'no-store' };
       if (e.code === 'slow_down') headers['retry-after'] = String(Math.max(1, retryAfter));
       if (e.code === 'invalid_token') {
@@ -143,17 +203,15 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
     }
   };
 
-  const record = (ctx: RequestContext, decision: 'Allow' | 'Deny', err?: OAuthError): void => {
-    opts.audit.record({
-      ...ctx.audit,
-      time: new Date().toISOString(),
-      decision,
-      endpoint: (ctx.req.url ?? '').split('?')[0]!.slice(0, 100),
-      source: ctx.source,
-      requestId: ctx.requestId,
-      ...(err ? { error: err.code, message: err.description, detail: err.detail } : {}),
-    });
-  };
+  const eventOf = (ctx: RequestContext, decision: 'Allow' | 'Deny', err?: OAuthError): AuditEvent => ({
+    ...ctx.audit,
+    time: new Date().toISOString(),
+    decision,
+    endpoint: (ctx.req.url ?? '').split('?')[0]!.slice(0, 100),
+    source: ctx.source,
+    requestId: ctx.requestId,
+    ...(err ? { error: err.code, message: err.description, detail: err.detail } : {}),
+  });
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {

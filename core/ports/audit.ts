@@ -40,7 +40,16 @@ export interface AuditEvent {
 }
 
 export interface AuditSink {
+  /** Records one event; never throws, never blocks. */
   record(event: AuditEvent): void;
+  /**
+   * Records one event whose answer waits for it (an issuance): a sink that keeps the trail writes
+   * its entry at once and resolves true once it is in an AuditRecord, false when the API server
+   * refused the record as invalid and the entry was dropped (counted; the issuance is not handed
+   * out). Never rejects: the caller gives up after its own deadline. Sinks without it are recorded
+   * with `record`.
+   */
+  persist?(event: AuditEvent): Promise<boolean>;
 }
 
 export interface AuditSubject {
