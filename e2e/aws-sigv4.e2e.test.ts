@@ -14,7 +14,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,22 +24,12 @@ import { API_VERSION, GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/
 import { createAgentPod, startTestController, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
+import { freePort } from './tools/local-tool.js';
 import { type Minio, startMinio } from './tools/minio.js';
 
 const AGENT = 'reporter';
 const CLIENT_ID = 'warden-minio';
 const BUCKET = 'agent-data';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every log line of the controller and the broker, as written (to grep for keys). */
 const logLines: string[] = [];

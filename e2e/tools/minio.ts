@@ -8,49 +8,17 @@
  *
  * MinIO is AGPL-3.0: a test harness binary only, never shipped with or linked into Warden (ADR 0017).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { canonicalTarget, signAwsRequest } from '../../broker/sigv4.js';
-
-const BUILD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'build-minio.sh');
+import { connects, ensureTool, freePort } from './local-tool.js';
 
 /** The MinIO binary, built first when the cache lacks it (a cold build takes minutes). */
 export function ensureMinio(timeoutMs = 30 * 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(BUILD_SCRIPT, [], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const path = /^MINIO=(.+)$/m.exec(stdout)?.[1];
-      if (err || !path) reject(new Error(`e2e/tools/build-minio.sh failed: ${stderr || String(err)}`));
-      else resolve(path);
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.connect(port, '127.0.0.1');
-  });
+  return ensureTool('build-minio.sh', 'MINIO', timeoutMs);
 }
 
 /**

@@ -4,47 +4,15 @@
  * ~/.cache/warden/tools), listening on a loopback port and writing what it receives to a file
  * in its own temporary directory. Its own telemetry is off, so it opens no other port.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const BUILD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'build-otelcol.sh');
+import { join } from 'node:path';
+import { connects, ensureTool, freePort } from './local-tool.js';
 
 /** The collector binary, built first when the cache lacks it. */
 export function ensureCollector(timeoutMs = 20 * 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(BUILD_SCRIPT, [], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const path = /^OTELCOL=(.+)$/m.exec(stdout)?.[1];
-      if (err || !path) reject(new Error(`e2e/tools/build-otelcol.sh failed: ${stderr || String(err)}`));
-      else resolve(path);
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.connect(port, '127.0.0.1');
-  });
+  return ensureTool('build-otelcol.sh', 'OTELCOL', timeoutMs);
 }
 
 /** A plain value from an OTLP JSON AnyValue ({"stringValue": …}, {"kvlistValue": …}, …). */

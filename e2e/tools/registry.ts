@@ -6,22 +6,20 @@
  * JSON payload as the layer of an OCI manifest tagged `sha256-<hex>.sig`, its ECDSA P-256
  * signature (base64 DER) in the layer's `dev.cosignproject.cosign/signature` annotation.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { exportJWK, SignJWT } from 'jose';
 import {
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_TYPE,
   COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
 } from '../../core/constants.js';
+import { connects, ensureTool, freePort } from './local-tool.js';
 
-const BUILD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'build-registry.sh');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
@@ -29,36 +27,7 @@ const EMPTY_CONFIG = 'application/vnd.oci.empty.v1+json';
 
 /** The registry binary, built first when the cache lacks it. */
 export function ensureRegistry(timeoutMs = 20 * 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(BUILD_SCRIPT, [], { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const path = /^REGISTRY=(.+)$/m.exec(stdout)?.[1];
-      if (err || !path) reject(new Error(`e2e/tools/build-registry.sh failed: ${stderr || String(err)}`));
-      else resolve(path);
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.connect(port, '127.0.0.1');
-  });
+  return ensureTool('build-registry.sh', 'REGISTRY', timeoutMs);
 }
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
