@@ -33,6 +33,7 @@ import type { AuditSubject, BrokerEvent, BrokerEventSink, ControllerAuditSink } 
 import type { EventRecorder } from '../kube/events.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
 import { AGENT_IDENTITIES } from '../kube/resources.js';
+import type { StatusWriter } from '../kube/status.js';
 
 // The breaker's field manager is a constant with the other status owners (core/status-owners.ts).
 export { CIRCUIT_BREAKER_FIELD_MANAGER };
@@ -193,7 +194,10 @@ export function tripReason(t: Trip, action: BreakerAction): string {
 export interface CircuitBreakerOptions {
   /** The agent as the shared cache has it (spec.circuitBreaker, spec.suspended). */
   agent(namespace: string, name: string): AgentIdentity | undefined;
+  /** The spec.suspended patch of a Suspend trip. */
   api: KubeApi;
+  /** status.circuitBreaker's writer: field manager CIRCUIT_BREAKER_FIELD_MANAGER, its owner. */
+  status: StatusWriter;
   log: Logger;
   recorder?: EventRecorder | undefined;
   audit?: ControllerAuditSink | undefined;
@@ -313,10 +317,11 @@ export class CircuitBreaker implements BrokerEventSink {
     this.o.audit?.recordEntry(ns, name, entry);
     const trips = (agent.status?.circuitBreaker?.trips ?? 0) + 1;
     try {
-      await this.o.api.request('PATCH', resourcePath(AGENT_IDENTITIES, ns, name, 'status'), {
-        body: { status: { circuitBreaker: { trips, lastTrip: { time, ...trip, action } } } },
-        contentType: 'application/merge-patch+json',
-        query: { fieldManager: CIRCUIT_BREAKER_FIELD_MANAGER },
+      // Without a resourceVersion precondition: the trip must land whatever else changed on the
+      // agent meanwhile (our own suspension above, for one), and status.circuitBreaker has no other
+      // writer (core/status-owners.ts) whose write this could lose.
+      await this.o.status.overwrite(AGENT_IDENTITIES, agent, {
+        circuitBreaker: { trips, lastTrip: { time, ...trip, action } },
       });
     } catch (err) {
       // The Event, the audit entry and (for Suspend) spec.suspendReason already tell the trip.

@@ -16,9 +16,10 @@
  */
 import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
-import { API_VERSION, GROUP, PLURAL, STATS_FIELD_MANAGER, VERSION } from '../core/constants.js';
+import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
 import type { EventRecorder } from '../kube/events.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
+import type { StatusWriter } from '../kube/status.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
 
@@ -118,7 +119,10 @@ function onlyDropped(p: PendingStats): boolean {
 }
 
 export interface DecisionStatsOptions {
+  /** Reads the agent the counters add to. */
   api: KubeApi;
+  /** status.decisions' writer (field manager STATS_FIELD_MANAGER, its owner). */
+  status: StatusWriter;
   log: Logger;
   recorder?: EventRecorder;
   /** Minimum time between two status writes of one agent. Default 2 s. */
@@ -149,17 +153,17 @@ export class DecisionStats implements BrokerEventSink {
       }),
       write: async (namespace, name, pending) => {
         const obj = await opts.api.request<AgentIdentity>('GET', resourcePath(AGENT_REF, namespace, name));
-        await opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
-          body: {
-            status: statusPatch(
-              obj.status?.decisions as DecisionsStatus | undefined,
-              pending,
-              obj.status?.audit?.dropped ?? 0,
-            ),
-          },
-          contentType: 'application/merge-patch+json',
-          query: { fieldManager: STATS_FIELD_MANAGER },
-        });
+        // Added to what was read, without a resourceVersion precondition (as before the owner check:
+        // a 409 would only delay the counts); the field has no other writer (core/status-owners.ts).
+        await opts.status.overwrite(
+          AGENT_REF,
+          obj,
+          statusPatch(
+            obj.status?.decisions as DecisionsStatus | undefined,
+            pending,
+            obj.status?.audit?.dropped ?? 0,
+          ),
+        );
       },
       log: opts.log,
       what: 'decision counters',

@@ -16,8 +16,9 @@
  */
 import type { Logger } from 'pino';
 import type { CredentialProvider } from '../core/api/index.js';
-import { GROUP, PLURAL, STATS_FIELD_MANAGER, VERSION } from '../core/constants.js';
+import { GROUP, PLURAL, VERSION } from '../core/constants.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
+import type { StatusWriter } from '../kube/status.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
 
 const PROVIDER_REF = { group: GROUP, version: VERSION, plural: PLURAL.CredentialProvider };
@@ -29,7 +30,10 @@ export interface Issued {
 }
 
 export interface IssuanceStatsOptions {
+  /** Reads the provider the count adds to. */
   api: KubeApi;
+  /** status.issuedCount's writer (field manager STATS_FIELD_MANAGER, its owner). */
+  status: StatusWriter;
   log: Logger;
   /** Minimum time between two status writes of one provider. Default 2 s. */
   minIntervalMs?: number;
@@ -54,11 +58,9 @@ export class IssuanceStats {
           'GET',
           resourcePath(PROVIDER_REF, namespace, name),
         );
-        await opts.api.request('PATCH', resourcePath(PROVIDER_REF, namespace, name, 'status'), {
-          body: { status: issuedPatch(obj.status?.issuedCount, pending) },
-          contentType: 'application/merge-patch+json',
-          query: { fieldManager: STATS_FIELD_MANAGER },
-        });
+        // Added to what was read, without a resourceVersion precondition (as before the owner check:
+        // a 409 would only delay the counts); the field has no other writer (core/status-owners.ts).
+        await opts.status.overwrite(PROVIDER_REF, obj, issuedPatch(obj.status?.issuedCount, pending));
       },
       log: opts.log,
       what: 'issued-credential counter',

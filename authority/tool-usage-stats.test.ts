@@ -1,7 +1,9 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { USAGE_FIELD_MANAGER } from '../core/constants.js';
 import type { KubeApi } from '../kube/kube.js';
+import { ApiStatusWriter } from '../kube/status.js';
 import { createToolCallMetrics } from '../observability/tool-call-metrics.js';
 import type { BrokerEvent } from './audit-endpoint.js';
 import {
@@ -86,6 +88,7 @@ describe('ToolUsageStats with --metrics-tool-calls', () => {
     // No status write happens here (nothing is flushed), so the API is never called.
     const stats = new ToolUsageStats({
       api: {} as KubeApi,
+      status: new ApiStatusWriter({} as KubeApi, USAGE_FIELD_MANAGER),
       log: pino({ level: 'silent' }),
       metrics: createToolCallMetrics(registry),
     });

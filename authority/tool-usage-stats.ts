@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { AgentIdentity } from '../core/api/index.js';
 import { GROUP, PLURAL, USAGE_FIELD_MANAGER, VERSION } from '../core/constants.js';
 import { type KubeApi, resourcePath } from '../kube/kube.js';
+import type { StatusWriter } from '../kube/status.js';
 import type { ToolCallMetrics } from '../observability/tool-call-metrics.js';
 import type { AuditSubject, BrokerEvent, BrokerEventSink } from './audit-endpoint.js';
 import { RateBoundedStatus } from './rate-bounded-status.js';
@@ -93,7 +94,10 @@ export function usagePatch(
 }
 
 export interface ToolUsageStatsOptions {
+  /** Reads the agent the counters add to. */
   api: KubeApi;
+  /** status.usage's writer (field manager USAGE_FIELD_MANAGER, its owner). */
+  status: StatusWriter;
   log: Logger;
   /** Also count each tool call in warden_tool_calls_total (opt-in: --metrics-tool-calls). */
   metrics?: ToolCallMetrics;
@@ -129,11 +133,9 @@ export class ToolUsageStats implements BrokerEventSink {
           pending,
           new Date(now()).toISOString(),
         );
-        await opts.api.request('PATCH', resourcePath(AGENT_REF, namespace, name, 'status'), {
-          body: { status: { usage } },
-          contentType: 'application/merge-patch+json',
-          query: { fieldManager: USAGE_FIELD_MANAGER },
-        });
+        // Added to what was read, without a resourceVersion precondition (as before the owner check:
+        // a 409 would only delay the counts); the field has no other writer (core/status-owners.ts).
+        await opts.status.overwrite(AGENT_REF, obj, { usage });
       },
       log: opts.log,
       what: 'tool usage counters',

@@ -31,8 +31,11 @@ import { type RetentionPolicy, retentionEnabled } from '../core/audit/retention.
 import {
   API_VERSION,
   AUDIT_FIELD_MANAGER,
+  CIRCUIT_BREAKER_FIELD_MANAGER,
   RETENTION_FIELD_MANAGER,
   REVOCATION_FIELD_MANAGER,
+  STATS_FIELD_MANAGER,
+  USAGE_FIELD_MANAGER,
 } from '../core/constants.js';
 import type { Controller } from '../kube/controller.js';
 import { KubeConfigApi } from '../kube/kube.js';
@@ -175,7 +178,12 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const agents = mgr.cache.informer<AgentIdentity>(AGENT_IDENTITIES);
 
   // Status counters (decisions, attestation, dropped audit entries) have one writer: DecisionStats.
-  const decisionStats = new DecisionStats({ api, log: log.child({ component: 'decision-stats' }), recorder });
+  const decisionStats = new DecisionStats({
+    api,
+    status: mgr.statusWriter(STATS_FIELD_MANAGER),
+    log: log.child({ component: 'decision-stats' }),
+    recorder,
+  });
   // Audit records are signed with their own key ring (docs/adr/0012-audit-signing.md), published
   // before any record is signed with it.
   const auditKeyStore = new SecretKeyStore({
@@ -259,6 +267,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const circuitBreaker = new CircuitBreaker({
     agent: (namespace, name) => agents.get(name, namespace),
     api,
+    status: mgr.statusWriter(CIRCUIT_BREAKER_FIELD_MANAGER),
     log: log.child({ component: 'circuit-breaker' }),
     recorder,
     audit: auditSink,
@@ -267,10 +276,15 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   // status.usage: calls per MCP tool (top 10 + other), its own writer and field manager.
   const toolUsage = new ToolUsageStats({
     api,
+    status: mgr.statusWriter(USAGE_FIELD_MANAGER),
     log: log.child({ component: 'tool-usage' }),
     ...(o.toolCallMetrics ? { metrics: createToolCallMetrics(metrics.registry) } : {}),
   });
-  const issuanceStats = new IssuanceStats({ api, log: log.child({ component: 'issuance-stats' }) });
+  const issuanceStats = new IssuanceStats({
+    api,
+    status: mgr.statusWriter(STATS_FIELD_MANAGER),
+    log: log.child({ component: 'issuance-stats' }),
+  });
   const issuedCredentials = new IssuedCredentials();
   const postgres = new PostgresMinter();
   const secrets = kubeSecretsReader(api);
