@@ -10,8 +10,7 @@ function memoryApi(initial: number | undefined, fail: { next?: number } = {}) {
   const state = { issuedCount: initial, patches: 0 };
   const api = {
     async request<T>(method: string, _path: string, opts?: { body?: unknown }): Promise<T> {
-      if (method === 'PATCH' && fail.next && fail.next-- > 0)
-        throw new ApiError(500, 'boom', method, _path);
+      if (method === 'PATCH' && fail.next && fail.next-- > 0) throw new ApiError(500, 'boom', method, _path);
       if (method === 'GET') return { status: { issuedCount: state.issuedCount } } as T;
       state.patches++;
       const body = opts?.body as { status: { issuedCount: number } };
