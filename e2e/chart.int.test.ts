@@ -463,6 +463,8 @@ describe('gateway.enabled', () => {
         '--tls-cert=/var/run/warden/tls/tls.crt',
         '--audit-spool=/var/run/warden/spool',
         '--pg-listen=0.0.0.0:5432',
+        '--caller-rate=200',
+        '--caller-burst=400',
       ]),
     );
     // The PostgreSQL endpoint on the same Service and NetworkPolicy as the TLS listener.

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { type RunningGateway, runGateway } from '../broker/gateway/main.js';
+import { type RunGatewayOptions, type RunningGateway, runGateway } from '../broker/gateway/main.js';
 import { type McpUpstream, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
 import type { RunningController } from '../controller/run.js';
 import {
@@ -39,6 +39,12 @@ export interface GatewayStack {
   readonly urls: readonly string[];
   /** PEM CA the gateways' certificate chains to. */
   readonly ca: string;
+  /** The gateways' serving certificate and key (for a gateway started as its own process). */
+  readonly tls: { readonly certPem: string; readonly keyPem: string };
+  /** The gateway's own projected token (audience warden.dev/broker), as a file. */
+  readonly gatewayTokenFile: string;
+  /** With `tlsFiles: true`: the certificate and key files the gateways watch (tls-reload.ts). */
+  readonly tlsFiles?: { readonly cert: string; readonly key: string };
   readonly mcp: McpUpstream;
   readonly apiSeen: () => string[];
   /** The HTTP API's base URL (the `tickets` provider's target). */
@@ -112,6 +118,10 @@ export async function startGatewayStack(o: {
   postgres?: boolean;
   /** Further agents without a sidecar, each with its own service account and pod. */
   otherAgents?: readonly string[];
+  /** Each gateway's per-caller limit. */
+  callerRateLimit?: RunGatewayOptions['callerRateLimit'];
+  /** Serve the certificate from files the gateways watch (no periodic re-read: the watch alone). */
+  tlsFiles?: boolean;
 }): Promise<GatewayStack> {
   const kc = o.kubeConfig;
   const ns = o.namespace;
@@ -242,6 +252,11 @@ export async function startGatewayStack(o: {
     validityMs: 3600_000,
     usage: 'server',
   });
+  const tlsFiles = o.tlsFiles ? { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') } : undefined;
+  if (tlsFiles) {
+    writeFileSync(tlsFiles.cert, leaf.certPem);
+    writeFileSync(tlsFiles.key, leaf.keyPem, { mode: 0o600 });
+  }
   const gateways: RunningGateway[] = [];
   const urls: string[] = [];
   for (let i = 0; i < (o.replicas ?? 2); i++) {
@@ -255,6 +270,8 @@ export async function startGatewayStack(o: {
         tlsKey: leaf.keyPem,
         listen: { host: '127.0.0.1', port },
         ...(o.postgres ? { pgListen: { host: '127.0.0.1', port: 0 } } : {}),
+        ...(o.callerRateLimit ? { callerRateLimit: o.callerRateLimit } : {}),
+        ...(tlsFiles ? { tlsFiles: { ...tlsFiles, pollMs: 3600_000 } } : {}),
         healthPort: 0,
         healthHost: '127.0.0.1',
         publicUrl: url,
@@ -276,6 +293,9 @@ export async function startGatewayStack(o: {
     gateways,
     urls,
     ca: ca.certPem,
+    tls: { certPem: leaf.certPem, keyPem: leaf.keyPem },
+    gatewayTokenFile,
+    ...(tlsFiles ? { tlsFiles } : {}),
     mcp,
     apiSeen: () => http.seen.map((s) => String(s.headers.authorization ?? '')),
     upstreamUrl: http.url,

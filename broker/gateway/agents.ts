@@ -99,6 +99,16 @@ export class GatewayAgents {
     return this.agents.size;
   }
 
+  /**
+   * The agent a token was accepted for, while it is served without asking the authority again;
+   * null for a token that is new, due for revalidation, or was never accepted.
+   */
+  acceptedAgent(token: string): GatewayAgent | null {
+    const hit = this.accepted.get(createHash('sha256').update(token).digest('base64url'));
+    if (!hit || hit.until <= this.now()) return null;
+    return this.agents.get(hit.key) ?? null;
+  }
+
   /** The agent whose token this is, attesting it at the authority when it is new or due. */
   async agentFor(token: string, type: string, expiresAtMs: number | null): Promise<GatewayAgent> {
     const hash = createHash('sha256').update(token).digest('base64url');

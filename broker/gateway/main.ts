@@ -31,6 +31,8 @@ import {
   wwwAuthenticate,
 } from './auth.js';
 import { startGatewayPostgres } from './postgres.js';
+import { CallerRateLimiter, callerKey } from './rate-limit.js';
+import { watchTlsFiles } from './tls-reload.js';
 
 export interface RunGatewayOptions {
   readonly authorityUrl: string;
@@ -41,6 +43,16 @@ export interface RunGatewayOptions {
   /** PEM certificate chain and key of the agent-facing TLS listener. */
   readonly tlsCert: string;
   readonly tlsKey: string;
+  /**
+   * The files tlsCert and tlsKey were read from: watched, and a renewed pair is served from then
+   * on without a restart (tls-reload.ts). Absent: the pair given is served until the process ends.
+   */
+  readonly tlsFiles?: { readonly cert: string; readonly key: string; readonly pollMs?: number } | undefined;
+  /**
+   * Per-caller request limit (rate-limit.ts): a caller over it gets 429 with Retry-After (a
+   * PostgreSQL session: 53300), others keep their own budget. Absent: no limit.
+   */
+  readonly callerRateLimit?: { readonly perSecond: number; readonly burst: number } | undefined;
   readonly listen: Listen;
   /**
    * The PostgreSQL endpoint (postgres.ts): TLS with the same certificate, the agent's token as
@@ -66,6 +78,8 @@ export interface RunGatewayOptions {
 export interface RunningGateway {
   readonly ports: { listen: number; pg?: number; health: number };
   readonly agents: GatewayAgents;
+  /** Reads the TLS files now and serves them when they changed (what the file watch does). */
+  reloadTls(): Promise<boolean>;
   readonly metrics: WardenMetrics;
   readonly runnables: readonly string[];
   readiness(): Readiness;
@@ -93,6 +107,7 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
     auditSpoolMaxBytes: o.auditSpool?.maxBytes,
   });
 
+  const limiter = o.callerRateLimit ? new CallerRateLimiter(o.callerRateLimit) : undefined;
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const prm = protectedResourceProvider(path);
@@ -111,6 +126,22 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
     const resourceMetadata =
       r.kind === 'mcp' ? protectedResourceMetadataUrl(o.publicUrl, r.provider) : undefined;
     const bearer = bearerOf(req.headers.authorization);
+    if (bearer.ok && limiter) {
+      const d = limiter.take(callerKey(agents, bearer.token, req.socket.remoteAddress));
+      if (!d.ok) {
+        req.resume();
+        sendJson(
+          res,
+          429,
+          {
+            error: 'rate_limited',
+            message: `this caller sent more than ${o.callerRateLimit?.perSecond} requests per second (burst ${o.callerRateLimit?.burst}) to the Warden gateway; retry after ${d.retryAfterSeconds} s`,
+          },
+          { 'retry-after': String(d.retryAfterSeconds) },
+        );
+        return;
+      }
+    }
     if (!bearer.ok) {
       req.resume();
       sendJson(
@@ -186,12 +217,34 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
             listen: pgListen,
             tls: { certPem: o.tlsCert, keyPem: o.tlsKey },
             log: log.child({ component: 'postgresql' }),
+            ...(limiter ? { limiter } : {}),
           }),
         (endpoint) => endpoint.close(),
       )
     : undefined;
+  const tlsFiles = o.tlsFiles;
+  const reloader = tlsFiles
+    ? runnableValue(
+        'tls-reload',
+        () =>
+          watchTlsFiles({
+            certFile: tlsFiles.cert,
+            keyFile: tlsFiles.key,
+            initial: { certPem: o.tlsCert, keyPem: o.tlsKey },
+            ...(tlsFiles.pollMs !== undefined ? { pollMs: tlsFiles.pollMs } : {}),
+            apply: (pair) => {
+              // Both listeners or neither: the PostgreSQL endpoint validates first (it throws).
+              if (pg) pg.get().setTls(pair);
+              server.setSecureContext({ cert: pair.certPem, key: pair.keyPem, minVersion: 'TLSv1.2' });
+            },
+            log: log.child({ component: 'tls-reload' }),
+          }),
+        (w) => w.stop(),
+      )
+    : undefined;
   parts.add(health).add(agentListener);
   if (pg) parts.add(pg);
+  if (reloader) parts.add(reloader);
   // Stopped before the listeners close: every agent's audit is shipped, then its stream ends.
   parts.add(stopOnly('agents', () => agents.close()));
   await parts.start();
@@ -201,7 +254,15 @@ export async function runGateway(o: RunGatewayOptions): Promise<RunningGateway> 
     health: health.get(),
   };
   log.info({ ports, publicUrl: o.publicUrl }, 'gateway listening');
-  return { ports, agents, metrics, runnables: parts.names(), readiness, close: () => parts.stop() };
+  return {
+    ports,
+    agents,
+    metrics,
+    runnables: parts.names(),
+    readiness,
+    reloadTls: () => reloader?.get().check() ?? Promise.resolve(false),
+    close: () => parts.stop(),
+  };
 }
 
 /** The `gateway` subcommand for cli/warden.ts. */
@@ -245,6 +306,22 @@ export function gatewayCommand(): Command {
       positive,
     )
     .option(
+      '--caller-rate <per-second>',
+      'requests per second each caller (agent, or source address before its token is accepted) may send; over it: 429 with Retry-After',
+      positive,
+    )
+    .option(
+      '--caller-burst <n>',
+      'requests a caller may send at once (default: twice --caller-rate)',
+      positive,
+    )
+    .option(
+      '--tls-poll <seconds>',
+      'also compare the TLS files this often (file-change events are not delivered on every volume)',
+      positive,
+      30,
+    )
+    .option(
       '--audit-spool <dir>',
       "keep each agent's decisions in its own audit spool under this directory until the authority acknowledges them",
     )
@@ -264,6 +341,9 @@ export function gatewayCommand(): Command {
         revalidate: number;
         staleAfter?: number;
         auditSpool?: string;
+        callerRate?: number;
+        callerBurst?: number;
+        tlsPoll: number;
         logLevel: string;
       }) => {
         if (!opts.publicUrl.startsWith('https://')) {
@@ -276,6 +356,11 @@ export function gatewayCommand(): Command {
           authorityCa: opts.authorityCa ? await readFile(opts.authorityCa, 'utf8') : undefined,
           tlsCert: await readFile(opts.tlsCert, 'utf8'),
           tlsKey: await readFile(opts.tlsKey, 'utf8'),
+          tlsFiles: { cert: opts.tlsCert, key: opts.tlsKey, pollMs: opts.tlsPoll * 1000 },
+          callerRateLimit:
+            opts.callerRate !== undefined
+              ? { perSecond: opts.callerRate, burst: opts.callerBurst ?? opts.callerRate * 2 }
+              : undefined,
           publicUrl: opts.publicUrl,
           authorizationServer: opts.authorizationServer ?? opts.authorityUrl,
           listen: opts.listen,

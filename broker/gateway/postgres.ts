@@ -16,6 +16,7 @@ import type { PgClientInfo, PgEndpoint, PgSessionEvent, PgTlsMaterial } from '..
 import { PG_REFUSAL, startPgEndpoint } from '../pg/endpoint.js';
 import { CallerRejected, type GatewayAgent, type GatewayAgents } from './agents.js';
 import { callerToken } from './auth.js';
+import { type CallerRateLimiter, callerKey } from './rate-limit.js';
 
 export interface GatewayPostgresOptions {
   readonly agents: GatewayAgents;
@@ -25,6 +26,8 @@ export interface GatewayPostgresOptions {
   readonly log: Logger;
   readonly startupTimeoutMs?: number | undefined;
   readonly upstreamTimeoutMs?: number | undefined;
+  /** The gateway's per-caller limit (shared with its HTTPS listener): a session is one request. */
+  readonly limiter?: CallerRateLimiter | undefined;
 }
 
 export function startGatewayPostgres(o: GatewayPostgresOptions): Promise<PgEndpoint> {
@@ -50,6 +53,15 @@ export function startGatewayPostgres(o: GatewayPostgresOptions): Promise<PgEndpo
           code: PG_REFUSAL.invalidPassword,
           message: `${token.message}: the Warden gateway takes the agent's token as the password (a projected token with audience warden.dev/gateway, or a Warden agent token), e.g. PGPASSWORD="$(cat /var/run/secrets/warden/token)"`,
         };
+      }
+      if (o.limiter) {
+        const d = o.limiter.take(callerKey(o.agents, token.token, info.remoteAddress));
+        if (!d.ok) {
+          return {
+            code: PG_REFUSAL.tooManyConnections,
+            message: `this caller opened sessions faster than the Warden gateway's per-caller limit; retry in ${d.retryAfterSeconds} s`,
+          };
+        }
       }
       let agent: GatewayAgent;
       try {

@@ -94,6 +94,8 @@ export const PG_REFUSAL = {
   unsupported: '0A000',
   /** configuration_limit_exceeded (class 53, insufficient resources): a quota (rules[].limits). */
   quotaExceeded: '53400',
+  /** too_many_connections: the shared gateway's per-caller limit. */
+  tooManyConnections: '53300',
 } as const;
 
 /** A login for the upstream (from the authority; never shown to the agent). */
@@ -175,6 +177,11 @@ export interface PgEndpoint {
   readonly activeSessions: number;
   /** Ends every relayed session now (kill switch); returns how many were ended. */
   closeSessions(): number;
+  /**
+   * Serves new TLS sessions with this certificate from now on (a renewed certificate; sessions
+   * already open keep theirs). Throws, keeping the old one, when the pair is unusable.
+   */
+  setTls(material: PgTlsMaterial): void;
   /** Stops listening and ends every session. */
   close(): Promise<void>;
 }
@@ -725,6 +732,10 @@ export async function startPgEndpoint(opts: PgEndpointOptions): Promise<PgEndpoi
       return sessions.size;
     },
     closeSessions,
+    setTls: (m) => {
+      const context = createSecureContext({ cert: m.certPem, key: m.keyPem, minVersion: 'TLSv1.2' });
+      secureContext = Promise.resolve(context);
+    },
     close: async () => {
       const closing = new Promise<void>((resolve) => server.close(() => resolve()));
       closeSessions();
