@@ -31,7 +31,7 @@ import {
   wwwAuthenticate,
 } from './auth.js';
 import { startGatewayPostgres } from './postgres.js';
-import { CallerRateLimiter, callerKey } from './rate-limit.js';
+import { CallerRateLimiter, callerKey, type RateLimitOptions } from './rate-limit.js';
 import { watchTlsFiles } from './tls-reload.js';
 
 export interface RunGatewayOptions {
@@ -50,9 +50,10 @@ export interface RunGatewayOptions {
   readonly tlsFiles?: { readonly cert: string; readonly key: string; readonly pollMs?: number } | undefined;
   /**
    * Per-caller request limit (rate-limit.ts): a caller over it gets 429 with Retry-After (a
-   * PostgreSQL session: 53300), others keep their own budget. Absent: no limit.
+   * PostgreSQL session: 53300), others keep their own budget. Absent: no limit. `now` is the
+   * limiter's clock (tests hold it still so a refusal does not depend on how fast calls arrive).
    */
-  readonly callerRateLimit?: { readonly perSecond: number; readonly burst: number } | undefined;
+  readonly callerRateLimit?: RateLimitOptions | undefined;
   readonly listen: Listen;
   /**
    * The PostgreSQL endpoint (postgres.ts): TLS with the same certificate, the agent's token as
@@ -359,7 +360,11 @@ export function gatewayCommand(): Command {
           tlsFiles: { cert: opts.tlsCert, key: opts.tlsKey, pollMs: opts.tlsPoll * 1000 },
           callerRateLimit:
             opts.callerRate !== undefined
-              ? { perSecond: opts.callerRate, burst: opts.callerBurst ?? opts.callerRate * 2 }
+              ? {
+                  perSecond: opts.callerRate,
+                  // A bucket holds at least one request (a rate below 0.5/s would otherwise refuse all).
+                  burst: opts.callerBurst ?? Math.max(1, opts.callerRate * 2),
+                }
               : undefined,
           publicUrl: opts.publicUrl,
           authorizationServer: opts.authorizationServer ?? opts.authorityUrl,

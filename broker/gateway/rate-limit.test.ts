@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallerRateLimiter } from './rate-limit.js';
+import { CallerRateLimiter, callerKey } from './rate-limit.js';
 
 function limiter(perSecond: number, burst: number, maxKeys?: number) {
   let now = 1_000_000;
@@ -59,5 +59,22 @@ describe('CallerRateLimiter', () => {
     [{ perSecond: Number.NaN, burst: 1 }, /perSecond must be > 0/],
   ])('refuses a configuration %j', (o, message) => {
     expect(() => new CallerRateLimiter(o)).toThrow(message);
+  });
+});
+
+describe('callerKey', () => {
+  const agents = {
+    acceptedAgent: (token: string) => (token === 'accepted-token' ? { key: 'ns/bot/uid-1' } : null),
+  };
+
+  it('spends the budget of the agent a token was accepted for, wherever it comes from', () => {
+    expect(callerKey(agents, 'accepted-token', '10.0.0.1')).toBe('agent:ns/bot/uid-1');
+    expect(callerKey(agents, 'accepted-token', '10.0.0.2')).toBe('agent:ns/bot/uid-1');
+  });
+
+  it('spends the source address budget for a token not (or no longer) accepted — never a name the caller chose', () => {
+    expect(callerKey(agents, 'forged-token', '10.0.0.1')).toBe('address:10.0.0.1');
+    expect(callerKey(agents, 'another-forged-token', '10.0.0.1')).toBe('address:10.0.0.1');
+    expect(callerKey(agents, 'forged-token', undefined)).toBe('address:unknown');
   });
 });
