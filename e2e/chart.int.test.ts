@@ -496,6 +496,26 @@ describe('gateway.enabled', () => {
     ).toEqual(['Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
   });
 
+  it.each([
+    ['0 turns the per-caller limit off', ['gateway.callerRateLimit.perSecond=0'], []],
+    [
+      'a fractional rate without a burst leaves the burst to the gateway (at least 1)',
+      ['gateway.callerRateLimit.perSecond=0.5', 'gateway.callerRateLimit.burst=null'],
+      ['--caller-rate=0.5'],
+    ],
+  ])('callerRateLimit: %s', async (_name, sets, expected) => {
+    const gatewaySet = VALUE_SETS.find((v) => v.name === 'gateway')!;
+    const out = await template(
+      gatewaySet,
+      sets.flatMap((x) => ['--set', x]),
+    );
+    expect(out.code, out.stderr).toBe(0);
+    const args =
+      find<V1Deployment>(parseManifests(out.stdout), 'Deployment', '-gateway').spec?.template.spec
+        ?.containers[0]?.args ?? [];
+    expect(args.filter((a) => a.startsWith('--caller-'))).toEqual(expected);
+  });
+
   it('is off by default: no gateway object, no --gateway-service-account', () => {
     expect(all('default').filter((o) => o.metadata.name.endsWith('-gateway'))).toEqual([]);
     const args =
