@@ -10,13 +10,13 @@
  * The sidecar and the gateway each run as their own process, started with the real CLI (`warden
  * broker`, `warden gateway`) and the flags they are deployed with (each with its audit spool; the
  * gateway with a per-caller limit set well above the load, so its cost is counted but nothing is
- * refused). `cpuMicrosPerOp` of those rows is that process's CPU (user + system, /proc) per call:
+ * refused). `cpuMicrosPerOp` of those rows is that process's CPU (all its threads, /proc) per call:
  * what Warden itself spends, apart from the client, the upstream and the controller, which share
  * this process. Every call is audited through the controller on both paths.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -36,8 +36,6 @@ const SEQUENTIAL = Number(process.env.WARDEN_BENCH_GATEWAY_CALLS ?? 500);
 const RATE = Number(process.env.WARDEN_BENCH_GATEWAY_RATE ?? 1000);
 const SECONDS = Number(process.env.WARDEN_BENCH_GATEWAY_SECONDS ?? 3);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on Linux). */
-const USER_HZ = 100;
 
 /** A Warden process started with the CLI; its CPU read from /proc. */
 interface WardenProcess {
@@ -55,10 +53,17 @@ function startWarden(args: readonly string[], env: Record<string, string> = {}):
   return {
     child,
     cpuMicros() {
-      // Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th.
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6;
+      // Nanoseconds on a CPU of each of its threads (main, libuv pool, V8 helpers): finer than
+      // /proc/<pid>/stat's 10 ms ticks, which are too coarse for 500 calls.
+      let ns = 0;
+      for (const tid of readdirSync(`/proc/${child.pid}/task`)) {
+        try {
+          ns += Number(readFileSync(`/proc/${child.pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        } catch {
+          // The thread ended between the listing and the read.
+        }
+      }
+      return ns / 1000;
     },
     stop: () =>
       new Promise((resolve) => {
