@@ -10,7 +10,7 @@ import type {
   CompiledSelector,
 } from './compiled.js';
 import { type CompiledExpression, compileConjunction, compileExpression } from './expression.js';
-import { compilePathGlob, compileToolGlob, globProblem, toolGlobPrefix } from './glob.js';
+import { compilePathGlob, compileToolGlob, globProblem, toolGlobGram, toolGlobPrefix } from './glob.js';
 import { lineColumn } from './hints.js';
 import type { AccessPolicySpecLike, PolicyCompileError, PolicyRuleLike } from './types.js';
 
@@ -160,6 +160,7 @@ function compileRule(
 
   let toolMatchers: CompiledRule['toolMatchers'] = null;
   let toolPrefixes: string[] | null = null;
+  let toolGrams: string[] | null = null;
   if (rule.tools !== undefined && rule.tools.length > 0) {
     if (rule.tools.length > MAX_TOOLS)
       fail(`${path}.tools`, 'too_many_tools', `${rule.tools.length} tool globs; the limit is ${MAX_TOOLS}`);
@@ -171,6 +172,7 @@ function compileRule(
     // Deny globs fold case and compatibility forms, so DELETE and ｄｅｌｅｔｅ cannot step around them.
     toolMatchers = rule.tools.map((t) => compileToolGlob(String(t), { caseInsensitive: denies }));
     toolPrefixes = rule.tools.map((t) => toolGlobPrefix(String(t), { caseInsensitive: denies }));
+    toolGrams = rule.tools.map((t) => toolGlobGram(String(t), { caseInsensitive: denies }));
   }
 
   const http = rule.http ? compileHttp(rule.http, `${path}.http`, fail) : null;
@@ -222,6 +224,7 @@ function compileRule(
     tools: rule.tools && rule.tools.length > 0 ? rule.tools : null,
     toolMatchers,
     toolPrefixes,
+    toolGrams,
     http,
     conditions,
     conditionNames: conditions.length === 0 ? null : conditions.map((c) => c.name).join(', '),

@@ -35,6 +35,11 @@ export interface CompiledRule {
    * the rule is tried for every tool, as before.
    */
   readonly toolPrefixes?: readonly string[] | null;
+  /**
+   * Per tool glob, TOOL_GRAM characters every matching name contains (glob.ts toolGlobGram), for
+   * the globs that start with a wildcard; '' where none is known. Absent or null = not indexed.
+   */
+  readonly toolGrams?: readonly string[] | null;
   readonly http: CompiledHttpMatch | null;
   readonly conditions: readonly CompiledCondition[];
   /** Condition names joined with ", " (what an Allow/Deny decision reports), or null without conditions. */

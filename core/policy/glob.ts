@@ -157,6 +157,30 @@ export function toolGlobPrefix(pattern: string, options: { caseInsensitive?: boo
   return p;
 }
 
+/** Length of the literal pieces (n-grams) a policy set indexes wildcard-leading tool globs by. */
+export const TOOL_GRAM = 3;
+
+/**
+ * For a glob that starts with a wildcard (no literal prefix): TOOL_GRAM characters every matching
+ * tool name contains — the end of the glob's longest literal run (folded like the matcher when
+ * `caseInsensitive`), or '' when no run is that long (`*`, `*a*`). A literal run is matched
+ * character for character, so any name the glob matches holds it, and with it this piece: a
+ * policy set can look such a rule up by the pieces of the name instead of trying it for every
+ * tool (`*.delete_*` is found under "te_" for "jira.delete_issue", not tried for "jira.get").
+ */
+export function toolGlobGram(pattern: string, options: { caseInsensitive?: boolean } = {}): string {
+  const p = options.caseInsensitive ? foldToolName(pattern) : pattern;
+  let best = '';
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    const c = i < p.length ? p.charCodeAt(i) : 42;
+    if (c !== 42 /* * */ && c !== 63 /* ? */) continue;
+    if (i - start >= best.length && i - start >= TOOL_GRAM) best = p.slice(start, i);
+    start = i + 1;
+  }
+  return best.slice(best.length - TOOL_GRAM);
+}
+
 /** Compile an HTTP path glob ("/api/v1/tickets/*", "/api/**"). */
 export function compilePathGlob(pattern: string): GlobMatcher {
   if (pattern === '**' || pattern === '/**') return () => true;

@@ -1,7 +1,7 @@
 import { DEFAULT_BOUNDS, type PolicyBounds } from './bounds.js';
 import type { CelAgent } from './cel-env.js';
 import type { CompiledPolicy, CompiledRule } from './compiled.js';
-import { foldToolName } from './glob.js';
+import { foldToolName, TOOL_GRAM } from './glob.js';
 import { celAgent } from './input.js';
 import { type PolicySetAgent, selectorMismatch } from './match.js';
 
@@ -23,14 +23,17 @@ export interface TargetIndex {
 }
 
 /**
- * One target's rules indexed by the literal prefix of their tool globs. A rule whose globs all
- * start with literal text sits under each of those prefixes; every other rule (no tool globs, a
- * glob starting with a wildcard, or compiled without prefixes) is in `always`. Positions keep the
- * policy order when lists are merged.
+ * One target's rules indexed by what their tool globs require of a name. A glob that starts with
+ * literal text puts its rule under that prefix; a glob that starts with a wildcard but holds a
+ * literal run of TOOL_GRAM characters or more puts it under TOOL_GRAM characters of that run
+ * (`byGram`, looked up with every TOOL_GRAM-long piece of the name). A rule with a glob that
+ * requires neither (`*`, `*a*`), no tool globs, or compiled without this index is in `always`.
+ * Positions keep the policy order when lists are merged.
  */
 export interface ToolIndex {
   readonly always: Bucket;
   readonly byPrefix: ReadonlyMap<string, Bucket>;
+  readonly byGram: ReadonlyMap<string, Bucket>;
   /** Distinct prefix lengths, ascending: the only lengths worth looking up. */
   readonly lengths: readonly number[];
   /** Deny rules compare folded names (foldToolName), Allow rules exact ones. */
@@ -46,26 +49,37 @@ interface Bucket {
 function indexTools(refs: readonly RuleRef[], fold: boolean): ToolIndex {
   const always: Bucket = { refs: [], pos: [] };
   const byPrefix = new Map<string, Bucket>();
+  const byGram = new Map<string, Bucket>();
+  const bucket = (map: Map<string, Bucket>, key: string): Bucket => {
+    let b = map.get(key);
+    if (!b) {
+      b = { refs: [], pos: [] };
+      map.set(key, b);
+    }
+    return b;
+  };
   refs.forEach((ref, pos) => {
-    const prefixes = ref.rule.toolMatchers ? ref.rule.toolPrefixes : null;
+    const { toolMatchers, toolPrefixes: prefixes, toolGrams: grams } = ref.rule;
+    // Per glob: its literal prefix, else TOOL_GRAM characters it requires, else nothing to index by.
+    const keys =
+      toolMatchers && prefixes && prefixes.length > 0
+        ? prefixes.map((p, i) => ({ prefix: p, gram: grams?.[i] ?? '' }))
+        : [];
     const buckets =
-      !prefixes || prefixes.length === 0 || prefixes.some((p) => p === '')
+      keys.length === 0 || keys.some((k) => k.prefix === '' && k.gram.length !== TOOL_GRAM)
         ? [always]
-        : [...new Set(prefixes)].map((prefix) => {
-            let b = byPrefix.get(prefix);
-            if (!b) {
-              b = { refs: [], pos: [] };
-              byPrefix.set(prefix, b);
-            }
-            return b;
-          });
+        : [
+            ...new Set(
+              keys.map((k) => (k.prefix !== '' ? bucket(byPrefix, k.prefix) : bucket(byGram, k.gram))),
+            ),
+          ];
     for (const b of buckets) {
       b.refs.push(ref);
       b.pos.push(pos);
     }
   });
   const lengths = [...new Set([...byPrefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
-  return { always, byPrefix, lengths, fold };
+  return { always, byPrefix, byGram, lengths, fold };
 }
 
 /**
@@ -82,6 +96,12 @@ export function toolRulesFor(index: TargetIndex, target: string, tool: string): 
     if (length > name.length) break;
     const b = ti.byPrefix.get(name.slice(0, length));
     if (b) found.push(b);
+  }
+  if (ti.byGram.size > 0) {
+    for (let i = 0; i + TOOL_GRAM <= name.length; i++) {
+      const b = ti.byGram.get(name.slice(i, i + TOOL_GRAM));
+      if (b && !found.includes(b)) found.push(b);
+    }
   }
   if (ti.always.refs.length > 0) found.push(ti.always);
   if (found.length === 0) return [];

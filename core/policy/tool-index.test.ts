@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decide } from './decide.js';
+import { toolGlobGram } from './glob.js';
 import { ruleAppliesTo } from './match.js';
 import { buildPolicySet, rulesFor, toolRulesFor } from './policy-set.js';
 import { allowPolicy, denyPolicy, MONDAY_10_UTC, mcpCall } from './testing.js';
@@ -99,5 +100,34 @@ describe('tool index', () => {
       'agents/p42',
     ]);
     expect(toolRulesFor(set.allow, 'jira', 'jira.unknown')).toEqual([]);
+  });
+
+  it('finds a Deny glob that starts with a wildcard by a piece of its literal text, in any case or width', () => {
+    const specs = Array.from({ length: 200 }, (_, i) => ({
+      deny: true,
+      rules: [{ targets: ['*'], tools: [`*.delete_${i}*`, '*.purge'] }],
+    }));
+    const set = setOf(specs);
+    // Not one of the 200 is tried for a name holding none of their pieces ...
+    expect(toolRulesFor(set.deny, 'jira', 'jira.get_issue')).toEqual([]);
+    // ... and each is found for a name it matches, written in another case or fullwidth form.
+    const hits = toolRulesFor(set.deny, 'jira', 'jira.ＤＥＬＥＴＥ_42_issue').map((r) => r.policy.id);
+    expect(hits).toContain('agents/p42');
+    expect(decide(set, mcpCall('jira.ＤＥＬＥＴＥ_42_issue')).decision).toBe('Deny');
+    expect(decide(set, mcpCall('wiki.PURGE')).policy).toBe('agents/p0');
+  });
+});
+
+describe('toolGlobGram', () => {
+  it.each([
+    ['*.delete_*', false, 'te_'],
+    ['*DELETE*', true, 'ete'],
+    ['*ab?cdef*x*', false, 'def'],
+    ['*abc*def*', false, 'def'],
+    ['*', false, ''],
+    ['*ab*cd*', false, ''],
+    ['jira.*', false, 'ra.'],
+  ])('%s (folded: %s) -> %j', (glob, fold, gram) => {
+    expect(toolGlobGram(glob, { caseInsensitive: fold })).toBe(gram);
   });
 });
