@@ -129,15 +129,19 @@ describe('RegistrySignatureVerifier fails closed on a registry that misbehaves',
         res.writeHead(401, { 'www-authenticate': 'Bearer realm="http://10.0.0.1/token"' }).end(),
       'token realm http://10.0.0.1 is not https',
     ],
-  ])('%s', async (_name, handler, message) => {
-    // Short timeouts only where the timeout is what is tested: the others must fail for their own
-    // reason however slowly a loaded machine streams (an endless manifest hits the size cap first).
-    const timeouts = message.includes('timeout')
-      ? { timeoutMs: 300, totalTimeoutMs: 2000 }
-      : { timeoutMs: 20_000, totalTimeoutMs: 30_000 };
-    const r = await against(handler, timeouts);
-    expect(r).toMatchObject({ ok: false, reason: 'ImageSignatureUnverifiable' });
-    expect(!r.ok && r.message).toContain(message);
-    expect(!r.ok && r.message).toContain('attestation fails closed until the registry answers');
-  }, 60_000);
+  ])(
+    '%s',
+    async (_name, handler, message) => {
+      // Short timeouts only where the timeout is what is tested: the others must fail for their own
+      // reason however slowly a loaded machine streams (an endless manifest hits the size cap first).
+      const timeouts = message.includes('timeout')
+        ? { timeoutMs: 300, totalTimeoutMs: 2000 }
+        : { timeoutMs: 20_000, totalTimeoutMs: 30_000 };
+      const r = await against(handler, timeouts);
+      expect(r).toMatchObject({ ok: false, reason: 'ImageSignatureUnverifiable' });
+      expect(!r.ok && r.message).toContain(message);
+      expect(!r.ok && r.message).toContain('attestation fails closed until the registry answers');
+    },
+    60_000,
+  );
 });
