@@ -20,12 +20,30 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { Agent, createServer, request, type Server } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BROKER_NODE_OPTIONS } from '../webhook/broker-sidecar.js';
 import { type BenchResult, latencyResult, median, percentile, spreadOf } from './lib.js';
 
 const CHILD_ENV = 'WARDEN_BENCH_BROKER_CHILD';
+/**
+ * A directory: the broker process profiles each 1,000 req/s run of the bare proxy and of the
+ * broker separately (node:inspector, PROFILE_INTERVAL_US sampling) and writes
+ * `<path>-1000rps-r<repeat>.cpuprofile` there; `npx tsx bench/cpuprofile.ts <files>` summarises.
+ */
+const PROFILE_DIR = process.env.WARDEN_BENCH_BROKER_PROFILE ?? '';
+const PROFILE_INTERVAL_US = 200;
+/**
+ * V8/Node flags of the broker process: by default the injected sidecar's NODE_OPTIONS (what a
+ * broker runs with in a pod); WARDEN_BENCH_BROKER_NODE_FLAGS replaces them ('' = none).
+ */
+const BROKER_FLAGS = process.env.WARDEN_BENCH_BROKER_NODE_FLAGS ?? BROKER_NODE_OPTIONS;
+/** The sustained run: 1,000 req/s for this long through the bare proxy, then the broker (0 = skip). */
+const SUSTAINED_SECONDS = Number(process.env.WARDEN_BENCH_BROKER_SUSTAINED_SECONDS ?? 60);
+/** Broker CPU per call over the bare Node proxy's (issue 20). */
+const CPU_RATIO_TARGET = 1.2;
 const RATES = [200, 1000];
 const DURATION_MS = Number(process.env.WARDEN_BENCH_BROKER_SECONDS ?? 3) * 1000;
 
@@ -208,10 +226,20 @@ interface ChildHandle {
   port: number;
   /** The bare Node.js proxy in the same process (the floor for any Node proxy). */
   barePort: number;
+  /**
+   * A Node.js proxy that does the broker's minimum work on the bytes and nothing else: reads the
+   * request whole, parses it once and forwards its own serialisation, reads the answer whole and
+   * writes it back — the floor for a proxy that must decide on the message (same process).
+   */
+  bufferingPort: number;
   /** The broker process's memory: RSS and V8's view of it (heap, external, array buffers). */
   memory(): Promise<NodeJS.MemoryUsage>;
   /** Total CPU time (user + system) of the broker process so far, µs. */
   cpu(): Promise<number>;
+  /** Start the V8 CPU profiler in the broker process (node:inspector, one profile at a time). */
+  profileStart(): Promise<void>;
+  /** Stop it and write the profile to `file` (a .cpuprofile). */
+  profileStop(file: string): Promise<void>;
   stop(): void;
 }
 
@@ -230,6 +258,9 @@ async function bundleChild(): Promise<string> {
     packages: 'external',
     outfile,
     logLevel: 'error',
+    // For WARDEN_BENCH_BROKER_PROFILE: bench/cpuprofile.ts maps the bundle's frames back to
+    // Warden's source files with it (the map is not loaded at run time).
+    sourcemap: 'linked',
   });
   return outfile;
 }
@@ -238,38 +269,37 @@ async function startBrokerProcess(upstreamUrl: string): Promise<ChildHandle> {
   const child = fork(await bundleChild(), [], {
     // V8 flags for the broker process, e.g. "--max-semi-space-size=4" (what the sidecar would get
     // through NODE_OPTIONS) to see their effect on RSS and latency.
-    execArgv: (process.env.WARDEN_BENCH_BROKER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    execArgv: BROKER_FLAGS.split(' ').filter(Boolean),
     env: { ...process.env, [CHILD_ENV]: '1', UPSTREAM_URL: upstreamUrl },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const ports = await new Promise<{ port: number; barePort: number }>((resolve, reject) => {
-    child.once('message', (m: { port?: number; barePort?: number }) =>
-      m.port && m.barePort ? resolve({ port: m.port, barePort: m.barePort }) : reject(new Error('no port')),
-    );
-    child.once('exit', (code) => reject(new Error(`broker process exited with ${code}`)));
-  });
+  const ports = await new Promise<{ port: number; barePort: number; bufferingPort: number }>(
+    (resolve, reject) => {
+      child.once('message', (m: { port?: number; barePort?: number; bufferingPort?: number }) =>
+        m.port && m.barePort && m.bufferingPort
+          ? resolve({ port: m.port, barePort: m.barePort, bufferingPort: m.bufferingPort })
+          : reject(new Error('no port')),
+      );
+      child.once('exit', (code) => reject(new Error(`broker process exited with ${code}`)));
+    },
+  );
+  /** One request to the broker process, resolved by the first reply that carries `key`. */
+  const ask = <T>(request: unknown, key: string): Promise<T> =>
+    new Promise((resolve) => {
+      const onReply = (m: Record<string, unknown>): void => {
+        if (m === null || typeof m !== 'object' || !(key in m)) return;
+        child.off('message', onReply);
+        resolve(m[key] as T);
+      };
+      child.on('message', onReply);
+      child.send(request as string);
+    });
   return {
     ...ports,
-    memory: () =>
-      new Promise((resolve) => {
-        child.once('message', (m: { memory?: NodeJS.MemoryUsage }) =>
-          resolve(
-            m.memory ?? {
-              rss: Number.NaN,
-              heapTotal: Number.NaN,
-              heapUsed: Number.NaN,
-              external: Number.NaN,
-              arrayBuffers: Number.NaN,
-            },
-          ),
-        );
-        child.send('memory');
-      }),
-    cpu: () =>
-      new Promise((resolve) => {
-        child.once('message', (m: { cpu?: number }) => resolve(m.cpu ?? Number.NaN));
-        child.send('cpu');
-      }),
+    memory: () => ask<NodeJS.MemoryUsage>('memory', 'memory'),
+    cpu: () => ask<number>('cpu', 'cpu'),
+    profileStart: () => ask<boolean>({ profile: 'start' }, 'profiling').then(() => undefined),
+    profileStop: (file) => ask<string>({ profile: 'stop', file }, 'profiled').then(() => undefined),
     stop: () => child.kill(),
   };
 }
@@ -301,11 +331,49 @@ async function childMain(): Promise<void> {
   await new Promise<void>((resolve) => broker.server.listen(0, '127.0.0.1', resolve));
   const bare = bareProxy(new URL(process.env.UPSTREAM_URL ?? ''));
   await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
-  process.on('message', (m) => {
+  const buffering = bufferingProxy(new URL(process.env.UPSTREAM_URL ?? ''));
+  await new Promise<void>((resolve) => buffering.listen(0, '127.0.0.1', resolve));
+  const { Session } = await import('node:inspector/promises');
+  const { writeFile } = await import('node:fs/promises');
+  let profiler: InstanceType<typeof Session> | undefined;
+  process.on('message', (m: unknown) => {
     if (m === 'memory') process.send?.({ memory: process.memoryUsage() });
     if (m === 'cpu') {
       const u = process.cpuUsage();
       process.send?.({ cpu: u.user + u.system });
+    }
+    const p = m as { profile?: 'start' | 'stop'; file?: string };
+    if (p.profile === 'start') {
+      profiler = new Session();
+      profiler.connect();
+      void profiler
+        .post('Profiler.enable')
+        .then(() => profiler?.post('Profiler.setSamplingInterval', { interval: PROFILE_INTERVAL_US }))
+        .then(() => profiler?.post('Profiler.start'))
+        // Allocations too (sampled every 16 KiB, including objects already collected): what
+        // feeds the garbage collector per call. Written next to the CPU profile as .heapprofile.
+        .then(() =>
+          profiler?.post('HeapProfiler.startSampling', {
+            samplingInterval: 16_384,
+            includeObjectsCollectedByMajorGC: true,
+            includeObjectsCollectedByMinorGC: true,
+          }),
+        )
+        .then(() => process.send?.({ profiling: true }));
+    }
+    if (p.profile === 'stop' && profiler) {
+      const session = profiler;
+      profiler = undefined;
+      const file = p.file ?? 'broker.cpuprofile';
+      void session
+        .post('Profiler.stop')
+        .then(({ profile }) => writeFile(file, JSON.stringify(profile)))
+        .then(() => session.post('HeapProfiler.stopSampling'))
+        .then(({ profile }) =>
+          writeFile(file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile)),
+        )
+        .then(() => session.disconnect())
+        .then(() => process.send?.({ profiled: p.file }));
     }
   });
   // Exit normally on stop so V8 flags like --cpu-prof (WARDEN_BENCH_BROKER_NODE_FLAGS) can write their output.
@@ -313,6 +381,7 @@ async function childMain(): Promise<void> {
   process.send?.({
     port: (broker.server.address() as AddressInfo).port,
     barePort: (bare.address() as AddressInfo).port,
+    bufferingPort: (buffering.address() as AddressInfo).port,
   });
 }
 
@@ -347,6 +416,54 @@ function bareProxy(upstream: URL): Server {
     );
     out.on('error', () => res.writeHead(502).end());
     req.pipe(out);
+  });
+}
+
+/**
+ * The floor for a proxy that decides on the message (see ChildHandle.bufferingPort): both bodies
+ * read whole, one JSON parse and one serialisation of the request, the answer decoded and encoded
+ * once (as a scrubber must), headers filtered as the bare proxy does — no decision, credential,
+ * audit or schema.
+ */
+function bufferingProxy(upstream: URL): Server {
+  const agent = new Agent({ keepAlive: true });
+  const filtered = (h: IncomingHttpHeaders): Record<string, string | string[]> => {
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(h))
+      if (v !== undefined && !HOP.has(k) && k !== 'content-length') out[k] = v;
+    return out;
+  };
+  return createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.from(JSON.stringify(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      const headers = { ...filtered(req.headers), 'content-length': String(body.length) };
+      const out = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          path: upstream.pathname,
+          method: req.method,
+          headers,
+          agent,
+        },
+        (up) => {
+          const answer: Buffer[] = [];
+          up.on('data', (c: Buffer) => answer.push(c));
+          up.on('end', () => {
+            const payload = Buffer.from(Buffer.concat(answer).toString('utf8'));
+            res.writeHead(up.statusCode ?? 502, {
+              ...filtered(up.headers),
+              'content-length': String(payload.length),
+            });
+            res.end(payload);
+          });
+        },
+      );
+      out.on('error', () => res.writeHead(502).end());
+      out.end(body);
+    });
   });
 }
 
@@ -438,7 +555,7 @@ async function entryPointRss(): Promise<number> {
   const child = spawn(
     process.execPath,
     [
-      ...(process.env.WARDEN_BENCH_BROKER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      ...BROKER_FLAGS.split(' ').filter(Boolean),
       `${dir}warden.js`,
       'broker',
       `--token-file=${dir}no-token`,
@@ -467,11 +584,13 @@ const REPEATS = Number(process.env.WARDEN_BENCH_BROKER_REPEATS ?? 3);
 const SEQUENTIAL_CALLS = 2_000;
 
 export async function run(): Promise<BenchResult[]> {
+  if (PROFILE_DIR) await mkdir(PROFILE_DIR, { recursive: true });
   const upstream = await startLightUpstream();
   const broker = await startBrokerProcess(upstream.url);
   const results: BenchResult[] = [];
-  const flags = process.env.WARDEN_BENCH_BROKER_NODE_FLAGS ?? '';
-  const flagNote = flags ? `; broker node flags: ${flags}` : '';
+  const flagNote = BROKER_FLAGS
+    ? `; broker node flags: ${BROKER_FLAGS}${process.env.WARDEN_BENCH_BROKER_NODE_FLAGS === undefined ? " (the sidecar's NODE_OPTIONS)" : ''}`
+    : '; no broker node flags';
   try {
     const direct = new URL(upstream.url);
     const via = new URL(`http://127.0.0.1:${broker.port}/mcp/jira`);
@@ -486,29 +605,56 @@ export async function run(): Promise<BenchResult[]> {
     const bare = new URL(`http://127.0.0.1:${broker.barePort}/mcp`);
     const bareSid = await initialize(bare);
     await load(bare, bareSid, 500, 1000);
+    const buffering = new URL(`http://127.0.0.1:${broker.bufferingPort}/mcp`);
+    const bufferingSid = await initialize(buffering);
+    await load(buffering, bufferingSid, 500, 1000);
     let peak = idle;
     const sample = (m: NodeJS.MemoryUsage): void => {
       if (m.rss > peak.rss) peak = m;
     };
     // Each repeat runs the direct path, then the broker path, back to back: a ratio from the same
     // moment of a shared machine. The median over repeats and its spread go in the result.
-    type Measured = { d: Sample[]; n: Sample[]; ncpu: number[]; b: Sample[]; cpu: number[] };
+    type Measured = {
+      d: Sample[];
+      n: Sample[];
+      ncpu: number[];
+      j: Sample[];
+      jcpu: number[];
+      b: Sample[];
+      cpu: number[];
+    };
     const perCall = async (run: () => Promise<Sample>): Promise<{ s: Sample; cpu: number }> => {
       const cpu0 = await broker.cpu();
       const s = await run();
       return { s, cpu: ((await broker.cpu()) - cpu0) / Math.max(1, s.latencies.length + s.errors) };
     };
-    const measurePair = async (once: (url: URL, sid: string) => Promise<Sample>): Promise<Measured> => {
-      const m: Measured = { d: [], n: [], ncpu: [], b: [], cpu: [] };
+    /** perCall, under the broker process's CPU profiler when `file` is set. */
+    const profiled = async (file: string | undefined, run: () => Promise<Sample>) => {
+      if (file === undefined) return perCall(run);
+      await broker.profileStart();
+      const measured = await perCall(run);
+      await broker.profileStop(file);
+      return measured;
+    };
+    const measurePair = async (
+      once: (url: URL, sid: string) => Promise<Sample>,
+      profileAs?: string,
+    ): Promise<Measured> => {
+      const m: Measured = { d: [], n: [], ncpu: [], j: [], jcpu: [], b: [], cpu: [] };
+      const profileFile = (path: string, r: number) =>
+        PROFILE_DIR && profileAs ? join(PROFILE_DIR, `${path}-${profileAs}-r${r}.cpuprofile`) : undefined;
       for (let r = 0; r < REPEATS; r++) {
         m.d.push(await once(direct, directSid));
-        const n = await perCall(() => once(bare, bareSid));
+        const n = await profiled(profileFile('bare', r), () => once(bare, bareSid));
         m.n.push(n.s);
         m.ncpu.push(n.cpu);
+        const j = await profiled(profileFile('buffering', r), () => once(buffering, bufferingSid));
+        m.j.push(j.s);
+        m.jcpu.push(j.cpu);
         const probe = setTimeout(() => {
           void broker.memory().then(sample);
         }, DURATION_MS / 2);
-        const b = await perCall(() => once(via, viaSid));
+        const b = await profiled(profileFile('broker', r), () => once(via, viaSid));
         clearTimeout(probe);
         m.b.push(b.s);
         m.cpu.push(b.cpu);
@@ -527,16 +673,31 @@ export async function run(): Promise<BenchResult[]> {
         `${what}: client → minimal Node.js proxy (same process as the broker, no parsing, decision, credential or audit) → upstream; the floor for any Node proxy`,
         { cpuMicrosPerOp: m.ncpu, baseline: directName },
       );
-      const br = result(
-        `broker/mcp-tools-call/via-broker@${label}`,
-        m.b,
+      const jr = result(
+        `broker/mcp-tools-call/buffering-json-proxy@${label}`,
+        m.j,
         rate,
-        `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call (bare Node proxy: ${nr.cpuMicrosPerOp?.toFixed(0)} µs, so Warden's own work ≈ ${((br0(m) ?? 0) - (nr.cpuMicrosPerOp ?? 0)).toFixed(0)} µs)${flagNote}`,
-        { cpuMicrosPerOp: m.cpu, baseline: directName },
+        `${what}: client → minimal Node.js proxy that reads both bodies whole, parses the request once and forwards its serialisation, decodes and re-encodes the answer (same process; no decision, credential, audit or schema) → upstream; the floor for a proxy that decides on the message; CPU ${median(m.jcpu.map((c, i) => c / (m.ncpu[i] ?? Number.NaN))).toFixed(2)}× the bare proxy's`,
+        { cpuMicrosPerOp: m.jcpu, baseline: directName },
       );
+      const ratios = m.cpu.map((c, i) => c / (m.ncpu[i] ?? Number.NaN));
+      const cpuRatio = median(ratios);
+      const vsBuffering = median(m.cpu.map((c, i) => c / (m.jcpu[i] ?? Number.NaN)));
+      const br: BenchResult = {
+        ...result(
+          `broker/mcp-tools-call/via-broker@${label}`,
+          m.b,
+          rate,
+          `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call, ${cpuRatio.toFixed(2)}× the bare Node proxy's in the same process and repeat (${nr.cpuMicrosPerOp?.toFixed(0)} µs; per repeat ${ratios.map((x) => x.toFixed(2)).join(', ')}), so Warden's own work ≈ ${((br0(m) ?? 0) - (nr.cpuMicrosPerOp ?? 0)).toFixed(0)} µs; ${vsBuffering.toFixed(2)}× the buffering JSON proxy's (${jr.cpuMicrosPerOp?.toFixed(0)} µs); target ≤ ${CPU_RATIO_TARGET}×${flagNote}`,
+          { cpuMicrosPerOp: m.cpu, baseline: directName },
+        ),
+        cpuRatio,
+        target: { metric: 'cpuRatio', max: CPU_RATIO_TARGET },
+      };
       results.push(
         dr,
         nr,
+        jr,
         br,
         added(`broker/added-latency@${label}`, m.b, m.d, br, dr, 'p50Micros'),
         added(`broker/added-latency-p99@${label}`, m.b, m.d, br, dr, 'p99Micros'),
@@ -552,9 +713,41 @@ export async function run(): Promise<BenchResult[]> {
       rows(
         `${rate}rps`,
         rate,
-        await measurePair((u, sid) => load(u, sid, rate, DURATION_MS)),
+        await measurePair((u, sid) => load(u, sid, rate, DURATION_MS), rate === 1000 ? '1000rps' : undefined),
         `open loop at ${rate} req/s for ${DURATION_MS / 1000} s`,
       );
+    let sustainedPeak: NodeJS.MemoryUsage | undefined;
+    if (SUSTAINED_SECONDS > 0) {
+      const ms = SUSTAINED_SECONDS * 1000;
+      const n = await perCall(() => load(bare, bareSid, 1000, ms));
+      // RSS every second of the broker's run: the highest is what a memory limit must allow.
+      const probe = setInterval(() => {
+        void broker.memory().then((m) => {
+          sample(m);
+          if (!sustainedPeak || m.rss > sustainedPeak.rss) sustainedPeak = m;
+        });
+      }, 1000);
+      const b = await perCall(() => load(via, viaSid, 1000, ms));
+      clearInterval(probe);
+      const label = `1000rps-${SUSTAINED_SECONDS}s`;
+      const what = `open loop at 1000 req/s for ${SUSTAINED_SECONDS} s`;
+      const bareName = `broker/mcp-tools-call/bare-node-proxy@${label}`;
+      const nr = result(bareName, [n.s], 1000, `${what}: the bare Node proxy, run just before the broker`, {
+        cpuMicrosPerOp: [n.cpu],
+      });
+      const ratio = b.cpu / n.cpu;
+      results.push(nr, {
+        ...result(
+          `broker/mcp-tools-call/via-broker@${label}`,
+          [b.s],
+          1000,
+          `${what}: client → broker → upstream, p99 target < 10 ms; peer: the bare Node proxy's run just before (p99 ${(nr.p99Micros / 1000).toFixed(2)} ms); broker CPU per call ${b.cpu.toFixed(0)} µs = ${ratio.toFixed(2)}× the bare proxy's ${n.cpu.toFixed(0)} µs; RSS highest ${sustainedPeak ? mb(sustainedPeak.rss) : '?'} MB${flagNote}`,
+          { cpuMicrosPerOp: [b.cpu], baseline: bareName },
+        ),
+        cpuRatio: ratio,
+        target: { metric: 'p99Micros', max: 10_000 },
+      });
+    }
     const entry = await entryPointRss();
     results.push(
       rssResult(
@@ -565,7 +758,7 @@ export async function run(): Promise<BenchResult[]> {
       rssResult(
         'broker/rss-under-load',
         peak.rss,
-        `highest sample during and after the load runs; ${heapNote(peak)}${flagNote}`,
+        `highest sample during and after the load runs${sustainedPeak ? ` (of the ${SUSTAINED_SECONDS} s run at 1,000 req/s: ${mb(sustainedPeak.rss)} MB, ${heapNote(sustainedPeak)})` : ''}; ${heapNote(peak)}${flagNote}`,
       ),
       rssResult(
         'broker/rss-entrypoint-start',

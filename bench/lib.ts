@@ -26,6 +26,11 @@ export interface BenchResult {
    * operations per CPU-second, i.e. per core.
    */
   readonly cpuMicrosPerOp?: number;
+  /**
+   * CPU per operation over a CPU peer's, both measured in the same repeat (median over repeats):
+   * e.g. the broker's CPU per call over the bare Node proxy's in the same process.
+   */
+  readonly cpuRatio?: number;
   readonly iterations: number;
   readonly repeats: number;
   /** Min/max of the per-repeat values across repeats: how stable the number is. */
@@ -62,7 +67,7 @@ export interface Distribution {
 }
 
 export interface BenchTarget {
-  readonly metric: 'p50Micros' | 'p99Micros' | 'meanMicros' | 'opsPerSec' | 'cpuOpsPerSec';
+  readonly metric: 'p50Micros' | 'p99Micros' | 'meanMicros' | 'opsPerSec' | 'cpuOpsPerSec' | 'cpuRatio';
   readonly max?: number;
   readonly min?: number;
 }
@@ -269,6 +274,7 @@ export function throughput(
 export function metricValue(result: BenchResult, metric: BenchTarget['metric']): number {
   if (metric === 'cpuOpsPerSec')
     return result.cpuMicrosPerOp === undefined ? Number.NaN : 1e6 / result.cpuMicrosPerOp;
+  if (metric === 'cpuRatio') return result.cpuRatio ?? Number.NaN;
   return result[metric];
 }
 

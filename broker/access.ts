@@ -373,7 +373,8 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   });
 
   const hookRequest: AccessHookRequest = { meta: r.meta, target: r.target, protocol: r.protocol };
-  const refused = await runHooks(deps.hooks?.admit, hookRequest);
+  // No hooks (the usual case): no await, so the call does not wait a microtask turn for nothing.
+  const refused = deps.hooks?.admit?.length ? await runHooks(deps.hooks.admit, hookRequest) : null;
   if (refused) return deny(refused);
 
   const gate = deps.decider.gate(r.target, r.protocol);
@@ -421,9 +422,12 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   const decision = await r.decide(user, prior);
   if (decision.decision === 'Deny') return deny(decision);
 
-  const quota = r.notACall ? null : await checkQuota(deps, gate.snapshot, decision, user);
+  const limits = r.notACall ? NO_LIMITS : ruleLimits(gate.snapshot, decision);
+  const quota = limits.length > 0 ? await checkQuota(deps, gate.snapshot, decision, user, limits) : null;
   if (quota) return deny(keepReplay(quota, decision));
-  const checked = await runHooks(deps.hooks?.afterAllow, { ...hookRequest, decision, user }, version);
+  const checked = deps.hooks?.afterAllow?.length
+    ? await runHooks(deps.hooks.afterAllow, { ...hookRequest, decision, user }, version)
+    : null;
   if (checked) return deny(keepReplay(checked, decision));
 
   const scope = decision.policy !== null ? `${decision.policy}#${decision.rule}` : 'session';
@@ -477,6 +481,18 @@ export async function authorize(deps: AccessDeps, r: AccessRequest): Promise<Acc
   };
 }
 
+type RuleLimits = NonNullable<CompiledSnapshot['set']['policies'][number]['rules'][number]['limits']>;
+const NO_LIMITS: RuleLimits = [];
+
+/** The limits of the rule that allowed a call (none for a session decision or a rule without limits). */
+function ruleLimits(snapshot: CompiledSnapshot, decision: BrokerDecision): RuleLimits {
+  if (decision.policy === null || decision.rule === null) return NO_LIMITS;
+  const rule = snapshot.set.policies
+    .find((p) => p.id === decision.policy)
+    ?.rules.find((x) => x.index === decision.rule);
+  return rule?.limits ?? NO_LIMITS;
+}
+
 /**
  * Quota step (after an Allow): one call from each limit of the rule that allowed it, from the
  * broker's leases of the budget the authority counts (quota.ts). Null when the call may go on;
@@ -488,13 +504,9 @@ async function checkQuota(
   snapshot: CompiledSnapshot,
   decision: BrokerDecision,
   user: UserInput | null,
+  limits: RuleLimits,
 ): Promise<BrokerDecision | null> {
-  if (decision.policy === null || decision.rule === null) return null;
-  const rule = snapshot.set.policies
-    .find((p) => p.id === decision.policy)
-    ?.rules.find((x) => x.index === decision.rule);
-  const limits = rule?.limits ?? [];
-  if (limits.length === 0) return null;
+  if (decision.policy === null || decision.rule === null || limits.length === 0) return null;
   const where = `AccessPolicy ${decision.policy} rules[${decision.rule}]`;
   if (!deps.quotas) {
     return brokerDeny(

@@ -16,6 +16,7 @@
  * broker's one in-flight registry (in-flight.ts, registered through the pipeline's
  * AccessOutcome.track), shared with the HTTP proxy and PostgreSQL.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
@@ -581,13 +582,11 @@ export class McpGateway {
       );
       return;
     }
-    let text = buf.toString('utf8');
-    if (watch.listId !== undefined && text.length > 0) text = relayedMessage(text, watch);
-    text = redactString(text, secrets);
+    const out = relayedBody(buf, secrets, watch);
     ex.done = true;
-    const out = Buffer.from(text);
     const res = ex.res;
-    res.writeHead(status, [...headers, ['content-length', String(out.length)]]);
+    headers.push(['content-length', String(out.length)]);
+    res.writeHead(status, headers);
     res.end(out);
   }
 
@@ -628,6 +627,21 @@ export class McpGateway {
       );
     }
   }
+}
+
+/**
+ * A buffered upstream answer as the agent gets it: decoded as UTF-8, the tools/list result
+ * filtered, the credential scrubbed, encoded again. Most answers need none of it — not a listing,
+ * no secret in them, valid UTF-8 (so decoding and encoding again gives the same bytes) — and are
+ * relayed as they are, without the two copies. A secret is searched in the bytes: in valid UTF-8
+ * a string occurs in the text exactly where its UTF-8 encoding occurs in the bytes.
+ */
+function relayedBody(buf: Buffer, secrets: readonly string[], watch: ListWatch): Buffer {
+  if (watch.listId === undefined && isUtf8(buf) && !secrets.some((s) => s.length > 0 && buf.includes(s)))
+    return buf;
+  let text = buf.toString('utf8');
+  if (watch.listId !== undefined && text.length > 0) text = relayedMessage(text, watch);
+  return Buffer.from(redactString(text, secrets));
 }
 
 /**
