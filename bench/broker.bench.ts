@@ -234,8 +234,8 @@ interface ChildHandle {
   bufferingPort: number;
   /** The broker process's memory: RSS and V8's view of it (heap, external, array buffers). */
   memory(): Promise<NodeJS.MemoryUsage>;
-  /** Total CPU time (user + system) of the broker process so far, µs. */
-  cpu(): Promise<number>;
+  /** CPU time of the broker process so far, µs: user + system, and system (the kernel's) alone. */
+  cpu(): Promise<{ total: number; system: number }>;
   /** Start the V8 CPU profiler in the broker process (node:inspector, one profile at a time). */
   profileStart(): Promise<void>;
   /** Stop it and write the profile to `file` (a .cpuprofile). */
@@ -297,7 +297,10 @@ async function startBrokerProcess(upstreamUrl: string): Promise<ChildHandle> {
   return {
     ...ports,
     memory: () => ask<NodeJS.MemoryUsage>('memory', 'memory'),
-    cpu: () => ask<number>('cpu', 'cpu'),
+    cpu: () =>
+      ask<{ total: number; system: number }>('cpu', 'cpu').then((c) =>
+        typeof c === 'object' ? c : { total: Number.NaN, system: Number.NaN },
+      ),
     profileStart: () => ask<boolean>({ profile: 'start' }, 'profiling').then(() => undefined),
     profileStop: (file) => ask<string>({ profile: 'stop', file }, 'profiled').then(() => undefined),
     stop: () => child.kill(),
@@ -340,7 +343,7 @@ async function childMain(): Promise<void> {
     if (m === 'memory') process.send?.({ memory: process.memoryUsage() });
     if (m === 'cpu') {
       const u = process.cpuUsage();
-      process.send?.({ cpu: u.user + u.system });
+      process.send?.({ cpu: { total: u.user + u.system, system: u.system } });
     }
     const p = m as { profile?: 'start' | 'stop'; file?: string };
     if (p.profile === 'start') {
@@ -622,11 +625,16 @@ export async function run(): Promise<BenchResult[]> {
       jcpu: number[];
       b: Sample[];
       cpu: number[];
+      /** System (kernel) CPU per call of the bare proxy and of the broker. */
+      nsys: number[];
+      sys: number[];
     };
-    const perCall = async (run: () => Promise<Sample>): Promise<{ s: Sample; cpu: number }> => {
+    const perCall = async (run: () => Promise<Sample>): Promise<{ s: Sample; cpu: number; sys: number }> => {
       const cpu0 = await broker.cpu();
       const s = await run();
-      return { s, cpu: ((await broker.cpu()) - cpu0) / Math.max(1, s.latencies.length + s.errors) };
+      const cpu1 = await broker.cpu();
+      const calls = Math.max(1, s.latencies.length + s.errors);
+      return { s, cpu: (cpu1.total - cpu0.total) / calls, sys: (cpu1.system - cpu0.system) / calls };
     };
     /** perCall, under the broker process's CPU profiler when `file` is set. */
     const profiled = async (file: string | undefined, run: () => Promise<Sample>) => {
@@ -640,7 +648,17 @@ export async function run(): Promise<BenchResult[]> {
       once: (url: URL, sid: string) => Promise<Sample>,
       profileAs?: string,
     ): Promise<Measured> => {
-      const m: Measured = { d: [], n: [], ncpu: [], j: [], jcpu: [], b: [], cpu: [] };
+      const m: Measured = {
+        d: [],
+        n: [],
+        ncpu: [],
+        j: [],
+        jcpu: [],
+        b: [],
+        cpu: [],
+        nsys: [],
+        sys: [],
+      };
       const profileFile = (path: string, r: number) =>
         PROFILE_DIR && profileAs ? join(PROFILE_DIR, `${path}-${profileAs}-r${r}.cpuprofile`) : undefined;
       for (let r = 0; r < REPEATS; r++) {
@@ -648,6 +666,7 @@ export async function run(): Promise<BenchResult[]> {
         const n = await profiled(profileFile('bare', r), () => once(bare, bareSid));
         m.n.push(n.s);
         m.ncpu.push(n.cpu);
+        m.nsys.push(n.sys);
         const j = await profiled(profileFile('buffering', r), () => once(buffering, bufferingSid));
         m.j.push(j.s);
         m.jcpu.push(j.cpu);
@@ -658,6 +677,7 @@ export async function run(): Promise<BenchResult[]> {
         clearTimeout(probe);
         m.b.push(b.s);
         m.cpu.push(b.cpu);
+        m.sys.push(b.sys);
       }
       sample(await broker.memory());
       return m;
@@ -688,7 +708,7 @@ export async function run(): Promise<BenchResult[]> {
           `broker/mcp-tools-call/via-broker@${label}`,
           m.b,
           rate,
-          `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call, ${cpuRatio.toFixed(2)}× the bare Node proxy's in the same process and repeat (${nr.cpuMicrosPerOp?.toFixed(0)} µs; per repeat ${ratios.map((x) => x.toFixed(2)).join(', ')}), so Warden's own work ≈ ${((br0(m) ?? 0) - (nr.cpuMicrosPerOp ?? 0)).toFixed(0)} µs; ${vsBuffering.toFixed(2)}× the buffering JSON proxy's (${jr.cpuMicrosPerOp?.toFixed(0)} µs); target ≤ ${CPU_RATIO_TARGET}×${flagNote}`,
+          `${what}: client → broker → upstream; cpu µs/op = broker process CPU per call, ${cpuRatio.toFixed(2)}× the bare Node proxy's in the same process and repeat (${nr.cpuMicrosPerOp?.toFixed(0)} µs; per repeat ${ratios.map((x) => x.toFixed(2)).join(', ')}), so Warden's own work ≈ ${((br0(m) ?? 0) - (nr.cpuMicrosPerOp ?? 0)).toFixed(0)} µs; ${vsBuffering.toFixed(2)}× the buffering JSON proxy's (${jr.cpuMicrosPerOp?.toFixed(0)} µs); of it in the kernel (system CPU) ${median(m.sys).toFixed(0)} µs, the bare proxy's ${median(m.nsys).toFixed(0)} µs; target ≤ ${CPU_RATIO_TARGET}×${flagNote}`,
           { cpuMicrosPerOp: m.cpu, baseline: directName },
         ),
         cpuRatio,
@@ -741,7 +761,7 @@ export async function run(): Promise<BenchResult[]> {
           `broker/mcp-tools-call/via-broker@${label}`,
           [b.s],
           1000,
-          `${what}: client → broker → upstream, p99 target < 10 ms; peer: the bare Node proxy's run just before (p99 ${(nr.p99Micros / 1000).toFixed(2)} ms); broker CPU per call ${b.cpu.toFixed(0)} µs = ${ratio.toFixed(2)}× the bare proxy's ${n.cpu.toFixed(0)} µs; RSS highest ${sustainedPeak ? mb(sustainedPeak.rss) : '?'} MB${flagNote}`,
+          `${what}: client → broker → upstream, p99 target < 10 ms; peer: the bare Node proxy's run just before (p99 ${(nr.p99Micros / 1000).toFixed(2)} ms); broker CPU per call ${b.cpu.toFixed(0)} µs (system ${b.sys.toFixed(0)}) = ${ratio.toFixed(2)}× the bare proxy's ${n.cpu.toFixed(0)} µs (system ${n.sys.toFixed(0)}); RSS highest ${sustainedPeak ? mb(sustainedPeak.rss) : '?'} MB${flagNote}`,
           { cpuMicrosPerOp: [b.cpu], baseline: bareName },
         ),
         cpuRatio: ratio,

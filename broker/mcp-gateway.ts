@@ -631,16 +631,14 @@ export class McpGateway {
 
 /**
  * A buffered upstream answer as the agent gets it: decoded as UTF-8, the tools/list result
- * filtered, the credential scrubbed, encoded again. Most answers need none of it — not a listing,
- * no secret in them, valid UTF-8 (so decoding and encoding again gives the same bytes) — and are
- * relayed as they are, without the two copies. A secret is searched in the bytes: in valid UTF-8
- * a string occurs in the text exactly where its UTF-8 encoding occurs in the bytes.
+ * filtered, the credential scrubbed, encoded again. An answer that needs none of it — not a
+ * listing, no secret in it — and is valid UTF-8 (so encoding the decoded text gives the same
+ * bytes) is relayed as it came, without the copy.
  */
 function relayedBody(buf: Buffer, secrets: readonly string[], watch: ListWatch): Buffer {
-  if (watch.listId === undefined && isUtf8(buf) && !secrets.some((s) => s.length > 0 && buf.includes(s)))
-    return buf;
   let text = buf.toString('utf8');
   if (watch.listId !== undefined && text.length > 0) text = relayedMessage(text, watch);
+  else if (!secrets.some((s) => s.length > 0 && text.includes(s)) && isUtf8(buf)) return buf;
   return Buffer.from(redactString(text, secrets));
 }
 
