@@ -10,8 +10,14 @@
  *
  * The broker runs in its own process, started from a plain-JS bundle of this module (esbuild, as
  * a production build would run: no TypeScript loader in the process) with
- * WARDEN_BENCH_BROKER_CHILD=1, so its RSS and CPU time are its own; WARDEN_BENCH_BROKER_NODE_FLAGS
- * passes V8 flags to it. The upstream is a minimal JSON-RPC MCP responder (initialize → session
+ * WARDEN_BENCH_BROKER_CHILD=1, so its RSS and CPU time are its own; it runs with the injected
+ * sidecar's NODE_OPTIONS unless WARDEN_BENCH_BROKER_NODE_FLAGS says otherwise. Two peers share the
+ * broker's process: a bare Node proxy (pipes both bodies: the floor for any Node proxy) and a
+ * buffering JSON proxy (reads both bodies whole, one parse, one serialisation: the floor for a
+ * proxy that decides on the message); the via-broker rows' target is the broker's CPU per call
+ * over the bare proxy's (issue 20: ≤ 1.2×). After the repeats, 60 s at 1,000 req/s through the
+ * bare proxy and then the broker (WARDEN_BENCH_BROKER_SUSTAINED_SECONDS), with the RSS sampled
+ * every second. The upstream is a minimal JSON-RPC MCP responder (initialize → session
  * id, tools/call → canned result) so the machine can sustain the rates; the MCP semantics are
  * covered by broker/*.int.test.ts against the SDK server. The load generator and upstream share
  * this process: both paths pay the same client and upstream costs, and the difference is the
