@@ -56,6 +56,11 @@ export interface Story {
   /** kubectl that throws with stderr on a non-zero exit; returns stdout. */
   kk(args: string[], input?: string): Promise<string>;
   timings: Record<string, number>;
+  /**
+   * With the gateway option: writes a new serving certificate (same CA, same names, a new key)
+   * into the gateway's TLS Secret, as cert-manager's renewal would; returns it.
+   */
+  renewGatewayTls?: () => Promise<{ certPem: string; keyPem: string }>;
   stop(): Promise<void>;
 }
 
@@ -214,8 +219,14 @@ function jiraManifests(image: string): string {
   ].join('\n---\n');
 }
 
-/** The gateway's serving certificate for its Service names, from a throwaway CA (the Secret and the CA). */
-async function gatewayTls(): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+/**
+ * A throwaway CA for the gateway's Service names: `issue()` makes a serving certificate (each call
+ * a new key), `caPem` is what agents trust.
+ */
+async function gatewayTls(): Promise<{
+  issue(): Promise<{ certPem: string; keyPem: string }>;
+  caPem: string;
+}> {
   const ca = await createCertificateAuthority('warden-gateway-e2e-ca', 24 * 3600_000);
   const names = [
     GATEWAY_SERVICE,
@@ -223,14 +234,29 @@ async function gatewayTls(): Promise<{ certPem: string; keyPem: string; caPem: s
     `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc`,
     `${GATEWAY_SERVICE}.${WARDEN_NAMESPACE}.svc.cluster.local`,
   ];
-  const leaf = await ca.issue({
-    commonName: names[2]!,
-    dnsNames: names,
-    validityMs: 24 * 3600_000,
-    usage: 'server',
-  });
-  return { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: ca.certPem };
+  return {
+    caPem: ca.certPem,
+    issue: async () => {
+      const leaf = await ca.issue({
+        commonName: names[2]!,
+        dnsNames: names,
+        validityMs: 24 * 3600_000,
+        usage: 'server',
+      });
+      return { certPem: leaf.certPem, keyPem: leaf.keyPem };
+    },
+  };
 }
+
+/** The gateway's TLS Secret holding this pair (kubectl apply). */
+const gatewayTlsSecret = (pair: { certPem: string; keyPem: string }) =>
+  json({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { name: GATEWAY_TLS_SECRET, namespace: WARDEN_NAMESPACE },
+    stringData: { 'tls.crt': pair.certPem, 'tls.key': pair.keyPem },
+  });
 
 /** The agent without a sidecar: its service account, AgentIdentity and a read policy. */
 function gatewayAgentManifests(): string {
@@ -357,18 +383,15 @@ export async function startStory(
       WARDEN_NAMESPACE,
       `--from-literal=ca.crt=${oidc.caPem}`,
     ]);
+    let renewGatewayTls: Story['renewGatewayTls'];
     if (opts.gateway) {
       const tls = await gatewayTls();
-      await kk(
-        ['apply', '-f', '-'],
-        json({
-          apiVersion: 'v1',
-          kind: 'Secret',
-          type: 'kubernetes.io/tls',
-          metadata: { name: GATEWAY_TLS_SECRET, namespace: WARDEN_NAMESPACE },
-          stringData: { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem },
-        }),
-      );
+      await kk(['apply', '-f', '-'], gatewayTlsSecret(await tls.issue()));
+      renewGatewayTls = async () => {
+        const pair = await tls.issue();
+        await kk(['apply', '-f', '-'], gatewayTlsSecret(pair));
+        return pair;
+      };
       await kk([
         'create',
         'configmap',
@@ -416,7 +439,17 @@ export async function startStory(
     );
     if (opts.gateway) await kk(['apply', '-n', AGENT_NS, '-f', '-'], gatewayAgentManifests());
     await kk(['rollout', 'status', 'deployment/jira-mcp', '-n', TOOLS_NS, '--timeout=120s']);
-    return { cluster, images, pg: pgServer, oidc, k, kk, timings, stop };
+    return {
+      cluster,
+      images,
+      pg: pgServer,
+      oidc,
+      k,
+      kk,
+      timings,
+      ...(renewGatewayTls ? { renewGatewayTls } : {}),
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

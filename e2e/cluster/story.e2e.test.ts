@@ -4,6 +4,7 @@
  * sidecar, the kubelet-projected token, and an agent container (a real MCP client) calling
  * through the broker over the pod's loopback. One cluster for the whole file.
  */
+import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,7 @@ interface AgentOutput {
   uid?: number;
   status?: number;
   challenge?: string | null;
+  fingerprint256?: string;
 }
 
 interface PodJson {
@@ -794,6 +796,54 @@ describe('the shared gateway (gateway.enabled) on a real node', { timeout: 300_0
     const r = await agentIn(GATEWAY_AGENT, ['gw-sql', 'orders-db', 'SELECT count(*)::int AS n FROM orders']);
     expect(r.ok, JSON.stringify(r)).toBe(true);
     expect(r.rows).toEqual([{ n: 3 }]);
+  });
+
+  it('serves a renewed certificate from its updated Secret on every replica without a restart; calls go on', async () => {
+    // The replicas as they are now: their pod names and restart counts must not change.
+    const selector = JSON.parse(
+      await story.kk(['get', 'deployment', GATEWAY_SERVICE, '-n', WARDEN_NAMESPACE, '-o', 'json']),
+    ) as { spec: { selector: { matchLabels: Record<string, string> } } };
+    const labels = Object.entries(selector.spec.selector.matchLabels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const replicas = async () =>
+      (
+        JSON.parse(await story.kk(['get', 'pods', '-n', WARDEN_NAMESPACE, '-l', labels, '-o', 'json'])) as {
+          items: Array<{
+            metadata: { name: string };
+            status: { podIP?: string; containerStatuses?: Array<{ restartCount: number }> };
+          }>;
+        }
+      ).items.map((p) => ({
+        name: p.metadata.name,
+        ip: p.status.podIP ?? '',
+        restarts: (p.status.containerStatuses ?? []).reduce((n, c) => n + c.restartCount, 0),
+      }));
+    const before = await replicas();
+    expect(before).toHaveLength(2);
+    const served = async () =>
+      Promise.all(
+        before.map(async (r) => (await agentIn(GATEWAY_AGENT, ['gw-cert', `${r.ip}:8443`])).fingerprint256),
+      );
+    const old = await served();
+    expect(old[0]).toBeDefined();
+    expect(old[1]).toBe(old[0]);
+
+    const renewed = await story.renewGatewayTls!();
+    const expected = new X509Certificate(renewed.certPem).fingerprint256;
+    expect(expected).not.toBe(old[0]);
+    // The kubelet updates the Secret's volume on its own schedule (up to about a minute and a
+    // half); the gateway sees the swap and serves the new pair to new connections.
+    await eventually(
+      'both gateway replicas to serve the renewed certificate',
+      async () => (await served()).every((f) => f === expected),
+      240_000,
+      3000,
+    );
+    const r = await agentIn(GATEWAY_AGENT, ['gw-call', 'jira', 'jira.get_issue', '{"key":"SUP-9"}']);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect((await agentIn(GATEWAY_AGENT, ['gw-cert'])).fingerprint256).toBe(expected);
+    expect(await replicas()).toEqual(before);
   });
 
   it("audits the gateway's decisions in the agent's trail, with its pod", async () => {

@@ -15,10 +15,12 @@
  *   agent.js gw-call <target> <tool> <json-args>      MCP through the gateway with the projected token
  *   agent.js gw-anonymous <target>                    an MCP request without a token: the 401 challenge
  *   agent.js gw-sql <provider> <query>                PostgreSQL through the gateway, the token as password
+ *   agent.js gw-cert [ip:port]                        the certificate the gateway (or one replica) serves
  * Each command prints one JSON line: {"ok":true,...} or {"ok":false,"error":...}.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
@@ -199,6 +201,30 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'gw-cert': {
+      // A TLS handshake only (no request): the certificate a new connection gets, verified
+      // against the gateway's CA for the Service's name, also when dialling one replica's address.
+      const url = new URL(need(ENV_GATEWAY_URL));
+      const [host = url.hostname, port = url.port || '443'] = (args[0] ?? '').split(':').filter(Boolean);
+      const socket = tlsConnect({
+        host,
+        port: Number(port),
+        servername: url.hostname,
+        ca: readFileSync(need(ENV_EXTRA_CA), 'utf8'),
+      });
+      try {
+        const cert = await new Promise<{ fingerprint256: string }>((resolve, reject) => {
+          socket.once('secureConnect', () => resolve(socket.getPeerCertificate()));
+          socket.once('error', reject);
+        });
+        print({ ok: true, fingerprint256: cert.fingerprint256 });
+      } catch (err) {
+        print({ ok: false, error: (err as Error).message });
+      } finally {
+        socket.destroy();
+      }
+      return;
+    }
     case 'inspect': {
       const out = { files: 0, withTokens: [] as string[] };
       scan('/', out);
@@ -233,7 +259,7 @@ async function main(argv: string[]): Promise<void> {
     }
     default:
       throw new Error(
-        `unknown command ${JSON.stringify(cmd)}: serve | tools | call | sql | inspect | gw-call | gw-anonymous | gw-sql`,
+        `unknown command ${JSON.stringify(cmd)}: serve | tools | call | sql | inspect | gw-call | gw-anonymous | gw-sql | gw-cert`,
       );
   }
 }
