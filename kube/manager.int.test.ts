@@ -109,10 +109,13 @@ describe('Manager', () => {
     // AgentIdentity, AccessPolicy, CredentialProvider, ServiceAccount: one informer each, one watch each.
     expect(mgr.cache.size()).toBe(4);
     const watched = [...api.watches.entries()];
+    // And the authority's pod lookup (ADR 0006, the default podLookup: watch): one watch of the pods
+    // labelled as agents, outside the shared cache (no other part reads pods).
     expect(watched.map(([p]) => p.split('/').at(-1)).sort()).toEqual([
       'accesspolicies',
       'agentidentities',
       'credentialproviders',
+      'pods',
       'serviceaccounts',
     ]);
     for (const [path, n] of watched) expect(n, `watches of ${path}`).toBe(1);
