@@ -3,7 +3,7 @@
  * and N AccessPolicies to Ready on a private control plane, and the memory it
  * holds afterwards. A measurement, not a test; bench/ can wrap it.
  *
- *   node --expose-gc --import tsx operator/testing/coldstart.ts [N] [workers per controller]
+ *   node --expose-gc --import tsx operator/testing/coldstart.ts [N] [workers per controller] [namespace-wide policies]
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -137,7 +137,11 @@ const isReady = (o: ColdStartObject): boolean =>
  * API server what the operator's write costs (same fields, same size), yet the objects are not
  * Ready until the operator writes them again (with observedGeneration 1).
  */
-function floorStatuses(ns: string, n: number): Array<{ path: string; status: Record<string, unknown> }> {
+function floorStatuses(
+  ns: string,
+  n: number,
+  wide: number,
+): Array<{ path: string; status: Record<string, unknown> }> {
   const base = `/apis/warden.dev/v1alpha1/namespaces/${ns}`;
   const now = new Date();
   const stale = (status: { observedGeneration?: number; conditions: Condition[] }) => ({
@@ -171,6 +175,17 @@ function floorStatuses(ns: string, n: number): Array<{ path: string; status: Rec
       now,
     );
     out.push({ path: `${base}/accesspolicies/policy-${i}/status`, status: stale(decided.status) });
+  }
+  const everyAgent = Array.from({ length: n }, (_, i) => ({ name: `agent-${i}`, labels: agentLabels(i) }));
+  for (let j = 0; j < wide; j++) {
+    const policy = {
+      apiVersion: 'warden.dev/v1alpha1',
+      kind: 'AccessPolicy',
+      metadata: { name: `wide-${j}`, namespace: ns, generation: 1 },
+      spec: widePolicySpec(),
+    } as AccessPolicy;
+    const decided = decideAccessPolicy({ policy, compiled, agents: everyAgent }, now);
+    out.push({ path: `${base}/accesspolicies/wide-${j}/status`, status: stale(decided.status) });
   }
   return out;
 }
@@ -213,11 +228,21 @@ const policySpec = (i: number): AccessPolicy['spec'] =>
       },
     ],
   }) as AccessPolicy['spec'];
+/** A policy for every agent of the namespace (no agentSelector). */
+const widePolicySpec = (): AccessPolicy['spec'] => {
+  const { agentSelector: _, ...spec } = policySpec(0);
+  return spec as AccessPolicy['spec'];
+};
 
 export async function measureColdStart(
   n = 1000,
   log: (l: string) => void = () => {},
   concurrency = 4,
+  /**
+   * AccessPolicies selecting every agent of the namespace (no agentSelector), on top of the N that
+   * select one agent each: each agent's status write is an update of an agent every one of them selects.
+   */
+  widePolicies = 0,
 ): Promise<ColdStartResult> {
   const cp = await startControlPlane({ log });
   try {
@@ -254,6 +279,15 @@ export async function measureColdStart(
         },
       }),
     );
+    for (let j = 0; j < widePolicies; j++)
+      await api.request('POST', `${base}/accesspolicies`, {
+        body: {
+          apiVersion: 'warden.dev/v1alpha1',
+          kind: 'AccessPolicy',
+          metadata: { name: `wide-${j}` },
+          spec: widePolicySpec(),
+        },
+      });
 
     // Readiness from watches (one list, then events): polling a LIST of every object each second
     // costs the API server and this process O(N) per poll for O(N) seconds — quadratic in N, and
@@ -275,7 +309,7 @@ export async function measureColdStart(
         const name = o.metadata?.name ?? '';
         if (isReady(o)) (set as Set<string>).add(name);
         else (set as Set<string>).delete(name);
-        if (ready.identities.size === n && ready.policies.size === n) onReady();
+        if (ready.identities.size === n && ready.policies.size === n + widePolicies) onReady();
       };
       inf.on({ add: seen, update: (_, o) => seen(o) });
       return inf;
@@ -290,7 +324,7 @@ export async function measureColdStart(
     await Promise.all(watchers.map((w) => w.waitForSync()));
     log('measuring the floor (one status write per object)');
     const floorConcurrency = 2 * concurrency;
-    const statuses = floorStatuses(ns, n);
+    const statuses = floorStatuses(ns, n, widePolicies);
     const floor0 = await serverSample(api, cp.etcdUrl);
     const statusFloorMs = await writeEveryStatusOnce(api, statuses, floorConcurrency);
     const floor1 = await serverSample(api, cp.etcdUrl);
@@ -320,7 +354,7 @@ export async function measureColdStart(
     await op.stop();
     await Promise.all(watchers.map((w) => w.stop()));
     return {
-      objects: { agentIdentities: n, accessPolicies: n },
+      objects: { agentIdentities: n, accessPolicies: n + widePolicies },
       readyMs,
       rssBeforeMiB: mib(before.rss),
       rssAfterMiB: mib(after.rss),
@@ -348,7 +382,8 @@ export async function measureColdStart(
 if (process.argv[1]?.endsWith('coldstart.ts')) {
   const n = Number(process.argv[2] ?? 1000);
   const concurrency = Number(process.argv[3] ?? 4);
-  measureColdStart(n, (l) => process.stderr.write(`${l}\n`), concurrency).then(
+  const wide = Number(process.argv[4] ?? 0);
+  measureColdStart(n, (l) => process.stderr.write(`${l}\n`), concurrency, wide).then(
     (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
     (err: unknown) => {
       process.stderr.write(`${String(err)}\n`);
