@@ -120,7 +120,7 @@ export async function freePort(): Promise<number> {
 
 // The watchdog: runs the binary in the background, kills it when the parent (this
 // Node process) disappears or when asked to stop, then exits. SIGTERM first, SIGKILL
-// after a grace period. Removing the temp dir on parent death is done by the etcd
+// after a grace period; SIGUSR1 SIGKILLs the binary at once (a crash). Removing the temp dir on parent death is done by the etcd
 // watchdog only (cleanupDir) since etcd is started first and stopped last.
 const WATCHDOG = `
 parent=$1; cleanup=$2; shift 2
@@ -128,6 +128,7 @@ parent=$1; cleanup=$2; shift 2
 child=$!
 stop() { kill -TERM "$child" 2>/dev/null; for i in $(seq 1 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$child" 2>/dev/null; wait "$child" 2>/dev/null; }
 trap 'stop; exit 0' TERM INT
+trap 'kill -KILL "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 137' USR1
 while kill -0 "$child" 2>/dev/null; do
   if ! kill -0 "$parent" 2>/dev/null; then stop; [ -n "$cleanup" ] && rm -rf "$cleanup"; exit 0; fi
   sleep 1 & wait $!
@@ -419,7 +420,10 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       killApiServer: async () => {
         const s = apiserver;
         if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
-        s.child.kill('SIGKILL');
+        // SIGKILL to the watchdog would kill only the bash wrapper: kube-apiserver would live on,
+        // orphaned, serving on the port (a "restart" then found it ready at once). SIGUSR1 makes
+        // the watchdog SIGKILL kube-apiserver itself and exit once it is gone.
+        s.child.kill('SIGUSR1');
         await s.exited;
       },
       startApiServer: startApi,
