@@ -85,6 +85,11 @@ export function prng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** After the traffic: how long the trail may go without a new entry before missing ones count as lost. */
+const STALL_MS = 60_000;
+/** And the longest wait for a draining backlog (one agent's chain writes ~130-200 entries/s here). */
+const SETTLE_LIMIT_MS = 30 * 60_000;
+
 /** A loopback TCP forwarder to whichever backend accepts the connection (a Service in front of replicas). */
 export async function startForwarder(
   ports: readonly number[],
@@ -412,13 +417,23 @@ export async function runCrashMatrix(o: CrashMatrixOptions): Promise<CrashMatrix
 
     // Everything is up again (the faults loop restarts what it kills): wait for the trail.
     const received = sent.filter((s) => s.decision !== undefined);
+    // Waits as long as the trail keeps growing: a backlog still draining from the spool is not a
+    // loss, a trail that stopped growing with decisions missing is. Gives up after STALL_MS without
+    // a new entry, or at the hard limit.
     const settleStart = Date.now();
     let trail = await stack.trail();
-    for (let i = 0; i < 120; i++) {
+    let lastGrowth = Date.now();
+    let lastCount = trail.entries.length;
+    while (Date.now() - settleStart < SETTLE_LIMIT_MS) {
       const have = new Set(trail.entries.map((e) => e.requestId));
       if (received.every((s) => have.has(s.id))) break;
+      if (Date.now() - lastGrowth > STALL_MS) break;
       await sleep(2000);
       trail = await stack.trail();
+      if (trail.entries.length > lastCount) {
+        lastCount = trail.entries.length;
+        lastGrowth = Date.now();
+      }
     }
     const settleSeconds = (Date.now() - settleStart) / 1000;
     // A little longer: a late duplicate would land now.
