@@ -223,9 +223,22 @@ export class CircuitBreaker implements BrokerEventSink {
   private lastSweep = 0;
   /** Trips acted on and failed suspensions (tests, logs). */
   readonly counters = { trips: 0, failures: 0 };
+  /**
+   * When this process saw each agent revived (spec.suspended true → false in the shared cache), in
+   * ms. managedFields times are whole seconds: a revive in the same second as the suspension would
+   * otherwise let the denials the brokers made before they learned of the suspension count again.
+   */
+  private readonly revivedSeen = new Map<string, number>();
 
   constructor(private readonly o: CircuitBreakerOptions) {
     this.now = o.now ?? Date.now;
+  }
+
+  /** An AgentIdentity update as the shared cache delivers it: notes a revive when it is seen. */
+  agentUpdated(old: AgentIdentity, agent: AgentIdentity): void {
+    if (old.spec?.suspended === true && agent.spec?.suspended !== true) {
+      this.revivedSeen.set(`${agent.metadata?.namespace ?? ''}/${agent.metadata?.name ?? ''}`, this.now());
+    }
   }
 
   recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void {
@@ -249,7 +262,12 @@ export class CircuitBreaker implements BrokerEventSink {
       this.agents.set(key, s);
     }
     s.lastEvent = now;
-    observe(s.window, sinceRevive(events, suspendedChangedAt(agent), now), now);
+    // The later of the two: the API server's record (whole seconds) and when this process saw it.
+    const fromFields = suspendedChangedAt(agent);
+    const seen = this.revivedSeen.get(key);
+    const revivedAt =
+      fromFields === undefined ? seen : seen === undefined ? fromFields : Math.max(fromFields, seen);
+    observe(s.window, sinceRevive(events, revivedAt, now), now);
     const trip = evaluate(cb, s.window, now);
     if (!trip) return;
     const action: BreakerAction = cb.action ?? 'Suspend';
@@ -337,5 +355,6 @@ export class CircuitBreaker implements BrokerEventSink {
     if (now - this.lastSweep < WINDOW_MS) return;
     this.lastSweep = now;
     for (const [k, s] of this.agents) if (now - s.lastEvent >= WINDOW_MS) this.agents.delete(k);
+    for (const [k, at] of this.revivedSeen) if (now - at >= REVIVE_GRACE_MS) this.revivedSeen.delete(k);
   }
 }

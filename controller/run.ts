@@ -273,6 +273,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
     audit: auditSink,
     onTrip: (threshold, action) => metrics.circuitBreakerTrip(threshold, action),
   });
+  // Revives as the cache sees them (ms), next to managedFields' whole seconds.
+  agents.on({ update: (old, agent) => circuitBreaker.agentUpdated(old, agent) });
   // status.usage: calls per MCP tool (top 10 + other), its own writer and field manager.
   const toolUsage = new ToolUsageStats({
     api,
