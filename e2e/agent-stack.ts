@@ -28,6 +28,22 @@ export const E2E_ISSUER = 'http://warden-authority.e2e';
 /** The broker image e2e controllers inject and trust; e2e agent pods carry it as the webhook would. */
 export const E2E_BROKER_IMAGE = 'warden:e2e';
 
+/** Creates Warden objects (AgentIdentity, AccessPolicy, CredentialProvider, …) in `namespace`. */
+export function wardenObjectCreator(
+  kc: KubeConfig,
+  namespace: string,
+): (plural: string, kind: string, name: string, spec: unknown) => Promise<unknown> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return (plural, kind, name, spec) =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural,
+      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace }, spec },
+    });
+}
+
 /**
  * Creates the agent's ServiceAccount, AgentIdentity, the `api` CredentialProvider (Warden JWTs
  * for `upstreamUrl`), an AccessPolicy allowing GET on it (so a POST is a denial) and the pod.
@@ -38,15 +54,7 @@ export async function createAgentWithApi(
 ): Promise<V1Pod> {
   const ns = o.namespace;
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const create = (plural: string, kind: string, name: string, spec: unknown) =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural,
-      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
-    });
+  const create = wardenObjectCreator(kc, ns);
   await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: o.agent } } });
   await create(PLURAL.AgentIdentity, 'AgentIdentity', o.agent, { serviceAccountName: o.agent });
   // Warden-minted JWTs for the upstream: the broker injects them, the kill switch revokes them.

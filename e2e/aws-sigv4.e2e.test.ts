@@ -14,14 +14,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OidcFixture, startOidcProvider } from '../authority/oidc-fixture.js';
 import { type RunningBroker, runBroker } from '../broker/main.js';
 import type { RunningController } from '../controller/run.js';
-import { API_VERSION, GROUP, HEADER_USER_TOKEN, PLURAL, VERSION } from '../core/constants.js';
-import { createAgentPod, startTestController, writePodToken } from './agent-stack.js';
+import { API_VERSION, HEADER_USER_TOKEN, PLURAL } from '../core/constants.js';
+import { createAgentPod, startTestController, wardenObjectCreator, writePodToken } from './agent-stack.js';
 import { eventually } from './eventually.js';
 import { freshNamespace, kubeConfig } from './harness/index.js';
 import { freePort } from './tools/local-tool.js';
@@ -92,15 +92,7 @@ describe('AWS web identity federation and SigV4 signing against MinIO', () => {
     });
     expect((await minio.admin('PUT', `/${BUCKET}`)).status).toBe(200);
 
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const create = (plural: string, kind: string, name: string, spec: unknown) =>
-      custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: ns,
-        plural,
-        body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
-      });
+    const create = wardenObjectCreator(kc, ns);
     const aws = (extra: Record<string, unknown> = {}) => ({
       target: { url: minio.url, protocol: 'HTTP' },
       type: 'AWS',

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { type RunGatewayOptions, type RunningGateway, runGateway } from '../broker/gateway/main.js';
 import { type McpUpstream, startHttpUpstream, startMcpUpstream } from '../broker/int-fixtures.js';
@@ -20,13 +20,11 @@ import {
   API_VERSION,
   DEFAULT_BROKER_AUDIENCE,
   GATEWAY_AUDIENCE,
-  GROUP,
   PLURAL,
-  VERSION,
 } from '../core/constants.js';
 import { createCertificateAuthority } from '../core/x509.js';
 import { KubeConfigApi } from '../kube/kube.js';
-import { startTestController } from './agent-stack.js';
+import { startTestController, wardenObjectCreator } from './agent-stack.js';
 
 export interface GatewayStack {
   readonly namespace: string;
@@ -127,17 +125,9 @@ export async function startGatewayStack(o: {
   const ns = o.namespace;
   const agent = 'bot';
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
   const api = new KubeConfigApi(kc);
   const log = pino({ level: process.env.WARDEN_E2E_LOG ?? 'silent' });
-  const create = (plural: string, kind: string, name: string, spec: unknown) =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural,
-      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
-    });
+  const create = wardenObjectCreator(kc, ns);
 
   const mcp = await startMcpUpstream();
   const http = await startHttpUpstream();

@@ -10,7 +10,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { pino } from 'pino';
@@ -22,9 +21,14 @@ import type { UsageReport } from '../cli/usage.js';
 import type { RunningController } from '../controller/run.js';
 import type { AgentIdentity, AuditEntry, AuditRecord } from '../core/api/index.js';
 import { recordName, sealRecord } from '../core/audit/chain.js';
-import { API_VERSION, GROUP, PLURAL, VERSION } from '../core/constants.js';
+import { API_VERSION, PLURAL } from '../core/constants.js';
 import { KubeConfigApi, type ObjectList } from '../kube/kube.js';
-import { createAgentWithApi, startTestController, writePodToken } from './agent-stack.js';
+import {
+  createAgentWithApi,
+  startTestController,
+  wardenObjectCreator,
+  writePodToken,
+} from './agent-stack.js';
 import { eventually } from './eventually.js';
 import { freshNamespace, kubeConfig, kubeconfigPath } from './harness/index.js';
 
@@ -73,15 +77,7 @@ beforeAll(async () => {
   const kc = kubeConfig();
   ns = await freshNamespace('replay');
   const log = pino({ level: process.env.WARDEN_E2E_LOG ?? 'silent' });
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const create = (plural: string, kind: string, name: string, spec: unknown) =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural,
-      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
-    });
+  const create = wardenObjectCreator(kc, ns);
   http = await startHttpUpstream();
   mcp = await startMcpUpstream({ stateless: true });
   // AgentIdentity support-bot, CredentialProvider api (HTTP) and AccessPolicy support-bot-read (GET on api).

@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningController } from '../../controller/run.js';
@@ -21,13 +21,11 @@ import {
   API_VERSION,
   DEFAULT_BROKER_AUDIENCE,
   GATEWAY_AUDIENCE,
-  GROUP,
   PLURAL,
-  VERSION,
 } from '../../core/constants.js';
 import { createCertificateAuthority } from '../../core/x509.js';
 import { KubeConfigApi, type ObjectList } from '../../kube/kube.js';
-import { startTestController } from '../agent-stack.js';
+import { startTestController, wardenObjectCreator } from '../agent-stack.js';
 import { tlsFetch } from '../gateway-fixture.js';
 import { freshNamespace, kubeConfig } from '../harness/index.js';
 import { drive, judgeTrail, prng, type Sent, startForwarder, startTarget } from './crash-matrix.js';
@@ -55,15 +53,7 @@ beforeAll(async () => {
   const kc = kubeConfig();
   ns = await freshNamespace('gw-replica-kill');
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const create = (plural: string, kind: string, name: string, spec: unknown) =>
-    custom.createNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: ns,
-      plural,
-      body: { apiVersion: API_VERSION, kind, metadata: { name, namespace: ns }, spec },
-    });
+  const create = wardenObjectCreator(kc, ns);
   target = await startTarget();
   await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: AGENT } } });
   await core.createNamespacedServiceAccount({
