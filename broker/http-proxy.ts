@@ -155,8 +155,10 @@ export class HttpProxy {
     // An AWS target (SigV4): the agent's signing material (Authorization, X-Amz-*) is stripped
     // before anything else reads the headers, and named in the audit entry.
     const sigv4 = known.ok && known.provider.signing === 'SigV4';
-    const agentHeaders = sigv4 ? withoutSigningHeaders(pairs(req.rawHeaders)) : undefined;
-    const pre = upstreamRequestHeaders(agentHeaders?.headers ?? pairs(req.rawHeaders), {
+    const rawPairs = pairs(req.rawHeaders);
+    const agentHeaders = sigv4 ? withoutSigningHeaders(rawPairs) : undefined;
+    const agentPairs = agentHeaders?.headers ?? rawPairs;
+    const pre = upstreamRequestHeaders(agentPairs, {
       mode: 'http',
       injectHeader: known.ok ? known.provider.inject.header : 'authorization',
       inject: [],
@@ -198,7 +200,7 @@ export class HttpProxy {
     const url = new URL(outcome.provider.url);
     const path = normaliseProxyPath(rest, url.pathname);
     if (!path.ok) return refuse(`path refused: ${path.message}`);
-    const built = upstreamRequestHeaders(agentHeaders?.headers ?? pairs(req.rawHeaders), {
+    const built = upstreamRequestHeaders(agentPairs, {
       mode: 'http',
       injectHeader: outcome.provider.inject.header,
       inject: upstreamCredentialHeaders(
