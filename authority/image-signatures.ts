@@ -11,6 +11,7 @@
  * is asked again at the next attestation.
  */
 import { createHash } from 'node:crypto';
+import { IMAGE_DIGEST } from '../core/api/patterns.js';
 import { COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLE_SIGNING_MEDIA_TYPE } from '../core/constants.js';
 import {
   type ImageRepository,
@@ -236,7 +237,7 @@ export class RegistrySignatureVerifier implements ImageSignatureVerifier {
     keys: Parameters<typeof judgeSignatureLayer>[2],
   ): Promise<LayerJudgement> {
     const blob = layer.digest;
-    if (typeof blob !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(blob)) {
+    if (typeof blob !== 'string' || !IMAGE_DIGEST.re.test(blob)) {
       return { ok: false, why: 'malformed', message: 'a signature layer has no sha256 digest' };
     }
     if (layer.mediaType !== undefined && layer.mediaType !== COSIGN_SIMPLE_SIGNING_MEDIA_TYPE) {

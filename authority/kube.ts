@@ -153,9 +153,4 @@ export class WatchedPods implements PodGetter {
   peek(namespace: string, name: string): PodLike | undefined {
     return this.informer.get(name, namespace);
   }
-
-  /** Whether the watch is connected (reads may be answered from it). */
-  isWatching(): boolean {
-    return this.watching;
-  }
 }

@@ -8,7 +8,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { toMessageSignatureBundle } from '@sigstore/bundle';
 import { toSignedEntity, VerificationError, Verifier } from '@sigstore/verify';
-import { PEM_PUBLIC_KEY } from '../api/patterns.js';
+import { IMAGE_DIGEST, PEM_PUBLIC_KEY } from '../api/patterns.js';
 import { COSIGN_SIGNATURE_TYPE } from '../constants.js';
 
 /** One entry of spec.attestation.images.signatures.keys. */
@@ -122,7 +122,7 @@ const REPOSITORY_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:
 export function imageRepository(reference: string): ImageRepository | undefined {
   let ref = reference.replace(/^[a-z-]+:\/\//, '');
   // A bare digest (some runtimes' imageID) names no repository.
-  if (/^sha256:[a-f0-9]{64}$/.test(ref)) return undefined;
+  if (IMAGE_DIGEST.re.test(ref)) return undefined;
   const at = ref.indexOf('@');
   if (at >= 0) ref = ref.slice(0, at);
   const slash = ref.lastIndexOf('/');
