@@ -28,6 +28,7 @@ import {
   type MintRequest,
   type MintResult,
   providerRef,
+  upstreamText,
 } from './types.js';
 
 /** JOSE typ of the web identity token (an OIDC ID-token-shaped JWT, as STS expects). */
@@ -267,9 +268,7 @@ export function xmlText(xml: string, tag: string): string | undefined {
 }
 
 /** Upstream text for an error: printable ASCII, bounded. */
-function clean(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
-}
+const clean = (s: string) => upstreamText(s, 300);
 
 /** Reads an AssumeRoleWithWebIdentity answer: the credentials, or a MintError naming the STS error. */
 export function parseStsResponse(

@@ -16,7 +16,14 @@ import { signJwt } from '../jwt.js';
 import type { KeySource } from '../keystore.js';
 import { injectHeader } from './inject.js';
 import { effectiveTtlMs } from './ttl.js';
-import { MintError, type Minter, type MintRequest, type MintResult, providerRef } from './types.js';
+import {
+  MintError,
+  type Minter,
+  type MintRequest,
+  type MintResult,
+  providerRef,
+  upstreamText,
+} from './types.js';
 
 /** JOSE typ of the subject/actor assertions sent to upstream token endpoints. */
 export const ASSERTION_TYP = 'JWT';
@@ -56,10 +63,7 @@ export function requestedScopes(
 
 /** Validates a token endpoint answer; upstream text is bounded and stripped of control characters. */
 export function parseTokenResponse(status: number, body: string, where: string, url: string): TokenResponse {
-  const clean = (s: unknown) =>
-    String(s)
-      .replace(/[^\x20-\x7e]/g, ' ')
-      .slice(0, 200);
+  const clean = (s: unknown) => upstreamText(s, 200);
   let json: Record<string, unknown> | undefined;
   try {
     const parsed: unknown = JSON.parse(body);

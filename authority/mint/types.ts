@@ -121,6 +121,13 @@ export type MintErrorReason =
   /** A sender-constrained provider, but the broker sent no DPoP key thumbprint. */
   | 'ProofKeyMissing';
 
+/** Upstream text for an error message: printable ASCII (no control characters), at most `max` characters. */
+export function upstreamText(s: unknown, max: number): string {
+  return String(s)
+    .replace(/[^\x20-\x7e]/g, ' ')
+    .slice(0, max);
+}
+
 /** A minting failure a person can act on; the message never contains a secret value. */
 export class MintError extends Error {
   constructor(
