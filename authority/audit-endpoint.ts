@@ -248,7 +248,7 @@ export async function handleAudit(
     if (admitted.fresh.length > 0) {
       for (const s of deps.sinks) {
         try {
-          void s.recordBrokerEvents(who, admitted.fresh);
+          s.recordBrokerEvents(who, admitted.fresh);
         } catch {
           // A counter that fails must not fail the acknowledgement of persisted entries.
         }

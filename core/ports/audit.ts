@@ -71,12 +71,12 @@ export interface BrokerEvent {
 }
 
 /**
- * Where validated broker events go (the audit trail, the decision counters). A sink that returns a
- * promise holds the /v1/audit answer until it resolves: the trail resolves once the events are
- * persisted, so the broker deletes them from its spool only then.
+ * Who counts validated broker events (decision stats, circuit breaker, tool usage): given only the
+ * events the trail admitted as new (BrokerAuditTrail), after it did. Synchronous: the /v1/audit
+ * answer waits for the trail's persistence, never for a counter.
  */
 export interface BrokerEventSink {
-  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void | Promise<void>;
+  recordBrokerEvents(who: AuditSubject, events: readonly BrokerEvent[]): void;
 }
 
 /** What the trail made of a shipped batch (BrokerAuditTrail.admitBrokerEvents). */
