@@ -26,6 +26,7 @@ import { REPLAY_MAX_BYTES } from '../core/audit/replay.js';
 import { MAX_CHAIN_DEPTH } from '../core/constants.js';
 import { sessionJsonRequest } from './authn.js';
 import { OAuthError } from './errors.js';
+import { resolvedWithin } from './http.js';
 import type { RequestContext } from './request.js';
 import type { Sessions } from './session.js';
 
@@ -256,18 +257,15 @@ export async function handleAudit(
     }
     return admitted.persisted;
   });
-  let timer: NodeJS.Timeout | undefined;
-  const persisted = await Promise.race([
+  const persisted = await resolvedWithin(
     stored.then(
       () => true,
       // The trail could not tell what it holds (the API server unreachable): the broker ships again.
       () => false,
     ),
-    new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), deps.ackTimeoutMs ?? ACK_TIMEOUT_MS);
-    }),
-  ]);
-  clearTimeout(timer);
+    deps.ackTimeoutMs ?? ACK_TIMEOUT_MS,
+    false,
+  );
   if (!persisted) {
     ctx.audit.message = `${events.length} broker audit events not persisted in time`;
     throw new OAuthError(

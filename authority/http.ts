@@ -103,3 +103,21 @@ export function bearerToken(req: IncomingMessage): string {
   if (!m) throw new OAuthError('invalid_token', 'Authorization header must be "Bearer <session token>"');
   return m[1]!;
 }
+
+/**
+ * What `p` resolves to, or `late` once `ms` passed first. The timer is cleared either way, so
+ * nothing outlives the request; `p` itself goes on (an audit entry stays queued in the writer).
+ */
+export async function resolvedWithin<T, L>(p: Promise<T>, ms: number, late: L): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<L>((resolve) => {
+        timer = setTimeout(() => resolve(late), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsOptions }
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditSink } from './audit.js';
 import { OAuthError, toOAuthError } from './errors.js';
+import { resolvedWithin } from './http.js';
 import type { KeySource } from './keystore.js';
 import type { FailureRateLimiter } from './ratelimit.js';
 import { type RequestContext, slowDownError } from './request.js';
@@ -49,25 +50,6 @@ export const DURABLE_AUDIT_ENDPOINTS: ReadonlySet<string> = new Set(['/v1/token'
  * record write on a loaded API server (as /v1/audit's acknowledgement).
  */
 export const AUDIT_PERSIST_TIMEOUT_MS = 3000;
-
-/**
- * What a persisted record came to within `ms`: 'written', 'refused' (the entry was dropped as
- * invalid) or 'late'. The timer is cleared either way; a late record stays queued in the writer
- * (its waiter is freed with the entry), so nothing here outlives the request.
- */
-async function within(kept: Promise<boolean>, ms: number): Promise<'written' | 'refused' | 'late'> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      kept.then((written) => (written ? ('written' as const) : ('refused' as const))),
-      new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function sendJson(
   res: ServerResponse,
@@ -155,11 +137,13 @@ export function createAuthorityServer(opts: AuthorityServerOptions): Server {
       const body = await handler(ctx);
       if (ctx.streaming) return; // the handler audits and writes the stream itself
       const allowed = eventOf(ctx, 'Allow');
-      let outcome: Awaited<ReturnType<typeof within>> = 'written';
+      // 'written', 'refused' (the entry was dropped as invalid) or 'late'.
+      let outcome: 'written' | 'refused' | 'late' = 'written';
       if (DURABLE_AUDIT_ENDPOINTS.has(path) && opts.audit.persist) {
-        outcome = await within(
-          opts.audit.persist(allowed),
+        outcome = await resolvedWithin(
+          opts.audit.persist(allowed).then((written) => (written ? 'written' : 'refused')),
           opts.auditPersistTimeoutMs ?? AUDIT_PERSIST_TIMEOUT_MS,
+          'late',
         );
       } else opts.audit.record(allowed);
       if (outcome === 'late') {
