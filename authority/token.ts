@@ -40,7 +40,7 @@ import { MAX_FORM_BYTES, mediaType, parseForm, readBody } from './http.js';
 import type { ImageSignatureVerifier } from './image-signatures.js';
 import type { AgentIdentityGetter, PodGetter } from './kube.js';
 import type { RequestContext } from './request.js';
-import type { SessionSubject, Sessions } from './session.js';
+import type { IssuedSession, SessionSubject, Sessions } from './session.js';
 
 export interface TokenEndpointDeps {
   reviewer: TokenReviewer & Partial<Pick<CachedTokenReviewer, 'knownGood'>>;
@@ -391,17 +391,7 @@ function sessionBody(
   subject: SessionSubject,
   refresh: boolean,
 ): Record<string, unknown> {
-  const session = deps.sessions.issue(subject);
-  deps.metrics?.credentialIssued('Session');
-  ctx.audit.credentialId = session.claims.jti;
-  ctx.noStore = true;
-  attested(ctx, deps, refresh);
-  return {
-    access_token: session.token,
-    issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
-    token_type: 'Bearer',
-    expires_in: session.expiresIn,
-  };
+  return issuedBody(ctx, deps, 'Session', deps.sessions.issue(subject), refresh, TOKEN_TYPE_ACCESS_TOKEN);
 }
 
 function agentTokenBody(
@@ -411,13 +401,25 @@ function agentTokenBody(
   exchanged: boolean,
 ): Record<string, unknown> {
   const issued = deps.sessions.issueAgentToken(subject);
-  deps.metrics?.credentialIssued('AgentToken');
+  return issuedBody(ctx, deps, 'AgentToken', issued, false, exchanged ? TOKEN_TYPE_AGENT : undefined);
+}
+
+/** The answer carrying an issued session or agent token: counted, audited by id, never cached. */
+function issuedBody(
+  ctx: RequestContext,
+  deps: TokenEndpointDeps,
+  kind: 'Session' | 'AgentToken',
+  issued: IssuedSession,
+  refresh: boolean,
+  issuedTokenType: string | undefined,
+): Record<string, unknown> {
+  deps.metrics?.credentialIssued(kind);
   ctx.audit.credentialId = issued.claims.jti;
   ctx.noStore = true;
-  attested(ctx, deps, false);
+  attested(ctx, deps, refresh);
   return {
     access_token: issued.token,
-    ...(exchanged ? { issued_token_type: TOKEN_TYPE_AGENT } : {}),
+    ...(issuedTokenType ? { issued_token_type: issuedTokenType } : {}),
     token_type: 'Bearer',
     expires_in: issued.expiresIn,
   };
